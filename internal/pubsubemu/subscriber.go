@@ -1,0 +1,883 @@
+package pubsubemu
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"io"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/emptypb"
+)
+
+const (
+	defaultMaxDeliveryAttempts = 5
+	defaultMinBackoff          = 10 * time.Second
+	defaultMaxBackoff          = 600 * time.Second
+	pullWaitMax                = 5 * time.Second
+)
+
+type keyState struct {
+	pending deque
+}
+
+// stream is one StreamingPull connection's flow-control state (guarded by sub.mu).
+type stream struct {
+	maxMsgs     int
+	maxBytes    int64
+	outMsgs     int
+	outBytes    int64
+	ackDeadline time.Duration
+}
+
+type subscription struct {
+	srv    *Server
+	name   string
+	filter *filterExpr // immutable
+
+	mu          sync.Mutex
+	proto       *pb.Subscription
+	deleted     bool
+	ordering    bool
+	retainAcked bool
+	ackDeadline time.Duration
+	retention   time.Duration
+	dlTopic     string
+	maxAttempts int32
+	retry       bool
+	minBackoff  time.Duration
+	maxBackoff  time.Duration
+
+	ready       deque // never delivered, publish order
+	redeliver   deque // nacked, expired or released by an ordering key: served first
+	acked       deque // retained acked messages, for seek
+	outstanding map[string]*subMsg
+	timers      timerHeap
+	keys        map[string]*keyState
+	streams     map[*stream]struct{}
+	notify      chan struct{} // closed and replaced when messages or capacity appear
+
+	ackPrefix string
+	ackSeq    uint64
+
+	ops  []storeOp // persistence writes gathered under mu
+	dead []*subMsg // dead letters gathered under mu
+}
+
+func (s *Server) newSubscription(sp *pb.Subscription) (*subscription, error) {
+	var f *filterExpr
+	if sp.Filter != "" {
+		var err error
+		if f, err = parseFilter(sp.Filter); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "invalid filter %q: %v", sp.Filter, err)
+		}
+	}
+	sub := &subscription{
+		srv:         s,
+		name:        sp.Name,
+		filter:      f,
+		outstanding: map[string]*subMsg{},
+		keys:        map[string]*keyState{},
+		streams:     map[*stream]struct{}{},
+		notify:      make(chan struct{}),
+		ackPrefix:   s.bootID + "-",
+	}
+	sub.configureLocked(sp)
+	return sub, nil
+}
+
+// configureLocked applies a subscription's settings.
+func (sub *subscription) configureLocked(sp *pb.Subscription) {
+	sub.proto = sp
+	sub.ordering = sp.EnableMessageOrdering
+	sub.retainAcked = sp.RetainAckedMessages
+	sub.ackDeadline = time.Duration(sp.AckDeadlineSeconds) * time.Second
+	if sub.ackDeadline <= 0 {
+		sub.ackDeadline = defaultAckDeadline
+	}
+	sub.retention = defaultRetention
+	if d := sp.MessageRetentionDuration; d != nil {
+		sub.retention = d.AsDuration()
+	}
+	sub.dlTopic, sub.maxAttempts = "", 0
+	if dlp := sp.DeadLetterPolicy; dlp != nil && dlp.DeadLetterTopic != "" {
+		sub.dlTopic = dlp.DeadLetterTopic
+		sub.maxAttempts = dlp.MaxDeliveryAttempts
+		if sub.maxAttempts == 0 {
+			sub.maxAttempts = defaultMaxDeliveryAttempts
+		}
+	}
+	sub.retry = sp.RetryPolicy != nil
+	sub.minBackoff, sub.maxBackoff = defaultMinBackoff, defaultMaxBackoff
+	if rp := sp.RetryPolicy; rp != nil {
+		if rp.MinimumBackoff != nil {
+			sub.minBackoff = rp.MinimumBackoff.AsDuration()
+		}
+		if rp.MaximumBackoff != nil {
+			sub.maxBackoff = rp.MaximumBackoff.AsDuration()
+		}
+	}
+}
+
+func (sub *subscription) signalLocked() {
+	close(sub.notify)
+	sub.notify = make(chan struct{})
+}
+
+func (sub *subscription) expired(sm *subMsg, now time.Time) bool {
+	return now.Sub(sm.m.publish) > sub.retention
+}
+
+// restore puts a message loaded from the data dir back in the backlog.
+func (sub *subscription) restore(m *message, acked bool, now time.Time) {
+	sm := &subMsg{m: m, hidx: -1}
+	if acked {
+		sm.state = stAcked
+		sub.acked.push(sm)
+		return
+	}
+	sub.ready.push(sm)
+}
+
+func (sub *subscription) enqueue(msgs []*message) {
+	sub.mu.Lock()
+	if sub.deleted {
+		for _, m := range msgs {
+			sub.freeLocked(&subMsg{m: m})
+		}
+		ops := sub.flushLocked()
+		sub.mu.Unlock()
+		sub.srv.persist(ops...)
+		return
+	}
+	for _, m := range msgs {
+		sub.ready.push(&subMsg{m: m, hidx: -1})
+	}
+	sub.signalLocked()
+	sub.mu.Unlock()
+}
+
+// freeLocked forgets a message for this subscription.
+func (sub *subscription) freeLocked(sm *subMsg) {
+	if sm.holder {
+		sub.releaseKeyLocked(sm)
+	}
+	sm.state = stGone
+	if sub.srv.store != nil {
+		sub.ops = append(sub.ops, subMsgDelete(sub.name, sm.m.seq))
+		if sm.m.refs.Add(-1) == 0 {
+			sub.ops = append(sub.ops, msgDelete(sm.m.seq))
+		}
+	}
+}
+
+// releaseKeyLocked lets the next message of an ordering key go.
+func (sub *subscription) releaseKeyLocked(sm *subMsg) {
+	sm.holder = false
+	k := sm.m.pm.OrderingKey
+	ks := sub.keys[k]
+	if ks == nil {
+		return
+	}
+	if ks.pending.len() == 0 {
+		delete(sub.keys, k)
+		return
+	}
+	nx := ks.pending.pop()
+	nx.holder = true
+	nx.state = stQueued
+	sub.redeliver.push(nx)
+}
+
+func (sub *subscription) flushLocked() []storeOp {
+	ops := sub.ops
+	sub.ops = nil
+	return ops
+}
+
+// after runs the work gathered under mu: persistence and dead letters.
+func (sub *subscription) after(ops []storeOp, dead []*subMsg, dlTopic string) {
+	sub.srv.persist(ops...)
+	if len(dead) > 0 {
+		sub.srv.forwardDeadLetters(sub.name, dlTopic, dead)
+	}
+}
+
+// unlock releases mu and does the gathered work.
+func (sub *subscription) unlock() {
+	ops := sub.flushLocked()
+	dead := sub.dead
+	sub.dead = nil
+	dlTopic := sub.dlTopic
+	sub.mu.Unlock()
+	sub.after(ops, dead, dlTopic)
+}
+
+// takeLocked delivers up to maxMsgs messages (and about maxBytes).
+func (sub *subscription) takeLocked(maxMsgs int, maxBytes int64, st *stream, now time.Time) []*pb.ReceivedMessage {
+	deadline := sub.ackDeadline
+	if st != nil && st.ackDeadline > 0 {
+		deadline = st.ackDeadline
+	}
+	var out []*pb.ReceivedMessage
+	var bytes int64
+	for len(out) < maxMsgs {
+		q := &sub.redeliver
+		if q.len() == 0 {
+			q = &sub.ready
+			if q.len() == 0 {
+				break
+			}
+		}
+		sm := q.peek()
+		if len(out) > 0 && bytes+sm.m.size > maxBytes {
+			break
+		}
+		q.pop()
+		if sub.expired(sm, now) {
+			sub.freeLocked(sm)
+			continue
+		}
+		if sub.ordering && q == &sub.ready && sm.m.pm.OrderingKey != "" {
+			if ks := sub.keys[sm.m.pm.OrderingKey]; ks != nil {
+				sm.state = stKeyWait
+				ks.pending.push(sm)
+				continue
+			}
+			sub.keys[sm.m.pm.OrderingKey] = &keyState{}
+			sm.holder = true
+		}
+		sub.ackSeq++
+		sm.ackID = sub.ackPrefix + strconv.FormatUint(sub.ackSeq, 36)
+		sm.attempts++
+		sm.state = stOutstanding
+		sm.due = now.Add(deadline)
+		sm.st = st
+		heap.Push(&sub.timers, sm)
+		sub.outstanding[sm.ackID] = sm
+		if st != nil {
+			st.outMsgs++
+			st.outBytes += sm.m.size
+		}
+		rm := &pb.ReceivedMessage{AckId: sm.ackID, Message: sm.m.pm}
+		if sub.dlTopic != "" {
+			rm.DeliveryAttempt = sm.attempts
+		}
+		out = append(out, rm)
+		bytes += sm.m.size
+	}
+	return out
+}
+
+// detachLocked removes an outstanding message from the ack id map, the timer
+// heap and its stream's flow-control counts.
+func (sub *subscription) detachLocked(sm *subMsg) {
+	delete(sub.outstanding, sm.ackID)
+	sm.ackID = ""
+	if sm.hidx >= 0 {
+		heap.Remove(&sub.timers, sm.hidx)
+	}
+	if st := sm.st; st != nil {
+		st.outMsgs--
+		st.outBytes -= sm.m.size
+		sm.st = nil
+	}
+}
+
+func (sub *subscription) ackLocked(sm *subMsg) {
+	if sub.retainAcked {
+		if sm.holder {
+			sub.releaseKeyLocked(sm)
+		}
+		sm.state = stAcked
+		sub.acked.push(sm)
+		if sub.srv.store != nil {
+			sub.ops = append(sub.ops, subMsgPut(sub.name, sm.m.seq, true))
+		}
+		return
+	}
+	sub.freeLocked(sm)
+}
+
+// nackLocked makes a detached message available again, after the retry
+// policy's backoff, or dead-letters it after max delivery attempts.
+func (sub *subscription) nackLocked(sm *subMsg, now time.Time) {
+	if sub.expired(sm, now) {
+		sub.freeLocked(sm)
+		return
+	}
+	if sub.dlTopic != "" && sm.attempts >= sub.maxAttempts {
+		sub.dead = append(sub.dead, sm)
+		sub.freeLocked(sm)
+		return
+	}
+	if sub.retry {
+		backoff := sub.minBackoff
+		for i := int32(1); i < sm.attempts && backoff < sub.maxBackoff; i++ {
+			backoff *= 2
+		}
+		backoff = min(backoff, sub.maxBackoff)
+		if backoff > 0 {
+			sm.state = stDelayed
+			sm.due = now.Add(backoff)
+			heap.Push(&sub.timers, sm)
+			return
+		}
+	}
+	sm.state = stQueued
+	sub.redeliver.push(sm)
+}
+
+// tick expires deadlines and backoffs and drops messages past retention.
+func (sub *subscription) tick(now time.Time) {
+	sub.mu.Lock()
+	changed := false
+	for len(sub.timers) > 0 && !sub.timers[0].due.After(now) {
+		sm := sub.timers[0]
+		switch sm.state {
+		case stOutstanding:
+			sub.detachLocked(sm)
+			sub.nackLocked(sm, now)
+		case stDelayed:
+			heap.Pop(&sub.timers)
+			sm.state = stQueued
+			sub.redeliver.push(sm)
+		default:
+			heap.Pop(&sub.timers)
+		}
+		changed = true
+	}
+	for sub.ready.len() > 0 && sub.expired(sub.ready.peek(), now) {
+		sub.freeLocked(sub.ready.pop())
+	}
+	for sub.acked.len() > 0 && sub.expired(sub.acked.peek(), now) {
+		sub.freeLocked(sub.acked.pop())
+	}
+	if changed {
+		sub.signalLocked()
+	}
+	sub.unlock()
+}
+
+// purgeLocked drops everything; it returns nothing to deliver afterwards.
+func (sub *subscription) purgeLocked() []*subMsg {
+	all := sub.allLocked()
+	for _, sm := range all {
+		sm.holder = false
+		sub.freeLocked(sm)
+	}
+	sub.resetLocked()
+	return all
+}
+
+// allLocked lists every message the subscription holds.
+func (sub *subscription) allLocked() []*subMsg {
+	var all []*subMsg
+	add := func(sm *subMsg) { all = append(all, sm) }
+	sub.ready.each(add)
+	sub.redeliver.each(add)
+	sub.acked.each(add)
+	for _, sm := range sub.timers {
+		add(sm)
+	}
+	for _, ks := range sub.keys {
+		ks.pending.each(add)
+	}
+	return all
+}
+
+func (sub *subscription) resetLocked() {
+	sub.ready.reset()
+	sub.redeliver.reset()
+	sub.acked.reset()
+	sub.timers = nil
+	sub.outstanding = map[string]*subMsg{}
+	sub.keys = map[string]*keyState{}
+	for st := range sub.streams {
+		st.outMsgs, st.outBytes = 0, 0
+	}
+}
+
+// Admin RPCs.
+
+func (g *subscriberService) CreateSubscription(_ context.Context, in *pb.Subscription) (*pb.Subscription, error) {
+	s := g.s
+	if _, _, err := checkName(in.Name, "subscriptions"); err != nil {
+		return nil, err
+	}
+	sp := proto.Clone(in).(*pb.Subscription)
+	if err := checkSubscription(sp); err != nil {
+		return nil, err
+	}
+	if sp.AckDeadlineSeconds == 0 {
+		sp.AckDeadlineSeconds = int32(defaultAckDeadline / time.Second)
+	}
+	if sp.MessageRetentionDuration == nil {
+		sp.MessageRetentionDuration = durationpb.New(defaultRetention)
+	}
+	if sp.DeadLetterPolicy != nil && sp.DeadLetterPolicy.MaxDeliveryAttempts == 0 {
+		sp.DeadLetterPolicy.MaxDeliveryAttempts = defaultMaxDeliveryAttempts
+	}
+	sp.State = pb.Subscription_ACTIVE
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.subs[sp.Name]; ok {
+		return nil, status.Errorf(codes.AlreadyExists, "subscription %s already exists", sp.Name)
+	}
+	t, ok := s.topics[sp.Topic]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "topic %s not found", sp.Topic)
+	}
+	if dlp := sp.DeadLetterPolicy; dlp != nil {
+		if _, ok := s.topics[dlp.DeadLetterTopic]; !ok {
+			return nil, status.Errorf(codes.NotFound, "dead-letter topic %s not found", dlp.DeadLetterTopic)
+		}
+	}
+	sub, err := s.newSubscription(sp)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.persistWait(metaPut(kindSub, sp.Name, sp)); err != nil {
+		return nil, status.Errorf(codes.Internal, "create subscription: %v", err)
+	}
+	s.subs[sp.Name] = sub
+	t.addSub(sub)
+	s.log.Debug("subscription created", "subscription", sp.Name, "topic", sp.Topic)
+	return proto.Clone(sp).(*pb.Subscription), nil
+}
+
+func checkSubscription(sp *pb.Subscription) error {
+	if a := sp.AckDeadlineSeconds; a < 0 || a > int32(maxAckDeadline/time.Second) {
+		return status.Errorf(codes.InvalidArgument, "ack_deadline_seconds %d outside [1, 600]", a)
+	}
+	if d := sp.MessageRetentionDuration; d != nil {
+		if dd := d.AsDuration(); dd < minRetention || dd > defaultRetention {
+			return status.Errorf(codes.InvalidArgument, "message_retention_duration %v outside [10m, 7d]", dd)
+		}
+	}
+	if dlp := sp.DeadLetterPolicy; dlp != nil {
+		if _, _, err := checkName(dlp.DeadLetterTopic, "topics"); err != nil {
+			return err
+		}
+		if n := dlp.MaxDeliveryAttempts; n != 0 && (n < 5 || n > 100) {
+			return status.Errorf(codes.InvalidArgument, "max_delivery_attempts %d outside [5, 100]", n)
+		}
+	}
+	if rp := sp.RetryPolicy; rp != nil {
+		lo, hi := defaultMinBackoff, defaultMaxBackoff
+		if rp.MinimumBackoff != nil {
+			lo = rp.MinimumBackoff.AsDuration()
+		}
+		if rp.MaximumBackoff != nil {
+			hi = rp.MaximumBackoff.AsDuration()
+		}
+		if lo < 0 || hi > defaultMaxBackoff || lo > hi {
+			return status.Error(codes.InvalidArgument, "retry_policy backoffs must satisfy 0 <= minimum <= maximum <= 600s")
+		}
+	}
+	if sp.PushConfig != nil && sp.PushConfig.PushEndpoint != "" {
+		return status.Error(codes.Unimplemented, "push subscriptions are not supported by this emulator")
+	}
+	return nil
+}
+
+func (s *Server) findSub(name string) (*subscription, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	sub, ok := s.subs[name]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "subscription %s not found", name)
+	}
+	return sub, nil
+}
+
+func (g *subscriberService) GetSubscription(_ context.Context, req *pb.GetSubscriptionRequest) (*pb.Subscription, error) {
+	sub, err := g.s.findSub(req.Subscription)
+	if err != nil {
+		return nil, err
+	}
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return proto.Clone(sub.proto).(*pb.Subscription), nil
+}
+
+func (g *subscriberService) UpdateSubscription(_ context.Context, req *pb.UpdateSubscriptionRequest) (*pb.Subscription, error) {
+	s := g.s
+	if req.Subscription == nil {
+		return nil, status.Error(codes.InvalidArgument, "subscription is required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, ok := s.subs[req.Subscription.Name]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "subscription %s not found", req.Subscription.Name)
+	}
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	next := proto.Clone(sub.proto).(*pb.Subscription)
+	immutable := map[string]bool{"name": true, "topic": true, "enable_message_ordering": true, "filter": true}
+	if err := applyMask(next, req.Subscription, req.UpdateMask, immutable); err != nil {
+		return nil, err
+	}
+	if err := checkSubscription(next); err != nil {
+		return nil, err
+	}
+	if next.AckDeadlineSeconds == 0 {
+		next.AckDeadlineSeconds = int32(defaultAckDeadline / time.Second)
+	}
+	if next.MessageRetentionDuration == nil {
+		next.MessageRetentionDuration = durationpb.New(defaultRetention)
+	}
+	if dlp := next.DeadLetterPolicy; dlp != nil {
+		if _, ok := s.topics[dlp.DeadLetterTopic]; !ok {
+			return nil, status.Errorf(codes.NotFound, "dead-letter topic %s not found", dlp.DeadLetterTopic)
+		}
+		if dlp.MaxDeliveryAttempts == 0 {
+			dlp.MaxDeliveryAttempts = defaultMaxDeliveryAttempts
+		}
+	}
+	if err := s.persistWait(metaPut(kindSub, next.Name, next)); err != nil {
+		return nil, status.Errorf(codes.Internal, "update subscription: %v", err)
+	}
+	sub.configureLocked(next)
+	return proto.Clone(next).(*pb.Subscription), nil
+}
+
+func (g *subscriberService) ListSubscriptions(_ context.Context, req *pb.ListSubscriptionsRequest) (*pb.ListSubscriptionsResponse, error) {
+	s := g.s
+	if err := checkProject(req.Project); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var names []string
+	for n := range s.subs {
+		if projectOf(n) == req.Project {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	page, next := paginate(names, req.PageToken, req.PageSize)
+	resp := &pb.ListSubscriptionsResponse{NextPageToken: next}
+	for _, n := range page {
+		sub := s.subs[n]
+		sub.mu.Lock()
+		resp.Subscriptions = append(resp.Subscriptions, proto.Clone(sub.proto).(*pb.Subscription))
+		sub.mu.Unlock()
+	}
+	return resp, nil
+}
+
+func (g *subscriberService) DeleteSubscription(_ context.Context, req *pb.DeleteSubscriptionRequest) (*emptypb.Empty, error) {
+	s := g.s
+	s.mu.Lock()
+	sub, ok := s.subs[req.Subscription]
+	if !ok {
+		s.mu.Unlock()
+		return nil, status.Errorf(codes.NotFound, "subscription %s not found", req.Subscription)
+	}
+	delete(s.subs, req.Subscription)
+	t := s.topics[sub.proto.Topic]
+	s.mu.Unlock()
+	if t != nil {
+		t.removeSub(sub)
+	}
+	sub.mu.Lock()
+	sub.deleted = true
+	sub.purgeLocked()
+	sub.signalLocked()
+	ops := append(sub.flushLocked(), metaDelete(kindSub, sub.name), storeOp{kind: opDeleteBucket, bucket: subBucket(sub.name)})
+	sub.mu.Unlock()
+	if err := s.persistWait(ops...); err != nil {
+		return nil, status.Errorf(codes.Internal, "delete subscription: %v", err)
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// Data-plane RPCs.
+
+func (g *subscriberService) Acknowledge(_ context.Context, req *pb.AcknowledgeRequest) (*emptypb.Empty, error) {
+	sub, err := g.s.findSub(req.Subscription)
+	if err != nil {
+		return nil, err
+	}
+	sub.ackIDs(req.AckIds)
+	return &emptypb.Empty{}, nil
+}
+
+func (sub *subscription) ackIDs(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	sub.mu.Lock()
+	n := 0
+	for _, id := range ids {
+		sm := sub.outstanding[id]
+		if sm == nil {
+			continue // stale or unknown ack id: ignored, as Pub/Sub does
+		}
+		sub.detachLocked(sm)
+		sub.ackLocked(sm)
+		n++
+	}
+	if n > 0 {
+		sub.signalLocked()
+	}
+	sub.unlock()
+}
+
+func (g *subscriberService) ModifyAckDeadline(_ context.Context, req *pb.ModifyAckDeadlineRequest) (*emptypb.Empty, error) {
+	sub, err := g.s.findSub(req.Subscription)
+	if err != nil {
+		return nil, err
+	}
+	if req.AckDeadlineSeconds < 0 || req.AckDeadlineSeconds > int32(maxAckDeadline/time.Second) {
+		return nil, status.Errorf(codes.InvalidArgument, "ack_deadline_seconds %d outside [0, 600]", req.AckDeadlineSeconds)
+	}
+	sub.modAck(req.AckIds, req.AckDeadlineSeconds)
+	return &emptypb.Empty{}, nil
+}
+
+func (sub *subscription) modAck(ids []string, seconds int32) {
+	if len(ids) == 0 {
+		return
+	}
+	now := sub.srv.now()
+	sub.mu.Lock()
+	nacked := false
+	for _, id := range ids {
+		sm := sub.outstanding[id]
+		if sm == nil {
+			continue
+		}
+		if seconds == 0 {
+			sub.detachLocked(sm)
+			sub.nackLocked(sm, now)
+			nacked = true
+			continue
+		}
+		sm.due = now.Add(time.Duration(seconds) * time.Second)
+		heap.Fix(&sub.timers, sm.hidx)
+	}
+	if nacked {
+		sub.signalLocked()
+	}
+	sub.unlock()
+}
+
+func (g *subscriberService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.PullResponse, error) {
+	s := g.s
+	sub, err := s.findSub(req.Subscription)
+	if err != nil {
+		return nil, err
+	}
+	if req.MaxMessages <= 0 {
+		return nil, status.Error(codes.InvalidArgument, "max_messages must be positive")
+	}
+	limit := int(min(req.MaxMessages, maxMessagesPerResp))
+	var timeout <-chan time.Time
+	for {
+		sub.mu.Lock()
+		if sub.deleted {
+			sub.mu.Unlock()
+			return nil, status.Errorf(codes.NotFound, "subscription %s not found", req.Subscription)
+		}
+		msgs := sub.takeLocked(limit, maxBytesPerResp, nil, s.now())
+		ch := sub.notify
+		sub.unlock()
+		if len(msgs) > 0 || req.ReturnImmediately { //nolint:staticcheck // deprecated but honoured
+			return &pb.PullResponse{ReceivedMessages: msgs}, nil
+		}
+		if timeout == nil {
+			timeout = time.After(pullWaitMax)
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return &pb.PullResponse{}, nil
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		case <-s.stop:
+			return &pb.PullResponse{}, nil
+		}
+	}
+}
+
+func (g *subscriberService) StreamingPull(ss pb.Subscriber_StreamingPullServer) error {
+	s := g.s
+	first, err := ss.Recv()
+	if err != nil {
+		return err
+	}
+	sub, err := s.findSub(first.Subscription)
+	if err != nil {
+		return err
+	}
+	if d := first.StreamAckDeadlineSeconds; d < 0 || d > int32(maxAckDeadline/time.Second) {
+		return status.Errorf(codes.InvalidArgument, "stream_ack_deadline_seconds %d outside [10, 600]", d)
+	}
+	st := &stream{
+		maxMsgs:     int(first.MaxOutstandingMessages),
+		maxBytes:    first.MaxOutstandingBytes,
+		ackDeadline: time.Duration(first.StreamAckDeadlineSeconds) * time.Second,
+	}
+	sub.mu.Lock()
+	sub.streams[st] = struct{}{}
+	sub.mu.Unlock()
+	defer func() {
+		sub.mu.Lock()
+		delete(sub.streams, st)
+		sub.mu.Unlock()
+	}()
+	handle := func(req *pb.StreamingPullRequest) bool {
+		sub.ackIDs(req.AckIds)
+		for i, id := range req.ModifyDeadlineAckIds {
+			if i < len(req.ModifyDeadlineSeconds) {
+				sub.modAck([]string{id}, req.ModifyDeadlineSeconds[i])
+			}
+		}
+		if d := req.StreamAckDeadlineSeconds; d > 0 {
+			sub.mu.Lock()
+			st.ackDeadline = time.Duration(d) * time.Second
+			sub.mu.Unlock()
+		}
+		return len(req.AckIds) == 0 && len(req.ModifyDeadlineAckIds) == 0
+	}
+	handle(first)
+
+	ping := make(chan struct{}, 1)
+	recvDone := make(chan error, 1)
+	go func() {
+		for {
+			req, err := ss.Recv()
+			if err != nil {
+				recvDone <- err
+				return
+			}
+			if handle(req) && first.ProtocolVersion >= 1 {
+				select {
+				case ping <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+
+	ctx := ss.Context()
+	for {
+		sub.mu.Lock()
+		if sub.deleted {
+			sub.mu.Unlock()
+			return status.Errorf(codes.NotFound, "subscription %s not found", sub.name)
+		}
+		var msgs []*pb.ReceivedMessage
+		room := maxMessagesPerResp
+		if st.maxMsgs > 0 {
+			room = min(room, st.maxMsgs-st.outMsgs)
+		}
+		byteRoom := int64(maxBytesPerResp)
+		if st.maxBytes > 0 {
+			byteRoom = min(byteRoom, st.maxBytes-st.outBytes)
+		}
+		if room > 0 && byteRoom > 0 {
+			msgs = sub.takeLocked(room, byteRoom, st, s.now())
+		}
+		ch := sub.notify
+		sub.unlock()
+		if len(msgs) > 0 {
+			if err := ss.Send(&pb.StreamingPullResponse{ReceivedMessages: msgs}); err != nil {
+				sub.nackUnsent(msgs)
+				return err
+			}
+			continue
+		}
+		select {
+		case <-ch:
+		case <-ping:
+			if err := ss.Send(&pb.StreamingPullResponse{}); err != nil {
+				return err
+			}
+		case err := <-recvDone:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-s.stop:
+			return status.Error(codes.Unavailable, "server shutting down")
+		}
+	}
+}
+
+// nackUnsent returns messages that could not be sent on a broken stream.
+func (sub *subscription) nackUnsent(msgs []*pb.ReceivedMessage) {
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.AckId
+	}
+	sub.modAck(ids, 0)
+}
+
+func (g *subscriberService) Seek(_ context.Context, req *pb.SeekRequest) (*pb.SeekResponse, error) {
+	s := g.s
+	sub, err := s.findSub(req.Subscription)
+	if err != nil {
+		return nil, err
+	}
+	var t time.Time
+	switch target := req.Target.(type) {
+	case *pb.SeekRequest_Time:
+		t = target.Time.AsTime()
+	case *pb.SeekRequest_Snapshot:
+		return nil, status.Error(codes.Unimplemented, "snapshots are not supported by this emulator; seek to a time")
+	default:
+		return nil, status.Error(codes.InvalidArgument, "seek needs a time or a snapshot")
+	}
+	now := s.now()
+	sub.mu.Lock()
+	all := sub.allLocked()
+	sub.resetLocked()
+	sort.Slice(all, func(i, j int) bool { return all[i].m.seq < all[j].m.seq })
+	for _, sm := range all {
+		wasAcked := sm.state == stAcked
+		sm.hidx, sm.st, sm.holder, sm.ackID = -1, nil, false, ""
+		switch {
+		case sub.expired(sm, now):
+			sub.freeLocked(sm)
+		case sm.m.publish.Before(t):
+			if wasAcked {
+				sub.acked.push(sm)
+			} else {
+				sub.ackLocked(sm)
+			}
+		default:
+			sm.state = stQueued
+			sub.ready.push(sm)
+			if wasAcked && s.store != nil {
+				sub.ops = append(sub.ops, subMsgPut(sub.name, sm.m.seq, false))
+			}
+		}
+	}
+	sub.signalLocked()
+	sub.unlock()
+	return &pb.SeekResponse{}, nil
+}
+
+func (g *subscriberService) ModifyPushConfig(_ context.Context, req *pb.ModifyPushConfigRequest) (*emptypb.Empty, error) {
+	if req.PushConfig != nil && req.PushConfig.PushEndpoint != "" {
+		return nil, status.Error(codes.Unimplemented, "push subscriptions are not supported by this emulator")
+	}
+	if _, err := g.s.findSub(req.Subscription); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}
