@@ -1,0 +1,232 @@
+// Package event is the inventory adjustment contract in Go: the flat
+// Adjustment value every part of the product passes around, its decoders
+// (Pub/Sub JSON and BINARY payloads, CSV rows) and its validation rules.
+//
+// Decoding and validation never panic on input: anything that cannot be
+// accepted comes back as an *Invalid error carrying a short reason code,
+// which callers put on the dead-letter record.
+package event
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
+)
+
+// Reason is why stock changed. Its values are the proto enum's.
+type Reason int32
+
+// The reasons of the contract.
+const (
+	ReasonUnspecified = Reason(inventoryv1.InventoryAdjustment_REASON_UNSPECIFIED)
+	Received          = Reason(inventoryv1.InventoryAdjustment_RECEIVED)
+	Sold              = Reason(inventoryv1.InventoryAdjustment_SOLD)
+	Returned          = Reason(inventoryv1.InventoryAdjustment_RETURNED)
+	Damaged           = Reason(inventoryv1.InventoryAdjustment_DAMAGED)
+	Adjusted          = Reason(inventoryv1.InventoryAdjustment_ADJUSTED)
+	Counted           = Reason(inventoryv1.InventoryAdjustment_COUNTED)
+	TransferIn        = Reason(inventoryv1.InventoryAdjustment_TRANSFER_IN)
+	TransferOut       = Reason(inventoryv1.InventoryAdjustment_TRANSFER_OUT)
+)
+
+// Reasons lists every valid reason in enum order.
+var Reasons = []Reason{Received, Sold, Returned, Damaged, Adjusted, Counted, TransferIn, TransferOut}
+
+// String returns the contract's name of r ("SOLD").
+func (r Reason) String() string {
+	if n, ok := inventoryv1.InventoryAdjustment_Reason_name[int32(r)]; ok {
+		return n
+	}
+	return fmt.Sprintf("Reason(%d)", int32(r))
+}
+
+// ParseReason maps a contract name ("SOLD", case-insensitive, surrounding
+// blanks ignored) to its Reason.
+func ParseReason(s string) (Reason, bool) {
+	s = strings.TrimSpace(s)
+	if v, ok := inventoryv1.InventoryAdjustment_Reason_value[s]; ok && v != 0 {
+		return Reason(v), true
+	}
+	if v, ok := inventoryv1.InventoryAdjustment_Reason_value[strings.ToUpper(s)]; ok && v != 0 {
+		return Reason(v), true
+	}
+	return ReasonUnspecified, false
+}
+
+// Adjustment is one inventory adjustment, validated or not.
+type Adjustment struct {
+	EventID    string
+	SKU        string
+	LocationID string
+	Reason     Reason
+	// Quantity is a signed delta, or for Counted the absolute on-hand found.
+	Quantity int64
+	// EventTime is when it happened, in Unix microseconds (UTC).
+	EventTime int64
+	Source    string
+}
+
+// Time returns EventTime as a time.Time in UTC.
+func (a *Adjustment) Time() time.Time { return time.UnixMicro(a.EventTime).UTC() }
+
+// Key returns the stock key of a.
+func (a *Adjustment) Key() Key { return Key{SKU: a.SKU, LocationID: a.LocationID} }
+
+// Proto converts a to the wire message.
+func (a *Adjustment) Proto() *inventoryv1.InventoryAdjustment {
+	return &inventoryv1.InventoryAdjustment{
+		EventId:    a.EventID,
+		Sku:        a.SKU,
+		LocationId: a.LocationID,
+		Reason:     inventoryv1.InventoryAdjustment_Reason(a.Reason),
+		Quantity:   a.Quantity,
+		EventTime:  FormatTime(a.EventTime),
+		Source:     a.Source,
+	}
+}
+
+// Key identifies the stock of one SKU at one location.
+type Key struct {
+	SKU        string
+	LocationID string
+}
+
+func (k Key) String() string { return k.SKU + "@" + k.LocationID }
+
+// FormatTime renders Unix microseconds as RFC 3339 in UTC.
+func FormatTime(micros int64) string {
+	return time.UnixMicro(micros).UTC().Format(time.RFC3339Nano)
+}
+
+// ParseTime parses an RFC 3339 time into Unix microseconds.
+func ParseTime(s string) (int64, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, err
+	}
+	return t.UnixMicro(), nil
+}
+
+// Limits of the contract, beyond which an adjustment is dead-lettered.
+const (
+	MaxQuantity   = 1_000_000_000 // |quantity|, and on-hand of a count
+	MaxIDLen      = 128           // event_id
+	MaxKeyLen     = 64            // sku, location_id
+	MaxSourceLen  = 128
+	MaxPayloadLen = 64 << 10 // bytes of one message
+	// MaxFuture is how far past the validation clock an event_time may be.
+	MaxFuture = 24 * time.Hour
+)
+
+// MinEventTime is the earliest event_time accepted.
+var MinEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Reason codes of Invalid. They are stable: dashboards group by them.
+const (
+	CodeUndecodable     = "undecodable"      // not JSON / protobuf / a CSV row at all
+	CodeSchemaMismatch  = "schema_mismatch"  // decodes, but not as InventoryAdjustment
+	CodeTooLarge        = "payload_too_large"
+	CodeBadEncoding     = "unknown_encoding" // googclient_schemaencoding not JSON/BINARY
+	CodeUnknownReason   = "unknown_reason"
+	CodeMissingEventID  = "missing_event_id"
+	CodeBadEventID      = "bad_event_id"
+	CodeMissingSKU      = "missing_sku"
+	CodeBadSKU          = "bad_sku"
+	CodeMissingLocation = "missing_location_id"
+	CodeBadLocation     = "bad_location_id"
+	CodeMissingTime     = "missing_event_time"
+	CodeBadTime         = "bad_event_time"
+	CodeTimeOutOfRange  = "event_time_out_of_range"
+	CodeBadQuantity     = "bad_quantity"
+	CodeQuantityRange   = "quantity_out_of_range"
+	CodeNegativeCount   = "negative_count"
+	CodeWrongSign       = "wrong_sign"
+	CodeBadSource       = "bad_source"
+	CodeBadCSV          = "bad_csv_row"
+)
+
+// Invalid is the error for input that cannot be accepted.
+type Invalid struct {
+	Code   string // one of the Code constants
+	Detail string
+}
+
+func (e *Invalid) Error() string { return e.Code + ": " + e.Detail }
+
+func invalid(code, format string, args ...any) *Invalid {
+	return &Invalid{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks a against the contract at the clock now (for the
+// far-future bound). It returns nil or an *Invalid.
+func Validate(a *Adjustment, now time.Time) error {
+	if a.EventID == "" {
+		return invalid(CodeMissingEventID, "event_id is empty")
+	}
+	if err := checkID(a.EventID, MaxIDLen, CodeBadEventID, "event_id"); err != nil {
+		return err
+	}
+	if a.SKU == "" {
+		return invalid(CodeMissingSKU, "sku is empty")
+	}
+	if err := checkID(a.SKU, MaxKeyLen, CodeBadSKU, "sku"); err != nil {
+		return err
+	}
+	if a.LocationID == "" {
+		return invalid(CodeMissingLocation, "location_id is empty")
+	}
+	if err := checkID(a.LocationID, MaxKeyLen, CodeBadLocation, "location_id"); err != nil {
+		return err
+	}
+	if len(a.Source) > MaxSourceLen || !utf8.ValidString(a.Source) {
+		return invalid(CodeBadSource, "source is not UTF-8 text of at most %d bytes", MaxSourceLen)
+	}
+	if a.Reason <= ReasonUnspecified || a.Reason > TransferOut {
+		return invalid(CodeUnknownReason, "reason %v is not one of the contract's", a.Reason)
+	}
+	if a.EventTime == 0 {
+		return invalid(CodeMissingTime, "event_time is missing")
+	}
+	if a.EventTime < MinEventTime.UnixMicro() || a.EventTime > now.Add(MaxFuture).UnixMicro() {
+		return invalid(CodeTimeOutOfRange, "event_time %s is before %s or more than %s after %s",
+			FormatTime(a.EventTime), MinEventTime.Format(time.RFC3339), MaxFuture, now.UTC().Format(time.RFC3339))
+	}
+	q := a.Quantity
+	if q > MaxQuantity || q < -MaxQuantity {
+		return invalid(CodeQuantityRange, "quantity %d is beyond ±%d", q, MaxQuantity)
+	}
+	switch a.Reason {
+	case Counted:
+		if q < 0 {
+			return invalid(CodeNegativeCount, "a COUNTED quantity is the on-hand found and cannot be negative (%d)", q)
+		}
+	case Received, Returned, TransferIn:
+		if q <= 0 {
+			return invalid(CodeWrongSign, "%v must have a positive quantity, got %d", a.Reason, q)
+		}
+	case Sold, Damaged, TransferOut:
+		if q >= 0 {
+			return invalid(CodeWrongSign, "%v must have a negative quantity, got %d", a.Reason, q)
+		}
+	}
+	return nil
+}
+
+// checkID accepts printable ASCII identifiers without blanks, which is what
+// every source system we know sends; whitespace or control characters in a
+// key are almost always a bug upstream that would split one SKU's stock in two.
+func checkID(s string, max int, code, field string) error {
+	if len(s) > max {
+		return invalid(code, "%s is %d bytes, more than %d", field, len(s), max)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f {
+			return invalid(code, "%s %q has a blank, control or non-ASCII byte at %d", field, s, i)
+		}
+	}
+	return nil
+}

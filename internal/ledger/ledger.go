@@ -1,0 +1,286 @@
+// Package ledger holds the stock semantics of one (sku, location) key: how
+// counts and deltas make on-hand, which event ids are duplicates, and when a
+// key changes stock state and so raises an alert. The streaming job keeps a
+// State per key in Beam state, the consumer keeps them in a map, the nightly
+// job replays a day through them: one set of rules everywhere.
+//
+// The rules:
+//   - on_hand = the latest count (a COUNTED event, or the snapshot) plus every
+//     delta whose event_time is strictly after that count. A delta at or before
+//     the latest count is recorded but not applied; a count at or before the
+//     latest count changes nothing (ties go to the larger event_id). So
+//     arrival order does not change on_hand.
+//   - An event_id seen before for the key is a duplicate and changes nothing.
+//   - Severity is OUT if on_hand <= 0, else LOW if on_hand < threshold, else OK.
+//     Each change of severity is an alert; a key with no snapshot alerts on its
+//     first event only if it starts LOW or OUT.
+//
+// Memory is bounded by Horizon: event ids and individual deltas are kept
+// while their event_time is within Horizon of the newest event_time of the
+// key. Older deltas are folded into one sum. An event that is older than the
+// horizon and newer than the latest count cannot be checked for duplication,
+// so it is refused (TooLate) rather than risk applying it twice.
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	"github.com/inventory-events/inventory/internal/event"
+)
+
+// DefaultHorizon is how long, in event time, ids and deltas are remembered:
+// longer than Pub/Sub's default retention (7 days), so a redelivery is always
+// recognised.
+const DefaultHorizon = 8 * 24 * time.Hour
+
+// Severity is a key's stock state.
+type Severity uint8
+
+// Severities. Unknown is a key that has seen no snapshot and no event.
+const (
+	Unknown Severity = iota
+	OK
+	Low
+	Out
+)
+
+func (s Severity) String() string {
+	switch s {
+	case OK:
+		return "OK"
+	case Low:
+		return "LOW"
+	case Out:
+		return "OUT"
+	}
+	return "UNKNOWN"
+}
+
+// AlertName is the alert severity for entering s: LOW, OUT or RECOVERED.
+func (s Severity) AlertName() string {
+	if s == OK {
+		return "RECOVERED"
+	}
+	return s.String()
+}
+
+// Classify returns the severity of onHand against threshold.
+func Classify(onHand, threshold int64) Severity {
+	switch {
+	case onHand <= 0:
+		return Out
+	case onHand < threshold:
+		return Low
+	}
+	return OK
+}
+
+// Outcome is what Apply did with an event.
+type Outcome uint8
+
+// Outcomes. Applied and Superseded are both accepted ("applied" in the
+// reconciliation received = applied + duplicates + dead-lettered);
+// TooLate must be dead-lettered by the caller.
+const (
+	Applied    Outcome = iota + 1 // changed the ledger (on_hand may still be the same)
+	Superseded                    // at or before the latest count: recorded, not applied
+	Duplicate                     // event_id seen before
+	TooLate                       // older than the horizon: cannot be deduplicated
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Applied:
+		return "APPLIED"
+	case Superseded:
+		return "SUPERSEDED"
+	case Duplicate:
+		return "DUPLICATE"
+	case TooLate:
+		return "TOO_LATE"
+	}
+	return "?"
+}
+
+// Delta is one applied change after the latest count.
+type Delta struct {
+	Time int64 // event time, Unix µs
+	Qty  int64
+}
+
+// State is the ledger of one key. The zero value is a key with no snapshot.
+type State struct {
+	HasCount     bool
+	CountTime    int64 // Unix µs
+	CountQty     int64
+	CountEventID string
+	// Deltas applied after the count, within the horizon.
+	Deltas []Delta
+	// Folded is the sum of applied deltas that fell out of the horizon;
+	// FoldedThrough is the newest event time among them.
+	Folded        int64
+	FoldedThrough int64
+	// MaxTime is the newest event time seen.
+	MaxTime int64
+	// Seen maps event ids within the horizon to their event time.
+	Seen     map[string]int64
+	OnHand   int64
+	Severity Severity
+	// Oldest caches the oldest event time among Deltas and Seen (0: unknown).
+	Oldest int64
+}
+
+// FromSnapshot returns the state of a key whose stock was onHand at asOf
+// (Unix µs). Its severity is set without an alert.
+func FromSnapshot(onHand, asOf, threshold int64) *State {
+	return &State{HasCount: true, CountTime: asOf, CountQty: onHand, OnHand: onHand,
+		MaxTime: asOf, Severity: Classify(onHand, threshold)}
+}
+
+// Result is the effect of one Apply.
+type Result struct {
+	Outcome  Outcome
+	Previous int64 // on_hand before
+	OnHand   int64 // on_hand after
+	// Alert is set when the severity changed: From -> To.
+	Alert    bool
+	From, To Severity
+}
+
+// Changed reports whether on_hand changed.
+func (r Result) Changed() bool { return r.Previous != r.OnHand }
+
+// Apply applies a (validated) adjustment with the key's threshold, and
+// horizon (0 means DefaultHorizon).
+func (s *State) Apply(a *event.Adjustment, threshold int64, horizon time.Duration) Result {
+	if horizon <= 0 {
+		horizon = DefaultHorizon
+	}
+	h := horizon.Microseconds()
+	r := Result{Previous: s.OnHand, OnHand: s.OnHand}
+	if _, dup := s.Seen[a.EventID]; dup {
+		r.Outcome = Duplicate
+		return r
+	}
+	superseded := s.HasCount && !after(a.EventTime, a.EventID, a.Reason == event.Counted, s.CountTime, s.CountEventID)
+	if a.EventTime < s.MaxTime-h {
+		if superseded {
+			// Older than the count: it cannot change on_hand, whether or
+			// not it was seen before.
+			r.Outcome = Superseded
+			return r
+		}
+		r.Outcome = TooLate
+		return r
+	}
+	if s.Seen == nil {
+		s.Seen = make(map[string]int64, 8)
+	}
+	s.Seen[a.EventID] = a.EventTime
+	if s.Oldest != 0 && a.EventTime < s.Oldest {
+		s.Oldest = a.EventTime
+	}
+	if a.EventTime > s.MaxTime {
+		s.MaxTime = a.EventTime
+		s.expire(h)
+	}
+	if superseded {
+		r.Outcome = Superseded
+		return r
+	}
+	r.Outcome = Applied
+	if a.Reason == event.Counted {
+		s.HasCount, s.CountTime, s.CountQty, s.CountEventID = true, a.EventTime, a.Quantity, a.EventID
+		kept := s.Deltas[:0]
+		for _, d := range s.Deltas {
+			if d.Time > a.EventTime {
+				kept = append(kept, d)
+			}
+		}
+		s.Deltas = kept
+		if s.FoldedThrough <= a.EventTime {
+			s.Folded, s.FoldedThrough = 0, 0
+		}
+		s.OnHand = s.CountQty + s.Folded
+		for _, d := range s.Deltas {
+			s.OnHand += d.Qty
+		}
+	} else {
+		s.Deltas = append(s.Deltas, Delta{Time: a.EventTime, Qty: a.Quantity})
+		s.OnHand += a.Quantity
+	}
+	r.OnHand = s.OnHand
+	to := Classify(s.OnHand, threshold)
+	if to != s.Severity && (s.Severity != Unknown || to != OK) {
+		r.Alert, r.From, r.To = true, s.Severity, to
+	}
+	s.Severity = to
+	return r
+}
+
+// after reports whether an event at (t, id) comes after the count at
+// (ct, cid). A delta at the count's time is included in the count; a count
+// at the same time as another is ordered by event id.
+func after(t int64, id string, isCount bool, ct int64, cid string) bool {
+	if t != ct {
+		return t > ct
+	}
+	return isCount && id > cid
+}
+
+// expire forgets ids and folds deltas older than the horizon. It runs when
+// MaxTime advances and sweeps only once the oldest entry is an eighth of the
+// horizon past it, so each entry is swept O(1) times on average.
+func (s *State) expire(h int64) {
+	cut := s.MaxTime - h
+	grace := cut - h/8
+	if s.oldest() >= grace {
+		return
+	}
+	kept := s.Deltas[:0]
+	for _, d := range s.Deltas {
+		if d.Time < cut {
+			s.Folded += d.Qty
+			s.FoldedThrough = max(s.FoldedThrough, d.Time)
+			continue
+		}
+		kept = append(kept, d)
+	}
+	s.Deltas = kept
+	for id, t := range s.Seen {
+		if t < cut {
+			delete(s.Seen, id)
+		}
+	}
+	s.Oldest = 0
+}
+
+// oldest returns the oldest event time among kept deltas and ids, caching it
+// in Oldest (0 means not known).
+func (s *State) oldest() int64 {
+	if s.Oldest != 0 {
+		return s.Oldest
+	}
+	o := s.MaxTime
+	for _, d := range s.Deltas {
+		o = min(o, d.Time)
+	}
+	for _, t := range s.Seen {
+		o = min(o, t)
+	}
+	s.Oldest = o
+	return o
+}
+
+// AlertID is the deterministic id of the alert raised for key by eventID
+// when it entered severity to.
+func AlertID(k event.Key, eventID string, to Severity) string {
+	h := sha256.New()
+	for _, s := range []string{k.SKU, k.LocationID, eventID, to.AlertName()} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
