@@ -126,8 +126,8 @@ var MinEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Reason codes of Invalid. They are stable: dashboards group by them.
 const (
-	CodeUndecodable     = "undecodable"      // not JSON / protobuf / a CSV row at all
-	CodeSchemaMismatch  = "schema_mismatch"  // decodes, but not as InventoryAdjustment
+	CodeUndecodable     = "undecodable"     // not JSON / protobuf / a CSV row at all
+	CodeSchemaMismatch  = "schema_mismatch" // decodes, but not as InventoryAdjustment
 	CodeTooLarge        = "payload_too_large"
 	CodeBadEncoding     = "unknown_encoding" // googclient_schemaencoding not JSON/BINARY
 	CodeUnknownReason   = "unknown_reason"
