@@ -1,0 +1,117 @@
+package warehouse
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+)
+
+func init() {
+	register.DoFn3x1[context.Context, beam.T, func(DeadLetterRow), error](&writeFn{})
+	register.Emitter1[DeadLetterRow]()
+}
+
+// WriteRows is a composite transform that writes rows to table of the
+// warehouse at uri (a local directory or bq://PROJECT.DATASET). It expects a
+// PCollection of the table's row type (e.g. AdjustmentRow for adjustments)
+// in any windowing, bounded or unbounded, and returns a PCollection of
+// DeadLetterRow: the rows the warehouse rejected, which are already stored
+// in dead_letters (do not write them there again).
+//
+// Rows are buffered per bundle and flushed when the buffer is full and in
+// FinishBundle; there is no GroupByKey, so it works on an unbounded input in
+// the global window. A failed flush fails the bundle and the runner retries
+// it: delivery is at-least-once.
+func WriteRows(s beam.Scope, uri, table string, rows beam.PCollection) beam.PCollection {
+	s = s.Scope("warehouse.WriteRows." + table)
+	t, err := TableByName(table)
+	if err != nil {
+		panic(err)
+	}
+	if got := rows.Type().Type(); got != t.RowType {
+		panic(fmt.Sprintf("warehouse.WriteRows: table %s takes %v, got PCollection<%v>", table, t.RowType, got))
+	}
+	return beam.ParDo(s, &writeFn{URI: uri, Table: table}, rows)
+}
+
+// writeFn writes the elements of a bundle to one table.
+type writeFn struct {
+	URI   string
+	Table string
+	// BatchRows flushes the buffer when it holds this many rows (default 1000).
+	BatchRows int
+
+	w       Writer
+	buf     []any
+	written beam.Counter
+	rejects beam.Counter
+	flushes beam.Counter
+}
+
+func (f *writeFn) Setup(ctx context.Context) error {
+	w, err := Open(ctx, f.URI)
+	if err != nil {
+		return err
+	}
+	f.w = w
+	if f.BatchRows <= 0 {
+		f.BatchRows = 1000
+	}
+	f.written = beam.NewCounter("warehouse", "rows_written_"+f.Table)
+	f.rejects = beam.NewCounter("warehouse", "rows_rejected_"+f.Table)
+	f.flushes = beam.NewCounter("warehouse", "flushes_"+f.Table)
+	return nil
+}
+
+func (f *writeFn) StartBundle(context.Context) {
+	f.buf = f.buf[:0]
+}
+
+func (f *writeFn) ProcessElement(ctx context.Context, row beam.T, emit func(DeadLetterRow)) error {
+	f.buf = append(f.buf, row)
+	if len(f.buf) >= f.BatchRows {
+		return f.flush(ctx, emit)
+	}
+	return nil
+}
+
+func (f *writeFn) FinishBundle(ctx context.Context, emit func(DeadLetterRow)) error {
+	return f.flush(ctx, emit)
+}
+
+func (f *writeFn) flush(ctx context.Context, emit func(DeadLetterRow)) error {
+	if len(f.buf) == 0 {
+		return nil
+	}
+	n := int64(len(f.buf))
+	var rejected []DeadLetterRow
+	var err error
+	if rw, ok := f.w.(rejectingWriter); ok {
+		rejected, err = rw.writeRejects(ctx, f.Table, f.buf)
+	} else {
+		err = f.w.Write(ctx, f.Table, f.buf)
+	}
+	if err != nil {
+		return err
+	}
+	clear(f.buf)
+	f.buf = f.buf[:0]
+	f.flushes.Inc(ctx, 1)
+	f.written.Inc(ctx, n-int64(len(rejected)))
+	f.rejects.Inc(ctx, int64(len(rejected)))
+	for _, r := range rejected {
+		emit(r)
+	}
+	return nil
+}
+
+func (f *writeFn) Teardown() error {
+	if f.w == nil {
+		return nil
+	}
+	err := f.w.Close()
+	f.w = nil
+	return err
+}

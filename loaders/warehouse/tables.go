@@ -1,0 +1,263 @@
+package warehouse
+
+import (
+	"fmt"
+	"reflect"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+)
+
+// Table names.
+const (
+	Adjustments    = "adjustments"
+	StockLevels    = "stock_levels"
+	LowStockAlerts = "low_stock_alerts"
+	DeadLetters    = "dead_letters"
+	DailySummary   = "daily_summary"
+	ReportRuns     = "report_runs"
+)
+
+// Table describes one warehouse table: its BigQuery schema (every column
+// described), daily partitioning column, clustering and Go row type.
+type Table struct {
+	Name        string
+	Description string
+	Schema      bigquery.Schema
+	// PartitionColumn is the TIMESTAMP or DATE column the table is
+	// partitioned by, one partition per UTC day.
+	PartitionColumn string
+	Clustering      []string
+	RowType         reflect.Type
+
+	fields map[string]int // column name -> index of the row struct field
+}
+
+func str(name, desc string) *bigquery.FieldSchema {
+	return &bigquery.FieldSchema{Name: name, Type: bigquery.StringFieldType, Description: desc}
+}
+func i64(name, desc string) *bigquery.FieldSchema {
+	return &bigquery.FieldSchema{Name: name, Type: bigquery.IntegerFieldType, Description: desc}
+}
+func f64(name, desc string) *bigquery.FieldSchema {
+	return &bigquery.FieldSchema{Name: name, Type: bigquery.FloatFieldType, Description: desc}
+}
+func ts(name, desc string) *bigquery.FieldSchema {
+	return &bigquery.FieldSchema{Name: name, Type: bigquery.TimestampFieldType, Description: desc}
+}
+func date(name, desc string) *bigquery.FieldSchema {
+	return &bigquery.FieldSchema{Name: name, Type: bigquery.DateFieldType, Description: desc}
+}
+func boolean(name, desc string) *bigquery.FieldSchema {
+	return &bigquery.FieldSchema{Name: name, Type: bigquery.BooleanFieldType, Description: desc}
+}
+func byts(name, desc string) *bigquery.FieldSchema {
+	return &bigquery.FieldSchema{Name: name, Type: bigquery.BytesFieldType, Description: desc}
+}
+
+// required marks a column REQUIRED. Only columns of the first version of a
+// table may be REQUIRED: BigQuery adds new columns as NULLABLE.
+func required(f *bigquery.FieldSchema) *bigquery.FieldSchema {
+	f.Required = true
+	return f
+}
+
+const (
+	descSKU      = "Stock keeping unit."
+	descLocation = "Store or warehouse location of the stock."
+	descMsgID    = "Pub/Sub message ID the row came from; empty when it did not come from Pub/Sub."
+	descPubTime  = "Pub/Sub publish time of the message; NULL when it did not come from Pub/Sub."
+	descAttrs    = "Pub/Sub message attributes as a JSON object."
+)
+
+// Tables lists every warehouse table.
+var Tables = []*Table{
+	{
+		Name:            Adjustments,
+		Description:     "Every inventory adjustment received by the streaming job, one row per delivery; dedupe on event_id.",
+		PartitionColumn: "event_time",
+		Clustering:      []string{"sku", "location_id"},
+		RowType:         reflect.TypeFor[AdjustmentRow](),
+		Schema: bigquery.Schema{
+			required(str("event_id", "Idempotency key of the real-world adjustment; redeliveries keep it.")),
+			required(str("sku", descSKU)),
+			required(str("location_id", descLocation)),
+			str("reason", "RECEIVED, SOLD, RETURNED, DAMAGED, ADJUSTED, COUNTED, TRANSFER_IN or TRANSFER_OUT."),
+			i64("quantity", "Signed change of on-hand (SOLD, DAMAGED, TRANSFER_OUT negative); for COUNTED the absolute on-hand found."),
+			required(ts("event_time", "When the adjustment happened; the table is partitioned by its UTC date.")),
+			str("source", "System that sent the adjustment."),
+			str("status", "APPLIED, SUPERSEDED (older than the key's latest count: recorded, not applied) or DUPLICATE (event_id seen before)."),
+			str("message_id", descMsgID),
+			ts("publish_time", descPubTime),
+			str("attributes", descAttrs),
+			ts("ingest_time", "When the streaming job processed the message."),
+		},
+	},
+	{
+		Name:            StockLevels,
+		Description:     "One row per change of on-hand of a (sku, location_id), written by the streaming job.",
+		PartitionColumn: "event_time",
+		Clustering:      []string{"sku", "location_id"},
+		RowType:         reflect.TypeFor[StockLevelRow](),
+		Schema: bigquery.Schema{
+			required(str("sku", descSKU)),
+			required(str("location_id", descLocation)),
+			i64("on_hand", "On-hand quantity after the event."),
+			i64("previous_on_hand", "On-hand quantity before the event."),
+			str("event_id", "Adjustment that changed the stock."),
+			str("reason", "Reason of that adjustment."),
+			required(ts("event_time", "Event time of that adjustment; the table is partitioned by its UTC date.")),
+			ts("processed_at", "When the streaming job applied it."),
+			i64("threshold", "Reorder threshold of the key when it was applied."),
+			str("severity", "OK, LOW (on_hand < threshold) or OUT (on_hand <= 0) after the event."),
+		},
+	},
+	{
+		Name:            LowStockAlerts,
+		Description:     "Low-stock alerts and recoveries, one per crossing; dedupe on alert_id.",
+		PartitionColumn: "alert_time",
+		Clustering:      []string{"sku", "location_id"},
+		RowType:         reflect.TypeFor[AlertRow](),
+		Schema: bigquery.Schema{
+			required(str("alert_id", "Deterministic ID of the alert; a redelivered alert keeps it.")),
+			required(str("sku", descSKU)),
+			required(str("location_id", descLocation)),
+			str("severity", "LOW, OUT or RECOVERED."),
+			str("previous_severity", "Severity before the crossing: OK, LOW or OUT."),
+			i64("on_hand", "On-hand quantity that triggered the alert."),
+			i64("threshold", "Reorder threshold of the key."),
+			str("event_id", "Adjustment that caused the crossing."),
+			ts("event_time", "Event time of that adjustment."),
+			required(ts("alert_time", "When the alert was raised; the table is partitioned by its UTC date.")),
+		},
+	},
+	{
+		Name:            DeadLetters,
+		Description:     "Input that could not be processed, with its raw payload and the reason; nothing is dropped silently.",
+		PartitionColumn: "dead_lettered_at",
+		Clustering:      []string{"stage", "reason"},
+		RowType:         reflect.TypeFor[DeadLetterRow](),
+		Schema: bigquery.Schema{
+			required(str("reason", "Short machine-readable reason, e.g. invalid_json, invalid_field, warehouse_rejected.")),
+			str("error", "Full error message."),
+			byts("payload", "Raw message payload (or the rejected row as JSON for stage warehouse)."),
+			str("attributes", descAttrs),
+			str("message_id", descMsgID),
+			ts("publish_time", descPubTime),
+			str("stage", "Where it failed: publish, consume, stream or warehouse."),
+			str("origin", "Component, topic/subscription or table the input came from."),
+			required(ts("dead_lettered_at", "When it was dead-lettered; the table is partitioned by its UTC date.")),
+		},
+	},
+	{
+		Name:            DailySummary,
+		Description:     "Nightly per-(sku, location_id) summary of one report date; a rerun replaces the date.",
+		PartitionColumn: "report_date",
+		Clustering:      []string{"sku", "location_id"},
+		RowType:         reflect.TypeFor[DailySummaryRow](),
+		Schema: bigquery.Schema{
+			required(date("report_date", "Report date in the configured time zone; the table is partitioned by it.")),
+			required(str("sku", descSKU)),
+			required(str("location_id", descLocation)),
+			i64("opening_on_hand", "On-hand at the start of the day."),
+			i64("closing_on_hand", "On-hand at the end of the day, computed by the batch job."),
+			i64("received", "Sum of RECEIVED quantities."),
+			i64("sold", "Sum of SOLD quantities (negative)."),
+			i64("returned", "Sum of RETURNED quantities."),
+			i64("damaged", "Sum of DAMAGED quantities (negative)."),
+			i64("adjusted", "Sum of ADJUSTED quantities (signed)."),
+			i64("transfer_in", "Sum of TRANSFER_IN quantities."),
+			i64("transfer_out", "Sum of TRANSFER_OUT quantities (negative)."),
+			i64("counted_delta", "Change of on-hand made by COUNTED events."),
+			i64("net_change", "closing_on_hand - opening_on_hand."),
+			i64("min_on_hand", "Lowest on-hand during the day."),
+			i64("events", "Number of adjustments applied on the day."),
+			i64("alerts_raised", "Number of LOW or OUT alerts raised on the day."),
+			f64("minutes_out_of_stock", "Minutes of the day with on_hand <= 0."),
+			f64("days_of_cover", "closing_on_hand divided by the average daily units sold; NULL without sales."),
+			i64("threshold", "Reorder threshold of the key."),
+			i64("streaming_on_hand", "Latest on-hand of the key in stock_levels at the end of the day; NULL if none."),
+			boolean("reconciled", "Whether closing_on_hand equals streaming_on_hand."),
+			str("run_id", "report_runs.run_id of the run that wrote the row."),
+		},
+	},
+	{
+		Name:            ReportRuns,
+		Description:     "One row per run of the nightly summary job; a rerun of a date replaces it.",
+		PartitionColumn: "report_date",
+		Clustering:      []string{"status"},
+		RowType:         reflect.TypeFor[ReportRunRow](),
+		Schema: bigquery.Schema{
+			required(str("run_id", "Unique ID of the run.")),
+			required(date("report_date", "Report date the run summarised; the table is partitioned by it.")),
+			str("status", "RUNNING, SUCCEEDED or FAILED."),
+			ts("started_at", "When the run started."),
+			ts("finished_at", "When the run finished; NULL while RUNNING."),
+			i64("keys", "Number of (sku, location_id) keys summarised."),
+			i64("events", "Number of adjustments read."),
+			i64("mismatches", "Keys whose batch closing on-hand differs from stock_levels."),
+			str("output_uri", "Directory or gs:// prefix of the rendered report."),
+			str("runner", "Beam runner: prism, dataflow, ..."),
+			str("job_id", "Runner job ID."),
+			str("error", "Error message of a FAILED run."),
+		},
+	},
+}
+
+var tablesByName = map[string]*Table{}
+
+func init() {
+	for _, t := range Tables {
+		t.fields = map[string]int{}
+		for i := 0; i < t.RowType.NumField(); i++ {
+			if name := t.RowType.Field(i).Tag.Get("bigquery"); name != "" {
+				t.fields[name] = i
+			}
+		}
+		for _, f := range t.Schema {
+			if _, ok := t.fields[f.Name]; !ok {
+				panic(fmt.Sprintf("warehouse: table %s: column %s has no field in %v", t.Name, f.Name, t.RowType))
+			}
+		}
+		if len(t.fields) != len(t.Schema) {
+			panic(fmt.Sprintf("warehouse: table %s: %v has fields outside the schema", t.Name, t.RowType))
+		}
+		tablesByName[t.Name] = t
+	}
+}
+
+// TableByName returns the table called name.
+func TableByName(name string) (*Table, error) {
+	t, ok := tablesByName[name]
+	if !ok {
+		return nil, fmt.Errorf("warehouse: unknown table %q", name)
+	}
+	return t, nil
+}
+
+// partitionDate returns the UTC day of row's partition column.
+func (t *Table) partitionDate(row reflect.Value) time.Time {
+	v := row.Field(t.fields[t.PartitionColumn]).Interface().(time.Time).UTC()
+	return time.Date(v.Year(), v.Month(), v.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// rowValues returns rows, a slice of t's row type (or of any holding it), as
+// struct values.
+func (t *Table) rowValues(rows any) ([]reflect.Value, error) {
+	rv := reflect.ValueOf(rows)
+	if rv.Kind() != reflect.Slice {
+		return nil, fmt.Errorf("warehouse: table %s: rows must be a slice, got %T", t.Name, rows)
+	}
+	out := make([]reflect.Value, 0, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		v := rv.Index(i)
+		for v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer {
+			v = v.Elem()
+		}
+		if v.Type() != t.RowType {
+			return nil, fmt.Errorf("warehouse: table %s takes %v rows, got %v", t.Name, t.RowType, v.Type())
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
