@@ -339,6 +339,20 @@ func (sub *subscription) nackLocked(sm *subMsg, now time.Time) {
 // tick expires deadlines and backoffs and drops messages past retention.
 func (sub *subscription) tick(now time.Time) {
 	sub.mu.Lock()
+	if sub.expireLocked(now) {
+		sub.signalLocked()
+	}
+	for sub.ready.len() > 0 && sub.expired(sub.ready.peek(), now) {
+		sub.freeLocked(sub.ready.pop())
+	}
+	for sub.acked.len() > 0 && sub.expired(sub.acked.peek(), now) {
+		sub.freeLocked(sub.acked.pop())
+	}
+	sub.unlock()
+}
+
+// expireLocked handles ack deadlines and retry backoffs that are due.
+func (sub *subscription) expireLocked(now time.Time) bool {
 	changed := false
 	for len(sub.timers) > 0 && !sub.timers[0].due.After(now) {
 		sm := sub.timers[0]
@@ -355,16 +369,7 @@ func (sub *subscription) tick(now time.Time) {
 		}
 		changed = true
 	}
-	for sub.ready.len() > 0 && sub.expired(sub.ready.peek(), now) {
-		sub.freeLocked(sub.ready.pop())
-	}
-	for sub.acked.len() > 0 && sub.expired(sub.acked.peek(), now) {
-		sub.freeLocked(sub.acked.pop())
-	}
-	if changed {
-		sub.signalLocked()
-	}
-	sub.unlock()
+	return changed
 }
 
 // purgeLocked drops everything; it returns nothing to deliver afterwards.
@@ -690,7 +695,9 @@ func (g *subscriberService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.
 			sub.mu.Unlock()
 			return nil, status.Errorf(codes.NotFound, "subscription %s not found", req.Subscription)
 		}
-		msgs := sub.takeLocked(limit, maxBytesPerResp, nil, s.now())
+		now := s.now()
+		sub.expireLocked(now)
+		msgs := sub.takeLocked(limit, maxBytesPerResp, nil, now)
 		ch := sub.notify
 		sub.unlock()
 		if len(msgs) > 0 || req.ReturnImmediately { //nolint:staticcheck // deprecated but honoured
