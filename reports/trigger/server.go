@@ -85,7 +85,11 @@ func NewServer(cfg Config, launcher Launcher, logger *slog.Logger) http.Handler 
 func (s *server) launch(w http.ResponseWriter, r *http.Request) {
 	date, err := s.requestedDate(w, r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		code := http.StatusBadRequest
+		if errors.Is(err, errBodyTooLarge) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, code, err.Error())
 		return
 	}
 
@@ -147,6 +151,8 @@ func (s *server) list(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"runs": runs})
 }
 
+var errBodyTooLarge = errors.New("request body too large")
+
 // requestedDate reads the report date from the query (?date=), a form or JSON
 // body, or defaults to yesterday. The body is bounded; the date must be a real
 // calendar date, not in the future.
@@ -162,7 +168,7 @@ func (s *server) requestedDate(w http.ResponseWriter, r *http.Request) (string, 
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return "", fmt.Errorf("request body larger than %d bytes", tooBig.Limit)
+			return "", fmt.Errorf("%w: larger than %d bytes", errBodyTooLarge, tooBig.Limit)
 		}
 		return "", fmt.Errorf("read request body: %w", err)
 	}

@@ -1,0 +1,33 @@
+// Package fakes holds in-process test fakes of the Google Cloud APIs the
+// trigger calls: the Dataflow v1beta3 API (Flex Templates and Jobs) and Cloud
+// Scheduler v1. They speak the real gRPC services, so tests drive the real
+// client libraries over the wire, and they record requests for assertions.
+package fakes
+
+import (
+	"net"
+	"testing"
+
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// serve starts a gRPC server on a loopback port with register applied, stops
+// it when the test ends, and returns client options that reach it.
+func serve(t testing.TB, register func(*grpc.Server)) []option.ClientOption {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("fakes: listen: %v", err)
+	}
+	srv := grpc.NewServer()
+	register(srv)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	return []option.ClientOption{
+		option.WithEndpoint(lis.Addr().String()),
+		option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
+	}
+}
