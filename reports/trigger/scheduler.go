@@ -35,13 +35,13 @@ type SchedulerConfig struct {
 	// Run service URL, what Cloud Run and the service's own check expect).
 	Audience string
 	// Retries: defaults 3 retries, 5m..1h backoff, 5 doublings, no total limit.
-	RetryCount         int32
-	MinBackoff         time.Duration
-	MaxBackoff         time.Duration
-	MaxDoublings       int32
-	MaxRetryDuration   time.Duration
-	AttemptDeadline    time.Duration // default 3m
-	Description        string
+	RetryCount       int32
+	MinBackoff       time.Duration
+	MaxBackoff       time.Duration
+	MaxDoublings     int32
+	MaxRetryDuration time.Duration
+	AttemptDeadline  time.Duration // default 3m
+	Description      string
 }
 
 func (c SchedulerConfig) withDefaults() (SchedulerConfig, error) {
@@ -222,4 +222,3 @@ func retryEqual(have, want *schedulerpb.RetryConfig) bool {
 		have.GetMaxBackoffDuration().AsDuration() == want.GetMaxBackoffDuration().AsDuration() &&
 		have.GetMaxRetryDuration().AsDuration() == want.GetMaxRetryDuration().AsDuration()
 }
-
