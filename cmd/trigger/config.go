@@ -1,0 +1,143 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/inventory-events/inventory/reports/trigger"
+)
+
+// config is the service's configuration, read from the environment.
+type config struct {
+	Port     string
+	Mode     string // production or local
+	Location *time.Location
+	LogLevel slog.Level
+
+	// production
+	Dataflow      trigger.DataflowConfig
+	Audience      string
+	InvokerEmails []string
+
+	// local
+	NightlyCommand []string // argv; the report date is passed as --date=YYYY-MM-DD
+	LocalCron      string   // cron spec, or "off"
+}
+
+// loadConfig reads:
+//
+//	PORT                 listen port (8080)
+//	MODE                 production (default) or local
+//	TIME_ZONE            IANA zone of report dates (UTC)
+//	LOG_LEVEL            debug, info, warn, error (info)
+//	production:
+//	  PROJECT, REGION, TEMPLATE_GCS_PATH   required
+//	  EXPECTED_AUDIENCE                    required: the audience of callers' ID tokens
+//	  INVOKER_SA_EMAIL                     required: allowed caller(s), comma-separated
+//	  TEMPLATE_PARAMETERS                  k=v,k=v passed to every launch
+//	  DATE_PARAMETER                       template parameter for the date (date)
+//	  DATAFLOW_SERVICE_ACCOUNT, TEMP_LOCATION, STAGING_LOCATION, MAX_WORKERS, SUBNETWORK
+//	local:
+//	  NIGHTLY_COMMAND      command running the nightly job on Prism, e.g. "bin/nightly --runner=prism"
+//	  LOCAL_CRON           cron spec fired at this service (0 3 * * *), or off
+func loadConfig(getenv func(string) string) (config, error) {
+	env := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := config{Port: env("PORT", "8080"), Mode: env("MODE", "production")}
+	if _, err := strconv.ParseUint(c.Port, 10, 16); err != nil {
+		return c, fmt.Errorf("PORT %q: not a port", c.Port)
+	}
+	loc, err := time.LoadLocation(env("TIME_ZONE", "UTC"))
+	if err != nil {
+		return c, fmt.Errorf("TIME_ZONE: %w", err)
+	}
+	c.Location = loc
+	if err := c.LogLevel.UnmarshalText([]byte(env("LOG_LEVEL", "info"))); err != nil {
+		return c, fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+
+	switch c.Mode {
+	case "production":
+		var missing []string
+		for _, k := range []string{"PROJECT", "REGION", "TEMPLATE_GCS_PATH", "EXPECTED_AUDIENCE", "INVOKER_SA_EMAIL"} {
+			if env(k, "") == "" {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) > 0 {
+			return c, fmt.Errorf("MODE=production needs %s", strings.Join(missing, ", "))
+		}
+		params, err := parseKV(env("TEMPLATE_PARAMETERS", ""))
+		if err != nil {
+			return c, fmt.Errorf("TEMPLATE_PARAMETERS: %w", err)
+		}
+		var maxWorkers int64
+		if v := env("MAX_WORKERS", ""); v != "" {
+			if maxWorkers, err = strconv.ParseInt(v, 10, 32); err != nil || maxWorkers < 0 {
+				return c, fmt.Errorf("MAX_WORKERS %q: not a count", v)
+			}
+		}
+		c.Dataflow = trigger.DataflowConfig{
+			Project:             env("PROJECT", ""),
+			Region:              env("REGION", ""),
+			TemplatePath:        env("TEMPLATE_GCS_PATH", ""),
+			Parameters:          params,
+			DateParameter:       env("DATE_PARAMETER", "date"),
+			ServiceAccountEmail: env("DATAFLOW_SERVICE_ACCOUNT", ""),
+			TempLocation:        env("TEMP_LOCATION", ""),
+			StagingLocation:     env("STAGING_LOCATION", ""),
+			MaxWorkers:          int32(maxWorkers),
+			Subnetwork:          env("SUBNETWORK", ""),
+		}
+		if !strings.HasPrefix(c.Dataflow.TemplatePath, "gs://") {
+			return c, fmt.Errorf("TEMPLATE_GCS_PATH %q: want gs://", c.Dataflow.TemplatePath)
+		}
+		if c.Dataflow.Parameters[c.Dataflow.DateParameter] != "" {
+			return c, fmt.Errorf("TEMPLATE_PARAMETERS must not set %s: the trigger sets it", c.Dataflow.DateParameter)
+		}
+		c.Audience = env("EXPECTED_AUDIENCE", "")
+		for _, e := range strings.Split(env("INVOKER_SA_EMAIL", ""), ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				c.InvokerEmails = append(c.InvokerEmails, e)
+			}
+		}
+	case "local":
+		c.NightlyCommand = strings.Fields(env("NIGHTLY_COMMAND", ""))
+		if len(c.NightlyCommand) == 0 {
+			return c, errors.New("MODE=local needs NIGHTLY_COMMAND (the nightly job's command line)")
+		}
+		c.LocalCron = env("LOCAL_CRON", trigger.DefaultSchedule)
+		if c.LocalCron != "off" {
+			if _, err := trigger.ParseCron(c.LocalCron); err != nil {
+				return c, fmt.Errorf("LOCAL_CRON: %w", err)
+			}
+		}
+	default:
+		return c, fmt.Errorf("MODE %q: want production or local", c.Mode)
+	}
+	return c, nil
+}
+
+func parseKV(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if s == "" {
+		return out, nil
+	}
+	for _, pair := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q: want key=value", pair)
+		}
+		out[k] = strings.TrimSpace(v)
+	}
+	return out, nil
+}
