@@ -1,0 +1,147 @@
+package nightly
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"reflect"
+	"time"
+
+	"cloud.google.com/go/civil"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/reports"
+	"github.com/inventory-events/inventory/transforms/summary"
+)
+
+func init() {
+	register.DoFn3x1[context.Context, []byte, func(*summary.Gather) bool, error](&publishFn{})
+	register.Iter1[summary.Gather]()
+}
+
+func reflectTypeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
+
+// publishFn is the job's last step: it renders the report files and
+// replaces the date in daily_summary and report_runs. It runs once (on the
+// impulse, with the gathered rows as a side input, so an empty day still
+// gets its report); a retry rewrites the same files and partitions.
+type publishFn struct {
+	Date      string
+	TimeZone  string
+	Window    summary.Window
+	Warehouse string
+	Output    string
+	RunID     string
+	StartedAt time.Time
+	Runner    string
+	JobID     string
+	TopN      int
+}
+
+func newPublishFn(cfg Config) *publishFn {
+	return &publishFn{Date: cfg.Date.String(), TimeZone: cfg.TimeZone, Window: cfg.window(),
+		Warehouse: cfg.Warehouse, Output: cfg.Output, RunID: cfg.RunID, StartedAt: cfg.StartedAt,
+		Runner: cfg.Runner, JobID: cfg.JobID, TopN: cfg.TopN}
+}
+
+func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, gathers func(*summary.Gather) bool) error {
+	var g summary.Gather
+	var one summary.Gather
+	for gathers(&one) {
+		g.Rows = append(g.Rows, one.Rows...)
+		g.Charts = append(g.Charts, one.Charts...)
+		g.Duplicates += one.Duplicates
+		g.Superseded += one.Superseded
+	}
+	date, err := civil.ParseDate(f.Date)
+	if err != nil {
+		return fmt.Errorf("nightly: publish: %w", err)
+	}
+	rep := reports.New(reports.Meta{Date: f.Date, TimeZone: f.TimeZone,
+		DayStart: time.UnixMicro(f.Window.Start), DayEnd: time.UnixMicro(f.Window.End),
+		RunID: f.RunID, GeneratedAt: time.Now(), TopN: f.TopN}, g.Rows, g.Series())
+	dir := joinURI(f.Output, f.Date)
+	if err := WriteReport(ctx, dir, rep); err != nil {
+		return err
+	}
+	if err := warehouse.ReplaceDate(ctx, f.Warehouse, warehouse.DailySummary, date, DailySummaryRows(rep)); err != nil {
+		return fmt.Errorf("nightly: publish daily_summary: %w", err)
+	}
+	fin := time.Now().UTC()
+	run := warehouse.ReportRunRow{RunID: f.RunID, ReportDate: date.In(time.UTC), Status: warehouse.RunSucceeded,
+		StartedAt: f.StartedAt.UTC(), FinishedAt: &fin, Keys: rep.Totals.Keys, Events: rep.Totals.Events,
+		Mismatches: rep.Totals.Mismatches, OutputURI: dir, Runner: f.Runner, JobID: f.JobID}
+	if err := warehouse.ReplaceDate(ctx, f.Warehouse, warehouse.ReportRuns, date, []warehouse.ReportRunRow{run}); err != nil {
+		return fmt.Errorf("nightly: publish report_runs: %w", err)
+	}
+	return nil
+}
+
+// DailySummaryRows converts the rows of rep to daily_summary rows.
+func DailySummaryRows(rep *reports.Report) []warehouse.DailySummaryRow {
+	d, _ := time.Parse(time.DateOnly, rep.Date)
+	out := make([]warehouse.DailySummaryRow, len(rep.Rows))
+	for i, r := range rep.Rows {
+		out[i] = warehouse.DailySummaryRow{ReportDate: d, SKU: r.SKU, LocationID: r.LocationID,
+			OpeningOnHand: r.OpeningOnHand, ClosingOnHand: r.ClosingOnHand, Received: r.Received, Sold: r.Sold,
+			Returned: r.Returned, Damaged: r.Damaged, Adjusted: r.Adjusted, TransferIn: r.TransferIn,
+			TransferOut: r.TransferOut, CountedDelta: r.CountedDelta, NetChange: r.NetChange,
+			MinOnHand: r.MinOnHand, Events: r.Events, AlertsRaised: r.AlertsRaised,
+			MinutesOutOfStock: r.MinutesOutOfStock, DaysOfCover: r.DaysOfCover, Threshold: r.Threshold,
+			StreamingOnHand: r.StreamingOnHand, Reconciled: r.Reconciled, RunID: rep.RunID}
+	}
+	return out
+}
+
+// Report file names under <output>/<date>/.
+const (
+	IndexFile    = "index.html"
+	CSVFile      = "summary.csv"
+	JSONFile     = "summary.json"
+	MarkdownFile = "summary.md"
+)
+
+// WriteReport renders rep into dir (local or gs://): index.html,
+// summary.csv, summary.json and summary.md. index.html is written last, so
+// a page that links the data files is never ahead of them.
+func WriteReport(ctx context.Context, dir string, rep *reports.Report) error {
+	files := []struct {
+		name   string
+		render func(io.Writer, *reports.Report) error
+	}{
+		{CSVFile, reports.WriteCSV}, {JSONFile, reports.WriteJSON}, {MarkdownFile, reports.WriteMarkdown},
+		{IndexFile, reports.WriteHTML},
+	}
+	for _, f := range files {
+		var b bytes.Buffer
+		if err := f.render(&b, rep); err != nil {
+			return fmt.Errorf("nightly: render %s: %w", f.name, err)
+		}
+		if err := writeFile(ctx, joinURI(dir, f.name), b.Bytes()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFile(ctx context.Context, uri string, data []byte) error {
+	fs, err := filesystem.New(ctx, uri)
+	if err != nil {
+		return fmt.Errorf("nightly: write %s: %w", uri, err)
+	}
+	defer fs.Close()
+	w, err := fs.OpenWrite(ctx, uri)
+	if err != nil {
+		return fmt.Errorf("nightly: write %s: %w", uri, err)
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Close()
+		return fmt.Errorf("nightly: write %s: %w", uri, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("nightly: write %s: %w", uri, err)
+	}
+	return nil
+}

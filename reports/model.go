@@ -1,0 +1,226 @@
+// Package reports holds the nightly summary's model and its renderers: the
+// manager's HTML page with charts (self-contained, viewable offline), and
+// CSV, JSON and Markdown for machines and chat.
+package reports
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Row is the summary of one (sku, location_id) on the report date. Its JSON
+// names are the daily_summary columns. Quantities are signed as in the
+// adjustments (sold, damaged and transfer_out are <= 0).
+type Row struct {
+	SKU               string   `json:"sku"`
+	LocationID        string   `json:"location_id"`
+	OpeningOnHand     int64    `json:"opening_on_hand"`
+	ClosingOnHand     int64    `json:"closing_on_hand"`
+	Received          int64    `json:"received"`
+	Sold              int64    `json:"sold"`
+	Returned          int64    `json:"returned"`
+	Damaged           int64    `json:"damaged"`
+	Adjusted          int64    `json:"adjusted"`
+	TransferIn        int64    `json:"transfer_in"`
+	TransferOut       int64    `json:"transfer_out"`
+	CountedDelta      int64    `json:"counted_delta"`
+	NetChange         int64    `json:"net_change"`
+	MinOnHand         int64    `json:"min_on_hand"`
+	Events            int64    `json:"events"`
+	AlertsRaised      int64    `json:"alerts_raised"`
+	MinutesOutOfStock float64  `json:"minutes_out_of_stock"`
+	DaysOfCover       *float64 `json:"days_of_cover"`
+	Threshold         int64    `json:"threshold"`
+	StreamingOnHand   *int64   `json:"streaming_on_hand"`
+	Reconciled        bool     `json:"reconciled"`
+}
+
+// UnitsSold is the positive number of units sold.
+func (r *Row) UnitsSold() int64 { return -r.Sold }
+
+// Point is the on-hand of a key from Time on.
+type Point struct {
+	Time   time.Time `json:"time"`
+	OnHand int64     `json:"on_hand"`
+}
+
+// Series is the on-hand of one key over the report day, as a step function:
+// the opening at the start of the day, then one point per change.
+type Series struct {
+	SKU        string  `json:"sku"`
+	LocationID string  `json:"location_id"`
+	Threshold  int64   `json:"threshold"`
+	Points     []Point `json:"points"`
+}
+
+// Totals add up the rows.
+type Totals struct {
+	Keys              int64   `json:"keys"`
+	SKUs              int64   `json:"skus"`
+	Locations         int64   `json:"locations"`
+	Events            int64   `json:"events"`
+	OpeningOnHand     int64   `json:"opening_on_hand"`
+	ClosingOnHand     int64   `json:"closing_on_hand"`
+	Received          int64   `json:"received"`
+	Sold              int64   `json:"sold"`
+	Returned          int64   `json:"returned"`
+	Damaged           int64   `json:"damaged"`
+	Adjusted          int64   `json:"adjusted"`
+	TransferIn        int64   `json:"transfer_in"`
+	TransferOut       int64   `json:"transfer_out"`
+	CountedDelta      int64   `json:"counted_delta"`
+	NetChange         int64   `json:"net_change"`
+	AlertsRaised      int64   `json:"alerts_raised"`
+	KeysOutOfStock    int64   `json:"keys_out_of_stock"`    // closing <= 0
+	KeysStockedOut    int64   `json:"keys_stocked_out"`     // out at some time of the day
+	KeysBelow         int64   `json:"keys_below_threshold"` // 0 < closing < threshold
+	MinutesOutOfStock float64 `json:"minutes_out_of_stock"`
+	Mismatches        int64   `json:"mismatches"`
+}
+
+// Movement is the units moved for one reason on the day.
+type Movement struct {
+	Reason string `json:"reason"`
+	Units  int64  `json:"units"` // signed sum
+}
+
+// Report is the nightly summary of one date.
+type Report struct {
+	Date        string     `json:"report_date"` // YYYY-MM-DD
+	TimeZone    string     `json:"time_zone"`
+	DayStart    time.Time  `json:"day_start"`
+	DayEnd      time.Time  `json:"day_end"`
+	RunID       string     `json:"run_id"`
+	GeneratedAt time.Time  `json:"generated_at"`
+	Totals      Totals     `json:"totals"`
+	ByReason    []Movement `json:"movements_by_reason"`
+	// TopMovers are the keys that sold the most units, then by |net change|.
+	TopMovers []Row `json:"top_movers"`
+	// StockOuts are the keys out of stock at some time of the day, longest first.
+	StockOuts []Row `json:"stock_outs"`
+	// BelowThreshold are the keys that closed in stock but below threshold, lowest first.
+	BelowThreshold []Row `json:"below_threshold"`
+	// Mismatches are the keys whose batch closing differs from the streaming stock.
+	Mismatches []Row    `json:"mismatches"`
+	Charts     []Series `json:"charts"`
+	// Rows are every key, by sku then location.
+	Rows []Row `json:"rows"`
+}
+
+// Meta is what a report needs besides its rows.
+type Meta struct {
+	Date             string
+	TimeZone         string
+	DayStart, DayEnd time.Time
+	RunID            string
+	GeneratedAt      time.Time
+	// TopN caps the lists of the report (default 10); the rows are complete.
+	TopN int
+}
+
+// New builds the report of rows (any order; rows is sorted in place) with
+// charts for the most affected keys.
+func New(m Meta, rows []Row, charts []Series) *Report {
+	if m.TopN <= 0 {
+		m.TopN = 10
+	}
+	slices.SortFunc(rows, func(a, b Row) int {
+		return cmp.Or(cmp.Compare(a.SKU, b.SKU), cmp.Compare(a.LocationID, b.LocationID))
+	})
+	r := &Report{Date: m.Date, TimeZone: m.TimeZone, DayStart: m.DayStart.UTC(), DayEnd: m.DayEnd.UTC(),
+		RunID: m.RunID, GeneratedAt: m.GeneratedAt.UTC(), Rows: rows}
+	t := &r.Totals
+	skus, locs := map[string]bool{}, map[string]bool{}
+	for i := range rows {
+		x := &rows[i]
+		skus[x.SKU], locs[x.LocationID] = true, true
+		t.Keys++
+		t.Events += x.Events
+		t.OpeningOnHand += x.OpeningOnHand
+		t.ClosingOnHand += x.ClosingOnHand
+		t.Received += x.Received
+		t.Sold += x.Sold
+		t.Returned += x.Returned
+		t.Damaged += x.Damaged
+		t.Adjusted += x.Adjusted
+		t.TransferIn += x.TransferIn
+		t.TransferOut += x.TransferOut
+		t.CountedDelta += x.CountedDelta
+		t.NetChange += x.NetChange
+		t.AlertsRaised += x.AlertsRaised
+		t.MinutesOutOfStock += x.MinutesOutOfStock
+		if x.ClosingOnHand <= 0 {
+			t.KeysOutOfStock++
+		}
+		if x.MinutesOutOfStock > 0 {
+			t.KeysStockedOut++
+			r.StockOuts = append(r.StockOuts, *x)
+		}
+		if x.ClosingOnHand > 0 && x.ClosingOnHand < x.Threshold {
+			t.KeysBelow++
+			r.BelowThreshold = append(r.BelowThreshold, *x)
+		}
+		if !x.Reconciled {
+			t.Mismatches++
+			r.Mismatches = append(r.Mismatches, *x)
+		}
+	}
+	t.SKUs, t.Locations = int64(len(skus)), int64(len(locs))
+	r.ByReason = []Movement{
+		{"RECEIVED", t.Received}, {"SOLD", t.Sold}, {"RETURNED", t.Returned}, {"DAMAGED", t.Damaged},
+		{"ADJUSTED", t.Adjusted}, {"TRANSFER_IN", t.TransferIn}, {"TRANSFER_OUT", t.TransferOut},
+		{"COUNTED", t.CountedDelta},
+	}
+	slices.SortStableFunc(r.StockOuts, func(a, b Row) int {
+		return cmp.Or(-cmp.Compare(a.MinutesOutOfStock, b.MinutesOutOfStock), cmp.Compare(a.ClosingOnHand, b.ClosingOnHand))
+	})
+	slices.SortStableFunc(r.BelowThreshold, func(a, b Row) int {
+		return cmp.Compare(a.ClosingOnHand-a.Threshold, b.ClosingOnHand-b.Threshold)
+	})
+	movers := slices.Clone(rows)
+	slices.SortStableFunc(movers, func(a, b Row) int {
+		return cmp.Or(-cmp.Compare(a.UnitsSold(), b.UnitsSold()), -cmp.Compare(abs(a.NetChange), abs(b.NetChange)))
+	})
+	movers = slices.DeleteFunc(movers, func(x Row) bool { return x.Events == 0 })
+	r.TopMovers = movers[:min(len(movers), m.TopN)]
+	slices.SortFunc(charts, func(a, b Series) int {
+		return cmp.Or(cmp.Compare(a.SKU, b.SKU), cmp.Compare(a.LocationID, b.LocationID))
+	})
+	r.Charts = charts
+	return r
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// Severity of a chart candidate: how badly its day went. Larger is worse.
+// Keys are ranked by minutes out of stock, then alerts, then how far the
+// lowest on-hand fell below the threshold.
+func Severity(r *Row) [3]float64 {
+	return [3]float64{r.MinutesOutOfStock, float64(r.AlertsRaised), float64(r.Threshold - r.MinOnHand)}
+}
+
+// MoreAffected reports whether a's day went worse than b's (ties by key).
+func MoreAffected(a, b *Row) bool {
+	sa, sb := Severity(a), Severity(b)
+	for i := range sa {
+		if sa[i] != sb[i] {
+			return sa[i] > sb[i]
+		}
+	}
+	if a.SKU != b.SKU {
+		return a.SKU < b.SKU
+	}
+	return a.LocationID < b.LocationID
+}
+
+// Affected reports whether a key's day deserves a chart: it ran out, raised
+// an alert or dipped below its threshold.
+func Affected(r *Row) bool {
+	return r.MinutesOutOfStock > 0 || r.AlertsRaised > 0 || r.MinOnHand < r.Threshold
+}

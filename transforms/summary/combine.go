@@ -1,0 +1,234 @@
+package summary
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/reports"
+)
+
+func init() {
+	register.Combiner3[Part, Part, Part](&mergePartsFn{})
+	register.DoFn4x1[context.Context, int, Part, func(Summary), error](&summarizeFn{})
+	register.Emitter1[Summary]()
+	register.Combiner3[Gather, Summary, Gather](&gatherFn{})
+	registerJSON[Summary]()
+	registerJSON[Gather]()
+}
+
+func registerJSON[T any]() {
+	t := reflect.TypeFor[T]()
+	beam.RegisterType(t)
+	beam.RegisterCoder(t, func(v T) ([]byte, error) { return json.Marshal(v) },
+		func(b []byte) (T, error) {
+			var v T
+			err := json.Unmarshal(b, &v)
+			return v, err
+		})
+}
+
+// Options configure the summary of one day.
+type Options struct {
+	Window Window
+	// ThresholdsURI is a sku,location_id,threshold CSV (local path or
+	// gs://); empty means DefaultThreshold for every key.
+	ThresholdsURI    string
+	DefaultThreshold int64
+	// MaxCharts is how many of the most affected keys keep their on-hand
+	// series for the report's charts (default 6).
+	MaxCharts int
+}
+
+// Summarize is a composite transform that computes the summary of each key
+// of the day. It expects a PCollection of KV<int, Part> (shard, a batch of
+// keys with their events, opening and streaming stock, from any number of
+// sources) and returns a PCollection of Summary, one per key: the Parts of
+// a shard are merged by a combiner, then each key's day is replayed.
+func Summarize(s beam.Scope, parts beam.PCollection, o Options) beam.PCollection {
+	s = s.Scope("summary.Summarize")
+	merged := beam.CombinePerKey(s, &mergePartsFn{}, parts)
+	return beam.ParDo(s, &summarizeFn{Options: o}, merged)
+}
+
+// Gather is a composite transform that collects every key's Summary into
+// one Gather: all the rows, and the on-hand series of the o.MaxCharts most
+// affected keys. It expects a PCollection of Summary and returns a
+// PCollection holding one Gather.
+func GatherAll(s beam.Scope, summaries beam.PCollection, o Options) beam.PCollection {
+	s = s.Scope("summary.Gather")
+	return beam.Combine(s, &gatherFn{MaxCharts: o.MaxCharts}, summaries)
+}
+
+// mergePartsFn merges the Parts of one shard.
+type mergePartsFn struct{}
+
+func (*mergePartsFn) CreateAccumulator() Part { return *NewPart() }
+
+func (*mergePartsFn) AddInput(acc Part, p Part) Part {
+	acc.Merge(&p)
+	return acc
+}
+
+func (*mergePartsFn) MergeAccumulators(a, b Part) Part {
+	if len(a.Items) < len(b.Items) {
+		a, b = b, a
+	}
+	a.Merge(&b)
+	return a
+}
+
+// summarizeFn replays each key of a merged shard.
+type summarizeFn struct {
+	Options Options
+
+	th      *ledger.Thresholds
+	keys    beam.Counter
+	events  beam.Counter
+	dups    beam.Counter
+	superse beam.Counter
+	mismat  beam.Counter
+}
+
+func (f *summarizeFn) Setup(ctx context.Context) error {
+	th, err := LoadThresholds(ctx, f.Options.ThresholdsURI, f.Options.DefaultThreshold)
+	if err != nil {
+		return err
+	}
+	f.th = th
+	f.keys = beam.NewCounter("nightly", "keys")
+	f.events = beam.NewCounter("nightly", "events")
+	f.dups = beam.NewCounter("nightly", "duplicates")
+	f.superse = beam.NewCounter("nightly", "superseded")
+	f.mismat = beam.NewCounter("nightly", "mismatches")
+	return nil
+}
+
+func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, p Part, emit func(Summary)) error {
+	for _, it := range p.Items {
+		sum := Summarize1(it, f.Options.Window, f.th.Lookup(it.Key()))
+		f.keys.Inc(ctx, 1)
+		f.events.Inc(ctx, sum.Row.Events)
+		f.dups.Inc(ctx, sum.Duplicates)
+		f.superse.Inc(ctx, sum.Superseded)
+		if !sum.Row.Reconciled {
+			f.mismat.Inc(ctx, 1)
+		}
+		emit(sum)
+	}
+	return nil
+}
+
+// LoadThresholds reads a thresholds CSV at uri (local or gs://); an empty
+// uri gives def for every key.
+func LoadThresholds(ctx context.Context, uri string, def int64) (*ledger.Thresholds, error) {
+	if def <= 0 {
+		def = ledger.DefaultThreshold
+	}
+	if uri == "" {
+		return ledger.NewThresholds(def), nil
+	}
+	fs, err := filesystem.New(ctx, uri)
+	if err != nil {
+		return nil, fmt.Errorf("summary: thresholds %s: %w", uri, err)
+	}
+	defer fs.Close()
+	r, err := fs.OpenRead(ctx, uri)
+	if err != nil {
+		return nil, fmt.Errorf("summary: open thresholds %s: %w", uri, err)
+	}
+	defer r.Close()
+	th, err := ledger.ParseThresholds(io.Reader(r), uri, def)
+	if err != nil {
+		return nil, fmt.Errorf("summary: %w", err)
+	}
+	return th, nil
+}
+
+// Gather is every row of the day and the series of the most affected keys.
+type Gather struct {
+	Rows       []reports.Row
+	Charts     []Chart
+	Duplicates int64
+	Superseded int64
+}
+
+// Chart is a chart candidate: a key's row and its on-hand series.
+type Chart struct {
+	Row    reports.Row
+	Series reports.Series
+}
+
+// Series returns the kept series, worst first.
+func (g *Gather) Series() []reports.Series {
+	out := make([]reports.Series, len(g.Charts))
+	for i, c := range sortWorst(g.Charts) {
+		out[i] = c.Series
+	}
+	return out
+}
+
+// gatherFn collects rows and keeps the MaxCharts worst series.
+type gatherFn struct {
+	MaxCharts int
+}
+
+func (*gatherFn) CreateAccumulator() Gather { return Gather{} }
+
+func (f *gatherFn) AddInput(g Gather, s Summary) Gather {
+	g.Rows = append(g.Rows, s.Row)
+	g.Duplicates += s.Duplicates
+	g.Superseded += s.Superseded
+	if s.Series != nil {
+		g.Charts = append(g.Charts, Chart{Row: s.Row, Series: *s.Series})
+		if len(g.Charts) >= 4*f.max() {
+			g.Charts = sortWorst(g.Charts)[:f.max()]
+		}
+	}
+	return g
+}
+
+func (f *gatherFn) MergeAccumulators(a, b Gather) Gather {
+	a.Rows = append(a.Rows, b.Rows...)
+	a.Duplicates += b.Duplicates
+	a.Superseded += b.Superseded
+	a.Charts = append(a.Charts, b.Charts...)
+	if len(a.Charts) > f.max() {
+		a.Charts = sortWorst(a.Charts)[:f.max()]
+	}
+	return a
+}
+
+func (f *gatherFn) ExtractOutput(g Gather) Gather {
+	if len(g.Charts) > f.max() {
+		g.Charts = sortWorst(g.Charts)[:f.max()]
+	}
+	return g
+}
+
+func (f *gatherFn) max() int {
+	if f.MaxCharts <= 0 {
+		return 6
+	}
+	return f.MaxCharts
+}
+
+func sortWorst(cs []Chart) []Chart {
+	slices.SortFunc(cs, func(a, b Chart) int {
+		switch {
+		case reports.MoreAffected(&a.Row, &b.Row):
+			return -1
+		case reports.MoreAffected(&b.Row, &a.Row):
+			return 1
+		}
+		return 0
+	})
+	return cs
+}

@@ -1,0 +1,176 @@
+// Package summary holds the nightly job's Beam building blocks: the per-key
+// bags of a day's adjustments and opening stock (Part), the combiner that
+// replays each key's day through the shared ledger rules (Summarize), and
+// the global combiner that gathers the rows and charts of the report.
+package summary
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/reports"
+)
+
+// Window is the report day: [Start, End) in Unix µs.
+type Window struct {
+	Start, End int64
+}
+
+// Event is one adjustment of a key, as the replay needs it.
+type Event struct {
+	ID     string
+	Time   int64 // Unix µs
+	Reason event.Reason
+	Qty    int64
+}
+
+// Item is everything known about one key for the report day.
+type Item struct {
+	SKU, LocationID string
+	// HasOpening: the key's stock was OpeningOnHand at OpeningAt (Unix µs),
+	// from the previous day's summary or the snapshot.
+	HasOpening    bool
+	OpeningOnHand int64
+	OpeningAt     int64
+	// HasStreaming: the streaming job's latest on-hand of the key before the
+	// end of the day was StreamingOnHand.
+	HasStreaming    bool
+	StreamingOnHand int64
+	Events          []Event
+}
+
+// Key returns the stock key of it.
+func (it *Item) Key() event.Key { return event.Key{SKU: it.SKU, LocationID: it.LocationID} }
+
+// merge adds o's facts to it.
+func (it *Item) merge(o *Item) {
+	if o.HasOpening && (!it.HasOpening || o.OpeningAt > it.OpeningAt) {
+		it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, o.OpeningOnHand, o.OpeningAt
+	}
+	if o.HasStreaming {
+		it.HasStreaming, it.StreamingOnHand = true, o.StreamingOnHand
+	}
+	it.Events = append(it.Events, o.Events...)
+}
+
+// Summary is the replay of one key's day: its report row, and its on-hand
+// over the day when the key was affected (see reports.Affected).
+type Summary struct {
+	Row    reports.Row
+	Series *reports.Series
+	// Duplicates and Superseded count the day's events that changed nothing.
+	Duplicates, Superseded int64
+}
+
+// Summarize1 replays the events of it, in event-time order (ties by
+// event_id), through a ledger.State seeded with the key's opening stock,
+// with the key's threshold. Events before the window bring the opening up
+// to the start of the day; events at or after its end are ignored.
+func Summarize1(it *Item, w Window, threshold int64) Summary {
+	evs := slices.Clone(it.Events)
+	slices.SortFunc(evs, func(a, b Event) int {
+		return cmp.Or(cmp.Compare(a.Time, b.Time), cmp.Compare(a.ID, b.ID))
+	})
+	st := &ledger.State{}
+	known := it.HasOpening // on-hand is known (not a key never seen)
+	if it.HasOpening {
+		st = ledger.FromSnapshot(it.OpeningOnHand, it.OpeningAt, threshold)
+	}
+	adj := event.Adjustment{SKU: it.SKU, LocationID: it.LocationID}
+	apply := func(e *Event) ledger.Result {
+		adj.EventID, adj.EventTime, adj.Reason, adj.Quantity = e.ID, e.Time, e.Reason, e.Qty
+		return st.Apply(&adj, threshold, 0)
+	}
+	i := 0
+	for ; i < len(evs) && evs[i].Time < w.Start; i++ {
+		if r := apply(&evs[i]); r.Outcome == ledger.Applied {
+			known = true
+		}
+	}
+	s := Summary{Row: reports.Row{SKU: it.SKU, LocationID: it.LocationID, Threshold: threshold}}
+	row := &s.Row
+	row.OpeningOnHand = st.OnHand
+	row.MinOnHand = st.OnHand
+	outSince := int64(-1) // start of the current out-of-stock spell
+	var outMicros int64
+	if known && st.OnHand <= 0 {
+		outSince = w.Start
+	}
+	points := []reports.Point{{Time: time.UnixMicro(w.Start).UTC(), OnHand: st.OnHand}}
+	seenAny := known
+	for ; i < len(evs) && evs[i].Time < w.End; i++ {
+		e := &evs[i]
+		r := apply(e)
+		switch r.Outcome {
+		case ledger.Duplicate:
+			s.Duplicates++
+			continue
+		case ledger.Superseded, ledger.TooLate:
+			s.Superseded++
+			continue
+		}
+		row.Events++
+		switch e.Reason {
+		case event.Received:
+			row.Received += e.Qty
+		case event.Sold:
+			row.Sold += e.Qty
+		case event.Returned:
+			row.Returned += e.Qty
+		case event.Damaged:
+			row.Damaged += e.Qty
+		case event.Adjusted:
+			row.Adjusted += e.Qty
+		case event.TransferIn:
+			row.TransferIn += e.Qty
+		case event.TransferOut:
+			row.TransferOut += e.Qty
+		case event.Counted:
+			row.CountedDelta += r.OnHand - r.Previous
+		}
+		if r.Alert && r.To != ledger.OK {
+			row.AlertsRaised++
+		}
+		if !seenAny {
+			row.MinOnHand = r.OnHand
+			seenAny = true
+		}
+		row.MinOnHand = min(row.MinOnHand, r.OnHand)
+		switch {
+		case r.OnHand <= 0 && outSince < 0:
+			outSince = e.Time
+		case r.OnHand > 0 && outSince >= 0:
+			outMicros += e.Time - outSince
+			outSince = -1
+		}
+		if r.Changed() {
+			points = append(points, reports.Point{Time: time.UnixMicro(e.Time).UTC(), OnHand: r.OnHand})
+		}
+	}
+	if outSince >= 0 {
+		outMicros += w.End - outSince
+	}
+	row.ClosingOnHand = st.OnHand
+	row.NetChange = row.ClosingOnHand - row.OpeningOnHand
+	row.MinutesOutOfStock = float64(outMicros) / float64(time.Minute.Microseconds())
+	if sold := -row.Sold; sold > 0 {
+		c := float64(row.ClosingOnHand) / float64(sold)
+		row.DaysOfCover = &c
+	}
+	// Reconciliation: the streaming stock must match; a key the stream
+	// never saw matches only if nothing happened to it.
+	if it.HasStreaming {
+		v := it.StreamingOnHand
+		row.StreamingOnHand = &v
+		row.Reconciled = v == row.ClosingOnHand
+	} else {
+		row.Reconciled = len(it.Events) == 0
+	}
+	if reports.Affected(row) {
+		s.Series = &reports.Series{SKU: it.SKU, LocationID: it.LocationID, Threshold: threshold, Points: points}
+	}
+	return s
+}
