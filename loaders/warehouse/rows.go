@@ -147,25 +147,36 @@ func Date(year int, month time.Month, day int) time.Time {
 
 func init() {
 	// Rows carry time.Time and pointers, which Beam's schema coder does not
-	// take; a JSON coder keeps them exact (UTC, nanoseconds, nil).
-	registerRow[AdjustmentRow]()
-	registerRow[StockLevelRow]()
-	registerRow[AlertRow]()
-	registerRow[DeadLetterRow]()
-	registerRow[DailySummaryRow]()
-	registerRow[ReportRunRow]()
+	// take; a JSON coder keeps them exact (UTC, nanoseconds, nil). Beam
+	// finds coder functions by name, so each type has its own pair.
+	registerRow(reflect.TypeFor[AdjustmentRow](), encodeAdjustmentRow, decodeAdjustmentRow)
+	registerRow(reflect.TypeFor[StockLevelRow](), encodeStockLevelRow, decodeStockLevelRow)
+	registerRow(reflect.TypeFor[AlertRow](), encodeAlertRow, decodeAlertRow)
+	registerRow(reflect.TypeFor[DeadLetterRow](), encodeDeadLetterRow, decodeDeadLetterRow)
+	registerRow(reflect.TypeFor[DailySummaryRow](), encodeDailySummaryRow, decodeDailySummaryRow)
+	registerRow(reflect.TypeFor[ReportRunRow](), encodeReportRunRow, decodeReportRunRow)
 }
 
-func registerRow[T any]() {
-	t := reflect.TypeFor[T]()
+func registerRow(t reflect.Type, enc, dec any) {
 	beam.RegisterType(t)
-	beam.RegisterCoder(t, encodeRow[T], decodeRow[T])
+	beam.RegisterCoder(t, enc, dec)
 }
 
-func encodeRow[T any](v T) ([]byte, error) { return json.Marshal(v) }
-
-func decodeRow[T any](b []byte) (T, error) {
+func decodeJSON[T any](b []byte) (T, error) {
 	var v T
 	err := json.Unmarshal(b, &v)
 	return v, err
 }
+
+func encodeAdjustmentRow(v AdjustmentRow) ([]byte, error)     { return json.Marshal(v) }
+func decodeAdjustmentRow(b []byte) (AdjustmentRow, error)     { return decodeJSON[AdjustmentRow](b) }
+func encodeStockLevelRow(v StockLevelRow) ([]byte, error)     { return json.Marshal(v) }
+func decodeStockLevelRow(b []byte) (StockLevelRow, error)     { return decodeJSON[StockLevelRow](b) }
+func encodeAlertRow(v AlertRow) ([]byte, error)               { return json.Marshal(v) }
+func decodeAlertRow(b []byte) (AlertRow, error)               { return decodeJSON[AlertRow](b) }
+func encodeDeadLetterRow(v DeadLetterRow) ([]byte, error)     { return json.Marshal(v) }
+func decodeDeadLetterRow(b []byte) (DeadLetterRow, error)     { return decodeJSON[DeadLetterRow](b) }
+func encodeDailySummaryRow(v DailySummaryRow) ([]byte, error) { return json.Marshal(v) }
+func decodeDailySummaryRow(b []byte) (DailySummaryRow, error) { return decodeJSON[DailySummaryRow](b) }
+func encodeReportRunRow(v ReportRunRow) ([]byte, error)       { return json.Marshal(v) }
+func decodeReportRunRow(b []byte) (ReportRunRow, error)       { return decodeJSON[ReportRunRow](b) }

@@ -65,7 +65,9 @@ func (f *writeFn) Setup(ctx context.Context) error {
 	return nil
 }
 
-func (f *writeFn) StartBundle(context.Context) {
+// StartBundle takes the emitter only because Beam wants the same emitters
+// in StartBundle, ProcessElement and FinishBundle.
+func (f *writeFn) StartBundle(_ context.Context, _ func(DeadLetterRow)) {
 	f.buf = f.buf[:0]
 }
 
