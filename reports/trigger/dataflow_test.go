@@ -1,11 +1,14 @@
 package trigger_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"cloud.google.com/go/dataflow/apiv1beta3/dataflowpb"
@@ -175,4 +178,42 @@ func doReq(h http.Handler, method, target string) (int, string) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
 	return rec.Code, rec.Body.String()
+}
+
+func TestDataflowAlreadyExistsButUnlisted(t *testing.T) {
+	l, fake := newDataflowLauncher(t)
+	fake.AddJob(project, region, "nightly-summary-2026-11-24", dataflowpb.JobState_JOB_STATE_RUNNING)
+	fake.StaleLists(2) // both the check and the re-list miss the running job
+	_, err := l.Launch(context.Background(), "2026-11-24")
+	if err == nil || !strings.Contains(err.Error(), "cannot be listed") || !strings.Contains(err.Error(), "AlreadyExists") {
+		t.Fatalf("err = %v, want the ALREADY_EXISTS launch reported", err)
+	}
+}
+
+// failingLauncher is a Launcher whose engine is down.
+type failingLauncher struct{}
+
+func (failingLauncher) Launch(context.Context, string) (trigger.Run, error) {
+	return trigger.Run{}, errors.New("dataflow.LaunchFlexTemplate: Unavailable")
+}
+
+func (failingLauncher) Lookup(context.Context, string) (trigger.Run, error) {
+	return trigger.Run{}, errors.New("dataflow.ListJobs: Unavailable")
+}
+
+func TestServerReportsEngineErrors(t *testing.T) {
+	var logs bytes.Buffer
+	h := trigger.NewServer(trigger.Config{}, failingLauncher{}, trigger.NewLogger(&logs, slog.LevelInfo))
+	for _, tc := range []struct{ method, target string }{
+		{"POST", "/v1/nightly?date=2026-11-24"},
+		{"GET", "/v1/nightly/2026-11-24"},
+	} {
+		code, body := doReq(h, tc.method, tc.target)
+		if code != http.StatusBadGateway || !strings.Contains(body, "Unavailable") {
+			t.Errorf("%s %s = %d %s, want 502 with the cause", tc.method, tc.target, code, body)
+		}
+	}
+	if n := strings.Count(logs.String(), `"severity":"ERROR"`); n != 2 {
+		t.Errorf("%d ERROR log lines, want 2:\n%s", n, logs.String())
+	}
 }
