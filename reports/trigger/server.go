@@ -221,7 +221,7 @@ func dateFromBody(contentType string, body []byte) (string, error) {
 		return vals.Get("date"), nil
 	case "application/json", "":
 		var req struct {
-			Date string `json:"date"`
+			Date *string `json:"date"`
 		}
 		dec := json.NewDecoder(strings.NewReader(string(body)))
 		dec.DisallowUnknownFields()
@@ -231,7 +231,13 @@ func dateFromBody(contentType string, body []byte) (string, error) {
 		if dec.More() {
 			return "", errors.New("decode JSON body: trailing data")
 		}
-		return req.Date, nil
+		if req.Date == nil {
+			return "", nil
+		}
+		if *req.Date == "" {
+			return "", errors.New("date is empty")
+		}
+		return *req.Date, nil
 	default:
 		return "", fmt.Errorf("unsupported content type %q", mt)
 	}
