@@ -522,3 +522,25 @@ func TestEnvVarClientAndMemoryFreedOnAck(t *testing.T) {
 
 func protoValueString(s string) protoreflect.Value { return protoreflect.ValueOfString(s) }
 func protoValueInt(n int64) protoreflect.Value     { return protoreflect.ValueOfInt64(n) }
+
+func TestInvalidSubscriptionSettingsRejected(t *testing.T) {
+	b := startEmu(t, Options{})
+	c := newClient(t, b.addr)
+	mustTopic(t, c, &pb.Topic{Name: topicName("topic")})
+	for name, sp := range map[string]*pb.Subscription{
+		"bad filter":         {Name: subName("s-filter"), Topic: topicName("topic"), Filter: `attributes.kind = sale`},
+		"missing topic":      {Name: subName("s-topic"), Topic: topicName("nope")},
+		"ack deadline > 600": {Name: subName("s-ack"), Topic: topicName("topic"), AckDeadlineSeconds: 601},
+		"retention < 10m":    {Name: subName("s-ret"), Topic: topicName("topic"), MessageRetentionDuration: durationpb.New(time.Minute)},
+		"dlq attempts < 5": {Name: subName("s-dlq"), Topic: topicName("topic"),
+			DeadLetterPolicy: &pb.DeadLetterPolicy{DeadLetterTopic: topicName("topic"), MaxDeliveryAttempts: 2}},
+	} {
+		_, err := c.SubscriptionAdminClient.CreateSubscription(testCtx(t), sp)
+		if code := status.Code(err); code != codes.InvalidArgument && code != codes.NotFound {
+			t.Errorf("%s: CreateSubscription = %v, want InvalidArgument or NotFound", name, err)
+		}
+	}
+	if _, err := c.TopicAdminClient.CreateTopic(testCtx(t), &pb.Topic{Name: "topics/x"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("CreateTopic with a bad name = %v, want InvalidArgument", err)
+	}
+}

@@ -103,6 +103,12 @@ func Start(addr string, opts Options) (*Server, error) {
 		}
 	}
 
+	// Message ids start from the wall clock in microseconds, so they stay unique
+	// across restarts even without a data dir (Pub/Sub's ids are 16-17 digits too).
+	if seed := uint64(time.Now().UnixMicro()); seed > s.msgSeq.Load() {
+		s.msgSeq.Store(seed)
+	}
+
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		if s.store != nil {

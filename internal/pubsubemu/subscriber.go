@@ -695,6 +695,10 @@ func (g *subscriberService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.
 			sub.mu.Unlock()
 			return nil, status.Errorf(codes.NotFound, "subscription %s not found", req.Subscription)
 		}
+		if sub.proto.Detached {
+			sub.mu.Unlock()
+			return nil, status.Errorf(codes.FailedPrecondition, "subscription %s is detached", req.Subscription)
+		}
 		now := s.now()
 		sub.expireLocked(now)
 		msgs := sub.takeLocked(limit, maxBytesPerResp, nil, now)
@@ -727,6 +731,12 @@ func (g *subscriberService) StreamingPull(ss pb.Subscriber_StreamingPullServer) 
 	sub, err := s.findSub(first.Subscription)
 	if err != nil {
 		return err
+	}
+	sub.mu.Lock()
+	detached := sub.proto.Detached
+	sub.mu.Unlock()
+	if detached {
+		return status.Errorf(codes.FailedPrecondition, "subscription %s is detached", sub.name)
 	}
 	if d := first.StreamAckDeadlineSeconds; d < 0 || d > int32(maxAckDeadline/time.Second) {
 		return status.Errorf(codes.InvalidArgument, "stream_ack_deadline_seconds %d outside [10, 600]", d)

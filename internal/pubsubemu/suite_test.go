@@ -300,3 +300,53 @@ func TestSuiteAdmin(t *testing.T) {
 		}
 	})
 }
+
+func TestSuiteReceiveNackDeadLetter(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		c := newClient(t, b.addr)
+		mustTopic(t, c, &pb.Topic{Name: topicName("topic")})
+		mustTopic(t, c, &pb.Topic{Name: topicName("dlq")})
+		mustSub(t, c, &pb.Subscription{Name: subName("dlq-sub"), Topic: topicName("dlq")})
+		mustSub(t, c, &pb.Subscription{
+			Name: subName("sub"), Topic: topicName("topic"),
+			DeadLetterPolicy: &pb.DeadLetterPolicy{DeadLetterTopic: topicName("dlq"), MaxDeliveryAttempts: 5},
+		})
+		publish(t, c, topicName("topic"), &pubsub.Message{Data: []byte("poison")})
+
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var mu sync.Mutex
+		var attempts []int
+		go func() {
+			_ = c.Subscriber(subName("sub")).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+				mu.Lock()
+				if m.DeliveryAttempt != nil {
+					attempts = append(attempts, *m.DeliveryAttempt)
+				} else {
+					attempts = append(attempts, 0)
+				}
+				mu.Unlock()
+				m.Nack()
+			})
+		}()
+		var dead *pubsub.Message
+		err := c.Subscriber(subName("dlq-sub")).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+			m.Ack()
+			mu.Lock()
+			dead = m
+			mu.Unlock()
+			cancel()
+		})
+		if err != nil {
+			t.Fatalf("Receive(dlq-sub): %v", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if dead == nil || string(dead.Data) != "poison" {
+			t.Fatalf("dead letter = %v", dead)
+		}
+		if !slices.Equal(attempts, []int{1, 2, 3, 4, 5}) {
+			t.Errorf("delivery attempts seen by Receive = %v, want [1 2 3 4 5]", attempts)
+		}
+	})
+}
