@@ -218,6 +218,9 @@ func dateFromBody(contentType string, body []byte) (string, error) {
 		if len(vals) > 1 || (len(vals) == 1 && !vals.Has("date")) {
 			return "", errors.New("form body may only carry date")
 		}
+		if vals.Has("date") && vals.Get("date") == "" {
+			return "", errors.New("date is empty")
+		}
 		return vals.Get("date"), nil
 	case "application/json", "":
 		var req struct {

@@ -109,6 +109,7 @@ func TestLaunchDates(t *testing.T) {
 		{name: "trailing text", target: "/v1/nightly?date=2026-11-24T00:00:00Z", wantCode: 400, wantErr: "YYYY-MM-DD"},
 		{name: "path characters", target: "/v1/nightly?date=..%2F..%2Fetc", wantCode: 400, wantErr: "YYYY-MM-DD"},
 		{name: "empty date", target: "/v1/nightly?date=", wantCode: 400, wantErr: "empty"},
+		{name: "empty form date", target: "/v1/nightly", contentType: "application/x-www-form-urlencoded", body: "date=", wantCode: 400, wantErr: "empty"},
 		{name: "empty json date", target: "/v1/nightly", contentType: "application/json", body: `{"date":""}`, wantCode: 400, wantErr: "empty"},
 		{name: "json date not a string", target: "/v1/nightly", contentType: "application/json", body: `{"date":20261124}`, wantCode: 400, wantErr: "decode JSON"},
 		{name: "repeated date", target: "/v1/nightly?date=2026-11-20&date=2026-11-21", wantCode: 400, wantErr: "more than once"},
