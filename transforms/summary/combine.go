@@ -20,19 +20,29 @@ func init() {
 	register.DoFn4x1[context.Context, int, Part, func(Summary), error](&summarizeFn{})
 	register.Emitter1[Summary]()
 	register.Combiner3[Gather, Summary, Gather](&gatherFn{})
-	registerJSON[Summary]()
-	registerJSON[Gather]()
+	// JSON coders, with one named function per type: Beam finds coder
+	// functions on workers by symbol name, and the instances of a generic
+	// function or closure share one.
+	beam.RegisterType(reflect.TypeFor[Summary]())
+	beam.RegisterCoder(reflect.TypeFor[Summary](), encodeSummary, decodeSummary)
+	beam.RegisterType(reflect.TypeFor[Gather]())
+	beam.RegisterCoder(reflect.TypeFor[Gather](), encodeGather, decodeGather)
 }
 
-func registerJSON[T any]() {
-	t := reflect.TypeFor[T]()
-	beam.RegisterType(t)
-	beam.RegisterCoder(t, func(v T) ([]byte, error) { return json.Marshal(v) },
-		func(b []byte) (T, error) {
-			var v T
-			err := json.Unmarshal(b, &v)
-			return v, err
-		})
+func encodeSummary(v Summary) ([]byte, error) { return json.Marshal(v) }
+
+func decodeSummary(b []byte) (Summary, error) {
+	var v Summary
+	err := json.Unmarshal(b, &v)
+	return v, err
+}
+
+func encodeGather(v Gather) ([]byte, error) { return json.Marshal(v) }
+
+func decodeGather(b []byte) (Gather, error) {
+	var v Gather
+	err := json.Unmarshal(b, &v)
+	return v, err
 }
 
 // Options configure the summary of one day.

@@ -1,0 +1,119 @@
+package transforms
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/ledger"
+)
+
+// Ledgers is the stock of every key of one shard: one ledger.State per
+// (sku, location). It is what the stock DoFn keeps in the shard's Beam state,
+// encoded as a sequence of (sku, location, ledger.State.AppendBinary) records.
+// Keys are decoded lazily: a bundle pays for parsing the keys it touches and
+// copying the bytes of the others.
+type Ledgers struct {
+	keys map[event.Key]*ledgerEntry
+}
+
+type ledgerEntry struct {
+	raw   []byte        // encoded state, valid unless dirty
+	st    *ledger.State // decoded state, nil until touched
+	dirty bool          // st changed since raw was encoded
+}
+
+// NewLedgers returns an empty shard.
+func NewLedgers() *Ledgers { return &Ledgers{keys: map[event.Key]*ledgerEntry{}} }
+
+// Len returns the number of keys.
+func (l *Ledgers) Len() int { return len(l.keys) }
+
+// ParseLedgers decodes the output of AppendBinary. It keeps references into b.
+func ParseLedgers(b []byte) (*Ledgers, error) {
+	r := reader{b: b}
+	n := r.uvarint()
+	if n > uint64(len(b)) {
+		return nil, fmt.Errorf("transforms: decode ledgers: %w", errShortCoder)
+	}
+	l := &Ledgers{keys: make(map[event.Key]*ledgerEntry, n)}
+	for ; n > 0 && r.err == nil; n-- {
+		k := event.Key{SKU: r.string(), LocationID: r.string()}
+		l.keys[k] = &ledgerEntry{raw: r.bytes()}
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("transforms: decode ledgers: %w", r.err)
+	}
+	return l, nil
+}
+
+// Get returns the ledger of k for changing, creating it from the reference
+// data (snapshot or empty) if the shard has never seen k. threshold is the
+// key's threshold, used to classify a snapshot's starting stock.
+func (l *Ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State, error) {
+	e := l.keys[k]
+	if e == nil {
+		var st *ledger.State
+		if ref != nil {
+			st = ref.Initial(k, threshold)
+		} else {
+			st = &ledger.State{}
+		}
+		l.keys[k] = &ledgerEntry{st: st, dirty: true}
+		return st, nil
+	}
+	if e.st == nil {
+		st := new(ledger.State)
+		if err := st.UnmarshalBinary(e.raw); err != nil {
+			return nil, fmt.Errorf("transforms: decode ledger of %v: %w", k, err)
+		}
+		e.st = st
+	}
+	e.dirty = true
+	return e.st, nil
+}
+
+// Peek returns the ledger of k without marking it changed, or nil.
+func (l *Ledgers) Peek(k event.Key) (*ledger.State, error) {
+	e := l.keys[k]
+	if e == nil {
+		return nil, nil
+	}
+	if e.st == nil {
+		st := new(ledger.State)
+		if err := st.UnmarshalBinary(e.raw); err != nil {
+			return nil, fmt.Errorf("transforms: decode ledger of %v: %w", k, err)
+		}
+		e.st = st
+	}
+	return e.st, nil
+}
+
+// AppendBinary appends the encoded shard to b. Entries then refer to the
+// new encoding, so the previous buffer can be collected.
+func (l *Ledgers) AppendBinary(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(l.keys)))
+	type span struct {
+		e          *ledgerEntry
+		start, end int
+	}
+	spans := make([]span, 0, len(l.keys))
+	var scratch []byte
+	for k, e := range l.keys {
+		b = appendString(b, k.SKU)
+		b = appendString(b, k.LocationID)
+		if e.dirty {
+			scratch = e.st.AppendBinary(scratch[:0])
+			b = appendBytes(b, scratch)
+			e.dirty = false
+			spans = append(spans, span{e, len(b) - len(scratch), len(b)})
+		} else {
+			b = appendBytes(b, e.raw)
+			spans = append(spans, span{e, len(b) - len(e.raw), len(b)})
+		}
+	}
+	for _, s := range spans {
+		s.e.raw = b[s.start:s.end:s.end]
+	}
+	return b
+}

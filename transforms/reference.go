@@ -1,0 +1,192 @@
+package transforms
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/loaders/objects"
+)
+
+func init() {
+	beam.RegisterType(reflect.TypeOf(Reference{}))
+	beam.RegisterCoder(reflect.TypeOf(Reference{}), encodeReference, decodeReference)
+	register.DoFn3x1[context.Context, []byte, func(Reference), error](&readReferenceFn{})
+	register.Emitter1[Reference]()
+}
+
+// Reference is the reference data the stock DoFn looks keys up in: the
+// reorder thresholds and the starting snapshot. It is a side input. Its coder
+// keeps it as raw bytes plus a digest, and Lookup parses it once per worker
+// per digest, so a large snapshot is not decoded again for every bundle.
+type Reference struct {
+	Digest string // sha256 of Raw
+	Raw    []byte
+}
+
+// SnapshotItem is one key of the starting snapshot.
+type SnapshotItem struct {
+	SKU, LocationID string
+	OnHand          int64
+}
+
+// RefData is the parsed Reference.
+type RefData struct {
+	Thresholds *ledger.Thresholds
+	// AsOf is the snapshot's time (Unix µs) and Stock its on-hand per key.
+	AsOf  int64
+	Stock map[event.Key]int64
+}
+
+// Threshold returns the threshold of k: (sku, location), (sku, *), default.
+func (d *RefData) Threshold(k event.Key) int64 { return d.Thresholds.Lookup(k) }
+
+// Initial returns the starting ledger of a key seen for the first time: the
+// snapshot's on-hand at its as_of, or the zero state (no count, 0 on hand).
+func (d *RefData) Initial(k event.Key, threshold int64) *ledger.State {
+	if q, ok := d.Stock[k]; ok {
+		return ledger.FromSnapshot(q, d.AsOf, threshold)
+	}
+	return &ledger.State{}
+}
+
+// NewReference encodes thresholds and a snapshot (items at asOf, Unix µs)
+// as a Reference.
+func NewReference(th *ledger.Thresholds, asOf int64, items []SnapshotItem) Reference {
+	if th == nil {
+		th = ledger.NewThresholds(ledger.DefaultThreshold)
+	}
+	b := binary.AppendVarint(nil, th.Default)
+	rules := th.Rules()
+	b = binary.AppendUvarint(b, uint64(len(rules)))
+	for _, r := range rules {
+		b = appendString(b, r.SKU)
+		b = appendString(b, r.LocationID)
+		b = binary.AppendVarint(b, r.Threshold)
+	}
+	b = binary.AppendVarint(b, asOf)
+	b = binary.AppendUvarint(b, uint64(len(items)))
+	for _, it := range items {
+		b = appendString(b, it.SKU)
+		b = appendString(b, it.LocationID)
+		b = binary.AppendVarint(b, it.OnHand)
+	}
+	sum := sha256.Sum256(b)
+	return Reference{Digest: string(sum[:]), Raw: b}
+}
+
+func encodeReference(r Reference) []byte {
+	return append([]byte(r.Digest), r.Raw...)
+}
+
+func decodeReference(b []byte) (Reference, error) {
+	if len(b) < sha256.Size {
+		return Reference{}, errShortCoder
+	}
+	return Reference{Digest: string(b[:sha256.Size]), Raw: b[sha256.Size:]}, nil
+}
+
+var refCache struct {
+	sync.Mutex
+	digest string
+	data   *RefData
+}
+
+// Data returns the parsed reference data, cached by digest.
+func (r Reference) Data() (*RefData, error) {
+	refCache.Lock()
+	defer refCache.Unlock()
+	if refCache.data != nil && refCache.digest == r.Digest {
+		return refCache.data, nil
+	}
+	d, err := parseReference(r.Raw)
+	if err != nil {
+		return nil, err
+	}
+	refCache.digest, refCache.data = r.Digest, d
+	return d, nil
+}
+
+func parseReference(b []byte) (*RefData, error) {
+	rd := reader{b: b}
+	d := &RefData{Thresholds: ledger.NewThresholds(rd.varint())}
+	for n := rd.uvarint(); n > 0 && rd.err == nil; n-- {
+		sku, loc := rd.string(), rd.string()
+		d.Thresholds.Add(ledger.Rule{SKU: sku, LocationID: loc, Threshold: rd.varint()})
+	}
+	d.AsOf = rd.varint()
+	n := rd.uvarint()
+	if n > uint64(len(b)) {
+		return nil, errShortCoder
+	}
+	d.Stock = make(map[event.Key]int64, n)
+	for ; n > 0 && rd.err == nil; n-- {
+		k := event.Key{SKU: rd.string(), LocationID: rd.string()}
+		d.Stock[k] = rd.varint()
+	}
+	if rd.err != nil {
+		return nil, fmt.Errorf("transforms: decode reference: %w", rd.err)
+	}
+	return d, nil
+}
+
+// ReadReference is a composite transform that reads the thresholds CSV
+// (sku,location_id,threshold; "" for none) and the snapshot JSON ("" for
+// none), local paths or gs://, and returns a PCollection holding one
+// Reference, for use as a side input of ApplyStock.
+func ReadReference(s beam.Scope, thresholdsURI, snapshotURI string, defaultThreshold int64) beam.PCollection {
+	s = s.Scope("ReadReference")
+	return beam.ParDo(s, &readReferenceFn{Thresholds: thresholdsURI, Snapshot: snapshotURI, Default: defaultThreshold}, beam.Impulse(s))
+}
+
+type readReferenceFn struct {
+	Thresholds string
+	Snapshot   string
+	Default    int64
+}
+
+func (f *readReferenceFn) ProcessElement(ctx context.Context, _ []byte, emit func(Reference)) error {
+	ref, err := LoadReference(ctx, f.Thresholds, f.Snapshot, f.Default)
+	if err != nil {
+		return err
+	}
+	emit(ref)
+	return nil
+}
+
+// LoadReference reads the thresholds and snapshot files into a Reference.
+func LoadReference(ctx context.Context, thresholdsURI, snapshotURI string, def int64) (Reference, error) {
+	if def <= 0 {
+		def = ledger.DefaultThreshold
+	}
+	th := ledger.NewThresholds(def)
+	if thresholdsURI != "" {
+		rc, err := objects.Open(ctx, thresholdsURI)
+		if err != nil {
+			return Reference{}, fmt.Errorf("read thresholds: %w", err)
+		}
+		th, err = ledger.ParseThresholds(rc, thresholdsURI, def)
+		rc.Close()
+		if err != nil {
+			return Reference{}, fmt.Errorf("read thresholds: %w", err)
+		}
+	}
+	var asOf int64
+	var items []SnapshotItem
+	if snapshotURI != "" {
+		var err error
+		asOf, items, err = readSnapshot(ctx, snapshotURI)
+		if err != nil {
+			return Reference{}, fmt.Errorf("read snapshot: %w", err)
+		}
+	}
+	return NewReference(th, asOf, items), nil
+}

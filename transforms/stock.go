@@ -1,0 +1,166 @@
+package transforms
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/state"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/loaders/warehouse"
+)
+
+func init() {
+	register.DoFn9x1[context.Context, state.Provider, int, Shard, Reference,
+		func(warehouse.AdjustmentRow), func(warehouse.StockLevelRow), func(warehouse.AlertRow), func(warehouse.DeadLetterRow), error](&stockFn{})
+	register.Emitter1[warehouse.AdjustmentRow]()
+	register.Emitter1[warehouse.StockLevelRow]()
+	register.Emitter1[warehouse.AlertRow]()
+}
+
+// CodeTooLate is the dead-letter reason of an event older than the dedup
+// horizon of its key (see ledger.TooLate).
+const CodeTooLate = "too_late"
+
+// StockOutputs are the results of ApplyStock.
+type StockOutputs struct {
+	Adjustments beam.PCollection // warehouse.AdjustmentRow: every event, APPLIED/SUPERSEDED/DUPLICATE
+	Levels      beam.PCollection // warehouse.StockLevelRow: every change of on-hand
+	Alerts      beam.PCollection // warehouse.AlertRow: every change of severity
+	DeadLetters beam.PCollection // warehouse.DeadLetterRow: events too late to deduplicate
+}
+
+// ApplyStock is a composite transform that applies adjustments to the stock
+// of their (sku, location) key with the ledger semantics (internal/ledger).
+// It expects a PCollection of KV<int, Shard> from DecodeEvents and a
+// PCollection of one Reference (thresholds and snapshot) as a side input.
+// horizon bounds the dedup memory per key (0: ledger.DefaultHorizon).
+//
+// State is one value per shard holding the ledgers of the shard's keys
+// (state.Value, which Dataflow runs for Go); see Ledgers.
+func ApplyStock(s beam.Scope, events, ref beam.PCollection, horizon time.Duration) StockOutputs {
+	s = s.Scope("ApplyStock")
+	adj, lvl, alerts, dead := beam.ParDo4(s, &stockFn{Horizon: horizon}, events, beam.SideInput{Input: ref})
+	return StockOutputs{Adjustments: adj, Levels: lvl, Alerts: alerts, DeadLetters: dead}
+}
+
+// stockFn keeps the ledgers of one shard in Beam state.
+//
+// Gen is a random id written with every new Ledger value. Each DoFn
+// instance caches the decoded ledgers of the shards it processed with the
+// Gen it wrote; when the committed Gen is still that one, the ledger bytes
+// need not be read and parsed again. A failed bundle leaves the committed
+// Gen different from the cached one, so the cache is never trusted past a
+// failure.
+type stockFn struct {
+	Horizon time.Duration
+
+	Gen    state.Value[int64]
+	Ledger state.Value[[]byte]
+
+	cache    map[int]*shardCache
+	lastProc int64
+	applied  beam.Counter
+	dups     beam.Counter
+	dead     beam.Counter
+}
+
+type shardCache struct {
+	gen int64
+	l   *Ledgers
+}
+
+func (f *stockFn) Setup() {
+	f.cache = map[int]*shardCache{}
+	f.applied = beam.NewCounter(MetricNamespace, MetricApplied)
+	f.dups = beam.NewCounter(MetricNamespace, MetricDuplicates)
+	f.dead = beam.NewCounter(MetricNamespace, MetricDeadLettered)
+}
+
+// now returns a processing time that never goes back and moves at least
+// 1 µs per call, so that the last stock_levels row of a key by processed_at
+// is its latest.
+func (f *stockFn) now() time.Time {
+	t := max(time.Now().UnixMicro(), f.lastProc+1)
+	f.lastProc = t
+	return time.UnixMicro(t).UTC()
+}
+
+func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard int, batch Shard, refIn Reference,
+	emitAdj func(warehouse.AdjustmentRow), emitLevel func(warehouse.StockLevelRow),
+	emitAlert func(warehouse.AlertRow), emitDead func(warehouse.DeadLetterRow)) error {
+	ref, err := refIn.Data()
+	if err != nil {
+		return err
+	}
+	gen, ok, err := f.Gen.Read(sp)
+	if err != nil {
+		return fmt.Errorf("stock: read gen of shard %d: %w", shard, err)
+	}
+	c := f.cache[shard]
+	if c == nil || !ok || c.gen != gen {
+		raw, ok, err := f.Ledger.Read(sp)
+		if err != nil {
+			return fmt.Errorf("stock: read ledgers of shard %d: %w", shard, err)
+		}
+		c = &shardCache{l: NewLedgers()}
+		if ok {
+			if c.l, err = ParseLedgers(raw); err != nil {
+				return fmt.Errorf("stock: shard %d: %w", shard, err)
+			}
+		}
+		f.cache[shard] = c
+	}
+	c.gen = 0 // changing: not trusted until written
+
+	var applied, dups, dead int64
+	for i := range batch.Records {
+		rec := &batch.Records[i]
+		a := &rec.Adj
+		k := a.Key()
+		th := ref.Threshold(k)
+		st, err := c.l.Get(k, ref, th)
+		if err != nil {
+			return err
+		}
+		res := st.Apply(a, th, f.Horizon)
+		now := f.now()
+		switch res.Outcome {
+		case ledger.TooLate:
+			dead++
+			emitDead(TooLateDeadLetter(rec, now))
+			continue
+		case ledger.Duplicate:
+			dups++
+		default:
+			applied++
+		}
+		emitAdj(AdjustmentRow(rec, res.Outcome, now))
+		if res.Changed() {
+			emitLevel(StockLevelRow(a, res, th, st.Severity, now))
+		}
+		if res.Alert {
+			emitAlert(AlertRow(a, res, th, now))
+		}
+	}
+
+	newGen := rand.Int64() | 1
+	if err := f.Ledger.Write(sp, c.l.AppendBinary(nil)); err != nil {
+		return fmt.Errorf("stock: write ledgers of shard %d: %w", shard, err)
+	}
+	if err := f.Gen.Write(sp, newGen); err != nil {
+		return fmt.Errorf("stock: write gen of shard %d: %w", shard, err)
+	}
+	c.gen = newGen
+	f.applied.Inc(ctx, applied)
+	f.dups.Inc(ctx, dups)
+	if dead > 0 {
+		f.dead.Inc(ctx, dead)
+	}
+	return nil
+}
+

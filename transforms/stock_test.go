@@ -1,0 +1,261 @@
+package transforms
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+
+	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/loaders/warehouse"
+)
+
+func TestMain(m *testing.M) { ptest.Main(m) }
+
+func init() {
+	register.Function2x0(alertString)
+	register.Function2x0(levelString)
+	register.Function2x0(adjustmentString)
+	register.Function2x0(deadString)
+	register.Emitter1[string]()
+}
+
+func alertString(r warehouse.AlertRow, emit func(string)) {
+	emit(fmt.Sprintf("%s@%s %s->%s %d/%d %s", r.SKU, r.LocationID, r.PreviousSeverity, r.Severity, r.OnHand, r.Threshold, r.EventID))
+}
+
+func levelString(r warehouse.StockLevelRow, emit func(string)) {
+	emit(fmt.Sprintf("%s@%s %d->%d %s %s", r.SKU, r.LocationID, r.PreviousOnHand, r.OnHand, r.Severity, r.EventID))
+}
+
+func adjustmentString(r warehouse.AdjustmentRow, emit func(string)) {
+	emit(fmt.Sprintf("%s %s", r.EventID, r.Status))
+}
+
+func deadString(r warehouse.DeadLetterRow, emit func(string)) {
+	emit(fmt.Sprintf("%s %s", r.MessageID, r.Reason))
+}
+
+// t0 is the snapshot time of the tests; hours after it are event times.
+var t0 = time.Now().Add(-30 * 24 * time.Hour).Truncate(time.Hour).UTC()
+
+func at(h int) int64 { return t0.Add(time.Duration(h) * time.Hour).UnixMicro() }
+
+// adj returns a JSON message of an adjustment at hour h after t0.
+func adj(id, sku, loc string, reason event.Reason, qty int64, h int) Message {
+	a := event.Adjustment{EventID: id, SKU: sku, LocationID: loc, Reason: reason, Quantity: qty, EventTime: at(h), Source: "test"}
+	data, err := event.MarshalJSON(&a)
+	if err != nil {
+		panic(err)
+	}
+	return Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}
+}
+
+func raw(id, data, encoding string) Message {
+	return Message{ID: "m-" + id, Data: []byte(data), Attributes: map[string]string{event.AttrEncoding: encoding}}
+}
+
+func binaryMsg(id, sku, loc string, reason event.Reason, qty int64, h int) Message {
+	a := event.Adjustment{EventID: id, SKU: sku, LocationID: loc, Reason: reason, Quantity: qty, EventTime: at(h), Source: "test"}
+	data, err := event.MarshalBinary(&a)
+	if err != nil {
+		panic(err)
+	}
+	return Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingBinary}}
+}
+
+// stockCase is one rule of the contract. Each case uses its own SKUs, so
+// all cases run in one pipeline; each case's messages arrive in one batch,
+// in the order given.
+type stockCase struct {
+	name   string
+	msgs   []Message
+	levels []string // every change of on-hand
+	alerts []string
+	adjs   []string // statuses
+	dead   []string
+}
+
+func stockCases() []stockCase {
+	const (
+		rcv = event.Received
+		sold = event.Sold
+		cnt = event.Counted
+	)
+	return []stockCase{{
+		name: "count arriving before older deltas",
+		msgs: []Message{
+			adj("c1", "A", "L1", cnt, 50, 10),
+			adj("c2", "A", "L1", sold, -5, 5), // before the count: superseded
+			adj("c3", "A", "L1", sold, -5, 15),
+			adj("c4", "A", "L1", rcv, 7, 10), // at the count's time: included in it
+		},
+		levels: []string{"A@L1 0->50 OK c1", "A@L1 50->45 OK c3"},
+		adjs:   []string{"c1 APPLIED", "c2 SUPERSEDED", "c3 APPLIED", "c4 SUPERSEDED"},
+	}, {
+		name: "newer count replaces, older count changes nothing",
+		msgs: []Message{
+			adj("n1", "N", "L1", rcv, 30, 1),
+			adj("n2", "N", "L1", cnt, 20, 5),
+			adj("n3", "N", "L1", cnt, 99, 3),
+			adj("n4", "N", "L1", rcv, 4, 4), // older than the count at 5
+			adj("n5", "N", "L1", sold, -1, 6),
+		},
+		levels: []string{"N@L1 0->30 OK n1", "N@L1 30->20 OK n2", "N@L1 20->19 OK n5"},
+		adjs:   []string{"n1 APPLIED", "n2 APPLIED", "n3 SUPERSEDED", "n4 SUPERSEDED", "n5 APPLIED"},
+	}, {
+		name: "duplicates are counted, never applied again",
+		msgs: []Message{
+			adj("d1", "D", "L1", rcv, 20, 1),
+			adj("d1", "D", "L1", rcv, 20, 1),
+			adj("d2", "D", "L1", sold, -15, 2),
+			adj("d1", "D", "L1", rcv, 20, 1),
+			adj("d2", "D", "L1", sold, -15, 2),
+		},
+		levels: []string{"D@L1 0->20 OK d1", "D@L1 20->5 LOW d2"},
+		alerts: []string{"D@L1 OK->LOW 5/10 d2"},
+		adjs:   []string{"d1 APPLIED", "d1 DUPLICATE", "d2 APPLIED", "d1 DUPLICATE", "d2 DUPLICATE"},
+	}, {
+		name: "threshold lookup: (sku, location), then (sku, *), then default",
+		msgs: []Message{
+			adj("t1", "T", "L1", rcv, 8, 1), // rule T,L1 = 5: OK
+			adj("t2", "T", "L2", rcv, 8, 1), // rule T,* = 30: LOW
+			adj("t3", "U", "L1", rcv, 8, 1), // default 10: LOW
+			adj("t4", "U", "L2", rcv, 12, 1), // default 10: OK
+		},
+		levels: []string{"T@L1 0->8 OK t1", "T@L2 0->8 LOW t2", "U@L1 0->8 LOW t3", "U@L2 0->12 OK t4"},
+		alerts: []string{"T@L2 ->LOW 8/30 t2", "U@L1 ->LOW 8/10 t3"},
+		adjs:   []string{"t1 APPLIED", "t2 APPLIED", "t3 APPLIED", "t4 APPLIED"},
+	}, {
+		name: "alert sequence OK->LOW->OUT->LOW->OK from a snapshot",
+		msgs: []Message{
+			adj("s1", "S", "L1", sold, -12, 1),
+			adj("s2", "S", "L1", sold, -3, 2), // stays LOW: no alert
+			adj("s3", "S", "L1", sold, -5, 3),
+			adj("s4", "S", "L1", sold, -1, 4), // stays OUT
+			adj("s5", "S", "L1", rcv, 6, 5),
+			adj("s6", "S", "L1", rcv, 10, 6),
+			adj("s7", "S", "L1", rcv, 1, 7), // stays OK
+		},
+		levels: []string{"S@L1 20->8 LOW s1", "S@L1 8->5 LOW s2", "S@L1 5->0 OUT s3", "S@L1 0->-1 OUT s4",
+			"S@L1 -1->5 LOW s5", "S@L1 5->15 OK s6", "S@L1 15->16 OK s7"},
+		alerts: []string{"S@L1 OK->LOW 8/10 s1", "S@L1 LOW->OUT 0/10 s3", "S@L1 OUT->LOW 5/10 s5", "S@L1 LOW->RECOVERED 15/10 s6"},
+		adjs:   []string{"s1 APPLIED", "s2 APPLIED", "s3 APPLIED", "s4 APPLIED", "s5 APPLIED", "s6 APPLIED", "s7 APPLIED"},
+	}, {
+		name: "snapshot: older deltas are superseded, a LOW start emits nothing",
+		msgs: []Message{
+			adj("p1", "P", "L1", sold, -1, -2), // before the snapshot
+			adj("p2", "P", "L1", sold, -1, 1),  // LOW -> LOW
+		},
+		levels: []string{"P@L1 4->3 LOW p2"},
+		adjs:   []string{"p1 SUPERSEDED", "p2 APPLIED"},
+	}, {
+		name: "no snapshot: first event alerts only if LOW or OUT",
+		msgs: []Message{
+			adj("f1", "F", "L1", event.Adjusted, -2, 1),
+			adj("f2", "F", "L2", cnt, 0, 1),
+			adj("f3", "F", "L3", rcv, 100, 1),
+		},
+		levels: []string{"F@L1 0->-2 OUT f1", "F@L3 0->100 OK f3"},
+		alerts: []string{"F@L1 ->OUT -2/10 f1", "F@L2 ->OUT 0/10 f2"},
+		adjs:   []string{"f1 APPLIED", "f2 APPLIED", "f3 APPLIED"},
+	}, {
+		name: "invalid events are dead-lettered with their reason",
+		msgs: []Message{
+			raw("x1", "{not json", event.EncodingJSON),
+			raw("x2", `{"foo": 1, "bar": [true]}`, event.EncodingJSON),
+			raw("x3", `{"event_id":"x3","sku":"X","location_id":"L1","reason":"STOLEN","quantity":-1,"event_time":"2026-01-01T00:00:00Z"}`, event.EncodingJSON),
+			raw("x4", `{"event_id":"x4","sku":"","location_id":"L1","reason":"SOLD","quantity":-1,"event_time":"2026-01-01T00:00:00Z"}`, event.EncodingJSON),
+			raw("x5", `{"event_id":"x5","sku":"X","location_id":"","reason":"SOLD","quantity":-1,"event_time":"2026-01-01T00:00:00Z"}`, event.EncodingJSON),
+			raw("x6", `{"event_id":"x6","sku":"X","location_id":"L1","reason":"COUNTED","quantity":-3,"event_time":"2026-01-01T00:00:00Z"}`, event.EncodingJSON),
+			raw("x7", `{"event_id":"x7","sku":"X","location_id":"L1","reason":"SOLD","quantity":-1}`, event.EncodingJSON),
+			raw("x8", "\xff\xff\xff", event.EncodingBinary),
+			raw("x9", `{}`, "AVRO"),
+			binaryMsg("x10", "X", "L9", rcv, 42, 1), // valid, BINARY
+		},
+		dead: []string{"m-x1 undecodable", "m-x2 schema_mismatch", "m-x3 unknown_reason", "m-x4 missing_sku",
+			"m-x5 missing_location_id", "m-x6 negative_count", "m-x7 missing_event_time", "m-x8 undecodable",
+			"m-x9 unknown_encoding"},
+		levels: []string{"X@L9 0->42 OK x10"},
+		adjs:   []string{"x10 APPLIED"},
+	}, {
+		name: "older than the dedup horizon and after the count: too_late",
+		msgs: []Message{
+			adj("h1", "H", "L1", rcv, 50, 20*24),
+			adj("h2", "H", "L1", rcv, 5, 24), // 19 days older than the newest event
+		},
+		levels: []string{"H@L1 0->50 OK h1"},
+		adjs:   []string{"h1 APPLIED"},
+		dead:   []string{"m-h2 too_late"},
+	}}
+}
+
+func testReference() Reference {
+	th := ledger.NewThresholds(10)
+	th.Add(ledger.Rule{SKU: "T", LocationID: "L1", Threshold: 5})
+	th.Add(ledger.Rule{SKU: "T", LocationID: "*", Threshold: 30})
+	return NewReference(th, t0.UnixMicro(), []SnapshotItem{
+		{SKU: "S", LocationID: "L1", OnHand: 20},
+		{SKU: "P", LocationID: "L1", OnHand: 4},
+	})
+}
+
+// TestStockRules runs every rule of the contract as a case through
+// DecodeEvents and ApplyStock on the test runner (Prism).
+func TestStockRules(t *testing.T) {
+	cases := stockCases()
+	p, s := beam.NewPipelineWithRoot()
+	var batches []Batch
+	var levels, alerts, adjs, dead []string
+	received := 0
+	for _, c := range cases {
+		batches = append(batches, Batch{Messages: c.msgs})
+		received += len(c.msgs)
+		levels = append(levels, c.levels...)
+		alerts = append(alerts, c.alerts...)
+		adjs = append(adjs, c.adjs...)
+		dead = append(dead, c.dead...)
+	}
+	out := stockPipeline(s, beam.CreateList(s, batches))
+	passert.Equals(s, beam.ParDo(s, levelString, out.Levels), toAny(levels)...)
+	passert.Equals(s, beam.ParDo(s, alertString, out.Alerts), toAny(alerts)...)
+	passert.Equals(s, beam.ParDo(s, adjustmentString, out.Adjustments), toAny(adjs)...)
+	passert.Equals(s, beam.ParDo(s, deadString, out.DeadLetters), toAny(dead)...)
+
+	pr := ptest.RunAndValidate(t, p)
+	got := CountsOf(pr)
+	dups := 3
+	want := Counts{Received: int64(received), Applied: int64(len(adjs) - dups), Duplicates: int64(dups), DeadLettered: int64(len(dead))}
+	if got != want {
+		t.Errorf("counters = %+v, want %+v", got, want)
+	}
+	if !got.Balanced() {
+		t.Errorf("counters %+v do not reconcile", got)
+	}
+}
+
+// stockOut is DecodeEvents + ApplyStock with dead letters of both merged.
+type stockOut struct {
+	StockOutputs
+}
+
+func stockPipeline(s beam.Scope, batches beam.PCollection) stockOut {
+	dec := DecodeEvents(s, batches, 4, OriginPubSub)
+	ref := beam.Create(s, testReference())
+	out := ApplyStock(s, dec.Events, ref, 0)
+	out.DeadLetters = beam.Flatten(s, dec.DeadLetters, out.DeadLetters)
+	return stockOut{out}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
