@@ -104,8 +104,15 @@ func queryLocalOnce(ctx context.Context, dir, query string) (*result, error) {
 func localView(dir string, t *Table) string {
 	glob := filepath.Join(tableDir(dir, t.Name), "dt=*", "*.parquet")
 	if files, _ := filepath.Glob(glob); len(files) > 0 {
-		return fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT * FROM read_parquet(%s, hive_partitioning = false, union_by_name = true)",
-			t.Name, sqlString(glob))
+		cols := make([]string, len(t.Schema))
+		for i, f := range t.Schema {
+			cols[i] = f.Name
+			if f.Type == bigquery.DateFieldType {
+				cols[i] = fmt.Sprintf("CAST(%s AS DATE) AS %s", f.Name, f.Name)
+			}
+		}
+		return fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT %s FROM read_parquet(%s, hive_partitioning = false, union_by_name = true)",
+			t.Name, strings.Join(cols, ", "), sqlString(glob))
 	}
 	cols := make([]string, len(t.Schema))
 	for i, f := range t.Schema {

@@ -11,7 +11,9 @@ import (
 // Row structs, one per table. Column names are the `bigquery` tags; the
 // `parquet` tags name the same columns in the local warehouse. Timestamps are
 // UTC time.Time values; DATE columns are time.Time at midnight UTC. Nullable
-// columns are pointers. Quantities are signed: SOLD, DAMAGED and TRANSFER_OUT
+// columns are pointers. Locally a DATE column is stored as a midnight UTC
+// timestamp (parquet-go v0.32 writes time.Time "date" columns in seconds, not
+// days) and the DuckDB view casts it back to DATE. Quantities are signed: SOLD, DAMAGED and TRANSFER_OUT
 // are negative.
 
 // AdjustmentRow is one row of the adjustments table: every adjustment the
@@ -91,7 +93,7 @@ const (
 
 // DailySummaryRow is one row of daily_summary: one key on one report date.
 type DailySummaryRow struct {
-	ReportDate        time.Time `bigquery:"report_date" parquet:"report_date,date" json:"report_date"`
+	ReportDate        time.Time `bigquery:"report_date" parquet:"report_date,timestamp(millisecond)" json:"report_date"`
 	SKU               string    `bigquery:"sku" parquet:"sku" json:"sku"`
 	LocationID        string    `bigquery:"location_id" parquet:"location_id" json:"location_id"`
 	OpeningOnHand     int64     `bigquery:"opening_on_hand" parquet:"opening_on_hand" json:"opening_on_hand"`
@@ -119,7 +121,7 @@ type DailySummaryRow struct {
 // ReportRunRow is one row of report_runs: one run of the nightly job.
 type ReportRunRow struct {
 	RunID      string    `bigquery:"run_id" parquet:"run_id" json:"run_id"`
-	ReportDate time.Time `bigquery:"report_date" parquet:"report_date,date" json:"report_date"`
+	ReportDate time.Time `bigquery:"report_date" parquet:"report_date,timestamp(millisecond)" json:"report_date"`
 	Status     string    `bigquery:"status" parquet:"status" json:"status"`
 	StartedAt  time.Time `bigquery:"started_at" parquet:"started_at,timestamp(microsecond)" json:"started_at"`
 	// FinishedAt is nil while the run is RUNNING.

@@ -245,6 +245,9 @@ func (t *Table) partitionDate(row reflect.Value) time.Time {
 // struct values.
 func (t *Table) rowValues(rows any) ([]reflect.Value, error) {
 	rv := reflect.ValueOf(rows)
+	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		rv = rv.Elem()
+	}
 	if rv.Kind() != reflect.Slice {
 		return nil, fmt.Errorf("warehouse: table %s: rows must be a slice, got %T", t.Name, rows)
 	}
