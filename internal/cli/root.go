@@ -64,6 +64,7 @@ without it uses real Pub/Sub with Application Default Credentials.`,
 		newConsumeCmd(g),
 		newEmulatorCmd(g),
 		newGenCmd(g),
+		newSQLCmd(g),
 	)
 	return root
 }

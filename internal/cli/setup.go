@@ -2,21 +2,31 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/inventory-events/inventory/loaders/broker"
+	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/reports/trigger"
 )
 
 func newSetupCmd(g *Globals) *cobra.Command {
-	var cfg broker.SetupConfig
+	var (
+		cfg        broker.SetupConfig
+		wh         string
+		bqLocation string
+		sched      trigger.SchedulerConfig
+	)
 	cmd := &cobra.Command{
 		Use:   "setup",
 		Short: "Create topics, subscriptions and schemas (idempotent)",
 		Long: `setup makes everything the pipeline needs exist as specified:
 inventory-topic (bound to inventory-schema) and inventory-sub with a
 dead-letter policy, low-stock-alerts (bound to low-stock-alert-schema) and
-low-stock-consumer, the dead-letter topic and its subscription. A schema gets
+low-stock-consumer, the dead-letter topic and its subscription; the
+warehouse tables (--warehouse, a directory or bq://PROJECT.DATASET); and, with
+--trigger-url, the Cloud Scheduler job nightly-inventory-summary. A schema gets
 a new revision only when its proto file changed. A second run changes nothing
 and says so. --dry-run prints the plan.`,
 		Args: cobra.NoArgs,
@@ -30,16 +40,43 @@ and says so. --dry-run prints the plan.`,
 			defer admin.Close()
 			acts, err := admin.Setup(ctx, cfg)
 			out := cmd.OutOrStdout()
+			changed := broker.Changed(acts)
 			for _, a := range acts {
 				fmt.Fprintln(out, a)
 			}
 			if err != nil {
 				return err
 			}
+			lines, err := warehouse.Setup(ctx, wh, bqLocation, cfg.DryRun)
+			for _, l := range lines {
+				fmt.Fprintln(out, l)
+				if !strings.Contains(l, "unchanged") {
+					changed = true
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if sched.TargetURL != "" {
+				sched.Project = g.Project
+				if cfg.DryRun {
+					fmt.Fprintf(out, "%-12s scheduler job %s (dry run)\n", "ensure", trigger.SchedulerJobID)
+				} else {
+					did, err := trigger.EnsureSchedulerJob(ctx, sched)
+					if err != nil {
+						return err
+					}
+					verb := "unchanged"
+					if did {
+						verb, changed = "update", true
+					}
+					fmt.Fprintf(out, "%-12s scheduler job %s (%s %s -> %s)\n", verb, trigger.SchedulerJobID, sched.Schedule, sched.TimeZone, sched.TargetURL)
+				}
+			}
 			switch {
 			case cfg.DryRun:
 				fmt.Fprintln(out, "dry run: nothing was changed")
-			case !broker.Changed(acts):
+			case !changed:
 				fmt.Fprintln(out, "everything is up to date: nothing changed")
 			}
 			return nil
@@ -48,5 +85,12 @@ and says so. --dry-run prints the plan.`,
 	cmd.Flags().StringVar(&cfg.Encoding, "encoding", "json", "schema encoding bound to the topics: json or binary")
 	cmd.Flags().BoolVar(&cfg.DryRun, "dry-run", false, "print the plan, change nothing")
 	cmd.Flags().Int32Var(&cfg.MaxDeliveryAttempts, "max-delivery-attempts", 5, "deliveries before inventory-sub dead-letters a message")
+	cmd.Flags().StringVar(&wh, "warehouse", "./warehouse", "warehouse: local directory or bq://PROJECT.DATASET")
+	cmd.Flags().StringVar(&bqLocation, "bq-location", "US", "BigQuery dataset location")
+	cmd.Flags().StringVar(&sched.TargetURL, "trigger-url", "", "nightly trigger endpoint (https://SERVICE/v1/nightly); when set, the Cloud Scheduler job is created or updated")
+	cmd.Flags().StringVar(&sched.Region, "region", "us-central1", "Cloud Scheduler region")
+	cmd.Flags().StringVar(&sched.TimeZone, "timezone", "UTC", "time zone of the nightly schedule")
+	cmd.Flags().StringVar(&sched.Schedule, "schedule", "0 3 * * *", "cron spec of the nightly summary")
+	cmd.Flags().StringVar(&sched.InvokerServiceAccount, "invoker-sa", "", "service account whose OIDC token Cloud Scheduler sends")
 	return cmd
 }

@@ -1,0 +1,34 @@
+package cli
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/inventory-events/inventory/loaders/warehouse"
+)
+
+func newSQLCmd(*Globals) *cobra.Command {
+	var (
+		uri    string
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   `sql "SELECT ..."`,
+		Short: "Query the warehouse (local files with DuckDB, or BigQuery)",
+		Long: `sql runs an analyst query over the warehouse tables: adjustments,
+stock_levels, low_stock_alerts, dead_letters, daily_summary, report_runs.
+Locally each table is a view over its Parquet files, and the query sees every
+file the stream has finished writing; with --warehouse=bq://PROJECT.DATASET it
+runs in BigQuery. Example queries: docs/analyst-queries.md.
+
+  inventory sql "SELECT sku, location_id, on_hand FROM stock_levels LIMIT 5"`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return warehouse.Query(cmd.Context(), uri, strings.Join(args, " "), format, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&uri, "warehouse", "./warehouse", "local directory or bq://PROJECT.DATASET")
+	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
+	return cmd
+}
