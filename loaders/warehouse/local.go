@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -191,4 +192,64 @@ func replaceDateLocal(dir string, t *Table, date civil.Date, vals []reflect.Valu
 		}
 	}
 	return nil
+}
+
+// Compact merges the files of one partition of table into one file, so
+// queries over a long-running stream's many small files stay fast. Files
+// written while it runs are kept as they are. A query that listed a removed
+// file is retried by Query. It returns the number of files merged.
+func (l *Local) Compact(ctx context.Context, table string, date civil.Date) (int, error) {
+	t, err := TableByName(table)
+	if err != nil {
+		return 0, err
+	}
+	wrap := func(err error) error {
+		return fmt.Errorf("warehouse: compact %s %s: %w", table, date, err)
+	}
+	dir := partitionDir(l.Dir, t.Name, date.In(time.UTC))
+	files, err := filepath.Glob(filepath.Join(dir, "*.parquet"))
+	if err != nil || len(files) < 2 {
+		return 0, err
+	}
+	var rows []reflect.Value
+	for _, name := range files {
+		if err := ctx.Err(); err != nil {
+			return 0, wrap(err)
+		}
+		read, err := readParquet(name, t)
+		if err != nil {
+			return 0, wrap(err)
+		}
+		rows = append(rows, read...)
+	}
+	if err := writeParquet(dir, t, rows); err != nil {
+		return 0, wrap(err)
+	}
+	for _, name := range files {
+		if err := os.Remove(name); err != nil {
+			return 0, wrap(err)
+		}
+	}
+	return len(files), nil
+}
+
+func readParquet(name string, t *Table) ([]reflect.Value, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := parquet.NewReader(f, parquet.SchemaOf(reflect.New(t.RowType).Interface()))
+	defer r.Close()
+	var rows []reflect.Value
+	for {
+		p := reflect.New(t.RowType)
+		if err := r.Read(p.Interface()); err != nil {
+			if errors.Is(err, io.EOF) {
+				return rows, nil
+			}
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		rows = append(rows, p.Elem())
+	}
 }

@@ -228,3 +228,43 @@ func TestSetupLocal(t *testing.T) {
 }
 
 func civilDate(t time.Time) civil.Date { return civil.DateOf(t) }
+
+func TestLocalCompact(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l, err := warehouse.OpenLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := time.Date(2026, 3, 1, 9, 0, 1, 500000000, time.UTC)
+	for i := 0; i < 5; i++ {
+		r := adjustment(fmt.Sprintf("k%d", i), int64(-i), "2026-03-01T09:00:00Z")
+		if i == 2 {
+			r.PublishTime = nil
+		} else {
+			r.PublishTime = &pt
+		}
+		if err := l.Write(ctx, "adjustments", []warehouse.AdjustmentRow{r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := warehouse.QueryRows(ctx, dir, "SELECT * FROM adjustments ORDER BY event_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := l.Compact(ctx, "adjustments", civil.Date{Year: 2026, Month: 3, Day: 1})
+	if err != nil || n != 5 {
+		t.Fatalf("Compact: %d files, %v", n, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "adjustments", "dt=2026-03-01", "*.parquet"))
+	if len(files) != 1 {
+		t.Errorf("%d files after compaction, want 1", len(files))
+	}
+	after, err := warehouse.QueryRows(ctx, dir, "SELECT * FROM adjustments ORDER BY event_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != 5 || fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Errorf("rows changed by compaction:\n%v\n%v", before, after)
+	}
+}
