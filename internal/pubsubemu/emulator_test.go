@@ -544,3 +544,39 @@ func TestInvalidSubscriptionSettingsRejected(t *testing.T) {
 		t.Errorf("CreateTopic with a bad name = %v, want InvalidArgument", err)
 	}
 }
+
+func TestRestartKeepsDeliveryAttempts(t *testing.T) {
+	dir := t.TempDir()
+	s1, err := Start("127.0.0.1:0", Options{DataDir: dir})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	c := newClient(t, s1.Addr())
+	mustTopic(t, c, &pb.Topic{Name: topicName("topic")})
+	mustTopic(t, c, &pb.Topic{Name: topicName("dlq")})
+	mustSub(t, c, &pb.Subscription{Name: subName("dlq-sub"), Topic: topicName("dlq")})
+	mustSub(t, c, &pb.Subscription{Name: subName("sub"), Topic: topicName("topic"),
+		DeadLetterPolicy: &pb.DeadLetterPolicy{DeadLetterTopic: topicName("dlq"), MaxDeliveryAttempts: 5}})
+	publish(t, c, topicName("topic"), &pubsub.Message{Data: []byte("poison")})
+	for i := 0; i < 3; i++ {
+		got := pullUntil(t, c, subName("sub"), 1, 5*time.Second)
+		modack(t, c, subName("sub"), 0, got[0].AckId)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	b := startEmu(t, Options{DataDir: dir})
+	c2 := newClient(t, b.addr)
+	for want := int32(4); want <= 5; want++ {
+		got := pullUntil(t, c2, subName("sub"), 1, 5*time.Second)
+		if got[0].DeliveryAttempt != want {
+			t.Fatalf("delivery_attempt after restart = %d, want %d", got[0].DeliveryAttempt, want)
+		}
+		modack(t, c2, subName("sub"), 0, got[0].AckId)
+	}
+	dead := pullUntil(t, c2, subName("dlq-sub"), 1, 5*time.Second)
+	if dead[0].Message.Attributes["CloudPubSubDeadLetterSourceDeliveryCount"] != "5" {
+		t.Errorf("dead letter attributes = %v", dead[0].Message.Attributes)
+	}
+}

@@ -19,7 +19,8 @@ import (
 //
 //	meta            "t/"+topic, "s/"+subscription, "c/"+schema -> proto bytes
 //	msgs            seq (8 bytes, big endian) -> PubsubMessage bytes
-//	"s:"+sub name   seq -> "" (unacked) or "a" (acked, retained for seek)
+//	"s:"+sub name   seq -> "" (unacked), "n"+uvarint (unacked, delivery attempts)
+//	                or "a" (acked, retained for seek)
 //
 // Writes go through one goroutine that commits everything queued in a single
 // transaction (group commit), so publishes share fsyncs.
@@ -232,13 +233,34 @@ func subMsgPut(sub string, seq uint64, acked bool) storeOp {
 	return storeOp{kind: opPut, bucket: subBucket(sub), key: seqKey(seq), val: v}
 }
 
+// subMsgAttempts records an unacked message's delivery attempts so dead
+// lettering survives a restart.
+func subMsgAttempts(sub string, seq uint64, attempts int32) storeOp {
+	v := binary.AppendUvarint([]byte{'n'}, uint64(attempts))
+	return storeOp{kind: opPut, bucket: subBucket(sub), key: seqKey(seq), val: v}
+}
+
+// decodeSubMsg reads a subscription record: acked, and delivery attempts.
+func decodeSubMsg(v []byte) (acked bool, attempts int32) {
+	if len(v) == 0 {
+		return false, 0
+	}
+	if v[0] == 'a' {
+		return true, 0
+	}
+	if v[0] == 'n' {
+		n, _ := binary.Uvarint(v[1:])
+		return false, int32(n)
+	}
+	return false, 0
+}
+
 func subMsgDelete(sub string, seq uint64) storeOp {
 	return storeOp{kind: opDelete, bucket: subBucket(sub), key: seqKey(seq)}
 }
 
 // load rebuilds schemas, topics, subscriptions and backlogs from the data dir.
 func (s *Server) load() error {
-	now := s.now()
 	var garbage []uint64
 	err := s.store.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
@@ -318,7 +340,8 @@ func (s *Server) load() error {
 					continue
 				}
 				m.refs.Add(1)
-				sub.restore(m, len(v) > 0, now)
+				acked, attempts := decodeSubMsg(v)
+				sub.restore(m, acked, attempts)
 			}
 		}
 		for seq, m := range msgs {

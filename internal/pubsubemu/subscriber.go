@@ -137,8 +137,8 @@ func (sub *subscription) expired(sm *subMsg, now time.Time) bool {
 }
 
 // restore puts a message loaded from the data dir back in the backlog.
-func (sub *subscription) restore(m *message, acked bool, now time.Time) {
-	sm := &subMsg{m: m, hidx: -1}
+func (sub *subscription) restore(m *message, acked bool, attempts int32) {
+	sm := &subMsg{m: m, hidx: -1, attempts: attempts}
 	if acked {
 		sm.state = stAcked
 		sub.acked.push(sm)
@@ -195,6 +195,7 @@ func (sub *subscription) releaseKeyLocked(sm *subMsg) {
 	nx.holder = true
 	nx.state = stQueued
 	sub.redeliver.push(nx)
+	sub.signalLocked()
 }
 
 func (sub *subscription) flushLocked() []storeOp {
@@ -318,6 +319,9 @@ func (sub *subscription) nackLocked(sm *subMsg, now time.Time) {
 		sub.dead = append(sub.dead, sm)
 		sub.freeLocked(sm)
 		return
+	}
+	if sub.srv.store != nil && sub.dlTopic != "" {
+		sub.ops = append(sub.ops, subMsgAttempts(sub.name, sm.m.seq, sm.attempts))
 	}
 	if sub.retry {
 		backoff := sub.minBackoff
