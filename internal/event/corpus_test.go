@@ -1,0 +1,134 @@
+package event_test
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inventory-events/inventory/internal/event"
+)
+
+// Case is one entry of testdata/badinput/cases.json: a Pub/Sub payload and
+// the dead-letter reason it must get.
+type Case struct {
+	Name     string `json:"name"`
+	File     string `json:"file"`
+	Encoding string `json:"encoding"`
+	Reason   string `json:"reason"`
+}
+
+const corpus = "../../testdata/badinput"
+
+// corpusNow is the validation clock of the corpus.
+var corpusNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func TestBadInputCorpus(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(corpus, "cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []Case
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 30 {
+		t.Fatalf("%d cases, the corpus promises at least 30", len(cases))
+	}
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(corpus, c.File))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a event.Adjustment
+			err = event.Decode(data, c.Encoding, &a)
+			if err == nil {
+				err = event.Validate(&a, corpusNow)
+			}
+			var inv *event.Invalid
+			if !errors.As(err, &inv) {
+				t.Fatalf("accepted (%v): %+v", err, a)
+			}
+			if inv.Code != c.Reason {
+				t.Fatalf("reason %q (%s), want %q", inv.Code, inv.Detail, c.Reason)
+			}
+		})
+	}
+}
+
+func TestBadCSVCorpus(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(corpus, "csv", "cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		File     string `json:"file"`
+		Accepted int    `json:"accepted"`
+		Rejected []struct {
+			Line   int    `json:"line"`
+			Reason string `json:"reason"`
+		} `json:"rejected"`
+		HeaderError string `json:"header_error"`
+	}
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.File, func(t *testing.T) {
+			f, err := os.Open(filepath.Join(corpus, "csv", c.File))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			r, err := event.NewCSVReader(f, c.File)
+			if c.HeaderError != "" {
+				if err == nil || !strings.Contains(err.Error(), c.HeaderError) {
+					t.Fatalf("header error %v, want one saying %q", err, c.HeaderError)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			accepted, rejected := 0, 0
+			for {
+				var a event.Adjustment
+				err := r.Next(&a)
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				var re *event.RowError
+				if err == nil {
+					// Rows that parse are validated as the publisher does.
+					if verr := event.Validate(&a, corpusNow); verr != nil {
+						var inv *event.Invalid
+						errors.As(verr, &inv)
+						re = &event.RowError{Name: c.File, Line: r.Line(), Err: inv}
+					}
+				} else if !errors.As(err, &re) {
+					t.Fatal(err)
+				}
+				if re == nil {
+					accepted++
+					continue
+				}
+				if rejected >= len(c.Rejected) {
+					t.Fatalf("unexpected rejection %v", re)
+				}
+				w := c.Rejected[rejected]
+				if re.Line != w.Line || re.Err.Code != w.Reason {
+					t.Fatalf("rejection %v, want line %d reason %s", re, w.Line, w.Reason)
+				}
+				rejected++
+			}
+			if accepted != c.Accepted || rejected != len(c.Rejected) {
+				t.Fatalf("accepted %d rejected %d, want %d and %d", accepted, rejected, c.Accepted, len(c.Rejected))
+			}
+		})
+	}
+}

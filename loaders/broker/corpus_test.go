@@ -1,0 +1,209 @@
+package broker_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"cloud.google.com/go/pubsub/v2/pstest"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/loaders/broker"
+	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
+)
+
+type corpusCase struct {
+	Name     string `json:"name"`
+	File     string `json:"file"`
+	Encoding string `json:"encoding"`
+	Reason   string `json:"reason"`
+}
+
+const corpusDir = "../../testdata/badinput"
+
+func loadCorpus(t *testing.T) []corpusCase {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(corpusDir, "cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []corpusCase
+	if err := json.Unmarshal(b, &cs); err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// deadLetterReasons pulls the dead-letter subscription and returns the
+// reason of each record, keyed by the payload.
+func deadLetterReasons(t *testing.T, a *broker.Admin) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		resp, err := a.Client.SubscriptionAdminClient.Pull(ctx, &pubsubpb.PullRequest{
+			Subscription: "projects/" + project + "/subscriptions/inventory-dead-letter-sub", MaxMessages: 1000})
+		cancel()
+		if err != nil || len(resp.GetReceivedMessages()) == 0 {
+			return out
+		}
+		var ids []string
+		for _, m := range resp.GetReceivedMessages() {
+			var dl inventoryv1.DeadLetter
+			if err := protojson.Unmarshal(m.GetMessage().GetData(), &dl); err != nil {
+				t.Fatalf("dead letter %q: %v", m.GetMessage().GetData(), err)
+			}
+			if m.GetMessage().GetAttributes()[broker.AttrDeadLetterReason] != dl.GetReason() {
+				t.Errorf("attribute %v, record reason %s", m.GetMessage().GetAttributes(), dl.GetReason())
+			}
+			out[string(dl.GetPayload())] = dl.GetReason()
+			ids = append(ids, m.GetAckId())
+		}
+		if err := a.Client.SubscriptionAdminClient.Acknowledge(context.Background(), &pubsubpb.AcknowledgeRequest{
+			Subscription: "projects/" + project + "/subscriptions/inventory-dead-letter-sub", AckIds: ids}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestCorpusThroughConsumer sends every bad payload of the corpus to a
+// consumer (on pstest, which checks no schema, so every payload arrives) and
+// checks each is dead-lettered with its specific reason, and none crashes it.
+func TestCorpusThroughConsumer(t *testing.T) {
+	srv := pstest.NewServer()
+	t.Cleanup(func() { srv.Close() })
+	a := adminAt(t, srv.Addr)
+	setup(t, a, "json")
+	ctx := context.Background()
+	pub := a.Client.Publisher("inventory-topic")
+	cases := loadCorpus(t)
+	want := map[string]string{}
+	for _, c := range cases {
+		data, err := os.ReadFile(filepath.Join(corpusDir, c.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[string(data)] = c.Reason
+		if _, err := pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{event.AttrEncoding: c.Encoding}}).Get(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub.Stop()
+	_, st := consume(t, a, nil, "")
+	if st.Received != int64(len(cases)) || st.DeadLettered != int64(len(cases)) {
+		t.Fatalf("stats %v, want all %d dead-lettered", st, len(cases))
+	}
+	got := deadLetterReasons(t, a)
+	for payload, reason := range want {
+		if got[payload] != reason {
+			t.Errorf("payload %.40q: dead-letter reason %q, want %q", payload, got[payload], reason)
+		}
+	}
+}
+
+// TestCorpusAtTheEmulator publishes the corpus to the local Pub/Sub with the
+// schema bound: what breaks the schema is refused at publish, as Pub/Sub
+// does; the rest passes the schema and is dead-lettered by the consumer's
+// contract checks. Together they account for every case.
+func TestCorpusAtTheEmulator(t *testing.T) {
+	for _, enc := range []string{"JSON", "BINARY"} {
+		t.Run(enc, func(t *testing.T) {
+			a := startEmulator(t)
+			setup(t, a, strings.ToLower(enc))
+			ctx := context.Background()
+			pub := a.Client.Publisher("inventory-topic")
+			var refused, accepted []string
+			for _, c := range loadCorpus(t) {
+				if c.Encoding != enc {
+					continue
+				}
+				data, _ := os.ReadFile(filepath.Join(corpusDir, c.File))
+				_, err := pub.Publish(ctx, &pubsub.Message{Data: data}).Get(ctx)
+				if err != nil {
+					if !strings.Contains(err.Error(), "InvalidArgument") {
+						t.Fatalf("%s: %v", c.Name, err)
+					}
+					refused = append(refused, c.Name)
+					continue
+				}
+				accepted = append(accepted, c.Name)
+			}
+			pub.Stop()
+			_, st := consume(t, a, nil, "")
+			if st.DeadLettered != int64(len(accepted)) || st.Applied != 0 {
+				t.Fatalf("stats %v: the %d cases the schema accepted must all be dead-lettered", st, len(accepted))
+			}
+			sort.Strings(refused)
+			t.Logf("%s: refused at publish %d %v; dead-lettered by the consumer %d", enc, len(refused), refused, len(accepted))
+			if len(refused) == 0 {
+				t.Fatal("the schema refused nothing")
+			}
+		})
+	}
+}
+
+// TestCSVCorpusThroughPublisher publishes each bad CSV: every bad row is
+// refused with its line number, and dead-lettered with its reason.
+func TestCSVCorpusThroughPublisher(t *testing.T) {
+	a := startEmulator(t)
+	setup(t, a, "json")
+	var cases []struct {
+		File     string `json:"file"`
+		Accepted int    `json:"accepted"`
+		Rejected []struct {
+			Line   int    `json:"line"`
+			Reason string `json:"reason"`
+		} `json:"rejected"`
+		HeaderError string `json:"header_error"`
+	}
+	b, _ := os.ReadFile(filepath.Join(corpusDir, "csv", "cases.json"))
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		f, err := os.Open(filepath.Join(corpusDir, "csv", c.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errs strings.Builder
+		st, err := a.Publish(context.Background(), f, broker.PublishConfig{Topic: "inventory-topic", DeadLetterTopic: "inventory-dead-letter",
+			Name: c.File, Errors: &errs, Now: func() time.Time { return sampleNow }})
+		f.Close()
+		if c.HeaderError != "" {
+			if err == nil || !strings.Contains(err.Error(), c.HeaderError) {
+				t.Errorf("%s: %v, want a header error", c.File, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", c.File, err)
+		}
+		if st.Published != c.Accepted || st.Rejected != len(c.Rejected) {
+			t.Errorf("%s: %+v, want %d published %d rejected", c.File, st, c.Accepted, len(c.Rejected))
+		}
+		for _, r := range c.Rejected {
+			want := c.File + ":" + itoa(r.Line) + ": rejected: " + r.Reason
+			if !strings.Contains(errs.String(), want) {
+				t.Errorf("%s: errors %q lack %q", c.File, errs.String(), want)
+			}
+		}
+	}
+	reasons := deadLetterReasons(t, a)
+	n := 0
+	for _, c := range cases {
+		n += len(c.Rejected)
+	}
+	if len(reasons) != n {
+		t.Fatalf("%d dead letters, want %d: %v", len(reasons), n, reasons)
+	}
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
