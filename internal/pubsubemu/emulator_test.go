@@ -580,3 +580,32 @@ func TestRestartKeepsDeliveryAttempts(t *testing.T) {
 		t.Errorf("dead letter attributes = %v", dead[0].Message.Attributes)
 	}
 }
+
+func TestPullLongPollEndsBeforeCallerDeadline(t *testing.T) {
+	b := startEmu(t, Options{})
+	c := newClient(t, b.addr)
+	mustTopic(t, c, &pb.Topic{Name: topicName("topic")})
+	mustSub(t, c, &pb.Subscription{Name: subName("sub"), Topic: topicName("topic")})
+	// An empty subscription answers empty before a 1 s deadline instead of failing it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	resp, err := c.SubscriptionAdminClient.Pull(ctx, &pb.PullRequest{Subscription: subName("sub"), MaxMessages: 10})
+	if err != nil || len(resp.ReceivedMessages) != 0 {
+		t.Fatalf("Pull on an empty subscription = %v, %v; want an empty response", resp, err)
+	}
+	// A publish during the long poll wakes it.
+	done := make(chan []*pb.ReceivedMessage)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := c.SubscriptionAdminClient.Pull(ctx, &pb.PullRequest{Subscription: subName("sub"), MaxMessages: 10})
+		if err != nil {
+			t.Errorf("Pull: %v", err)
+		}
+		done <- resp.GetReceivedMessages()
+	}()
+	publish(t, c, topicName("topic"), &pubsub.Message{Data: []byte("wake")})
+	if got := <-done; len(got) != 1 {
+		t.Fatalf("long poll returned %d messages", len(got))
+	}
+}

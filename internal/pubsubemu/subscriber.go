@@ -712,7 +712,7 @@ func (g *subscriberService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.
 			return &pb.PullResponse{ReceivedMessages: msgs}, nil
 		}
 		if timeout == nil {
-			timeout = time.After(pullWaitMax)
+			timeout = time.After(pullWait(ctx))
 		}
 		select {
 		case <-ch:
@@ -724,6 +724,18 @@ func (g *subscriberService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.
 			return &pb.PullResponse{}, nil
 		}
 	}
+}
+
+// pullWait bounds a long poll: up to pullWaitMax, returning an empty response
+// before the caller's deadline rather than letting it expire.
+func pullWait(ctx context.Context) time.Duration {
+	wait := pullWaitMax
+	if dl, ok := ctx.Deadline(); ok {
+		left := time.Until(dl)
+		margin := min(200*time.Millisecond, left/2)
+		wait = min(wait, left-margin)
+	}
+	return max(wait, 0)
 }
 
 func (g *subscriberService) StreamingPull(ss pb.Subscriber_StreamingPullServer) error {
