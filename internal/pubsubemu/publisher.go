@@ -321,6 +321,7 @@ func (g *publisherService) Publish(_ context.Context, req *pb.PublishRequest) (*
 		for i, in := range req.Messages {
 			rev, err := b.check(in.Data)
 			if err != nil {
+				s.log.Debug("publish rejected by schema", "topic", req.Topic, "schema", b.schemaName, "err", err)
 				return nil, status.Errorf(codes.InvalidArgument, "invalid data in message %d for schema %s: %v", i, b.schemaName, err)
 			}
 			revs[i] = rev

@@ -453,10 +453,15 @@ func (s *Server) resolveBinding(ss *pb.SchemaSettings) (*binding, error) {
 	if first > last {
 		return nil, status.Error(codes.InvalidArgument, "first revision is newer than last revision")
 	}
-	if ss.Encoding != pb.Encoding_JSON && ss.Encoding != pb.Encoding_BINARY {
-		return nil, status.Error(codes.InvalidArgument, "schema settings need an encoding (JSON or BINARY)")
+	enc := ss.Encoding
+	switch enc {
+	case pb.Encoding_JSON, pb.Encoding_BINARY:
+	case pb.Encoding_ENCODING_UNSPECIFIED:
+		enc = pb.Encoding_JSON // the field is optional; JSON is the default
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "unknown schema encoding %v", ss.Encoding)
 	}
-	b := &binding{schemaName: ss.Schema, encoding: ss.Encoding}
+	b := &binding{schemaName: ss.Schema, encoding: enc}
 	for i := last; i >= first; i-- {
 		b.revisions = append(b.revisions, sc.revisions[i])
 	}

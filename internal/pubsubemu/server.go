@@ -164,6 +164,7 @@ func (s *Server) Close() error {
 				s.closeErr = fmt.Errorf("pubsubemu close: %w", err)
 			}
 		}
+		s.log.Info("pubsubemu stopped", "addr", s.lis.Addr().String(), "err", s.closeErr)
 	})
 	return s.closeErr
 }

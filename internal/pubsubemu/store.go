@@ -350,6 +350,8 @@ func (s *Server) load() error {
 			}
 		}
 		s.msgSeq.Store(maxSeq)
+		s.log.Info("pubsubemu restored data dir", "schemas", len(s.schemas), "topics", len(s.topics),
+			"subscriptions", len(s.subs), "messages", len(msgs)-len(garbage))
 		return nil
 	})
 	if err != nil {
