@@ -67,6 +67,7 @@ type subscription struct {
 
 	ackPrefix string
 	ackSeq    uint64
+	outPeak   int // largest outstanding map since it was last recreated
 
 	ops  []storeOp // persistence writes gathered under mu
 	dead []*subMsg // dead letters gathered under mu
@@ -214,6 +215,15 @@ func (sub *subscription) after(ops []storeOp, dead []*subMsg, dlTopic string) {
 
 // unlock releases mu and does the gathered work.
 func (sub *subscription) unlock() {
+	// Go maps never shrink: once a large burst is fully acked, start afresh so
+	// memory stays bounded by what is outstanding.
+	if len(sub.outstanding) == 0 && sub.outPeak > 4096 {
+		sub.outstanding = map[string]*subMsg{}
+		sub.outPeak = 0
+	}
+	if len(sub.timers) == 0 && cap(sub.timers) > 4096 {
+		sub.timers = nil
+	}
 	ops := sub.flushLocked()
 	dead := sub.dead
 	sub.dead = nil
@@ -264,6 +274,7 @@ func (sub *subscription) takeLocked(maxMsgs int, maxBytes int64, st *stream, now
 		sm.st = st
 		heap.Push(&sub.timers, sm)
 		sub.outstanding[sm.ackID] = sm
+		sub.outPeak = max(sub.outPeak, len(sub.outstanding))
 		if st != nil {
 			st.outMsgs++
 			st.outBytes += sm.m.size
