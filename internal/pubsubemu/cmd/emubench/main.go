@@ -92,7 +92,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("emubench: %v", err)
 	}
-	fmt.Printf("%d messages of ~120 bytes, drain capped at %v, GOMAXPROCS=%s\n\n", *flagN, *flagTimeout, orDefault(os.Getenv("GOMAXPROCS"), "all cores"))
+	fmt.Printf("%d JSON messages of %d bytes, drain capped at %v, GOMAXPROCS=%s\n\n", *flagN, len(payload(0)), *flagTimeout, orDefault(os.Getenv("GOMAXPROCS"), "all cores"))
 	fmt.Printf("%-28s %10s %9s %8s %12s %12s %14s\n", "case", "publish/s", "drained", "drain s", "drain msg/s", "peak RSS MB", "heap after MB")
 	for _, c := range cases {
 		args := []string{"-case", c, "-n", strconv.Itoa(*flagN), "-timeout", flagTimeout.String(), "-max-outstanding", strconv.Itoa(*flagMaxOut)}
@@ -248,7 +248,7 @@ func publishAll(ctx context.Context, c *pubsub.Client, topic string, n int) erro
 	defer p.Stop()
 	results := make([]*pubsub.PublishResult, 0, n)
 	for i := range n {
-		data := fmt.Appendf(nil, `{"event_id":"ev-%08d","event_time":"2026-01-02T03:04:05Z","sku":"SKU-%04d","location_id":"LOC-%02d","reason":"SOLD","quantity":"-1","source":"pos"}`, i, i%5000, i%40)
+		data := payload(i)
 		results = append(results, p.Publish(ctx, &pubsub.Message{Data: data}))
 	}
 	for i, r := range results {
@@ -257,6 +257,11 @@ func publishAll(ctx context.Context, c *pubsub.Client, topic string, n int) erro
 		}
 	}
 	return nil
+}
+
+// payload is an InventoryAdjustment in JSON.
+func payload(i int) []byte {
+	return fmt.Appendf(nil, `{"event_id":"ev-%08d","event_time":"2026-01-02T03:04:05Z","sku":"SKU-%04d","location_id":"LOC-%02d","reason":"SOLD","quantity":"-1","source":"pos"}`, i, i%5000, i%40)
 }
 
 func drainReceive(ctx context.Context, c *pubsub.Client, sub string, n, maxOutstanding int) (int, error) {
