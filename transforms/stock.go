@@ -163,4 +163,3 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 	}
 	return nil
 }
-

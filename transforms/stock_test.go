@@ -83,9 +83,9 @@ type stockCase struct {
 
 func stockCases() []stockCase {
 	const (
-		rcv = event.Received
+		rcv  = event.Received
 		sold = event.Sold
-		cnt = event.Counted
+		cnt  = event.Counted
 	)
 	return []stockCase{{
 		name: "count arriving before older deltas",
@@ -123,9 +123,9 @@ func stockCases() []stockCase {
 	}, {
 		name: "threshold lookup: (sku, location), then (sku, *), then default",
 		msgs: []Message{
-			adj("t1", "T", "L1", rcv, 8, 1), // rule T,L1 = 5: OK
-			adj("t2", "T", "L2", rcv, 8, 1), // rule T,* = 30: LOW
-			adj("t3", "U", "L1", rcv, 8, 1), // default 10: LOW
+			adj("t1", "T", "L1", rcv, 8, 1),  // rule T,L1 = 5: OK
+			adj("t2", "T", "L2", rcv, 8, 1),  // rule T,* = 30: LOW
+			adj("t3", "U", "L1", rcv, 8, 1),  // default 10: LOW
 			adj("t4", "U", "L2", rcv, 12, 1), // default 10: OK
 		},
 		levels: []string{"T@L1 0->8 OK t1", "T@L2 0->8 LOW t2", "U@L1 0->8 LOW t3", "U@L2 0->12 OK t4"},

@@ -1,0 +1,95 @@
+// Command stream runs the inventory streaming job (pipelines/stream).
+//
+// Locally, on Prism, against the local Pub/Sub (PUBSUB_EMULATOR_HOST):
+//
+//	go run ./cmd/stream --project=local-project --subscription=inventory-sub \
+//	  --thresholds=testdata/thresholds.csv --snapshot=testdata/inventory_state.json
+//
+// A bounded replay of a CSV: --input=testdata/inventory_adjustments.csv.
+// On Dataflow: --runner=dataflow --project=P --region=R --staging_location=gs://B/staging
+// (see pipelines/stream/README.md).
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/gcpopts"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+
+	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/pipelines/stream"
+	"github.com/inventory-events/inventory/transforms"
+)
+
+var (
+	subscription     = flag.String("subscription", "", "Pub/Sub subscription (id or path) to read adjustments from")
+	input            = flag.String("input", "", "CSV of adjustments (local or gs://) to replay instead, as a bounded run")
+	thresholds       = flag.String("thresholds", "", "thresholds CSV sku,location_id,threshold (local or gs://)")
+	snapshot         = flag.String("snapshot", "", "starting stock snapshot JSON (local or gs://)")
+	defaultThreshold = flag.Int64("default_threshold", ledger.DefaultThreshold, "threshold of keys no rule names")
+	alertTopic       = flag.String("alert_topic", stream.DefaultAlertTopic, "topic for low-stock alerts (empty: none)")
+	alertEncoding    = flag.String("alert_encoding", "", "alert topic schema encoding JSON or BINARY (default: the topic's, looked up off Dataflow; JSON on Dataflow)")
+	deadLetterTopic  = flag.String("dead_letter_topic", stream.DefaultDeadLetterTopic, "topic for dead letters (empty: none)")
+	warehouseURI     = flag.String("warehouse", stream.DefaultWarehouse, "warehouse: a local directory or bq://PROJECT.DATASET")
+	shards           = flag.Int("shards", transforms.DefaultShards, "hash shards of the key space holding stock state")
+	horizon          = flag.Duration("dedup_horizon", ledger.DefaultHorizon, "event-time window of remembered event ids per key")
+	maxMessages      = flag.Int("max_messages", 1000, "most messages per pull (off Dataflow)")
+	idAttribute      = flag.String("id_attribute", "", "attribute Dataflow's native read deduplicates on")
+	tsAttribute      = flag.String("timestamp_attribute", "", "attribute Dataflow's native read takes timestamps from")
+)
+
+func main() {
+	flag.Parse()
+	beam.Init()
+	ctx := context.Background()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+
+	runner := flag.Lookup("runner").Value.String()
+	project := *gcpopts.Project
+	if project == "" {
+		project = os.Getenv("PUBSUB_PROJECT_ID")
+	}
+	cfg := stream.Config{
+		Runner: runner, Project: project, Subscription: *subscription, Input: *input,
+		Thresholds: *thresholds, Snapshot: *snapshot, DefaultThreshold: *defaultThreshold,
+		AlertTopic: *alertTopic, AlertEncoding: *alertEncoding, DeadLetterTopic: *deadLetterTopic,
+		Warehouse: *warehouseURI, Shards: *shards, Horizon: *horizon, MaxMessages: *maxMessages,
+		IDAttribute: *idAttribute, TimestampAttribute: *tsAttribute,
+	}
+	if cfg.AlertEncoding == "" {
+		cfg.AlertEncoding = event.EncodingJSON
+		if cfg.AlertTopic != "" && cfg.Runner != "dataflow" {
+			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			enc, err := transforms.LookupTopicEncoding(lctx, project, cfg.AlertTopic)
+			cancel()
+			if err != nil {
+				log.Fatalf("stream: alert topic encoding: %v (set --alert_encoding)", err)
+			}
+			cfg.AlertEncoding = enc
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		log.Fatal(err)
+	}
+
+	p, s := beam.NewPipelineWithRoot()
+	stream.Build(s, cfg)
+	pr, err := beamx.RunWithMetrics(ctx, p)
+	if err != nil {
+		log.Fatalf("stream: %v", err)
+	}
+	if cfg.Input != "" && pr != nil {
+		c := transforms.CountsOf(pr)
+		slog.Info("stream: done", "received", c.Received, "applied", c.Applied,
+			"duplicates", c.Duplicates, "dead_lettered", c.DeadLettered, "balanced", c.Balanced())
+	}
+}

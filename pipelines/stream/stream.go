@@ -1,0 +1,161 @@
+// Package stream is the inventory streaming job: Pub/Sub adjustments (or a
+// CSV replay) -> decode and validate -> per-key stock in Beam state ->
+// low-stock alerts to a topic and the warehouse, with every adjustment, every
+// change of on-hand and every dead letter in the warehouse too.
+//
+// The same Build runs on Prism (the project's Pub/Sub source, a splittable
+// DoFn, and a publishing DoFn) and on Dataflow (the native Pub/Sub read and
+// write).
+package stream
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/transforms"
+)
+
+// Default names of the topics and subscription the job uses.
+const (
+	DefaultSubscription    = "inventory-sub"
+	DefaultAlertTopic      = "low-stock-alerts"
+	DefaultDeadLetterTopic = "inventory-dead-letter"
+	DefaultWarehouse       = "./warehouse"
+)
+
+// Warehouse tables the job writes.
+const (
+	TableAdjustments = "adjustments"
+	TableStockLevels = "stock_levels"
+	TableAlerts      = "low_stock_alerts"
+	TableDeadLetters = "dead_letters"
+)
+
+// Config is the job's configuration; cmd/stream fills it from flags.
+type Config struct {
+	// Runner is the Beam runner name; "dataflow" selects the native Pub/Sub
+	// read and write.
+	Runner  string
+	Project string
+	// Subscription (id or path) is the unbounded input; Input, a CSV of
+	// adjustments (local or gs://), is a bounded replay instead. Exactly one.
+	Subscription string
+	Input        string
+	// Thresholds (CSV, optional) and Snapshot (JSON, optional), local or gs://.
+	Thresholds       string
+	Snapshot         string
+	DefaultThreshold int64
+	// AlertTopic and DeadLetterTopic receive alerts and dead letters; empty
+	// disables publishing them (the warehouse still gets them).
+	AlertTopic      string
+	DeadLetterTopic string
+	// AlertEncoding is the alert topic's schema encoding, JSON or BINARY.
+	AlertEncoding string
+	// Warehouse is a local directory or bq://PROJECT.DATASET.
+	Warehouse string
+	// Shards is how many hash shards of the key space hold stock state.
+	Shards int
+	// Horizon bounds the dedup memory of a key in event time.
+	Horizon time.Duration
+	// Pull tunes the Pub/Sub source off Dataflow.
+	MaxMessages  int
+	PollInterval time.Duration
+	// IDAttribute and TimestampAttribute tune the native read on Dataflow.
+	IDAttribute        string
+	TimestampAttribute string
+}
+
+// Dataflow reports whether the job runs on Dataflow.
+func (c Config) Dataflow() bool {
+	return c.Runner == "dataflow" || c.Runner == "DataflowRunner"
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if (c.Subscription == "") == (c.Input == "") {
+		return fmt.Errorf("stream: exactly one of --subscription and --input is required")
+	}
+	if c.Project == "" && (c.Subscription != "" || c.AlertTopic != "" || c.DeadLetterTopic != "") {
+		return fmt.Errorf("stream: --project is required to use Pub/Sub")
+	}
+	if c.AlertEncoding != event.EncodingJSON && c.AlertEncoding != event.EncodingBinary {
+		return fmt.Errorf("stream: alert encoding %q is neither JSON nor BINARY", c.AlertEncoding)
+	}
+	if c.Warehouse == "" {
+		return fmt.Errorf("stream: --warehouse is required")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.DefaultThreshold <= 0 {
+		c.DefaultThreshold = ledger.DefaultThreshold
+	}
+	if c.AlertEncoding == "" {
+		c.AlertEncoding = event.EncodingJSON
+	}
+	if c.Shards <= 0 {
+		c.Shards = transforms.DefaultShards
+	}
+	if c.Horizon <= 0 {
+		c.Horizon = ledger.DefaultHorizon
+	}
+	return c
+}
+
+// Outputs are the job's main PCollections, for tests.
+type Outputs struct {
+	transforms.StockOutputs
+	// DeadLetters are all dead letters: decoding and too-late events.
+	AllDeadLetters beam.PCollection
+}
+
+// Build adds the job to s. It panics on an invalid Config.
+func Build(s beam.Scope, cfg Config) Outputs {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	var batches beam.PCollection
+	origin := transforms.OriginPubSub
+	switch {
+	case cfg.Input != "":
+		batches = transforms.ReadCSV(s, cfg.Input)
+		origin = transforms.OriginCSV
+	case cfg.Dataflow():
+		batches = transforms.ReadPubSubNative(s, cfg.Project, cfg.Subscription, transforms.NativeReadOptions{
+			IDAttribute: cfg.IDAttribute, TimestampAttribute: cfg.TimestampAttribute})
+	default:
+		batches = transforms.ReadPubSub(s, transforms.PullOptions{Project: cfg.Project, Subscription: cfg.Subscription,
+			MaxMessages: cfg.MaxMessages, PollInterval: cfg.PollInterval})
+	}
+	dec := transforms.DecodeEvents(s, batches, cfg.Shards, origin)
+	ref := transforms.ReadReference(s, cfg.Thresholds, cfg.Snapshot, cfg.DefaultThreshold)
+	out := transforms.ApplyStock(s, dec.Events, ref, cfg.Horizon)
+	dead := beam.Flatten(s.Scope("DeadLetters"), dec.DeadLetters, out.DeadLetters)
+
+	warehouse.WriteRows(s, cfg.Warehouse, TableAdjustments, out.Adjustments)
+	warehouse.WriteRows(s, cfg.Warehouse, TableStockLevels, out.Levels)
+	warehouse.WriteRows(s, cfg.Warehouse, TableAlerts, out.Alerts)
+	warehouse.WriteRows(s, cfg.Warehouse, TableDeadLetters, dead)
+
+	publish := func(topic string, msgs beam.PCollection) {
+		if cfg.Dataflow() {
+			transforms.WritePubSubNative(s, cfg.Project, topic, msgs)
+		} else {
+			transforms.WritePubSub(s, cfg.Project, topic, msgs)
+		}
+	}
+	if cfg.AlertTopic != "" {
+		publish(cfg.AlertTopic, transforms.AlertMessages(s, out.Alerts, cfg.AlertEncoding))
+	}
+	if cfg.DeadLetterTopic != "" {
+		publish(cfg.DeadLetterTopic, transforms.DeadLetterMessages(s, dead))
+	}
+	return Outputs{StockOutputs: out, AllDeadLetters: dead}
+}

@@ -1,0 +1,267 @@
+package transforms
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+)
+
+func init() {
+	register.DoFn5x2[context.Context, *sdf.ManualWatermarkEstimator, *sdf.LockRTracker, []byte, func(beam.EventTime, Batch),
+		sdf.ProcessContinuation, error](&pullFn{})
+	register.Emitter2[beam.EventTime, Batch]()
+	beam.RegisterType(reflect.TypeOf(PullRestriction{}))
+	beam.RegisterCoder(reflect.TypeOf(PullRestriction{}), encodePullRestriction, decodePullRestriction)
+}
+
+// PullOptions configures ReadPubSub.
+type PullOptions struct {
+	Project      string
+	Subscription string // an id or projects/P/subscriptions/S
+	// MaxMessages is the most messages one pull, and so one bundle, takes
+	// (default 1000). Keep a bundle well within the ack deadline.
+	MaxMessages int
+	// Pulls is how many pulls one bundle makes at most (default 4).
+	Pulls int
+	// PollInterval is how long to wait before pulling again after an empty
+	// pull (default 100ms).
+	PollInterval time.Duration
+}
+
+// ReadPubSub is a composite transform that reads a Pub/Sub subscription
+// with synchronous Pull from an unbounded splittable DoFn, and returns an
+// unbounded PCollection of Batch, one per pull, timestamped with the oldest
+// publish time of the batch.
+//
+// Ack after commit: the ack ids of the messages a bundle emitted travel in
+// the residual restriction of its checkpoint and are acknowledged when the
+// residual is processed, which the runner does only after the bundle that
+// emitted them has committed. A crash before that leaves them unacked:
+// Pub/Sub redelivers them and the stock ledger drops the duplicates. (Beam
+// Go v2.77.0's BundleFinalization would be the idiomatic way; it loses
+// callbacks on Prism, see BEAM-NOTES.)
+func ReadPubSub(s beam.Scope, o PullOptions) beam.PCollection {
+	s = s.Scope("ReadPubSub")
+	if o.Project == "" || o.Subscription == "" {
+		panic("transforms.ReadPubSub: project and subscription are required")
+	}
+	fn := &pullFn{Subscription: SubscriptionPath(o.Project, o.Subscription), Project: o.Project,
+		MaxMessages: o.MaxMessages, Pulls: o.Pulls, PollInterval: o.PollInterval}
+	return beam.ParDo(s, fn, beam.Impulse(s))
+}
+
+// SubscriptionPath returns projects/P/subscriptions/S for an id or a path.
+func SubscriptionPath(project, sub string) string {
+	if strings.HasPrefix(sub, "projects/") {
+		return sub
+	}
+	return "projects/" + project + "/subscriptions/" + sub
+}
+
+// TopicPath returns projects/P/topics/T for an id or a path.
+func TopicPath(project, topic string) string {
+	if strings.HasPrefix(topic, "projects/") {
+		return topic
+	}
+	return "projects/" + project + "/topics/" + topic
+}
+
+// PullRestriction is the restriction of the Pub/Sub source. It never ends;
+// Acks are the ack ids of the messages emitted by the bundle that
+// checkpointed it, to acknowledge when it is resumed.
+type PullRestriction struct {
+	Acks []string
+}
+
+func encodePullRestriction(r PullRestriction) []byte {
+	b := make([]byte, 0, 8+len(r.Acks)*64)
+	b = binary.AppendUvarint(b, uint64(len(r.Acks)))
+	for _, a := range r.Acks {
+		b = appendString(b, a)
+	}
+	return b
+}
+
+func decodePullRestriction(b []byte) (PullRestriction, error) {
+	rd := reader{b: b}
+	n := rd.uvarint()
+	if n > uint64(len(b)) {
+		return PullRestriction{}, errShortCoder
+	}
+	r := PullRestriction{Acks: make([]string, 0, n)}
+	for ; n > 0; n-- {
+		r.Acks = append(r.Acks, rd.string())
+	}
+	return r, rd.err
+}
+
+// pullTracker claims pulls. It accepts only the checkpoint split (fraction
+// 0), whose residual carries the ack ids claimed so far; dynamic splits are
+// refused, since a pull cannot be divided after the fact.
+type pullTracker struct {
+	rest    PullRestriction
+	claimed []string
+	done    bool
+}
+
+var _ sdf.BoundableRTracker = (*pullTracker)(nil)
+
+// TryClaim claims a pull; pos is the []string of its ack ids.
+func (t *pullTracker) TryClaim(pos any) bool {
+	if t.done {
+		return false
+	}
+	t.claimed = append(t.claimed, pos.([]string)...)
+	return true
+}
+
+func (t *pullTracker) GetError() error { return nil }
+
+func (t *pullTracker) TrySplit(fraction float64) (primary, residual any, err error) {
+	if t.done || fraction > 0 {
+		return t.rest, nil, nil
+	}
+	t.done = true
+	return PullRestriction{}, PullRestriction{Acks: t.claimed}, nil
+}
+
+func (t *pullTracker) GetProgress() (done, remaining float64) {
+	return float64(len(t.claimed)), 1
+}
+
+func (t *pullTracker) IsDone() bool        { return t.done }
+func (t *pullTracker) GetRestriction() any { return t.rest }
+func (t *pullTracker) IsBounded() bool     { return false }
+
+type pullFn struct {
+	Project      string
+	Subscription string
+	MaxMessages  int
+	Pulls        int
+	PollInterval time.Duration
+
+	client *pubsub.Client
+}
+
+func (f *pullFn) Setup(ctx context.Context) error {
+	c, err := pubsub.NewClient(ctx, f.Project)
+	if err != nil {
+		return fmt.Errorf("pubsub.NewClient: %w", err)
+	}
+	f.client = c
+	if f.MaxMessages <= 0 {
+		f.MaxMessages = 1000
+	}
+	if f.Pulls <= 0 {
+		f.Pulls = 4
+	}
+	if f.PollInterval <= 0 {
+		f.PollInterval = 100 * time.Millisecond
+	}
+	return nil
+}
+
+func (f *pullFn) Teardown() error {
+	if f.client == nil {
+		return nil
+	}
+	return f.client.Close()
+}
+
+func (f *pullFn) CreateInitialRestriction(_ []byte) PullRestriction { return PullRestriction{} }
+
+func (f *pullFn) SplitRestriction(_ []byte, r PullRestriction) []PullRestriction {
+	return []PullRestriction{r}
+}
+
+func (f *pullFn) RestrictionSize(_ []byte, r PullRestriction) float64 { return 1 }
+
+func (f *pullFn) CreateTracker(r PullRestriction) *sdf.LockRTracker {
+	return sdf.NewLockRTracker(&pullTracker{rest: r})
+}
+
+func (f *pullFn) CreateWatermarkEstimator() *sdf.ManualWatermarkEstimator {
+	return &sdf.ManualWatermarkEstimator{}
+}
+
+// ProcessElement acknowledges what the previous bundle emitted, then pulls
+// up to Pulls times and emits one Batch per non-empty pull.
+func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEstimator, rt *sdf.LockRTracker, _ []byte,
+	emit func(beam.EventTime, Batch)) (sdf.ProcessContinuation, error) {
+	rest := rt.GetRestriction().(PullRestriction)
+	if len(rest.Acks) > 0 {
+		if err := f.ack(ctx, rest.Acks); err != nil {
+			// Not fatal: the messages come back and are deduplicated.
+			slog.Warn("pubsub source: acknowledge failed; the messages will be redelivered", "subscription", f.Subscription, "messages", len(rest.Acks), "err", err)
+		}
+	}
+	got := 0
+	for range f.Pulls {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		resp, err := f.client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{
+			Subscription: f.Subscription, MaxMessages: int32(f.MaxMessages)})
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return sdf.StopProcessing(), ctx.Err()
+			}
+			slog.Warn("pubsub source: pull failed", "subscription", f.Subscription, "err", err)
+			break
+		}
+		msgs := resp.GetReceivedMessages()
+		if len(msgs) == 0 {
+			break
+		}
+		acks := make([]string, len(msgs))
+		b := Batch{Messages: make([]Message, len(msgs))}
+		oldest := time.Now()
+		for i, rm := range msgs {
+			acks[i] = rm.GetAckId()
+			pm := rm.GetMessage()
+			pt := pm.GetPublishTime().AsTime()
+			if pt.Before(oldest) {
+				oldest = pt
+			}
+			b.Messages[i] = Message{ID: pm.GetMessageId(), Data: pm.GetData(), Attributes: pm.GetAttributes(), PublishTime: pt.UnixMicro()}
+		}
+		if !rt.TryClaim(acks) {
+			// Unacked: they come back after the ack deadline.
+			return sdf.StopProcessing(), nil
+		}
+		emit(mtime.FromTime(oldest), b)
+		we.UpdateWatermark(oldest)
+		got += len(msgs)
+		if len(msgs) < f.MaxMessages {
+			break
+		}
+	}
+	if got == 0 {
+		we.UpdateWatermark(time.Now())
+		return sdf.ResumeProcessingIn(f.PollInterval), nil
+	}
+	return sdf.ResumeProcessingIn(0), nil
+}
+
+func (f *pullFn) ack(ctx context.Context, ids []string) error {
+	const chunk = 2500 // well under the request size limit
+	for len(ids) > 0 {
+		n := min(chunk, len(ids))
+		if err := f.client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{
+			Subscription: f.Subscription, AckIds: ids[:n]}); err != nil {
+			return fmt.Errorf("pubsub acknowledge: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
