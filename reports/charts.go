@@ -42,8 +42,9 @@ func reasonChart(ms []Movement) (template.HTML, error) {
 			Style: chart.Style{FillColor: c, StrokeColor: c, StrokeWidth: 1}})
 	}
 	bc := chart.BarChart{
-		Width: 760, Height: 320, BarWidth: 60,
-		Background: chart.Style{Padding: chart.Box{Top: 24, Left: 10, Right: 10, Bottom: 10}},
+		Width: 760, Height: 340, BarWidth: 56, BarSpacing: 26,
+		Background: chart.Style{Padding: chart.Box{Top: 24, Left: 10, Right: 10, Bottom: 36}},
+		XAxis:      chart.Style{FontSize: 9},
 		YAxis: chart.YAxis{
 			Range:          &chart.ContinuousRange{Min: 0, Max: maxV * 1.1},
 			ValueFormatter: func(v interface{}) string { return groupDigits(int64(v.(float64))) },
@@ -56,9 +57,9 @@ func reasonChart(ms []Movement) (template.HTML, error) {
 func shortReason(r string) string {
 	switch r {
 	case "TRANSFER_IN":
-		return "TRANSFER IN"
+		return "XFER IN"
 	case "TRANSFER_OUT":
-		return "TRANSFER OUT"
+		return "XFER OUT"
 	}
 	return r
 }

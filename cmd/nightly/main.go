@@ -1,0 +1,80 @@
+// Command nightly is the nightly inventory summary batch job.
+//
+// Locally (--runner prism, the default) it runs in process and records the
+// run in report_runs (RUNNING, then SUCCEEDED or FAILED):
+//
+//	nightly --date 2026-11-24 --input testdata/inventory_adjustments.csv \
+//	  --snapshot testdata/inventory_state.json --thresholds testdata/thresholds.csv
+//
+// On Dataflow (also as a Flex Template) it is launched like any Beam job:
+//
+//	nightly --runner dataflow --project P --region R --staging_location gs://B/staging \
+//	  --warehouse bq://P.inventory --output gs://B/reports [--dry_run]
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+	"log/slog"
+	"os"
+	"time"
+
+	"cloud.google.com/go/civil"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/pipelines/nightly"
+)
+
+var (
+	date       = flag.String("date", "", "report date YYYY-MM-DD (default: yesterday in --timezone)")
+	timezone   = flag.String("timezone", "UTC", "IANA time zone of the report day")
+	input      = flag.String("input", "", "adjustments CSV file or glob (local or gs://); default: read the warehouse")
+	wh         = flag.String("warehouse", warehouse.DefaultURI, "local warehouse directory or bq://PROJECT.DATASET")
+	snapshot   = flag.String("snapshot", "", "inventory_state.json for the opening stock when there is no previous daily_summary")
+	thresholds = flag.String("thresholds", "", "sku,location_id,threshold CSV (local or gs://)")
+	defThresh  = flag.Int64("default_threshold", 10, "reorder threshold of keys no rule names")
+	output     = flag.String("output", nightly.DefaultOutput, "report root: local directory or gs://BUCKET/PREFIX")
+	runID      = flag.String("run_id", "", "run ID (default: generated)")
+	shards     = flag.Int("shards", nightly.DefaultShards, "key shards the work is split into")
+	chunkBytes = flag.Int64("chunk_bytes", nightly.DefaultChunkBytes, "bytes of CSV read by one element")
+)
+
+func main() {
+	flag.Parse()
+	beam.Init()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+	ctx := context.Background()
+
+	d, err := reportDate()
+	if err != nil {
+		log.Fatal(err)
+	}
+	cfg := nightly.Config{Date: d, TimeZone: *timezone, Input: *input, Warehouse: *wh, Snapshot: *snapshot,
+		Thresholds: *thresholds, DefaultThreshold: *defThresh, Output: *output, RunID: *runID,
+		Shards: *shards, ChunkBytes: *chunkBytes, Runner: *runners.Runner}
+	if _, _, err := cfg.Window(); err != nil {
+		log.Fatal(err)
+	}
+	switch *runners.Runner {
+	case "", "prism", "direct":
+		if _, err := nightly.Run(ctx, cfg); err != nil {
+			log.Fatal(err)
+		}
+	default:
+		p, s := beam.NewPipelineWithRoot()
+		nightly.Build(s, cfg)
+		if err := beamx.Run(ctx, p); err != nil {
+			log.Fatalf("nightly: %v", err)
+		}
+	}
+}
+
+func reportDate() (civil.Date, error) {
+	if *date == "" {
+		return nightly.Yesterday(*timezone, time.Now())
+	}
+	return civil.ParseDate(*date)
+}
