@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/local" // local paths
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms/summary"
 )
@@ -85,20 +85,22 @@ func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int,
 		}
 		since(f.Window.Start)
 	case f.Snapshot != "":
-		snap, err := readSnapshot(ctx, f.Snapshot)
+		snap, err := snapshot.Read(ctx, f.Snapshot)
 		if err != nil {
-			return err
+			return fmt.Errorf("nightly: opening: %w", err)
 		}
-		at := snap.AsOf.UnixMicro()
-		if at >= f.Window.End {
+		if snap.AsOf.UnixMicro() >= f.Window.End {
 			slog.Warn("nightly: the snapshot is newer than the report day; the day's events before it are ignored",
 				"snapshot", f.Snapshot, "as_of", snap.AsOf, "date", f.Date)
 		}
+		earliest := f.Window.Start
 		for _, it := range snap.Items {
+			at := snap.Time(it).UnixMicro()
+			earliest = min(earliest, at)
 			x := sh.Part(it.SKU, it.LocationID).Item(it.SKU, it.LocationID)
 			x.HasOpening, x.OpeningOnHand, x.OpeningAt = true, it.OnHand, at
 		}
-		since(min(at, f.Window.Start))
+		since(earliest)
 	default:
 		slog.Warn("nightly: no daily_summary of the day before and no snapshot: every key opens at 0",
 			"warehouse", f.Warehouse, "previous", prev.String())
@@ -106,49 +108,6 @@ func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int,
 	}
 	sh.Emit(emit)
 	return nil
-}
-
-// snapshotFile is inventory_state.json.
-type snapshotFile struct {
-	AsOf  time.Time `json:"as_of"`
-	Items []struct {
-		SKU        string `json:"sku"`
-		LocationID string `json:"location_id"`
-		OnHand     int64  `json:"on_hand"`
-	} `json:"items"`
-}
-
-func readSnapshot(ctx context.Context, uri string) (*snapshotFile, error) {
-	b, err := readAll(ctx, uri)
-	if err != nil {
-		return nil, fmt.Errorf("nightly: snapshot: %w", err)
-	}
-	var s snapshotFile
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("nightly: snapshot %s: %w", uri, err)
-	}
-	if s.AsOf.IsZero() {
-		return nil, fmt.Errorf("nightly: snapshot %s: as_of is missing", uri)
-	}
-	return &s, nil
-}
-
-func readAll(ctx context.Context, uri string) ([]byte, error) {
-	fs, err := filesystem.New(ctx, uri)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", uri, err)
-	}
-	defer fs.Close()
-	r, err := fs.OpenRead(ctx, uri)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", uri, err)
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", uri, err)
-	}
-	return b, nil
 }
 
 func asString(v any) string {
