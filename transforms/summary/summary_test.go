@@ -1,0 +1,242 @@
+package summary
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/reports"
+)
+
+func TestMain(m *testing.M) { ptest.Main(m) }
+
+var day = Window{Start: mustTime("2026-03-10T00:00:00Z"), End: mustTime("2026-03-11T00:00:00Z")}
+
+func mustTime(s string) int64 {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t.UnixMicro()
+}
+
+func ev(id, hhmm string, r event.Reason, q int64) Event {
+	return Event{ID: id, Time: mustTime("2026-03-10T" + hhmm + ":00Z"), Reason: r, Qty: q}
+}
+
+func TestSummarize1(t *testing.T) {
+	opening := func(n int64) Item {
+		return Item{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: n, OpeningAt: day.Start - 1}
+	}
+	tests := []struct {
+		name      string
+		item      Item
+		threshold int64
+		want      reports.Row
+		dups, sup int64
+	}{{
+		name: "count mid-day, a sale before it listed after it, a redelivery",
+		item: func() Item {
+			it := opening(20)
+			it.Events = []Event{ev("c", "12:00", event.Counted, 15), ev("s1", "08:00", event.Sold, -3),
+				ev("s2", "11:00", event.Sold, -4), ev("s3", "14:00", event.Sold, -6), ev("s3", "14:00", event.Sold, -6)}
+			return it
+		}(),
+		threshold: 10, dups: 1,
+		// 20 -3 -4 = 13; count 15 (+2); -6 = 9 (LOW).
+		want: reports.Row{OpeningOnHand: 20, ClosingOnHand: 9, Sold: -13, CountedDelta: 2, NetChange: -11,
+			MinOnHand: 9, Events: 4, AlertsRaised: 1, DaysOfCover: ptr(9.0 / 13)},
+	}, {
+		name: "a delta at the count's time is in the count",
+		item: func() Item {
+			it := opening(5)
+			it.Events = []Event{ev("a-count", "10:00", event.Counted, 7), ev("b-recv", "10:00", event.Received, 3)}
+			return it
+		}(),
+		threshold: 2, sup: 1,
+		want: reports.Row{OpeningOnHand: 5, ClosingOnHand: 7, CountedDelta: 2, NetChange: 2, MinOnHand: 5, Events: 1},
+	}, {
+		name: "out of stock twice, the second time to the end of the day",
+		item: func() Item {
+			it := opening(2)
+			it.Events = []Event{ev("1", "01:00", event.Sold, -2), ev("2", "01:30", event.Received, 1),
+				ev("3", "23:00", event.Damaged, -1), ev("4", "23:30", event.Adjusted, -1)}
+			return it
+		}(),
+		threshold: 1,
+		// OUT 01:00-01:30 (30 min) and from 23:00 (60 min); -1 at 23:30 stays OUT.
+		want: reports.Row{OpeningOnHand: 2, ClosingOnHand: -1, Received: 1, Sold: -2, Damaged: -1, Adjusted: -1,
+			NetChange: -3, MinOnHand: -1, Events: 4, AlertsRaised: 2, MinutesOutOfStock: 90, DaysOfCover: ptr(-0.5)},
+	}, {
+		name:      "a key that opens out of stock and stays so",
+		item:      opening(0),
+		threshold: 5,
+		want:      reports.Row{MinutesOutOfStock: 1440, Reconciled: true},
+	}, {
+		name: "the snapshot is older than the day: events before the day make the opening",
+		item: Item{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 10, OpeningAt: day.Start - 3600e6,
+			Events: []Event{{ID: "pre", Time: day.Start - 60e6, Reason: event.Sold, Qty: -4},
+				{ID: "old", Time: day.Start - 7200e6, Reason: event.Sold, Qty: -100}, // before the snapshot
+				ev("in", "09:00", event.TransferIn, 2), {ID: "next", Time: day.End, Reason: event.Sold, Qty: -1}}},
+		threshold: 3,
+		want:      reports.Row{OpeningOnHand: 6, ClosingOnHand: 8, TransferIn: 2, NetChange: 2, MinOnHand: 6, Events: 1},
+	}, {
+		name:      "a new key",
+		item:      Item{SKU: "S", LocationID: "L", Events: []Event{ev("r", "06:00", event.Received, 4)}},
+		threshold: 10,
+		want:      reports.Row{ClosingOnHand: 4, Received: 4, NetChange: 4, MinOnHand: 4, Events: 1, AlertsRaised: 1},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Summarize1(&tc.item, day, tc.threshold)
+			w := tc.want
+			w.SKU, w.LocationID, w.Threshold = "S", "L", tc.threshold
+			if !sameRow(got.Row, w) {
+				t.Errorf("row =\n %+v\nwant\n %+v", show(got.Row), show(w))
+			}
+			if got.Duplicates != tc.dups || got.Superseded != tc.sup {
+				t.Errorf("duplicates, superseded = %d, %d; want %d, %d", got.Duplicates, got.Superseded, tc.dups, tc.sup)
+			}
+			if (got.Series != nil) != reports.Affected(&got.Row) {
+				t.Errorf("series kept = %v, affected = %v", got.Series != nil, reports.Affected(&got.Row))
+			}
+		})
+	}
+}
+
+func TestSeries(t *testing.T) {
+	it := Item{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 3, OpeningAt: day.Start - 1,
+		Events: []Event{ev("1", "10:00", event.Sold, -3), ev("2", "11:00", event.Counted, 0), ev("3", "12:00", event.Received, 5)}}
+	s := Summarize1(&it, day, 4)
+	if s.Series == nil {
+		t.Fatal("no series for a key that ran out")
+	}
+	var got []int64
+	for _, p := range s.Series.Points {
+		got = append(got, p.OnHand)
+	}
+	// The count of 0 changes nothing and adds no point.
+	if want := []int64{3, 0, 5}; !equal(got, want) {
+		t.Errorf("series on-hand = %v, want %v", got, want)
+	}
+	if s.Row.MinutesOutOfStock != 120 {
+		t.Errorf("minutes out of stock = %v, want 120", s.Row.MinutesOutOfStock)
+	}
+}
+
+func TestPartCoder(t *testing.T) {
+	p := NewPart()
+	p.Item("A", "L1").Events = []Event{{ID: "e1", Time: -5, Reason: event.Sold, Qty: -3}, {ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}}
+	b := p.Item("B", "L2")
+	b.HasOpening, b.OpeningOnHand, b.OpeningAt, b.HasStreaming, b.StreamingOnHand = true, -4, 99, true, 12
+	enc, err := encodePart(*p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodePart(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Items) != 2 || got.Len() != 2 {
+		t.Fatalf("decoded %d items, %d events", len(got.Items), got.Len())
+	}
+	a, bb := got.Items[event.Key{SKU: "A", LocationID: "L1"}], got.Items[event.Key{SKU: "B", LocationID: "L2"}]
+	if a.Events[1] != (Event{ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}) || a.Events[0].Time != -5 {
+		t.Errorf("events = %+v", a.Events)
+	}
+	if !bb.HasOpening || bb.OpeningOnHand != -4 || bb.OpeningAt != 99 || !bb.HasStreaming || bb.StreamingOnHand != 12 {
+		t.Errorf("item B = %+v", bb)
+	}
+	if _, err := decodePart(enc[:len(enc)-1]); err == nil {
+		t.Error("a truncated Part decodes")
+	}
+}
+
+func TestGatherKeepsWorst(t *testing.T) {
+	f := &gatherFn{MaxCharts: 2}
+	acc := f.CreateAccumulator()
+	other := f.CreateAccumulator()
+	for i, minutes := range []float64{5, 0, 300, 60, 1} {
+		row := reports.Row{SKU: string(rune('A' + i)), LocationID: "L", MinutesOutOfStock: minutes}
+		s := Summary{Row: row, Series: &reports.Series{SKU: row.SKU, LocationID: "L"}}
+		if i%2 == 0 {
+			acc = f.AddInput(acc, s)
+		} else {
+			other = f.AddInput(other, s)
+		}
+	}
+	g := f.ExtractOutput(f.MergeAccumulators(acc, other))
+	series := g.Series()
+	if len(g.Rows) != 5 || len(series) != 2 || series[0].SKU != "C" || series[1].SKU != "D" {
+		t.Errorf("gathered %d rows, charts %v; want 5 rows and charts C, D", len(g.Rows), series)
+	}
+}
+
+// TestSummarizePipeline merges the Parts of one key coming from different
+// sources (opening, events in two chunks, streaming) on Prism.
+func TestSummarizePipeline(t *testing.T) {
+	opening, chunk1, chunk2, stream := NewPart(), NewPart(), NewPart(), NewPart()
+	it := opening.Item("S", "L")
+	it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, 10, day.Start-1
+	chunk1.Item("S", "L").Events = []Event{ev("1", "09:00", event.Sold, -4)}
+	chunk2.Item("S", "L").Events = []Event{ev("2", "10:00", event.Sold, -5), ev("1", "09:00", event.Sold, -4)}
+	chunk2.Item("T", "L").Events = []Event{ev("3", "10:00", event.Received, 2)}
+	st := stream.Item("S", "L")
+	st.HasStreaming, st.StreamingOnHand = true, 1
+
+	p, s := beam.NewPipelineWithRoot()
+	parts := beam.AddFixedKey(s, beam.CreateList(s, []Part{*opening, *chunk1, *chunk2, *stream}))
+	sums := Summarize(s, parts, Options{Window: day, DefaultThreshold: 3})
+	rows := beam.ParDo(s, describe, sums)
+	passert.Equals(s, rows, "S closing 1 reconciled true", "T closing 2 reconciled false")
+	ptest.RunAndValidate(t, p)
+}
+
+func init() { register.Function1x1(describe) }
+
+func describe(x Summary) string {
+	return fmt.Sprintf("%s closing %d reconciled %v", x.Row.SKU, x.Row.ClosingOnHand, x.Row.Reconciled)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func equal(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameRow(a, b reports.Row) bool {
+	if (a.DaysOfCover == nil) != (b.DaysOfCover == nil) ||
+		(a.DaysOfCover != nil && math.Abs(*a.DaysOfCover-*b.DaysOfCover) > 1e-9) {
+		return false
+	}
+	if (a.StreamingOnHand == nil) != (b.StreamingOnHand == nil) {
+		return false
+	}
+	a.DaysOfCover, b.DaysOfCover, a.StreamingOnHand, b.StreamingOnHand = nil, nil, nil, nil
+	return a == b
+}
+
+type shown struct {
+	reports.Row
+	Cover *float64
+}
+
+func show(r reports.Row) any {
+	c := r.DaysOfCover
+	r.DaysOfCover = nil
+	return shown{r, c}
+}
