@@ -14,6 +14,7 @@ import (
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/objects"
+	"github.com/inventory-events/inventory/loaders/snapshot"
 )
 
 func init() {
@@ -36,14 +37,16 @@ type Reference struct {
 type SnapshotItem struct {
 	SKU, LocationID string
 	OnHand          int64
+	AsOf            int64  // Unix µs; 0: the snapshot's
+	State           []byte // optional whole ledger (ledger.State.AppendBinary)
 }
 
 // RefData is the parsed Reference.
 type RefData struct {
 	Thresholds *ledger.Thresholds
-	// AsOf is the snapshot's time (Unix µs) and Stock its on-hand per key.
+	// AsOf is the snapshot's time (Unix µs) and Stock its items per key.
 	AsOf  int64
-	Stock map[event.Key]int64
+	Stock map[event.Key]SnapshotItem
 }
 
 // Threshold returns the threshold of k: (sku, location), (sku, *), default.
@@ -52,8 +55,18 @@ func (d *RefData) Threshold(k event.Key) int64 { return d.Thresholds.Lookup(k) }
 // Initial returns the starting ledger of a key seen for the first time: the
 // snapshot's on-hand at its as_of, or the zero state (no count, 0 on hand).
 func (d *RefData) Initial(k event.Key, threshold int64) *ledger.State {
-	if q, ok := d.Stock[k]; ok {
-		return ledger.FromSnapshot(q, d.AsOf, threshold)
+	if it, ok := d.Stock[k]; ok {
+		if len(it.State) > 0 {
+			var st ledger.State
+			if err := st.UnmarshalBinary(it.State); err == nil && st.OnHand == it.OnHand {
+				return &st
+			}
+		}
+		asOf := it.AsOf
+		if asOf == 0 {
+			asOf = d.AsOf
+		}
+		return ledger.FromSnapshot(it.OnHand, asOf, threshold)
 	}
 	return &ledger.State{}
 }
@@ -78,6 +91,8 @@ func NewReference(th *ledger.Thresholds, asOf int64, items []SnapshotItem) Refer
 		b = appendString(b, it.SKU)
 		b = appendString(b, it.LocationID)
 		b = binary.AppendVarint(b, it.OnHand)
+		b = binary.AppendVarint(b, it.AsOf)
+		b = appendBytes(b, it.State)
 	}
 	sum := sha256.Sum256(b)
 	return Reference{Digest: string(sum[:]), Raw: b}
@@ -127,10 +142,13 @@ func parseReference(b []byte) (*RefData, error) {
 	if n > uint64(len(b)) {
 		return nil, errShortCoder
 	}
-	d.Stock = make(map[event.Key]int64, n)
+	d.Stock = make(map[event.Key]SnapshotItem, n)
 	for ; n > 0 && rd.err == nil; n-- {
-		k := event.Key{SKU: rd.string(), LocationID: rd.string()}
-		d.Stock[k] = rd.varint()
+		it := SnapshotItem{SKU: rd.string(), LocationID: rd.string(), OnHand: rd.varint(), AsOf: rd.varint()}
+		if st := rd.bytes(); len(st) > 0 {
+			it.State = st
+		}
+		d.Stock[event.Key{SKU: it.SKU, LocationID: it.LocationID}] = it
 	}
 	if rd.err != nil {
 		return nil, fmt.Errorf("transforms: decode reference: %w", rd.err)
@@ -182,10 +200,14 @@ func LoadReference(ctx context.Context, thresholdsURI, snapshotURI string, def i
 	var asOf int64
 	var items []SnapshotItem
 	if snapshotURI != "" {
-		var err error
-		asOf, items, err = readSnapshot(ctx, snapshotURI)
+		f, err := snapshot.Read(ctx, snapshotURI)
 		if err != nil {
 			return Reference{}, fmt.Errorf("read snapshot: %w", err)
+		}
+		asOf = f.AsOf.UnixMicro()
+		for _, it := range f.Items {
+			items = append(items, SnapshotItem{SKU: it.SKU, LocationID: it.LocationID, OnHand: it.OnHand,
+				AsOf: f.Time(it).UnixMicro(), State: it.State})
 		}
 	}
 	return NewReference(th, asOf, items), nil

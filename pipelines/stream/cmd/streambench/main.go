@@ -1,0 +1,491 @@
+// Command streambench measures the streaming job end to end on one machine:
+// generated adjustments published to the local Pub/Sub, the job on Prism,
+// alerts read back from low-stock-consumer. In the same run it measures the
+// seed's consumer (loaders/broker.Consume: a plain Go subscriber applying
+// the ledger in a map) as the baseline.
+//
+//	go run ./pipelines/stream/cmd/streambench --events=100000 --rate=1000 --latency_for=20s
+//
+// It reports, for both: events/s from the first publish to the last event
+// processed, with everything published as fast as possible; then, for the
+// job, p50/p99 latency from publish to alert at --rate events/s; and the
+// peak RSS of the process during each phase.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	jobpb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/jobmanagement_v1"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/internal/pubsubemu"
+	"github.com/inventory-events/inventory/loaders/broker"
+	"github.com/inventory-events/inventory/loaders/snapshot"
+	"github.com/inventory-events/inventory/loaders/synth"
+	"github.com/inventory-events/inventory/pipelines/stream"
+	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
+	"github.com/inventory-events/inventory/transforms"
+)
+
+var (
+	events     = flag.Int("events", 100_000, "events for the throughput phase")
+	skus       = flag.Int("skus", 200, "SKUs of the generated stream")
+	locations  = flag.Int("locations", 5, "locations of the generated stream")
+	rate       = flag.Int("rate", 1000, "events/s of the latency phase")
+	latencyFor = flag.Duration("latency_for", 20*time.Second, "length of the latency phase (0: skip)")
+	shards     = flag.Int("shards", transforms.DefaultShards, "stock state shards of the job")
+	skipBase   = flag.Bool("skip_baseline", false, "do not run the baseline consumer")
+)
+
+const project = "bench-project"
+
+func main() {
+	flag.Parse()
+	beam.Init()
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	ctx := context.Background()
+	if err := run(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+type env struct {
+	srv   *pubsubemu.Server
+	admin *broker.Admin
+	pub   *pubsub.Publisher
+	dir   string
+}
+
+func newEnv(ctx context.Context) (*env, error) {
+	srv, err := pubsubemu.Start("127.0.0.1:0", pubsubemu.Options{})
+	if err != nil {
+		return nil, err
+	}
+	os.Setenv("PUBSUB_EMULATOR_HOST", srv.Addr())
+	admin, err := broker.NewAdmin(ctx, project)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := admin.Setup(ctx, broker.SetupConfig{Project: project}); err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "streambench")
+	if err != nil {
+		return nil, err
+	}
+	pub := admin.Client.Publisher("inventory-topic")
+	pub.PublishSettings.CountThreshold = 500
+	pub.PublishSettings.DelayThreshold = 5 * time.Millisecond
+	return &env{srv: srv, admin: admin, pub: pub, dir: dir}, nil
+}
+
+func (e *env) close() {
+	e.pub.Stop()
+	e.admin.Close()
+	e.srv.Close()
+	os.RemoveAll(e.dir)
+}
+
+// stamps records when each event was published.
+type stamps struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (s *stamps) set(id string, t time.Time) {
+	s.mu.Lock()
+	s.at[id] = t
+	s.mu.Unlock()
+}
+
+func (s *stamps) get(id string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.at[id]
+	return t, ok
+}
+
+// publish publishes payloads, paced at perSec (0: as fast as possible).
+func (e *env) publish(ctx context.Context, msgs []payload, perSec int, st *stamps) error {
+	var results []*pubsub.PublishResult
+	start := time.Now()
+	for i, m := range msgs {
+		if perSec > 0 {
+			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(perSec))); d > 0 {
+				time.Sleep(d)
+			}
+		}
+		st.set(m.id, time.Now())
+		results = append(results, e.pub.Publish(ctx, &pubsub.Message{Data: m.data}))
+	}
+	for _, r := range results {
+		if _, err := r.Get(ctx); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	}
+	return nil
+}
+
+type payload struct {
+	id   string
+	data []byte
+}
+
+// generate returns n valid adjustments as JSON payloads, with thresholds
+// and a snapshot written to dir. Event times start at start.
+func generate(n int, seed uint64, start time.Time, dir string) ([]payload, string, string, error) {
+	cfg := synth.Config{Events: n, SKUs: *skus, Locations: *locations, Seed: seed, Start: start, Span: time.Duration(n) * time.Millisecond}
+	cfg.Defaults()
+	var buf bytes.Buffer
+	if err := synth.Generate(&buf, cfg); err != nil {
+		return nil, "", "", err
+	}
+	cr, err := event.NewCSVReader(&buf, "synth")
+	if err != nil {
+		return nil, "", "", err
+	}
+	var out []payload
+	for {
+		var a event.Adjustment
+		err := cr.Next(&a)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil || event.Validate(&a, time.Now()) != nil {
+			continue
+		}
+		a.EventID = fmt.Sprintf("%s-%d", a.EventID, seed)
+		data, err := event.MarshalJSON(&a)
+		if err != nil {
+			return nil, "", "", err
+		}
+		out = append(out, payload{id: a.EventID, data: data})
+	}
+	th := filepath.Join(dir, "thresholds.csv")
+	var tb bytes.Buffer
+	if err := synth.WriteThresholds(&tb, cfg); err != nil {
+		return nil, "", "", err
+	}
+	if err := os.WriteFile(th, tb.Bytes(), 0o644); err != nil {
+		return nil, "", "", err
+	}
+	snap := filepath.Join(dir, "state.json")
+	if err := os.WriteFile(snap, snapshot.Marshal(synth.Snapshot(cfg)), 0o644); err != nil {
+		return nil, "", "", err
+	}
+	return out, th, snap, nil
+}
+
+// markers returns one event per shard of keys no other event uses, each
+// raising a LOW alert: when all their alerts are out, every shard has
+// processed what was published before them.
+func markers(tag string, at time.Time) []payload {
+	var out []payload
+	seen := map[int]bool{}
+	for i := 0; len(seen) < *shards; i++ {
+		sku := fmt.Sprintf("MARK-%s-%d", tag, i)
+		sh := transforms.ShardOf(sku, "BENCH", *shards)
+		if seen[sh] {
+			continue
+		}
+		seen[sh] = true
+		a := event.Adjustment{EventID: "marker-" + sku, SKU: sku, LocationID: "BENCH", Reason: event.Received,
+			Quantity: 1, EventTime: at.UnixMicro(), Source: "bench"}
+		data, _ := event.MarshalJSON(&a)
+		out = append(out, payload{id: a.EventID, data: data})
+	}
+	return out
+}
+
+// alertReader pulls low-stock-consumer and records publish->alert latency.
+type alertReader struct {
+	mu        sync.Mutex
+	latencies []time.Duration
+	markers   map[string]time.Time
+}
+
+func (e *env) readAlerts(ctx context.Context, st *stamps) *alertReader {
+	ar := &alertReader{markers: map[string]time.Time{}}
+	sub := transforms.SubscriptionPath(project, "low-stock-consumer")
+	c := e.admin.Client.SubscriptionAdminClient
+	go func() {
+		for ctx.Err() == nil {
+			resp, err := c.Pull(ctx, &pubsubpb.PullRequest{Subscription: sub, MaxMessages: 1000})
+			if err != nil {
+				continue
+			}
+			now := time.Now()
+			var acks []string
+			for _, rm := range resp.GetReceivedMessages() {
+				acks = append(acks, rm.GetAckId())
+				var al inventoryv1.LowStockAlert
+				if protojson.Unmarshal(rm.GetMessage().GetData(), &al) != nil {
+					continue
+				}
+				ar.mu.Lock()
+				if strings.HasPrefix(al.GetEventId(), "marker-") {
+					ar.markers[al.GetEventId()] = now
+				} else if t, ok := st.get(al.GetEventId()); ok {
+					ar.latencies = append(ar.latencies, now.Sub(t))
+				}
+				ar.mu.Unlock()
+			}
+			if len(acks) > 0 {
+				c.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{Subscription: sub, AckIds: acks})
+			}
+		}
+	}()
+	return ar
+}
+
+// waitMarkers waits for the alerts of ms and returns when the last came.
+func (ar *alertReader) waitMarkers(ctx context.Context, ms []payload) (time.Time, error) {
+	for {
+		ar.mu.Lock()
+		var last time.Time
+		n := 0
+		for _, m := range ms {
+			if t, ok := ar.markers[m.id]; ok {
+				n++
+				if t.After(last) {
+					last = t
+				}
+			}
+		}
+		ar.mu.Unlock()
+		if n == len(ms) {
+			return last, nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("waiting for markers: %d of %d: %w", n, len(ms), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (ar *alertReader) take() []time.Duration {
+	ar.mu.Lock()
+	defer ar.mu.Unlock()
+	l := ar.latencies
+	ar.latencies = nil
+	return l
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[min(len(ds)-1, int(p*float64(len(ds))))]
+}
+
+// resetPeakRSS resets VmHWM (Linux); peakRSS reads it in MiB.
+func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+func peakRSS() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func run(ctx context.Context) error {
+	start := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
+	var baseRate float64
+
+	if !*skipBase {
+		e, err := newEnv(ctx)
+		if err != nil {
+			return err
+		}
+		msgs, thPath, snapPath, err := generate(*events, 1, start, e.dir)
+		if err != nil {
+			return err
+		}
+		th, snap, err := loadRef(ctx, thPath, snapPath)
+		if err != nil {
+			return err
+		}
+		resetPeakRSS()
+		st := &stamps{at: map[string]time.Time{}}
+		done := make(chan struct{})
+		var stats broker.ConsumeStats
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			defer close(done)
+			_, stats, err = e.admin.Consume(cctx, broker.ConsumeConfig{Subscription: stream.DefaultSubscription,
+				DeadLetterTopic: stream.DefaultDeadLetterTopic, Format: "json", Thresholds: th, Start: snap,
+				MaxIdle: 3 * time.Second, Interval: time.Hour,
+				OnAlert: func(event.Key, *event.Adjustment, ledger.Result, int64) {}})
+		}()
+		t0 := time.Now()
+		if err := e.publish(ctx, msgs, 0, st); err != nil {
+			return err
+		}
+		// The consumer stops once idle for MaxIdle (3 s) after the last
+		// message.
+		<-done
+		elapsed := time.Since(t0) - 3*time.Second
+		cancel()
+		if err != nil {
+			return fmt.Errorf("baseline consumer: %w", err)
+		}
+		baseRate = float64(stats.Received) / elapsed.Seconds()
+		fmt.Printf("baseline (broker.Consume): %d events in %v: %.0f events/s, peak RSS %.0f MiB (%v)\n",
+			stats.Received, elapsed.Round(time.Millisecond), baseRate, peakRSS(), stats)
+		e.close()
+	}
+
+	e, err := newEnv(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	msgs, thPath, snapPath, err := generate(*events, 2, start, e.dir)
+	if err != nil {
+		return err
+	}
+	resetPeakRSS()
+	st := &stamps{at: map[string]time.Time{}}
+	actx, stopAlerts := context.WithCancel(ctx)
+	defer stopAlerts()
+	ar := e.readAlerts(actx, st)
+	p, s := beam.NewPipelineWithRoot()
+	stream.Build(s, stream.Config{Runner: "prism", Project: project, Subscription: stream.DefaultSubscription,
+		Thresholds: thPath, Snapshot: snapPath, AlertTopic: stream.DefaultAlertTopic,
+		DeadLetterTopic: stream.DefaultDeadLetterTopic, AlertEncoding: event.EncodingJSON,
+		Warehouse: filepath.Join(e.dir, "warehouse"), Shards: *shards, PollInterval: 20 * time.Millisecond})
+	jobDone := make(chan error, 1)
+	go func() {
+		_, err := prism.Execute(ctx, p)
+		jobDone <- err
+	}()
+	// Warm up: wait until the job answers a marker before timing.
+	warm := markers("warm", start)
+	if err := e.publish(ctx, warm, 0, st); err != nil {
+		return err
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
+	if _, err := ar.waitMarkers(wctx, warm); err != nil {
+		wcancel()
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	wcancel()
+	ar.take()
+
+	t0 := time.Now()
+	end := markers("end", start.Add(time.Duration(len(msgs))*time.Millisecond))
+	if err := e.publish(ctx, append(msgs, end...), 0, st); err != nil {
+		return err
+	}
+	tctx, tcancel := context.WithTimeout(ctx, 30*time.Minute)
+	last, err := ar.waitMarkers(tctx, end)
+	tcancel()
+	if err != nil {
+		return err
+	}
+	elapsed := last.Sub(t0)
+	jobRate := float64(len(msgs)) / elapsed.Seconds()
+	fmt.Printf("job on Prism: %d events in %v: %.0f events/s, peak RSS %.0f MiB\n",
+		len(msgs), elapsed.Round(time.Millisecond), jobRate, peakRSS())
+	ar.take()
+	if baseRate > 0 {
+		fmt.Printf("ratio job/baseline: %.2f\n", jobRate/baseRate)
+	}
+
+	if *latencyFor > 0 {
+		n := int(latencyFor.Seconds() * float64(*rate))
+		more, _, _, err := generate(n, 3, start.Add(48*time.Hour), e.dir)
+		if err != nil {
+			return err
+		}
+		resetPeakRSS()
+		if err := e.publish(ctx, more, *rate, st); err != nil {
+			return err
+		}
+		endL := markers("lat", start.Add(72*time.Hour))
+		if err := e.publish(ctx, endL, 0, st); err != nil {
+			return err
+		}
+		lctx, lcancel := context.WithTimeout(ctx, 10*time.Minute)
+		_, err = ar.waitMarkers(lctx, endL)
+		lcancel()
+		if err != nil {
+			return err
+		}
+		lat := ar.take()
+		fmt.Printf("latency at %d events/s for %v: %d alerts, p50 %v, p99 %v, max %v, peak RSS %.0f MiB\n",
+			*rate, *latencyFor, len(lat), percentile(lat, 0.5).Round(time.Millisecond),
+			percentile(lat, 0.99).Round(time.Millisecond), percentile(lat, 1).Round(time.Millisecond), peakRSS())
+	}
+	stopAlerts()
+	return cancelJobs(ctx, jobDone)
+}
+
+func loadRef(ctx context.Context, thPath, snapPath string) (*ledger.Thresholds, *snapshot.File, error) {
+	f, err := os.Open(thPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	th, err := ledger.ParseThresholds(f, thPath, ledger.DefaultThreshold)
+	if err != nil {
+		return nil, nil, err
+	}
+	snap, err := snapshot.Read(ctx, snapPath)
+	return th, snap, err
+}
+
+// cancelJobs cancels the Prism jobs and waits for Execute to return.
+func cancelJobs(ctx context.Context, done chan error) error {
+	conn, err := grpc.NewClient(*jobopts.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial prism: %w", err)
+	}
+	defer conn.Close()
+	js := jobpb.NewJobServiceClient(conn)
+	jobs, err := js.GetJobs(ctx, &jobpb.GetJobsRequest{})
+	if err != nil {
+		return fmt.Errorf("prism GetJobs: %w", err)
+	}
+	for _, j := range jobs.GetJobInfo() {
+		js.Cancel(ctx, &jobpb.CancelJobRequest{JobId: j.GetJobId()})
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+	}
+	return nil
+}

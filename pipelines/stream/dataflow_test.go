@@ -1,0 +1,83 @@
+package stream
+
+import (
+	"context"
+	"flag"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
+
+	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/transforms"
+)
+
+// captureLog keeps what Beam logs.
+type captureLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (c *captureLog) Log(_ context.Context, _ beamlog.Severity, _ int, msg string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.WriteString(msg)
+	c.buf.WriteByte('\n')
+}
+
+// TestDataflowDryRun translates the job for Dataflow with --dry_run and no
+// credentials: a streaming job whose Pub/Sub read and writes are the
+// runner's native transforms, not the SDF or the publishing DoFn.
+func TestDataflowDryRun(t *testing.T) {
+	for name, v := range map[string]string{
+		"dry_run": "true", "project": "inventory-prod", "region": "europe-west1",
+		"staging_location": "gs://inventory-staging/stream", "temp_location": "gs://inventory-staging/tmp",
+	} {
+		old := flag.Lookup(name).Value.String()
+		if err := flag.Set(name, v); err != nil {
+			t.Fatalf("set --%s: %v", name, err)
+		}
+		t.Cleanup(func() { flag.Set(name, old) })
+	}
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent")
+	logs := &captureLog{}
+	beamlog.SetLogger(logs)
+	t.Cleanup(func() { beamlog.SetLogger(&discard{}) })
+
+	p, s := beam.NewPipelineWithRoot()
+	Build(s, Config{Runner: "dataflow", Project: "inventory-prod", Subscription: DefaultSubscription,
+		Thresholds: "gs://inventory-config/thresholds.csv", Snapshot: "gs://inventory-config/inventory_state.json",
+		AlertTopic: DefaultAlertTopic, DeadLetterTopic: DefaultDeadLetterTopic, AlertEncoding: event.EncodingJSON,
+		Warehouse: "bq://inventory-prod.inventory"})
+	if _, err := dataflow.Execute(context.Background(), p); err != nil {
+		t.Fatalf("dataflow dry run: %v", err)
+	}
+	out := logs.buf.String()
+	for _, want := range []string{
+		transforms.PubSubReadURN,
+		"projects/inventory-prod/subscriptions/inventory-sub",
+		transforms.PubSubWriteURN,
+		"projects/inventory-prod/topics/low-stock-alerts",
+		"projects/inventory-prod/topics/inventory-dead-letter",
+		`"type": "JOB_TYPE_STREAMING"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{"transforms.pullFn", "transforms.publishFn"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("dry run output has %q: the Dataflow job must use the native Pub/Sub transforms", unwanted)
+		}
+	}
+	if t.Failed() {
+		t.Logf("dry run output (first 4000 bytes):\n%.4000s", out)
+	}
+}
+
+type discard struct{}
+
+func (discard) Log(context.Context, beamlog.Severity, int, string) {}

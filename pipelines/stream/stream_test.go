@@ -1,0 +1,607 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	jobpb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/jobmanagement_v1"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/internal/pubsubemu"
+	"github.com/inventory-events/inventory/loaders/broker"
+	"github.com/inventory-events/inventory/loaders/snapshot"
+	"github.com/inventory-events/inventory/loaders/warehouse"
+	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
+	"github.com/inventory-events/inventory/transforms"
+)
+
+func TestMain(m *testing.M) { ptest.Main(m) }
+
+const (
+	project        = "test-project"
+	sampleCSV      = "../../testdata/inventory_adjustments.csv"
+	sampleSnapshot = "../../testdata/inventory_state.json"
+	sampleTh       = "../../testdata/thresholds.csv"
+)
+
+// stack is a local Pub/Sub with the product's topics, subscriptions and
+// schemas, and a fresh warehouse directory.
+type stack struct {
+	srv       *pubsubemu.Server
+	admin     *broker.Admin
+	warehouse string
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	srv, err := pubsubemu.Start("127.0.0.1:0", pubsubemu.Options{})
+	if err != nil {
+		t.Fatalf("pubsubemu.Start: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	t.Setenv("PUBSUB_EMULATOR_HOST", srv.Addr())
+	ctx := context.Background()
+	admin, err := broker.NewAdmin(ctx, project)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	if _, err := admin.Setup(ctx, broker.SetupConfig{Project: project, AckDeadline: 10 * time.Second}); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	return &stack{srv: srv, admin: admin, warehouse: t.TempDir()}
+}
+
+func (st *stack) config() Config {
+	return Config{Runner: "prism", Project: project, Subscription: DefaultSubscription,
+		Thresholds: sampleTh, Snapshot: sampleSnapshot, AlertTopic: DefaultAlertTopic,
+		DeadLetterTopic: DefaultDeadLetterTopic, AlertEncoding: event.EncodingJSON, Warehouse: st.warehouse,
+		PollInterval: 50 * time.Millisecond}
+}
+
+func (st *stack) publish(t *testing.T, csvData []byte) broker.PublishStats {
+	t.Helper()
+	stats, err := st.admin.Publish(context.Background(), bytes.NewReader(csvData), broker.PublishConfig{
+		Topic: "inventory-topic", DeadLetterTopic: DefaultDeadLetterTopic, Format: "proto", Name: "test.csv"})
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	return stats
+}
+
+// publishInOrder publishes each parsed row as JSON, waiting for each
+// publish before the next, so the subscription delivers in file order. Rows
+// that fail validation are published too: the job must dead-letter them.
+func (st *stack) publishInOrder(t *testing.T, data []byte) {
+	t.Helper()
+	ctx := context.Background()
+	pub := st.admin.Client.Publisher("inventory-topic")
+	defer pub.Stop()
+	cr, err := event.NewCSVReader(bytes.NewReader(data), "rows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var a event.Adjustment
+		err := cr.Next(&a)
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			continue
+		}
+		payload, err := event.MarshalJSON(&a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pub.Publish(ctx, &pubsub.Message{Data: payload,
+			Attributes: map[string]string{event.AttrEventID: a.EventID}}).Get(ctx); err != nil {
+			t.Fatalf("publish %s: %v", a.EventID, err)
+		}
+	}
+}
+
+// job is a streaming run of the pipeline on Prism.
+type job struct {
+	done chan error
+}
+
+// startJob runs Build(cfg) on Prism until stop.
+func startJob(t *testing.T, cfg Config) *job {
+	t.Helper()
+	p, s := beam.NewPipelineWithRoot()
+	Build(s, cfg)
+	j := &job{done: make(chan error, 1)}
+	go func() {
+		_, err := prism.Execute(context.Background(), p)
+		j.done <- err
+	}()
+	return j
+}
+
+// stop cancels every running Prism job and waits for Execute to return.
+func (j *job) stop(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := grpc.NewClient(*jobopts.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("dial prism: %v", err)
+	}
+	defer conn.Close()
+	js := jobpb.NewJobServiceClient(conn)
+	for {
+		jobs, err := js.GetJobs(ctx, &jobpb.GetJobsRequest{})
+		if err != nil {
+			t.Fatalf("prism GetJobs: %v", err)
+		}
+		running := 0
+		for _, ji := range jobs.GetJobInfo() {
+			if ji.GetState() == jobpb.JobState_RUNNING || ji.GetState() == jobpb.JobState_STARTING {
+				running++
+				if _, err := js.Cancel(ctx, &jobpb.CancelJobRequest{JobId: ji.GetJobId()}); err != nil {
+					t.Logf("prism cancel %s: %v", ji.GetJobId(), err)
+				}
+			}
+		}
+		if running == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("prism jobs did not stop")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	select {
+	case err := <-j.done:
+		if err != nil && !strings.Contains(err.Error(), "CANCEL") {
+			t.Logf("job ended: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("job did not return after cancel")
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %s", d, what, state)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// expected replays rows in order through the ledger: final on-hand of
+// every key (snapshot keys included), the alert ids raised, and the
+// starting severities.
+type expected struct {
+	stock     map[event.Key]int64
+	start     map[event.Key]ledger.Severity
+	alerts    []string
+	alertInfo []string
+	th        *ledger.Thresholds
+}
+
+func replay(t *testing.T, rows []byte) expected {
+	t.Helper()
+	ctx := context.Background()
+	snap, err := snapshot.Read(ctx, sampleSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(sampleTh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	th, err := ledger.ParseThresholds(f, sampleTh, ledger.DefaultThreshold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := snap.States(th)
+	e := expected{stock: map[event.Key]int64{}, start: map[event.Key]ledger.Severity{}, th: th}
+	for k, s := range states {
+		e.start[k] = s.Severity
+	}
+	cr, err := event.NewCSVReader(bytes.NewReader(rows), "rows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var a event.Adjustment
+		err := cr.Next(&a)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil || event.Validate(&a, time.Now()) != nil {
+			continue
+		}
+		k := a.Key()
+		s := states[k]
+		if s == nil {
+			s = &ledger.State{}
+			states[k] = s
+		}
+		r := s.Apply(&a, th.Lookup(k), 0)
+		if r.Alert {
+			e.alerts = append(e.alerts, ledger.AlertID(k, a.EventID, r.To))
+			e.alertInfo = append(e.alertInfo, fmt.Sprintf("%v %v->%v on_hand %d event %s at %s",
+				k, r.From, r.To, r.OnHand, a.EventID, event.FormatTime(a.EventTime)))
+		}
+	}
+	for k, s := range states {
+		e.stock[k] = s.OnHand
+	}
+	return e
+}
+
+// finalStock reads the latest on-hand per key from stock_levels.
+func finalStock(ctx context.Context, dir string) (map[event.Key]int64, error) {
+	if _, err := os.Stat(filepath.Join(dir, TableStockLevels)); err != nil {
+		return nil, nil
+	}
+	rows, err := warehouse.QueryRows(ctx, dir,
+		"SELECT sku, location_id, arg_max(on_hand, processed_at) AS on_hand FROM stock_levels GROUP BY sku, location_id")
+	if err != nil {
+		return nil, err
+	}
+	out := map[event.Key]int64{}
+	for _, r := range rows {
+		out[event.Key{SKU: r["sku"].(string), LocationID: r["location_id"].(string)}] = r["on_hand"].(int64)
+	}
+	return out, nil
+}
+
+// stockDiff compares the warehouse's final stock with the expected one: a
+// key without stock_levels rows must still be at its snapshot on-hand.
+func stockDiff(got map[event.Key]int64, want expected, start map[event.Key]int64) string {
+	var diffs []string
+	for k, w := range want.stock {
+		g, ok := got[k]
+		if !ok {
+			g = start[k]
+		}
+		if g != w {
+			diffs = append(diffs, fmt.Sprintf("%v: got %d want %d", k, g, w))
+		}
+	}
+	for k := range got {
+		if _, ok := want.stock[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%v: unexpected key", k))
+		}
+	}
+	slices.Sort(diffs)
+	if len(diffs) > 5 {
+		diffs = append(diffs[:5], fmt.Sprintf("... %d more", len(diffs)-5))
+	}
+	return strings.Join(diffs, "; ")
+}
+
+func snapshotStock(t *testing.T) map[event.Key]int64 {
+	snap, err := snapshot.Read(context.Background(), sampleSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[event.Key]int64{}
+	for _, it := range snap.Items {
+		out[it.Key()] = it.OnHand
+	}
+	return out
+}
+
+// alertSink pulls low-stock-consumer in the background.
+type alertSink struct {
+	mu     sync.Mutex
+	alerts []*inventoryv1.LowStockAlert
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+func consumeAlerts(t *testing.T, st *stack) *alertSink {
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &alertSink{stop: cancel, done: make(chan struct{})}
+	sub := transforms.SubscriptionPath(project, "low-stock-consumer")
+	go func() {
+		defer close(a.done)
+		c := st.admin.Client.SubscriptionAdminClient
+		for ctx.Err() == nil {
+			resp, err := c.Pull(ctx, &pubsubpb.PullRequest{Subscription: sub, MaxMessages: 1000})
+			if err != nil {
+				continue
+			}
+			var acks []string
+			for _, rm := range resp.GetReceivedMessages() {
+				var al inventoryv1.LowStockAlert
+				if err := protojson.Unmarshal(rm.GetMessage().GetData(), &al); err != nil {
+					t.Errorf("alert %s: %v", rm.GetMessage().GetData(), err)
+				}
+				a.mu.Lock()
+				a.alerts = append(a.alerts, &al)
+				a.mu.Unlock()
+				acks = append(acks, rm.GetAckId())
+			}
+			if len(acks) > 0 {
+				c.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{Subscription: sub, AckIds: acks})
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-a.done })
+	return a
+}
+
+func (a *alertSink) ids() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]string, len(a.alerts))
+	for i, al := range a.alerts {
+		out[i] = al.GetAlertId()
+	}
+	return out
+}
+
+func (a *alertSink) all() []*inventoryv1.LowStockAlert {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.alerts)
+}
+
+// TestEndToEnd publishes the sample CSV to the local Pub/Sub with the job
+// running on Prism: the alerts on low-stock-consumer are the ones a
+// sequential replay raises, and the final stock is exact.
+func TestEndToEnd(t *testing.T) {
+	st := newStack(t)
+	data, err := os.ReadFile(sampleCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := replay(t, data)
+	start := snapshotStock(t)
+	sink := consumeAlerts(t, st)
+	j := startJob(t, st.config())
+	defer j.stop(t)
+	// One at a time, in file order: the client's batches are concurrent
+	// and would reorder, and alerts (unlike stock) depend on arrival order.
+	st.publishInOrder(t, data)
+	ctx := context.Background()
+	waitFor(t, 120*time.Second, "final stock", func() (bool, string) {
+		got, err := finalStock(ctx, st.warehouse)
+		if err != nil {
+			return false, err.Error()
+		}
+		d := stockDiff(got, want, start)
+		return d == "", d
+	})
+	waitFor(t, 60*time.Second, "alerts", func() (bool, string) {
+		got := sink.ids()
+		return len(got) >= len(want.alerts), fmt.Sprintf("%d of %d alerts", len(got), len(want.alerts))
+	})
+	got := sink.ids()
+	slices.Sort(got)
+	wantIDs := slices.Sorted(slices.Values(want.alerts))
+	if !slices.Equal(got, wantIDs) {
+		t.Errorf("alerts on low-stock-consumer differ from the sequential replay: got %d, want %d\n%s",
+			len(got), len(wantIDs), alertDiff(sink.all(), want))
+	}
+}
+
+// TestEndToEndDuplicatedShuffled publishes every row twice in shuffled
+// order: the same final stock, no alert twice, and per key an alert chain
+// with one alert per crossing ending at the final severity.
+func TestEndToEndDuplicatedShuffled(t *testing.T) {
+	st := newStack(t)
+	data, err := os.ReadFile(sampleCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := replay(t, data)
+	start := snapshotStock(t)
+	shuffled := shuffleTwice(t, data)
+	sink := consumeAlerts(t, st)
+	j := startJob(t, st.config())
+	defer j.stop(t)
+	st.publish(t, shuffled)
+	ctx := context.Background()
+	waitFor(t, 120*time.Second, "final stock", func() (bool, string) {
+		got, err := finalStock(ctx, st.warehouse)
+		if err != nil {
+			return false, err.Error()
+		}
+		d := stockDiff(got, want, start)
+		return d == "", d
+	})
+	// Wait until every key's alert chain ends at its final severity.
+	waitFor(t, 60*time.Second, "alert chains", func() (bool, string) {
+		msg := checkChains(sink.all(), want)
+		return msg == "", msg
+	})
+	ids := sink.ids()
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Errorf("alert %s delivered twice", id)
+		}
+		seen[id] = true
+	}
+}
+
+// checkChains checks that per key the alerts, in alert_time order, go from
+// the starting severity through one alert per change to the final one.
+func checkChains(alerts []*inventoryv1.LowStockAlert, want expected) string {
+	byKey := map[event.Key][]*inventoryv1.LowStockAlert{}
+	for _, a := range alerts {
+		k := event.Key{SKU: a.GetSku(), LocationID: a.GetLocationId()}
+		byKey[k] = append(byKey[k], a)
+	}
+	name := func(s ledger.Severity) string {
+		if s == ledger.Unknown {
+			return "SEVERITY_UNSPECIFIED"
+		}
+		return s.AlertName()
+	}
+	for k, final := range want.stock {
+		chain := byKey[k]
+		slices.SortFunc(chain, func(a, b *inventoryv1.LowStockAlert) int { return strings.Compare(a.GetAlertTime(), b.GetAlertTime()) })
+		cur := name(want.start[k])
+		for _, a := range chain {
+			if a.GetPreviousSeverity().String() != cur {
+				return fmt.Sprintf("%v: alert %s from %s, but the key was %s", k, a.GetAlertId(), a.GetPreviousSeverity(), cur)
+			}
+			if a.GetSeverity().String() == cur {
+				return fmt.Sprintf("%v: alert %s without a change (%s)", k, a.GetAlertId(), cur)
+			}
+			cur = a.GetSeverity().String()
+		}
+		end := ledger.Classify(final, want.th.Lookup(k))
+		if _, had := want.start[k]; !had && len(chain) == 0 && end == ledger.OK {
+			continue // a new key that stayed OK raises nothing
+		}
+		if cur != name(end) {
+			return fmt.Sprintf("%v: alerts end at %s, final stock %d is %s", k, cur, final, name(end))
+		}
+	}
+	return ""
+}
+
+// alertDiff describes the alerts missing from or extra to want.
+func alertDiff(got []*inventoryv1.LowStockAlert, want expected) string {
+	var b strings.Builder
+	gotIDs := map[string]bool{}
+	for _, a := range got {
+		gotIDs[a.GetAlertId()] = true
+		if !slices.Contains(want.alerts, a.GetAlertId()) {
+			fmt.Fprintf(&b, "extra: %s@%s %v->%v on_hand %d event %s at %s\n", a.GetSku(), a.GetLocationId(),
+				a.GetPreviousSeverity(), a.GetSeverity(), a.GetOnHand(), a.GetEventId(), a.GetEventTime())
+		}
+	}
+	for i, id := range want.alerts {
+		if !gotIDs[id] {
+			fmt.Fprintf(&b, "missing: %s (%s)\n", id, want.alertInfo[i])
+		}
+	}
+	return b.String()
+}
+
+func shuffleTwice(t *testing.T, data []byte) []byte {
+	t.Helper()
+	recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, rows := recs[0], recs[1:]
+	all := append(slices.Clone(rows), rows...)
+	r := rand.New(rand.NewPCG(1, 2))
+	r.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.Write(header)
+	w.WriteAll(all)
+	return buf.Bytes()
+}
+
+// TestRestartLosesNoMessage stops the job mid-stream and starts it again:
+// every published event reaches the adjustments table (unacked messages
+// come back to the second run).
+func TestRestartLosesNoMessage(t *testing.T) {
+	st := newStack(t)
+	data, err := os.ReadFile(sampleCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cfg := st.config()
+	cfg.MaxMessages = 50 // many bundles, so that the stop lands mid-stream
+	wantIDs := validIDs(t, data)
+	j := startJob(t, cfg)
+	st.publish(t, data)
+	waitFor(t, 60*time.Second, "first rows", func() (bool, string) {
+		n, err := countIDs(ctx, st.warehouse)
+		return err == nil && len(n) > 0, fmt.Sprint(err)
+	})
+	j.stop(t)
+	first, err := countIDs(ctx, st.warehouse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = startJob(t, cfg)
+	defer j.stop(t)
+	waitFor(t, 120*time.Second, "every event", func() (bool, string) {
+		ids, err := countIDs(ctx, st.warehouse)
+		if err != nil {
+			return false, err.Error()
+		}
+		missing := 0
+		for id := range wantIDs {
+			if !ids[id] {
+				missing++
+			}
+		}
+		return missing == 0, fmt.Sprintf("%d of %d event ids missing (first run saw %d)", missing, len(wantIDs), len(first))
+	})
+	if len(first) >= len(wantIDs) {
+		t.Logf("the first run finished everything (%d) before the stop", len(first))
+	}
+}
+
+// validIDs returns the event ids of the rows that pass validation.
+func validIDs(t *testing.T, data []byte) map[string]bool {
+	cr, err := event.NewCSVReader(bytes.NewReader(data), "rows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for {
+		var a event.Adjustment
+		err := cr.Next(&a)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err == nil && event.Validate(&a, time.Now()) == nil {
+			out[a.EventID] = true
+		}
+	}
+}
+
+func countIDs(ctx context.Context, dir string) (map[string]bool, error) {
+	if _, err := os.Stat(filepath.Join(dir, TableAdjustments)); err != nil {
+		return nil, nil
+	}
+	rows, err := warehouse.QueryRows(ctx, dir, "SELECT DISTINCT event_id FROM adjustments")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, r := range rows {
+		out[r["event_id"].(string)] = true
+	}
+	return out, nil
+}
