@@ -50,7 +50,7 @@ func TestStreamOutOfOrderAndLate(t *testing.T) {
 		}
 		// Move the watermark past the next events so that they arrive late.
 		if i == 1 || i == 5 {
-			if err := cfg.AdvanceWatermark(ms(20)); err != nil {
+			if err := cfg.AdvanceWatermark(ms(20 + i)); err != nil {
 				t.Fatal(err)
 			}
 		}

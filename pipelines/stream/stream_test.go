@@ -555,6 +555,11 @@ func TestRestartLosesNoMessage(t *testing.T) {
 	j = startJob(t, cfg)
 	defer j.stop(t)
 	waitFor(t, 120*time.Second, "every event", func() (bool, string) {
+		select {
+		case err := <-j.done:
+			t.Fatalf("second run ended: %v", err)
+		default:
+		}
 		ids, err := countIDs(ctx, st.warehouse)
 		if err != nil {
 			return false, err.Error()
