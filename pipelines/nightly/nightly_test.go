@@ -327,3 +327,45 @@ func (c *capture) String() string {
 	defer c.mu.Unlock()
 	return c.b.String()
 }
+
+// TestStartFailure runs a job in the background that cannot read its
+// input: Wait returns the error and report_runs says FAILED.
+func TestStartFailure(t *testing.T) {
+	wh := t.TempDir()
+	cfg := fixtureConfig(t, wh, t.TempDir())
+	cfg.Input, cfg.RunID = filepath.Join(t.TempDir(), "missing-*.csv"), "doomed"
+	job := Start(context.Background(), cfg)
+	select {
+	case <-job.Done():
+	case <-time.After(5 * time.Minute):
+		t.Fatal("the job did not finish")
+	}
+	if _, err := job.Wait(); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("Wait = %v, want the missing input", err)
+	}
+	runs := reportRuns(t, wh)
+	if len(runs) != 1 || runs[0]["status"] != warehouse.RunFailed || runs[0]["run_id"] != "doomed" ||
+		!strings.Contains(runs[0]["error"].(string), "no such file") || runs[0]["finished_at"] == nil {
+		t.Errorf("report_runs = %v, want one FAILED row with the error", runs)
+	}
+}
+
+func TestWindow(t *testing.T) {
+	// The day clocks go forward in New York has 23 hours.
+	c := Config{Date: civil.Date{Year: 2026, Month: time.March, Day: 8}, TimeZone: "America/New_York"}
+	start, end, err := c.Window()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := end.Sub(start); got != 23*time.Hour || start.UTC().Format(time.RFC3339) != "2026-03-08T05:00:00Z" {
+		t.Errorf("window = %v + %v, want 2026-03-08T05:00:00Z + 23h", start.UTC(), got)
+	}
+	if _, _, err := (Config{Date: day, TimeZone: "Mars/Olympus"}).Window(); err == nil {
+		t.Error("an unknown time zone is accepted")
+	}
+	// 01:30 UTC on March 10 is still March 9 in New York: yesterday is March 8.
+	y, err := Yesterday("America/New_York", time.Date(2026, 3, 10, 1, 30, 0, 0, time.UTC))
+	if err != nil || y != (civil.Date{Year: 2026, Month: time.March, Day: 8}) {
+		t.Errorf("Yesterday = %v, %v; want 2026-03-08", y, err)
+	}
+}
