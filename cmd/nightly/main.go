@@ -40,12 +40,17 @@ var (
 	runID      = flag.String("run_id", "", "run ID (default: generated)")
 	shards     = flag.Int("shards", nightly.DefaultShards, "key shards the work is split into")
 	chunkBytes = flag.Int64("chunk_bytes", nightly.DefaultChunkBytes, "bytes of CSV read by one element")
+	verbose    = flag.Bool("verbose", false, "log the runner's progress (INFO), not only warnings and errors")
 )
 
 func main() {
 	flag.Parse()
 	beam.Init()
-	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, nil)))
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 	ctx := context.Background()
 
 	d, err := reportDate()
