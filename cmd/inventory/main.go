@@ -5,7 +5,15 @@ package main
 import (
 	"os"
 
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
 	"github.com/inventory-events/inventory/internal/cli"
 )
 
-func main() { os.Exit(cli.Main(os.Args[1:])) }
+func main() {
+	// The CLI runs Beam jobs on an in-process Prism (demo, up): Beam's
+	// runtime is initialised first, and the CLI's own logger then replaces
+	// the one beam.Init installs.
+	beam.Init()
+	os.Exit(cli.Main(os.Args[1:]))
+}

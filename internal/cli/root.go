@@ -44,7 +44,7 @@ without it uses real Pub/Sub with Application Default Credentials.`,
 			if err := lvl.UnmarshalText([]byte(g.LogLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
-			g.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
+			g.Logger = slog.New(quietCancel{slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})})
 			slog.SetDefault(g.Logger)
 			if g.Project == "" {
 				return fmt.Errorf("--project is empty")
@@ -65,6 +65,7 @@ without it uses real Pub/Sub with Application Default Credentials.`,
 		newEmulatorCmd(g),
 		newGenCmd(g),
 		newSQLCmd(g),
+		newDemoCmd(g),
 	)
 	return root
 }

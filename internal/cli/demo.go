@@ -1,0 +1,394 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/inventory-events/inventory/internal/localstack"
+	"github.com/inventory-events/inventory/loaders/broker"
+	"github.com/inventory-events/inventory/loaders/snapshot"
+	"github.com/inventory-events/inventory/loaders/warehouse"
+	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
+	"github.com/inventory-events/inventory/reports/trigger"
+)
+
+// demoMarker marks a warehouse directory the demo made, so that a second
+// demo may replace it without touching a warehouse it did not make.
+const demoMarker = ".inventory-demo"
+
+// DemoConfig is what `inventory demo` runs on.
+type DemoConfig struct {
+	Events, Snapshot, Thresholds string
+	Warehouse, Reports           string
+	Date                         string // report date; default: the snapshot's as_of date
+	Timeout                      time.Duration
+}
+
+func newDemoCmd(g *Globals) *cobra.Command {
+	cfg := DemoConfig{}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the whole system locally on the sample data, end to end, then stop",
+		Long: `demo starts the local Pub/Sub, creates the topics, subscriptions, schemas and
+warehouse tables, starts the streaming job on Prism, publishes the sample CSV
+(the first half with the JSON publisher, the second with the Protobuf one),
+waits until the stream has applied every event, prints the alerts that reached
+low-stock-consumer and the keys below threshold, calls the nightly trigger over
+HTTP for the sample day, waits for the nightly job, prints a summary and the
+report's path, and stops everything. The warehouse and the report stay.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return RunDemo(cmd.Context(), g, cfg, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Events, "events", "testdata/inventory_adjustments.csv", "adjustments CSV to publish")
+	f.StringVar(&cfg.Snapshot, "snapshot", "testdata/inventory_state.json", "starting stock")
+	f.StringVar(&cfg.Thresholds, "thresholds", "testdata/thresholds.csv", "reorder thresholds")
+	f.StringVar(&cfg.Warehouse, "warehouse", "./warehouse", "local warehouse directory (replaced if an earlier demo made it)")
+	f.StringVar(&cfg.Reports, "reports", "./reports-out", "report root directory")
+	f.StringVar(&cfg.Date, "date", "", "nightly report date (default: the snapshot's day)")
+	f.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up after this long")
+	return cmd
+}
+
+// RunDemo runs the demo and writes its account to out.
+func RunDemo(ctx context.Context, g *Globals, cfg DemoConfig, out io.Writer) (err error) {
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	step := func(n int, format string, args ...any) {
+		fmt.Fprintf(out, "[%d/8 %5.1fs] %s\n", n, time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
+	}
+	if err := freshWarehouse(cfg.Warehouse); err != nil {
+		return err
+	}
+	start, err := snapshot.Read(ctx, cfg.Snapshot)
+	if err != nil {
+		return err
+	}
+	if cfg.Date == "" {
+		cfg.Date = start.AsOf.UTC().Format(time.DateOnly)
+	}
+	stack, err := localstack.Start(ctx, localstack.Config{
+		Project: g.Project, EmulatorAddr: "127.0.0.1:0", Warehouse: cfg.Warehouse, Reports: cfg.Reports,
+		Snapshot: cfg.Snapshot, Thresholds: cfg.Thresholds, TriggerAddr: "127.0.0.1:0", TimeZone: "UTC",
+		Logger: g.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, c := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer c()
+		if serr := stack.Stop(stopCtx); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	step(1, "local Pub/Sub on %s; setup: %d Pub/Sub resources and %d warehouse tables ready", stack.Emulator.Addr(), 8, 6)
+	step(2, "streaming job running on Prism (reading inventory-sub, writing %s)", cfg.Warehouse)
+
+	// Publish: the first half with the JSON publisher, the rest as Protobuf.
+	first, second, err := splitCSV(cfg.Events)
+	if err != nil {
+		return err
+	}
+	var rejected bytes.Buffer
+	var pubs [2]broker.PublishStats
+	for i, part := range [][]byte{first, second} {
+		format := []string{"json", "proto"}[i]
+		pubs[i], err = stack.Admin.Publish(ctx, bytes.NewReader(part), broker.PublishConfig{
+			Topic: "inventory-topic", DeadLetterTopic: "inventory-dead-letter", Format: format,
+			Name: cfg.Events, Errors: &rejected})
+		if err != nil {
+			return err
+		}
+	}
+	published := pubs[0].Published + pubs[1].Published
+	step(3, "published %s: %d as JSON, %d as Protobuf; %d bad rows refused and dead-lettered",
+		cfg.Events, pubs[0].Published, pubs[1].Published, pubs[0].Rejected+pubs[1].Rejected)
+	for _, l := range strings.Split(strings.TrimSpace(rejected.String()), "\n") {
+		if l != "" {
+			fmt.Fprintf(out, "          %s\n", l)
+		}
+	}
+
+	// Wait, by counting, until the stream has taken every event.
+	applied, err := waitFor(ctx, func() (int64, bool, error) {
+		n, err := scalar(ctx, cfg.Warehouse, "SELECT count(DISTINCT event_id) FROM adjustments")
+		return n, n >= int64(published), err
+	}, func(n int64) {
+		if isTerminal(out) {
+			fmt.Fprintf(out, "\r          applied %d/%d", n, published)
+		}
+	})
+	if isTerminal(out) {
+		fmt.Fprintln(out)
+	}
+	if err != nil {
+		return fmt.Errorf("demo: waiting for the stream: %w", err)
+	}
+	step(4, "the stream applied %d/%d events", applied, published)
+
+	// Alerts: what reached low-stock-consumer, until it matches the table.
+	alerts, err := pullAlerts(ctx, stack, cfg.Warehouse)
+	if err != nil {
+		return err
+	}
+	step(5, "%d alerts reached low-stock-consumer:", len(alerts))
+	for _, a := range alerts {
+		fmt.Fprintf(out, "          %-9s %s@%s on_hand=%d threshold=%d (event %s at %s)\n", a.GetSeverity(), a.GetSku(), a.GetLocationId(),
+			a.GetOnHand(), a.GetThreshold(), a.GetEventId(), a.GetEventTime())
+	}
+	fmt.Fprintln(out, "          below threshold now:")
+	if err := warehouse.Query(ctx, cfg.Warehouse, belowThresholdSQL, "table", indent(out)); err != nil {
+		return err
+	}
+
+	// The nightly summary, through the trigger's HTTP endpoint.
+	run, err := triggerNightly(ctx, stack.TriggerURL, cfg.Date)
+	if err != nil {
+		return err
+	}
+	step(6, "POST %s/v1/nightly?date=%s -> job %s (%s)", stack.TriggerURL, cfg.Date, run.JobID, run.State)
+	run, err = waitNightly(ctx, stack.TriggerURL, cfg.Date)
+	if err != nil {
+		return err
+	}
+	if run.State != trigger.StateDone {
+		return fmt.Errorf("demo: nightly job %s: %s %s", run.JobID, run.State, run.Error)
+	}
+	step(7, "nightly job done: %s", run.Result)
+	if err := warehouse.Query(ctx, cfg.Warehouse, fmt.Sprintf(summarySQL, cfg.Date), "table", indent(out)); err != nil {
+		return err
+	}
+	report, _ := filepath.Abs(filepath.Join(cfg.Reports, cfg.Date, "index.html"))
+	step(8, "report: %s", report)
+	fmt.Fprintf(out, "          explore: go run ./cmd/inventory sql --warehouse %s \"SELECT * FROM low_stock_alerts LIMIT 5\"\n", cfg.Warehouse)
+	return nil
+}
+
+const belowThresholdSQL = `SELECT sku, location_id, on_hand, threshold, severity FROM (
+  SELECT * FROM stock_levels
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at DESC, event_time DESC) = 1)
+WHERE on_hand < threshold ORDER BY on_hand, sku, location_id`
+
+const summarySQL = `SELECT count(*) AS keys, sum(received) AS received, -sum(sold) AS sold,
+  sum(alerts_raised) AS alerts, count(*) FILTER (WHERE closing_on_hand <= 0) AS out_of_stock,
+  count(*) FILTER (WHERE NOT reconciled) AS mismatches
+FROM daily_summary WHERE report_date = DATE '%s'`
+
+// freshWarehouse removes a warehouse an earlier demo made; it refuses to
+// touch a non-empty directory the demo did not make.
+func freshWarehouse(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) || err == nil && len(entries) == 0 {
+		return writeMarker(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, demoMarker)); err != nil {
+		return fmt.Errorf("demo: %s exists and was not made by the demo; pass --warehouse to use another directory", dir)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	return writeMarker(dir)
+}
+
+func writeMarker(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, demoMarker), []byte("made by `inventory demo`; the next demo replaces this directory\n"), 0o644)
+}
+
+// splitCSV returns two CSVs, each with the header, holding the first and the
+// second half of the rows of path.
+func splitCSV(path string) ([]byte, []byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: %w", err)
+	}
+	lines := strings.SplitAfter(strings.TrimRight(string(b), "\n")+"\n", "\n")
+	lines = lines[:len(lines)-1]
+	if len(lines) < 2 {
+		return nil, nil, fmt.Errorf("demo: %s has no rows", path)
+	}
+	header, rows := lines[0], lines[1:]
+	half := len(rows) / 2
+	return []byte(header + strings.Join(rows[:half], "")), []byte(header + strings.Join(rows[half:], "")), nil
+}
+
+func scalar(ctx context.Context, wh, sql string) (int64, error) {
+	rows, err := warehouse.QueryRows(ctx, wh, sql)
+	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	for _, v := range rows[0] {
+		switch n := v.(type) {
+		case int64:
+			return n, nil
+		case int32:
+			return int64(n), nil
+		case uint64:
+			return int64(n), nil
+		case float64:
+			return int64(n), nil
+		}
+	}
+	return 0, nil
+}
+
+// waitFor polls check until it reports done, showing progress.
+func waitFor(ctx context.Context, check func() (int64, bool, error), progress func(int64)) (int64, error) {
+	last := int64(-1)
+	for {
+		n, done, err := check()
+		if err != nil {
+			return n, err
+		}
+		if n != last {
+			progress(n)
+			last = n
+		}
+		if done {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// pullAlerts pulls low-stock-consumer until it has as many distinct alerts
+// as the low_stock_alerts table, and acks them.
+func pullAlerts(ctx context.Context, stack *localstack.Stack, wh string) ([]*inventoryv1.LowStockAlert, error) {
+	sub := "projects/" + stack.Admin.Project + "/subscriptions/low-stock-consumer"
+	seen := map[string]*inventoryv1.LowStockAlert{}
+	var order []string
+	for {
+		want, err := scalar(ctx, wh, "SELECT count(DISTINCT alert_id) FROM low_stock_alerts")
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(seen)) >= want && want > 0 {
+			break
+		}
+		pctx, c := context.WithTimeout(ctx, 2*time.Second)
+		resp, err := stack.Admin.Client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{Subscription: sub, MaxMessages: 1000})
+		c()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("demo: waiting for alerts: %w", ctx.Err())
+		}
+		if err != nil {
+			continue
+		}
+		var ids []string
+		for _, m := range resp.GetReceivedMessages() {
+			ids = append(ids, m.GetAckId())
+			var a inventoryv1.LowStockAlert
+			if err := protojson.Unmarshal(m.GetMessage().GetData(), &a); err != nil {
+				return nil, fmt.Errorf("demo: alert %q: %w", m.GetMessage().GetData(), err)
+			}
+			if _, dup := seen[a.GetAlertId()]; !dup {
+				seen[a.GetAlertId()] = &a
+				order = append(order, a.GetAlertId())
+			}
+		}
+		if len(ids) > 0 {
+			if err := stack.Admin.Client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{Subscription: sub, AckIds: ids}); err != nil {
+				return nil, fmt.Errorf("demo: ack alerts: %w", err)
+			}
+		}
+	}
+	out := make([]*inventoryv1.LowStockAlert, 0, len(order))
+	for _, id := range order {
+		out = append(out, seen[id])
+	}
+	// In the order they happened, not the order they arrived.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].GetEventTime() < out[j].GetEventTime() })
+	return out, nil
+}
+
+func triggerNightly(ctx context.Context, base, date string) (trigger.Run, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/nightly?date="+url.QueryEscape(date), nil)
+	return doRun(req)
+}
+
+func waitNightly(ctx context.Context, base, date string) (trigger.Run, error) {
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/nightly/"+url.PathEscape(date), nil)
+		run, err := doRun(req)
+		if err != nil {
+			return run, err
+		}
+		switch run.State {
+		case trigger.StateDone, trigger.StateFailed, trigger.StateCancelled:
+			return run, nil
+		}
+		select {
+		case <-ctx.Done():
+			return run, fmt.Errorf("demo: waiting for the nightly job: %w", ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func doRun(req *http.Request) (trigger.Run, error) {
+	var run trigger.Run
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return run, fmt.Errorf("demo: trigger: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode >= 300 {
+		return run, fmt.Errorf("demo: trigger %s %s: %s: %s", req.Method, req.URL.Path, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, &run); err != nil {
+		return run, fmt.Errorf("demo: trigger response %q: %w", body, err)
+	}
+	return run, nil
+}
+
+// indent prefixes every line written through it, to nest tables in the
+// demo's account.
+func indent(w io.Writer) io.Writer { return &indenter{w: w, bol: true} }
+
+type indenter struct {
+	w   io.Writer
+	bol bool
+}
+
+func (d *indenter) Write(p []byte) (int, error) {
+	for _, c := range p {
+		if d.bol {
+			if _, err := io.WriteString(d.w, "          "); err != nil {
+				return 0, err
+			}
+		}
+		if _, err := d.w.Write([]byte{c}); err != nil {
+			return 0, err
+		}
+		d.bol = c == '\n'
+	}
+	return len(p), nil
+}

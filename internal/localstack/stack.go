@@ -1,0 +1,167 @@
+package localstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"cloud.google.com/go/civil"
+
+	"github.com/inventory-events/inventory/internal/pubsubemu"
+	"github.com/inventory-events/inventory/loaders/broker"
+	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/pipelines/nightly"
+	"github.com/inventory-events/inventory/pipelines/stream"
+	"github.com/inventory-events/inventory/reports/trigger"
+)
+
+// Config describes a local stack.
+type Config struct {
+	Project string
+	// EmulatorAddr is where the local Pub/Sub listens ("127.0.0.1:0": any
+	// port). DataDir persists it ("": memory only).
+	EmulatorAddr string
+	DataDir      string
+	// Warehouse is the local warehouse directory; Reports the report root.
+	Warehouse string
+	Reports   string
+	// Snapshot and Thresholds seed the streaming and nightly jobs.
+	Snapshot   string
+	Thresholds string
+	// TriggerAddr is where the trigger service listens.
+	TriggerAddr string
+	// Cron, when set, fires the nightly trigger on this spec in TimeZone.
+	Cron     string
+	TimeZone string
+	Logger   *slog.Logger
+}
+
+// Stack is a running local stack.
+type Stack struct {
+	cfg        Config
+	Emulator   *pubsubemu.Server
+	Admin      *broker.Admin
+	Stream     *StreamJob
+	TriggerURL string // http://HOST:PORT
+	http       *http.Server
+	launcher   *trigger.LocalLauncher
+	cron       *trigger.LocalCron
+	// Setup lists what setup did.
+	Setup []string
+}
+
+// Start brings the stack up: local Pub/Sub, topics and tables, the
+// streaming job, the trigger service and, if configured, the cron. It sets
+// PUBSUB_EMULATOR_HOST for this process, so every client here uses the
+// local Pub/Sub. On error, what was started is stopped.
+func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Stack{cfg: cfg}
+	defer func() {
+		if err != nil {
+			s.Stop(context.WithoutCancel(ctx))
+		}
+	}()
+	s.Emulator, err = pubsubemu.Start(cfg.EmulatorAddr, pubsubemu.Options{DataDir: cfg.DataDir, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("localstack: emulator: %w", err)
+	}
+	os.Setenv("PUBSUB_EMULATOR_HOST", s.Emulator.Addr())
+	s.Admin, err = broker.NewAdmin(ctx, cfg.Project)
+	if err != nil {
+		return nil, err
+	}
+	acts, err := s.Admin.Setup(ctx, broker.SetupConfig{Project: cfg.Project})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range acts {
+		s.Setup = append(s.Setup, a.String())
+	}
+	lines, err := warehouse.Setup(ctx, cfg.Warehouse, "", false)
+	if err != nil {
+		return nil, err
+	}
+	s.Setup = append(s.Setup, lines...)
+	s.Stream, err = StartStream(ctx, stream.Config{
+		Runner: "prism", Project: cfg.Project, Subscription: stream.DefaultSubscription,
+		Thresholds: cfg.Thresholds, Snapshot: cfg.Snapshot,
+		AlertTopic: stream.DefaultAlertTopic, AlertEncoding: "JSON", DeadLetterTopic: stream.DefaultDeadLetterTopic,
+		Warehouse: cfg.Warehouse,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.launcher = trigger.NewLocalLauncher(s.runNightly, cfg.Logger)
+	ln, err := net.Listen("tcp", cfg.TriggerAddr)
+	if err != nil {
+		return nil, fmt.Errorf("localstack: trigger: %w", err)
+	}
+	loc, err := time.LoadLocation(cfg.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("localstack: time zone: %w", err)
+	}
+	s.http = &http.Server{Handler: trigger.NewServer(trigger.Config{Location: loc}, s.launcher, cfg.Logger),
+		ReadHeaderTimeout: 5 * time.Second}
+	s.TriggerURL = "http://" + ln.Addr().String()
+	go s.http.Serve(ln)
+	if cfg.Cron != "" {
+		s.cron, err = trigger.StartLocalCron(ctx, cfg.Cron, cfg.TimeZone, s.TriggerURL+"/v1/nightly")
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Cron returns the local cron, or nil.
+func (s *Stack) Cron() *trigger.LocalCron { return s.cron }
+
+// runNightly is the trigger's local engine: the nightly job on Prism here.
+func (s *Stack) runNightly(ctx context.Context, date string) (string, error) {
+	d, err := civil.ParseDate(date)
+	if err != nil {
+		return "", err
+	}
+	res, err := nightly.Run(ctx, nightly.Config{
+		Date: d, TimeZone: s.cfg.TimeZone, Warehouse: s.cfg.Warehouse, Snapshot: s.cfg.Snapshot,
+		Thresholds: s.cfg.Thresholds, Output: s.cfg.Reports, Runner: "prism",
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s: %d keys, %d events, %d mismatches", res.OutputURI, res.Keys, res.Events, res.Mismatch), nil
+}
+
+// Stop stops everything in reverse order: the cron, the trigger (waiting
+// for a running nightly job), the streaming job, then the local Pub/Sub,
+// which flushes its data directory.
+func (s *Stack) Stop(ctx context.Context) error {
+	var errs []error
+	if s.cron != nil {
+		s.cron.Stop()
+	}
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.launcher != nil {
+		errs = append(errs, s.launcher.Close(ctx))
+	}
+	if s.Stream != nil {
+		errs = append(errs, s.Stream.Stop(ctx))
+	}
+	if s.Admin != nil {
+		errs = append(errs, s.Admin.Close())
+	}
+	if s.Emulator != nil {
+		errs = append(errs, s.Emulator.Close())
+	}
+	return errors.Join(errs...)
+}
