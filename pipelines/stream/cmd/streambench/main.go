@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +59,7 @@ var (
 	latencyFor = flag.Duration("latency_for", 20*time.Second, "length of the latency phase (0: skip)")
 	shards     = flag.Int("shards", transforms.DefaultShards, "stock state shards of the job")
 	skipBase   = flag.Bool("skip_baseline", false, "do not run the baseline consumer")
+	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the job's throughput phase here")
 )
 
 const project = "bench-project"
@@ -321,7 +323,9 @@ func peakRSS() float64 {
 }
 
 func run(ctx context.Context) error {
-	start := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
+	// Event times: the throughput phase from start, the latency phase an
+	// hour later, all in the past (validation refuses the far future).
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
 	var baseRate float64
 
 	if !*skipBase {
@@ -405,6 +409,15 @@ func run(ctx context.Context) error {
 	wcancel()
 	ar.take()
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	t0 := time.Now()
 	end := markers("end", start.Add(time.Duration(len(msgs))*time.Millisecond))
 	if err := e.publish(ctx, append(msgs, end...), 0, st); err != nil {
@@ -417,6 +430,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	elapsed := last.Sub(t0)
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	jobRate := float64(len(msgs)) / elapsed.Seconds()
 	fmt.Printf("job on Prism: %d events in %v: %.0f events/s, peak RSS %.0f MiB\n",
 		len(msgs), elapsed.Round(time.Millisecond), jobRate, peakRSS())
@@ -427,7 +443,7 @@ func run(ctx context.Context) error {
 
 	if *latencyFor > 0 {
 		n := int(latencyFor.Seconds() * float64(*rate))
-		more, _, _, err := generate(n, 3, start.Add(48*time.Hour), e.dir)
+		more, _, _, err := generate(n, 3, start.Add(time.Hour), e.dir)
 		if err != nil {
 			return err
 		}
@@ -435,7 +451,7 @@ func run(ctx context.Context) error {
 		if err := e.publish(ctx, more, *rate, st); err != nil {
 			return err
 		}
-		endL := markers("lat", start.Add(72*time.Hour))
+		endL := markers("lat", start.Add(2*time.Hour))
 		if err := e.publish(ctx, endL, 0, st); err != nil {
 			return err
 		}
