@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"cloud.google.com/go/civil"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"github.com/inventory-events/inventory/loaders/objects"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/reports"
 	"github.com/inventory-events/inventory/transforms/summary"
@@ -108,40 +108,24 @@ const (
 // a page that links the data files is never ahead of them.
 func WriteReport(ctx context.Context, dir string, rep *reports.Report) error {
 	files := []struct {
-		name   string
-		render func(io.Writer, *reports.Report) error
+		name, contentType string
+		render            func(io.Writer, *reports.Report) error
 	}{
-		{CSVFile, reports.WriteCSV}, {JSONFile, reports.WriteJSON}, {MarkdownFile, reports.WriteMarkdown},
-		{IndexFile, reports.WriteHTML},
+		{CSVFile, "text/csv; charset=utf-8", reports.WriteCSV},
+		{JSONFile, "application/json", reports.WriteJSON},
+		{MarkdownFile, "text/markdown; charset=utf-8", reports.WriteMarkdown},
+		{IndexFile, "text/html; charset=utf-8", reports.WriteHTML},
 	}
 	for _, f := range files {
 		var b bytes.Buffer
 		if err := f.render(&b, rep); err != nil {
 			return fmt.Errorf("nightly: render %s: %w", f.name, err)
 		}
-		if err := writeFile(ctx, joinURI(dir, f.name), b.Bytes()); err != nil {
-			return err
+		// Atomic per file; on GCS with its content type, so that the
+		// page opens in a browser rather than downloading.
+		if err := objects.WriteFile(ctx, joinURI(dir, f.name), f.contentType, b.Bytes()); err != nil {
+			return fmt.Errorf("nightly: write report: %w", err)
 		}
-	}
-	return nil
-}
-
-func writeFile(ctx context.Context, uri string, data []byte) error {
-	fs, err := filesystem.New(ctx, uri)
-	if err != nil {
-		return fmt.Errorf("nightly: write %s: %w", uri, err)
-	}
-	defer fs.Close()
-	w, err := fs.OpenWrite(ctx, uri)
-	if err != nil {
-		return fmt.Errorf("nightly: write %s: %w", uri, err)
-	}
-	if _, err := w.Write(data); err != nil {
-		w.Close()
-		return fmt.Errorf("nightly: write %s: %w", uri, err)
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("nightly: write %s: %w", uri, err)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/local" // local paths
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/loaders/objects"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms/summary"
@@ -160,9 +161,9 @@ func (f *csvSplitFn) ProcessElement(ctx context.Context, _ []byte, emit func(csv
 		if err != nil {
 			return fmt.Errorf("nightly: size of %s: %w", name, err)
 		}
-		r, err := fs.OpenRead(ctx, name)
+		r, err := objects.Open(ctx, name)
 		if err != nil {
-			return fmt.Errorf("nightly: open %s: %w", name, err)
+			return fmt.Errorf("nightly: %w", err)
 		}
 		header, err := bufio.NewReader(r).ReadString('\n')
 		r.Close()
@@ -242,14 +243,11 @@ func (f *csvReadFn) ProcessElement(ctx context.Context, rg csvRange, since int64
 // skips the partial row at Start (the previous range reads it) and reads
 // past End to the end of the last row.
 func readRange(ctx context.Context, rg csvRange) ([]byte, error) {
-	fs, err := filesystem.New(ctx, rg.Path)
+	// objects reads local files and GCS (honouring STORAGE_EMULATOR_HOST);
+	// a local file seeks, a GCS object is read up to the range.
+	r, err := objects.Open(ctx, rg.Path)
 	if err != nil {
-		return nil, fmt.Errorf("nightly: open %s: %w", rg.Path, err)
-	}
-	defer fs.Close()
-	r, err := fs.OpenRead(ctx, rg.Path)
-	if err != nil {
-		return nil, fmt.Errorf("nightly: open %s: %w", rg.Path, err)
+		return nil, fmt.Errorf("nightly: %w", err)
 	}
 	defer r.Close()
 	// Start one byte early: if that byte is a newline, a row starts at Start.

@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"reflect"
 	"slices"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/loaders/objects"
 	"github.com/inventory-events/inventory/reports"
 )
 
@@ -145,17 +144,12 @@ func LoadThresholds(ctx context.Context, uri string, def int64) (*ledger.Thresho
 	if uri == "" {
 		return ledger.NewThresholds(def), nil
 	}
-	fs, err := filesystem.New(ctx, uri)
+	r, err := objects.Open(ctx, uri)
 	if err != nil {
-		return nil, fmt.Errorf("summary: thresholds %s: %w", uri, err)
-	}
-	defer fs.Close()
-	r, err := fs.OpenRead(ctx, uri)
-	if err != nil {
-		return nil, fmt.Errorf("summary: open thresholds %s: %w", uri, err)
+		return nil, fmt.Errorf("summary: thresholds: %w", err)
 	}
 	defer r.Close()
-	th, err := ledger.ParseThresholds(io.Reader(r), uri, def)
+	th, err := ledger.ParseThresholds(r, uri, def)
 	if err != nil {
 		return nil, fmt.Errorf("summary: %w", err)
 	}
