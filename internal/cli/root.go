@@ -66,6 +66,7 @@ without it uses real Pub/Sub with Application Default Credentials.`,
 		newGenCmd(g),
 		newSQLCmd(g),
 		newDemoCmd(g),
+		newUpCmd(g),
 	)
 	return root
 }

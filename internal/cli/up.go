@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/inventory-events/inventory/internal/localstack"
+	"github.com/inventory-events/inventory/reports/trigger"
+)
+
+func newUpCmd(g *Globals) *cobra.Command {
+	cfg := localstack.Config{}
+	var (
+		host              string
+		port, triggerPort int
+		noCron            bool
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the local stack until interrupted",
+		Long: `up runs the whole product on this machine until Ctrl-C: the local Pub/Sub
+(persisted in --data-dir), topics, schemas and warehouse tables, the streaming
+job on Prism, the nightly trigger service, and a cron firing the nightly
+schedule at it. Point publishers at it with PUBSUB_EMULATOR_HOST. Ctrl-C stops
+it all; a message is acked only once its effects are in the warehouse, so
+nothing acknowledged is lost and the rest is delivered after the next start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg.Project = g.Project
+			cfg.Logger = g.Logger
+			cfg.EmulatorAddr = net.JoinHostPort(host, strconv.Itoa(port))
+			cfg.TriggerAddr = net.JoinHostPort(host, strconv.Itoa(triggerPort))
+			if noCron {
+				cfg.Cron = ""
+			}
+			out := cmd.ErrOrStderr()
+			fmt.Fprintln(out, "starting the local stack...")
+			stack, err := localstack.Start(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "pubsub    %s  (export PUBSUB_EMULATOR_HOST=%s; data in %s)\n", stack.Emulator.Addr(), stack.Emulator.Addr(), orMemory(cfg.DataDir))
+			fmt.Fprintf(out, "stream    running on Prism: inventory-sub -> %s, alerts -> low-stock-alerts\n", cfg.Warehouse)
+			fmt.Fprintf(out, "trigger   %s/v1/nightly  (POST ?date=YYYY-MM-DD; GET /v1/nightly/DATE)\n", stack.TriggerURL)
+			if c := stack.Cron(); c != nil {
+				fmt.Fprintf(out, "cron      %q in %s -> the trigger; next at %s\n", cfg.Cron, cfg.TimeZone, c.Next().Format(time.RFC3339))
+			} else {
+				fmt.Fprintln(out, "cron      off")
+			}
+			fmt.Fprintf(out, "reports   %s; warehouse %s (inventory sql \"...\")\n", cfg.Reports, cfg.Warehouse)
+			fmt.Fprintln(out, "ready; Ctrl-C stops")
+			<-ctx.Done()
+			fmt.Fprintln(out, "stopping...")
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer cancel()
+			if err := stack.Stop(stopCtx); err != nil {
+				return err
+			}
+			fmt.Fprintln(out, "stopped")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&host, "host", "localhost", "interface the local Pub/Sub and the trigger listen on")
+	f.IntVar(&port, "port", 8085, "local Pub/Sub port (0: any)")
+	f.IntVar(&triggerPort, "trigger-port", 8080, "trigger service port (0: any)")
+	f.StringVar(&cfg.DataDir, "data-dir", ".inventory-data", "where the local Pub/Sub persists (empty: memory only)")
+	f.StringVar(&cfg.Warehouse, "warehouse", "./warehouse", "local warehouse directory")
+	f.StringVar(&cfg.Reports, "reports", "./reports-out", "report root directory")
+	f.StringVar(&cfg.Snapshot, "snapshot", "testdata/inventory_state.json", "starting stock of the streaming and nightly jobs")
+	f.StringVar(&cfg.Thresholds, "thresholds", "testdata/thresholds.csv", "reorder thresholds")
+	f.StringVar(&cfg.Cron, "schedule", trigger.DefaultSchedule, "cron spec of the nightly summary")
+	f.StringVar(&cfg.TimeZone, "timezone", "UTC", "time zone of the schedule and of report dates")
+	f.BoolVar(&noCron, "no-cron", false, "do not fire the nightly schedule")
+	return cmd
+}
+
+func orMemory(dir string) string {
+	if dir == "" {
+		return "memory only"
+	}
+	return dir
+}
