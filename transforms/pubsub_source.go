@@ -29,11 +29,12 @@ func init() {
 type PullOptions struct {
 	Project      string
 	Subscription string // an id or projects/P/subscriptions/S
-	// MaxMessages is the most messages one pull, and so one bundle, takes
-	// (default 1000). Keep a bundle well within the ack deadline.
+	// MaxMessages is the most messages one bundle takes (default 1000).
+	// Keep a bundle well within the ack deadline.
 	MaxMessages int
-	// Pulls is how many pulls one bundle makes at most (default 4).
-	Pulls int
+	// MaxBatchWait is how long one bundle gathers messages before it
+	// emits them as one Batch (default 200ms): the latency paid for batching.
+	MaxBatchWait time.Duration
 	// PollInterval is how long to wait before pulling again after an empty
 	// pull (default 100ms).
 	PollInterval time.Duration
@@ -41,8 +42,9 @@ type PullOptions struct {
 
 // ReadPubSub is a composite transform that reads a Pub/Sub subscription
 // with synchronous Pull from an unbounded splittable DoFn, and returns an
-// unbounded PCollection of Batch, one per pull, timestamped with the oldest
-// publish time of the batch.
+// unbounded PCollection of Batch, one per bundle (up to MaxMessages messages
+// gathered for up to MaxBatchWait), timestamped with the oldest publish time
+// of the batch.
 //
 // Ack after commit: the ack ids of the messages a bundle emitted travel in
 // the residual restriction of its checkpoint and are acknowledged when the
@@ -57,7 +59,7 @@ func ReadPubSub(s beam.Scope, o PullOptions) beam.PCollection {
 		panic("transforms.ReadPubSub: project and subscription are required")
 	}
 	fn := &pullFn{Subscription: SubscriptionPath(o.Project, o.Subscription), Project: o.Project,
-		MaxMessages: o.MaxMessages, Pulls: o.Pulls, PollInterval: o.PollInterval}
+		MaxMessages: o.MaxMessages, MaxBatchWait: o.MaxBatchWait, PollInterval: o.PollInterval}
 	return beam.ParDo(s, fn, beam.Impulse(s))
 }
 
@@ -148,7 +150,7 @@ type pullFn struct {
 	Project      string
 	Subscription string
 	MaxMessages  int
-	Pulls        int
+	MaxBatchWait time.Duration
 	PollInterval time.Duration
 
 	client *pubsub.Client
@@ -163,8 +165,8 @@ func (f *pullFn) Setup(ctx context.Context) error {
 	if f.MaxMessages <= 0 {
 		f.MaxMessages = 1000
 	}
-	if f.Pulls <= 0 {
-		f.Pulls = 4
+	if f.MaxBatchWait <= 0 {
+		f.MaxBatchWait = 200 * time.Millisecond
 	}
 	if f.PollInterval <= 0 {
 		f.PollInterval = 100 * time.Millisecond
@@ -196,7 +198,7 @@ func (f *pullFn) CreateWatermarkEstimator() *sdf.ManualWatermarkEstimator {
 }
 
 // ProcessElement acknowledges what the previous bundle emitted, then pulls
-// up to Pulls times and emits one Batch per non-empty pull.
+// for up to MaxBatchWait and emits what it got as one Batch.
 func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEstimator, rt *sdf.LockRTracker, _ []byte,
 	emit func(beam.EventTime, Batch)) (sdf.ProcessContinuation, error) {
 	rest := rt.GetRestriction().(PullRestriction)
@@ -206,50 +208,51 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 			slog.Warn("pubsub source: acknowledge failed; the messages will be redelivered", "subscription", f.Subscription, "messages", len(rest.Acks), "err", err)
 		}
 	}
-	got := 0
-	for range f.Pulls {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	// Pull until the batch is full or MaxBatchWait has passed: at low
+	// rates this gathers many small pulls into one element, which is what
+	// keeps Prism's per-element cost down.
+	deadline := time.Now().Add(f.MaxBatchWait)
+	var b Batch
+	var acks []string
+	oldest := time.Now()
+	for len(b.Messages) < f.MaxMessages {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		pctx, cancel := context.WithTimeout(ctx, left)
 		resp, err := f.client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{
-			Subscription: f.Subscription, MaxMessages: int32(f.MaxMessages)})
+			Subscription: f.Subscription, MaxMessages: int32(f.MaxMessages - len(b.Messages))})
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return sdf.StopProcessing(), ctx.Err()
 			}
-			slog.Warn("pubsub source: pull failed", "subscription", f.Subscription, "err", err)
+			if pctx.Err() == nil {
+				slog.Warn("pubsub source: pull failed", "subscription", f.Subscription, "err", err)
+			}
 			break
 		}
-		msgs := resp.GetReceivedMessages()
-		if len(msgs) == 0 {
-			break
-		}
-		acks := make([]string, len(msgs))
-		b := Batch{Messages: make([]Message, len(msgs))}
-		oldest := time.Now()
-		for i, rm := range msgs {
-			acks[i] = rm.GetAckId()
+		for _, rm := range resp.GetReceivedMessages() {
+			acks = append(acks, rm.GetAckId())
 			pm := rm.GetMessage()
 			pt := pm.GetPublishTime().AsTime()
 			if pt.Before(oldest) {
 				oldest = pt
 			}
-			b.Messages[i] = Message{ID: pm.GetMessageId(), Data: pm.GetData(), Attributes: pm.GetAttributes(), PublishTime: pt.UnixMicro()}
-		}
-		if !rt.TryClaim(acks) {
-			// Unacked: they come back after the ack deadline.
-			return sdf.StopProcessing(), nil
-		}
-		emit(mtime.FromTime(oldest), b)
-		we.UpdateWatermark(oldest)
-		got += len(msgs)
-		if len(msgs) < f.MaxMessages {
-			break
+			b.Messages = append(b.Messages, Message{ID: pm.GetMessageId(), Data: pm.GetData(), Attributes: pm.GetAttributes(), PublishTime: pt.UnixMicro()})
 		}
 	}
-	if got == 0 {
-		we.UpdateWatermark(time.Now())
+	if len(b.Messages) == 0 {
+		we.UpdateWatermark(time.Now().Add(-f.MaxBatchWait))
 		return sdf.ResumeProcessingIn(f.PollInterval), nil
 	}
+	if !rt.TryClaim(acks) {
+		// Unacked: they come back after the ack deadline.
+		return sdf.StopProcessing(), nil
+	}
+	emit(mtime.FromTime(oldest), b)
+	we.UpdateWatermark(oldest)
 	return sdf.ResumeProcessingIn(0), nil
 }
 

@@ -42,7 +42,8 @@ var (
 	warehouseURI     = flag.String("warehouse", stream.DefaultWarehouse, "warehouse: a local directory or bq://PROJECT.DATASET")
 	shards           = flag.Int("shards", transforms.DefaultShards, "hash shards of the key space holding stock state")
 	horizon          = flag.Duration("dedup_horizon", ledger.DefaultHorizon, "event-time window of remembered event ids per key")
-	maxMessages      = flag.Int("max_messages", 1000, "most messages per pull (off Dataflow)")
+	maxMessages      = flag.Int("max_messages", 1000, "most messages per source bundle (off Dataflow)")
+	maxBatchWait     = flag.Duration("max_batch_wait", 200*time.Millisecond, "how long the source gathers one batch (off Dataflow)")
 	idAttribute      = flag.String("id_attribute", "", "attribute Dataflow's native read deduplicates on")
 	tsAttribute      = flag.String("timestamp_attribute", "", "attribute Dataflow's native read takes timestamps from")
 )
@@ -62,7 +63,7 @@ func main() {
 		Runner: runner, Project: project, Subscription: *subscription, Input: *input,
 		Thresholds: *thresholds, Snapshot: *snapshot, DefaultThreshold: *defaultThreshold,
 		AlertTopic: *alertTopic, AlertEncoding: *alertEncoding, DeadLetterTopic: *deadLetterTopic,
-		Warehouse: *warehouseURI, Shards: *shards, Horizon: *horizon, MaxMessages: *maxMessages,
+		Warehouse: *warehouseURI, Shards: *shards, Horizon: *horizon, MaxMessages: *maxMessages, MaxBatchWait: *maxBatchWait,
 		IDAttribute: *idAttribute, TimestampAttribute: *tsAttribute,
 	}
 	if cfg.AlertEncoding == "" {

@@ -64,6 +64,7 @@ type Config struct {
 	Horizon time.Duration
 	// Pull tunes the Pub/Sub source off Dataflow.
 	MaxMessages  int
+	MaxBatchWait time.Duration
 	PollInterval time.Duration
 	// IDAttribute and TimestampAttribute tune the native read on Dataflow.
 	IDAttribute        string
@@ -132,7 +133,7 @@ func Build(s beam.Scope, cfg Config) Outputs {
 			IDAttribute: cfg.IDAttribute, TimestampAttribute: cfg.TimestampAttribute})
 	default:
 		batches = transforms.ReadPubSub(s, transforms.PullOptions{Project: cfg.Project, Subscription: cfg.Subscription,
-			MaxMessages: cfg.MaxMessages, PollInterval: cfg.PollInterval})
+			MaxMessages: cfg.MaxMessages, MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval})
 	}
 	dec := transforms.DecodeEvents(s, batches, cfg.Shards, origin)
 	ref := transforms.ReadReference(s, cfg.Thresholds, cfg.Snapshot, cfg.DefaultThreshold)
