@@ -346,7 +346,9 @@ WHERE event_time >= %s AND event_time < %s AND status != 'DUPLICATE' AND %s`,
 }
 
 // streamingFn emits the streaming job's last on-hand of every key before
-// the end of the day, from stock_levels.
+// the end of the day, from stock_levels: the row it wrote last (by
+// processed_at), since a late delta is applied after newer events and the
+// row with the newest event_time is then not the stream's current stock.
 type streamingFn struct {
 	Warehouse string
 	End       int64
@@ -355,7 +357,7 @@ type streamingFn struct {
 
 func (f *streamingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int, summary.Part)) error {
 	q := fmt.Sprintf(`SELECT sku, location_id, on_hand FROM stock_levels WHERE event_time < %s
-QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY event_time DESC, processed_at DESC) = 1`,
+QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at DESC, event_time DESC) = 1`,
 		timestampSQL(f.Warehouse, f.End))
 	rows, err := warehouse.QueryRows(ctx, f.Warehouse, q)
 	if err != nil {
