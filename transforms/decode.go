@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -160,14 +161,58 @@ func DeadLetter(m *Message, err error, origin string, now time.Time) warehouse.D
 	return row
 }
 
-// AttributesJSON renders message attributes as a JSON object ("{}" if none).
+// AttributesJSON renders message attributes as a JSON object with sorted
+// keys ("{}" if none), as json.Marshal does, without its reflection for the
+// common case of a few plain ASCII attributes.
 func AttributesJSON(attrs map[string]string) string {
 	if len(attrs) == 0 {
 		return "{}"
+	}
+	if len(attrs) <= 8 {
+		var keys [8]string
+		n := 0
+		plain := true
+		size := 2
+		for k, v := range attrs {
+			keys[n] = k
+			n++
+			plain = plain && plainJSON(k) && plainJSON(v)
+			size += len(k) + len(v) + 6
+		}
+		if plain {
+			ks := keys[:n]
+			slices.Sort(ks)
+			b := make([]byte, 0, size)
+			b = append(b, '{')
+			for i, k := range ks {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, '"')
+				b = append(b, k...)
+				b = append(b, '"', ':', '"')
+				b = append(b, attrs[k]...)
+				b = append(b, '"')
+			}
+			b = append(b, '}')
+			return string(b)
+		}
 	}
 	b, err := json.Marshal(attrs)
 	if err != nil {
 		return "{}"
 	}
 	return string(b)
+}
+
+// plainJSON reports whether s needs no escaping in a JSON string (and no
+// HTML escaping, which json.Marshal also does).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }

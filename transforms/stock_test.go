@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -258,4 +259,22 @@ func toAny(ss []string) []any {
 		out[i] = s
 	}
 	return out
+}
+
+func TestAttributesJSON(t *testing.T) {
+	for _, attrs := range []map[string]string{
+		nil,
+		{"googclient_schemaencoding": "JSON"},
+		{"b": "2", "a": "1", "event_id": "evt-1"},
+		{"q": `say "hi" <b> & \ é`, "k": "\x01"},
+	} {
+		want := "{}"
+		if len(attrs) > 0 {
+			b, _ := json.Marshal(attrs)
+			want = string(b)
+		}
+		if got := AttributesJSON(attrs); got != want {
+			t.Errorf("AttributesJSON(%v) = %s, want %s", attrs, got, want)
+		}
+	}
 }

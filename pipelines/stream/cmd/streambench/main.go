@@ -58,6 +58,7 @@ var (
 	rate       = flag.Int("rate", 1000, "events/s of the latency phase")
 	latencyFor = flag.Duration("latency_for", 20*time.Second, "length of the latency phase (0: skip)")
 	shards     = flag.Int("shards", transforms.DefaultShards, "stock state shards of the job")
+	maxMsgs    = flag.Int("max_messages", 1000, "the job's --max_messages")
 	skipBase   = flag.Bool("skip_baseline", false, "do not run the baseline consumer")
 	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the job's throughput phase here")
 )
@@ -390,7 +391,7 @@ func run(ctx context.Context) error {
 	stream.Build(s, stream.Config{Runner: "prism", Project: project, Subscription: stream.DefaultSubscription,
 		Thresholds: thPath, Snapshot: snapPath, AlertTopic: stream.DefaultAlertTopic,
 		DeadLetterTopic: stream.DefaultDeadLetterTopic, AlertEncoding: event.EncodingJSON,
-		Warehouse: filepath.Join(e.dir, "warehouse"), Shards: *shards, PollInterval: 20 * time.Millisecond})
+		Warehouse: filepath.Join(e.dir, "warehouse"), Shards: *shards, MaxMessages: *maxMsgs, PollInterval: 20 * time.Millisecond})
 	jobDone := make(chan error, 1)
 	go func() {
 		_, err := prism.Execute(ctx, p)
