@@ -101,6 +101,7 @@ func (st *stack) publishPaced(t *testing.T, data []byte, pause time.Duration) {
 	t.Helper()
 	ctx := context.Background()
 	pub := st.admin.Client.Publisher("inventory-topic")
+	pub.PublishSettings.CountThreshold = 1 // one at a time: send at once
 	defer pub.Stop()
 	cr, err := event.NewCSVReader(bytes.NewReader(data), "rows")
 	if err != nil {
