@@ -207,6 +207,10 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 			// Not fatal: the messages come back and are deduplicated.
 			slog.Warn("pubsub source: acknowledge failed; the messages will be redelivered", "subscription", f.Subscription, "messages", len(rest.Acks), "err", err)
 		}
+		noteAcked(len(rest.Acks))
+	}
+	if drain.paused.Load() {
+		return sdf.ResumeProcessingIn(f.PollInterval), nil
 	}
 	// Pull until the batch is full or MaxBatchWait has passed: at low
 	// rates this gathers many small pulls into one element, which is what
@@ -251,6 +255,7 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 		// Unacked: they come back after the ack deadline.
 		return sdf.StopProcessing(), nil
 	}
+	noteEmitted(&b)
 	emit(mtime.FromTime(oldest), b)
 	we.UpdateWatermark(oldest)
 	return sdf.ResumeProcessingIn(0), nil

@@ -141,8 +141,9 @@ func (s *Stack) runNightly(ctx context.Context, date string) (string, error) {
 }
 
 // Stop stops everything in reverse order: the cron, the trigger (waiting
-// for a running nightly job), the streaming job, then the local Pub/Sub,
-// which flushes its data directory.
+// for a running nightly job), the streaming job (drained first: its source
+// paused until everything it emitted is in the warehouse and acked), then the
+// local Pub/Sub, which flushes its data directory.
 func (s *Stack) Stop(ctx context.Context) error {
 	var errs []error
 	if s.cron != nil {
@@ -155,6 +156,11 @@ func (s *Stack) Stop(ctx context.Context) error {
 		errs = append(errs, s.launcher.Close(ctx))
 	}
 	if s.Stream != nil {
+		dctx, cancel := context.WithTimeout(ctx, time.Minute)
+		if err := s.Stream.Drain(dctx, s.cfg.Warehouse); err != nil {
+			s.cfg.Logger.Warn("stream not drained before stop; the messages not acked come back on the next start", "err", err)
+		}
+		cancel()
 		errs = append(errs, s.Stream.Stop(ctx))
 	}
 	if s.Admin != nil {
