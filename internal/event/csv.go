@@ -89,7 +89,7 @@ func (c *CSVReader) Line() int { return c.line }
 // another error if the input itself fails. It does not call Validate.
 func (c *CSVReader) Next(a *Adjustment) error {
 	rec, err := c.r.Read()
-	if rec != nil || err == nil {
+	if err == nil && len(rec) > 0 {
 		c.line, _ = c.r.FieldPos(0)
 	}
 	if err != nil {
