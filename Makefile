@@ -25,8 +25,10 @@ test: ## run every test (needs protoc: make deps)
 test-short: ## quick tests only
 	$(GO) test -short -count=1 $(PKGS)
 
-build: ## build the binaries into bin/
-	$(GO) build -o $(BIN)/ ./cmd/...
+CMDS := ./cmd/inventory ./cmd/stream ./cmd/nightly ./cmd/trigger
+
+build: ## build the binaries into bin/ (the images build the same commands, see deploy/README.md)
+	$(GO) build -o $(BIN)/ $(CMDS)
 
 deps: ## install what a fresh Debian machine lacks (protoc)
 	@command -v protoc >/dev/null || { apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
