@@ -89,7 +89,7 @@ func TestDemo(t *testing.T) {
 	// The report: files exist and the totals are the data's.
 	var sum struct {
 		Totals struct {
-			Keys, Events, Received, Sold int64
+			Keys, Events, Received, Sold, Mismatches int64
 		} `json:"totals"`
 	}
 	b, err := os.ReadFile(filepath.Join(reports, "2026-11-24", "summary.json"))
@@ -102,6 +102,10 @@ func TestDemo(t *testing.T) {
 	received, sold := sumCSV(t)
 	if sum.Totals.Events != int64(want.Valid) || sum.Totals.Received != received || sum.Totals.Sold != sold || sum.Totals.Keys != 60 {
 		t.Fatalf("report totals %+v, want events %d received %d sold %d keys 60", sum.Totals, want.Valid, received, sold)
+	}
+	// The batch closing stock reconciles with the stream's, key by key.
+	if sum.Totals.Mismatches != 0 {
+		t.Fatalf("%d keys where the nightly closing stock differs from the stream's", sum.Totals.Mismatches)
 	}
 	if fi, err := os.Stat(filepath.Join(reports, "2026-11-24", "index.html")); err != nil || fi.Size() < 1000 {
 		t.Fatalf("index.html: %v", err)
