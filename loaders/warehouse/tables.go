@@ -174,7 +174,7 @@ var Tables = []*Table{
 			i64("events", "Number of adjustments applied on the day."),
 			i64("alerts_raised", "Number of LOW or OUT alerts raised on the day."),
 			f64("minutes_out_of_stock", "Minutes of the day with on_hand <= 0."),
-			f64("days_of_cover", "closing_on_hand divided by the average daily units sold; NULL without sales."),
+			f64("days_of_cover", "closing_on_hand divided by the units sold on report_date: days the stock lasts at that day's rate; NULL when nothing was sold."),
 			i64("threshold", "Reorder threshold of the key."),
 			i64("streaming_on_hand", "Latest on-hand of the key in stock_levels at the end of the day; NULL if none."),
 			boolean("reconciled", "Whether closing_on_hand equals streaming_on_hand."),
