@@ -13,8 +13,8 @@ import (
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
-	"github.com/inventory-events/inventory/loaders/objects"
 	"github.com/inventory-events/inventory/loaders/snapshot"
+	"github.com/inventory-events/inventory/loaders/thresholds"
 )
 
 func init() {
@@ -185,17 +185,9 @@ func LoadReference(ctx context.Context, thresholdsURI, snapshotURI string, def i
 	if def <= 0 {
 		def = ledger.DefaultThreshold
 	}
-	th := ledger.NewThresholds(def)
-	if thresholdsURI != "" {
-		rc, err := objects.Open(ctx, thresholdsURI)
-		if err != nil {
-			return Reference{}, fmt.Errorf("read thresholds: %w", err)
-		}
-		th, err = ledger.ParseThresholds(rc, thresholdsURI, def)
-		rc.Close()
-		if err != nil {
-			return Reference{}, fmt.Errorf("read thresholds: %w", err)
-		}
+	th, err := thresholds.Read(ctx, thresholdsURI, def)
+	if err != nil {
+		return Reference{}, fmt.Errorf("read thresholds: %w", err)
 	}
 	var asOf int64
 	var items []SnapshotItem

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,8 +11,8 @@ import (
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/broker"
-	"github.com/inventory-events/inventory/loaders/objects"
 	"github.com/inventory-events/inventory/loaders/snapshot"
+	"github.com/inventory-events/inventory/loaders/thresholds"
 )
 
 func newConsumeCmd(g *Globals) *cobra.Command {
@@ -38,15 +37,9 @@ SIGINT/SIGTERM drain, ack, write and exit 0; --max-idle stops once drained.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			th := ledger.NewThresholds(defaultThresh)
-			if thresholdsURI != "" {
-				b, err := objects.ReadFile(ctx, thresholdsURI)
-				if err != nil {
-					return fmt.Errorf("consume: thresholds: %w", err)
-				}
-				if th, err = ledger.ParseThresholds(bytes.NewReader(b), thresholdsURI, defaultThresh); err != nil {
-					return fmt.Errorf("consume: %w", err)
-				}
+			th, err := thresholds.Read(ctx, thresholdsURI, defaultThresh)
+			if err != nil {
+				return fmt.Errorf("consume: %w", err)
 			}
 			if startURI == "" {
 				startURI = cfg.SnapshotURI

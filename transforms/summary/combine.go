@@ -10,7 +10,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/inventory-events/inventory/internal/ledger"
-	"github.com/inventory-events/inventory/loaders/objects"
+	"github.com/inventory-events/inventory/loaders/thresholds"
 	"github.com/inventory-events/inventory/reports"
 )
 
@@ -141,15 +141,7 @@ func LoadThresholds(ctx context.Context, uri string, def int64) (*ledger.Thresho
 	if def <= 0 {
 		def = ledger.DefaultThreshold
 	}
-	if uri == "" {
-		return ledger.NewThresholds(def), nil
-	}
-	r, err := objects.Open(ctx, uri)
-	if err != nil {
-		return nil, fmt.Errorf("summary: thresholds: %w", err)
-	}
-	defer r.Close()
-	th, err := ledger.ParseThresholds(r, uri, def)
+	th, err := thresholds.Read(ctx, uri, def)
 	if err != nil {
 		return nil, fmt.Errorf("summary: %w", err)
 	}
