@@ -30,12 +30,17 @@ type Local struct {
 
 var _ Writer = (*Local)(nil)
 
-// OpenLocal returns the local warehouse in dir, creating the directory.
+// OpenLocal returns the local warehouse in dir, creating the directory, and
+// finishes what a crashed writer committed (Recover).
 func OpenLocal(dir string) (*Local, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("warehouse: open %s: %w", dir, err)
 	}
-	return &Local{Dir: dir}, nil
+	l := &Local{Dir: dir}
+	if _, err := l.Recover(); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // Write appends rows to table: one new file per partition date.
@@ -89,18 +94,24 @@ func partitionDir(dir, table string, day time.Time) string {
 // writeParquet writes rows into a new file in dir atomically: a temporary
 // file, fsynced, then renamed.
 func writeParquet(dir string, t *Table, rows []reflect.Value) error {
+	_, err := writeParquetFile(dir, t, rows)
+	return err
+}
+
+// writeParquetFile is writeParquet returning the new file's name.
+func writeParquetFile(dir string, t *Table, rows []reflect.Value) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return "", err
 	}
 	var rnd [6]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
-		return err
+		return "", err
 	}
 	name := fmt.Sprintf("part-%d-%s.parquet", time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
 	tmp := filepath.Join(dir, "."+name+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return err
+		return "", err
 	}
 	ok := false
 	defer func() {
@@ -112,23 +123,23 @@ func writeParquet(dir string, t *Table, rows []reflect.Value) error {
 	pw := parquet.NewWriter(f, parquet.SchemaOf(reflect.New(t.RowType).Interface()), parquet.Compression(&parquet.Snappy))
 	for _, r := range rows {
 		if err := pw.Write(r.Interface()); err != nil {
-			return err
+			return "", err
 		}
 	}
 	if err := pw.Close(); err != nil {
-		return err
+		return "", err
 	}
 	if err := f.Sync(); err != nil {
-		return err
+		return "", err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return "", err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
+		return "", err
 	}
 	ok = true
-	return nil
+	return name, nil
 }
 
 func setupLocal(dir string, dryRun bool) ([]string, error) {

@@ -1,0 +1,239 @@
+package warehouse
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+)
+
+// TableRows is the rows of one table in a WriteAll.
+type TableRows struct {
+	Table string
+	Rows  any // a slice of the table's row type, or []any holding them
+}
+
+// atomicWriter is a Writer that stores the rows of several tables as one
+// unit: after a crash either all of them are there or none.
+type atomicWriter interface {
+	writeAll(ctx context.Context, parts []TableRows) error
+}
+
+// WriteAll writes the rows of several tables. The local warehouse writes
+// them atomically (a crash leaves all or none, see Local.WriteAll). BigQuery
+// writes them in the order given, each part committed before the next is
+// sent, so the caller puts last the part that marks the others done (the
+// streaming job writes adjustments last). It returns the rows the backend
+// rejected, already stored in dead_letters.
+func WriteAll(ctx context.Context, w Writer, parts []TableRows) ([]DeadLetterRow, error) {
+	if aw, ok := w.(atomicWriter); ok {
+		return nil, aw.writeAll(ctx, parts)
+	}
+	var rejected []DeadLetterRow
+	for _, p := range parts {
+		if reflect.ValueOf(p.Rows).Len() == 0 {
+			continue
+		}
+		if rw, ok := w.(rejectingWriter); ok {
+			r, err := rw.writeRejects(ctx, p.Table, p.Rows)
+			if err != nil {
+				return rejected, err
+			}
+			rejected = append(rejected, r...)
+			continue
+		}
+		if err := w.Write(ctx, p.Table, p.Rows); err != nil {
+			return rejected, err
+		}
+	}
+	return rejected, nil
+}
+
+// The local warehouse's multi-table writes go through a journal:
+//
+//	<Dir>/_txn/<id>/f0000.parquet ...   the new files, fsynced
+//	<Dir>/_txn/<id>/COMMIT              JSON list of {file, into}, written last
+//
+// Once COMMIT exists the files are renamed into their partitions and the
+// transaction directory is removed. A crash before COMMIT leaves files no
+// query reads (views read <table>/dt=*/ only); a crash after it is finished
+// by Recover, which OpenLocal runs: renames that already happened are
+// skipped, so finishing twice is harmless.
+const (
+	txnDir     = "_txn"
+	commitFile = "COMMIT"
+	// staleTxn is how old an uncommitted transaction must be before Recover
+	// removes it: a live writer commits within seconds.
+	staleTxn = 10 * time.Minute
+)
+
+type txnEntry struct {
+	File string `json:"file"` // name inside the transaction directory
+	Into string `json:"into"` // final path, relative to the warehouse
+}
+
+// WriteAll writes the rows of several tables as one transaction.
+func (l *Local) WriteAll(ctx context.Context, parts []TableRows) error { return l.writeAll(ctx, parts) }
+
+func (l *Local) writeAll(ctx context.Context, parts []TableRows) error {
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return err
+	}
+	id := fmt.Sprintf("%d-%s", time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
+	dir := filepath.Join(l.Dir, txnDir, id)
+	wrap := func(err error) error { return fmt.Errorf("warehouse: transaction %s: %w", id, err) }
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return wrap(err)
+	}
+	var entries []txnEntry
+	for _, p := range parts {
+		t, err := TableByName(p.Table)
+		if err != nil {
+			os.RemoveAll(dir)
+			return err
+		}
+		vals, err := t.rowValues(p.Rows)
+		if err != nil {
+			os.RemoveAll(dir)
+			return err
+		}
+		byDay := map[time.Time][]reflect.Value{}
+		for _, v := range vals {
+			d := t.partitionDate(v)
+			byDay[d] = append(byDay[d], v)
+		}
+		days := make([]time.Time, 0, len(byDay))
+		for d := range byDay {
+			days = append(days, d)
+		}
+		sort.Slice(days, func(i, j int) bool { return days[i].Before(days[j]) })
+		for _, d := range days {
+			name, err := writeParquetFile(dir, t, byDay[d])
+			if err != nil {
+				os.RemoveAll(dir)
+				return wrap(fmt.Errorf("%s: %w", t.Name, err))
+			}
+			into, _ := filepath.Rel(l.Dir, filepath.Join(partitionDir(l.Dir, t.Name, d), name))
+			entries = append(entries, txnEntry{File: name, Into: into})
+		}
+	}
+	if len(entries) == 0 {
+		return os.RemoveAll(dir)
+	}
+	if err := ctx.Err(); err != nil {
+		os.RemoveAll(dir)
+		return wrap(err)
+	}
+	manifest, err := json.Marshal(entries)
+	if err != nil {
+		return wrap(err)
+	}
+	if err := writeFileSync(dir, commitFile, manifest); err != nil {
+		os.RemoveAll(dir)
+		return wrap(err)
+	}
+	if err := l.finish(dir, entries); err != nil {
+		return wrap(err)
+	}
+	return nil
+}
+
+// finish moves a committed transaction's files into place and removes it.
+func (l *Local) finish(dir string, entries []txnEntry) error {
+	for _, e := range entries {
+		dst := filepath.Join(l.Dir, e.Into)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		err := os.Rename(filepath.Join(dir, e.File), dst)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return os.RemoveAll(dir)
+}
+
+// Recover finishes the committed transactions a crashed writer left in the
+// local warehouse and removes uncommitted ones older than ten minutes. It
+// returns how many it finished.
+func (l *Local) Recover() (int, error) {
+	root := filepath.Join(l.Dir, txnDir)
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("warehouse: recover: %w", err)
+	}
+	finished := 0
+	for _, de := range ents {
+		if !de.IsDir() || strings.HasPrefix(de.Name(), ".") {
+			continue
+		}
+		dir := filepath.Join(root, de.Name())
+		raw, err := os.ReadFile(filepath.Join(dir, commitFile))
+		if errors.Is(err, os.ErrNotExist) {
+			if info, err := de.Info(); err == nil && time.Since(info.ModTime()) > staleTxn {
+				slog.Warn("warehouse: removing an uncommitted transaction", "dir", dir)
+				os.RemoveAll(dir)
+			}
+			continue
+		}
+		if err != nil {
+			return finished, fmt.Errorf("warehouse: recover %s: %w", dir, err)
+		}
+		var entries []txnEntry
+		if err := json.Unmarshal(raw, &entries); err != nil {
+			return finished, fmt.Errorf("warehouse: recover %s: %w", dir, err)
+		}
+		if err := l.finish(dir, entries); err != nil {
+			return finished, fmt.Errorf("warehouse: recover %s: %w", dir, err)
+		}
+		finished++
+	}
+	return finished, nil
+}
+
+// writeFileSync writes name in dir atomically and durably: a temporary
+// file, fsynced, renamed, then the directory fsynced.
+func writeFileSync(dir, name string, data []byte) error {
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
