@@ -41,12 +41,22 @@ type alertMessageFn struct {
 }
 
 func (f *alertMessageFn) ProcessElement(r warehouse.AlertRow, emit func([]byte)) error {
-	data, err := EncodeAlert(AlertProto(r), f.Encoding)
+	data, attrs, err := AlertMessage(r, f.Encoding)
 	if err != nil {
 		return err
 	}
-	return emitMessage(emit, data, map[string]string{
-		"alert_id": r.AlertID, "sku": r.SKU, "location_id": r.LocationID, "severity": r.Severity})
+	return emitMessage(emit, data, attrs)
+}
+
+// AlertMessage returns the data and attributes of the Pub/Sub message of an
+// alert in the alert topic's encoding.
+func AlertMessage(r warehouse.AlertRow, encoding string) ([]byte, map[string]string, error) {
+	data, err := EncodeAlert(AlertProto(r), encoding)
+	if err != nil {
+		return nil, nil, err
+	}
+	return data, map[string]string{
+		"alert_id": r.AlertID, "sku": r.SKU, "location_id": r.LocationID, "severity": r.Severity}, nil
 }
 
 // AlertProto converts an alert row to the wire message. A previous severity
@@ -107,6 +117,16 @@ func DeadLetterMessages(s beam.Scope, rows beam.PCollection) beam.PCollection {
 type deadLetterMessageFn struct{}
 
 func (f *deadLetterMessageFn) ProcessElement(r warehouse.DeadLetterRow, emit func([]byte)) error {
+	data, attrs, err := DeadLetterMessage(r)
+	if err != nil {
+		return err
+	}
+	return emitMessage(emit, data, attrs)
+}
+
+// DeadLetterMessage returns the data (a DeadLetter in JSON) and attributes
+// of the Pub/Sub message of a dead letter.
+func DeadLetterMessage(r warehouse.DeadLetterRow) ([]byte, map[string]string, error) {
 	dl := &inventoryv1.DeadLetter{
 		Reason:         r.Reason,
 		Error:          r.Error,
@@ -122,9 +142,9 @@ func (f *deadLetterMessageFn) ProcessElement(r warehouse.DeadLetterRow, emit fun
 	}
 	data, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(dl)
 	if err != nil {
-		return fmt.Errorf("encode dead letter: %w", err)
+		return nil, nil, fmt.Errorf("encode dead letter: %w", err)
 	}
-	return emitMessage(emit, data, map[string]string{"reason": r.Reason, "stage": r.Stage, "origin": r.Origin})
+	return data, map[string]string{"reason": r.Reason, "stage": r.Stage, "origin": r.Origin}, nil
 }
 
 func emitMessage(emit func([]byte), data []byte, attrs map[string]string) error {

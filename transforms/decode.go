@@ -17,9 +17,9 @@ import (
 )
 
 func init() {
-	register.DoFn4x1[context.Context, Batch, func(beam.EventTime, int, Shard), func(warehouse.DeadLetterRow), error](&decodeFn{})
+	register.DoFn4x1[context.Context, Batch, func(beam.EventTime, int, Shard), func(Commit), error](&decodeFn{})
 	register.Emitter3[beam.EventTime, int, Shard]()
-	register.Emitter1[warehouse.DeadLetterRow]()
+	register.Emitter1[Commit]()
 }
 
 // DefaultShards is how many shards the key space is hashed into.
@@ -43,8 +43,10 @@ const (
 
 // Decoded is the output of DecodeEvents.
 type Decoded struct {
-	Events      beam.PCollection // KV<int, Shard>
-	DeadLetters beam.PCollection // warehouse.DeadLetterRow
+	Events beam.PCollection // KV<int, Shard>
+	// Rejected is the invalid messages: one Commit per batch that had any,
+	// holding their dead letters and ack ids.
+	Rejected beam.PCollection // Commit
 }
 
 // DecodeEvents is a composite transform that decodes and validates the
@@ -52,7 +54,8 @@ type Decoded struct {
 // or BINARY). It expects a PCollection of Batch and returns the valid
 // adjustments as KV<int, Shard> (the int is the hash shard of the key,
 // shards in [0, shards)), timestamped with the batch's earliest event_time,
-// and the invalid messages as warehouse.DeadLetterRow with their reason code.
+// and the invalid messages as dead letters with their reason code, in a
+// Commit with their ack ids.
 // It counts every message in the metric stream/received.
 func DecodeEvents(s beam.Scope, batches beam.PCollection, shards int, origin string) Decoded {
 	s = s.Scope("DecodeEvents")
@@ -60,7 +63,7 @@ func DecodeEvents(s beam.Scope, batches beam.PCollection, shards int, origin str
 		shards = DefaultShards
 	}
 	ev, dl := beam.ParDo2(s, &decodeFn{Shards: shards, Origin: origin}, batches)
-	return Decoded{Events: ev, DeadLetters: dl}
+	return Decoded{Events: ev, Rejected: dl}
 }
 
 type decodeFn struct {
@@ -78,24 +81,27 @@ func (f *decodeFn) Setup() {
 	f.buf = make([][]Record, f.Shards)
 }
 
-func (f *decodeFn) ProcessElement(ctx context.Context, b Batch, emit func(beam.EventTime, int, Shard), dead func(warehouse.DeadLetterRow)) error {
+func (f *decodeFn) ProcessElement(ctx context.Context, b Batch, emit func(beam.EventTime, int, Shard), reject func(Commit)) error {
 	now := time.Now()
-	var ndead int64
+	var rejected Commit
 	for i := range b.Messages {
 		m := &b.Messages[i]
 		var rec Record
 		if err := DecodeMessage(m, now, &rec.Adj); err != nil {
-			dead(DeadLetter(m, err, f.Origin, now))
-			ndead++
+			rejected.DeadLetters = append(rejected.DeadLetters, DeadLetter(m, err, f.Origin, now))
+			if m.AckID != "" {
+				rejected.Acks = append(rejected.Acks, m.AckID)
+			}
 			continue
 		}
-		rec.MessageID, rec.PublishTime, rec.Attributes = m.ID, m.PublishTime, m.Attributes
+		rec.MessageID, rec.PublishTime, rec.Attributes, rec.AckID = m.ID, m.PublishTime, m.Attributes, m.AckID
 		sh := ShardOf(rec.Adj.SKU, rec.Adj.LocationID, f.Shards)
 		f.buf[sh] = append(f.buf[sh], rec)
 	}
 	f.received.Inc(ctx, int64(len(b.Messages)))
-	if ndead > 0 {
-		f.dead.Inc(ctx, ndead)
+	if n := len(rejected.DeadLetters); n > 0 {
+		f.dead.Inc(ctx, int64(n))
+		reject(rejected)
 	}
 	for sh, recs := range f.buf {
 		if len(recs) == 0 {

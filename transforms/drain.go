@@ -11,13 +11,14 @@ import (
 )
 
 // Drain control for a job whose workers run in this process (Prism with
-// loopback workers: the local stack). Prism keeps a job's elements in
-// memory, so cancelling it loses what the sources emitted but the sinks
-// have not written yet, although the source has acked it once its own bundle
-// committed. The local stack therefore drains before it cancels: it pauses
-// the sources, waits until every message they emitted is in the warehouse
-// and acked, then cancels. On Dataflow none of this runs: the service
-// checkpoints elements and state, and `gcloud dataflow jobs drain` drains.
+// loopback workers: the local stack). Cancelling a Prism job drops the
+// elements it holds between stages. Nothing is lost by that, since a message
+// is acked only once WriteCommits has stored what it caused, but the
+// dropped messages come back only after their ack deadline. The local stack
+// therefore drains before it cancels: it pauses the sources, waits until
+// every message they emitted is in the warehouse and acked, then cancels, so
+// the next start has nothing to wait for. On Dataflow none of this runs:
+// `gcloud dataflow jobs drain` drains.
 var drain struct {
 	paused  atomic.Bool
 	mu      sync.Mutex

@@ -23,6 +23,9 @@ type Message struct {
 	Data        []byte
 	Attributes  map[string]string
 	PublishTime int64 // Unix µs; 0 when unknown
+	// AckID acknowledges the message once its outputs are stored ("": the
+	// source acks by itself, as Dataflow's and the CSV replay do).
+	AckID string
 }
 
 // Batch is the messages of one pull: the unit the source emits, so that
@@ -38,6 +41,7 @@ type Record struct {
 	MessageID   string
 	PublishTime int64 // Unix µs
 	Attributes  map[string]string
+	AckID       string // see Message.AckID
 }
 
 // Shard is the valid adjustments of one batch whose keys hash to one shard,
@@ -134,6 +138,7 @@ func encodeBatch(v Batch) []byte {
 		b = appendBytes(b, m.Data)
 		b = appendAttrs(b, m.Attributes)
 		b = binary.AppendVarint(b, m.PublishTime)
+		b = appendString(b, m.AckID)
 	}
 	return b
 }
@@ -151,6 +156,7 @@ func decodeBatch(b []byte) (Batch, error) {
 		m.Data = r.bytes()
 		m.Attributes = r.attrs()
 		m.PublishTime = r.varint()
+		m.AckID = r.string()
 	}
 	return v, r.err
 }
@@ -171,6 +177,7 @@ func encodeShard(v Shard) []byte {
 		b = appendString(b, rec.MessageID)
 		b = binary.AppendVarint(b, rec.PublishTime)
 		b = appendAttrs(b, rec.Attributes)
+		b = appendString(b, rec.AckID)
 	}
 	return b
 }
@@ -195,6 +202,7 @@ func decodeShard(b []byte) (Shard, error) {
 		rec.MessageID = r.string()
 		rec.PublishTime = r.varint()
 		rec.Attributes = r.attrs()
+		rec.AckID = r.string()
 	}
 	return v, r.err
 }

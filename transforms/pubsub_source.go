@@ -46,13 +46,17 @@ type PullOptions struct {
 // gathered for up to MaxBatchWait), timestamped with the oldest publish time
 // of the batch.
 //
-// Ack after commit: the ack ids of the messages a bundle emitted travel in
-// the residual restriction of its checkpoint and are acknowledged when the
-// residual is processed, which the runner does only after the bundle that
-// emitted them has committed. A crash before that leaves them unacked:
-// Pub/Sub redelivers them and the stock ledger drops the duplicates. (Beam
-// Go v2.77.0's BundleFinalization would be the idiomatic way; it loses
-// callbacks on Prism, see BEAM-NOTES.)
+// Ack after storing: the source never acks. Each Message carries its ack id
+// through decoding and the stock DoFn to WriteCommits, which acks it once
+// everything the message caused is stored. A crash before that leaves it
+// unacked: Pub/Sub redelivers it and the stock ledgers, restored from the
+// warehouse at start, see the stored ones as duplicates. (Acking when the
+// source's own bundle commits, as this source first did, loses messages on
+// Prism: a killed job drops elements it held between stages. Beam Go
+// v2.77.0's BundleFinalization would not help either: it loses callbacks on
+// Prism, see BEAM-NOTES.) The ack deadline of the subscription must exceed
+// the time from pull to store, or messages are delivered again meanwhile
+// (harmless, but wasted work): the local setup uses 60 s.
 func ReadPubSub(s beam.Scope, o PullOptions) beam.PCollection {
 	s = s.Scope("ReadPubSub")
 	if o.Project == "" || o.Subscription == "" {
@@ -79,9 +83,9 @@ func TopicPath(project, topic string) string {
 	return "projects/" + project + "/topics/" + topic
 }
 
-// PullRestriction is the restriction of the Pub/Sub source. It never ends;
-// Acks are the ack ids of the messages emitted by the bundle that
-// checkpointed it, to acknowledge when it is resumed.
+// PullRestriction is the restriction of the Pub/Sub source. It never ends.
+// Acks is kept for the coder's sake and is always empty now that the sink
+// acknowledges (see ReadPubSub).
 type PullRestriction struct {
 	Acks []string
 }
@@ -109,11 +113,11 @@ func decodePullRestriction(b []byte) (PullRestriction, error) {
 }
 
 // pullTracker claims pulls. It accepts only the checkpoint split (fraction
-// 0), whose residual carries the ack ids claimed so far; dynamic splits are
-// refused, since a pull cannot be divided after the fact.
+// 0); dynamic splits are refused, since a pull cannot be divided after the
+// fact.
 type pullTracker struct {
 	rest    PullRestriction
-	claimed []string
+	claimed int
 	done    bool
 }
 
@@ -124,7 +128,7 @@ func (t *pullTracker) TryClaim(pos any) bool {
 	if t.done {
 		return false
 	}
-	t.claimed = append(t.claimed, pos.([]string)...)
+	t.claimed += len(pos.([]string))
 	return true
 }
 
@@ -135,11 +139,11 @@ func (t *pullTracker) TrySplit(fraction float64) (primary, residual any, err err
 		return t.rest, nil, nil
 	}
 	t.done = true
-	return PullRestriction{}, PullRestriction{Acks: t.claimed}, nil
+	return PullRestriction{}, PullRestriction{}, nil
 }
 
 func (t *pullTracker) GetProgress() (done, remaining float64) {
-	return float64(len(t.claimed)), 1
+	return float64(t.claimed), 1
 }
 
 func (t *pullTracker) IsDone() bool        { return t.done }
@@ -197,18 +201,10 @@ func (f *pullFn) CreateWatermarkEstimator() *sdf.ManualWatermarkEstimator {
 	return &sdf.ManualWatermarkEstimator{}
 }
 
-// ProcessElement acknowledges what the previous bundle emitted, then pulls
-// for up to MaxBatchWait and emits what it got as one Batch.
+// ProcessElement pulls for up to MaxBatchWait and emits what it got as one
+// Batch, each message with its ack id.
 func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEstimator, rt *sdf.LockRTracker, _ []byte,
 	emit func(beam.EventTime, Batch)) (sdf.ProcessContinuation, error) {
-	rest := rt.GetRestriction().(PullRestriction)
-	if len(rest.Acks) > 0 {
-		if err := f.ack(ctx, rest.Acks); err != nil {
-			// Not fatal: the messages come back and are deduplicated.
-			slog.Warn("pubsub source: acknowledge failed; the messages will be redelivered", "subscription", f.Subscription, "messages", len(rest.Acks), "err", err)
-		}
-		noteAcked(len(rest.Acks))
-	}
 	if drain.paused.Load() {
 		return sdf.ResumeProcessingIn(f.PollInterval), nil
 	}
@@ -248,7 +244,8 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 			if pt.Before(oldest) {
 				oldest = pt
 			}
-			b.Messages = append(b.Messages, Message{ID: pm.GetMessageId(), Data: pm.GetData(), Attributes: pm.GetAttributes(), PublishTime: pt.UnixMicro()})
+			b.Messages = append(b.Messages, Message{ID: pm.GetMessageId(), Data: pm.GetData(), Attributes: pm.GetAttributes(),
+				PublishTime: pt.UnixMicro(), AckID: rm.GetAckId()})
 		}
 	}
 	if len(b.Messages) == 0 {
@@ -271,17 +268,4 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	emit(mtime.FromTime(oldest), b)
 	we.UpdateWatermark(oldest)
 	return sdf.ResumeProcessingIn(0), nil
-}
-
-func (f *pullFn) ack(ctx context.Context, ids []string) error {
-	const chunk = 2500 // well under the request size limit
-	for len(ids) > 0 {
-		n := min(chunk, len(ids))
-		if err := f.client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{
-			Subscription: f.Subscription, AckIds: ids[:n]}); err != nil {
-			return fmt.Errorf("pubsub acknowledge: %w", err)
-		}
-		ids = ids[n:]
-	}
-	return nil
 }

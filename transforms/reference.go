@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -156,23 +158,33 @@ func parseReference(b []byte) (*RefData, error) {
 	return d, nil
 }
 
-// ReadReference is a composite transform that reads the thresholds CSV
-// (sku,location_id,threshold; "" for none) and the snapshot JSON ("" for
-// none), local paths or gs://, and returns a PCollection holding one
-// Reference, for use as a side input of ApplyStock.
-func ReadReference(s beam.Scope, thresholdsURI, snapshotURI string, defaultThreshold int64) beam.PCollection {
+// ReferenceOptions names the reference data of the stock DoFn.
+type ReferenceOptions struct {
+	// Thresholds is the thresholds CSV (sku,location_id,threshold) and
+	// Snapshot the starting snapshot JSON, local paths or gs:// ("": none).
+	Thresholds string
+	Snapshot   string
+	Default    int64 // threshold of keys no rule names
+	// RestoreFrom, a warehouse URI, restores the ledgers of every key the
+	// stream stored anything for (see Restore); "" starts from the snapshot.
+	RestoreFrom string
+	Horizon     time.Duration
+}
+
+// ReadReference is a composite transform that reads the reference data at
+// job start and returns a PCollection holding one Reference, for use as a
+// side input of ApplyStock.
+func ReadReference(s beam.Scope, o ReferenceOptions) beam.PCollection {
 	s = s.Scope("ReadReference")
-	return beam.ParDo(s, &readReferenceFn{Thresholds: thresholdsURI, Snapshot: snapshotURI, Default: defaultThreshold}, beam.Impulse(s))
+	return beam.ParDo(s, &readReferenceFn{Opts: o}, beam.Impulse(s))
 }
 
 type readReferenceFn struct {
-	Thresholds string
-	Snapshot   string
-	Default    int64
+	Opts ReferenceOptions
 }
 
 func (f *readReferenceFn) ProcessElement(ctx context.Context, _ []byte, emit func(Reference)) error {
-	ref, err := LoadReference(ctx, f.Thresholds, f.Snapshot, f.Default)
+	ref, err := LoadReference(ctx, f.Opts)
 	if err != nil {
 		return err
 	}
@@ -180,8 +192,41 @@ func (f *readReferenceFn) ProcessElement(ctx context.Context, _ []byte, emit fun
 	return nil
 }
 
-// LoadReference reads the thresholds and snapshot files into a Reference.
-func LoadReference(ctx context.Context, thresholdsURI, snapshotURI string, def int64) (Reference, error) {
+// LoadReference reads the reference data: thresholds, snapshot and, with
+// RestoreFrom, the ledgers restored from the warehouse, which replace the
+// snapshot's items of their keys.
+func LoadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
+	ref, err := loadFiles(ctx, o.Thresholds, o.Snapshot, o.Default)
+	if err != nil || o.RestoreFrom == "" {
+		return ref, err
+	}
+	data, err := ref.Data()
+	if err != nil {
+		return Reference{}, err
+	}
+	restored, st, err := Restore(ctx, o.RestoreFrom, data, o.Horizon)
+	if err != nil {
+		return Reference{}, err
+	}
+	if st.Keys > 0 {
+		slog.Info("stream: ledgers restored from the warehouse", "warehouse", o.RestoreFrom, "keys", st.Keys,
+			"adjustments", st.Rows, "severities_from_alerts", st.Alerts, "took", st.Took.Round(time.Millisecond))
+	}
+	items := make([]SnapshotItem, 0, len(data.Stock)+len(restored))
+	seen := make(map[event.Key]bool, len(restored))
+	for _, it := range restored {
+		seen[event.Key{SKU: it.SKU, LocationID: it.LocationID}] = true
+		items = append(items, it)
+	}
+	for k, it := range data.Stock {
+		if !seen[k] {
+			items = append(items, it)
+		}
+	}
+	return NewReference(data.Thresholds, data.AsOf, items), nil
+}
+
+func loadFiles(ctx context.Context, thresholdsURI, snapshotURI string, def int64) (Reference, error) {
 	if def <= 0 {
 		def = ledger.DefaultThreshold
 	}

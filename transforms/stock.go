@@ -15,24 +15,16 @@ import (
 )
 
 func init() {
-	register.DoFn9x1[context.Context, state.Provider, int, Shard, Reference,
-		func(warehouse.AdjustmentRow), func(warehouse.StockLevelRow), func(warehouse.AlertRow), func(warehouse.DeadLetterRow), error](&stockFn{})
+	register.DoFn6x1[context.Context, state.Provider, int, Shard, Reference, func(Commit), error](&stockFn{})
 	register.Emitter1[warehouse.AdjustmentRow]()
 	register.Emitter1[warehouse.StockLevelRow]()
 	register.Emitter1[warehouse.AlertRow]()
+	register.Emitter1[warehouse.DeadLetterRow]()
 }
 
 // CodeTooLate is the dead-letter reason of an event older than the dedup
 // horizon of its key (see ledger.TooLate).
 const CodeTooLate = "too_late"
-
-// StockOutputs are the results of ApplyStock.
-type StockOutputs struct {
-	Adjustments beam.PCollection // warehouse.AdjustmentRow: every event, APPLIED/SUPERSEDED/DUPLICATE
-	Levels      beam.PCollection // warehouse.StockLevelRow: every change of on-hand
-	Alerts      beam.PCollection // warehouse.AlertRow: every change of severity
-	DeadLetters beam.PCollection // warehouse.DeadLetterRow: events too late to deduplicate
-}
 
 // ApplyStock is a composite transform that applies adjustments to the stock
 // of their (sku, location) key with the ledger semantics (internal/ledger).
@@ -40,12 +32,17 @@ type StockOutputs struct {
 // PCollection of one Reference (thresholds and snapshot) as a side input.
 // horizon bounds the dedup memory per key (0: ledger.DefaultHorizon).
 //
+// It returns a PCollection of Commit, one per input element: the
+// adjustments (every event, APPLIED/SUPERSEDED/DUPLICATE), stock_levels
+// (every change of on-hand), alerts (every change of severity) and dead
+// letters (events too late to deduplicate) that the element's records
+// caused, with their ack ids. WriteCommits stores them; Unpack splits them.
+//
 // State is one value per shard holding the ledgers of the shard's keys
 // (state.Value, which Dataflow runs for Go); see Ledgers.
-func ApplyStock(s beam.Scope, events, ref beam.PCollection, horizon time.Duration) StockOutputs {
+func ApplyStock(s beam.Scope, events, ref beam.PCollection, horizon time.Duration) beam.PCollection {
 	s = s.Scope("ApplyStock")
-	adj, lvl, alerts, dead := beam.ParDo4(s, &stockFn{Horizon: horizon}, events, beam.SideInput{Input: ref})
-	return StockOutputs{Adjustments: adj, Levels: lvl, Alerts: alerts, DeadLetters: dead}
+	return beam.ParDo(s, &stockFn{Horizon: horizon}, events, beam.SideInput{Input: ref})
 }
 
 // stockFn keeps the ledgers of one shard in Beam state.
@@ -91,8 +88,7 @@ func (f *stockFn) now() time.Time {
 }
 
 func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard int, batch Shard, refIn Reference,
-	emitAdj func(warehouse.AdjustmentRow), emitLevel func(warehouse.StockLevelRow),
-	emitAlert func(warehouse.AlertRow), emitDead func(warehouse.DeadLetterRow)) error {
+	emit func(Commit)) error {
 	ref, err := refIn.Data()
 	if err != nil {
 		return err
@@ -118,8 +114,12 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 	c.gen = 0 // changing: not trusted until written
 
 	var applied, dups, dead int64
+	out := Commit{Adjustments: make([]warehouse.AdjustmentRow, 0, len(batch.Records))}
 	for i := range batch.Records {
 		rec := &batch.Records[i]
+		if rec.AckID != "" {
+			out.Acks = append(out.Acks, rec.AckID)
+		}
 		a := &rec.Adj
 		k := a.Key()
 		th := ref.Threshold(k)
@@ -132,19 +132,19 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 		switch res.Outcome {
 		case ledger.TooLate:
 			dead++
-			emitDead(TooLateDeadLetter(rec, now))
+			out.DeadLetters = append(out.DeadLetters, TooLateDeadLetter(rec, now))
 			continue
 		case ledger.Duplicate:
 			dups++
 		default:
 			applied++
 		}
-		emitAdj(AdjustmentRow(rec, res.Outcome, now))
+		out.Adjustments = append(out.Adjustments, AdjustmentRow(rec, res.Outcome, now))
 		if res.Changed() {
-			emitLevel(StockLevelRow(a, res, th, st.Severity, now))
+			out.Levels = append(out.Levels, StockLevelRow(a, res, th, st.Severity, now))
 		}
 		if res.Alert {
-			emitAlert(AlertRow(a, res, th, now))
+			out.Alerts = append(out.Alerts, AlertRow(a, res, th, now))
 		}
 	}
 
@@ -156,6 +156,7 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 		return fmt.Errorf("stock: write gen of shard %d: %w", shard, err)
 	}
 	c.gen = newGen
+	emit(out)
 	f.applied.Inc(ctx, applied)
 	f.dups.Inc(ctx, dups)
 	if dead > 0 {

@@ -240,17 +240,13 @@ func TestStockRules(t *testing.T) {
 	}
 }
 
-// stockOut is DecodeEvents + ApplyStock with dead letters of both merged.
-type stockOut struct {
-	StockOutputs
-}
-
-func stockPipeline(s beam.Scope, batches beam.PCollection) stockOut {
+// stockPipeline is DecodeEvents + ApplyStock, unpacked into rows with the
+// dead letters of both.
+func stockPipeline(s beam.Scope, batches beam.PCollection) Rows {
 	dec := DecodeEvents(s, batches, 4, OriginPubSub)
 	ref := beam.Create(s, testReference())
-	out := ApplyStock(s, dec.Events, ref, 0)
-	out.DeadLetters = beam.Flatten(s, dec.DeadLetters, out.DeadLetters)
-	return stockOut{out}
+	commits := ApplyStock(s, dec.Events, ref, 0)
+	return Unpack(s, beam.Flatten(s, dec.Rejected, commits))
 }
 
 func toAny(ss []string) []any {

@@ -46,6 +46,7 @@ var (
 	maxBatchWait     = flag.Duration("max_batch_wait", 200*time.Millisecond, "how long the source gathers one batch (off Dataflow)")
 	idAttribute      = flag.String("id_attribute", "", "attribute Dataflow's native read deduplicates on")
 	tsAttribute      = flag.String("timestamp_attribute", "", "attribute Dataflow's native read takes timestamps from")
+	restore          = flag.Bool("restore", true, "rebuild stock at start from what the warehouse holds (off: start from --snapshot)")
 )
 
 func main() {
@@ -64,7 +65,7 @@ func main() {
 		Thresholds: *thresholds, Snapshot: *snapshot, DefaultThreshold: *defaultThreshold,
 		AlertTopic: *alertTopic, AlertEncoding: *alertEncoding, DeadLetterTopic: *deadLetterTopic,
 		Warehouse: *warehouseURI, Shards: *shards, Horizon: *horizon, MaxMessages: *maxMessages, MaxBatchWait: *maxBatchWait,
-		IDAttribute: *idAttribute, TimestampAttribute: *tsAttribute,
+		IDAttribute: *idAttribute, TimestampAttribute: *tsAttribute, Restore: *restore && *input == "",
 	}
 	if cfg.AlertEncoding == "" {
 		cfg.AlertEncoding = event.EncodingJSON

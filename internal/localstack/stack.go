@@ -94,7 +94,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		Runner: "prism", Project: cfg.Project, Subscription: stream.DefaultSubscription,
 		Thresholds: cfg.Thresholds, Snapshot: cfg.Snapshot,
 		AlertTopic: stream.DefaultAlertTopic, AlertEncoding: "JSON", DeadLetterTopic: stream.DefaultDeadLetterTopic,
-		Warehouse: cfg.Warehouse,
+		Warehouse: cfg.Warehouse, Restore: true,
 	})
 	if err != nil {
 		return nil, err

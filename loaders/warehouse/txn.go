@@ -204,6 +204,15 @@ func (l *Local) Recover() (int, error) {
 	return finished, nil
 }
 
+// Recover runs Local.Recover on the warehouse at uri if it is local; for
+// BigQuery, whose writes need no recovery, it does nothing.
+func Recover(uri string) (int, error) {
+	if _, _, isBQ, err := parseBQ(uri); err != nil || isBQ {
+		return 0, err
+	}
+	return (&Local{Dir: uri}).Recover()
+}
+
 // writeFileSync writes name in dir atomically and durably: a temporary
 // file, fsynced, renamed, then the directory fsynced.
 func writeFileSync(dir, name string, data []byte) error {

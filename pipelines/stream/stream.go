@@ -69,6 +69,10 @@ type Config struct {
 	// IDAttribute and TimestampAttribute tune the native read on Dataflow.
 	IDAttribute        string
 	TimestampAttribute string
+	// Restore rebuilds the stock ledgers at start from what the warehouse
+	// holds (transforms.Restore), so a job started again after a crash or a
+	// stop goes on from where the last one stored, not from the snapshot.
+	Restore bool
 }
 
 // Dataflow reports whether the job runs on Dataflow.
@@ -109,15 +113,16 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Outputs are the job's main PCollections, for tests.
-type Outputs struct {
-	transforms.StockOutputs
-	// DeadLetters are all dead letters: decoding and too-late events.
-	AllDeadLetters beam.PCollection
-}
-
-// Build adds the job to s. It panics on an invalid Config.
-func Build(s beam.Scope, cfg Config) Outputs {
+// Build adds the job to s and returns its outputs as Commits (rows plus the
+// ack ids of the messages they came from). It panics on an invalid Config.
+//
+// Off Dataflow, one sink (transforms.WriteCommits) stores the rows of each
+// bundle as one warehouse transaction, publishes the alerts and dead letters,
+// then acks the messages: nothing is acked before all it caused is stored.
+// On Dataflow the native Pub/Sub read acks once the service has checkpointed
+// what it read, so the rows go to the usual per-table sinks and the native
+// Pub/Sub write.
+func Build(s beam.Scope, cfg Config) beam.PCollection {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		panic(err)
@@ -136,27 +141,37 @@ func Build(s beam.Scope, cfg Config) Outputs {
 			MaxMessages: cfg.MaxMessages, MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval})
 	}
 	dec := transforms.DecodeEvents(s, batches, cfg.Shards, origin)
-	ref := transforms.ReadReference(s, cfg.Thresholds, cfg.Snapshot, cfg.DefaultThreshold)
-	out := transforms.ApplyStock(s, dec.Events, ref, cfg.Horizon)
-	dead := beam.Flatten(s.Scope("DeadLetters"), dec.DeadLetters, out.DeadLetters)
-
-	warehouse.WriteRows(s, cfg.Warehouse, TableAdjustments, out.Adjustments)
-	warehouse.WriteRows(s, cfg.Warehouse, TableStockLevels, out.Levels)
-	warehouse.WriteRows(s, cfg.Warehouse, TableAlerts, out.Alerts)
-	warehouse.WriteRows(s, cfg.Warehouse, TableDeadLetters, dead)
-
-	publish := func(topic string, msgs beam.PCollection) {
-		if cfg.Dataflow() {
-			transforms.WritePubSubNative(s, cfg.Project, topic, msgs)
-		} else {
-			transforms.WritePubSub(s, cfg.Project, topic, msgs)
-		}
+	refOpts := transforms.ReferenceOptions{Thresholds: cfg.Thresholds, Snapshot: cfg.Snapshot,
+		Default: cfg.DefaultThreshold, Horizon: cfg.Horizon}
+	if cfg.Restore {
+		refOpts.RestoreFrom = cfg.Warehouse
 	}
+	ref := transforms.ReadReference(s, refOpts)
+	commits := beam.Flatten(s.Scope("Outputs"), dec.Rejected, transforms.ApplyStock(s, dec.Events, ref, cfg.Horizon))
+
+	if !cfg.Dataflow() {
+		sub := cfg.Subscription
+		if cfg.Input != "" {
+			sub = ""
+		}
+		transforms.WriteCommits(s, commits, transforms.CommitOptions{Warehouse: cfg.Warehouse, Project: cfg.Project,
+			Subscription: sub, AlertTopic: cfg.AlertTopic, AlertEncoding: cfg.AlertEncoding, DeadLetterTopic: cfg.DeadLetterTopic})
+		return commits
+	}
+
+	out := transforms.Unpack(s, commits)
+	// Rows a table refuses are stored in dead_letters by the sink and go to
+	// the dead-letter topic with the others.
+	dead := beam.Flatten(s.Scope("DeadLetters"), out.DeadLetters,
+		warehouse.WriteRows(s, cfg.Warehouse, TableAdjustments, out.Adjustments),
+		warehouse.WriteRows(s, cfg.Warehouse, TableStockLevels, out.Levels),
+		warehouse.WriteRows(s, cfg.Warehouse, TableAlerts, out.Alerts),
+		warehouse.WriteRows(s, cfg.Warehouse, TableDeadLetters, out.DeadLetters))
 	if cfg.AlertTopic != "" {
-		publish(cfg.AlertTopic, transforms.AlertMessages(s, out.Alerts, cfg.AlertEncoding))
+		transforms.WritePubSubNative(s, cfg.Project, cfg.AlertTopic, transforms.AlertMessages(s, out.Alerts, cfg.AlertEncoding))
 	}
 	if cfg.DeadLetterTopic != "" {
-		publish(cfg.DeadLetterTopic, transforms.DeadLetterMessages(s, dead))
+		transforms.WritePubSubNative(s, cfg.Project, cfg.DeadLetterTopic, transforms.DeadLetterMessages(s, dead))
 	}
-	return Outputs{StockOutputs: out, AllDeadLetters: dead}
+	return commits
 }

@@ -37,7 +37,12 @@ import (
 	"github.com/inventory-events/inventory/transforms"
 )
 
-func TestMain(m *testing.M) { ptest.Main(m) }
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(childEnv); cfg != "" {
+		os.Exit(runChild(cfg))
+	}
+	ptest.Main(m)
+}
 
 const (
 	project        = "test-project"
@@ -221,18 +226,23 @@ type expected struct {
 }
 
 func replay(t *testing.T, rows []byte) expected {
+	return replayWith(t, rows, sampleSnapshot, sampleTh)
+}
+
+// replayWith is replay from another snapshot and thresholds file.
+func replayWith(t *testing.T, rows []byte, snapPath, thPath string) expected {
 	t.Helper()
 	ctx := context.Background()
-	snap, err := snapshot.Read(ctx, sampleSnapshot)
+	snap, err := snapshot.Read(ctx, snapPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(sampleTh)
+	f, err := os.Open(thPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	th, err := ledger.ParseThresholds(f, sampleTh, ledger.DefaultThreshold)
+	th, err := ledger.ParseThresholds(f, thPath, ledger.DefaultThreshold)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,8 +325,10 @@ func stockDiff(got map[event.Key]int64, want expected, start map[event.Key]int64
 	return strings.Join(diffs, "; ")
 }
 
-func snapshotStock(t *testing.T) map[event.Key]int64 {
-	snap, err := snapshot.Read(context.Background(), sampleSnapshot)
+func snapshotStock(t *testing.T) map[event.Key]int64 { return snapshotStockOf(t, sampleSnapshot) }
+
+func snapshotStockOf(t *testing.T, path string) map[event.Key]int64 {
+	snap, err := snapshot.Read(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,8 +396,12 @@ func (a *alertSink) all() []*inventoryv1.LowStockAlert {
 }
 
 // TestEndToEnd publishes the sample CSV to the local Pub/Sub with the job
-// running on Prism: the alerts on low-stock-consumer are the ones a
-// sequential replay raises, and the final stock is exact.
+// running on Prism: the final stock is exact, and per key the alerts on
+// low-stock-consumer form one chain of crossings ending at the final
+// severity. They are usually the very alerts a sequential replay raises, but
+// not always: Beam does not keep the order of elements across bundles, so
+// two events of one key pulled in different batches can reach the stock
+// DoFn swapped, and alerts (unlike stock) depend on arrival order.
 func TestEndToEnd(t *testing.T) {
 	st := newStack(t)
 	data, err := os.ReadFile(sampleCSV)
@@ -409,16 +425,17 @@ func TestEndToEnd(t *testing.T) {
 		d := stockDiff(got, want, start)
 		return d == "", d
 	})
-	waitFor(t, 60*time.Second, "alerts", func() (bool, string) {
-		got := sink.ids()
-		return len(got) >= len(want.alerts), fmt.Sprintf("%d of %d alerts", len(got), len(want.alerts))
+	waitFor(t, 60*time.Second, "alert chains", func() (bool, string) {
+		msg := checkChains(sink.all(), want)
+		return msg == "", msg
 	})
 	got := sink.ids()
+	if len(got) != len(slices.Compact(slices.Sorted(slices.Values(got)))) {
+		t.Errorf("an alert reached the topic twice: %v", got)
+	}
 	slices.Sort(got)
-	wantIDs := slices.Sorted(slices.Values(want.alerts))
-	if !slices.Equal(got, wantIDs) {
-		t.Errorf("alerts on low-stock-consumer differ from the sequential replay: got %d, want %d\n%s",
-			len(got), len(wantIDs), alertDiff(sink.all(), want))
+	if wantIDs := slices.Sorted(slices.Values(want.alerts)); !slices.Equal(got, wantIDs) {
+		t.Logf("arrival order differed from file order; alerts not the replay's:\n%s", alertDiff(sink.all(), want))
 	}
 }
 
@@ -478,7 +495,11 @@ func checkChains(alerts []*inventoryv1.LowStockAlert, want expected) string {
 	}
 	for k, final := range want.stock {
 		chain := byKey[k]
-		slices.SortFunc(chain, func(a, b *inventoryv1.LowStockAlert) int { return strings.Compare(a.GetAlertTime(), b.GetAlertTime()) })
+		// By time, not by string: RFC 3339 with trailing zeros trimmed
+		// does not sort (".422Z" > ".422093Z").
+		slices.SortFunc(chain, func(a, b *inventoryv1.LowStockAlert) int {
+			return alertTime(a).Compare(alertTime(b))
+		})
 		cur := name(want.start[k])
 		for _, a := range chain {
 			if a.GetPreviousSeverity().String() != cur {
@@ -498,6 +519,11 @@ func checkChains(alerts []*inventoryv1.LowStockAlert, want expected) string {
 		}
 	}
 	return ""
+}
+
+func alertTime(a *inventoryv1.LowStockAlert) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, a.GetAlertTime())
+	return t
 }
 
 // alertDiff describes the alerts missing from or extra to want.

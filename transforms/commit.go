@@ -1,0 +1,275 @@
+package transforms
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"reflect"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/inventory-events/inventory/loaders/warehouse"
+)
+
+func init() {
+	beam.RegisterType(reflect.TypeOf(Commit{}))
+	beam.RegisterCoder(reflect.TypeOf(Commit{}), encodeCommit, decodeCommit)
+	register.DoFn2x1[context.Context, Commit, error](&commitFn{})
+	register.DoFn5x0[Commit, func(warehouse.AdjustmentRow), func(warehouse.StockLevelRow), func(warehouse.AlertRow), func(warehouse.DeadLetterRow)](&unpackFn{})
+}
+
+// Commit is everything one element of the job produced from a set of
+// messages, and the ack ids of those messages: the unit that WriteCommits
+// stores, publishes and then acknowledges, so that a message is acked only
+// once all it caused is durable.
+type Commit struct {
+	Adjustments []warehouse.AdjustmentRow `json:"a,omitempty"`
+	Levels      []warehouse.StockLevelRow `json:"l,omitempty"`
+	Alerts      []warehouse.AlertRow      `json:"x,omitempty"`
+	DeadLetters []warehouse.DeadLetterRow `json:"d,omitempty"`
+	Acks        []string                  `json:"k,omitempty"`
+}
+
+func (c *Commit) rows() int {
+	return len(c.Adjustments) + len(c.Levels) + len(c.Alerts) + len(c.DeadLetters)
+}
+
+func encodeCommit(c Commit) ([]byte, error) { return json.Marshal(c) }
+
+func decodeCommit(b []byte) (Commit, error) {
+	var c Commit
+	err := json.Unmarshal(b, &c)
+	return c, err
+}
+
+// Rows are the outputs of the job as one PCollection per table.
+type Rows struct {
+	Adjustments beam.PCollection // warehouse.AdjustmentRow: every event, APPLIED/SUPERSEDED/DUPLICATE
+	Levels      beam.PCollection // warehouse.StockLevelRow: every change of on-hand
+	Alerts      beam.PCollection // warehouse.AlertRow: every change of severity
+	DeadLetters beam.PCollection // warehouse.DeadLetterRow: invalid and too-late events
+}
+
+// Unpack is a composite transform that splits a PCollection of Commit into
+// its rows, one PCollection per table (ack ids are dropped: use it where the
+// source acks by itself, or for tests).
+func Unpack(s beam.Scope, commits beam.PCollection) Rows {
+	s = s.Scope("Unpack")
+	adj, lvl, alerts, dead := beam.ParDo4(s, &unpackFn{}, commits)
+	return Rows{Adjustments: adj, Levels: lvl, Alerts: alerts, DeadLetters: dead}
+}
+
+type unpackFn struct{}
+
+func (unpackFn) ProcessElement(c Commit, adj func(warehouse.AdjustmentRow), lvl func(warehouse.StockLevelRow),
+	alert func(warehouse.AlertRow), dead func(warehouse.DeadLetterRow)) {
+	for _, r := range c.Adjustments {
+		adj(r)
+	}
+	for _, r := range c.Levels {
+		lvl(r)
+	}
+	for _, r := range c.Alerts {
+		alert(r)
+	}
+	for _, r := range c.DeadLetters {
+		dead(r)
+	}
+}
+
+// CommitOptions configures WriteCommits.
+type CommitOptions struct {
+	// Warehouse is a local directory or bq://PROJECT.DATASET.
+	Warehouse string
+	// Project and Subscription name where the ack ids come from ("": no
+	// acks, as for a CSV replay).
+	Project      string
+	Subscription string
+	// AlertTopic and DeadLetterTopic receive alerts and dead letters ("":
+	// not published); AlertEncoding is the alert topic's schema encoding.
+	AlertTopic      string
+	AlertEncoding   string
+	DeadLetterTopic string
+	// BatchRows stores what is buffered once it holds this many rows
+	// (default 2000); a bundle's end always stores.
+	BatchRows int
+}
+
+// WriteCommits is a composite transform that makes the job's outputs
+// durable and then acknowledges the messages they came from. For what a
+// bundle buffered it, in this order:
+//
+//  1. publishes the alerts and dead letters to their topics and waits for
+//     Pub/Sub to take them (at least once: a crash after this step publishes
+//     them again, with the same alert_id);
+//  2. writes dead_letters, stock_levels, low_stock_alerts and adjustments
+//     with warehouse.WriteAll: one transaction in the local warehouse;
+//     adjustments last in BigQuery, since the restore at start
+//     (ReadReference with a warehouse) rebuilds stock from them;
+//  3. acknowledges the messages.
+//
+// A crash at any point leaves the messages unacked, so Pub/Sub delivers them
+// again; the restored ledgers see those already stored as duplicates.
+func WriteCommits(s beam.Scope, commits beam.PCollection, o CommitOptions) {
+	s = s.Scope("WriteCommits")
+	beam.ParDo0(s, &commitFn{Opts: o}, commits)
+}
+
+type commitFn struct {
+	Opts CommitOptions
+
+	w        warehouse.Writer
+	client   *pubsub.Client
+	alerts   *pubsub.Publisher
+	dead     *pubsub.Publisher
+	buf      []Commit
+	buffered int
+	stored   beam.Counter
+	acked    beam.Counter
+}
+
+func (f *commitFn) Setup(ctx context.Context) error {
+	w, err := warehouse.Open(ctx, f.Opts.Warehouse)
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	f.w = w
+	if f.Opts.BatchRows <= 0 {
+		f.Opts.BatchRows = 2000
+	}
+	if f.Opts.Subscription != "" || f.Opts.AlertTopic != "" || f.Opts.DeadLetterTopic != "" {
+		if f.client, err = newPubSubClient(ctx, f.Opts.Project); err != nil {
+			return err
+		}
+		if f.Opts.AlertTopic != "" {
+			f.alerts = f.client.Publisher(TopicPath(f.Opts.Project, f.Opts.AlertTopic))
+		}
+		if f.Opts.DeadLetterTopic != "" {
+			f.dead = f.client.Publisher(TopicPath(f.Opts.Project, f.Opts.DeadLetterTopic))
+		}
+	}
+	f.stored = beam.NewCounter(MetricNamespace, "rows_stored")
+	f.acked = beam.NewCounter(MetricNamespace, "acked")
+	return nil
+}
+
+func (f *commitFn) ProcessElement(ctx context.Context, c Commit) error {
+	f.buf = append(f.buf, c)
+	f.buffered += c.rows()
+	if f.buffered >= f.Opts.BatchRows {
+		return f.flush(ctx)
+	}
+	return nil
+}
+
+func (f *commitFn) FinishBundle(ctx context.Context) error { return f.flush(ctx) }
+
+func (f *commitFn) flush(ctx context.Context) error {
+	if len(f.buf) == 0 {
+		return nil
+	}
+	var all Commit
+	for i := range f.buf {
+		c := &f.buf[i]
+		all.Adjustments = append(all.Adjustments, c.Adjustments...)
+		all.Levels = append(all.Levels, c.Levels...)
+		all.Alerts = append(all.Alerts, c.Alerts...)
+		all.DeadLetters = append(all.DeadLetters, c.DeadLetters...)
+		all.Acks = append(all.Acks, c.Acks...)
+	}
+	clear(f.buf)
+	f.buf, f.buffered = f.buf[:0], 0
+
+	if err := f.publish(ctx, all.Alerts, all.DeadLetters); err != nil {
+		return err
+	}
+	rejected, err := warehouse.WriteAll(ctx, f.w, []warehouse.TableRows{
+		{Table: warehouse.DeadLetters, Rows: all.DeadLetters},
+		{Table: warehouse.StockLevels, Rows: all.Levels},
+		{Table: warehouse.LowStockAlerts, Rows: all.Alerts},
+		{Table: warehouse.Adjustments, Rows: all.Adjustments},
+	})
+	if err != nil {
+		return fmt.Errorf("commit: store %d rows: %w", all.rows(), err)
+	}
+	if len(rejected) > 0 {
+		// Already in dead_letters; tell the dead-letter topic too.
+		if err := f.publish(ctx, nil, rejected); err != nil {
+			return err
+		}
+	}
+	f.stored.Inc(ctx, int64(all.rows()))
+	if len(all.Acks) > 0 {
+		if err := f.ack(ctx, all.Acks); err != nil {
+			// Not fatal: the messages come back and are seen as duplicates.
+			slog.Warn("commit: acknowledge failed; the messages will be redelivered", "subscription", f.Opts.Subscription, "messages", len(all.Acks), "err", err)
+		}
+		f.acked.Inc(ctx, int64(len(all.Acks)))
+		noteAcked(len(all.Acks))
+	}
+	return nil
+}
+
+func (f *commitFn) publish(ctx context.Context, alerts []warehouse.AlertRow, dead []warehouse.DeadLetterRow) error {
+	var pending []*pubsub.PublishResult
+	if f.alerts != nil {
+		for _, r := range alerts {
+			data, attrs, err := AlertMessage(r, f.Opts.AlertEncoding)
+			if err != nil {
+				return err
+			}
+			pending = append(pending, f.alerts.Publish(ctx, &pubsub.Message{Data: data, Attributes: attrs}))
+		}
+	}
+	if f.dead != nil {
+		for _, r := range dead {
+			data, attrs, err := DeadLetterMessage(r)
+			if err != nil {
+				return err
+			}
+			pending = append(pending, f.dead.Publish(ctx, &pubsub.Message{Data: data, Attributes: attrs}))
+		}
+	}
+	for _, p := range pending {
+		if _, err := p.Get(ctx); err != nil {
+			return fmt.Errorf("commit: publish: %w", err)
+		}
+	}
+	return nil
+}
+
+func (f *commitFn) ack(ctx context.Context, ids []string) error {
+	const chunk = 2500 // well under the request size limit
+	sub := SubscriptionPath(f.Opts.Project, f.Opts.Subscription)
+	for len(ids) > 0 {
+		n := min(chunk, len(ids))
+		if err := f.client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{
+			Subscription: sub, AckIds: ids[:n]}); err != nil {
+			return fmt.Errorf("pubsub acknowledge: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+func (f *commitFn) Teardown() error {
+	for _, p := range []*pubsub.Publisher{f.alerts, f.dead} {
+		if p != nil {
+			p.Stop()
+		}
+	}
+	var err error
+	if f.client != nil {
+		err = f.client.Close()
+	}
+	if f.w != nil {
+		if cerr := f.w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
