@@ -58,7 +58,7 @@ vuln: ## govulncheck against a vulnerability DB built from golang.org/x/vulndb (
 	  -vulns $$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv -out $(CURDIR)/$(BIN)/vulndb
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@v1.9.0 -db file://$(CURDIR)/$(BIN)/vulndb ./...
 
-bench: bench-core bench-emulator bench-stream bench-nightly ## every benchmark
+bench: bench-core bench-emulator bench-stream bench-nightly bench-restore ## every benchmark
 
 bench-core: ## per-event core: decode, validate, dedup, stock
 	$(GO) test -run XXX -bench . -benchmem ./internal/event ./internal/ledger
@@ -68,6 +68,9 @@ bench-emulator: ## local Pub/Sub vs pstest: 100k published, drained by Receive a
 
 bench-stream: ## streaming job on Prism vs a plain Go consumer
 	$(GO) run ./pipelines/stream/cmd/streambench
+
+bench-restore: ## the stream's restore at start: 100k stored adjustments replayed into ledgers
+	$(GO) test -run '^$$' -bench BenchmarkRestore -benchtime 3x ./transforms
 
 bench-nightly: ## nightly job on 1M events vs DuckDB
 	$(GO) run ./pipelines/nightly/cmd/nightlybench

@@ -68,7 +68,7 @@ func TestDataflowDryRun(t *testing.T) {
 			t.Errorf("dry run output lacks %q", want)
 		}
 	}
-	for _, unwanted := range []string{"transforms.pullFn", "transforms.publishFn"} {
+	for _, unwanted := range []string{"transforms.pullFn", "transforms.commitFn"} {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("dry run output has %q: the Dataflow job must use the native Pub/Sub transforms", unwanted)
 		}
