@@ -27,7 +27,7 @@ func init() {
 // schema encoding ("JSON" or "BINARY"), with the attributes alert_id, sku,
 // location_id and severity. It expects a PCollection of warehouse.AlertRow
 // and returns a PCollection of []byte, each a marshaled
-// pubsubpb.PubsubMessage (for WritePubSub or Dataflow's native write).
+// pubsubpb.PubsubMessage (for Dataflow's native write).
 func AlertMessages(s beam.Scope, alerts beam.PCollection, encoding string) beam.PCollection {
 	s = s.Scope("AlertMessages")
 	if encoding != event.EncodingJSON && encoding != event.EncodingBinary {

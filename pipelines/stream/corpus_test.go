@@ -1,0 +1,200 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+
+	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/transforms"
+)
+
+const corpusDir = "../../testdata/badinput"
+
+// TestCorpusThroughStream sends every payload of the bad-input corpus to
+// the running job through a topic without a schema (so that what Pub/Sub
+// would refuse at publish reaches the job too), plus one valid event, and
+// checks that each bad one is in dead_letters and on the dead-letter topic
+// with its specific reason, the valid one is applied, and the counts
+// reconcile: received = applied + dead-lettered.
+func TestCorpusThroughStream(t *testing.T) {
+	st := newStack(t)
+	ctx := context.Background()
+	raw, rawSub := "projects/"+project+"/topics/raw-adjustments", "projects/"+project+"/subscriptions/raw-adjustments-sub"
+	if _, err := st.admin.Client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: raw}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.admin.Client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: rawSub, Topic: raw, AckDeadlineSeconds: 30}); err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Name, File, Encoding, Reason string
+	}
+	b, err := os.ReadFile(filepath.Join(corpusDir, "cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	pub := st.admin.Client.Publisher(raw)
+	want := map[string]string{} // payload -> reason
+	for _, c := range cases {
+		data, err := os.ReadFile(filepath.Join(corpusDir, c.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[string(data)] = c.Reason
+		if _, err := pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{event.AttrEncoding: c.Encoding}}).Get(ctx); err != nil {
+			t.Fatalf("publish %s: %v", c.Name, err)
+		}
+	}
+	good := event.Adjustment{EventID: "corpus-good", SKU: "SKU-00001", LocationID: "STORE-001", Reason: event.Received,
+		Quantity: 5, EventTime: time.Now().Add(-time.Hour).UnixMicro()}
+	data, err := event.MarshalJSON(&good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}).Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pub.Stop()
+
+	cfg := st.config()
+	cfg.Subscription = rawSub
+	j := startJob(t, cfg)
+	defer j.stop(t)
+	waitFor(t, 90*time.Second, "every case stored", func() (bool, string) {
+		n := queryInt(t, st.warehouse, `SELECT count(DISTINCT message_id) AS n FROM dead_letters`)
+		a := queryInt(t, st.warehouse, `SELECT count(*) AS n FROM adjustments`)
+		return n >= int64(len(cases)) && a >= 1, fmt.Sprintf("%d of %d dead letters, %d of 1 adjustments", n, len(cases), a)
+	})
+	rows, err := warehouse.QueryRows(ctx, st.warehouse, `SELECT reason, payload, stage, origin FROM dead_letters`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(cases) {
+		t.Errorf("%d dead-letter rows, want %d", len(rows), len(cases))
+	}
+	got := map[string]string{}
+	for _, r := range rows {
+		payload, _ := r["payload"].([]byte)
+		got[string(payload)] = r["reason"].(string)
+		if r["stage"] != warehouse.StageStream || r["origin"] != transforms.OriginPubSub {
+			t.Errorf("dead letter %v: want stage %s origin %s", r, warehouse.StageStream, transforms.OriginPubSub)
+		}
+	}
+	for _, c := range cases {
+		data, _ := os.ReadFile(filepath.Join(corpusDir, c.File))
+		if got[string(data)] != c.Reason {
+			t.Errorf("%s: dead-letter reason %q, want %q", c.Name, got[string(data)], c.Reason)
+		}
+	}
+	if n := queryInt(t, st.warehouse, `SELECT count(*) AS n FROM adjustments WHERE event_id = 'corpus-good' AND status = 'APPLIED'`); n != 1 {
+		t.Errorf("the valid event: %d APPLIED rows, want 1", n)
+	}
+	// The dead-letter topic carries the same reasons.
+	topic := map[string]string{}
+	waitFor(t, 30*time.Second, "dead letters on the topic", func() (bool, string) {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		resp, err := st.admin.Client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{
+			Subscription: transforms.SubscriptionPath(project, "inventory-dead-letter-sub"), MaxMessages: 1000})
+		if err == nil {
+			for _, m := range resp.GetReceivedMessages() {
+				var dl struct {
+					Reason  string `json:"reason"`
+					Payload []byte `json:"payload"`
+				}
+				if err := json.Unmarshal(m.GetMessage().GetData(), &dl); err != nil {
+					t.Errorf("dead letter on the topic %q: %v", m.GetMessage().GetData(), err)
+				}
+				topic[string(dl.Payload)] = dl.Reason
+			}
+		}
+		return len(topic) >= len(cases), fmt.Sprintf("%d of %d", len(topic), len(cases))
+	})
+	for payload, reason := range want {
+		if topic[payload] != reason {
+			t.Errorf("payload %.40q on the topic: reason %q, want %q", payload, topic[payload], reason)
+		}
+	}
+}
+
+// TestCSVCorpusThroughStream replays each bad CSV of the corpus through the
+// job (--input): every bad row is a dead letter with its reason, good rows
+// are applied, and a file without the required columns fails the run with
+// a clear error.
+func TestCSVCorpusThroughStream(t *testing.T) {
+	var cases []struct {
+		File     string `json:"file"`
+		Accepted int    `json:"accepted"`
+		Rejected []struct {
+			Line   int    `json:"line"`
+			Reason string `json:"reason"`
+		} `json:"rejected"`
+		HeaderError string `json:"header_error"`
+	}
+	b, err := os.ReadFile(filepath.Join(corpusDir, "csv", "cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(strings.TrimSuffix(c.File, ".csv"), func(t *testing.T) {
+			dir := t.TempDir()
+			p, s := beam.NewPipelineWithRoot()
+			Build(s, Config{Runner: "prism", Input: filepath.Join(corpusDir, "csv", c.File), AlertEncoding: event.EncodingJSON, Warehouse: dir})
+			pr, err := ptest.RunWithMetrics(p)
+			if c.HeaderError != "" {
+				if err == nil || !strings.Contains(err.Error(), c.HeaderError) {
+					t.Fatalf("run: %v, want an error about the header (%q)", err, c.HeaderError)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			counts := transforms.CountsOf(pr)
+			if counts.Received != int64(c.Accepted+len(c.Rejected)) || !counts.Balanced() || counts.DeadLettered != int64(len(c.Rejected)) {
+				t.Errorf("counters %+v: want %d received, %d dead-lettered, balanced", counts, c.Accepted+len(c.Rejected), len(c.Rejected))
+			}
+			rows, err := warehouse.QueryRows(context.Background(), dir, `SELECT reason, attributes, origin FROM dead_letters`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != len(c.Rejected) {
+				t.Fatalf("%d dead letters, want %d", len(rows), len(c.Rejected))
+			}
+			for _, r := range c.Rejected {
+				found := false
+				for _, row := range rows {
+					line := fmt.Sprintf(`"%s":"%d"`, transforms.AttrCSVLine, r.Line)
+					if row["reason"] == r.Reason && strings.Contains(row["attributes"].(string), line) && row["origin"] == transforms.OriginCSV {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("line %d: no dead letter with reason %s in %v", r.Line, r.Reason, rows)
+				}
+			}
+			if n := queryInt(t, dir, `SELECT count(*) AS n FROM adjustments WHERE status = 'APPLIED'`); n != int64(c.Accepted) {
+				t.Errorf("%d applied, want %d", n, c.Accepted)
+			}
+		})
+	}
+}
