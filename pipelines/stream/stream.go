@@ -147,18 +147,23 @@ func Build(s beam.Scope, cfg Config) beam.PCollection {
 		refOpts.RestoreFrom = cfg.Warehouse
 	}
 	ref := transforms.ReadReference(s, refOpts)
-	commits := beam.Flatten(s.Scope("Outputs"), dec.Rejected, transforms.ApplyStock(s, dec.Events, ref, cfg.Horizon))
+	stock := transforms.ApplyStock(s, dec.Events, ref, cfg.Horizon)
 
 	if !cfg.Dataflow() {
 		sub := cfg.Subscription
 		if cfg.Input != "" {
 			sub = ""
 		}
-		transforms.WriteCommits(s, commits, transforms.CommitOptions{Warehouse: cfg.Warehouse, Project: cfg.Project,
-			Subscription: sub, AlertTopic: cfg.AlertTopic, AlertEncoding: cfg.AlertEncoding, DeadLetterTopic: cfg.DeadLetterTopic})
-		return commits
+		opts := transforms.CommitOptions{Warehouse: cfg.Warehouse, Project: cfg.Project,
+			Subscription: sub, AlertTopic: cfg.AlertTopic, AlertEncoding: cfg.AlertEncoding, DeadLetterTopic: cfg.DeadLetterTopic}
+		// One sink per producer rather than one after a Flatten: Prism
+		// fuses each with its producer, so commits are never encoded.
+		transforms.WriteCommits(s.Scope("Rejected"), dec.Rejected, opts)
+		transforms.WriteCommits(s.Scope("Stock"), stock, opts)
+		return beam.Flatten(s.Scope("Outputs"), dec.Rejected, stock)
 	}
 
+	commits := beam.Flatten(s.Scope("Outputs"), dec.Rejected, stock)
 	out := transforms.Unpack(s, commits)
 	// Rows a table refuses are stored in dead_letters by the sink and go to
 	// the dead-letter topic with the others.
