@@ -30,11 +30,14 @@ func (c *captureLog) Log(_ context.Context, _ beamlog.Severity, _ int, msg strin
 
 // TestDataflowDryRun translates the job for Dataflow with --dry_run and no
 // credentials: a streaming job whose Pub/Sub read and writes are the
-// runner's native transforms, not the SDF or the publishing DoFn.
+// runner's native transforms, not the SDF or the acking sink.
 func TestDataflowDryRun(t *testing.T) {
+	// environment_type too: a Prism run earlier in this process sets it to
+	// LOOPBACK, which Dataflow refuses.
 	for name, v := range map[string]string{
 		"dry_run": "true", "project": "inventory-prod", "region": "europe-west1",
 		"staging_location": "gs://inventory-staging/stream", "temp_location": "gs://inventory-staging/tmp",
+		"environment_type": "DOCKER",
 	} {
 		old := flag.Lookup(name).Value.String()
 		if err := flag.Set(name, v); err != nil {
