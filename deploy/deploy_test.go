@@ -157,6 +157,10 @@ func TestDockerfiles(t *testing.T) {
 		t.Fatal("go.mod has no go directive")
 	}
 	goVersion := m[1]
+	tc := regexp.MustCompile(`(?m)^export GOTOOLCHAIN := (\S+)`).FindStringSubmatch(read(t, "Makefile"))
+	if tc == nil {
+		t.Fatal("the Makefile sets no GOTOOLCHAIN")
+	}
 
 	for _, job := range []string{"trigger", "stream", "nightly"} {
 		t.Run(job, func(t *testing.T) {
@@ -166,6 +170,9 @@ func TestDockerfiles(t *testing.T) {
 			}
 			if !strings.HasPrefix(d.froms[0], "golang:"+goVersion) {
 				t.Errorf("build stage %s, want golang:%s (go.mod)", d.froms[0], goVersion)
+			}
+			if d.env["GOTOOLCHAIN"] != tc[1] {
+				t.Errorf("build stage GOTOOLCHAIN=%q, want the Makefile's %s (the Go that CI scans)", d.env["GOTOOLCHAIN"], tc[1])
 			}
 			if !slices.Equal(d.buildPkgs, []string{"cmd/" + job}) {
 				t.Errorf("go build targets %v, want [cmd/%s]", d.buildPkgs, job)
