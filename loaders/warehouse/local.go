@@ -60,6 +60,17 @@ func (l *Local) Write(ctx context.Context, table string, rows any) error {
 }
 
 func (l *Local) write(t *Table, vals []reflect.Value) error {
+	days, byDay := partitions(t, vals)
+	for _, d := range days {
+		if err := writeParquet(partitionDir(l.Dir, t.Name, d), t, byDay[d]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// partitions groups rows by their partition date, dates in order.
+func partitions(t *Table, vals []reflect.Value) ([]time.Time, map[time.Time][]reflect.Value) {
 	byDay := map[time.Time][]reflect.Value{}
 	for _, v := range vals {
 		d := t.partitionDate(v)
@@ -70,12 +81,7 @@ func (l *Local) write(t *Table, vals []reflect.Value) error {
 		days = append(days, d)
 	}
 	sort.Slice(days, func(i, j int) bool { return days[i].Before(days[j]) })
-	for _, d := range days {
-		if err := writeParquet(partitionDir(l.Dir, t.Name, d), t, byDay[d]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return days, byDay
 }
 
 // Close does nothing: every Write is durable when it returns.

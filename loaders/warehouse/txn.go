@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"time"
 
@@ -116,16 +115,7 @@ func (l *Local) writeAll(ctx context.Context, parts []TableRows) error {
 			os.RemoveAll(dir)
 			return err
 		}
-		byDay := map[time.Time][]reflect.Value{}
-		for _, v := range vals {
-			d := t.partitionDate(v)
-			byDay[d] = append(byDay[d], v)
-		}
-		days := make([]time.Time, 0, len(byDay))
-		for d := range byDay {
-			days = append(days, d)
-		}
-		sort.Slice(days, func(i, j int) bool { return days[i].Before(days[j]) })
+		days, byDay := partitions(t, vals)
 		for _, d := range days {
 			files = append(files, file{t, d, byDay[d]})
 		}
