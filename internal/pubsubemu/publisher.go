@@ -159,14 +159,7 @@ func (g *publisherService) ListTopics(_ context.Context, req *pb.ListTopicsReque
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var names []string
-	for n := range s.topics {
-		if projectOf(n) == req.Project {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	page, next := paginate(names, req.PageToken, req.PageSize)
+	page, next := paginate(namesOf(s.topics, req.Project), req.PageToken, req.PageSize)
 	resp := &pb.ListTopicsResponse{NextPageToken: next}
 	for _, n := range page {
 		t := s.topics[n]

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -261,6 +262,19 @@ func idOf(name string) string {
 }
 
 // paginate returns the slice of sorted names for a page token and size.
+// namesOf returns the sorted names in m (topics or subscriptions) that
+// belong to project.
+func namesOf[V any](m map[string]V, project string) []string {
+	var names []string
+	for n := range m {
+		if projectOf(n) == project {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
 func paginate(names []string, token string, size int32) (page []string, next string) {
 	start := 0
 	if token != "" {

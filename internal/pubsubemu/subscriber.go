@@ -578,14 +578,7 @@ func (g *subscriberService) ListSubscriptions(_ context.Context, req *pb.ListSub
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var names []string
-	for n := range s.subs {
-		if projectOf(n) == req.Project {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	page, next := paginate(names, req.PageToken, req.PageSize)
+	page, next := paginate(namesOf(s.subs, req.Project), req.PageToken, req.PageSize)
 	resp := &pb.ListSubscriptionsResponse{NextPageToken: next}
 	for _, n := range page {
 		sub := s.subs[n]
