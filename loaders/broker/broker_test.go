@@ -228,13 +228,22 @@ func assertStock(t *testing.T, got, want map[event.Key]int64) {
 func drain(t *testing.T, a *broker.Admin, sub string) int {
 	t.Helper()
 	n := 0
+	eachDeadLetter(t, a, sub, func(*pubsubpb.PubsubMessage, *inventoryv1.DeadLetter) { n++ })
+	return n
+}
+
+// eachDeadLetter pulls and acks subscription sub until it is empty, calling
+// fn with each message and the DeadLetter it holds; a message that is not a
+// DeadLetter with a reason fails the test.
+func eachDeadLetter(t *testing.T, a *broker.Admin, sub string, fn func(*pubsubpb.PubsubMessage, *inventoryv1.DeadLetter)) {
+	t.Helper()
+	path := "projects/" + project + "/subscriptions/" + sub
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		resp, err := a.Client.SubscriptionAdminClient.Pull(ctx, &pubsubpb.PullRequest{
-			Subscription: "projects/" + project + "/subscriptions/" + sub, MaxMessages: 1000})
+		resp, err := a.Client.SubscriptionAdminClient.Pull(ctx, &pubsubpb.PullRequest{Subscription: path, MaxMessages: 1000})
 		cancel()
 		if err != nil || len(resp.GetReceivedMessages()) == 0 {
-			return n
+			return
 		}
 		var ids []string
 		for _, m := range resp.GetReceivedMessages() {
@@ -242,11 +251,11 @@ func drain(t *testing.T, a *broker.Admin, sub string) int {
 			if err := protojson.Unmarshal(m.GetMessage().GetData(), &dl); err != nil || dl.GetReason() == "" {
 				t.Errorf("dead letter %q: %v", m.GetMessage().GetData(), err)
 			}
+			fn(m.GetMessage(), &dl)
 			ids = append(ids, m.GetAckId())
 		}
-		n += len(ids)
 		if err := a.Client.SubscriptionAdminClient.Acknowledge(context.Background(), &pubsubpb.AcknowledgeRequest{
-			Subscription: "projects/" + project + "/subscriptions/" + sub, AckIds: ids}); err != nil {
+			Subscription: path, AckIds: ids}); err != nil {
 			t.Fatal(err)
 		}
 	}

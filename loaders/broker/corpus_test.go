@@ -13,7 +13,6 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/broker"
@@ -47,31 +46,13 @@ func loadCorpus(t *testing.T) []corpusCase {
 func deadLetterReasons(t *testing.T, a *broker.Admin) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		resp, err := a.Client.SubscriptionAdminClient.Pull(ctx, &pubsubpb.PullRequest{
-			Subscription: "projects/" + project + "/subscriptions/inventory-dead-letter-sub", MaxMessages: 1000})
-		cancel()
-		if err != nil || len(resp.GetReceivedMessages()) == 0 {
-			return out
+	eachDeadLetter(t, a, "inventory-dead-letter-sub", func(m *pubsubpb.PubsubMessage, dl *inventoryv1.DeadLetter) {
+		if m.GetAttributes()[broker.AttrDeadLetterReason] != dl.GetReason() {
+			t.Errorf("attribute %v, record reason %s", m.GetAttributes(), dl.GetReason())
 		}
-		var ids []string
-		for _, m := range resp.GetReceivedMessages() {
-			var dl inventoryv1.DeadLetter
-			if err := protojson.Unmarshal(m.GetMessage().GetData(), &dl); err != nil {
-				t.Fatalf("dead letter %q: %v", m.GetMessage().GetData(), err)
-			}
-			if m.GetMessage().GetAttributes()[broker.AttrDeadLetterReason] != dl.GetReason() {
-				t.Errorf("attribute %v, record reason %s", m.GetMessage().GetAttributes(), dl.GetReason())
-			}
-			out[string(dl.GetPayload())] = dl.GetReason()
-			ids = append(ids, m.GetAckId())
-		}
-		if err := a.Client.SubscriptionAdminClient.Acknowledge(context.Background(), &pubsubpb.AcknowledgeRequest{
-			Subscription: "projects/" + project + "/subscriptions/inventory-dead-letter-sub", AckIds: ids}); err != nil {
-			t.Fatal(err)
-		}
-	}
+		out[string(dl.GetPayload())] = dl.GetReason()
+	})
+	return out
 }
 
 // TestCorpusThroughConsumer sends every bad payload of the corpus to a
