@@ -416,23 +416,8 @@ func TestEndToEnd(t *testing.T) {
 	// One at a time, in file order: the client's batches are concurrent
 	// and would reorder, and alerts (unlike stock) depend on arrival order.
 	st.publishInOrder(t, data)
-	ctx := context.Background()
-	waitFor(t, 120*time.Second, "final stock", func() (bool, string) {
-		got, err := finalStock(ctx, st.warehouse)
-		if err != nil {
-			return false, err.Error()
-		}
-		d := stockDiff(got, want, start)
-		return d == "", d
-	})
-	waitFor(t, 60*time.Second, "alert chains", func() (bool, string) {
-		msg := checkChains(sink.all(), want)
-		return msg == "", msg
-	})
+	checkStockAndAlerts(t, st, sink, want, start)
 	got := sink.ids()
-	if len(got) != len(slices.Compact(slices.Sorted(slices.Values(got)))) {
-		t.Errorf("an alert reached the topic twice: %v", got)
-	}
 	slices.Sort(got)
 	if wantIDs := slices.Sorted(slices.Values(want.alerts)); !slices.Equal(got, wantIDs) {
 		t.Logf("arrival order differed from file order; alerts not the replay's:\n%s", alertDiff(sink.all(), want))
@@ -455,6 +440,14 @@ func TestEndToEndDuplicatedShuffled(t *testing.T) {
 	j := startJob(t, st.config())
 	defer j.stop(t)
 	st.publish(t, shuffled)
+	checkStockAndAlerts(t, st, sink, want, start)
+}
+
+// checkStockAndAlerts waits until the warehouse's final stock equals want
+// and every key's alert chain on the topic ends at its final severity
+// (checkChains), then checks that no alert reached the topic twice.
+func checkStockAndAlerts(t *testing.T, st *stack, sink *alertSink, want expected, start map[event.Key]int64) {
+	t.Helper()
 	ctx := context.Background()
 	waitFor(t, 120*time.Second, "final stock", func() (bool, string) {
 		got, err := finalStock(ctx, st.warehouse)
@@ -464,14 +457,12 @@ func TestEndToEndDuplicatedShuffled(t *testing.T) {
 		d := stockDiff(got, want, start)
 		return d == "", d
 	})
-	// Wait until every key's alert chain ends at its final severity.
 	waitFor(t, 60*time.Second, "alert chains", func() (bool, string) {
 		msg := checkChains(sink.all(), want)
 		return msg == "", msg
 	})
-	ids := sink.ids()
 	seen := map[string]bool{}
-	for _, id := range ids {
+	for _, id := range sink.ids() {
 		if seen[id] {
 			t.Errorf("alert %s delivered twice", id)
 		}
