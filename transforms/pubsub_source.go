@@ -2,7 +2,6 @@ package transforms
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -83,40 +82,20 @@ func TopicPath(project, topic string) string {
 	return "projects/" + project + "/topics/" + topic
 }
 
-// PullRestriction is the restriction of the Pub/Sub source. It never ends.
-// Acks is kept for the coder's sake and is always empty now that the sink
-// acknowledges (see ReadPubSub).
-type PullRestriction struct {
-	Acks []string
-}
+// PullRestriction is the restriction of the Pub/Sub source. It never ends
+// and holds nothing: the sink acknowledges (see ReadPubSub).
+type PullRestriction struct{}
 
-func encodePullRestriction(r PullRestriction) []byte {
-	b := make([]byte, 0, 8+len(r.Acks)*64)
-	b = binary.AppendUvarint(b, uint64(len(r.Acks)))
-	for _, a := range r.Acks {
-		b = appendString(b, a)
-	}
-	return b
-}
+// encodePullRestriction writes one zero byte: what an empty list of ack ids
+// encoded to when the restriction carried them.
+func encodePullRestriction(PullRestriction) []byte { return []byte{0} }
 
-func decodePullRestriction(b []byte) (PullRestriction, error) {
-	rd := reader{b: b}
-	n := rd.uvarint()
-	if n > uint64(len(b)) {
-		return PullRestriction{}, errShortCoder
-	}
-	r := PullRestriction{Acks: make([]string, 0, n)}
-	for ; n > 0; n-- {
-		r.Acks = append(r.Acks, rd.string())
-	}
-	return r, rd.err
-}
+func decodePullRestriction([]byte) (PullRestriction, error) { return PullRestriction{}, nil }
 
 // pullTracker claims pulls. It accepts only the checkpoint split (fraction
 // 0); dynamic splits are refused, since a pull cannot be divided after the
 // fact.
 type pullTracker struct {
-	rest    PullRestriction
 	claimed int
 	done    bool
 }
@@ -136,7 +115,7 @@ func (t *pullTracker) GetError() error { return nil }
 
 func (t *pullTracker) TrySplit(fraction float64) (primary, residual any, err error) {
 	if t.done || fraction > 0 {
-		return t.rest, nil, nil
+		return PullRestriction{}, nil, nil
 	}
 	t.done = true
 	return PullRestriction{}, PullRestriction{}, nil
@@ -147,7 +126,7 @@ func (t *pullTracker) GetProgress() (done, remaining float64) {
 }
 
 func (t *pullTracker) IsDone() bool        { return t.done }
-func (t *pullTracker) GetRestriction() any { return t.rest }
+func (t *pullTracker) GetRestriction() any { return PullRestriction{} }
 func (t *pullTracker) IsBounded() bool     { return false }
 
 type pullFn struct {
@@ -193,8 +172,8 @@ func (f *pullFn) SplitRestriction(_ []byte, r PullRestriction) []PullRestriction
 
 func (f *pullFn) RestrictionSize(_ []byte, r PullRestriction) float64 { return 1 }
 
-func (f *pullFn) CreateTracker(r PullRestriction) *sdf.LockRTracker {
-	return sdf.NewLockRTracker(&pullTracker{rest: r})
+func (f *pullFn) CreateTracker(PullRestriction) *sdf.LockRTracker {
+	return sdf.NewLockRTracker(&pullTracker{})
 }
 
 func (f *pullFn) CreateWatermarkEstimator() *sdf.ManualWatermarkEstimator {

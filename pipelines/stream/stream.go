@@ -113,8 +113,7 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Build adds the job to s and returns its outputs as Commits (rows plus the
-// ack ids of the messages they came from). It panics on an invalid Config.
+// Build adds the job to s. It panics on an invalid Config.
 //
 // Off Dataflow, one sink (transforms.WriteCommits) stores the rows of each
 // bundle as one warehouse transaction, publishes the alerts and dead letters,
@@ -122,7 +121,7 @@ func (c Config) withDefaults() Config {
 // On Dataflow the native Pub/Sub read acks once the service has checkpointed
 // what it read, so the rows go to the usual per-table sinks and the native
 // Pub/Sub write.
-func Build(s beam.Scope, cfg Config) beam.PCollection {
+func Build(s beam.Scope, cfg Config) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		panic(err)
@@ -160,7 +159,7 @@ func Build(s beam.Scope, cfg Config) beam.PCollection {
 		// fuses each with its producer, so commits are never encoded.
 		transforms.WriteCommits(s.Scope("Rejected"), dec.Rejected, opts)
 		transforms.WriteCommits(s.Scope("Stock"), stock, opts)
-		return beam.Flatten(s.Scope("Outputs"), dec.Rejected, stock)
+		return
 	}
 
 	commits := beam.Flatten(s.Scope("Outputs"), dec.Rejected, stock)
@@ -178,5 +177,4 @@ func Build(s beam.Scope, cfg Config) beam.PCollection {
 	if cfg.DeadLetterTopic != "" {
 		transforms.WritePubSubNative(s, cfg.Project, cfg.DeadLetterTopic, transforms.DeadLetterMessages(s, dead))
 	}
-	return commits
 }
