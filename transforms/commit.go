@@ -208,6 +208,7 @@ func (f *commitFn) flush(ctx context.Context) error {
 			// Not fatal: the messages come back and are seen as duplicates.
 			slog.Warn("commit: acknowledge failed; the messages will be redelivered", "subscription", f.Opts.Subscription, "messages", len(all.Acks), "err", err)
 		}
+		releaseLeases(all.Acks)
 		f.acked.Inc(ctx, int64(len(all.Acks)))
 		noteAcked(len(all.Acks))
 	}

@@ -25,6 +25,7 @@ var drain struct {
 	track   bool
 	emitted map[string]bool // message ids emitted by sources in this process
 	pending atomic.Int64    // emitted but not yet acked
+	pulling atomic.Int64    // sources between a pull and its emit
 }
 
 // TrackSources makes the sources in this process remember the ids of the
@@ -79,16 +80,21 @@ func noteAcked(n int) { drain.pending.Add(-int64(n)) }
 func DrainSources(ctx context.Context, wh string) error {
 	PauseSources(true)
 	for {
+		// In this order: a pull that began before the pause emits after
+		// it, and its batch must be counted, or the cancel drops it.
+		pulling := drain.pulling.Load()
+		unacked := Unacked()
 		missing, err := notInWarehouse(ctx, wh, Emitted())
 		if err != nil {
 			return err
 		}
-		if missing == 0 && Unacked() == 0 {
+		if pulling == 0 && unacked == 0 && missing == 0 {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("drain: %d messages not in the warehouse, %d not acked: %w", missing, Unacked(), ctx.Err())
+			return fmt.Errorf("drain: %d messages not in the warehouse, %d not acked, %d pulls under way: %w",
+				missing, unacked, pulling, ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

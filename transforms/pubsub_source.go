@@ -37,6 +37,13 @@ type PullOptions struct {
 	// PollInterval is how long to wait before pulling again after an empty
 	// pull (default 100ms).
 	PollInterval time.Duration
+	// AckDeadline is what the source extends the deadline of a pulled
+	// message to, every third of it, until the message is acked (default:
+	// the subscription's ack deadline). See lease.go.
+	AckDeadline time.Duration
+	// MaxExtension is how long after its pull a message's deadline is still
+	// extended (default 10 min); after that Pub/Sub delivers it again.
+	MaxExtension time.Duration
 }
 
 // ReadPubSub is a composite transform that reads a Pub/Sub subscription
@@ -53,16 +60,17 @@ type PullOptions struct {
 // source's own bundle commits, as this source first did, loses messages on
 // Prism: a killed job drops elements it held between stages. Beam Go
 // v2.77.0's BundleFinalization would not help either: it loses callbacks on
-// Prism, see BEAM-NOTES.) The ack deadline of the subscription must exceed
-// the time from pull to store, or messages are delivered again meanwhile
-// (harmless, but wasted work): the local setup uses 60 s.
+// Prism, see BEAM-NOTES.) Until the sink acks, the source extends the
+// messages' ack deadlines, as the client library's Receive does (lease.go),
+// so a slow job is not sent its messages again meanwhile.
 func ReadPubSub(s beam.Scope, o PullOptions) beam.PCollection {
 	s = s.Scope("ReadPubSub")
 	if o.Project == "" || o.Subscription == "" {
 		panic("transforms.ReadPubSub: project and subscription are required")
 	}
 	fn := &pullFn{Subscription: SubscriptionPath(o.Project, o.Subscription), Project: o.Project,
-		MaxMessages: o.MaxMessages, MaxBatchWait: o.MaxBatchWait, PollInterval: o.PollInterval}
+		MaxMessages: o.MaxMessages, MaxBatchWait: o.MaxBatchWait, PollInterval: o.PollInterval,
+		AckDeadline: o.AckDeadline, MaxExtension: o.MaxExtension}
 	return beam.ParDo(s, fn, beam.Impulse(s))
 }
 
@@ -135,8 +143,11 @@ type pullFn struct {
 	MaxMessages  int
 	MaxBatchWait time.Duration
 	PollInterval time.Duration
+	AckDeadline  time.Duration
+	MaxExtension time.Duration
 
 	client *pubsub.Client
+	leases *leaseKeeper
 }
 
 func (f *pullFn) Setup(ctx context.Context) error {
@@ -154,10 +165,27 @@ func (f *pullFn) Setup(ctx context.Context) error {
 	if f.PollInterval <= 0 {
 		f.PollInterval = 100 * time.Millisecond
 	}
+	if f.MaxExtension <= 0 {
+		f.MaxExtension = 10 * time.Minute
+	}
+	if f.AckDeadline <= 0 {
+		sub, err := c.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: f.Subscription})
+		if err != nil {
+			// Extending to the minimum deadline works whatever the
+			// subscription's: a crash is then redelivered sooner.
+			slog.Warn("pubsub source: cannot read the subscription's ack deadline; extending to 10 s", "subscription", f.Subscription, "err", err)
+		} else {
+			f.AckDeadline = time.Duration(sub.GetAckDeadlineSeconds()) * time.Second
+		}
+	}
+	f.leases = startLeases(c, f.Subscription, f.AckDeadline, f.MaxExtension)
 	return nil
 }
 
 func (f *pullFn) Teardown() error {
+	if f.leases != nil {
+		f.leases.close()
+	}
 	if f.client == nil {
 		return nil
 	}
@@ -184,6 +212,11 @@ func (f *pullFn) CreateWatermarkEstimator() *sdf.ManualWatermarkEstimator {
 // Batch, each message with its ack id.
 func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEstimator, rt *sdf.LockRTracker, _ []byte,
 	emit func(beam.EventTime, Batch)) (sdf.ProcessContinuation, error) {
+	f.leases.touch()
+	// Counted as pulling until the batch is emitted, so that a drain waits
+	// for a pull that began before its pause (counted before the check).
+	drain.pulling.Add(1)
+	defer drain.pulling.Add(-1)
 	if drain.paused.Load() {
 		return sdf.ResumeProcessingIn(f.PollInterval), nil
 	}
@@ -243,6 +276,7 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 		cancel()
 		return sdf.StopProcessing(), nil
 	}
+	f.leases.hold(acks)
 	noteEmitted(&b)
 	emit(mtime.FromTime(oldest), b)
 	we.UpdateWatermark(oldest)

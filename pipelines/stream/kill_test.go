@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -185,6 +186,11 @@ func TestKillAndRestart(t *testing.T) {
 	}
 	c = startChild(t, cfg)
 	defer c.kill()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last run's warnings and errors:\n%s", tailMatching(c.log(), 40, "level=WARN", "level=ERROR"))
+		}
+	})
 	<-published
 	// Publish the first rows again as new messages: stored before the
 	// kills, they must be recognised from the restored ledgers.
@@ -295,6 +301,17 @@ func TestKillAndRestart(t *testing.T) {
 	t.Logf("%d kills; %d events (%d valid, %d invalid) and %d published again: lost %d, applied twice %d, dropped as duplicates %d; "+
 		"%d alert rows, %d distinct alert ids, %d alert messages on the topic; replay raises %d alerts",
 		kills, len(valid)+invalid, len(valid), invalid, republished, lost, twice, dupRows, len(rows), len(byID), len(sink.ids()), len(want.alerts))
+}
+
+// tailMatching returns the last n lines of log that contain any of subs.
+func tailMatching(log string, n int, subs ...string) string {
+	var out []string
+	for line := range strings.Lines(log) {
+		if slices.ContainsFunc(subs, func(s string) bool { return strings.Contains(line, s) }) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out[max(0, len(out)-n):], "")
 }
 
 // firstRows returns the header and the first n rows of a CSV.

@@ -202,15 +202,24 @@ func (j *job) stop(t *testing.T) {
 func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(d)
+	next := time.Now().Add(15 * time.Second)
 	for {
+		began := time.Now()
 		ok, state := cond()
 		if ok {
 			return
 		}
+		// A check that queries the warehouse costs CPU the job needs: poll
+		// less often as it grows slower.
+		pause := max(200*time.Millisecond, 4*time.Since(began))
+		if time.Now().After(next) {
+			t.Logf("waiting for %s: %s", what, state)
+			next = time.Now().Add(15 * time.Second)
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s: %s", d, what, state)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(pause)
 	}
 }
 
