@@ -48,8 +48,8 @@ type leaseKeeper struct {
 	now    func() time.Time
 	active atomic.Int64 // unix nanos of the source's last call (touch)
 	mu     sync.Mutex
-	held map[string]time.Time // ack id -> pulled at
-	stop chan struct{}
+	held   map[string]time.Time // ack id -> pulled at
+	stop   chan struct{}
 }
 
 // startLeases starts a keeper that extends to deadline (rounded up to whole
