@@ -255,6 +255,7 @@ func TestKillAndRestart(t *testing.T) {
 	}
 	if d := stockDiff(got, want, start); d != "" {
 		t.Errorf("stock differs from the replay: %s", d)
+		logKeyHistory(t, st.warehouse, got, want, start)
 	}
 
 	// Alerts: after dedup by alert_id, per key one alert per crossing,
@@ -301,6 +302,39 @@ func TestKillAndRestart(t *testing.T) {
 	t.Logf("%d kills; %d events (%d valid, %d invalid) and %d published again: lost %d, applied twice %d, dropped as duplicates %d; "+
 		"%d alert rows, %d distinct alert ids, %d alert messages on the topic; replay raises %d alerts",
 		kills, len(valid)+invalid, len(valid), invalid, republished, lost, twice, dupRows, len(rows), len(byID), len(sink.ids()), len(want.alerts))
+}
+
+// logKeyHistory logs, for up to two keys whose stock differs, what the
+// warehouse holds for them: the evidence a failure needs.
+func logKeyHistory(t *testing.T, dir string, got map[event.Key]int64, want expected, start map[event.Key]int64) {
+	t.Helper()
+	n := 0
+	for k, w := range want.stock {
+		g, ok := got[k]
+		if !ok {
+			g = start[k]
+		}
+		if g == w || n == 2 {
+			continue
+		}
+		n++
+		where := fmt.Sprintf("sku = '%s' AND location_id = '%s'", k.SKU, k.LocationID)
+		for _, q := range []string{
+			`SELECT event_id, message_id, reason, quantity, event_time, status, ingest_time FROM adjustments WHERE ` + where + ` ORDER BY ingest_time`,
+			`SELECT event_id, previous_on_hand, on_hand, processed_at FROM stock_levels WHERE ` + where + ` ORDER BY processed_at`,
+		} {
+			rows, err := warehouse.QueryRows(context.Background(), dir, q)
+			if err != nil {
+				t.Logf("%v: %v", k, err)
+				continue
+			}
+			var b strings.Builder
+			for _, r := range rows {
+				fmt.Fprintln(&b, r)
+			}
+			t.Logf("%v (got %d, want %d), %s:\n%s", k, g, w, q, b.String())
+		}
+	}
 }
 
 // tailMatching returns the last n lines of log that contain any of subs.
