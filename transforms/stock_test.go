@@ -274,3 +274,50 @@ func TestAttributesJSON(t *testing.T) {
 		}
 	}
 }
+
+func init() {
+	register.Function2x0(soldEvents)
+	register.Function2x0(slowLevels)
+	register.Emitter2[int, Shard]()
+	register.Emitter1[int64]()
+}
+
+// soldEvents makes event i a sale of one unit of S@L1, alone in a Shard
+// element of shard 0.
+func soldEvents(i int, emit func(int, Shard)) {
+	emit(0, Shard{Records: []Record{{MessageID: fmt.Sprint("m", i),
+		Adj: event.Adjustment{EventID: fmt.Sprint("e", i), SKU: "S", LocationID: "L1", Reason: event.Sold,
+			Quantity: -1, EventTime: at(1 + i), Source: "test"}}}})
+}
+
+// slowLevels is a sink that takes longer than Prism's progress tick per
+// element, as a warehouse write on a busy machine does, and passes on each
+// new on-hand.
+func slowLevels(c Commit, emit func(int64)) {
+	time.Sleep(150 * time.Millisecond)
+	for _, l := range c.Levels {
+		emit(l.OnHand)
+	}
+}
+
+// TestStockSurvivesSlowBundles sends 20 sales of one key, as 20 elements of
+// one shard, through ApplyStock into a slow sink on Prism: each sale must be
+// applied to the stock the previous one left, so the on-hands seen are
+// 19, 18, ... 0 once each. Without DisablePrismSplits, Prism splits the slow
+// bundle, runs the rest of the shard in a second bundle from the state the
+// first one started from, and on-hands repeat.
+func TestStockSurvivesSlowBundles(t *testing.T) {
+	DisablePrismSplits()
+	p, s := beam.NewPipelineWithRoot()
+	const n = 20
+	ids := make([]int, n)
+	var want []any
+	for i := range n {
+		ids[i] = i
+		want = append(want, int64(20-1-i)) // S@L1 starts at 20
+	}
+	events := beam.ParDo(s, soldEvents, beam.CreateList(s, ids))
+	commits := ApplyStock(s, events, beam.Create(s, testReference()), 0)
+	passert.Equals(s, beam.ParDo(s, slowLevels, commits), want...)
+	ptest.RunAndValidate(t, p)
+}

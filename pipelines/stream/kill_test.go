@@ -54,7 +54,8 @@ func runChild(raw string) int {
 
 // child is the streaming job running in a child process.
 type child struct {
-	cmd  *exec.Cmd
+	started, killed time.Time
+	cmd             *exec.Cmd
 	mu   sync.Mutex
 	logs bytes.Buffer
 	done chan struct{}
@@ -72,7 +73,7 @@ func startChild(t *testing.T, cfg Config) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, done: make(chan struct{})}
+	c := &child{cmd: cmd, done: make(chan struct{}), started: time.Now().UTC()}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,12 @@ func startChild(t *testing.T, cfg Config) *child {
 func (c *child) kill() {
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	<-c.done
+	c.killed = time.Now().UTC()
 }
+
+// timeOfDay formats the times the kill test logs, to compare with the
+// warehouse's processed_at.
+const timeOfDay = "15:04:05.000000"
 
 func (c *child) exited() bool {
 	select {
@@ -182,9 +188,11 @@ func TestKillAndRestart(t *testing.T) {
 		time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
 		n := stored()
 		c.kill()
-		t.Logf("kill %d: SIGKILL with %d of %d valid events stored", i+1, n, len(valid))
+		t.Logf("kill %d: SIGKILL at %s with %d of %d valid events stored (run started %s)", i+1,
+			c.killed.Format(timeOfDay), n, len(valid), c.started.Format(timeOfDay))
 	}
 	c = startChild(t, cfg)
+	t.Logf("last run started %s", c.started.Format(timeOfDay))
 	defer c.kill()
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -126,6 +126,9 @@ func Build(s beam.Scope, cfg Config) {
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
+	if !cfg.Dataflow() {
+		transforms.DisablePrismSplits() // see there: Prism loses state updates otherwise
+	}
 	var batches beam.PCollection
 	origin := transforms.OriginPubSub
 	switch {
