@@ -56,9 +56,9 @@ func runChild(raw string) int {
 type child struct {
 	started, killed time.Time
 	cmd             *exec.Cmd
-	mu   sync.Mutex
-	logs bytes.Buffer
-	done chan struct{}
+	mu              sync.Mutex
+	logs            bytes.Buffer
+	done            chan struct{}
 }
 
 func startChild(t *testing.T, cfg Config) *child {
