@@ -3,12 +3,14 @@ package stream
 import (
 	"context"
 	"flag"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
 
 	"github.com/inventory-events/inventory/internal/event"
@@ -32,12 +34,13 @@ func (c *captureLog) Log(_ context.Context, _ beamlog.Severity, _ int, msg strin
 // credentials: a streaming job whose Pub/Sub read and writes are the
 // runner's native transforms, not the SDF or the acking sink.
 func TestDataflowDryRun(t *testing.T) {
-	// environment_type too: a Prism run earlier in this process sets it to
-	// LOOPBACK, which Dataflow refuses.
+	// environment_type and experiments too: a Prism run earlier in this
+	// process sets them to LOOPBACK, which Dataflow refuses, and to Prism's
+	// no-split experiment, which a Dataflow job has no use for.
 	for name, v := range map[string]string{
 		"dry_run": "true", "project": "inventory-prod", "region": "europe-west1",
 		"staging_location": "gs://inventory-staging/stream", "temp_location": "gs://inventory-staging/tmp",
-		"environment_type": "DOCKER",
+		"environment_type": "DOCKER", "experiments": "",
 	} {
 		old := flag.Lookup(name).Value.String()
 		if err := flag.Set(name, v); err != nil {
@@ -84,3 +87,23 @@ func TestDataflowDryRun(t *testing.T) {
 type discard struct{}
 
 func (discard) Log(context.Context, beamlog.Severity, int, string) {}
+
+// TestBuildDisablesPrismSplits checks that a local job is built with
+// Prism's dynamic splitting off, without which Prism loses stock updates
+// (see transforms.DisablePrismSplits), and that a Dataflow job is not.
+func TestBuildDisablesPrismSplits(t *testing.T) {
+	old := *jobopts.Experiments
+	t.Cleanup(func() { *jobopts.Experiments = old })
+	for _, c := range []struct {
+		runner string
+		want   bool
+	}{{"dataflow", false}, {"prism", true}} {
+		*jobopts.Experiments = ""
+		_, s := beam.NewPipelineWithRoot()
+		Build(s, Config{Runner: c.runner, Project: "inventory-prod", Subscription: DefaultSubscription,
+			AlertEncoding: event.EncodingJSON, Warehouse: "bq://inventory-prod.inventory"})
+		if got := slices.Contains(jobopts.GetExperiments(), transforms.PrismNoSplitExperiment); got != c.want {
+			t.Errorf("%s: experiments %q, want %s there: %v", c.runner, *jobopts.Experiments, transforms.PrismNoSplitExperiment, c.want)
+		}
+	}
+}
