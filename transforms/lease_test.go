@@ -84,13 +84,19 @@ func TestLeaseKeeper(t *testing.T) {
 	k := newLeaseKeeper(client, sub, 10*time.Second, 45*time.Second)
 	defer k.close()
 	k.now = clk.now
-	// renew is a tick of the keeper while the source runs.
-	renew := func() {
+	// tick is a tick of the keeper after advancing the clock by d; renew
+	// is one while the source runs.
+	tick := func(d time.Duration) {
 		t.Helper()
-		k.touch()
+		clk.advance(d)
 		if err := k.renew(ctx); err != nil {
 			t.Fatal(err)
 		}
+	}
+	renew := func() {
+		t.Helper()
+		k.touch()
+		tick(0)
 	}
 
 	publish("a")
@@ -153,21 +159,12 @@ func TestLeaseKeeper(t *testing.T) {
 	// keeper lets the lease lapse, and the message comes back.
 	k.hold(acks)
 	renew()
-	clk.advance(9 * time.Second)
-	if err := k.renew(ctx); err != nil {
-		t.Fatal(err)
-	}
-	clk.advance(9 * time.Second)
-	if err := k.renew(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tick(9 * time.Second)
+	tick(9 * time.Second)
 	if got, _ := pull(); len(got) != 0 {
 		t.Fatalf("held message delivered again while the source had been idle for 18 s: %q", got)
 	}
-	clk.advance(3 * time.Second) // idle 21 s: more than two deadlines
-	if err := k.renew(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tick(3 * time.Second) // idle 21 s: more than two deadlines
 	if n := k.holding(); n != 0 {
 		t.Fatalf("keeper of a stopped source holds %d leases, want 0", n)
 	}
