@@ -1,26 +1,16 @@
 package event_test
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/inventory-events/inventory/internal/badinput"
 	"github.com/inventory-events/inventory/internal/event"
 )
-
-// Case is one entry of testdata/badinput/cases.json: a Pub/Sub payload and
-// the dead-letter reason it must get.
-type Case struct {
-	Name     string `json:"name"`
-	File     string `json:"file"`
-	Encoding string `json:"encoding"`
-	Reason   string `json:"reason"`
-}
 
 const corpus = "../../testdata/badinput"
 
@@ -28,12 +18,8 @@ const corpus = "../../testdata/badinput"
 var corpusNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func TestBadInputCorpus(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(corpus, "cases.json"))
+	cases, err := badinput.Cases(corpus)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []Case
-	if err := json.Unmarshal(b, &cases); err != nil {
 		t.Fatal(err)
 	}
 	if len(cases) < 30 {
@@ -41,7 +27,7 @@ func TestBadInputCorpus(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join(corpus, c.File))
+			data, err := c.Payload(corpus)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,25 +48,13 @@ func TestBadInputCorpus(t *testing.T) {
 }
 
 func TestBadCSVCorpus(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(corpus, "csv", "cases.json"))
+	cases, err := badinput.CSVCases(corpus)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []struct {
-		File     string `json:"file"`
-		Accepted int    `json:"accepted"`
-		Rejected []struct {
-			Line   int    `json:"line"`
-			Reason string `json:"reason"`
-		} `json:"rejected"`
-		HeaderError string `json:"header_error"`
-	}
-	if err := json.Unmarshal(b, &cases); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cases {
 		t.Run(c.File, func(t *testing.T) {
-			f, err := os.Open(filepath.Join(corpus, "csv", c.File))
+			f, err := os.Open(c.Path(corpus))
 			if err != nil {
 				t.Fatal(err)
 			}

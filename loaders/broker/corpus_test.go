@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -14,28 +13,18 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
 
+	"github.com/inventory-events/inventory/internal/badinput"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/broker"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 )
 
-type corpusCase struct {
-	Name     string `json:"name"`
-	File     string `json:"file"`
-	Encoding string `json:"encoding"`
-	Reason   string `json:"reason"`
-}
-
 const corpusDir = "../../testdata/badinput"
 
-func loadCorpus(t *testing.T) []corpusCase {
+func loadCorpus(t *testing.T) []badinput.Case {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(corpusDir, "cases.json"))
+	cs, err := badinput.Cases(corpusDir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var cs []corpusCase
-	if err := json.Unmarshal(b, &cs); err != nil {
 		t.Fatal(err)
 	}
 	return cs
@@ -68,7 +57,7 @@ func TestCorpusThroughConsumer(t *testing.T) {
 	cases := loadCorpus(t)
 	want := map[string]string{}
 	for _, c := range cases {
-		data, err := os.ReadFile(filepath.Join(corpusDir, c.File))
+		data, err := c.Payload(corpusDir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,9 +95,11 @@ func TestCorpusAtTheEmulator(t *testing.T) {
 				if c.Encoding != enc {
 					continue
 				}
-				data, _ := os.ReadFile(filepath.Join(corpusDir, c.File))
-				_, err := pub.Publish(ctx, &pubsub.Message{Data: data}).Get(ctx)
+				data, err := c.Payload(corpusDir)
 				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := pub.Publish(ctx, &pubsub.Message{Data: data}).Get(ctx); err != nil {
 					if !strings.Contains(err.Error(), "InvalidArgument") {
 						t.Fatalf("%s: %v", c.Name, err)
 					}
@@ -136,21 +127,12 @@ func TestCorpusAtTheEmulator(t *testing.T) {
 func TestCSVCorpusThroughPublisher(t *testing.T) {
 	a := startEmulator(t)
 	setup(t, a, "json")
-	var cases []struct {
-		File     string `json:"file"`
-		Accepted int    `json:"accepted"`
-		Rejected []struct {
-			Line   int    `json:"line"`
-			Reason string `json:"reason"`
-		} `json:"rejected"`
-		HeaderError string `json:"header_error"`
-	}
-	b, _ := os.ReadFile(filepath.Join(corpusDir, "csv", "cases.json"))
-	if err := json.Unmarshal(b, &cases); err != nil {
+	cases, err := badinput.CSVCases(corpusDir)
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cases {
-		f, err := os.Open(filepath.Join(corpusDir, "csv", c.File))
+		f, err := os.Open(c.Path(corpusDir))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 
+	"github.com/inventory-events/inventory/internal/badinput"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms"
@@ -39,20 +40,14 @@ func TestCorpusThroughStream(t *testing.T) {
 		Name: rawSub, Topic: raw, AckDeadlineSeconds: 30}); err != nil {
 		t.Fatal(err)
 	}
-	var cases []struct {
-		Name, File, Encoding, Reason string
-	}
-	b, err := os.ReadFile(filepath.Join(corpusDir, "cases.json"))
+	cases, err := badinput.Cases(corpusDir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &cases); err != nil {
 		t.Fatal(err)
 	}
 	pub := st.admin.Client.Publisher(raw)
 	want := map[string]string{} // payload -> reason
 	for _, c := range cases {
-		data, err := os.ReadFile(filepath.Join(corpusDir, c.File))
+		data, err := c.Payload(corpusDir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,27 +133,15 @@ func TestCorpusThroughStream(t *testing.T) {
 // are applied, and a file without the required columns fails the run with
 // a clear error.
 func TestCSVCorpusThroughStream(t *testing.T) {
-	var cases []struct {
-		File     string `json:"file"`
-		Accepted int    `json:"accepted"`
-		Rejected []struct {
-			Line   int    `json:"line"`
-			Reason string `json:"reason"`
-		} `json:"rejected"`
-		HeaderError string `json:"header_error"`
-	}
-	b, err := os.ReadFile(filepath.Join(corpusDir, "csv", "cases.json"))
+	cases, err := badinput.CSVCases(corpusDir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &cases); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cases {
 		t.Run(strings.TrimSuffix(c.File, ".csv"), func(t *testing.T) {
 			dir := t.TempDir()
 			p, s := beam.NewPipelineWithRoot()
-			Build(s, Config{Runner: "prism", Input: filepath.Join(corpusDir, "csv", c.File), AlertEncoding: event.EncodingJSON, Warehouse: dir})
+			Build(s, Config{Runner: "prism", Input: c.Path(corpusDir), AlertEncoding: event.EncodingJSON, Warehouse: dir})
 			pr, err := ptest.RunWithMetrics(p)
 			if c.HeaderError != "" {
 				if err == nil || !strings.Contains(err.Error(), c.HeaderError) {

@@ -1,0 +1,72 @@
+// Package badinput reads the bad-input corpus in testdata/badinput: the
+// Pub/Sub payloads and CSV files that every layer (decoders, publisher,
+// consumer, streaming job) must dead-letter, with the reason each must get.
+// The tests of those layers share it.
+package badinput
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Case is one entry of cases.json: a payload file and the dead-letter
+// reason it must get when published with Encoding.
+type Case struct {
+	Name     string `json:"name"`
+	File     string `json:"file"`
+	Encoding string `json:"encoding"`
+	Reason   string `json:"reason"`
+}
+
+// CSVCase is one entry of csv/cases.json: a CSV file, how many of its rows
+// are valid, and the line and reason of each rejected row; or, for a file
+// whose header is unusable, the error it must give.
+type CSVCase struct {
+	File        string      `json:"file"`
+	Accepted    int         `json:"accepted"`
+	Rejected    []Rejection `json:"rejected"`
+	HeaderError string      `json:"header_error"`
+}
+
+// Rejection is a CSV row that must be dead-lettered.
+type Rejection struct {
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
+}
+
+// Cases reads dir/cases.json.
+func Cases(dir string) ([]Case, error) {
+	var cs []Case
+	return cs, load(filepath.Join(dir, "cases.json"), &cs)
+}
+
+// CSVCases reads dir/csv/cases.json.
+func CSVCases(dir string) ([]CSVCase, error) {
+	var cs []CSVCase
+	return cs, load(filepath.Join(dir, "csv", "cases.json"), &cs)
+}
+
+// Payload returns the bytes of c's file in dir.
+func (c Case) Payload(dir string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, c.File))
+	if err != nil {
+		return nil, fmt.Errorf("badinput: case %s: %w", c.Name, err)
+	}
+	return b, nil
+}
+
+// Path returns the path of c's file in dir.
+func (c CSVCase) Path(dir string) string { return filepath.Join(dir, "csv", c.File) }
+
+func load(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("badinput: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("badinput: %s: %w", path, err)
+	}
+	return nil
+}
