@@ -244,13 +244,25 @@ func (f *commitFn) publish(ctx context.Context, alerts []warehouse.AlertRow, dea
 }
 
 func (f *commitFn) ack(ctx context.Context, ids []string) error {
-	const chunk = 2500 // well under the request size limit
 	sub := SubscriptionPath(f.Opts.Project, f.Opts.Subscription)
+	return inAckChunks(ids, func(part []string) error {
+		if err := f.client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{
+			Subscription: sub, AckIds: part}); err != nil {
+			return fmt.Errorf("pubsub acknowledge: %w", err)
+		}
+		return nil
+	})
+}
+
+// inAckChunks calls fn on successive parts of ids small enough for one
+// Acknowledge or ModifyAckDeadline request (2,500 ids: well under the
+// request size limit), stopping at the first error.
+func inAckChunks(ids []string, fn func([]string) error) error {
+	const chunk = 2500
 	for len(ids) > 0 {
 		n := min(chunk, len(ids))
-		if err := f.client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{
-			Subscription: sub, AckIds: ids[:n]}); err != nil {
-			return fmt.Errorf("pubsub acknowledge: %w", err)
+		if err := fn(ids[:n]); err != nil {
+			return err
 		}
 		ids = ids[n:]
 	}

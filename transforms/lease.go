@@ -186,14 +186,11 @@ func (k *leaseKeeper) due(now time.Time) []string {
 }
 
 func (k *leaseKeeper) extend(ctx context.Context, ids []string) error {
-	const chunk = 2500 // as for acks: well under the request size limit
-	for len(ids) > 0 {
-		n := min(chunk, len(ids))
+	return inAckChunks(ids, func(part []string) error {
 		if err := k.client.SubscriptionAdminClient.ModifyAckDeadline(ctx, &pubsubpb.ModifyAckDeadlineRequest{
-			Subscription: k.subscription, AckIds: ids[:n], AckDeadlineSeconds: int32(k.deadline / time.Second)}); err != nil {
+			Subscription: k.subscription, AckIds: part, AckDeadlineSeconds: int32(k.deadline / time.Second)}); err != nil {
 			return fmt.Errorf("pubsub modify ack deadline: %w", err)
 		}
-		ids = ids[n:]
-	}
-	return nil
+		return nil
+	})
 }
