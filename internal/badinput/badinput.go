@@ -5,10 +5,15 @@
 package badinput
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/inventory-events/inventory/internal/event"
 )
 
 // Case is one entry of cases.json: a payload file and the dead-letter
@@ -69,4 +74,22 @@ func load(path string, v any) error {
 		return fmt.Errorf("badinput: %s: %w", path, err)
 	}
 	return nil
+}
+
+// PublishAll publishes the payload of every case through pub, with its
+// encoding attribute, waiting for each, and returns the reason each payload
+// must get, keyed by the payload.
+func PublishAll(ctx context.Context, pub *pubsub.Publisher, dir string, cases []Case) (map[string]string, error) {
+	want := make(map[string]string, len(cases))
+	for _, c := range cases {
+		data, err := c.Payload(dir)
+		if err != nil {
+			return nil, err
+		}
+		want[string(data)] = c.Reason
+		if _, err := pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{event.AttrEncoding: c.Encoding}}).Get(ctx); err != nil {
+			return nil, fmt.Errorf("badinput: publish %s: %w", c.Name, err)
+		}
+	}
+	return want, nil
 }

@@ -14,7 +14,6 @@ import (
 	"cloud.google.com/go/pubsub/v2/pstest"
 
 	"github.com/inventory-events/inventory/internal/badinput"
-	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/broker"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 )
@@ -55,16 +54,9 @@ func TestCorpusThroughConsumer(t *testing.T) {
 	ctx := context.Background()
 	pub := a.Client.Publisher("inventory-topic")
 	cases := loadCorpus(t)
-	want := map[string]string{}
-	for _, c := range cases {
-		data, err := c.Payload(corpusDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[string(data)] = c.Reason
-		if _, err := pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{event.AttrEncoding: c.Encoding}}).Get(ctx); err != nil {
-			t.Fatal(err)
-		}
+	want, err := badinput.PublishAll(ctx, pub, corpusDir, cases)
+	if err != nil {
+		t.Fatal(err)
 	}
 	pub.Stop()
 	_, st := consume(t, a, nil, "")

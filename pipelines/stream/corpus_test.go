@@ -45,16 +45,9 @@ func TestCorpusThroughStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := st.admin.Client.Publisher(raw)
-	want := map[string]string{} // payload -> reason
-	for _, c := range cases {
-		data, err := c.Payload(corpusDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[string(data)] = c.Reason
-		if _, err := pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{event.AttrEncoding: c.Encoding}}).Get(ctx); err != nil {
-			t.Fatalf("publish %s: %v", c.Name, err)
-		}
+	want, err := badinput.PublishAll(ctx, pub, corpusDir, cases) // payload -> reason
+	if err != nil {
+		t.Fatal(err)
 	}
 	good := event.Adjustment{EventID: "corpus-good", SKU: "SKU-00001", LocationID: "STORE-001", Reason: event.Received,
 		Quantity: 5, EventTime: time.Now().Add(-time.Hour).UnixMicro()}
