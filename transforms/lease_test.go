@@ -93,8 +93,9 @@ func TestLeaseKeeper(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	renew := func() {
+	renew := func(d time.Duration) {
 		t.Helper()
+		clk.advance(d)
 		k.touch()
 		tick(0)
 	}
@@ -109,8 +110,7 @@ func TestLeaseKeeper(t *testing.T) {
 	// Renewed every 6 s for 24 s, well past the 10 s deadline: not
 	// delivered again.
 	for range 4 {
-		clk.advance(6 * time.Second)
-		renew()
+		renew(6 * time.Second)
 		if got, _ := pull(); len(got) != 0 {
 			t.Fatalf("held messages delivered again: %q", got)
 		}
@@ -124,8 +124,7 @@ func TestLeaseKeeper(t *testing.T) {
 	if n := k.holding(); n != 0 {
 		t.Fatalf("keeper holds %d leases after release, want 0", n)
 	}
-	clk.advance(6 * time.Second)
-	renew()
+	renew(6 * time.Second)
 	if got, _ := pull(); len(got) != 0 {
 		t.Fatalf("released message delivered before its deadline: %q", got)
 	}
@@ -138,14 +137,12 @@ func TestLeaseKeeper(t *testing.T) {
 	// Held past the max extension (45 s): the keeper lets it go.
 	k.hold(acks)
 	for range 7 {
-		clk.advance(6 * time.Second)
-		renew()
+		renew(6 * time.Second)
 		if got, _ := pull(); len(got) != 0 {
 			t.Fatalf("held message delivered again at %v: %q", clk.now(), got)
 		}
 	}
-	clk.advance(6 * time.Second) // 48 s held
-	renew()
+	renew(6 * time.Second) // 48 s held
 	if n := k.holding(); n != 0 {
 		t.Fatalf("keeper holds %d leases past the max extension, want 0", n)
 	}
@@ -158,7 +155,7 @@ func TestLeaseKeeper(t *testing.T) {
 	// The source stops (its job was cancelled): two deadlines later the
 	// keeper lets the lease lapse, and the message comes back.
 	k.hold(acks)
-	renew()
+	renew(0)
 	tick(9 * time.Second)
 	tick(9 * time.Second)
 	if got, _ := pull(); len(got) != 0 {
