@@ -25,6 +25,20 @@ func count(t *testing.T, dir, sql string) int64 {
 	return rows[0]["n"].(int64)
 }
 
+// checkStored checks that adjustments and low_stock_alerts hold n rows each
+// and that no transaction is left in the journal.
+func checkStored(t *testing.T, dir string, n int64, when string) {
+	t.Helper()
+	for _, table := range []string{"adjustments", "low_stock_alerts"} {
+		if got := count(t, dir, "SELECT count(*) AS n FROM "+table); got != n {
+			t.Fatalf("%s %s has %d rows, want %d", when, table, got, n)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "_txn")); len(ents) != 0 {
+		t.Fatalf("%s %d transactions left in the journal, want 0", when, len(ents))
+	}
+}
+
 // TestLocalWriteAll writes two tables as one transaction, then leaves a
 // committed and an uncommitted transaction behind as a crashed writer would,
 // and checks that opening the warehouse finishes the first and drops the
@@ -46,15 +60,7 @@ func TestLocalWriteAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := count(t, dir, "SELECT count(*) AS n FROM adjustments"); n != 2 {
-		t.Fatalf("adjustments: %d rows, want 2", n)
-	}
-	if n := count(t, dir, "SELECT count(*) AS n FROM low_stock_alerts"); n != 2 {
-		t.Fatalf("alerts: %d rows, want 2", n)
-	}
-	if ents, _ := os.ReadDir(filepath.Join(dir, "_txn")); len(ents) != 0 {
-		t.Fatalf("%d transactions left behind", len(ents))
-	}
+	checkStored(t, dir, 2, "after the write")
 
 	// A crash after COMMIT, with one of two files already renamed, and a
 	// crash before COMMIT: journals built from files written by a second
@@ -106,13 +112,5 @@ func TestLocalWriteAll(t *testing.T) {
 	if _, err := warehouse.OpenLocal(dir); err != nil {
 		t.Fatal(err)
 	}
-	if n := count(t, dir, "SELECT count(*) AS n FROM adjustments"); n != 3 {
-		t.Fatalf("after recovery adjustments has %d rows, want 3", n)
-	}
-	if n := count(t, dir, "SELECT count(*) AS n FROM low_stock_alerts"); n != 3 {
-		t.Fatalf("after recovery alerts has %d rows, want 3", n)
-	}
-	if ents, _ := os.ReadDir(filepath.Join(dir, "_txn")); len(ents) != 0 {
-		t.Fatalf("%d transactions left after recovery, want 0", len(ents))
-	}
+	checkStored(t, dir, 3, "after recovery")
 }
