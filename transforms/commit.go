@@ -20,6 +20,10 @@ func init() {
 	beam.RegisterCoder(reflect.TypeOf(Commit{}), encodeCommit, decodeCommit)
 	register.DoFn2x1[context.Context, Commit, error](&commitFn{})
 	register.DoFn5x0[Commit, func(warehouse.AdjustmentRow), func(warehouse.StockLevelRow), func(warehouse.AlertRow), func(warehouse.DeadLetterRow)](&unpackFn{})
+	register.Emitter1[warehouse.AdjustmentRow]()
+	register.Emitter1[warehouse.StockLevelRow]()
+	register.Emitter1[warehouse.AlertRow]()
+	register.Emitter1[warehouse.DeadLetterRow]()
 }
 
 // Commit is everything one element of the job produced from a set of

@@ -19,10 +19,6 @@ import (
 
 func init() {
 	register.DoFn6x1[context.Context, state.Provider, int, Shard, Reference, func(Commit), error](&stockFn{})
-	register.Emitter1[warehouse.AdjustmentRow]()
-	register.Emitter1[warehouse.StockLevelRow]()
-	register.Emitter1[warehouse.AlertRow]()
-	register.Emitter1[warehouse.DeadLetterRow]()
 }
 
 // CodeTooLate is the dead-letter reason of an event older than the dedup
