@@ -21,10 +21,6 @@ func init() {
 	register.DoFn6x1[context.Context, state.Provider, int, Shard, Reference, func(Commit), error](&stockFn{})
 }
 
-// CodeTooLate is the dead-letter reason of an event older than the dedup
-// horizon of its key (see ledger.TooLate).
-const CodeTooLate = "too_late"
-
 // ApplyStock is a composite transform that applies adjustments to the stock
 // of their (sku, location) key with the ledger semantics (internal/ledger).
 // It expects a PCollection of KV<int, Shard> from DecodeEvents and a

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/inventory-events/inventory/internal/event"
 )
 
 // Row structs, one per table. Column names are the `bigquery` tags; the
@@ -83,12 +85,12 @@ type DeadLetterRow struct {
 	DeadLetteredAt time.Time  `bigquery:"dead_lettered_at" parquet:"dead_lettered_at,timestamp(microsecond)" json:"dead_lettered_at"`
 }
 
-// Dead-letter stages.
+// Dead-letter stages (the contract is event's).
 const (
-	StagePublish   = "publish"
-	StageConsume   = "consume"
-	StageStream    = "stream"
-	StageWarehouse = "warehouse"
+	StagePublish   = event.StagePublish
+	StageConsume   = event.StageConsume
+	StageStream    = event.StageStream
+	StageWarehouse = event.StageWarehouse
 )
 
 // DailySummaryRow is one row of daily_summary: one key on one report date.
