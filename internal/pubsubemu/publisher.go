@@ -298,15 +298,8 @@ func (g *publisherService) Publish(_ context.Context, req *pb.PublishRequest) (*
 		return nil, err
 	}
 
-	var total int
-	for i, in := range req.Messages {
-		if len(in.Data) == 0 && len(in.Attributes) == 0 {
-			return nil, status.Errorf(codes.InvalidArgument, "message %d has neither data nor attributes", i)
-		}
-		total += len(in.Data)
-	}
-	if total > maxPublishBytes {
-		return nil, status.Errorf(codes.InvalidArgument, "publish request of %d bytes exceeds 10 MB", total)
+	if err := checkPublish(req); err != nil {
+		return nil, err
 	}
 	var revs []string
 	if b != nil {
@@ -347,6 +340,44 @@ func (g *publisherService) Publish(_ context.Context, req *pb.PublishRequest) (*
 		return nil, status.Errorf(codes.Internal, "publish to %s: %v", req.Topic, err)
 	}
 	return &pb.PublishResponse{MessageIds: ids}, nil
+}
+
+// checkPublish enforces Pub/Sub's documented limits on a publish request
+// (https://cloud.google.com/pubsub/quotas#resource_limits).
+func checkPublish(req *pb.PublishRequest) error {
+	if n := len(req.Messages); n > maxPublishMessages {
+		return status.Errorf(codes.InvalidArgument, "publish request holds %d messages, more than %d", n, maxPublishMessages)
+	}
+	var total int
+	for i, in := range req.Messages {
+		if len(in.Data) == 0 && len(in.Attributes) == 0 {
+			return status.Errorf(codes.InvalidArgument, "message %d has neither data nor attributes", i)
+		}
+		if n := len(in.Attributes); n > maxAttributes {
+			return status.Errorf(codes.InvalidArgument, "message %d has %d attributes, more than %d", i, n, maxAttributes)
+		}
+		size := len(in.Data) + len(in.OrderingKey)
+		for k, v := range in.Attributes {
+			if len(k) > maxAttrKeyBytes {
+				return status.Errorf(codes.InvalidArgument, "message %d: attribute key %.40q... is %d bytes, more than %d", i, k, len(k), maxAttrKeyBytes)
+			}
+			if len(v) > maxAttrValueBytes {
+				return status.Errorf(codes.InvalidArgument, "message %d: value of attribute %q is %d bytes, more than %d", i, k, len(v), maxAttrValueBytes)
+			}
+			size += len(k) + len(v)
+		}
+		if n := len(in.OrderingKey); n > maxOrderingKeyBytes {
+			return status.Errorf(codes.InvalidArgument, "message %d: ordering key is %d bytes, more than %d", i, n, maxOrderingKeyBytes)
+		}
+		if size > maxPublishBytes {
+			return status.Errorf(codes.InvalidArgument, "message %d is %d bytes, more than %d", i, size, int(maxPublishBytes))
+		}
+		total += size
+	}
+	if total > maxPublishBytes {
+		return status.Errorf(codes.InvalidArgument, "publish request of %d bytes exceeds %d", total, int(maxPublishBytes))
+	}
+	return nil
 }
 
 // fanout hands messages to each subscription whose filter accepts them,

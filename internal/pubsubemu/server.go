@@ -39,7 +39,14 @@ const (
 	maxSubRetention    = 31 * 24 * time.Hour
 	maxMessagesPerResp = 1000
 	maxBytesPerResp    = 10 << 20
-	maxPublishBytes    = 10 << 20
+	// Resource limits, https://cloud.google.com/pubsub/quotas#resource_limits
+	maxPublishBytes     = 10e6 // a publish request's messages, and one message
+	maxPublishMessages  = 1000
+	maxAttributes       = 100
+	maxAttrKeyBytes     = 256
+	maxAttrValueBytes   = 1024
+	maxOrderingKeyBytes = 1024
+	maxAckRequestBytes  = 512 << 10 // Acknowledge and ModifyAckDeadline requests
 	tickInterval       = 50 * time.Millisecond
 	deletedTopic       = "_deleted-topic_"
 	deletedSchema      = "_deleted-schema_"
@@ -232,11 +239,35 @@ func checkName(name, kind string) (project, id string, err error) {
 		return "", "", status.Errorf(codes.InvalidArgument, "invalid %s name %q: want projects/{project}/%s/{id}", strings.TrimSuffix(kind, "s"), name, kind)
 	}
 	id = parts[3]
-	if len(id) < 3 || len(id) > 255 || strings.HasPrefix(id, "goog") {
-		return "", "", status.Errorf(codes.InvalidArgument, "invalid %s id %q", strings.TrimSuffix(kind, "s"), id)
+	if why := badID(id); why != "" {
+		return "", "", status.Errorf(codes.InvalidArgument, "invalid %s id %q in %q: %s", strings.TrimSuffix(kind, "s"), id, name, why)
 	}
 	return parts[1], id, nil
 }
+
+// badID says why id is not a valid Pub/Sub resource id, or "" if it is:
+// https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names — it
+// starts with a letter, holds only letters, digits and - _ . ~ + %, is 3 to
+// 255 characters long and does not start with "goog".
+func badID(id string) string {
+	switch {
+	case len(id) < 3 || len(id) > 255:
+		return fmt.Sprintf("length %d outside [3, 255]", len(id))
+	case !isLetter(id[0]):
+		return "must start with a letter"
+	case strings.HasPrefix(id, "goog"):
+		return `must not start with "goog"`
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !isLetter(c) && !(c >= '0' && c <= '9') && !strings.ContainsRune("-_.~+%", rune(c)) {
+			return fmt.Sprintf("character %q at %d is not one of [A-Za-z0-9-_.~+%%]", c, i)
+		}
+	}
+	return ""
+}
+
+func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
 
 func checkProject(p string) error {
 	parts := strings.Split(p, "/")

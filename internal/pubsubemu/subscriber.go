@@ -11,6 +11,7 @@ import (
 	"time"
 
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -48,6 +49,8 @@ type subscription struct {
 	deleted     bool
 	ordering    bool
 	retainAcked bool
+	exactlyOnce bool
+	props       *pb.StreamingPullResponse_SubscriptionProperties // sent on every stream response
 	ackDeadline time.Duration
 	retention   time.Duration
 	dlTopic     string
@@ -100,6 +103,11 @@ func (sub *subscription) configureLocked(sp *pb.Subscription) {
 	sub.proto = sp
 	sub.ordering = sp.EnableMessageOrdering
 	sub.retainAcked = sp.RetainAckedMessages
+	sub.exactlyOnce = sp.EnableExactlyOnceDelivery
+	sub.props = &pb.StreamingPullResponse_SubscriptionProperties{
+		ExactlyOnceDeliveryEnabled: sp.EnableExactlyOnceDelivery,
+		MessageOrderingEnabled:     sp.EnableMessageOrdering,
+	}
 	sub.ackDeadline = time.Duration(sp.AckDeadlineSeconds) * time.Second
 	if sub.ackDeadline <= 0 {
 		sub.ackDeadline = defaultAckDeadline
@@ -622,29 +630,117 @@ func (g *subscriberService) Acknowledge(_ context.Context, req *pb.AcknowledgeRe
 	if err != nil {
 		return nil, err
 	}
-	sub.ackIDs(req.AckIds)
+	if err := checkAckRequest(req, req.AckIds); err != nil {
+		return nil, err
+	}
+	_, failed, eod := sub.ackIDs(req.AckIds)
+	if err := ackError(eod, failed); err != nil {
+		return nil, err
+	}
 	return &emptypb.Empty{}, nil
 }
 
-func (sub *subscription) ackIDs(ids []string) {
+// checkAckRequest enforces the request size limit and rejects malformed ack ids.
+func checkAckRequest(req proto.Message, ids []string) error {
+	if n := proto.Size(req); n > maxAckRequestBytes {
+		return status.Errorf(codes.InvalidArgument, "request of %d bytes exceeds the limit of %d bytes", n, maxAckRequestBytes)
+	}
+	for _, id := range ids {
+		if !wellFormedAckID(id) {
+			return status.Errorf(codes.InvalidArgument, "invalid ack id %q", id)
+		}
+	}
+	return nil
+}
+
+// wellFormedAckID reports whether id has the shape of the ack ids this
+// server hands out (boot id, "-", base-36 sequence), from any boot.
+func wellFormedAckID(id string) bool {
+	if len(id) < 10 || len(id) > 32 || id[8] != '-' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case i == 8:
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+		case c >= 'g' && c <= 'z' && i > 8:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Exactly-once delivery reports per-ack-id failures the way Pub/Sub does: an
+// INVALID_ARGUMENT status carrying an ErrorInfo whose metadata maps each
+// failed ack id to its reason, which the client libraries read.
+const (
+	eodErrorReason    = "EXACTLY_ONCE_ACKID_FAILURE"
+	eodErrorDomain    = "pubsub.googleapis.com"
+	eodInvalidAckID   = "PERMANENT_FAILURE_INVALID_ACK_ID"
+	eodInvalidMessage = "Some acknowledgement ids in the request were invalid. This could be because the acknowledgement ids have expired or the acknowledgement ids were malformed."
+)
+
+// ackError builds the exactly-once error for the failed ack ids; nil when
+// none failed or the subscription is not exactly-once.
+func ackError(eod bool, failed []string) error {
+	if !eod || len(failed) == 0 {
+		return nil
+	}
+	md := make(map[string]string, len(failed))
+	for _, id := range failed {
+		md[id] = eodInvalidAckID
+	}
+	st, err := status.New(codes.InvalidArgument, eodInvalidMessage).WithDetails(&errdetails.ErrorInfo{
+		Reason:   eodErrorReason,
+		Domain:   eodErrorDomain,
+		Metadata: md,
+	})
+	if err != nil {
+		return status.Errorf(codes.Internal, "ack error details: %v", err)
+	}
+	return st.Err()
+}
+
+// ackIDs acknowledges outstanding messages. With exactly-once delivery an
+// ack id whose deadline has passed no longer acknowledges anything; failed
+// lists the ack ids that acknowledged nothing (unknown, stale or expired).
+func (sub *subscription) ackIDs(ids []string) (acked, failed []string, eod bool) {
 	if len(ids) == 0 {
-		return
+		return nil, nil, false
 	}
 	sub.mu.Lock()
+	eod = sub.exactlyOnce
+	var now time.Time
+	if eod {
+		now = sub.srv.now()
+	}
 	n := 0
 	for _, id := range ids {
 		sm := sub.outstanding[id]
-		if sm == nil {
-			continue // stale or unknown ack id: ignored, as Pub/Sub does
+		if sm == nil || (eod && !sm.due.After(now)) {
+			if sm != nil { // expired, not yet noticed by the ticker
+				sub.detachLocked(sm)
+				sub.nackLocked(sm, now)
+			}
+			if eod {
+				failed = append(failed, id)
+			}
+			continue // without exactly-once, stale or unknown ack ids are ignored, as Pub/Sub does
 		}
 		sub.detachLocked(sm)
 		sub.ackLocked(sm)
+		if eod {
+			acked = append(acked, id)
+		}
 		n++
 	}
-	if n > 0 {
+	if n > 0 || len(failed) > 0 {
 		sub.signalLocked()
 	}
 	sub.unlock()
+	return acked, failed, eod
 }
 
 func (g *subscriberService) ModifyAckDeadline(_ context.Context, req *pb.ModifyAckDeadlineRequest) (*emptypb.Empty, error) {
@@ -655,21 +751,41 @@ func (g *subscriberService) ModifyAckDeadline(_ context.Context, req *pb.ModifyA
 	if req.AckDeadlineSeconds < 0 || req.AckDeadlineSeconds > int32(maxAckDeadline/time.Second) {
 		return nil, status.Errorf(codes.InvalidArgument, "ack_deadline_seconds %d outside [0, 600]", req.AckDeadlineSeconds)
 	}
-	sub.modAck(req.AckIds, req.AckDeadlineSeconds)
+	if err := checkAckRequest(req, req.AckIds); err != nil {
+		return nil, err
+	}
+	_, failed, eod := sub.modAck(req.AckIds, req.AckDeadlineSeconds)
+	if err := ackError(eod, failed); err != nil {
+		return nil, err
+	}
 	return &emptypb.Empty{}, nil
 }
 
-func (sub *subscription) modAck(ids []string, seconds int32) {
+// modAck sets new deadlines (0 = nack); like ackIDs it reports the ack ids
+// that matched no outstanding delivery.
+func (sub *subscription) modAck(ids []string, seconds int32) (done, failed []string, eod bool) {
 	if len(ids) == 0 {
-		return
+		return nil, nil, false
 	}
 	now := sub.srv.now()
 	sub.mu.Lock()
+	eod = sub.exactlyOnce
 	nacked := false
 	for _, id := range ids {
 		sm := sub.outstanding[id]
-		if sm == nil {
+		if sm == nil || (eod && !sm.due.After(now)) {
+			if sm != nil {
+				sub.detachLocked(sm)
+				sub.nackLocked(sm, now)
+				nacked = true
+			}
+			if eod {
+				failed = append(failed, id)
+			}
 			continue
+		}
+		if eod {
+			done = append(done, id)
 		}
 		if seconds == 0 {
 			sub.detachLocked(sm)
@@ -684,6 +800,7 @@ func (sub *subscription) modAck(ids []string, seconds int32) {
 		sub.signalLocked()
 	}
 	sub.unlock()
+	return done, failed, eod
 }
 
 func (g *subscriberService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.PullResponse, error) {
@@ -774,17 +891,36 @@ func (g *subscriberService) StreamingPull(ss pb.Subscriber_StreamingPullServer) 
 		delete(sub.streams, st)
 		sub.mu.Unlock()
 	}()
+	// With exactly-once delivery, acks and modacks sent on the stream are
+	// confirmed on it; the receive goroutine hands confirmations to the
+	// sending loop, the stream's only sender.
+	confirms := make(chan *pb.StreamingPullResponse, 64)
 	handle := func(req *pb.StreamingPullRequest) bool {
-		sub.ackIDs(req.AckIds)
+		acked, failed, eod := sub.ackIDs(req.AckIds)
+		var mdone, mfailed []string
 		for i, id := range req.ModifyDeadlineAckIds {
 			if i < len(req.ModifyDeadlineSeconds) {
-				sub.modAck([]string{id}, req.ModifyDeadlineSeconds[i])
+				d, f, e := sub.modAck([]string{id}, req.ModifyDeadlineSeconds[i])
+				mdone, mfailed, eod = append(mdone, d...), append(mfailed, f...), eod || e
 			}
 		}
 		if d := req.StreamAckDeadlineSeconds; d > 0 {
 			sub.mu.Lock()
 			st.ackDeadline = time.Duration(d) * time.Second
 			sub.mu.Unlock()
+		}
+		if eod && len(req.AckIds)+len(req.ModifyDeadlineAckIds) > 0 {
+			resp := &pb.StreamingPullResponse{}
+			if len(req.AckIds) > 0 {
+				resp.AcknowledgeConfirmation = &pb.StreamingPullResponse_AcknowledgeConfirmation{AckIds: acked, InvalidAckIds: failed}
+			}
+			if len(req.ModifyDeadlineAckIds) > 0 {
+				resp.ModifyAckDeadlineConfirmation = &pb.StreamingPullResponse_ModifyAckDeadlineConfirmation{AckIds: mdone, InvalidAckIds: mfailed}
+			}
+			select {
+			case confirms <- resp:
+			case <-ss.Context().Done():
+			}
 		}
 		return len(req.AckIds) == 0 && len(req.ModifyDeadlineAckIds) == 0
 	}
@@ -810,6 +946,16 @@ func (g *subscriberService) StreamingPull(ss pb.Subscriber_StreamingPullServer) 
 
 	ctx := ss.Context()
 	for {
+		select { // confirmations first, so a busy stream cannot starve them
+		case resp := <-confirms:
+			sub.mu.Lock()
+			resp.SubscriptionProperties = sub.props
+			sub.mu.Unlock()
+			if err := ss.Send(resp); err != nil {
+				return err
+			}
+		default:
+		}
 		sub.mu.Lock()
 		if sub.deleted {
 			sub.mu.Unlock()
@@ -827,10 +973,10 @@ func (g *subscriberService) StreamingPull(ss pb.Subscriber_StreamingPullServer) 
 		if room > 0 && byteRoom > 0 {
 			msgs = sub.takeLocked(room, byteRoom, st, s.now())
 		}
-		ch := sub.notify
+		ch, props := sub.notify, sub.props
 		sub.unlock()
 		if len(msgs) > 0 {
-			if err := ss.Send(&pb.StreamingPullResponse{ReceivedMessages: msgs}); err != nil {
+			if err := ss.Send(&pb.StreamingPullResponse{ReceivedMessages: msgs, SubscriptionProperties: props}); err != nil {
 				sub.nackUnsent(msgs)
 				return err
 			}
@@ -838,8 +984,13 @@ func (g *subscriberService) StreamingPull(ss pb.Subscriber_StreamingPullServer) 
 		}
 		select {
 		case <-ch:
+		case resp := <-confirms:
+			resp.SubscriptionProperties = props
+			if err := ss.Send(resp); err != nil {
+				return err
+			}
 		case <-ping:
-			if err := ss.Send(&pb.StreamingPullResponse{}); err != nil {
+			if err := ss.Send(&pb.StreamingPullResponse{SubscriptionProperties: props}); err != nil {
 				return err
 			}
 		case err := <-recvDone:
