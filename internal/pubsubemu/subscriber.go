@@ -26,8 +26,15 @@ const (
 	pullWaitMax                = 5 * time.Second
 )
 
+// keyState is an ordering key in use on an ordered subscription. The
+// messages of one take (a Pull or stream response) may share a key, in
+// publish order; later messages of the key wait in pending until every one of
+// them is acked or returned (nacked, expired), as Pub/Sub delivers
+// (https://cloud.google.com/pubsub/docs/ordering).
 type keyState struct {
-	pending deque
+	pending deque  // waiting, in publish order
+	out     int    // holders: delivered and not yet acked, or waiting out a retry backoff
+	take    uint64 // the take that holds the key; 0 = released, free for the next take
 }
 
 // stream is one StreamingPull connection's flow-control state (guarded by sub.mu).
@@ -65,6 +72,7 @@ type subscription struct {
 	outstanding map[string]*subMsg
 	timers      timerHeap
 	keys        map[string]*keyState
+	takeSeq     uint64
 	streams     map[*stream]struct{}
 	notify      chan struct{} // closed and replaced when messages or capacity appear
 
@@ -177,7 +185,7 @@ func (sub *subscription) enqueue(msgs []*message) {
 // freeLocked forgets a message for this subscription.
 func (sub *subscription) freeLocked(sm *subMsg) {
 	if sm.holder {
-		sub.releaseKeyLocked(sm)
+		sub.keyDoneLocked(sm)
 	}
 	sm.state = stGone
 	if sub.srv.store != nil {
@@ -188,22 +196,53 @@ func (sub *subscription) freeLocked(sm *subMsg) {
 	}
 }
 
-// releaseKeyLocked lets the next message of an ordering key go.
-func (sub *subscription) releaseKeyLocked(sm *subMsg) {
+// keyDoneLocked drops a holder of its ordering key (acked or freed); when
+// none is left, the key's next messages go.
+func (sub *subscription) keyDoneLocked(sm *subMsg) {
 	sm.holder = false
 	k := sm.m.pm.OrderingKey
 	ks := sub.keys[k]
 	if ks == nil {
 		return
 	}
+	if ks.out--; ks.out > 0 {
+		return
+	}
+	sub.releaseKeyLocked(k, ks)
+}
+
+// keyReturnLocked puts a nacked or expired holder back in front of its key's
+// waiting messages, so it is delivered again before them.
+func (sub *subscription) keyReturnLocked(sm *subMsg) {
+	sm.holder = false
+	k := sm.m.pm.OrderingKey
+	ks := sub.keys[k]
+	if ks == nil {
+		sm.state = stQueued
+		sub.redeliver.push(sm)
+		return
+	}
+	sm.state = stKeyWait
+	ks.pending.insertSorted(sm)
+	if ks.out--; ks.out > 0 {
+		return
+	}
+	sub.releaseKeyLocked(k, ks)
+}
+
+// releaseKeyLocked hands up to one response's worth of the key's waiting
+// messages to the next take, in order.
+func (sub *subscription) releaseKeyLocked(k string, ks *keyState) {
 	if ks.pending.len() == 0 {
 		delete(sub.keys, k)
 		return
 	}
-	nx := ks.pending.pop()
-	nx.holder = true
-	nx.state = stQueued
-	sub.redeliver.push(nx)
+	ks.take = 0
+	for i := 0; i < maxMessagesPerResp && ks.pending.len() > 0; i++ {
+		nx := ks.pending.pop()
+		nx.state = stQueued
+		sub.redeliver.push(nx)
+	}
 	sub.signalLocked()
 }
 
@@ -248,6 +287,8 @@ func (sub *subscription) takeLocked(maxMsgs int, maxBytes int64, st *stream, now
 	}
 	var out []*pb.ReceivedMessage
 	var bytes int64
+	sub.takeSeq++
+	take := sub.takeSeq
 	for len(out) < maxMsgs {
 		q := &sub.redeliver
 		if q.len() == 0 {
@@ -265,14 +306,8 @@ func (sub *subscription) takeLocked(maxMsgs int, maxBytes int64, st *stream, now
 			sub.freeLocked(sm)
 			continue
 		}
-		if sub.ordering && q == &sub.ready && sm.m.pm.OrderingKey != "" {
-			if ks := sub.keys[sm.m.pm.OrderingKey]; ks != nil {
-				sm.state = stKeyWait
-				ks.pending.push(sm)
-				continue
-			}
-			sub.keys[sm.m.pm.OrderingKey] = &keyState{}
-			sm.holder = true
+		if sub.ordering && sm.m.pm.OrderingKey != "" && !sub.holdKeyLocked(sm, q == &sub.ready, take) {
+			continue
 		}
 		sub.ackSeq++
 		sm.ackID = sub.ackPrefix + strconv.FormatUint(sub.ackSeq, 36)
@@ -297,6 +332,33 @@ func (sub *subscription) takeLocked(maxMsgs int, maxBytes int64, st *stream, now
 	return out
 }
 
+// holdKeyLocked decides whether an ordered message may go in this take: its
+// key is free, or already held by this take with nothing of the key waiting
+// ahead of it. Otherwise the message waits behind the key.
+func (sub *subscription) holdKeyLocked(sm *subMsg, fromReady bool, take uint64) bool {
+	k := sm.m.pm.OrderingKey
+	ks := sub.keys[k]
+	switch {
+	case ks == nil:
+		ks = &keyState{take: take}
+		sub.keys[k] = ks
+	case ks.take == 0 && ks.out == 0:
+		ks.take = take // released messages of the key, taken by this take
+	case ks.take != take:
+		sm.state = stKeyWait
+		ks.pending.insertSorted(sm)
+		return false
+	}
+	if fromReady && ks.pending.len() > 0 {
+		sm.state = stKeyWait
+		ks.pending.insertSorted(sm)
+		return false
+	}
+	ks.out++
+	sm.holder = true
+	return true
+}
+
 // detachLocked removes an outstanding message from the ack id map, the timer
 // heap and its stream's flow-control counts.
 func (sub *subscription) detachLocked(sm *subMsg) {
@@ -315,7 +377,7 @@ func (sub *subscription) detachLocked(sm *subMsg) {
 func (sub *subscription) ackLocked(sm *subMsg) {
 	if sub.retainAcked {
 		if sm.holder {
-			sub.releaseKeyLocked(sm)
+			sub.keyDoneLocked(sm)
 		}
 		sm.state = stAcked
 		sub.acked.push(sm)
@@ -351,9 +413,13 @@ func (sub *subscription) nackLocked(sm *subMsg, now time.Time) {
 		if backoff > 0 {
 			sm.state = stDelayed
 			sm.due = now.Add(backoff)
-			heap.Push(&sub.timers, sm)
+			heap.Push(&sub.timers, sm) // a holder keeps its key while it waits
 			return
 		}
+	}
+	if sm.holder {
+		sub.keyReturnLocked(sm)
+		return
 	}
 	sm.state = stQueued
 	sub.redeliver.push(sm)
@@ -385,6 +451,10 @@ func (sub *subscription) expireLocked(now time.Time) bool {
 			sub.nackLocked(sm, now)
 		case stDelayed:
 			heap.Pop(&sub.timers)
+			if sm.holder {
+				sub.keyReturnLocked(sm)
+				break
+			}
 			sm.state = stQueued
 			sub.redeliver.push(sm)
 		default:
