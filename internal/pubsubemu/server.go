@@ -47,9 +47,9 @@ const (
 	maxAttrValueBytes   = 1024
 	maxOrderingKeyBytes = 1024
 	maxAckRequestBytes  = 512 << 10 // Acknowledge and ModifyAckDeadline requests
-	tickInterval       = 50 * time.Millisecond
-	deletedTopic       = "_deleted-topic_"
-	deletedSchema      = "_deleted-schema_"
+	tickInterval        = 50 * time.Millisecond
+	deletedTopic        = "_deleted-topic_"
+	deletedSchema       = "_deleted-schema_"
 )
 
 // Server is a running emulator.
