@@ -181,7 +181,9 @@ func (g *publisherService) ListTopicSubscriptions(_ context.Context, req *pb.Lis
 	t.mu.RLock()
 	var names []string
 	for _, sub := range t.subs {
-		names = append(names, sub.name)
+		if !sub.snapshot {
+			names = append(names, sub.name)
+		}
 	}
 	t.mu.RUnlock()
 	sort.Strings(names)
@@ -196,7 +198,15 @@ func (g *publisherService) ListTopicSnapshots(_ context.Context, req *pb.ListTop
 	if _, ok := s.topics[req.Topic]; !ok {
 		return nil, status.Errorf(codes.NotFound, "topic %s not found", req.Topic)
 	}
-	return &pb.ListTopicSnapshotsResponse{}, nil // snapshots are not supported
+	var names []string
+	for n, sn := range s.snaps {
+		if sn.proto.Topic == req.Topic {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	page, next := paginate(names, req.PageToken, req.PageSize)
+	return &pb.ListTopicSnapshotsResponse{Snapshots: page, NextPageToken: next}, nil
 }
 
 func (g *publisherService) DeleteTopic(_ context.Context, req *pb.DeleteTopicRequest) (*emptypb.Empty, error) {
@@ -211,6 +221,9 @@ func (g *publisherService) DeleteTopic(_ context.Context, req *pb.DeleteTopicReq
 	// Subscriptions survive with their backlog, detached, as in Pub/Sub.
 	t.mu.Lock()
 	for _, sub := range t.subs {
+		if sub.snapshot {
+			continue // a snapshot outlives its topic, and gets nothing new
+		}
 		sub.mu.Lock()
 		sp := proto.Clone(sub.proto).(*pb.Subscription)
 		sp.Topic = deletedTopic

@@ -66,6 +66,7 @@ type Server struct {
 	topics  map[string]*topic
 	subs    map[string]*subscription
 	schemas map[string]*schema
+	snaps   map[string]*snapshot
 
 	msgSeq atomic.Uint64
 
@@ -85,6 +86,7 @@ func Start(addr string, opts Options) (*Server, error) {
 		topics:  map[string]*topic{},
 		subs:    map[string]*subscription{},
 		schemas: map[string]*schema{},
+		snaps:   map[string]*snapshot{},
 		stop:    make(chan struct{}),
 	}
 	if s.log == nil {
@@ -194,7 +196,15 @@ func (s *Server) ticker() {
 		for _, sub := range s.subs {
 			subs = append(subs, sub)
 		}
+		expired := false
+		for _, sn := range s.snaps {
+			subs = append(subs, sn.held)
+			expired = expired || !sn.proto.ExpireTime.AsTime().After(now)
+		}
 		s.mu.RUnlock()
+		if expired {
+			s.expireSnapshots(now)
+		}
 		for _, sub := range subs {
 			sub.tick(now)
 		}

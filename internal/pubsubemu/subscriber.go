@@ -56,6 +56,7 @@ type subscription struct {
 	deleted     bool
 	ordering    bool
 	retainAcked bool
+	snapshot    bool // holds a snapshot's messages; never delivers
 	exactlyOnce bool
 	props       *pb.StreamingPullResponse_SubscriptionProperties // sent on every stream response
 	ackDeadline time.Duration
@@ -1096,14 +1097,42 @@ func (g *subscriberService) Seek(_ context.Context, req *pb.SeekRequest) (*pb.Se
 	case *pb.SeekRequest_Time:
 		t = target.Time.AsTime()
 	case *pb.SeekRequest_Snapshot:
-		return nil, status.Error(codes.Unimplemented, "snapshots are not supported by this emulator; seek to a time")
+		if err := s.seekSnapshot(sub, target.Snapshot); err != nil {
+			return nil, err
+		}
+		return &pb.SeekResponse{}, nil
 	default:
 		return nil, status.Error(codes.InvalidArgument, "seek needs a time or a snapshot")
 	}
-	now := s.now()
 	sub.mu.Lock()
+	sub.seekLocked(s.now(), func(m *message) bool { return !m.publish.Before(t) }, nil)
+	sub.unlock()
+	return &pb.SeekResponse{}, nil
+}
+
+// seekLocked makes the held messages for which unacked says so
+// unacknowledged, in publish order, and every other one acknowledged; extra
+// messages the subscription no longer holds (from a snapshot) are taken in
+// again if its filter accepts them.
+func (sub *subscription) seekLocked(now time.Time, unacked func(*message) bool, extra []*message) {
+	s := sub.srv
 	all := sub.allLocked()
 	sub.resetLocked()
+	held := make(map[uint64]bool, len(all))
+	for _, sm := range all {
+		held[sm.m.seq] = true
+	}
+	for _, m := range extra {
+		if held[m.seq] || (sub.filter != nil && !sub.filter.match(m.pm.Attributes)) {
+			continue
+		}
+		m.refs.Add(1)
+		sm := &subMsg{m: m, hidx: -1, state: stQueued}
+		all = append(all, sm)
+		if s.store != nil {
+			sub.ops = append(sub.ops, subMsgPut(sub.name, m.seq, false))
+		}
+	}
 	sort.Slice(all, func(i, j int) bool { return all[i].m.seq < all[j].m.seq })
 	for _, sm := range all {
 		wasAcked := sm.state == stAcked
@@ -1111,7 +1140,7 @@ func (g *subscriberService) Seek(_ context.Context, req *pb.SeekRequest) (*pb.Se
 		switch {
 		case sub.expired(sm, now):
 			sub.freeLocked(sm)
-		case sm.m.publish.Before(t):
+		case !unacked(sm.m):
 			if wasAcked {
 				sub.acked.push(sm)
 			} else {
@@ -1126,8 +1155,6 @@ func (g *subscriberService) Seek(_ context.Context, req *pb.SeekRequest) (*pb.Se
 		}
 	}
 	sub.signalLocked()
-	sub.unlock()
-	return &pb.SeekResponse{}, nil
 }
 
 func (g *subscriberService) ModifyPushConfig(_ context.Context, req *pb.ModifyPushConfigRequest) (*emptypb.Empty, error) {
