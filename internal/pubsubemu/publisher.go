@@ -217,7 +217,7 @@ func (g *publisherService) DeleteTopic(_ context.Context, req *pb.DeleteTopicReq
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "topic %s not found", req.Topic)
 	}
-	ops := []storeOp{metaDelete(kindTopic, t.name)}
+	ops := append(s.dropPolicyLocked(t.name), metaDelete(kindTopic, t.name))
 	// Subscriptions survive with their backlog, detached, as in Pub/Sub.
 	t.mu.Lock()
 	for _, sub := range t.subs {

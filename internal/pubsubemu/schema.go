@@ -350,7 +350,7 @@ func (g *schemaService) DeleteSchema(_ context.Context, req *pb.DeleteSchemaRequ
 	if _, ok := s.schemas[req.Name]; !ok {
 		return nil, status.Errorf(codes.NotFound, "schema %s not found", req.Name)
 	}
-	ops := []storeOp{metaDelete(kindSchema, req.Name)}
+	ops := append(s.dropPolicyLocked(req.Name), metaDelete(kindSchema, req.Name))
 	// Topics bound to it keep a binding to the deleted-schema marker, as in Pub/Sub.
 	for _, t := range s.topics {
 		t.mu.Lock()

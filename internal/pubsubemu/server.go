@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cloud.google.com/go/iam/apiv1/iampb"
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -67,6 +68,8 @@ type Server struct {
 	subs    map[string]*subscription
 	schemas map[string]*schema
 	snaps   map[string]*snapshot
+	// IAM policies by resource name
+	policies map[string]*iampb.Policy
 
 	msgSeq atomic.Uint64
 
@@ -80,14 +83,15 @@ type Server struct {
 // and serves in the background.
 func Start(addr string, opts Options) (*Server, error) {
 	s := &Server{
-		opts:    opts,
-		log:     opts.Logger,
-		now:     opts.Now,
-		topics:  map[string]*topic{},
-		subs:    map[string]*subscription{},
-		schemas: map[string]*schema{},
-		snaps:   map[string]*snapshot{},
-		stop:    make(chan struct{}),
+		opts:     opts,
+		log:      opts.Logger,
+		now:      opts.Now,
+		topics:   map[string]*topic{},
+		subs:     map[string]*subscription{},
+		schemas:  map[string]*schema{},
+		snaps:    map[string]*snapshot{},
+		policies: map[string]*iampb.Policy{},
+		stop:     make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -134,6 +138,7 @@ func Start(addr string, opts Options) (*Server, error) {
 	pb.RegisterPublisherServer(s.gs, &publisherService{s: s})
 	pb.RegisterSubscriberServer(s.gs, &subscriberService{s: s})
 	pb.RegisterSchemaServiceServer(s.gs, &schemaService{s: s})
+	iampb.RegisterIAMPolicyServer(s.gs, &iamService{s: s})
 
 	s.wg.Add(2)
 	go func() {
@@ -209,6 +214,15 @@ func (s *Server) ticker() {
 			sub.tick(now)
 		}
 	}
+}
+
+// dropPolicyLocked forgets the IAM policy of a deleted resource (s.mu held).
+func (s *Server) dropPolicyLocked(resource string) []storeOp {
+	if _, ok := s.policies[resource]; !ok {
+		return nil
+	}
+	delete(s.policies, resource)
+	return []storeOp{metaDelete(kindPolicy, resource)}
 }
 
 // persist queues store writes; it is a no-op in memory mode.

@@ -215,7 +215,7 @@ func (g *subscriberService) DeleteSnapshot(_ context.Context, req *pb.DeleteSnap
 // deleteSnapshotLocked needs s.mu held for writing.
 func (s *Server) deleteSnapshotLocked(sn *snapshot) error {
 	delete(s.snaps, sn.proto.Name)
-	ops := s.dropHolder(s.topics[sn.proto.Topic], sn.held)
+	ops := append(s.dropHolder(s.topics[sn.proto.Topic], sn.held), s.dropPolicyLocked(sn.proto.Name)...)
 	return s.persistWait(append(ops, metaDelete(kindSnapshot, sn.proto.Name))...)
 }
 

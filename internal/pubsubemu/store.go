@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"cloud.google.com/go/iam/apiv1/iampb"
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -17,7 +18,8 @@ import (
 
 // The data directory holds one bbolt file:
 //
-//	meta            "t/"+topic, "s/"+subscription, "c/"+schema, "n/"+snapshot -> proto bytes
+//	meta            "t/"+topic, "s/"+subscription, "c/"+schema, "n/"+snapshot,
+//	                "i/"+resource (IAM policy) -> proto bytes
 //	msgs            seq (8 bytes, big endian) -> PubsubMessage bytes
 //	"s:"+sub name   (or snapshot name: the messages it keeps)
 //	                seq -> "" (unacked), "n"+uvarint (unacked, delivery attempts)
@@ -299,6 +301,12 @@ func (s *Server) load() error {
 					return fmt.Errorf("subscription %s: %w", key[2:], err)
 				}
 				subs = append(subs, sp)
+			case len(key) > 2 && key[:2] == kindPolicy:
+				p := &iampb.Policy{}
+				if err := proto.Unmarshal(v, p); err != nil {
+					return fmt.Errorf("iam policy of %s: %w", key[2:], err)
+				}
+				s.policies[key[2:]] = p
 			case len(key) > 2 && key[:2] == kindSnapshot:
 				sn := &pb.Snapshot{}
 				if err := proto.Unmarshal(v, sn); err != nil {

@@ -678,6 +678,7 @@ func (g *subscriberService) DeleteSubscription(_ context.Context, req *pb.Delete
 	}
 	delete(s.subs, req.Subscription)
 	t := s.topics[sub.proto.Topic]
+	policyOps := s.dropPolicyLocked(req.Subscription)
 	s.mu.Unlock()
 	if t != nil {
 		t.removeSub(sub)
@@ -687,6 +688,7 @@ func (g *subscriberService) DeleteSubscription(_ context.Context, req *pb.Delete
 	sub.purgeLocked()
 	sub.signalLocked()
 	ops := append(sub.flushLocked(), metaDelete(kindSub, sub.name), storeOp{kind: opDeleteBucket, bucket: subBucket(sub.name)})
+	ops = append(ops, policyOps...)
 	sub.mu.Unlock()
 	if err := s.persistWait(ops...); err != nil {
 		return nil, status.Errorf(codes.Internal, "delete subscription: %v", err)
