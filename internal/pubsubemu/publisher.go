@@ -253,6 +253,7 @@ func (g *publisherService) DetachSubscription(_ context.Context, req *pb.DetachS
 	sp := proto.Clone(sub.proto).(*pb.Subscription)
 	sp.Detached = true
 	sub.proto = sp
+	sub.syncPushLocked()
 	sub.purgeLocked()
 	ops := append(sub.flushLocked(), metaPut(kindSub, sub.name, sp))
 	sub.mu.Unlock()

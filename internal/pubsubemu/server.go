@@ -7,6 +7,7 @@ package pubsubemu
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -72,6 +73,10 @@ type Server struct {
 	policies map[string]*iampb.Policy
 
 	msgSeq atomic.Uint64
+
+	pushKeyOnce sync.Once // the key signing push OIDC tokens, made on first use
+	pushKeyVal  *rsa.PrivateKey
+	pushKeyErr  error
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -140,6 +145,13 @@ func Start(addr string, opts Options) (*Server, error) {
 	pb.RegisterSchemaServiceServer(s.gs, &schemaService{s: s})
 	iampb.RegisterIAMPolicyServer(s.gs, &iamService{s: s})
 
+	s.mu.RLock()
+	for _, sub := range s.subs { // push subscriptions restored from the data dir
+		sub.mu.Lock()
+		sub.syncPushLocked()
+		sub.mu.Unlock()
+	}
+	s.mu.RUnlock()
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()

@@ -56,7 +56,8 @@ type subscription struct {
 	deleted     bool
 	ordering    bool
 	retainAcked bool
-	snapshot    bool // holds a snapshot's messages; never delivers
+	snapshot    bool    // holds a snapshot's messages; never delivers
+	push        *pusher // running push delivery, nil for pull
 	exactlyOnce bool
 	props       *pb.StreamingPullResponse_SubscriptionProperties // sent on every stream response
 	ackDeadline time.Duration
@@ -549,6 +550,9 @@ func (g *subscriberService) CreateSubscription(_ context.Context, in *pb.Subscri
 	}
 	s.subs[sp.Name] = sub
 	t.addSub(sub)
+	sub.mu.Lock()
+	sub.syncPushLocked()
+	sub.mu.Unlock()
 	s.log.Debug("subscription created", "subscription", sp.Name, "topic", sp.Topic)
 	return proto.Clone(sp).(*pb.Subscription), nil
 }
@@ -582,10 +586,7 @@ func checkSubscription(sp *pb.Subscription) error {
 			return status.Error(codes.InvalidArgument, "retry_policy backoffs must satisfy 0 <= minimum <= maximum <= 600s")
 		}
 	}
-	if sp.PushConfig != nil && sp.PushConfig.PushEndpoint != "" {
-		return status.Error(codes.Unimplemented, "push subscriptions are not supported by this emulator")
-	}
-	return nil
+	return checkPushConfig(sp.PushConfig)
 }
 
 func (s *Server) findSub(name string) (*subscription, error) {
@@ -647,6 +648,7 @@ func (g *subscriberService) UpdateSubscription(_ context.Context, req *pb.Update
 		return nil, status.Errorf(codes.Internal, "update subscription: %v", err)
 	}
 	sub.configureLocked(next)
+	sub.syncPushLocked()
 	return proto.Clone(next).(*pb.Subscription), nil
 }
 
@@ -685,6 +687,7 @@ func (g *subscriberService) DeleteSubscription(_ context.Context, req *pb.Delete
 	}
 	sub.mu.Lock()
 	sub.deleted = true
+	sub.syncPushLocked()
 	sub.purgeLocked()
 	sub.signalLocked()
 	ops := append(sub.flushLocked(), metaDelete(kindSub, sub.name), storeOp{kind: opDeleteBucket, bucket: subBucket(sub.name)})
@@ -1160,11 +1163,25 @@ func (sub *subscription) seekLocked(now time.Time, unacked func(*message) bool, 
 }
 
 func (g *subscriberService) ModifyPushConfig(_ context.Context, req *pb.ModifyPushConfigRequest) (*emptypb.Empty, error) {
-	if req.PushConfig != nil && req.PushConfig.PushEndpoint != "" {
-		return nil, status.Error(codes.Unimplemented, "push subscriptions are not supported by this emulator")
-	}
-	if _, err := g.s.findSub(req.Subscription); err != nil {
+	s := g.s
+	if err := checkPushConfig(req.PushConfig); err != nil {
 		return nil, err
 	}
+	sub, err := s.findSub(req.Subscription)
+	if err != nil {
+		return nil, err
+	}
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	next := proto.Clone(sub.proto).(*pb.Subscription)
+	next.PushConfig = proto.Clone(req.GetPushConfig()).(*pb.PushConfig) // empty = pull
+	if req.PushConfig == nil {
+		next.PushConfig = &pb.PushConfig{}
+	}
+	if err := s.persistWait(metaPut(kindSub, next.Name, next)); err != nil {
+		return nil, status.Errorf(codes.Internal, "modify push config: %v", err)
+	}
+	sub.proto = next
+	sub.syncPushLocked()
 	return &emptypb.Empty{}, nil
 }
