@@ -60,7 +60,8 @@ func WorkerBinary(info *debug.BuildInfo, exe string) (string, error) {
 // runner it sets --runner to "dataflow" (Beam's registry is case-sensitive)
 // and, unless --worker_binary was given explicitly, sets it to the running
 // executable, or fails with Hint when that is not a static linux/amd64
-// build. Other runners are left alone. Call it after flag.Parse.
+// build (not for --dry_run, which stages nothing). Other runners are left
+// alone. Call it after flag.Parse.
 func Prepare(fs *flag.FlagSet) (dataflow bool, err error) {
 	r := fs.Lookup("runner")
 	if r == nil || !IsDataflow(r.Value.String()) {
@@ -75,6 +76,10 @@ func Prepare(fs *flag.FlagSet) (dataflow bool, err error) {
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "worker_binary" })
 	if explicit {
+		return true, nil
+	}
+	// A dry run translates the job without staging a worker.
+	if d := fs.Lookup("dry_run"); d != nil && d.Value.String() == "true" {
 		return true, nil
 	}
 	exe, err := os.Executable()

@@ -55,6 +55,7 @@ func flags(args ...string) *flag.FlagSet {
 	fs := flag.NewFlagSet("job", flag.ContinueOnError)
 	fs.String("runner", "", "")
 	fs.String("worker_binary", "", "")
+	fs.Bool("dry_run", false, "")
 	if err := fs.Parse(args); err != nil {
 		panic(err)
 	}
@@ -74,6 +75,11 @@ func TestPrepare(t *testing.T) {
 	}
 	if r, w := fs.Lookup("runner").Value.String(), fs.Lookup("worker_binary").Value.String(); r != "dataflow" || w != "/x/worker" {
 		t.Errorf("explicit: runner=%q worker=%q", r, w)
+	}
+	// A dry run stages nothing: no worker needed.
+	fs = flags("--runner=dataflow", "--dry_run")
+	if df, err := launch.Prepare(fs); !df || err != nil || fs.Lookup("worker_binary").Value.String() != "" {
+		t.Errorf("dry run: dataflow=%v err=%v worker=%q", df, err, fs.Lookup("worker_binary").Value)
 	}
 	// Otherwise the test binary itself is the candidate: accepted exactly
 	// when it is a static linux/amd64 build.
