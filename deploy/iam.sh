@@ -81,7 +81,6 @@ repo_role "$STREAM" roles/artifactregistry.reader
 # Nightly job.
 project_role "$NIGHTLY" roles/dataflow.worker
 project_role "$NIGHTLY" roles/bigquery.jobUser
-project_role "$NIGHTLY" roles/bigquery.readSessionUser
 dataset_role "$NIGHTLY" roles/bigquery.dataEditor
 bucket_role "$DATAFLOW_BUCKET" "$NIGHTLY" roles/storage.objectAdmin
 bucket_role "$REPORTS_BUCKET" "$NIGHTLY" roles/storage.objectAdmin
