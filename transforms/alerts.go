@@ -106,7 +106,7 @@ func EncodeAlert(a *inventoryv1.LowStockAlert, encoding string) ([]byte, error) 
 
 // DeadLetterMessages is a composite transform that turns dead-letter rows
 // into messages for the dead-letter topic: a DeadLetter in JSON, with the
-// attributes reason, stage and origin. It expects a PCollection of
+// attributes of event.DeadLetterAttrKeys. It expects a PCollection of
 // warehouse.DeadLetterRow and returns a PCollection of []byte, each a
 // marshaled pubsubpb.PubsubMessage.
 func DeadLetterMessages(s beam.Scope, rows beam.PCollection) beam.PCollection {
@@ -124,8 +124,8 @@ func (f *deadLetterMessageFn) ProcessElement(r warehouse.DeadLetterRow, emit fun
 	return emitMessage(emit, data, attrs)
 }
 
-// DeadLetterMessage returns the data (a DeadLetter in JSON) and attributes
-// of the Pub/Sub message of a dead letter.
+// DeadLetterMessage returns the data and attributes of the dead-letter
+// topic's message of a dead-letter row (event.DeadLetterMessage).
 func DeadLetterMessage(r warehouse.DeadLetterRow) ([]byte, map[string]string, error) {
 	dl := &inventoryv1.DeadLetter{
 		Reason:         r.Reason,
@@ -140,11 +140,7 @@ func DeadLetterMessage(r warehouse.DeadLetterRow) ([]byte, map[string]string, er
 	if r.PublishTime != nil {
 		dl.PublishTime = r.PublishTime.UTC().Format(time.RFC3339Nano)
 	}
-	data, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(dl)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode dead letter: %w", err)
-	}
-	return data, map[string]string{"reason": r.Reason, "stage": r.Stage, "origin": r.Origin}, nil
+	return event.DeadLetterMessage(dl)
 }
 
 func emitMessage(emit func([]byte), data []byte, attrs map[string]string) error {

@@ -95,7 +95,7 @@ func (f *decodeFn) ProcessElement(ctx context.Context, b Batch, emit func(beam.E
 			continue
 		}
 		rec.MessageID, rec.PublishTime, rec.Attributes, rec.AckID = m.ID, m.PublishTime, m.Attributes, m.AckID
-		sh := ShardOf(rec.Adj.SKU, rec.Adj.LocationID, f.Shards)
+		sh := rec.Adj.Key().Shard(f.Shards)
 		f.buf[sh] = append(f.buf[sh], rec)
 	}
 	f.received.Inc(ctx, int64(len(b.Messages)))
@@ -129,23 +129,9 @@ func DecodeMessage(m *Message, now time.Time, a *event.Adjustment) error {
 	return event.Validate(a, now)
 }
 
-// ShardOf returns the shard in [0, n) of the key (sku, location): FNV-1a of
-// sku, a zero byte and location.
-func ShardOf(sku, location string, n int) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(sku); i++ {
-		h = (h ^ uint32(sku[i])) * 16777619
-	}
-	h *= 16777619
-	for i := 0; i < len(location); i++ {
-		h = (h ^ uint32(location[i])) * 16777619
-	}
-	return int(h % uint32(n))
-}
-
 // DeadLetter builds the dead-letter row of message m refused with err.
 func DeadLetter(m *Message, err error, origin string, now time.Time) warehouse.DeadLetterRow {
-	code := "internal"
+	code := event.CodeInternal
 	var inv *event.Invalid
 	if errors.As(err, &inv) {
 		code = inv.Code

@@ -1,9 +1,9 @@
 package transforms
 
 import (
-	"encoding/binary"
 	"fmt"
 
+	"github.com/inventory-events/inventory/internal/codec"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 )
@@ -31,18 +31,15 @@ func (l *Ledgers) Len() int { return len(l.keys) }
 
 // ParseLedgers decodes the output of AppendBinary. It keeps references into b.
 func ParseLedgers(b []byte) (*Ledgers, error) {
-	r := reader{b: b}
-	n := r.uvarint()
-	if n > uint64(len(b)) {
-		return nil, fmt.Errorf("transforms: decode ledgers: %w", errShortCoder)
-	}
+	r := codec.NewReader(b)
+	n := r.Len()
 	l := &Ledgers{keys: make(map[event.Key]*ledgerEntry, n)}
-	for ; n > 0 && r.err == nil; n-- {
-		k := event.Key{SKU: r.string(), LocationID: r.string()}
-		l.keys[k] = &ledgerEntry{raw: r.bytes()}
+	for ; n > 0 && r.Err() == nil; n-- {
+		k := event.Key{SKU: r.String(), LocationID: r.String()}
+		l.keys[k] = &ledgerEntry{raw: r.Bytes()}
 	}
-	if r.err != nil {
-		return nil, fmt.Errorf("transforms: decode ledgers: %w", r.err)
+	if r.Err() != nil {
+		return nil, fmt.Errorf("transforms: decode ledgers: %w", r.Err())
 	}
 	return l, nil
 }
@@ -92,7 +89,7 @@ func (l *Ledgers) Peek(k event.Key) (*ledger.State, error) {
 // AppendBinary appends the encoded shard to b. Entries then refer to the
 // new encoding, so the previous buffer can be collected.
 func (l *Ledgers) AppendBinary(b []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(l.keys)))
+	b = codec.AppendUvarint(b, uint64(len(l.keys)))
 	type span struct {
 		e          *ledgerEntry
 		start, end int
@@ -100,15 +97,15 @@ func (l *Ledgers) AppendBinary(b []byte) []byte {
 	spans := make([]span, 0, len(l.keys))
 	var scratch []byte
 	for k, e := range l.keys {
-		b = appendString(b, k.SKU)
-		b = appendString(b, k.LocationID)
+		b = codec.AppendString(b, k.SKU)
+		b = codec.AppendString(b, k.LocationID)
 		if e.dirty {
 			scratch = e.st.AppendBinary(scratch[:0])
-			b = appendBytes(b, scratch)
+			b = codec.AppendBytes(b, scratch)
 			e.dirty = false
 			spans = append(spans, span{e, len(b) - len(scratch), len(b)})
 		} else {
-			b = appendBytes(b, e.raw)
+			b = codec.AppendBytes(b, e.raw)
 			spans = append(spans, span{e, len(b) - len(e.raw), len(b)})
 		}
 	}

@@ -1,12 +1,12 @@
 package transforms
 
 import (
-	"encoding/binary"
-	"errors"
+	"fmt"
 	"reflect"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
+	"github.com/inventory-events/inventory/internal/codec"
 	"github.com/inventory-events/inventory/internal/event"
 )
 
@@ -50,77 +50,34 @@ type Shard struct {
 	Records []Record
 }
 
-var errShortCoder = errors.New("transforms: truncated element")
+func wrapCoderErr(err error) error {
+	if err != nil {
+		return fmt.Errorf("transforms: decode element: %w", err)
+	}
+	return nil
+}
 
 // The coders below are hand-written: Beam's schema coder walks structs by
 // reflection per element, which was the largest cost in a profile.
 
-func appendBytes(b, s []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 func appendAttrs(b []byte, m map[string]string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(m)))
+	b = codec.AppendUvarint(b, uint64(len(m)))
 	for k, v := range m {
-		b = appendString(b, k)
-		b = appendString(b, v)
+		b = codec.AppendString(b, k)
+		b = codec.AppendString(b, v)
 	}
 	return b
 }
 
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err, r.b = errShortCoder, nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err, r.b = errShortCoder, nil
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) bytes() []byte {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.err, r.b = errShortCoder, nil
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) string() string { return string(r.bytes()) }
-
-func (r *reader) attrs() map[string]string {
-	n := r.uvarint()
-	if n == 0 || n > uint64(len(r.b)) {
+func readAttrs(r *codec.Reader) map[string]string {
+	n := r.Len()
+	if n == 0 {
 		return nil
 	}
 	m := make(map[string]string, n)
 	for range n {
-		k := r.string()
-		m[k] = r.string()
+		k := r.String()
+		m[k] = r.String()
 	}
 	return m
 }
@@ -131,78 +88,70 @@ func encodeBatch(v Batch) []byte {
 		n += len(v.Messages[i].Data) + len(v.Messages[i].ID) + 64
 	}
 	b := make([]byte, 0, n)
-	b = binary.AppendUvarint(b, uint64(len(v.Messages)))
+	b = codec.AppendUvarint(b, uint64(len(v.Messages)))
 	for i := range v.Messages {
 		m := &v.Messages[i]
-		b = appendString(b, m.ID)
-		b = appendBytes(b, m.Data)
+		b = codec.AppendString(b, m.ID)
+		b = codec.AppendBytes(b, m.Data)
 		b = appendAttrs(b, m.Attributes)
-		b = binary.AppendVarint(b, m.PublishTime)
-		b = appendString(b, m.AckID)
+		b = codec.AppendVarint(b, m.PublishTime)
+		b = codec.AppendString(b, m.AckID)
 	}
 	return b
 }
 
 func decodeBatch(b []byte) (Batch, error) {
-	r := reader{b: b}
-	n := r.uvarint()
-	if n > uint64(len(b)) {
-		return Batch{}, errShortCoder
-	}
-	v := Batch{Messages: make([]Message, n)}
+	r := codec.NewReader(b)
+	v := Batch{Messages: make([]Message, r.Len())}
 	for i := range v.Messages {
 		m := &v.Messages[i]
-		m.ID = r.string()
-		m.Data = r.bytes()
-		m.Attributes = r.attrs()
-		m.PublishTime = r.varint()
-		m.AckID = r.string()
+		m.ID = r.String()
+		m.Data = r.Bytes()
+		m.Attributes = readAttrs(r)
+		m.PublishTime = r.Varint()
+		m.AckID = r.String()
 	}
-	return v, r.err
+	return v, wrapCoderErr(r.Err())
 }
 
 func encodeShard(v Shard) []byte {
 	b := make([]byte, 0, 128*len(v.Records)+8)
-	b = binary.AppendUvarint(b, uint64(len(v.Records)))
+	b = codec.AppendUvarint(b, uint64(len(v.Records)))
 	for i := range v.Records {
 		rec := &v.Records[i]
 		a := &rec.Adj
-		b = appendString(b, a.EventID)
-		b = appendString(b, a.SKU)
-		b = appendString(b, a.LocationID)
-		b = binary.AppendVarint(b, int64(a.Reason))
-		b = binary.AppendVarint(b, a.Quantity)
-		b = binary.AppendVarint(b, a.EventTime)
-		b = appendString(b, a.Source)
-		b = appendString(b, rec.MessageID)
-		b = binary.AppendVarint(b, rec.PublishTime)
+		b = codec.AppendString(b, a.EventID)
+		b = codec.AppendString(b, a.SKU)
+		b = codec.AppendString(b, a.LocationID)
+		b = codec.AppendVarint(b, int64(a.Reason))
+		b = codec.AppendVarint(b, a.Quantity)
+		b = codec.AppendVarint(b, a.EventTime)
+		b = codec.AppendString(b, a.Source)
+		b = codec.AppendString(b, rec.MessageID)
+		b = codec.AppendVarint(b, rec.PublishTime)
 		b = appendAttrs(b, rec.Attributes)
-		b = appendString(b, rec.AckID)
+		b = codec.AppendString(b, rec.AckID)
 	}
 	return b
 }
 
 func decodeShard(b []byte) (Shard, error) {
-	r := reader{b: b}
-	n := r.uvarint()
-	if n > uint64(len(b)) {
-		return Shard{}, errShortCoder
-	}
-	v := Shard{Records: make([]Record, n)}
+	r := codec.NewReader(b)
+	v := Shard{Records: make([]Record, r.Len())}
 	for i := range v.Records {
 		rec := &v.Records[i]
 		a := &rec.Adj
-		a.EventID = r.string()
-		a.SKU = r.string()
-		a.LocationID = r.string()
-		a.Reason = event.Reason(r.varint())
-		a.Quantity = r.varint()
-		a.EventTime = r.varint()
-		a.Source = r.string()
-		rec.MessageID = r.string()
-		rec.PublishTime = r.varint()
-		rec.Attributes = r.attrs()
-		rec.AckID = r.string()
+		a.EventID = r.String()
+		a.SKU = r.String()
+		a.LocationID = r.String()
+		a.Reason = event.Reason(r.Varint())
+		a.Quantity = r.Varint()
+		a.EventTime = r.Varint()
+		a.Source = r.String()
+		rec.MessageID = r.String()
+		rec.PublishTime = r.Varint()
+		rec.Attributes = readAttrs(r)
+		rec.AckID = r.String()
 	}
-	return v, r.err
+	return v, wrapCoderErr(r.Err())
 }

@@ -3,7 +3,6 @@ package transforms
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -13,6 +12,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
+	"github.com/inventory-events/inventory/internal/codec"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/snapshot"
@@ -79,22 +79,22 @@ func NewReference(th *ledger.Thresholds, asOf int64, items []SnapshotItem) Refer
 	if th == nil {
 		th = ledger.NewThresholds(ledger.DefaultThreshold)
 	}
-	b := binary.AppendVarint(nil, th.Default)
+	b := codec.AppendVarint(nil, th.Default)
 	rules := th.Rules()
-	b = binary.AppendUvarint(b, uint64(len(rules)))
+	b = codec.AppendUvarint(b, uint64(len(rules)))
 	for _, r := range rules {
-		b = appendString(b, r.SKU)
-		b = appendString(b, r.LocationID)
-		b = binary.AppendVarint(b, r.Threshold)
+		b = codec.AppendString(b, r.SKU)
+		b = codec.AppendString(b, r.LocationID)
+		b = codec.AppendVarint(b, r.Threshold)
 	}
-	b = binary.AppendVarint(b, asOf)
-	b = binary.AppendUvarint(b, uint64(len(items)))
+	b = codec.AppendVarint(b, asOf)
+	b = codec.AppendUvarint(b, uint64(len(items)))
 	for _, it := range items {
-		b = appendString(b, it.SKU)
-		b = appendString(b, it.LocationID)
-		b = binary.AppendVarint(b, it.OnHand)
-		b = binary.AppendVarint(b, it.AsOf)
-		b = appendBytes(b, it.State)
+		b = codec.AppendString(b, it.SKU)
+		b = codec.AppendString(b, it.LocationID)
+		b = codec.AppendVarint(b, it.OnHand)
+		b = codec.AppendVarint(b, it.AsOf)
+		b = codec.AppendBytes(b, it.State)
 	}
 	sum := sha256.Sum256(b)
 	return Reference{Digest: string(sum[:]), Raw: b}
@@ -106,7 +106,7 @@ func encodeReference(r Reference) []byte {
 
 func decodeReference(b []byte) (Reference, error) {
 	if len(b) < sha256.Size {
-		return Reference{}, errShortCoder
+		return Reference{}, wrapCoderErr(codec.ErrCorrupt)
 	}
 	return Reference{Digest: string(b[:sha256.Size]), Raw: b[sha256.Size:]}, nil
 }
@@ -133,27 +133,24 @@ func (r Reference) Data() (*RefData, error) {
 }
 
 func parseReference(b []byte) (*RefData, error) {
-	rd := reader{b: b}
-	d := &RefData{Thresholds: ledger.NewThresholds(rd.varint())}
-	for n := rd.uvarint(); n > 0 && rd.err == nil; n-- {
-		sku, loc := rd.string(), rd.string()
-		d.Thresholds.Add(ledger.Rule{SKU: sku, LocationID: loc, Threshold: rd.varint()})
+	rd := codec.NewReader(b)
+	d := &RefData{Thresholds: ledger.NewThresholds(rd.Varint())}
+	for n := rd.Uvarint(); n > 0 && rd.Err() == nil; n-- {
+		sku, loc := rd.String(), rd.String()
+		d.Thresholds.Add(ledger.Rule{SKU: sku, LocationID: loc, Threshold: rd.Varint()})
 	}
-	d.AsOf = rd.varint()
-	n := rd.uvarint()
-	if n > uint64(len(b)) {
-		return nil, errShortCoder
-	}
+	d.AsOf = rd.Varint()
+	n := rd.Len()
 	d.Stock = make(map[event.Key]SnapshotItem, n)
-	for ; n > 0 && rd.err == nil; n-- {
-		it := SnapshotItem{SKU: rd.string(), LocationID: rd.string(), OnHand: rd.varint(), AsOf: rd.varint()}
-		if st := rd.bytes(); len(st) > 0 {
+	for ; n > 0 && rd.Err() == nil; n-- {
+		it := SnapshotItem{SKU: rd.String(), LocationID: rd.String(), OnHand: rd.Varint(), AsOf: rd.Varint()}
+		if st := rd.Bytes(); len(st) > 0 {
 			it.State = st
 		}
 		d.Stock[event.Key{SKU: it.SKU, LocationID: it.LocationID}] = it
 	}
-	if rd.err != nil {
-		return nil, fmt.Errorf("transforms: decode reference: %w", rd.err)
+	if rd.Err() != nil {
+		return nil, fmt.Errorf("transforms: decode reference: %w", rd.Err())
 	}
 	return d, nil
 }

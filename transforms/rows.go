@@ -84,8 +84,8 @@ func AlertRow(a *event.Adjustment, res ledger.Result, threshold int64, now time.
 func TooLateDeadLetter(rec *Record, now time.Time) warehouse.DeadLetterRow {
 	payload, _ := event.MarshalJSON(&rec.Adj)
 	row := warehouse.DeadLetterRow{
-		Reason: CodeTooLate,
-		Error: CodeTooLate + ": event_time " + event.FormatTime(rec.Adj.EventTime) +
+		Reason: event.CodeTooLate,
+		Error: event.CodeTooLate + ": event_time " + event.FormatTime(rec.Adj.EventTime) +
 			" is older than the dedup horizon of " + rec.Adj.Key().String(),
 		Payload:        payload,
 		Attributes:     AttributesJSON(rec.Attributes),

@@ -8,12 +8,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/inventory-events/inventory/internal/event"
+	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 )
 
 // Case is one entry of cases.json: a payload file and the dead-letter
@@ -92,4 +96,25 @@ func PublishAll(ctx context.Context, pub *pubsub.Publisher, dir string, cases []
 		}
 	}
 	return want, nil
+}
+
+// CheckDeadLetter checks that a message from the dead-letter topic is a
+// DeadLetter envelope in JSON whose attributes are exactly the contract's
+// (event.DeadLetterAttrKeys) and agree with the envelope. It returns the
+// envelope.
+func CheckDeadLetter(data []byte, attrs map[string]string) (*inventoryv1.DeadLetter, error) {
+	var dl inventoryv1.DeadLetter
+	if err := protojson.Unmarshal(data, &dl); err != nil {
+		return nil, fmt.Errorf("dead letter %.60q: %w", data, err)
+	}
+	keys := slices.Sorted(maps.Keys(attrs))
+	if !slices.Equal(keys, event.DeadLetterAttrKeys) {
+		return &dl, fmt.Errorf("dead letter %s: attribute keys %v, want %v", dl.GetReason(), keys, event.DeadLetterAttrKeys)
+	}
+	if attrs[event.AttrDeadLetterReason] != dl.GetReason() || attrs[event.AttrDeadLetterStage] != dl.GetStage() ||
+		attrs[event.AttrDeadLetterOrigin] != dl.GetOrigin() {
+		return &dl, fmt.Errorf("dead letter attributes %v disagree with the envelope (reason %s, stage %s, origin %s)",
+			attrs, dl.GetReason(), dl.GetStage(), dl.GetOrigin())
+	}
+	return &dl, nil
 }

@@ -96,6 +96,20 @@ type Key struct {
 
 func (k Key) String() string { return k.SKU + "@" + k.LocationID }
 
+// Shard returns the key's shard in [0, n): FNV-1a of the SKU, a zero byte
+// and the location. Every part that batches keys by shard uses it.
+func (k Key) Shard(n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(k.SKU); i++ {
+		h = (h ^ uint32(k.SKU[i])) * 16777619
+	}
+	h *= 16777619 // the zero byte: h ^ 0 == h
+	for i := 0; i < len(k.LocationID); i++ {
+		h = (h ^ uint32(k.LocationID[i])) * 16777619
+	}
+	return int(h % uint32(n))
+}
+
 // FormatTime renders Unix microseconds as RFC 3339 in UTC.
 func FormatTime(micros int64) string {
 	return time.UnixMicro(micros).UTC().Format(time.RFC3339Nano)
@@ -146,6 +160,11 @@ const (
 	CodeWrongSign       = "wrong_sign"
 	CodeBadSource       = "bad_source"
 	CodeBadCSV          = "bad_csv_row"
+	// CodeTooLate: older than its key's dedup horizon and not covered by a
+	// count (ledger.TooLate), so it cannot be deduplicated safely.
+	CodeTooLate = "too_late"
+	// CodeInternal: refused by an error that is not an Invalid.
+	CodeInternal = "internal"
 )
 
 // Invalid is the error for input that cannot be accepted.

@@ -2,6 +2,7 @@ package event
 
 import (
 	"errors"
+	"hash/fnv"
 	"io"
 	"strings"
 	"testing"
@@ -250,5 +251,21 @@ func BenchmarkDecodeValidate(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestKeyShard pins the shard hash to FNV-1a of sku, a zero byte and the
+// location, which state layouts and summary parts rely on.
+func TestKeyShard(t *testing.T) {
+	for _, k := range []Key{{SKU: "SKU-00001", LocationID: "WH-001"}, {SKU: "a", LocationID: ""}, {SKU: "", LocationID: "b"}} {
+		h := fnv.New32a()
+		h.Write([]byte(k.SKU))
+		h.Write([]byte{0})
+		h.Write([]byte(k.LocationID))
+		for _, n := range []int{1, 7, 32, 1024} {
+			if got, want := k.Shard(n), int(h.Sum32()%uint32(n)); got != want {
+				t.Errorf("%v.Shard(%d) = %d, want %d", k, n, got, want)
+			}
+		}
 	}
 }

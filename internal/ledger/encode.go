@@ -3,7 +3,7 @@ package ledger
 import (
 	"errors"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	"github.com/inventory-events/inventory/internal/codec"
 )
 
 // stateVersion leads every encoded State, so that the format can change.
@@ -14,29 +14,29 @@ var errCorrupt = errors.New("ledger: corrupt encoded state")
 // AppendBinary appends a compact encoding of s to b, for Beam state and
 // snapshot files.
 func (s *State) AppendBinary(b []byte) []byte {
-	b = protowire.AppendVarint(b, stateVersion)
+	b = codec.AppendUvarint(b, stateVersion)
 	var flags uint64
 	if s.HasCount {
 		flags |= 1
 	}
-	b = protowire.AppendVarint(b, flags)
-	b = protowire.AppendVarint(b, protowire.EncodeZigZag(s.CountTime))
-	b = protowire.AppendVarint(b, protowire.EncodeZigZag(s.CountQty))
-	b = protowire.AppendString(b, s.CountEventID)
-	b = protowire.AppendVarint(b, protowire.EncodeZigZag(s.Folded))
-	b = protowire.AppendVarint(b, protowire.EncodeZigZag(s.FoldedThrough))
-	b = protowire.AppendVarint(b, protowire.EncodeZigZag(s.MaxTime))
-	b = protowire.AppendVarint(b, protowire.EncodeZigZag(s.OnHand))
-	b = protowire.AppendVarint(b, uint64(s.Severity))
-	b = protowire.AppendVarint(b, uint64(len(s.Deltas)))
+	b = codec.AppendUvarint(b, flags)
+	b = codec.AppendVarint(b, s.CountTime)
+	b = codec.AppendVarint(b, s.CountQty)
+	b = codec.AppendString(b, s.CountEventID)
+	b = codec.AppendVarint(b, s.Folded)
+	b = codec.AppendVarint(b, s.FoldedThrough)
+	b = codec.AppendVarint(b, s.MaxTime)
+	b = codec.AppendVarint(b, s.OnHand)
+	b = codec.AppendUvarint(b, uint64(s.Severity))
+	b = codec.AppendUvarint(b, uint64(len(s.Deltas)))
 	for _, d := range s.Deltas {
-		b = protowire.AppendVarint(b, protowire.EncodeZigZag(d.Time))
-		b = protowire.AppendVarint(b, protowire.EncodeZigZag(d.Qty))
+		b = codec.AppendVarint(b, d.Time)
+		b = codec.AppendVarint(b, d.Qty)
 	}
-	b = protowire.AppendVarint(b, uint64(len(s.Seen)))
+	b = codec.AppendUvarint(b, uint64(len(s.Seen)))
 	for id, t := range s.Seen {
-		b = protowire.AppendString(b, id)
-		b = protowire.AppendVarint(b, protowire.EncodeZigZag(t))
+		b = codec.AppendString(b, id)
+		b = codec.AppendVarint(b, t)
 	}
 	return b
 }
@@ -46,70 +46,35 @@ func (s *State) MarshalBinary() ([]byte, error) { return s.AppendBinary(nil), ni
 
 // UnmarshalBinary decodes what AppendBinary wrote.
 func (s *State) UnmarshalBinary(b []byte) error {
-	d := decoder{b: b}
-	if d.uvarint() != stateVersion {
+	d := codec.NewReader(b)
+	if d.Uvarint() != stateVersion {
 		return errCorrupt
 	}
 	*s = State{}
-	s.HasCount = d.uvarint()&1 != 0
-	s.CountTime = d.varint()
-	s.CountQty = d.varint()
-	s.CountEventID = d.str()
-	s.Folded = d.varint()
-	s.FoldedThrough = d.varint()
-	s.MaxTime = d.varint()
-	s.OnHand = d.varint()
-	s.Severity = Severity(d.uvarint())
-	n := d.uvarint()
-	if n > uint64(len(b)) {
-		return errCorrupt
-	}
-	if n > 0 {
+	s.HasCount = d.Uvarint()&1 != 0
+	s.CountTime = d.Varint()
+	s.CountQty = d.Varint()
+	s.CountEventID = d.String()
+	s.Folded = d.Varint()
+	s.FoldedThrough = d.Varint()
+	s.MaxTime = d.Varint()
+	s.OnHand = d.Varint()
+	s.Severity = Severity(d.Uvarint())
+	if n := d.Len(); n > 0 {
 		s.Deltas = make([]Delta, n)
 		for i := range s.Deltas {
-			s.Deltas[i] = Delta{Time: d.varint(), Qty: d.varint()}
+			s.Deltas[i] = Delta{Time: d.Varint(), Qty: d.Varint()}
 		}
 	}
-	n = d.uvarint()
-	if n > uint64(len(b)) {
-		return errCorrupt
-	}
-	if n > 0 {
+	if n := d.Len(); n > 0 {
 		s.Seen = make(map[string]int64, n)
 		for range n {
-			id := d.str()
-			s.Seen[id] = d.varint()
+			id := d.String()
+			s.Seen[id] = d.Varint()
 		}
 	}
-	if d.err || len(d.b) != 0 {
+	if d.Done() != nil {
 		return errCorrupt
 	}
 	return nil
-}
-
-type decoder struct {
-	b   []byte
-	err bool
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := protowire.ConsumeVarint(d.b)
-	if n < 0 {
-		d.err, d.b = true, nil
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 { return protowire.DecodeZigZag(d.uvarint()) }
-
-func (d *decoder) str() string {
-	v, n := protowire.ConsumeBytes(d.b)
-	if n < 0 {
-		d.err, d.b = true, nil
-		return ""
-	}
-	d.b = d.b[n:]
-	return string(v)
 }

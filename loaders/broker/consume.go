@@ -167,7 +167,7 @@ func (a *Admin) Consume(ctx context.Context, cfg ConsumeConfig) (*Store, Consume
 		pending                                           []*pubsub.Message
 	)
 	last.Store(time.Now().UnixNano())
-	dl := newDeadLetters(a, cfg.DeadLetterTopic, "consume")
+	dl := newDeadLetters(a, cfg.DeadLetterTopic, event.StageConsume)
 	defer dl.stop()
 
 	// flush writes the snapshot, then acks what it includes.
@@ -277,22 +277,24 @@ func (a *Admin) Consume(ctx context.Context, cfg ConsumeConfig) (*Store, Consume
 			case ledger.Duplicate:
 				dups.Add(1)
 			case ledger.TooLate:
-				err = &event.Invalid{Code: "too_late", Detail: "older than the dedup horizon of its key"}
+				err = &event.Invalid{Code: event.CodeTooLate, Detail: "older than the dedup horizon of its key"}
 			}
 		}
 		if err != nil {
 			var inv *event.Invalid
 			if !errors.As(err, &inv) {
-				inv = &event.Invalid{Code: "invalid", Detail: err.Error()}
+				inv = &event.Invalid{Code: event.CodeInternal, Detail: err.Error()}
 			}
 			cfg.Logger.Warn("dead-lettered", "message_id", m.ID, "reason", inv.Code, "detail", inv.Detail)
-			if r := dl.add(bg, m.Data, m.Attributes, inv, "message "+m.ID); r != nil {
-				if _, err := r.Get(bg); err != nil {
-					cfg.Logger.Error("dead-letter publish failed; message nacked", "message_id", m.ID, "err", err)
-					received.Add(-1)
-					m.Nack()
-					return
-				}
+			r, err := dl.add(bg, m.Data, m.Attributes, inv, "message "+m.ID)
+			if err == nil && r != nil {
+				_, err = r.Get(bg)
+			}
+			if err != nil {
+				cfg.Logger.Error("dead-letter publish failed; message nacked", "message_id", m.ID, "err", err)
+				received.Add(-1)
+				m.Nack()
+				return
 			}
 			dead.Add(1)
 		}

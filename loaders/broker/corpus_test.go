@@ -35,8 +35,8 @@ func deadLetterReasons(t *testing.T, a *broker.Admin) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	eachDeadLetter(t, a, "inventory-dead-letter-sub", func(m *pubsubpb.PubsubMessage, dl *inventoryv1.DeadLetter) {
-		if m.GetAttributes()[broker.AttrDeadLetterReason] != dl.GetReason() {
-			t.Errorf("attribute %v, record reason %s", m.GetAttributes(), dl.GetReason())
+		if _, err := badinput.CheckDeadLetter(m.GetData(), m.GetAttributes()); err != nil {
+			t.Error(err)
 		}
 		out[string(dl.GetPayload())] = dl.GetReason()
 	})

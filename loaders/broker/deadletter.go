@@ -8,26 +8,23 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/inventory-events/inventory/internal/event"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 )
 
-// AttrDeadLetterReason is set on every dead-letter message, so that a
-// subscription filter or a person can pick them by reason.
-const AttrDeadLetterReason = "dead_letter_reason"
-
-// DeadLetterMessage renders a rejected payload as the JSON DeadLetter
-// envelope published to the dead-letter topic.
-func DeadLetterMessage(stage string, payload []byte, attrs map[string]string, messageID string, inv *event.Invalid, origin string, now time.Time) *pubsub.Message {
-	dl := &inventoryv1.DeadLetter{
+// deadLetterMessage renders a rejected payload as the dead-letter topic's
+// message (event.DeadLetterMessage).
+func deadLetterMessage(stage string, payload []byte, attrs map[string]string, inv *event.Invalid, origin string, now time.Time) (*pubsub.Message, error) {
+	data, mattrs, err := event.DeadLetterMessage(&inventoryv1.DeadLetter{
 		Reason: inv.Code, Error: inv.Detail, Payload: payload, Attributes: attrs,
-		MessageId: messageID, Stage: stage, Origin: origin,
+		Stage: stage, Origin: origin,
 		DeadLetteredAt: now.UTC().Format(time.RFC3339Nano),
+	})
+	if err != nil {
+		return nil, err
 	}
-	b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(dl)
-	return &pubsub.Message{Data: b, Attributes: map[string]string{AttrDeadLetterReason: inv.Code, "stage": stage}}
+	return &pubsub.Message{Data: data, Attributes: mattrs}, nil
 }
 
 // deadLetters publishes dead-letter envelopes and waits for them.
@@ -36,6 +33,7 @@ type deadLetters struct {
 	stage string
 	mu    sync.Mutex
 	res   []*pubsub.PublishResult
+	errs  []error // envelopes that could not be built
 }
 
 func newDeadLetters(a *Admin, topic, stage string) *deadLetters {
@@ -46,24 +44,31 @@ func newDeadLetters(a *Admin, topic, stage string) *deadLetters {
 	return d
 }
 
-func (d *deadLetters) add(ctx context.Context, payload []byte, attrs map[string]string, inv *event.Invalid, origin string) *pubsub.PublishResult {
+// add publishes the dead letter of payload. It returns a nil result when
+// there is no dead-letter topic, and an error when the envelope cannot be
+// built (wait reports that error too).
+func (d *deadLetters) add(ctx context.Context, payload []byte, attrs map[string]string, inv *event.Invalid, origin string) (*pubsub.PublishResult, error) {
 	if d.pub == nil {
-		return nil
+		return nil, nil
 	}
-	r := d.pub.Publish(ctx, DeadLetterMessage(d.stage, payload, attrs, "", inv, origin, time.Now()))
+	m, err := deadLetterMessage(d.stage, payload, attrs, inv, origin, time.Now())
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.errs = append(d.errs, err)
+		return nil, err
+	}
+	r := d.pub.Publish(ctx, m)
 	d.res = append(d.res, r)
-	d.mu.Unlock()
-	return r
+	return r, nil
 }
 
 // wait returns once every dead letter so far is published.
 func (d *deadLetters) wait(ctx context.Context) error {
 	d.mu.Lock()
-	res := d.res
-	d.res = nil
+	res, errs := d.res, d.errs
+	d.res, d.errs = nil, nil
 	d.mu.Unlock()
-	var errs []error
 	for _, r := range res {
 		if _, err := r.Get(ctx); err != nil {
 			errs = append(errs, err)

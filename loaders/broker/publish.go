@@ -89,7 +89,7 @@ func (a *Admin) Publish(ctx context.Context, r io.Reader, cfg PublishConfig) (Pu
 		LimitExceededBehavior: pubsub.FlowControlBlock,
 	}
 	defer pub.Stop()
-	dl := newDeadLetters(a, cfg.DeadLetterTopic, "publish")
+	dl := newDeadLetters(a, cfg.DeadLetterTopic, event.StagePublish)
 	defer dl.stop()
 
 	type pending struct {
@@ -104,7 +104,7 @@ func (a *Admin) Publish(ctx context.Context, r io.Reader, cfg PublishConfig) (Pu
 		st.Rejected++
 		fmt.Fprintf(cfg.Errors, "%s:%d: rejected: %v\n", cfg.Name, line, inv)
 		mu.Unlock()
-		dl.add(ctx, payload, nil, inv, fmt.Sprintf("%s:%d", cfg.Name, line))
+		dl.add(ctx, payload, nil, inv, fmt.Sprintf("%s:%d", cfg.Name, line)) // wait reports failures
 	}
 	done := make(chan struct{})
 	go func() {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/inventory-events/inventory/internal/event"
 )
 
 // Row structs, one per table. Column names are the `bigquery` tags; the
@@ -94,12 +96,12 @@ type DeadLetterRow struct {
 	PayloadSHA256 string `bigquery:"payload_sha256" parquet:"payload_sha256" json:"payload_sha256"`
 }
 
-// Dead-letter stages.
+// Dead-letter stages (the contract is event's).
 const (
-	StagePublish   = "publish"
-	StageConsume   = "consume"
-	StageStream    = "stream"
-	StageWarehouse = "warehouse"
+	StagePublish   = event.StagePublish
+	StageConsume   = event.StageConsume
+	StageStream    = event.StageStream
+	StageWarehouse = event.StageWarehouse
 )
 
 // DailySummaryRow is one row of daily_summary: one key on one report date.

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -102,14 +101,13 @@ func TestCorpusThroughStream(t *testing.T) {
 			Subscription: transforms.SubscriptionPath(project, "inventory-dead-letter-sub"), MaxMessages: 1000})
 		if err == nil {
 			for _, m := range resp.GetReceivedMessages() {
-				var dl struct {
-					Reason  string `json:"reason"`
-					Payload []byte `json:"payload"`
+				dl, err := badinput.CheckDeadLetter(m.GetMessage().GetData(), m.GetMessage().GetAttributes())
+				if err != nil {
+					t.Error(err)
 				}
-				if err := json.Unmarshal(m.GetMessage().GetData(), &dl); err != nil {
-					t.Errorf("dead letter on the topic %q: %v", m.GetMessage().GetData(), err)
+				if dl != nil {
+					topic[string(dl.GetPayload())] = dl.GetReason()
 				}
-				topic[string(dl.Payload)] = dl.Reason
 			}
 		}
 		return len(topic) >= len(cases), fmt.Sprintf("%d of %d", len(topic), len(cases))

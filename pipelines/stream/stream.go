@@ -151,9 +151,11 @@ func Build(s beam.Scope, cfg Config) {
 		refOpts.RestoreFrom = cfg.Warehouse
 	}
 	ref := transforms.ReadReference(s, refOpts)
-	stock := transforms.ApplyStock(s, dec.Events, ref, cfg.Horizon)
 
 	if !cfg.Dataflow() {
+		// Prism: state by hash shard, so that a bundle pays Prism's
+		// per-element cost once per shard, not once per key.
+		stock := transforms.ApplyStock(s, dec.Events, ref, cfg.Horizon)
 		sub := cfg.Subscription
 		if cfg.Input != "" {
 			sub = ""
@@ -167,6 +169,9 @@ func Build(s beam.Scope, cfg Config) {
 		return
 	}
 
+	// Dataflow: state per (sku, location), so that the stage scales out by
+	// key and an event rewrites only its key's ledger.
+	stock := transforms.ApplyStockPerKey(s, transforms.KeyEvents(s, dec.Events), ref, cfg.Horizon)
 	commits := beam.Flatten(s.Scope("Outputs"), dec.Rejected, stock)
 	out := transforms.Unpack(s, commits)
 	// Rows a table refuses are stored in dead_letters by the sink and go to

@@ -5,8 +5,8 @@ import (
 	"reflect"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/inventory-events/inventory/internal/codec"
 	"github.com/inventory-events/inventory/internal/event"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Part is a bag of Items of one shard: a batch of keys with their events,
@@ -59,20 +59,6 @@ func (p *Part) Len() int {
 	return n
 }
 
-// Shard returns the shard of a key among n: FNV-1a of "sku|location_id",
-// the same on every worker.
-func Shard(sku, loc string, n int) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(sku); i++ {
-		h = (h ^ uint32(sku[i])) * 16777619
-	}
-	h = (h ^ '|') * 16777619
-	for i := 0; i < len(loc); i++ {
-		h = (h ^ uint32(loc[i])) * 16777619
-	}
-	return int(h % uint32(n))
-}
-
 // Sharded splits items into one Part per shard, of n.
 type Sharded struct {
 	N     int
@@ -84,7 +70,7 @@ func NewSharded(n int) *Sharded { return &Sharded{N: n, Parts: map[int]*Part{}} 
 
 // Part returns the Part of the key's shard.
 func (s *Sharded) Part(sku, loc string) *Part {
-	i := Shard(sku, loc, s.N)
+	i := event.Key{SKU: sku, LocationID: loc}.Shard(s.N)
 	p := s.Parts[i]
 	if p == nil {
 		p = NewPart()
@@ -109,10 +95,10 @@ func init() {
 // encodePart writes p compactly: varints and length-prefixed strings.
 func encodePart(p Part) ([]byte, error) {
 	b := make([]byte, 0, 64+p.Len()*24)
-	b = protowire.AppendVarint(b, uint64(len(p.Items)))
+	b = codec.AppendUvarint(b, uint64(len(p.Items)))
 	for _, it := range p.Items {
-		b = protowire.AppendString(b, it.SKU)
-		b = protowire.AppendString(b, it.LocationID)
+		b = codec.AppendString(b, it.SKU)
+		b = codec.AppendString(b, it.LocationID)
 		var flags uint64
 		if it.HasOpening {
 			flags |= 1
@@ -120,16 +106,16 @@ func encodePart(p Part) ([]byte, error) {
 		if it.HasStreaming {
 			flags |= 2
 		}
-		b = protowire.AppendVarint(b, flags)
-		b = protowire.AppendVarint(b, protowire.EncodeZigZag(it.OpeningOnHand))
-		b = protowire.AppendVarint(b, protowire.EncodeZigZag(it.OpeningAt))
-		b = protowire.AppendVarint(b, protowire.EncodeZigZag(it.StreamingOnHand))
-		b = protowire.AppendVarint(b, uint64(len(it.Events)))
+		b = codec.AppendUvarint(b, flags)
+		b = codec.AppendVarint(b, it.OpeningOnHand)
+		b = codec.AppendVarint(b, it.OpeningAt)
+		b = codec.AppendVarint(b, it.StreamingOnHand)
+		b = codec.AppendUvarint(b, uint64(len(it.Events)))
 		for _, e := range it.Events {
-			b = protowire.AppendString(b, e.ID)
-			b = protowire.AppendVarint(b, protowire.EncodeZigZag(e.Time))
-			b = protowire.AppendVarint(b, uint64(e.Reason))
-			b = protowire.AppendVarint(b, protowire.EncodeZigZag(e.Qty))
+			b = codec.AppendString(b, e.ID)
+			b = codec.AppendVarint(b, e.Time)
+			b = codec.AppendUvarint(b, uint64(e.Reason))
+			b = codec.AppendVarint(b, e.Qty)
 		}
 	}
 	return b, nil
@@ -138,59 +124,22 @@ func encodePart(p Part) ([]byte, error) {
 var errCorrupt = errors.New("summary: corrupt encoded Part")
 
 func decodePart(b []byte) (Part, error) {
-	d := decoder{b: b}
-	n := d.uvarint()
+	d := codec.NewReader(b)
+	n := d.Len()
 	p := Part{Items: make(map[event.Key]*Item, min(n, 1<<16))}
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		it := &Item{SKU: d.str(), LocationID: d.str()}
-		flags := d.uvarint()
+	for i := 0; i < n && d.Err() == nil; i++ {
+		it := &Item{SKU: d.String(), LocationID: d.String()}
+		flags := d.Uvarint()
 		it.HasOpening, it.HasStreaming = flags&1 != 0, flags&2 != 0
-		it.OpeningOnHand, it.OpeningAt, it.StreamingOnHand = d.varint(), d.varint(), d.varint()
-		ne := d.uvarint()
-		if ne > uint64(len(d.b)) {
-			return Part{}, errCorrupt
-		}
-		it.Events = make([]Event, ne)
+		it.OpeningOnHand, it.OpeningAt, it.StreamingOnHand = d.Varint(), d.Varint(), d.Varint()
+		it.Events = make([]Event, d.Len())
 		for j := range it.Events {
-			it.Events[j] = Event{ID: d.str(), Time: d.varint(), Reason: event.Reason(d.uvarint()), Qty: d.varint()}
+			it.Events[j] = Event{ID: d.String(), Time: d.Varint(), Reason: event.Reason(d.Uvarint()), Qty: d.Varint()}
 		}
 		p.Items[it.Key()] = it
 	}
-	if d.err != nil || len(d.b) != 0 {
+	if d.Done() != nil {
 		return Part{}, errCorrupt
 	}
 	return p, nil
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := protowire.ConsumeVarint(d.b)
-	if n < 0 {
-		d.err = errCorrupt
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 { return protowire.DecodeZigZag(d.uvarint()) }
-
-func (d *decoder) str() string {
-	if d.err != nil {
-		return ""
-	}
-	v, n := protowire.ConsumeString(d.b)
-	if n < 0 {
-		d.err = errCorrupt
-		return ""
-	}
-	d.b = d.b[n:]
-	return v
 }

@@ -212,7 +212,7 @@ func markers(tag string, at time.Time) []payload {
 	seen := map[int]bool{}
 	for i := 0; len(seen) < *shards; i++ {
 		sku := fmt.Sprintf("MARK-%s-%d", tag, i)
-		sh := transforms.ShardOf(sku, "BENCH", *shards)
+		sh := event.Key{SKU: sku, LocationID: "BENCH"}.Shard(*shards)
 		if seen[sh] {
 			continue
 		}
