@@ -7,7 +7,9 @@
 //
 // A bounded replay of a CSV: --input=testdata/inventory_adjustments.csv.
 // On Dataflow: --runner=dataflow --project=P --region=R --staging_location=gs://B/staging
-// (see pipelines/stream/README.md).
+// (see pipelines/stream/README.md and deploy/README.md). The binary stages
+// itself as the worker, so build it static for linux/amd64
+// (CGO_ENABLED=0 GOOS=linux GOARCH=amd64) or pass --worker_binary.
 package main
 
 import (
@@ -25,7 +27,10 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 
 	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/launch"
 	"github.com/inventory-events/inventory/internal/ledger"
+	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
+	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
 	"github.com/inventory-events/inventory/pipelines/stream"
 	"github.com/inventory-events/inventory/transforms"
 )
@@ -55,6 +60,11 @@ func main() {
 	ctx := context.Background()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 
+	// Dataflow in any spelling: runner "dataflow" and this binary as the
+	// worker (it must be a static linux/amd64 build, or --worker_binary given).
+	if _, err := launch.Prepare(flag.CommandLine); err != nil {
+		log.Fatalf("stream: %v", err)
+	}
 	runner := flag.Lookup("runner").Value.String()
 	project := *gcpopts.Project
 	if project == "" {
@@ -69,7 +79,7 @@ func main() {
 	}
 	if cfg.AlertEncoding == "" {
 		cfg.AlertEncoding = event.EncodingJSON
-		if cfg.AlertTopic != "" && cfg.Runner != "dataflow" {
+		if cfg.AlertTopic != "" && !cfg.Dataflow() {
 			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			enc, err := transforms.LookupTopicEncoding(lctx, project, cfg.AlertTopic)
 			cancel()

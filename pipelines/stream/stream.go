@@ -15,6 +15,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/launch"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms"
@@ -75,9 +76,10 @@ type Config struct {
 	Restore bool
 }
 
-// Dataflow reports whether the job runs on Dataflow.
+// Dataflow reports whether the job runs on Dataflow (any spelling Beam
+// accepts, see launch.IsDataflow).
 func (c Config) Dataflow() bool {
-	return c.Runner == "dataflow" || c.Runner == "DataflowRunner"
+	return launch.IsDataflow(c.Runner)
 }
 
 // Validate checks the configuration.
