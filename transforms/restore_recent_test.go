@@ -10,6 +10,7 @@ import (
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/loaders/warehouse/local"
 )
 
 // TestRestoreRecent runs 40 days of random events over a few keys through
@@ -22,7 +23,7 @@ import (
 func TestRestoreRecent(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	l, err := warehouse.OpenLocal(dir)
+	l, err := local.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +78,7 @@ func TestRestoreRecent(t *testing.T) {
 			levels = append(levels, StockLevelRow(&a, res, th.Lookup(k), s.Severity, proc))
 		}
 	}
-	if err := l.WriteAll(ctx, []warehouse.TableRows{{Table: warehouse.StockLevels, Rows: levels},
-		{Table: warehouse.Adjustments, Rows: adjs}}); err != nil {
+	if err := l.WriteAll(ctx, warehouse.Rows(levels), warehouse.Rows(adjs)); err != nil {
 		t.Fatal(err)
 	}
 
