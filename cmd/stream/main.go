@@ -52,6 +52,7 @@ var (
 	idAttribute      = flag.String("id_attribute", "", "attribute Dataflow's native read deduplicates on")
 	tsAttribute      = flag.String("timestamp_attribute", "", "attribute Dataflow's native read takes timestamps from")
 	restore          = flag.Bool("restore", true, "rebuild stock at start from what the warehouse holds (off: start from --snapshot)")
+	restoreScope     = flag.String("restore_scope", "", "what --restore reads: full (every stored adjustment; the default off Dataflow) or recent (stock_levels plus the dedup window's adjustments; the default on Dataflow)")
 )
 
 func main() {
@@ -76,6 +77,7 @@ func main() {
 		AlertTopic: *alertTopic, AlertEncoding: *alertEncoding, DeadLetterTopic: *deadLetterTopic,
 		Warehouse: *warehouseURI, Shards: *shards, Horizon: *horizon, MaxMessages: *maxMessages, MaxBatchWait: *maxBatchWait,
 		IDAttribute: *idAttribute, TimestampAttribute: *tsAttribute, Restore: *restore && *input == "",
+		RestoreScope: *restoreScope,
 	}
 	if cfg.AlertEncoding == "" {
 		cfg.AlertEncoding = event.EncodingJSON

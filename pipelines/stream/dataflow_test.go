@@ -146,3 +146,22 @@ func TestDataflowStockKeyedPerKey(t *testing.T) {
 		t.Errorf("stock stages %v, want the per-key one only", stock)
 	}
 }
+
+// TestRestoreScopeByRunner checks the restore's default scope: the exact
+// full replay locally, the bounded one on Dataflow; an explicit one wins.
+func TestRestoreScopeByRunner(t *testing.T) {
+	for _, c := range []struct{ runner, scope, want string }{
+		{"prism", "", transforms.ScopeFull},
+		{"dataflow", "", transforms.ScopeRecent},
+		{"DataflowRunner", "", transforms.ScopeRecent},
+		{"dataflow", transforms.ScopeFull, transforms.ScopeFull},
+	} {
+		if got := (Config{Runner: c.runner, RestoreScope: c.scope}).withDefaults().RestoreScope; got != c.want {
+			t.Errorf("runner %s, scope %q: %q, want %q", c.runner, c.scope, got, c.want)
+		}
+	}
+	cfg := Config{Runner: "prism", Input: "x.csv", AlertEncoding: event.EncodingJSON, Warehouse: "w", RestoreScope: "everything"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "everything") {
+		t.Errorf("Validate of scope %q: %v, want an error naming it", cfg.RestoreScope, err)
+	}
+}

@@ -74,6 +74,12 @@ type Config struct {
 	// holds (transforms.Restore), so a job started again after a crash or a
 	// stop goes on from where the last one stored, not from the snapshot.
 	Restore bool
+	// RestoreScope is what the restore reads: transforms.ScopeFull (every
+	// stored adjustment, exact; the default off Dataflow) or
+	// transforms.ScopeRecent (latest stock_levels plus the adjustments of
+	// the dedup window, bounded; the default on Dataflow, where the job's
+	// state survives --update and a restore serves a new job after a drain).
+	RestoreScope string
 }
 
 // Dataflow reports whether the job runs on Dataflow (any spelling Beam
@@ -96,6 +102,11 @@ func (c Config) Validate() error {
 	if c.Warehouse == "" {
 		return fmt.Errorf("stream: --warehouse is required")
 	}
+	switch c.RestoreScope {
+	case "", transforms.ScopeFull, transforms.ScopeRecent:
+	default:
+		return fmt.Errorf("stream: --restore_scope %q is neither %s nor %s", c.RestoreScope, transforms.ScopeFull, transforms.ScopeRecent)
+	}
 	return nil
 }
 
@@ -111,6 +122,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Horizon <= 0 {
 		c.Horizon = ledger.DefaultHorizon
+	}
+	if c.RestoreScope == "" {
+		c.RestoreScope = transforms.ScopeFull
+		if c.Dataflow() {
+			c.RestoreScope = transforms.ScopeRecent
+		}
 	}
 	return c
 }
@@ -148,7 +165,7 @@ func Build(s beam.Scope, cfg Config) {
 	refOpts := transforms.ReferenceOptions{Thresholds: cfg.Thresholds, Snapshot: cfg.Snapshot,
 		Default: cfg.DefaultThreshold, Horizon: cfg.Horizon}
 	if cfg.Restore {
-		refOpts.RestoreFrom = cfg.Warehouse
+		refOpts.RestoreFrom, refOpts.RestoreScope = cfg.Warehouse, cfg.RestoreScope
 	}
 	ref := transforms.ReadReference(s, refOpts)
 
