@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/inventory-events/inventory/internal/localstack"
+	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/warehouse"
@@ -59,7 +60,7 @@ report's path, and stops everything. The warehouse and the report stay.`,
 	f.StringVar(&cfg.Events, "events", "testdata/inventory_adjustments.csv", "adjustments CSV to publish")
 	f.StringVar(&cfg.Snapshot, "snapshot", "testdata/inventory_state.json", "starting stock")
 	f.StringVar(&cfg.Thresholds, "thresholds", "testdata/thresholds.csv", "reorder thresholds")
-	f.StringVar(&cfg.Warehouse, "warehouse", "./warehouse", "local warehouse directory (replaced if an earlier demo made it)")
+	f.StringVar(&cfg.Warehouse, "warehouse", names.Warehouse, "local warehouse directory (replaced if an earlier demo made it)")
 	f.StringVar(&cfg.Reports, "reports", "./reports-out", "report root directory")
 	f.StringVar(&cfg.Date, "date", "", "nightly report date (default: the snapshot's day)")
 	f.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up after this long")
@@ -112,7 +113,7 @@ func RunDemo(ctx context.Context, g *Globals, cfg DemoConfig, out io.Writer) (er
 	for i, part := range [][]byte{first, second} {
 		format := []string{"json", "proto"}[i]
 		pubs[i], err = stack.Admin.Publish(ctx, bytes.NewReader(part), broker.PublishConfig{
-			Topic: "inventory-topic", DeadLetterTopic: "inventory-dead-letter", Format: format,
+			Topic: names.Topic, DeadLetterTopic: names.DeadLetterTopic, Format: format,
 			Name: cfg.Events, Errors: &rejected})
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/reports/trigger"
@@ -94,7 +95,7 @@ inventory-sub loses them.`,
 	cmd.Flags().BoolVar(&cfg.DryRun, "dry-run", false, "print the plan, change nothing")
 	cmd.Flags().BoolVar(&cfg.ForDataflow, "for-dataflow", false, "inventory-sub for the Dataflow job: no dead-letter or retry policy (Dataflow does not support them)")
 	cmd.Flags().Int32Var(&cfg.MaxDeliveryAttempts, "max-delivery-attempts", 5, "deliveries before inventory-sub dead-letters a message")
-	cmd.Flags().StringVar(&wh, "warehouse", "./warehouse", "warehouse: local directory or bq://PROJECT.DATASET")
+	cmd.Flags().StringVar(&wh, "warehouse", names.Warehouse, "warehouse: local directory or bq://PROJECT.DATASET")
 	cmd.Flags().StringVar(&bqLocation, "bq-location", "US", "BigQuery dataset location")
 	cmd.Flags().StringVar(&sched.TargetURL, "trigger-url", "", "nightly trigger endpoint (https://SERVICE/v1/nightly); when set, the Cloud Scheduler job is created or updated")
 	cmd.Flags().StringVar(&sched.Region, "region", "us-central1", "Cloud Scheduler region")

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
@@ -28,7 +29,7 @@ runs in BigQuery. Example queries: docs/analyst-queries.md.
 			return warehouse.Query(cmd.Context(), uri, strings.Join(args, " "), format, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&uri, "warehouse", "./warehouse", "local directory or bq://PROJECT.DATASET")
+	cmd.Flags().StringVar(&uri, "warehouse", names.Warehouse, "local directory or bq://PROJECT.DATASET")
 	cmd.Flags().StringVar(&format, "format", "table", "table, csv or json")
 	return cmd
 }

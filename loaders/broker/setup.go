@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/inventory-events/inventory/internal/names"
 	"strings"
 	"time"
 
@@ -36,10 +37,10 @@ type Names struct {
 // DefaultNames returns the names the design gives.
 func DefaultNames() Names {
 	return Names{
-		Topic: "inventory-topic", Subscription: "inventory-sub",
-		AlertTopic: "low-stock-alerts", AlertSubscription: "low-stock-consumer",
-		DeadLetterTopic: "inventory-dead-letter", DeadLetterSub: "inventory-dead-letter-sub",
-		Schema: "inventory-schema", AlertSchema: "low-stock-alert-schema",
+		Topic: names.Topic, Subscription: names.Subscription,
+		AlertTopic: names.AlertTopic, AlertSubscription: names.AlertSubscription,
+		DeadLetterTopic: names.DeadLetterTopic, DeadLetterSub: names.DeadLetterSubscription,
+		Schema: names.Schema, AlertSchema: names.AlertSchema,
 	}
 }
 

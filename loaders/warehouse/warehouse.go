@@ -13,6 +13,7 @@ package warehouse
 import (
 	"context"
 	"fmt"
+	"github.com/inventory-events/inventory/internal/names"
 	"io"
 	"sort"
 	"strings"
@@ -23,7 +24,7 @@ import (
 )
 
 // DefaultURI is the local warehouse used when no --warehouse is given.
-const DefaultURI = "./warehouse"
+const DefaultURI = names.Warehouse
 
 // Writer appends rows to warehouse tables.
 type Writer interface {

@@ -17,24 +17,17 @@ import (
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/launch"
 	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms"
 )
 
 // Default names of the topics and subscription the job uses.
 const (
-	DefaultSubscription    = "inventory-sub"
-	DefaultAlertTopic      = "low-stock-alerts"
-	DefaultDeadLetterTopic = "inventory-dead-letter"
-	DefaultWarehouse       = "./warehouse"
-)
-
-// Warehouse tables the job writes.
-const (
-	TableAdjustments = "adjustments"
-	TableStockLevels = "stock_levels"
-	TableAlerts      = "low_stock_alerts"
-	TableDeadLetters = "dead_letters"
+	DefaultSubscription    = names.Subscription
+	DefaultAlertTopic      = names.AlertTopic
+	DefaultDeadLetterTopic = names.DeadLetterTopic
+	DefaultWarehouse       = names.Warehouse
 )
 
 // Config is the job's configuration; cmd/stream fills it from flags.
@@ -194,10 +187,10 @@ func Build(s beam.Scope, cfg Config) {
 	// Rows a table refuses are stored in dead_letters by the sink and go to
 	// the dead-letter topic with the others.
 	dead := beam.Flatten(s.Scope("DeadLetters"), out.DeadLetters,
-		warehouse.WriteRows(s, cfg.Warehouse, TableAdjustments, out.Adjustments),
-		warehouse.WriteRows(s, cfg.Warehouse, TableStockLevels, out.Levels),
-		warehouse.WriteRows(s, cfg.Warehouse, TableAlerts, out.Alerts),
-		warehouse.WriteRows(s, cfg.Warehouse, TableDeadLetters, out.DeadLetters))
+		warehouse.WriteRows(s, cfg.Warehouse, warehouse.Adjustments, out.Adjustments),
+		warehouse.WriteRows(s, cfg.Warehouse, warehouse.StockLevels, out.Levels),
+		warehouse.WriteRows(s, cfg.Warehouse, warehouse.LowStockAlerts, out.Alerts),
+		warehouse.WriteRows(s, cfg.Warehouse, warehouse.DeadLetters, out.DeadLetters))
 	if cfg.AlertTopic != "" {
 		transforms.WritePubSubNative(s, cfg.Project, cfg.AlertTopic, transforms.AlertMessages(s, out.Alerts, cfg.AlertEncoding))
 	}

@@ -294,7 +294,7 @@ func replayWith(t *testing.T, rows []byte, snapPath, thPath string) expected {
 
 // finalStock reads the latest on-hand per key from stock_levels.
 func finalStock(ctx context.Context, dir string) (map[event.Key]int64, error) {
-	if _, err := os.Stat(filepath.Join(dir, TableStockLevels)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, warehouse.StockLevels)); err != nil {
 		return nil, nil
 	}
 	rows, err := warehouse.QueryRows(ctx, dir,
@@ -628,7 +628,7 @@ func TestRestartLosesNoMessage(t *testing.T) {
 }
 
 func countIDs(ctx context.Context, dir string) (map[string]bool, error) {
-	if _, err := os.Stat(filepath.Join(dir, TableAdjustments)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, warehouse.Adjustments)); err != nil {
 		return nil, nil
 	}
 	rows, err := warehouse.QueryRows(ctx, dir, "SELECT DISTINCT event_id FROM adjustments")

@@ -42,6 +42,7 @@ import (
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/internal/pubsubemu"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/snapshot"
@@ -101,7 +102,7 @@ func newEnv(ctx context.Context) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub := admin.Client.Publisher("inventory-topic")
+	pub := admin.Client.Publisher(names.Topic)
 	pub.PublishSettings.CountThreshold = 500
 	pub.PublishSettings.DelayThreshold = 5 * time.Millisecond
 	return &env{srv: srv, admin: admin, pub: pub, dir: dir}, nil
@@ -244,7 +245,7 @@ type latency struct {
 
 func (e *env) readAlerts(ctx context.Context, st *stamps) *alertReader {
 	ar := &alertReader{markers: map[string]time.Time{}}
-	sub := transforms.SubscriptionPath(project, "low-stock-consumer")
+	sub := transforms.SubscriptionPath(project, names.AlertSubscription)
 	c := e.admin.Client.SubscriptionAdminClient
 	go func() {
 		for ctx.Err() == nil {
