@@ -214,7 +214,7 @@ func (f *commitFn) flush(ctx context.Context) error {
 		}
 		releaseLeases(all.Acks)
 		f.acked.Inc(ctx, int64(len(all.Acks)))
-		noteAcked(len(all.Acks))
+		noteStored(all.Acks)
 	}
 	return nil
 }

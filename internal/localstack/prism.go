@@ -37,7 +37,6 @@ func StartStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
 	if !beam.Initialized() {
 		beam.Init()
 	}
-	transforms.TrackSources()
 	transforms.PauseSources(false)
 	before, _ := jobIDs(ctx)
 	p, s := beam.NewPipelineWithRoot()
@@ -74,10 +73,10 @@ func StartStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
 func (j *StreamJob) Done() <-chan error { return j.done }
 
 // Drain pauses the job's Pub/Sub source and waits until every message it
-// emitted is in the warehouse and acked (transforms.DrainSources), so that
-// cancelling the job afterwards loses nothing.
-func (j *StreamJob) Drain(ctx context.Context, wh string) error {
-	return transforms.DrainSources(ctx, wh)
+// emitted is stored and acked (transforms.DrainSources), so that cancelling
+// the job afterwards loses nothing.
+func (j *StreamJob) Drain(ctx context.Context) error {
+	return transforms.DrainSources(ctx)
 }
 
 // Stop cancels the job and waits for it to end. Call Drain first to lose

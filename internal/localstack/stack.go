@@ -157,7 +157,7 @@ func (s *Stack) Stop(ctx context.Context) error {
 	}
 	if s.Stream != nil {
 		dctx, cancel := context.WithTimeout(ctx, time.Minute)
-		if err := s.Stream.Drain(dctx, s.cfg.Warehouse); err != nil {
+		if err := s.Stream.Drain(dctx); err != nil {
 			s.cfg.Logger.Warn("stream not drained before stop; the messages not acked come back on the next start", "err", err)
 		}
 		cancel()

@@ -575,7 +575,6 @@ func TestRestartLosesNoMessage(t *testing.T) {
 	cfg := st.config()
 	cfg.MaxMessages = 20 // small bundles, so that the stop lands mid-stream
 	wantIDs := validIDs(t, data)
-	transforms.TrackSources()
 	transforms.PauseSources(false)
 	j := startJob(t, cfg)
 	published := make(chan struct{})
@@ -591,7 +590,7 @@ func TestRestartLosesNoMessage(t *testing.T) {
 	// a drain loses nothing either (nothing is acked before it is stored),
 	// but what Prism dropped comes back only after the ack deadline.
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
-	if err := transforms.DrainSources(dctx, st.warehouse); err != nil {
+	if err := transforms.DrainSources(dctx); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
