@@ -3,8 +3,10 @@ package reports
 import (
 	"bytes"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -24,16 +26,17 @@ func at(s string) time.Time {
 }
 
 // sample is the report of the nightly fixture (testdata/nightly), as the
-// job computes it.
+// job computes it, with a history of 20 of the 27 days before.
 func sample() *Report {
 	rows := []Row{
-		{SKU: "SKU-E", LocationID: "S3", MinutesOutOfStock: 1440, Threshold: 10, Reconciled: true},
+		{SKU: "SKU-E", LocationID: "S3", MinutesOutOfStock: 1440, Threshold: 10, Reconciled: true, Sold7d: 4, Sold28d: 30,
+			DaysOfCover: ptr(0.0)},
 		{SKU: "SKU-A", LocationID: "S1", OpeningOnHand: 18, ClosingOnHand: 9, Received: 10, Sold: -21, Returned: 1,
-			CountedDelta: 1, NetChange: -9, MinOnHand: 8, Events: 6, AlertsRaised: 1, DaysOfCover: ptr(9.0 / 21),
-			Threshold: 10, StreamingOnHand: ptr[int64](9), Reconciled: true},
+			CountedDelta: 1, NetChange: -9, MinOnHand: 8, Events: 6, AlertsRaised: 1, DaysOfCover: ptr(9.0 / (300.0 / 21)),
+			Threshold: 10, StreamingOnHand: ptr[int64](9), Reconciled: true, Sold7d: 101, Sold28d: 300},
 		{SKU: "SKU-B", LocationID: "S1", OpeningOnHand: 5, Received: 6, Sold: -9, Damaged: -2, NetChange: -5,
 			Events: 4, AlertsRaised: 2, MinutesOutOfStock: 390, DaysOfCover: ptr(0.0), Threshold: 4,
-			StreamingOnHand: ptr[int64](0), Reconciled: true},
+			StreamingOnHand: ptr[int64](0), Reconciled: true, Sold7d: 40, Sold28d: 150},
 		{SKU: "SKU-C", LocationID: "S2", OpeningOnHand: 8, ClosingOnHand: 9, TransferIn: 5, TransferOut: -3,
 			Adjusted: -1, NetChange: 1, MinOnHand: 8, Events: 3, AlertsRaised: 1, Threshold: 10,
 			StreamingOnHand: ptr[int64](10)},
@@ -49,7 +52,24 @@ func sample() *Report {
 			{at("2026-03-10T12:00:00Z"), 20}, {at("2026-03-10T15:00:00Z"), 8}, {at("2026-03-10T16:00:00Z"), 9}}},
 	}
 	return New(Meta{Date: "2026-03-10", TimeZone: "UTC", DayStart: at("2026-03-10T00:00:00Z"),
-		DayEnd: at("2026-03-11T00:00:00Z"), RunID: "run-golden", GeneratedAt: at("2026-03-11T03:00:05Z")}, rows, charts)
+		DayEnd: at("2026-03-11T00:00:00Z"), RunID: "run-golden", GeneratedAt: at("2026-03-11T03:00:05Z"),
+		History: history()}, rows, charts)
+}
+
+// history is 20 days of daily totals: 2026-02-18 to 2026-03-09, selling
+// 20 units a day and 10 more on Saturdays, with 1 to 3 keys below
+// threshold; and a day outside the window that must be ignored.
+func history() []Day {
+	out := []Day{{Date: "2026-02-10", Reported: true, Keys: 5, UnitsSold: 1000}}
+	for d := at("2026-02-18T00:00:00Z"); d.Before(at("2026-03-10T00:00:00Z")); d = d.AddDate(0, 0, 1) {
+		sold := int64(20)
+		if d.Weekday() == time.Saturday {
+			sold += 10
+		}
+		out = append(out, Day{Date: d.Format(time.DateOnly), Reported: true, Keys: 5, UnitsSold: sold,
+			KeysBelow: int64(1 + d.Day()%3), KeysOut: int64(d.Day() % 2)})
+	}
+	return out
 }
 
 func golden(t *testing.T, name string, got []byte) {
@@ -75,8 +95,19 @@ func TestNew(t *testing.T) {
 	tt := r.Totals
 	if tt.Keys != 5 || tt.SKUs != 5 || tt.Locations != 3 || tt.Events != 14 || tt.Sold != -30 ||
 		tt.Received != 19 || tt.NetChange != -10 || tt.KeysOutOfStock != 2 || tt.KeysStockedOut != 2 ||
-		tt.KeysBelow != 3 || tt.AlertsRaised != 5 || tt.Mismatches != 2 || tt.MinutesOutOfStock != 1830 {
+		tt.KeysBelow != 5 || tt.AlertsRaised != 5 || tt.Mismatches != 2 || tt.MinutesOutOfStock != 1830 {
 		t.Errorf("totals = %+v", tt)
+	}
+	// Trends: the rows' 7 and 28 days; the 7 days before (Feb 25 to Mar 3,
+	// one Saturday) from the history; 21 of the 28 days have a summary.
+	if tt.Sold7d != 145 || tt.Sold28d != 480 || tt.SoldPrev7d != 150 || tt.TrendDays != 21 ||
+		tt.SoldWoWPct == nil || math.Abs(*tt.SoldWoWPct-(-5.0/150*100)) > 1e-9 {
+		t.Errorf("trend totals = sold_7d %d, sold_28d %d, sold_prev_7d %d, trend_days %d, wow %v",
+			tt.Sold7d, tt.Sold28d, tt.SoldPrev7d, tt.TrendDays, tt.SoldWoWPct)
+	}
+	if len(r.Days) != 28 || r.Days[0].Date != "2026-02-11" || r.Days[0].Reported || !r.Days[7].Reported ||
+		r.Days[27] != (Day{Date: "2026-03-10", Reported: true, Keys: 5, UnitsSold: 30, KeysBelow: 5, KeysOut: 2}) {
+		t.Errorf("days = %+v", r.Days)
 	}
 	if len(r.StockOuts) != 2 || r.StockOuts[0].SKU != "SKU-E" || r.StockOuts[1].SKU != "SKU-B" {
 		t.Errorf("stock-outs = %v, want SKU-E then SKU-B", r.StockOuts)
@@ -84,8 +115,15 @@ func TestNew(t *testing.T) {
 	if len(r.TopMovers) != 4 || r.TopMovers[0].SKU != "SKU-A" || r.TopMovers[1].SKU != "SKU-B" {
 		t.Errorf("top movers = %v, want SKU-A, SKU-B first and no idle key", r.TopMovers)
 	}
-	if len(r.BelowThreshold) != 3 || r.BelowThreshold[0].SKU != "SKU-D" {
-		t.Errorf("below threshold = %v, want SKU-D (7 below) first", r.BelowThreshold)
+	// Out of stock first (SKU-E short by 10, then SKU-B by 4), then the
+	// fewest days of cover (SKU-A), then keys that sold nothing by
+	// shortfall (SKU-D by 7, SKU-C by 1).
+	var order []string
+	for _, x := range r.BelowThreshold {
+		order = append(order, x.SKU)
+	}
+	if got := strings.Join(order, " "); got != "SKU-E SKU-B SKU-A SKU-D SKU-C" {
+		t.Errorf("below threshold = %s, want SKU-E SKU-B SKU-A SKU-D SKU-C", got)
 	}
 	if r.Rows[0].SKU != "SKU-A" || r.Charts[0].SKU != "SKU-A" {
 		t.Errorf("rows and charts are not sorted by key")
@@ -110,7 +148,8 @@ func TestJSONGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Totals != sample().Totals || len(back.Rows) != 5 || *back.Rows[0].DaysOfCover != 9.0/21 {
+	if !reflect.DeepEqual(back.Totals, sample().Totals) || len(back.Rows) != 5 || *back.Rows[0].DaysOfCover != 9.0/(300.0/21) ||
+		!reflect.DeepEqual(back.Days, sample().Days) {
 		t.Errorf("summary.json does not read back: %+v", back.Totals)
 	}
 }
@@ -135,7 +174,7 @@ func TestHTML(t *testing.T) {
 		os.WriteFile(filepath.Join("testdata", "index.html"), b.Bytes(), 0o644)
 	}
 	headline := map[string]string{"keys": "5", "events": "14", "received": "19", "sold": "30", "net": "-10",
-		"closing": "21", "out": "2", "stocked-out": "2", "below": "3", "alerts": "5", "mismatches": "2"}
+		"closing": "21", "out": "2", "stocked-out": "2", "below": "5", "sold-7d": "145", "alerts": "5", "mismatches": "2"}
 	for id, want := range headline {
 		re := regexp.MustCompile(`id="` + id + `">([^<]*)<`)
 		m := re.FindStringSubmatch(page)
@@ -154,8 +193,8 @@ func TestHTML(t *testing.T) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
-	if n := strings.Count(page, "<svg"); n != 3 {
-		t.Errorf("page has %d SVG charts, want 3 (reasons + 2 keys)", n)
+	if n := strings.Count(page, "<svg"); n != 5 {
+		t.Errorf("page has %d SVG charts, want 5 (2 trends, reasons, 2 keys)", n)
 	}
 	// Offline: no script, stylesheet, image or font fetched from anywhere.
 	for _, bad := range []string{"<script", "<link", "src=", "@import", "url("} {

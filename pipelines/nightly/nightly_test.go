@@ -35,12 +35,14 @@ var want = map[string]reports.Row{
 	// changes nothing; +1 = 9. The invalid bad1 and a7 (next day) are out.
 	"SKU-A@S1": {SKU: "SKU-A", LocationID: "S1", OpeningOnHand: 18, ClosingOnHand: 9, Received: 10, Sold: -21,
 		Returned: 1, CountedDelta: 1, NetChange: -9, MinOnHand: 8, Events: 6, AlertsRaised: 1,
-		DaysOfCover: ptr(9.0 / 21), Threshold: 10, StreamingOnHand: ptr[int64](9), Reconciled: true},
+		DaysOfCover: ptr(9.0 / 21), Threshold: 10, StreamingOnHand: ptr[int64](9), Reconciled: true,
+		Sold7d: 21, Sold28d: 21},
 	// 5 -5 = 0 at 06:00 (OUT) until +6 at 10:30 (270 min); -2 = 4 (OK at
 	// threshold 4); -4 = 0 at 22:00 (OUT) to midnight (120 min).
 	"SKU-B@S1": {SKU: "SKU-B", LocationID: "S1", OpeningOnHand: 5, ClosingOnHand: 0, Received: 6, Sold: -9,
 		Damaged: -2, NetChange: -5, MinOnHand: 0, Events: 4, AlertsRaised: 2, MinutesOutOfStock: 390,
-		DaysOfCover: ptr(0.0), Threshold: 4, StreamingOnHand: ptr[int64](0), Reconciled: true},
+		DaysOfCover: ptr(0.0), Threshold: 4, StreamingOnHand: ptr[int64](0), Reconciled: true,
+		Sold7d: 9, Sold28d: 9},
 	// Opens LOW (8 < 10): +5 = 13 (recovery), -3 = 10, -1 = 9 (LOW). The
 	// stream stopped at 10: a mismatch.
 	"SKU-C@S2": {SKU: "SKU-C", LocationID: "S2", OpeningOnHand: 8, ClosingOnHand: 9, TransferIn: 5,
@@ -108,7 +110,8 @@ func checkRow(t *testing.T, key string, got map[string]any, w reports.Row, runID
 		"received": w.Received, "sold": w.Sold, "returned": w.Returned, "damaged": w.Damaged,
 		"adjusted": w.Adjusted, "transfer_in": w.TransferIn, "transfer_out": w.TransferOut,
 		"counted_delta": w.CountedDelta, "net_change": w.NetChange, "min_on_hand": w.MinOnHand,
-		"events": w.Events, "alerts_raised": w.AlertsRaised, "threshold": w.Threshold}
+		"events": w.Events, "alerts_raised": w.AlertsRaised, "threshold": w.Threshold,
+		"sold_7d": w.Sold7d, "sold_28d": w.Sold28d}
 	for col, v := range ints {
 		if got[col] != v {
 			t.Errorf("%s %s = %v, want %d", key, col, got[col], v)
@@ -215,6 +218,28 @@ func TestRunFixture(t *testing.T) {
 	a := got["SKU-A@S1"]
 	if a["opening_on_hand"] != int64(9) || a["closing_on_hand"] != int64(6) || a["events"] != int64(1) {
 		t.Errorf("next day SKU-A = %v, want opening 9, closing 6, 1 event", a)
+	}
+	// Trends over the two days: SKU-A sold 21 then 3, 12 a day: 6 units
+	// last half a day.
+	if a["sold_7d"] != int64(24) || a["sold_28d"] != int64(24) || a["days_of_cover"] != 0.5 {
+		t.Errorf("next day SKU-A trends = sold_7d %v, sold_28d %v, days_of_cover %v; want 24, 24, 0.5",
+			a["sold_7d"], a["sold_28d"], a["days_of_cover"])
+	}
+	if b := got["SKU-B@S1"]; b["sold_7d"] != int64(9) || b["days_of_cover"] != 0.0 {
+		t.Errorf("next day SKU-B trends = sold_7d %v, days_of_cover %v; want 9, 0", b["sold_7d"], b["days_of_cover"])
+	}
+	f, err = os.Open(filepath.Join(out, next.Date.String(), JSONFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = reports.ReadJSON(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.TrendDays != 2 || rep.Totals.Sold7d != 33 || len(rep.Days) != reports.TrendDays ||
+		rep.Days[26] != (reports.Day{Date: "2026-03-10", Reported: true, Keys: 5, UnitsSold: 30, KeysBelow: 5, KeysOut: 2}) {
+		t.Errorf("next day summary.json: totals %+v, days %+v", rep.Totals, rep.Days)
 	}
 	if d := got["SKU-D@S2"]; d["opening_on_hand"] != int64(3) || d["closing_on_hand"] != int64(3) {
 		t.Errorf("next day SKU-D = %v, want opening 3, closing 3", d)
