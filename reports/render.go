@@ -98,14 +98,18 @@ var funcs = template.FuncMap{
 		if v == nil {
 			return "–"
 		}
-		s := strconv.FormatFloat(math.Abs(*v), 'f', 0, 64) + "%"
-		switch {
-		case *v > 0.5:
-			return "▲ " + s
-		case *v < -0.5:
-			return "▼ " + s
+		prec := 0
+		if math.Abs(*v) < 10 {
+			prec = 1
 		}
-		return "±0%"
+		s := strconv.FormatFloat(math.Abs(*v), 'f', prec, 64) + "%"
+		switch {
+		case s == "0.0%":
+			return "±0%"
+		case *v > 0:
+			return "▲ " + s
+		}
+		return "▼ " + s
 	},
 	"units": func(m Movement) string {
 		if Direction(m.Reason) == "net" {

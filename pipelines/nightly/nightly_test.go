@@ -2,6 +2,7 @@ package nightly
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -255,6 +256,68 @@ func TestWarehouseSource(t *testing.T) {
 	ctx := context.Background()
 	wh, out := t.TempDir(), t.TempDir()
 	seedStream(t, wh)
+	seedAdjustments(t, wh)
+	cfg := fixtureConfig(t, wh, out)
+	cfg.Input, cfg.RunID = "", "wh-1"
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := dailySummary(t, wh, day)
+	for k, w := range want {
+		if g, ok := got[k]; !ok {
+			t.Errorf("no daily_summary row for %s", k)
+		} else {
+			checkRow(t, k, g, w, "wh-1")
+		}
+	}
+}
+
+// TestRunRange backfills two days from the warehouse, in order, after
+// refusing a range that starts before the first day with data.
+func TestRunRange(t *testing.T) {
+	ctx := context.Background()
+	wh, out := t.TempDir(), t.TempDir()
+	cfg := fixtureConfig(t, wh, out)
+	cfg.Input = ""
+	var before *BeforeDataError
+	if err := CheckRange(ctx, cfg, day, day); !errors.As(err, &before) || !before.Empty {
+		t.Errorf("CheckRange on an empty warehouse = %v, want a BeforeDataError saying it is empty", err)
+	}
+	seedStream(t, wh)
+	seedAdjustments(t, wh)
+	// The first adjustment (a0) is at 22:00 on 2026-03-09.
+	err := CheckRange(ctx, cfg, day.AddDays(-2), day)
+	if !errors.As(err, &before) || before.Earliest != day.AddDays(-1) ||
+		!strings.Contains(err.Error(), "2026-03-08 is before the first day with data in the warehouse (2026-03-09)") {
+		t.Errorf("CheckRange from the day before the data = %v, want a BeforeDataError naming 2026-03-09", err)
+	}
+	for _, bad := range [][2]civil.Date{{day, day.AddDays(-1)}, {day, day.AddDays(MaxRangeDays)}} {
+		if err := CheckRange(ctx, cfg, bad[0], bad[1]); err == nil || errors.As(err, &before) {
+			t.Errorf("CheckRange(%s, %s) = %v, want a range error", bad[0], bad[1], err)
+		}
+	}
+	var order []string
+	res, err := RunRange(ctx, cfg, day, day.AddDays(1), func(r RunResult) { order = append(order, r.Date) })
+	if err != nil {
+		t.Fatalf("RunRange: %v", err)
+	}
+	if len(res) != 2 || strings.Join(order, " ") != "2026-03-10 2026-03-11" || res[0].RunID == res[1].RunID {
+		t.Errorf("RunRange ran %v (%+v), want 2026-03-10 then 2026-03-11 with their own run ids", order, res)
+	}
+	// The second day opened from the first day's closing.
+	if a := dailySummary(t, wh, day.AddDays(1))["SKU-A@S1"]; a["opening_on_hand"] != int64(9) || a["sold_7d"] != int64(24) {
+		t.Errorf("2026-03-11 SKU-A = %v, want opening 9, sold_7d 24", a)
+	}
+	if n := len(reportRuns(t, wh)); n != 2 {
+		t.Errorf("report_runs has %d rows, want 2", n)
+	}
+}
+
+// seedAdjustments writes the fixture's adjustments into the warehouse as
+// the streaming job would (the invalid row dead-lettered, the repeat a
+// DUPLICATE).
+func seedAdjustments(t *testing.T, wh string) {
+	t.Helper()
 	data, err := os.ReadFile(fixtures + "adjustments.csv")
 	if err != nil {
 		t.Fatal(err)
@@ -286,21 +349,8 @@ func TestWarehouseSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(ctx, warehouse.Adjustments, rows); err != nil {
+	if err := w.Write(context.Background(), warehouse.Adjustments, rows); err != nil {
 		t.Fatal(err)
-	}
-	cfg := fixtureConfig(t, wh, out)
-	cfg.Input, cfg.RunID = "", "wh-1"
-	if _, err := Run(ctx, cfg); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	got := dailySummary(t, wh, day)
-	for k, w := range want {
-		if g, ok := got[k]; !ok {
-			t.Errorf("no daily_summary row for %s", k)
-		} else {
-			checkRow(t, k, g, w, "wh-1")
-		}
 	}
 }
 
