@@ -26,8 +26,8 @@ var (
 )
 
 const (
-	axisFont  = 10.0
-	labelFont = 9.0
+	axisFont  = 11.0
+	labelFont = 10.0
 	nameRoom  = 20 // pixels left of the y-axis for its name
 )
 
@@ -62,14 +62,14 @@ func reasonChart(ms []Movement) (SVG, error) {
 		bars = append(bars, chart.Value{Label: m.Reason, Value: v,
 			Style: chart.Style{FillColor: c, StrokeColor: c, StrokeWidth: 1}})
 	}
-	return barChart(bars, 40, 20, 280, 0, maxV)
+	return barChart(bars, 40, 20, 280, 0, maxV, "units")
 }
 
 // barChart draws bars of barWidth with spacing, the chart just as wide as
-// the bars and the y-axis beside them, from lo to at least hi in round
-// ticks, the axis named "units". The bars' labels are drawn centred under
-// them, on two staggered lines when a label is wider than a bar's pitch.
-func barChart(bars []chart.Value, barWidth, spacing, height int, lo, hi float64) (SVG, error) {
+// the bars and the y-axis (named name) beside them, from lo to at least hi
+// in round ticks. The bars' labels are drawn centred under them, on two
+// staggered lines when neighbours would touch.
+func barChart(bars []chart.Value, barWidth, spacing, height int, lo, hi float64, name string) (SVG, error) {
 	ticks, rng := roundTicks(lo, hi)
 	labels := make([]string, len(bars))
 	for i := range bars {
@@ -83,7 +83,7 @@ func barChart(bars []chart.Value, barWidth, spacing, height int, lo, hi float64)
 		BarWidth:   barWidth,
 		BarSpacing: spacing,
 		Background: chart.Style{Padding: chart.Box{Top: 12, Left: nameRoom, Right: 12, Bottom: 34}},
-		YAxis:      unitsAxis(rng, ticks),
+		YAxis:      namedAxis(name, rng, ticks),
 		Bars:       bars,
 		Elements: []chart.Renderable{barLabels(labels, barWidth, spacing),
 			func(_ chart.Renderer, c chart.Box, _ chart.Style) { canvas = c }},
@@ -98,11 +98,11 @@ func barChart(bars []chart.Value, barWidth, spacing, height int, lo, hi float64)
 	return svgOf(bc, bc.Width)
 }
 
-// unitsAxis is a y-axis on the left, named "units".
-func unitsAxis(rng *chart.ContinuousRange, ticks []chart.Tick) chart.YAxis {
+// namedAxis is a y-axis on the left, named name.
+func namedAxis(name string, rng *chart.ContinuousRange, ticks []chart.Tick) chart.YAxis {
 	return chart.YAxis{
 		AxisType:  chart.YAxisSecondary,
-		Name:      "units",
+		Name:      name,
 		NameStyle: chart.Style{FontSize: labelFont, TextRotationDegrees: 270},
 		Style:     chart.Style{FontSize: axisFont},
 		Range:     rng,
@@ -170,10 +170,10 @@ func trendCharts(days []Day) (sold, below SVG, err error) {
 		sb = append(sb, chart.Value{Label: label, Value: s, Style: chart.Style{FillColor: sc, StrokeColor: sc, StrokeWidth: 1}})
 		bb = append(bb, chart.Value{Label: label, Value: b, Style: chart.Style{FillColor: bcol, StrokeColor: bcol, StrokeWidth: 1}})
 	}
-	if sold, err = barChart(sb, 12, 5, 220, 0, maxSold); err != nil {
+	if sold, err = barChart(sb, 12, 5, 220, 0, maxSold, "units"); err != nil {
 		return SVG{}, SVG{}, err
 	}
-	below, err = barChart(bb, 12, 5, 220, 0, maxBelow)
+	below, err = barChart(bb, 12, 5, 220, 0, maxBelow, "keys")
 	return sold, below, err
 }
 
@@ -223,7 +223,7 @@ func stockChartSVG(s Series, start, end time.Time, tz string) (SVG, error) {
 			ValueFormatter: func(v interface{}) string { return chart.TimeFromFloat64(v.(float64)).In(loc).Format("15:04") },
 			Ticks:          hourTicks(start.In(loc), end.In(loc)),
 		},
-		YAxis:  unitsAxis(rng, ticks),
+		YAxis:  namedAxis("units", rng, ticks),
 		Series: series,
 	}
 	return svgOf(c, c.Width)

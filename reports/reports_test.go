@@ -3,6 +3,7 @@ package reports
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -204,5 +205,136 @@ func TestHTML(t *testing.T) {
 	}
 	if strings.Count(page, "http") != strings.Count(page, "http://www.w3.org/") {
 		t.Errorf("page refers to a URL other than the SVG namespaces")
+	}
+}
+
+func TestHTMLLayout(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteHTML(&b, sample()); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	header := page[strings.Index(page, "<header>"):strings.Index(page, "</header>")]
+	if strings.Contains(header, "run-golden") {
+		t.Errorf("the header shows the raw run id: %s", header)
+	}
+	if !strings.Contains(page, "run run-golden") {
+		t.Errorf("the run id is nowhere on the page")
+	}
+	// One spelling of the reasons: as the adjustments and tables have them.
+	for _, bad := range []string{"XFER", "Transfer in"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("page spells a reason %q", bad)
+		}
+	}
+	if n := strings.Count(page, ">TRANSFER_IN<"); n != 2 {
+		t.Errorf("TRANSFER_IN appears %d times as a label, want 2 (chart and table)", n)
+	}
+	// Units sold are positive everywhere: the headline, the movements table.
+	if !strings.Contains(page, `<td class="k">SOLD</td><td class="k">out of stock</td><td>30</td>`) {
+		t.Errorf("the movements table does not show 30 units sold as a positive number")
+	}
+	if strings.Contains(page, ">-30<") || strings.Contains(page, ">-21<") {
+		t.Errorf("page shows a negative number of units sold")
+	}
+	// Trends: the week over week, the 28-day charts, the days missing.
+	for _, want := range []string{`id="sold-7d">145<`, `▼ 3.3%</span> vs the 7 days before (150)`,
+		`<h3>Units sold per day</h3>`, `<h3>Keys below threshold at close</h3>`,
+		`7 of the 28 days have no summary`, `nightly --from 2026-02-11 --to 2026-02-17`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	// Below threshold: out of stock first, then by days of cover, with the
+	// shortfall.
+	table := page[strings.Index(page, `id="below-threshold"`):]
+	table = table[:strings.Index(table, "</table>")]
+	var order []string
+	for _, m := range regexp.MustCompile(`<td class="k">(SKU-[A-E])</td>`).FindAllStringSubmatch(table, -1) {
+		order = append(order, m[1])
+	}
+	if got := strings.Join(order, " "); got != "SKU-E SKU-B SKU-A SKU-D SKU-C" {
+		t.Errorf("below-threshold table order = %s", got)
+	}
+	if !strings.Contains(table, `<span class="tag OUT">OUT</span></td><td>0.0</td><td>10</td><td>0</td><td>10</td>`) {
+		t.Errorf("SKU-E's row lacks its days of cover, shortfall 10, closing 0, threshold 10:\n%s", table)
+	}
+}
+
+// TestHTMLAtScale renders 1,500 keys below threshold: the lists are cut at
+// ListLimit and say how many more, with thousands separators.
+func TestHTMLAtScale(t *testing.T) {
+	var rows []Row
+	for i := range 1500 {
+		rows = append(rows, Row{SKU: fmt.Sprintf("SKU-%05d", i), LocationID: "S1", ClosingOnHand: int64(i % 7),
+			Threshold: 10, Sold: -3, Events: 1, Sold28d: 30, Reconciled: true})
+	}
+	r := New(Meta{Date: "2026-03-10", TimeZone: "UTC", DayStart: at("2026-03-10T00:00:00Z"),
+		DayEnd: at("2026-03-11T00:00:00Z")}, rows, nil)
+	var b bytes.Buffer
+	if err := WriteHTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{"Below threshold at close (1,500)", "and 1,475 more in summary.csv", `id="keys">1,500<`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	table := page[strings.Index(page, `id="below-threshold"`):]
+	table = table[:strings.Index(table, "</table>")]
+	if n := strings.Count(table, "<tr"); n != ListLimit+1 {
+		t.Errorf("below-threshold table has %d rows, want %d and a header", n-1, ListLimit)
+	}
+	if len(page) > 200_000 {
+		t.Errorf("page is %d bytes for 1,500 keys: the lists are not cut", len(page))
+	}
+}
+
+func TestRoundTicks(t *testing.T) {
+	for _, tc := range []struct {
+		lo, hi float64
+		want   string
+	}{
+		{0, 3, "0 1 2 3"},
+		{0, 23, "0 5 10 15 20 25"},
+		{0, 784, "0 200 400 600 800"},
+		{0, 14071, "0 5,000 10,000 15,000"},
+		{-7, 20, "-10 0 10 20"},
+		{0, 0, "0 1"},
+	} {
+		ticks, rng := roundTicks(tc.lo, tc.hi)
+		var got []string
+		for _, tk := range ticks {
+			got = append(got, tk.Label)
+		}
+		if strings.Join(got, " ") != tc.want || rng.Min != ticks[0].Value || rng.Max != ticks[len(ticks)-1].Value {
+			t.Errorf("roundTicks(%v, %v) = %v (range %v..%v), want %s", tc.lo, tc.hi, got, rng.Min, rng.Max, tc.want)
+		}
+	}
+}
+
+// TestStockChartAxis: a key whose stock never went negative is drawn from
+// zero, one that did from below zero, and the axis says units.
+func TestStockChartAxis(t *testing.T) {
+	for _, tc := range []struct {
+		points  []int64
+		wantLow string
+	}{{[]int64{18, 13, 9}, ">0<"}, {[]int64{2, -3, 1}, ">-5<"}} {
+		s := Series{SKU: "S", LocationID: "L", Threshold: 10}
+		for i, v := range tc.points {
+			s.Points = append(s.Points, Point{Time: at("2026-03-10T00:00:00Z").Add(time.Duration(i) * time.Hour), OnHand: v})
+		}
+		svg, err := stockChartSVG(s, at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z"), "UTC")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := string(svg.HTML)
+		if !strings.Contains(h, ">units<") {
+			t.Errorf("%v: the y-axis is not named units", tc.points)
+		}
+		if !strings.Contains(h, tc.wantLow) || (tc.wantLow == ">0<" && strings.Contains(h, ">-")) {
+			t.Errorf("%v: y-axis does not start at %s", tc.points, tc.wantLow)
+		}
 	}
 }
