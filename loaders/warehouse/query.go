@@ -65,8 +65,16 @@ func queryLocalOnce(ctx context.Context, dir, query string) (*result, error) {
 		return nil, fmt.Errorf("set time zone: %w", err)
 	}
 	for _, t := range Tables {
-		if _, err := conn.ExecContext(ctx, localView(dir, t)); err != nil {
-			return nil, fmt.Errorf("view %s: %w", t.Name, err)
+		if _, err := conn.ExecContext(ctx, localView(dir, t, nil)); err != nil {
+			// Files written before a column was added lack it: the view
+			// reads NULL there, as BigQuery does for a column added later.
+			have, derr := parquetColumns(ctx, conn, dir, t)
+			if derr != nil {
+				return nil, fmt.Errorf("view %s: %w", t.Name, err)
+			}
+			if _, err := conn.ExecContext(ctx, localView(dir, t, have)); err != nil {
+				return nil, fmt.Errorf("view %s: %w", t.Name, err)
+			}
 		}
 	}
 	rows, err := conn.QueryContext(ctx, query)
@@ -101,13 +109,17 @@ func queryLocalOnce(ctx context.Context, dir, query string) (*result, error) {
 
 // localView returns the CREATE VIEW statement of table t: its Parquet files,
 // or an empty relation with the table's columns when there are none yet.
-func localView(dir string, t *Table) string {
+// With have (the columns the files hold), a column none of them has is NULL.
+func localView(dir string, t *Table, have map[string]bool) string {
 	glob := filepath.Join(tableDir(dir, t.Name), "dt=*", "*.parquet")
 	if files, _ := filepath.Glob(glob); len(files) > 0 {
 		cols := make([]string, len(t.Schema))
 		for i, f := range t.Schema {
 			cols[i] = f.Name
-			if f.Type == bigquery.DateFieldType {
+			switch {
+			case have != nil && !have[f.Name]:
+				cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", duckType(f.Type), f.Name)
+			case f.Type == bigquery.DateFieldType:
 				cols[i] = fmt.Sprintf("CAST(%s AS DATE) AS %s", f.Name, f.Name)
 			}
 		}
@@ -119,6 +131,26 @@ func localView(dir string, t *Table) string {
 		cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", duckType(f.Type), f.Name)
 	}
 	return fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT %s WHERE false", t.Name, strings.Join(cols, ", "))
+}
+
+// parquetColumns returns the columns the Parquet files of t hold.
+func parquetColumns(ctx context.Context, conn *sql.Conn, dir string, t *Table) (map[string]bool, error) {
+	glob := filepath.Join(tableDir(dir, t.Name), "dt=*", "*.parquet")
+	rows, err := conn.QueryContext(ctx, fmt.Sprintf(
+		"SELECT name FROM parquet_schema(%s)", sqlString(glob)))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		have[name] = true
+	}
+	return have, rows.Err()
 }
 
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -2,6 +2,7 @@ package nightly
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"os"
@@ -16,6 +17,7 @@ import (
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	_ "github.com/duckdb/duckdb-go/v2" // database/sql driver "duckdb"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/reports"
 )
@@ -442,5 +444,40 @@ func TestWindow(t *testing.T) {
 	y, err := Yesterday("America/New_York", time.Date(2026, 3, 10, 1, 30, 0, 0, time.UTC))
 	if err != nil || y != (civil.Date{Year: 2026, Month: time.March, Day: 8}) {
 		t.Errorf("Yesterday = %v, %v; want 2026-03-08", y, err)
+	}
+}
+
+// TestOldDailySummary runs the job on a warehouse whose daily_summary was
+// written before sold_7d and sold_28d existed: the previous day's closing
+// and sales are read, the missing columns are NULL.
+func TestOldDailySummary(t *testing.T) {
+	ctx := context.Background()
+	wh, out := t.TempDir(), t.TempDir()
+	part := filepath.Join(wh, "daily_summary", "dt=2026-03-09")
+	if err := os.MkdirAll(part, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `COPY (SELECT TIMESTAMP '2026-03-09 00:00:00' AS report_date, 'SKU-A' AS sku,
+		'S1' AS location_id, 20::BIGINT AS opening_on_hand, 18::BIGINT AS closing_on_hand, -5::BIGINT AS sold,
+		10::BIGINT AS threshold, 'old-run' AS run_id) TO '`+filepath.Join(part, "old.parquet")+`' (FORMAT parquet)`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fixtureConfig(t, wh, out)
+	cfg.Snapshot, cfg.RunID = "", "new-run"
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatalf("Run on a warehouse of the previous schema: %v", err)
+	}
+	got := dailySummary(t, wh, day)["SKU-A@S1"]
+	if got["opening_on_hand"] != int64(18) || got["closing_on_hand"] != int64(9) || got["sold_28d"] != int64(26) {
+		t.Errorf("SKU-A = %v, want opening 18 (the old closing), closing 9, sold_28d 26 (5 + 21)", got)
+	}
+	old := dailySummary(t, wh, day.AddDays(-1))["SKU-A@S1"]
+	if old["closing_on_hand"] != int64(18) || old["sold_7d"] != nil {
+		t.Errorf("the old row reads %v, want closing 18 and sold_7d NULL", old)
 	}
 }
