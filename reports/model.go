@@ -10,34 +10,71 @@ import (
 )
 
 // Row is the summary of one (sku, location_id) on the report date. Its JSON
-// names are the daily_summary columns. Quantities are signed as in the
-// adjustments (sold, damaged and transfer_out are <= 0).
+// names are the daily_summary columns. The day's quantities are signed as in
+// the adjustments (sold, damaged and transfer_out are <= 0); the trends
+// (sold_7d, sold_28d) are units sold, positive, and UnitsSold is the day's.
 type Row struct {
-	SKU               string   `json:"sku"`
-	LocationID        string   `json:"location_id"`
-	OpeningOnHand     int64    `json:"opening_on_hand"`
-	ClosingOnHand     int64    `json:"closing_on_hand"`
-	Received          int64    `json:"received"`
-	Sold              int64    `json:"sold"`
-	Returned          int64    `json:"returned"`
-	Damaged           int64    `json:"damaged"`
-	Adjusted          int64    `json:"adjusted"`
-	TransferIn        int64    `json:"transfer_in"`
-	TransferOut       int64    `json:"transfer_out"`
-	CountedDelta      int64    `json:"counted_delta"`
-	NetChange         int64    `json:"net_change"`
-	MinOnHand         int64    `json:"min_on_hand"`
-	Events            int64    `json:"events"`
-	AlertsRaised      int64    `json:"alerts_raised"`
-	MinutesOutOfStock float64  `json:"minutes_out_of_stock"`
-	DaysOfCover       *float64 `json:"days_of_cover"`
-	Threshold         int64    `json:"threshold"`
-	StreamingOnHand   *int64   `json:"streaming_on_hand"`
-	Reconciled        bool     `json:"reconciled"`
+	SKU               string  `json:"sku"`
+	LocationID        string  `json:"location_id"`
+	OpeningOnHand     int64   `json:"opening_on_hand"`
+	ClosingOnHand     int64   `json:"closing_on_hand"`
+	Received          int64   `json:"received"`
+	Sold              int64   `json:"sold"`
+	Returned          int64   `json:"returned"`
+	Damaged           int64   `json:"damaged"`
+	Adjusted          int64   `json:"adjusted"`
+	TransferIn        int64   `json:"transfer_in"`
+	TransferOut       int64   `json:"transfer_out"`
+	CountedDelta      int64   `json:"counted_delta"`
+	NetChange         int64   `json:"net_change"`
+	MinOnHand         int64   `json:"min_on_hand"`
+	Events            int64   `json:"events"`
+	AlertsRaised      int64   `json:"alerts_raised"`
+	MinutesOutOfStock float64 `json:"minutes_out_of_stock"`
+	// DaysOfCover is how long the closing stock lasts at the key's average
+	// daily units sold over the 28 days ending with the report date (over
+	// the days of those the key has a summary for, while the history is
+	// shorter); nil when nothing was sold. Never negative.
+	DaysOfCover     *float64 `json:"days_of_cover"`
+	Threshold       int64    `json:"threshold"`
+	StreamingOnHand *int64   `json:"streaming_on_hand"`
+	Reconciled      bool     `json:"reconciled"`
+	// Sold7d and Sold28d are the units sold (positive) in the 7 and 28 days
+	// ending with the report date.
+	Sold7d  int64 `json:"sold_7d"`
+	Sold28d int64 `json:"sold_28d"`
 }
 
-// UnitsSold is the positive number of units sold.
+// UnitsSold is the positive number of units sold on the day.
 func (r *Row) UnitsSold() int64 { return -r.Sold }
+
+// Shortfall is how many units the key is below its threshold (0 if none).
+func (r *Row) Shortfall() int64 { return max(0, r.Threshold-r.ClosingOnHand) }
+
+// Out reports whether the key closed out of stock (on-hand <= 0).
+func (r *Row) Out() bool { return r.ClosingOnHand <= 0 }
+
+// Below reports whether the key closed below its threshold, out of stock
+// included.
+func (r *Row) Below() bool { return r.ClosingOnHand < r.Threshold }
+
+// TrendDays is how many days a trend looks back over.
+const TrendDays = 28
+
+// Day is the whole of one report date, for the trend chart: from
+// daily_summary for the days before the report date, from the rows for the
+// report date itself.
+type Day struct {
+	Date string `json:"date"` // YYYY-MM-DD
+	// Reported is false for a day of the window with no daily_summary.
+	Reported  bool  `json:"reported"`
+	Keys      int64 `json:"keys"`
+	UnitsSold int64 `json:"units_sold"`
+	// KeysBelow counts keys that closed below threshold, out of stock
+	// included; KeysOut those that closed at or below zero.
+	KeysBelow int64 `json:"keys_below_threshold"`
+	KeysOut   int64 `json:"keys_out_of_stock"`
+}
 
 // Point is the on-hand of a key from Time on.
 type Point struct {
@@ -74,9 +111,19 @@ type Totals struct {
 	AlertsRaised      int64   `json:"alerts_raised"`
 	KeysOutOfStock    int64   `json:"keys_out_of_stock"`    // closing <= 0
 	KeysStockedOut    int64   `json:"keys_stocked_out"`     // out at some time of the day
-	KeysBelow         int64   `json:"keys_below_threshold"` // 0 < closing < threshold
+	KeysBelow         int64   `json:"keys_below_threshold"` // closing < threshold, out of stock included
 	MinutesOutOfStock float64 `json:"minutes_out_of_stock"`
 	Mismatches        int64   `json:"mismatches"`
+	// Trends: units sold (positive) in the 7 days ending with the report
+	// date, in the 7 days before those, and the change from one to the
+	// other in percent (nil when nothing was sold in the earlier week).
+	// TrendDays is how many of the 28 days ending with the report date
+	// have a summary: the trends are complete at 28.
+	Sold7d     int64    `json:"sold_7d"`
+	SoldPrev7d int64    `json:"sold_prev_7d"`
+	SoldWoWPct *float64 `json:"sold_wow_pct"`
+	Sold28d    int64    `json:"sold_28d"`
+	TrendDays  int64    `json:"trend_days"`
 }
 
 // Movement is the units moved for one reason on the day.
@@ -99,11 +146,15 @@ type Report struct {
 	TopMovers []Row `json:"top_movers"`
 	// StockOuts are the keys out of stock at some time of the day, longest first.
 	StockOuts []Row `json:"stock_outs"`
-	// BelowThreshold are the keys that closed in stock but below threshold, lowest first.
+	// BelowThreshold are the keys that closed below threshold, out of
+	// stock included, most urgent first: out of stock first, then by days
+	// of cover (unknown last), then by shortfall.
 	BelowThreshold []Row `json:"below_threshold"`
 	// Mismatches are the keys whose batch closing differs from the streaming stock.
 	Mismatches []Row    `json:"mismatches"`
 	Charts     []Series `json:"charts"`
+	// Days are the 28 days ending with the report date, oldest first.
+	Days []Day `json:"days"`
 	// Rows are every key, by sku then location.
 	Rows []Row `json:"rows"`
 }
@@ -117,6 +168,9 @@ type Meta struct {
 	GeneratedAt      time.Time
 	// TopN caps the lists of the report (default 10); the rows are complete.
 	TopN int
+	// History are the days before the report date known to daily_summary
+	// (any order; days outside the trend window are ignored).
+	History []Day
 }
 
 // New builds the report of rows (any order; rows is sorted in place) with
@@ -157,10 +211,12 @@ func New(m Meta, rows []Row, charts []Series) *Report {
 			t.KeysStockedOut++
 			r.StockOuts = append(r.StockOuts, *x)
 		}
-		if x.ClosingOnHand > 0 && x.ClosingOnHand < x.Threshold {
+		if x.Below() {
 			t.KeysBelow++
 			r.BelowThreshold = append(r.BelowThreshold, *x)
 		}
+		t.Sold7d += x.Sold7d
+		t.Sold28d += x.Sold28d
 		if !x.Reconciled {
 			t.Mismatches++
 			r.Mismatches = append(r.Mismatches, *x)
@@ -175,9 +231,7 @@ func New(m Meta, rows []Row, charts []Series) *Report {
 	slices.SortStableFunc(r.StockOuts, func(a, b Row) int {
 		return cmp.Or(-cmp.Compare(a.MinutesOutOfStock, b.MinutesOutOfStock), cmp.Compare(a.ClosingOnHand, b.ClosingOnHand))
 	})
-	slices.SortStableFunc(r.BelowThreshold, func(a, b Row) int {
-		return cmp.Compare(a.ClosingOnHand-a.Threshold, b.ClosingOnHand-b.Threshold)
-	})
+	slices.SortStableFunc(r.BelowThreshold, Urgency)
 	movers := slices.Clone(rows)
 	slices.SortStableFunc(movers, func(a, b Row) int {
 		return cmp.Or(-cmp.Compare(a.UnitsSold(), b.UnitsSold()), -cmp.Compare(abs(a.NetChange), abs(b.NetChange)))
@@ -188,7 +242,74 @@ func New(m Meta, rows []Row, charts []Series) *Report {
 		return cmp.Or(cmp.Compare(a.SKU, b.SKU), cmp.Compare(a.LocationID, b.LocationID))
 	})
 	r.Charts = charts
+	r.Days = days(m, r)
+	for i, d := range r.Days {
+		if d.Reported {
+			t.TrendDays++
+		}
+		if i >= len(r.Days)-14 && i < len(r.Days)-7 {
+			t.SoldPrev7d += d.UnitsSold
+		}
+	}
+	if t.SoldPrev7d > 0 {
+		pct := 100 * float64(t.Sold7d-t.SoldPrev7d) / float64(t.SoldPrev7d)
+		t.SoldWoWPct = &pct
+	}
 	return r
+}
+
+// days returns the trend window of r: the 28 days ending with its date,
+// from m.History and r itself.
+func days(m Meta, r *Report) []Day {
+	end, err := time.Parse(time.DateOnly, m.Date)
+	if err != nil {
+		return nil
+	}
+	known := map[string]Day{}
+	for _, d := range m.History {
+		known[d.Date] = d
+	}
+	out := make([]Day, TrendDays)
+	for i := range out {
+		date := end.AddDate(0, 0, i-TrendDays+1).Format(time.DateOnly)
+		d, ok := known[date]
+		d.Date, d.Reported = date, ok
+		out[i] = d
+	}
+	t := r.Totals
+	out[TrendDays-1] = Day{Date: m.Date, Reported: true, Keys: t.Keys, UnitsSold: -t.Sold,
+		KeysBelow: t.KeysBelow, KeysOut: t.KeysOutOfStock}
+	return out
+}
+
+// Urgency orders keys below threshold, most urgent first: out of stock
+// (the one with the largest shortfall first), then by days of cover
+// (keys that sold nothing last), then by shortfall, then by key.
+func Urgency(a, b Row) int {
+	if c := -cmp.Compare(boolInt(a.Out()), boolInt(b.Out())); c != 0 {
+		return c
+	}
+	if !a.Out() {
+		switch {
+		case a.DaysOfCover != nil && b.DaysOfCover == nil:
+			return -1
+		case a.DaysOfCover == nil && b.DaysOfCover != nil:
+			return 1
+		case a.DaysOfCover != nil:
+			if c := cmp.Compare(*a.DaysOfCover, *b.DaysOfCover); c != 0 {
+				return c
+			}
+		}
+	}
+	return cmp.Or(-cmp.Compare(a.Shortfall(), b.Shortfall()), -cmp.Compare(a.Sold28d, b.Sold28d),
+		cmp.Compare(a.SKU, b.SKU), cmp.Compare(a.LocationID, b.LocationID))
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func abs(v int64) int64 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	texttemplate "text/template"
@@ -18,7 +19,7 @@ import (
 var CSVColumns = []string{"report_date", "sku", "location_id", "opening_on_hand", "closing_on_hand",
 	"received", "sold", "returned", "damaged", "adjusted", "transfer_in", "transfer_out", "counted_delta",
 	"net_change", "min_on_hand", "events", "alerts_raised", "minutes_out_of_stock", "days_of_cover",
-	"threshold", "streaming_on_hand", "reconciled"}
+	"threshold", "streaming_on_hand", "reconciled", "sold_7d", "sold_28d"}
 
 // WriteCSV writes every row of r as summary.csv. NULL is an empty field.
 func WriteCSV(w io.Writer, r *Report) error {
@@ -32,7 +33,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 			i(x.Received, 10), i(x.Sold, 10), i(x.Returned, 10), i(x.Damaged, 10), i(x.Adjusted, 10),
 			i(x.TransferIn, 10), i(x.TransferOut, 10), i(x.CountedDelta, 10), i(x.NetChange, 10),
 			i(x.MinOnHand, 10), i(x.Events, 10), i(x.AlertsRaised, 10), formatFloat(x.MinutesOutOfStock),
-			"", i(x.Threshold, 10), "", strconv.FormatBool(x.Reconciled)}
+			"", i(x.Threshold, 10), "", strconv.FormatBool(x.Reconciled), i(x.Sold7d, 10), i(x.Sold28d, 10)}
 		if x.DaysOfCover != nil {
 			rec[18] = formatFloat(*x.DaysOfCover)
 		}
@@ -90,8 +91,42 @@ var funcs = template.FuncMap{
 		}
 		return groupDigits(*v)
 	},
-	"head": func(n int, rows []Row) []Row { return rows[:min(n, len(rows))] },
-	"more": func(n int, rows []Row) int { return max(0, len(rows)-n) },
+	"head":  func(n int, rows []Row) []Row { return rows[:min(n, len(rows))] },
+	"more":  func(n int, rows []Row) int64 { return int64(max(0, len(rows)-n)) },
+	"count": func(rows []Row) string { return groupDigits(int64(len(rows))) },
+	"pct": func(v *float64) string {
+		if v == nil {
+			return "–"
+		}
+		prec := 0
+		if math.Abs(*v) < 10 {
+			prec = 1
+		}
+		s := strconv.FormatFloat(math.Abs(*v), 'f', prec, 64) + "%"
+		switch {
+		case s == "0.0%":
+			return "±0%"
+		case *v > 0:
+			return "▲ " + s
+		}
+		return "▼ " + s
+	},
+	"units": func(m Movement) string {
+		if Direction(m.Reason) == "net" {
+			return signed(m.Units)
+		}
+		return groupDigits(abs(m.Units))
+	},
+	"direction": Direction,
+	"deref":     func(v *float64) float64 { return *v },
+	"sub":       func(a, b int) int { return a - b },
+	"shortdate": func(d string) string {
+		t, err := time.Parse(time.DateOnly, d)
+		if err != nil {
+			return d
+		}
+		return t.Format("Jan 2")
+	},
 	"hhmm": func(t time.Time, tz string) string {
 		if loc, err := time.LoadLocation(tz); err == nil {
 			t = t.In(loc)
@@ -109,15 +144,21 @@ const ListLimit = 25
 type page struct {
 	*Report
 	Limit        int
-	ReasonChart  template.HTML
+	ReasonChart  SVG
+	SoldChart    SVG
+	BelowChart   SVG
 	StockCharts  []stockChart
 	UnitsSold    int64
 	UnitsDamaged int64
+	// FirstDay is the first day of the trend window; Missing lists the
+	// days of it without a summary.
+	FirstDay string
+	Missing  []string
 }
 
 type stockChart struct {
 	Series
-	SVG template.HTML
+	SVG SVG
 }
 
 // WriteHTML writes r as index.html: one self-contained page (inline CSS
@@ -129,6 +170,17 @@ func WriteHTML(w io.Writer, r *Report) error {
 		return fmt.Errorf("reports: write html: %w", err)
 	}
 	p.ReasonChart = svg
+	if len(r.Days) > 0 {
+		if p.SoldChart, p.BelowChart, err = trendCharts(r.Days); err != nil {
+			return fmt.Errorf("reports: write html: trend chart: %w", err)
+		}
+		p.FirstDay = r.Days[0].Date
+		for _, d := range r.Days {
+			if !d.Reported {
+				p.Missing = append(p.Missing, d.Date)
+			}
+		}
+	}
 	for _, s := range r.Charts {
 		svg, err := stockChartSVG(s, r.DayStart, r.DayEnd, r.TimeZone)
 		if err != nil {

@@ -6,6 +6,8 @@
 //	nightly --date 2026-11-24 --input testdata/inventory_adjustments.csv \
 //	  --snapshot testdata/inventory_state.json --thresholds testdata/thresholds.csv
 //
+// --from and --to (instead of --date) backfill a range of dates, in order.
+//
 // On Dataflow (also as a Flex Template) it is launched like any Beam job:
 //
 //	nightly --runner dataflow --project P --region R --staging_location gs://B/staging \
@@ -18,6 +20,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log"
 	"log/slog"
 	"os"
@@ -47,6 +50,8 @@ var (
 	shards     = flag.Int("shards", nightly.DefaultShards, "key shards the work is split into")
 	chunkBytes = flag.Int64("chunk_bytes", nightly.DefaultChunkBytes, "bytes of CSV read by one element")
 	verbose    = flag.Bool("verbose", false, "log the runner's progress (INFO), not only warnings and errors")
+	from       = flag.String("from", "", "backfill: first report date YYYY-MM-DD (with --to, instead of --date; prism only)")
+	to         = flag.String("to", "", "backfill: last report date YYYY-MM-DD")
 )
 
 func main() {
@@ -74,6 +79,12 @@ func main() {
 	if _, _, err := cfg.Window(); err != nil {
 		log.Fatal(err)
 	}
+	if *from != "" || *to != "" {
+		if err := backfill(ctx, cfg); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	switch *runners.Runner {
 	case "", "prism", "direct":
 		if _, err := nightly.Run(ctx, cfg); err != nil {
@@ -93,4 +104,25 @@ func reportDate() (civil.Date, error) {
 		return nightly.Yesterday(*timezone, time.Now())
 	}
 	return civil.ParseDate(*date)
+}
+
+// backfill runs --from to --to in order on Prism, one line per date.
+func backfill(ctx context.Context, cfg nightly.Config) error {
+	if *date != "" {
+		return fmt.Errorf("nightly: give --date or --from/--to, not both")
+	}
+	f, err := civil.ParseDate(*from)
+	if err != nil {
+		return fmt.Errorf("nightly: --from %q: want YYYY-MM-DD", *from)
+	}
+	t, err := civil.ParseDate(*to)
+	if err != nil {
+		return fmt.Errorf("nightly: --to %q: want YYYY-MM-DD", *to)
+	}
+	cfg.Runner = "prism"
+	_, err = nightly.RunRange(ctx, cfg, f, t, func(r nightly.RunResult) {
+		fmt.Printf("%s  %d keys  %d events  %d mismatches  %s  (%s)\n", r.Date, r.Keys, r.Events, r.Mismatch,
+			r.OutputURI, r.Duration.Round(100*time.Millisecond))
+	})
+	return err
 }

@@ -108,7 +108,11 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("localstack: time zone: %w", err)
 	}
-	s.http = &http.Server{Handler: trigger.NewServer(trigger.Config{Location: loc}, s.launcher, cfg.Logger),
+	earliest := func(ctx context.Context) (string, bool, error) {
+		d, ok, err := nightly.EarliestDate(ctx, cfg.Warehouse, cfg.TimeZone)
+		return d.String(), ok, err
+	}
+	s.http = &http.Server{Handler: trigger.NewServer(trigger.Config{Location: loc, Earliest: earliest}, s.launcher, cfg.Logger),
 		ReadHeaderTimeout: 5 * time.Second}
 	s.TriggerURL = "http://" + ln.Addr().String()
 	go s.http.Serve(ln)

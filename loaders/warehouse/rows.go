@@ -129,6 +129,8 @@ type DailySummaryRow struct {
 	StreamingOnHand   *int64    `bigquery:"streaming_on_hand" parquet:"streaming_on_hand" json:"streaming_on_hand"`
 	Reconciled        bool      `bigquery:"reconciled" parquet:"reconciled" json:"reconciled"`
 	RunID             string    `bigquery:"run_id" parquet:"run_id" json:"run_id"`
+	Sold7d            int64     `bigquery:"sold_7d" parquet:"sold_7d" json:"sold_7d"`
+	Sold28d           int64     `bigquery:"sold_28d" parquet:"sold_28d" json:"sold_28d"`
 }
 
 // ReportRunRow is one row of report_runs: one run of the nightly job.

@@ -13,9 +13,10 @@ type Outputs struct {
 	Gather beam.PCollection
 }
 
-// Build adds the nightly job for cfg to s: sources, the per-key summary,
-// and the publish step that writes the report files, daily_summary and
-// report_runs. A bad Config panics (misuse while the pipeline is built).
+// Build adds the nightly job for cfg to s: sources (the opening stock, the
+// day's adjustments, the streaming stock, and the trend history of the 27
+// days before), the per-key summary, and the publish step that writes the
+// report files, daily_summary and report_runs. A bad Config panics (misuse while the pipeline is built).
 func Build(s beam.Scope, cfg Config) Outputs {
 	cfg = cfg.withDefaults()
 	w := cfg.window()
@@ -38,12 +39,13 @@ func Build(s beam.Scope, cfg Config) Outputs {
 			End: w.End, Shards: cfg.Shards}, slices, since)
 	}
 	streaming := beam.ParDo(s, &streamingFn{Warehouse: cfg.Warehouse, End: w.End, Shards: cfg.Shards}, imp)
+	history, days := beam.ParDo2(s, &historyFn{Warehouse: cfg.Warehouse, Date: cfg.Date.String(), Shards: cfg.Shards}, imp)
 
-	parts := beam.Flatten(s, opening, adjustments, streaming)
+	parts := beam.Flatten(s, opening, adjustments, streaming, history)
 	opts := summary.Options{Window: w, ThresholdsURI: cfg.Thresholds, DefaultThreshold: cfg.DefaultThreshold,
 		MaxCharts: cfg.MaxCharts}
 	sums := summary.Summarize(s, parts, opts)
 	gather := summary.GatherAll(s, sums, opts)
-	beam.ParDo0(s, newPublishFn(cfg), imp, beam.SideInput{Input: gather})
+	beam.ParDo0(s, newPublishFn(cfg), imp, beam.SideInput{Input: gather}, beam.SideInput{Input: days})
 	return Outputs{Summaries: sums, Gather: gather}
 }

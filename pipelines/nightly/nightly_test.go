@@ -2,6 +2,8 @@ package nightly
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	_ "github.com/duckdb/duckdb-go/v2" // database/sql driver "duckdb"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/loaders/warehouse/local"
 	"github.com/inventory-events/inventory/reports"
@@ -36,12 +39,14 @@ var want = map[string]reports.Row{
 	// changes nothing; +1 = 9. The invalid bad1 and a7 (next day) are out.
 	"SKU-A@S1": {SKU: "SKU-A", LocationID: "S1", OpeningOnHand: 18, ClosingOnHand: 9, Received: 10, Sold: -21,
 		Returned: 1, CountedDelta: 1, NetChange: -9, MinOnHand: 8, Events: 6, AlertsRaised: 1,
-		DaysOfCover: ptr(9.0 / 21), Threshold: 10, StreamingOnHand: ptr[int64](9), Reconciled: true},
+		DaysOfCover: ptr(9.0 / 21), Threshold: 10, StreamingOnHand: ptr[int64](9), Reconciled: true,
+		Sold7d: 21, Sold28d: 21},
 	// 5 -5 = 0 at 06:00 (OUT) until +6 at 10:30 (270 min); -2 = 4 (OK at
 	// threshold 4); -4 = 0 at 22:00 (OUT) to midnight (120 min).
 	"SKU-B@S1": {SKU: "SKU-B", LocationID: "S1", OpeningOnHand: 5, ClosingOnHand: 0, Received: 6, Sold: -9,
 		Damaged: -2, NetChange: -5, MinOnHand: 0, Events: 4, AlertsRaised: 2, MinutesOutOfStock: 390,
-		DaysOfCover: ptr(0.0), Threshold: 4, StreamingOnHand: ptr[int64](0), Reconciled: true},
+		DaysOfCover: ptr(0.0), Threshold: 4, StreamingOnHand: ptr[int64](0), Reconciled: true,
+		Sold7d: 9, Sold28d: 9},
 	// Opens LOW (8 < 10): +5 = 13 (recovery), -3 = 10, -1 = 9 (LOW). The
 	// stream stopped at 10: a mismatch.
 	"SKU-C@S2": {SKU: "SKU-C", LocationID: "S2", OpeningOnHand: 8, ClosingOnHand: 9, TransferIn: 5,
@@ -109,7 +114,8 @@ func checkRow(t *testing.T, key string, got map[string]any, w reports.Row, runID
 		"received": w.Received, "sold": w.Sold, "returned": w.Returned, "damaged": w.Damaged,
 		"adjusted": w.Adjusted, "transfer_in": w.TransferIn, "transfer_out": w.TransferOut,
 		"counted_delta": w.CountedDelta, "net_change": w.NetChange, "min_on_hand": w.MinOnHand,
-		"events": w.Events, "alerts_raised": w.AlertsRaised, "threshold": w.Threshold}
+		"events": w.Events, "alerts_raised": w.AlertsRaised, "threshold": w.Threshold,
+		"sold_7d": w.Sold7d, "sold_28d": w.Sold28d}
 	for col, v := range ints {
 		if got[col] != v {
 			t.Errorf("%s %s = %v, want %d", key, col, got[col], v)
@@ -217,6 +223,28 @@ func TestRunFixture(t *testing.T) {
 	if a["opening_on_hand"] != int64(9) || a["closing_on_hand"] != int64(6) || a["events"] != int64(1) {
 		t.Errorf("next day SKU-A = %v, want opening 9, closing 6, 1 event", a)
 	}
+	// Trends over the two days: SKU-A sold 21 then 3, 12 a day: 6 units
+	// last half a day.
+	if a["sold_7d"] != int64(24) || a["sold_28d"] != int64(24) || a["days_of_cover"] != 0.5 {
+		t.Errorf("next day SKU-A trends = sold_7d %v, sold_28d %v, days_of_cover %v; want 24, 24, 0.5",
+			a["sold_7d"], a["sold_28d"], a["days_of_cover"])
+	}
+	if b := got["SKU-B@S1"]; b["sold_7d"] != int64(9) || b["days_of_cover"] != 0.0 {
+		t.Errorf("next day SKU-B trends = sold_7d %v, days_of_cover %v; want 9, 0", b["sold_7d"], b["days_of_cover"])
+	}
+	f, err = os.Open(filepath.Join(out, next.Date.String(), JSONFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = reports.ReadJSON(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.TrendDays != 2 || rep.Totals.Sold7d != 33 || len(rep.Days) != reports.TrendDays ||
+		rep.Days[26] != (reports.Day{Date: "2026-03-10", Reported: true, Keys: 5, UnitsSold: 30, KeysBelow: 5, KeysOut: 2}) {
+		t.Errorf("next day summary.json: totals %+v, days %+v", rep.Totals, rep.Days)
+	}
 	if d := got["SKU-D@S2"]; d["opening_on_hand"] != int64(3) || d["closing_on_hand"] != int64(3) {
 		t.Errorf("next day SKU-D = %v, want opening 3, closing 3", d)
 	}
@@ -231,6 +259,68 @@ func TestWarehouseSource(t *testing.T) {
 	ctx := context.Background()
 	wh, out := t.TempDir(), t.TempDir()
 	seedStream(t, wh)
+	seedAdjustments(t, wh)
+	cfg := fixtureConfig(t, wh, out)
+	cfg.Input, cfg.RunID = "", "wh-1"
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := dailySummary(t, wh, day)
+	for k, w := range want {
+		if g, ok := got[k]; !ok {
+			t.Errorf("no daily_summary row for %s", k)
+		} else {
+			checkRow(t, k, g, w, "wh-1")
+		}
+	}
+}
+
+// TestRunRange backfills two days from the warehouse, in order, after
+// refusing a range that starts before the first day with data.
+func TestRunRange(t *testing.T) {
+	ctx := context.Background()
+	wh, out := t.TempDir(), t.TempDir()
+	cfg := fixtureConfig(t, wh, out)
+	cfg.Input = ""
+	var before *BeforeDataError
+	if err := CheckRange(ctx, cfg, day, day); !errors.As(err, &before) || !before.Empty {
+		t.Errorf("CheckRange on an empty warehouse = %v, want a BeforeDataError saying it is empty", err)
+	}
+	seedStream(t, wh)
+	seedAdjustments(t, wh)
+	// The first adjustment (a0) is at 22:00 on 2026-03-09.
+	err := CheckRange(ctx, cfg, day.AddDays(-2), day)
+	if !errors.As(err, &before) || before.Earliest != day.AddDays(-1) ||
+		!strings.Contains(err.Error(), "2026-03-08 is before the first day with data in the warehouse (2026-03-09)") {
+		t.Errorf("CheckRange from the day before the data = %v, want a BeforeDataError naming 2026-03-09", err)
+	}
+	for _, bad := range [][2]civil.Date{{day, day.AddDays(-1)}, {day, day.AddDays(MaxRangeDays)}} {
+		if err := CheckRange(ctx, cfg, bad[0], bad[1]); err == nil || errors.As(err, &before) {
+			t.Errorf("CheckRange(%s, %s) = %v, want a range error", bad[0], bad[1], err)
+		}
+	}
+	var order []string
+	res, err := RunRange(ctx, cfg, day, day.AddDays(1), func(r RunResult) { order = append(order, r.Date) })
+	if err != nil {
+		t.Fatalf("RunRange: %v", err)
+	}
+	if len(res) != 2 || strings.Join(order, " ") != "2026-03-10 2026-03-11" || res[0].RunID == res[1].RunID {
+		t.Errorf("RunRange ran %v (%+v), want 2026-03-10 then 2026-03-11 with their own run ids", order, res)
+	}
+	// The second day opened from the first day's closing.
+	if a := dailySummary(t, wh, day.AddDays(1))["SKU-A@S1"]; a["opening_on_hand"] != int64(9) || a["sold_7d"] != int64(24) {
+		t.Errorf("2026-03-11 SKU-A = %v, want opening 9, sold_7d 24", a)
+	}
+	if n := len(reportRuns(t, wh)); n != 2 {
+		t.Errorf("report_runs has %d rows, want 2", n)
+	}
+}
+
+// seedAdjustments writes the fixture's adjustments into the warehouse as
+// the streaming job would (the invalid row dead-lettered, the repeat a
+// DUPLICATE).
+func seedAdjustments(t *testing.T, wh string) {
+	t.Helper()
 	data, err := os.ReadFile(fixtures + "adjustments.csv")
 	if err != nil {
 		t.Fatal(err)
@@ -262,21 +352,8 @@ func TestWarehouseSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write(ctx, warehouse.Rows(rows)); err != nil {
+	if _, err := w.Write(context.Background(), warehouse.Rows(rows)); err != nil {
 		t.Fatal(err)
-	}
-	cfg := fixtureConfig(t, wh, out)
-	cfg.Input, cfg.RunID = "", "wh-1"
-	if _, err := Run(ctx, cfg); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	got := dailySummary(t, wh, day)
-	for k, w := range want {
-		if g, ok := got[k]; !ok {
-			t.Errorf("no daily_summary row for %s", k)
-		} else {
-			checkRow(t, k, g, w, "wh-1")
-		}
 	}
 }
 
@@ -303,7 +380,7 @@ func TestDataflowDryRun(t *testing.T) {
 	}
 	job := logged.String()
 	for _, want := range []string{"Dry-run: not submitting job!", "JOB_TYPE_BATCH", "nightly/summary.Summarize",
-		"nightly.publishFn", "nightly.warehouseReadFn"} {
+		"nightly.publishFn", "nightly.warehouseReadFn", "nightly.historyFn"} {
 		if !strings.Contains(job, want) {
 			t.Errorf("dry-run output lacks %q", want)
 		}
@@ -368,5 +445,40 @@ func TestWindow(t *testing.T) {
 	y, err := Yesterday("America/New_York", time.Date(2026, 3, 10, 1, 30, 0, 0, time.UTC))
 	if err != nil || y != (civil.Date{Year: 2026, Month: time.March, Day: 8}) {
 		t.Errorf("Yesterday = %v, %v; want 2026-03-08", y, err)
+	}
+}
+
+// TestOldDailySummary runs the job on a warehouse whose daily_summary was
+// written before sold_7d and sold_28d existed: the previous day's closing
+// and sales are read, the missing columns are NULL.
+func TestOldDailySummary(t *testing.T) {
+	ctx := context.Background()
+	wh, out := t.TempDir(), t.TempDir()
+	part := filepath.Join(wh, "daily_summary", "dt=2026-03-09")
+	if err := os.MkdirAll(part, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `COPY (SELECT TIMESTAMP '2026-03-09 00:00:00' AS report_date, 'SKU-A' AS sku,
+		'S1' AS location_id, 20::BIGINT AS opening_on_hand, 18::BIGINT AS closing_on_hand, -5::BIGINT AS sold,
+		10::BIGINT AS threshold, 'old-run' AS run_id) TO '`+filepath.Join(part, "old.parquet")+`' (FORMAT parquet)`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fixtureConfig(t, wh, out)
+	cfg.Snapshot, cfg.RunID = "", "new-run"
+	if _, err := Run(ctx, cfg); err != nil {
+		t.Fatalf("Run on a warehouse of the previous schema: %v", err)
+	}
+	got := dailySummary(t, wh, day)["SKU-A@S1"]
+	if got["opening_on_hand"] != int64(18) || got["closing_on_hand"] != int64(9) || got["sold_28d"] != int64(26) {
+		t.Errorf("SKU-A = %v, want opening 18 (the old closing), closing 9, sold_28d 26 (5 + 21)", got)
+	}
+	old := dailySummary(t, wh, day.AddDays(-1))["SKU-A@S1"]
+	if old["closing_on_hand"] != int64(18) || old["sold_7d"] != nil {
+		t.Errorf("the old row reads %v, want closing 18 and sold_7d NULL", old)
 	}
 }

@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register.DoFn3x1[context.Context, []byte, func(*summary.Gather) bool, error](&publishFn{})
+	register.DoFn4x1[context.Context, []byte, func(*summary.Gather) bool, func(*reports.Day) bool, error](&publishFn{})
 	register.Iter1[summary.Gather]()
 }
 
@@ -46,7 +46,7 @@ func newPublishFn(cfg Config) *publishFn {
 		Runner: cfg.Runner, JobID: cfg.JobID, TopN: cfg.TopN}
 }
 
-func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, gathers func(*summary.Gather) bool) error {
+func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, gathers func(*summary.Gather) bool, days func(*reports.Day) bool) error {
 	var g summary.Gather
 	var one summary.Gather
 	for gathers(&one) {
@@ -55,13 +55,18 @@ func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, gathers func(*
 		g.Duplicates += one.Duplicates
 		g.Superseded += one.Superseded
 	}
+	var history []reports.Day
+	var day reports.Day
+	for days(&day) {
+		history = append(history, day)
+	}
 	date, err := civil.ParseDate(f.Date)
 	if err != nil {
 		return fmt.Errorf("nightly: publish: %w", err)
 	}
 	rep := reports.New(reports.Meta{Date: f.Date, TimeZone: f.TimeZone,
 		DayStart: time.UnixMicro(f.Window.Start), DayEnd: time.UnixMicro(f.Window.End),
-		RunID: f.RunID, GeneratedAt: time.Now(), TopN: f.TopN}, g.Rows, g.Series())
+		RunID: f.RunID, GeneratedAt: time.Now(), TopN: f.TopN, History: history}, g.Rows, g.Series())
 	dir := joinURI(f.Output, f.Date)
 	if err := WriteReport(ctx, dir, rep); err != nil {
 		return err
@@ -90,7 +95,8 @@ func DailySummaryRows(rep *reports.Report) []warehouse.DailySummaryRow {
 			TransferOut: r.TransferOut, CountedDelta: r.CountedDelta, NetChange: r.NetChange,
 			MinOnHand: r.MinOnHand, Events: r.Events, AlertsRaised: r.AlertsRaised,
 			MinutesOutOfStock: r.MinutesOutOfStock, DaysOfCover: r.DaysOfCover, Threshold: r.Threshold,
-			StreamingOnHand: r.StreamingOnHand, Reconciled: r.Reconciled, RunID: rep.RunID}
+			StreamingOnHand: r.StreamingOnHand, Reconciled: r.Reconciled, RunID: rep.RunID,
+			Sold7d: r.Sold7d, Sold28d: r.Sold28d}
 	}
 	return out
 }

@@ -28,6 +28,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// Earliest returns the first report date (YYYY-MM-DD) with data in the
+	// warehouse, ok false when it has none: a backfill starting before it
+	// is refused (422). Nil: not checked.
+	Earliest func(ctx context.Context) (date string, ok bool, err error)
+	// PollInterval is how often a backfill checks the run it waits for.
+	// Zero: 10 s.
+	PollInterval time.Duration
 }
 
 type server struct {
@@ -38,11 +45,14 @@ type server struct {
 	// past the launcher's existence check within this instance; across
 	// instances the engine's unique job name does the same.
 	launching chan struct{}
+	backfills backfills
 }
 
 // NewServer returns the trigger's handler:
 //
 //	POST /v1/nightly          launch (or return) the run for ?date= / {"date":..} / yesterday
+//	POST /v1/nightly?from=&to= backfill: run the dates in order (see Backfill)
+//	GET  /v1/nightly/backfill the latest backfill
 //	GET  /v1/nightly          runs recorded by this instance, newest first
 //	GET  /v1/nightly/{date}   status of the run for date
 //	GET  /healthz             liveness
@@ -59,6 +69,9 @@ func NewServer(cfg Config, launcher Launcher, logger *slog.Logger) http.Handler 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 10 * time.Second
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -68,6 +81,7 @@ func NewServer(cfg Config, launcher Launcher, logger *slog.Logger) http.Handler 
 	api.HandleFunc("POST /v1/nightly", s.launch)
 	api.HandleFunc("GET /v1/nightly", s.list)
 	api.HandleFunc("GET /v1/nightly/{date}", s.status)
+	api.HandleFunc("GET /v1/nightly/backfill", s.backfillStatus)
 	var apiHandler http.Handler = api
 	if cfg.Auth != nil {
 		apiHandler = cfg.Auth(api)
@@ -83,6 +97,10 @@ func NewServer(cfg Config, launcher Launcher, logger *slog.Logger) http.Handler 
 }
 
 func (s *server) launch(w http.ResponseWriter, r *http.Request) {
+	if q := r.URL.Query(); q.Has("from") || q.Has("to") {
+		s.backfill(w, r)
+		return
+	}
 	date, err := s.requestedDate(w, r)
 	if err != nil {
 		code := http.StatusBadRequest

@@ -122,6 +122,9 @@ func (f *summarizeFn) Setup(ctx context.Context) error {
 
 func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, p Part, emit func(Summary)) error {
 	for _, it := range p.Items {
+		if it.OnlyHistory() {
+			continue
+		}
 		sum := Summarize1(it, f.Options.Window, f.th.Lookup(it.Key()))
 		f.keys.Inc(ctx, 1)
 		f.events.Inc(ctx, sum.Row.Events)

@@ -106,10 +106,18 @@ func encodePart(p Part) ([]byte, error) {
 		if it.HasStreaming {
 			flags |= 2
 		}
+		if it.HasHistory {
+			flags |= 4
+		}
 		b = codec.AppendUvarint(b, flags)
 		b = codec.AppendVarint(b, it.OpeningOnHand)
 		b = codec.AppendVarint(b, it.OpeningAt)
 		b = codec.AppendVarint(b, it.StreamingOnHand)
+		if it.HasHistory {
+			b = codec.AppendVarint(b, it.Sold6)
+			b = codec.AppendVarint(b, it.Sold27)
+			b = codec.AppendVarint(b, it.HistoryDays)
+		}
 		b = codec.AppendUvarint(b, uint64(len(it.Events)))
 		for _, e := range it.Events {
 			b = codec.AppendString(b, e.ID)
@@ -130,8 +138,11 @@ func decodePart(b []byte) (Part, error) {
 	for i := 0; i < n && d.Err() == nil; i++ {
 		it := &Item{SKU: d.String(), LocationID: d.String()}
 		flags := d.Uvarint()
-		it.HasOpening, it.HasStreaming = flags&1 != 0, flags&2 != 0
+		it.HasOpening, it.HasStreaming, it.HasHistory = flags&1 != 0, flags&2 != 0, flags&4 != 0
 		it.OpeningOnHand, it.OpeningAt, it.StreamingOnHand = d.Varint(), d.Varint(), d.Varint()
+		if it.HasHistory {
+			it.Sold6, it.Sold27, it.HistoryDays = d.Varint(), d.Varint(), d.Varint()
+		}
 		it.Events = make([]Event, d.Len())
 		for j := range it.Events {
 			it.Events[j] = Event{ID: d.String(), Time: d.Varint(), Reason: event.Reason(d.Uvarint()), Qty: d.Varint()}

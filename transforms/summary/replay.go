@@ -39,7 +39,13 @@ type Item struct {
 	// end of the day was StreamingOnHand.
 	HasStreaming    bool
 	StreamingOnHand int64
-	Events          []Event
+	// HasHistory: the key has daily_summary rows in the 27 days before the
+	// report date; it sold Sold6 units (positive) in the last 6 of them and
+	// Sold27 in all, and has a row for HistoryDays of them.
+	HasHistory    bool
+	Sold6, Sold27 int64
+	HistoryDays   int64
+	Events        []Event
 }
 
 // Key returns the stock key of it.
@@ -53,6 +59,12 @@ func (it *Item) merge(o *Item) {
 	if o.HasStreaming {
 		it.HasStreaming, it.StreamingOnHand = true, o.StreamingOnHand
 	}
+	if o.HasHistory {
+		it.HasHistory = true
+		it.Sold6 += o.Sold6
+		it.Sold27 += o.Sold27
+		it.HistoryDays += o.HistoryDays
+	}
 	it.Events = append(it.Events, o.Events...)
 }
 
@@ -65,10 +77,18 @@ type Summary struct {
 	Duplicates, Superseded int64
 }
 
+// OnlyHistory reports whether all that is known of it is its history: a key
+// that had summaries before but is in neither the opening stock, the day's
+// events nor the streaming stock. It gets no row.
+func (it *Item) OnlyHistory() bool {
+	return !it.HasOpening && !it.HasStreaming && len(it.Events) == 0
+}
+
 // Summarize1 replays the events of it, in event-time order (ties by
 // event_id), through a ledger.State seeded with the key's opening stock,
 // with the key's threshold. Events before the window bring the opening up
-// to the start of the day; events at or after its end are ignored.
+// to the start of the day; events at or after its end are ignored. The
+// trends add the day's units sold to the key's history (see Item).
 func Summarize1(it *Item, w Window, threshold int64) Summary {
 	evs := slices.Clone(it.Events)
 	slices.SortFunc(evs, func(a, b Event) int {
@@ -156,8 +176,13 @@ func Summarize1(it *Item, w Window, threshold int64) Summary {
 	row.ClosingOnHand = st.OnHand
 	row.NetChange = row.ClosingOnHand - row.OpeningOnHand
 	row.MinutesOutOfStock = float64(outMicros) / float64(time.Minute.Microseconds())
-	if sold := -row.Sold; sold > 0 {
-		c := float64(row.ClosingOnHand) / float64(sold)
+	row.Sold7d = it.Sold6 + row.UnitsSold()
+	row.Sold28d = it.Sold27 + row.UnitsSold()
+	if row.Sold28d > 0 {
+		// The average over the days the key has a summary for: the 28 once
+		// the history is complete, fewer while it builds up.
+		days := float64(min(it.HistoryDays+1, reports.TrendDays))
+		c := float64(max(row.ClosingOnHand, 0)) / (float64(row.Sold28d) / days)
 		row.DaysOfCover = &c
 	}
 	// Reconciliation: the streaming stock must match; a key the stream

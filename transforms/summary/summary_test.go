@@ -51,7 +51,28 @@ func TestSummarize1(t *testing.T) {
 		threshold: 10, dups: 1,
 		// 20 -3 -4 = 13; count 15 (+2); -6 = 9 (LOW).
 		want: reports.Row{OpeningOnHand: 20, ClosingOnHand: 9, Sold: -13, CountedDelta: 2, NetChange: -11,
-			MinOnHand: 9, Events: 4, AlertsRaised: 1, DaysOfCover: ptr(9.0 / 13)},
+			MinOnHand: 9, Events: 4, AlertsRaised: 1, DaysOfCover: ptr(9.0 / 13), Sold7d: 13, Sold28d: 13},
+	}, {
+		name: "trends: the day's sales added to 9 days of history",
+		item: func() Item {
+			it := opening(40)
+			it.HasHistory, it.Sold6, it.Sold27, it.HistoryDays = true, 30, 57, 9
+			it.Events = []Event{ev("s", "10:00", event.Sold, -3)}
+			return it
+		}(),
+		threshold: 10,
+		// 60 units over 10 days: 6 a day; 37 last 6 days.
+		want: reports.Row{OpeningOnHand: 40, ClosingOnHand: 37, Sold: -3, NetChange: -3, MinOnHand: 37, Events: 1,
+			DaysOfCover: ptr(37.0 / 6), Sold7d: 33, Sold28d: 60},
+	}, {
+		name: "trends: nothing sold today, nothing in the history: no cover",
+		item: func() Item {
+			it := opening(40)
+			it.HasHistory, it.HistoryDays = true, 27
+			return it
+		}(),
+		threshold: 10,
+		want:      reports.Row{OpeningOnHand: 40, ClosingOnHand: 40, MinOnHand: 40, Reconciled: true},
 	}, {
 		name: "a delta at the count's time is in the count",
 		item: func() Item {
@@ -72,7 +93,8 @@ func TestSummarize1(t *testing.T) {
 		threshold: 1,
 		// OUT 01:00-01:30 (30 min) and from 23:00 (60 min); -1 at 23:30 stays OUT.
 		want: reports.Row{OpeningOnHand: 2, ClosingOnHand: -1, Received: 1, Sold: -2, Damaged: -1, Adjusted: -1,
-			NetChange: -3, MinOnHand: -1, Events: 4, AlertsRaised: 2, MinutesOutOfStock: 90, DaysOfCover: ptr(-0.5)},
+			NetChange: -3, MinOnHand: -1, Events: 4, AlertsRaised: 2, MinutesOutOfStock: 90, DaysOfCover: ptr(0.0),
+			Sold7d: 2, Sold28d: 2},
 	}, {
 		name:      "a key that opens out of stock and stays so",
 		item:      opening(0),
@@ -135,6 +157,7 @@ func TestPartCoder(t *testing.T) {
 	p.Item("A", "L1").Events = []Event{{ID: "e1", Time: -5, Reason: event.Sold, Qty: -3}, {ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}}
 	b := p.Item("B", "L2")
 	b.HasOpening, b.OpeningOnHand, b.OpeningAt, b.HasStreaming, b.StreamingOnHand = true, -4, 99, true, 12
+	b.HasHistory, b.Sold6, b.Sold27, b.HistoryDays = true, 5, 300, 27
 	enc, err := encodePart(*p)
 	if err != nil {
 		t.Fatal(err)
@@ -150,8 +173,12 @@ func TestPartCoder(t *testing.T) {
 	if a.Events[1] != (Event{ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}) || a.Events[0].Time != -5 {
 		t.Errorf("events = %+v", a.Events)
 	}
-	if !bb.HasOpening || bb.OpeningOnHand != -4 || bb.OpeningAt != 99 || !bb.HasStreaming || bb.StreamingOnHand != 12 {
+	if !bb.HasOpening || bb.OpeningOnHand != -4 || bb.OpeningAt != 99 || !bb.HasStreaming || bb.StreamingOnHand != 12 ||
+		!bb.HasHistory || bb.Sold6 != 5 || bb.Sold27 != 300 || bb.HistoryDays != 27 {
 		t.Errorf("item B = %+v", bb)
+	}
+	if a.HasHistory {
+		t.Errorf("item A has a history: %+v", a)
 	}
 	if _, err := decodePart(enc[:len(enc)-1]); err == nil {
 		t.Error("a truncated Part decodes")
@@ -179,9 +206,13 @@ func TestGatherKeepsWorst(t *testing.T) {
 }
 
 // TestSummarizePipeline merges the Parts of one key coming from different
-// sources (opening, events in two chunks, streaming) on Prism.
+// sources (opening, events in two chunks, streaming, history) on Prism. A
+// key known only from its history gets no row.
 func TestSummarizePipeline(t *testing.T) {
-	opening, chunk1, chunk2, stream := NewPart(), NewPart(), NewPart(), NewPart()
+	opening, chunk1, chunk2, stream, hist := NewPart(), NewPart(), NewPart(), NewPart(), NewPart()
+	h := hist.Item("S", "L")
+	h.HasHistory, h.Sold6, h.Sold27, h.HistoryDays = true, 10, 40, 20
+	hist.Item("GONE", "L").HasHistory = true
 	it := opening.Item("S", "L")
 	it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, 10, day.Start-1
 	chunk1.Item("S", "L").Events = []Event{ev("1", "09:00", event.Sold, -4)}
@@ -191,17 +222,18 @@ func TestSummarizePipeline(t *testing.T) {
 	st.HasStreaming, st.StreamingOnHand = true, 1
 
 	p, s := beam.NewPipelineWithRoot()
-	parts := beam.AddFixedKey(s, beam.CreateList(s, []Part{*opening, *chunk1, *chunk2, *stream}))
+	parts := beam.AddFixedKey(s, beam.CreateList(s, []Part{*opening, *chunk1, *chunk2, *stream, *hist}))
 	sums := Summarize(s, parts, Options{Window: day, DefaultThreshold: 3})
 	rows := beam.ParDo(s, describe, sums)
-	passert.Equals(s, rows, "S closing 1 reconciled true", "T closing 2 reconciled false")
+	passert.Equals(s, rows, "S closing 1 reconciled true sold 19/49", "T closing 2 reconciled false sold 0/0")
 	ptest.RunAndValidate(t, p)
 }
 
 func init() { register.Function1x1(describe) }
 
 func describe(x Summary) string {
-	return fmt.Sprintf("%s closing %d reconciled %v", x.Row.SKU, x.Row.ClosingOnHand, x.Row.Reconciled)
+	return fmt.Sprintf("%s closing %d reconciled %v sold %d/%d", x.Row.SKU, x.Row.ClosingOnHand, x.Row.Reconciled,
+		x.Row.Sold7d, x.Row.Sold28d)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -56,7 +56,16 @@ func queryOnce(ctx context.Context, dir, query string) (*warehouse.Result, error
 		return nil, fmt.Errorf("set time zone: %w", err)
 	}
 	for _, t := range warehouse.Tables {
-		if _, err := conn.ExecContext(ctx, localView(dir, t)); err != nil {
+		if _, err := conn.ExecContext(ctx, localView(dir, t, nil)); err != nil {
+			// Files written before a column was added lack it: the view
+			// reads NULL there, as BigQuery does for a column added later.
+			have, derr := parquetColumns(ctx, conn, dir, t)
+			if derr != nil {
+				return nil, fmt.Errorf("view %s: %w", t.Name, err)
+			}
+			if _, err = conn.ExecContext(ctx, localView(dir, t, have)); err == nil {
+				continue
+			}
 			return nil, fmt.Errorf("view %s: %w", t.Name, err)
 		}
 	}
@@ -92,13 +101,17 @@ func queryOnce(ctx context.Context, dir, query string) (*warehouse.Result, error
 
 // localView returns the CREATE VIEW statement of table t: its Parquet files,
 // or an empty relation with the table's columns when there are none yet.
-func localView(dir string, t *warehouse.Table) string {
+// With have (the columns the files hold), a column none of them has is NULL.
+func localView(dir string, t *warehouse.Table, have map[string]bool) string {
 	glob := filepath.Join(tableDir(dir, t.Name), "dt=*", "*.parquet")
 	if files, _ := filepath.Glob(glob); len(files) > 0 {
 		cols := make([]string, len(t.Columns))
 		for i, f := range t.Columns {
 			cols[i] = f.Name
-			if f.Type == warehouse.TypeDate {
+			switch {
+			case have != nil && !have[f.Name]:
+				cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", duckType(f.Type), f.Name)
+			case f.Type == warehouse.TypeDate:
 				cols[i] = fmt.Sprintf("CAST(%s AS DATE) AS %s", f.Name, f.Name)
 			}
 		}
@@ -110,6 +123,25 @@ func localView(dir string, t *warehouse.Table) string {
 		cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", duckType(f.Type), f.Name)
 	}
 	return fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT %s WHERE false", t.Name, strings.Join(cols, ", "))
+}
+
+// parquetColumns returns the columns the Parquet files of t hold.
+func parquetColumns(ctx context.Context, conn *sql.Conn, dir string, t *warehouse.Table) (map[string]bool, error) {
+	glob := filepath.Join(tableDir(dir, t.Name), "dt=*", "*.parquet")
+	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT name FROM parquet_schema(%s)", sqlString(glob)))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		have[name] = true
+	}
+	return have, rows.Err()
 }
 
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

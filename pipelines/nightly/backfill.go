@@ -1,0 +1,109 @@
+package nightly
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"cloud.google.com/go/civil"
+	"github.com/inventory-events/inventory/loaders/warehouse"
+)
+
+// MaxRangeDays bounds a backfill: a longer range is most likely a typo.
+const MaxRangeDays = 366
+
+// BeforeDataError is a report date before the first day with data in the
+// warehouse: its report would be empty, and every later day would open from
+// it.
+type BeforeDataError struct {
+	Date     civil.Date
+	Earliest civil.Date
+	// Empty is true when the warehouse holds no data at all.
+	Empty bool
+}
+
+func (e *BeforeDataError) Error() string {
+	if e.Empty {
+		return fmt.Sprintf("nightly: report date %s: the warehouse has no adjustments and no daily_summary yet", e.Date)
+	}
+	return fmt.Sprintf("nightly: report date %s is before the first day with data in the warehouse (%s)", e.Date, e.Earliest)
+}
+
+// EarliestDate returns the first report date the warehouse at uri has data
+// for, in time zone tz: the earlier of its first daily_summary date and the
+// day of its first adjustment. ok is false when it has neither.
+func EarliestDate(ctx context.Context, uri, tz string) (d civil.Date, ok bool, err error) {
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return civil.Date{}, false, fmt.Errorf("nightly: time zone: %w", err)
+	}
+	rows, err := warehouse.QueryRows(ctx, uri,
+		"SELECT (SELECT MIN(report_date) FROM daily_summary) AS first_summary, (SELECT MIN(event_time) FROM adjustments) AS first_event")
+	if err != nil {
+		return civil.Date{}, false, fmt.Errorf("nightly: earliest data in %s: %w", uri, err)
+	}
+	if len(rows) == 1 {
+		if s, isDate := rows[0]["first_summary"].(civil.Date); isDate {
+			d, ok = s, true
+		}
+		if t, isTime := rows[0]["first_event"].(time.Time); isTime {
+			if e := civil.DateOf(t.In(loc)); !ok || e.Before(d) {
+				d, ok = e, true
+			}
+		}
+	}
+	return d, ok, nil
+}
+
+// CheckRange validates a backfill range: from <= to, at most MaxRangeDays
+// days, and, when the job reads the warehouse (no Input), not starting
+// before the warehouse's first day with data (a *BeforeDataError).
+func CheckRange(ctx context.Context, cfg Config, from, to civil.Date) error {
+	cfg = cfg.withDefaults()
+	switch {
+	case !from.IsValid() || !to.IsValid():
+		return fmt.Errorf("nightly: range %s to %s: not valid dates", from, to)
+	case to.Before(from):
+		return fmt.Errorf("nightly: range %s to %s: the end is before the start", from, to)
+	case to.DaysSince(from)+1 > MaxRangeDays:
+		return fmt.Errorf("nightly: range %s to %s is %d days: at most %d", from, to, to.DaysSince(from)+1, MaxRangeDays)
+	}
+	if cfg.Input != "" {
+		return nil // the CSV is the data
+	}
+	first, ok, err := EarliestDate(ctx, cfg.Warehouse, cfg.TimeZone)
+	if err != nil {
+		return err
+	}
+	if !ok || from.Before(first) {
+		return &BeforeDataError{Date: from, Earliest: first, Empty: !ok}
+	}
+	return nil
+}
+
+// RunRange runs the job for every date from from to to, in order, each as
+// Run does (a rerun of a date replaces it), so that each day opens from the
+// closing stock and trends of the day before. It stops at the first failure.
+// done, if not nil, is called after each date.
+func RunRange(ctx context.Context, cfg Config, from, to civil.Date, done func(RunResult)) ([]RunResult, error) {
+	if err := CheckRange(ctx, cfg, from, to); err != nil {
+		return nil, err
+	}
+	var out []RunResult
+	for d := from; !d.After(to); d = d.AddDays(1) {
+		c := cfg
+		c.Date, c.StartedAt = d, time.Time{}
+		if cfg.RunID != "" {
+			c.RunID = cfg.RunID + "-" + d.String()
+		}
+		res, err := Run(ctx, c)
+		if err != nil {
+			return out, fmt.Errorf("nightly: range %s to %s stopped at %s: %w", from, to, d, err)
+		}
+		out = append(out, res)
+		if done != nil {
+			done(res)
+		}
+	}
+	return out, nil
+}
