@@ -15,7 +15,6 @@ package main
 import (
 	"context"
 	"flag"
-	"log"
 	"log/slog"
 	"os"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+	"github.com/inventory-events/inventory/internal/cli/console"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/pipelines/nightly"
 )
@@ -50,29 +50,33 @@ func main() {
 	if *verbose {
 		level = slog.LevelInfo
 	}
-	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	line := console.NewLine(os.Stderr) // nil off a terminal
+	slog.SetDefault(slog.New(console.QuietCancel(slog.NewJSONHandler(line.Writer(os.Stderr), &slog.HandlerOptions{Level: level}))))
 	ctx := context.Background()
 
 	d, err := reportDate()
 	if err != nil {
-		log.Fatal(err)
+		console.Fatal("nightly", err)
 	}
 	cfg := nightly.Config{Date: d, TimeZone: *timezone, Input: *input, Warehouse: *wh, Snapshot: *snapshot,
 		Thresholds: *thresholds, DefaultThreshold: *defThresh, Output: *output, RunID: *runID,
 		Shards: *shards, ChunkBytes: *chunkBytes, Runner: *runners.Runner}
 	if _, _, err := cfg.Window(); err != nil {
-		log.Fatal(err)
+		console.Fatal("nightly", err)
 	}
 	switch *runners.Runner {
 	case "", "prism", "direct":
-		if _, err := nightly.Run(ctx, cfg); err != nil {
-			log.Fatal(err)
+		if err := runLocal(ctx, cfg, os.Stdout, line); err != nil {
+			console.Fatal("nightly", err)
 		}
 	default:
+		if _, err := nightly.Preflight(ctx, cfg); err != nil {
+			console.Fatal("nightly", err)
+		}
 		p, s := beam.NewPipelineWithRoot()
 		nightly.Build(s, cfg)
 		if err := beamx.Run(ctx, p); err != nil {
-			log.Fatalf("nightly: %v", err)
+			console.Fatal("nightly", err)
 		}
 	}
 }
@@ -81,5 +85,5 @@ func reportDate() (civil.Date, error) {
 	if *date == "" {
 		return nightly.Yesterday(*timezone, time.Now())
 	}
-	return civil.ParseDate(*date)
+	return parseDate(*date)
 }

@@ -21,24 +21,27 @@ type RunResult struct {
 	Read      int64 // adjustment rows read
 	Invalid   int64 // rows that failed validation (skipped, logged)
 	Mismatch  int64 // keys whose closing differs from the streaming stock
+	Opening   string // where the opening stock came from (Preflight)
 	Duration  time.Duration
 }
 
 // Run runs the job for cfg in this process on Prism and waits for it:
 // report_runs gets a RUNNING row, then the job's SUCCEEDED row, or FAILED
-// with the error. beam.Init is called if the caller has not.
+// with the error. Preflight comes first: a run it refuses records nothing.
+// beam.Init is called if the caller has not.
 func Run(ctx context.Context, cfg Config) (RunResult, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Runner == "" {
 		cfg.Runner = "prism"
 	}
-	if _, _, err := cfg.Window(); err != nil {
+	plan, err := Preflight(ctx, cfg)
+	if err != nil {
 		return RunResult{}, err
 	}
 	if !beam.Initialized() {
 		beam.Init()
 	}
-	res := RunResult{RunID: cfg.RunID, Date: cfg.Date.String(), OutputURI: cfg.ReportDir()}
+	res := RunResult{RunID: cfg.RunID, Date: cfg.Date.String(), OutputURI: cfg.ReportDir(), Opening: plan.Opening}
 	if err := recordRun(ctx, cfg, warehouse.RunRunning, nil); err != nil {
 		return res, err
 	}
