@@ -17,10 +17,10 @@ type RunResult struct {
 	Date      string
 	OutputURI string // <Output>/<Date>
 	Keys      int64
-	Events    int64 // adjustments applied on the day
-	Read      int64 // adjustment rows read
-	Invalid   int64 // rows that failed validation (skipped, logged)
-	Mismatch  int64 // keys whose closing differs from the streaming stock
+	Events    int64  // adjustments applied on the day
+	Read      int64  // adjustment rows read
+	Invalid   int64  // rows that failed validation (skipped, logged)
+	Mismatch  int64  // keys whose closing differs from the streaming stock
 	Opening   string // where the opening stock came from (Preflight)
 	Duration  time.Duration
 }
