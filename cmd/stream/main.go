@@ -13,7 +13,7 @@ package main
 import (
 	"context"
 	"flag"
-	"log"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -24,6 +24,7 @@ import (
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 
+	"github.com/inventory-events/inventory/internal/cli/console"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/pipelines/stream"
@@ -50,10 +51,12 @@ var (
 )
 
 func main() {
+	flag.Usage = func() { usage(flag.CommandLine, os.Stderr) }
 	flag.Parse()
 	beam.Init()
 	ctx := context.Background()
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	line := console.NewLine(os.Stderr) // progress of a CSV replay on a terminal; nil otherwise
+	slog.SetDefault(slog.New(console.QuietCancel(slog.NewTextHandler(line.Writer(os.Stderr), nil))))
 
 	runner := flag.Lookup("runner").Value.String()
 	project := *gcpopts.Project
@@ -67,6 +70,13 @@ func main() {
 		Warehouse: *warehouseURI, Shards: *shards, Horizon: *horizon, MaxMessages: *maxMessages, MaxBatchWait: *maxBatchWait,
 		IDAttribute: *idAttribute, TimestampAttribute: *tsAttribute, Restore: *restore && *input == "",
 	}
+	note, err := checkConfig(&cfg, explicit(flag.CommandLine))
+	if err != nil {
+		console.Fatal("stream", err)
+	}
+	if note != "" {
+		slog.Warn("stream: " + note)
+	}
 	if cfg.AlertEncoding == "" {
 		cfg.AlertEncoding = event.EncodingJSON
 		if cfg.AlertTopic != "" && cfg.Runner != "dataflow" {
@@ -74,20 +84,22 @@ func main() {
 			enc, err := transforms.LookupTopicEncoding(lctx, project, cfg.AlertTopic)
 			cancel()
 			if err != nil {
-				log.Fatalf("stream: alert topic encoding: %v (set --alert_encoding)", err)
+				console.Fatal("stream", fmt.Errorf("alert topic %s of project %q: encoding: %w (set --alert_encoding)", cfg.AlertTopic, project, err))
 			}
 			cfg.AlertEncoding = enc
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		log.Fatal(err)
+		console.Fatal("stream", err)
 	}
 
 	p, s := beam.NewPipelineWithRoot()
 	stream.Build(s, cfg)
+	stop := replayProgress(ctx, line, cfg)
 	pr, err := beamx.RunWithMetrics(ctx, p)
+	stop()
 	if err != nil {
-		log.Fatalf("stream: %v", err)
+		console.Fatal("stream", err)
 	}
 	if cfg.Input != "" && pr != nil {
 		c := transforms.CountsOf(pr)
