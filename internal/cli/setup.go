@@ -38,6 +38,9 @@ and says so. --dry-run prints the plan.`,
 				return err
 			}
 			defer admin.Close()
+			if err := probePubSub(ctx, admin); err != nil {
+				return err
+			}
 			acts, err := admin.Setup(ctx, cfg)
 			out := cmd.OutOrStdout()
 			changed := broker.Changed(acts)
