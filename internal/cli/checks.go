@@ -44,7 +44,7 @@ func probePubSub(ctx context.Context, admin *broker.Admin) error {
 	fail := func(err error) error {
 		hint := ""
 		if os.Getenv("PUBSUB_EMULATOR_HOST") != "" {
-			hint = " (is `inventory up` or `inventory emulator` running? PUBSUB_EMULATOR_HOST says it is there)"
+			hint = " (PUBSUB_EMULATOR_HOST is set: is `inventory up` or `inventory emulator` running there?)"
 		}
 		return fmt.Errorf("cannot reach Pub/Sub at %s: %v%s", host, err, hint)
 	}
