@@ -3,6 +3,7 @@ package nightly
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -27,21 +28,29 @@ type RunResult struct {
 
 // Run runs the job for cfg in this process on Prism and waits for it:
 // report_runs gets a RUNNING row, then the job's SUCCEEDED row, or FAILED
-// with the error. Preflight comes first: a run it refuses records nothing.
+// with the error. Preflight comes first: a run it refuses is recorded FAILED
+// with its reason, and nothing else is written.
 // beam.Init is called if the caller has not.
 func Run(ctx context.Context, cfg Config) (RunResult, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Runner == "" {
 		cfg.Runner = "prism"
 	}
+	res := RunResult{RunID: cfg.RunID, Date: cfg.Date.String(), OutputURI: cfg.ReportDir()}
 	plan, err := Preflight(ctx, cfg)
 	if err != nil {
-		return RunResult{}, err
+		// Recorded as FAILED, unless the warehouse itself is not there.
+		if _, serr := os.Stat(cfg.Warehouse); serr == nil || isBigQuery(cfg.Warehouse) {
+			if rerr := recordRun(context.WithoutCancel(ctx), cfg, warehouse.RunFailed, err); rerr != nil {
+				return res, fmt.Errorf("%w (and recording the failure: %v)", err, rerr)
+			}
+		}
+		return res, err
 	}
+	res.Opening = plan.Opening
 	if !beam.Initialized() {
 		beam.Init()
 	}
-	res := RunResult{RunID: cfg.RunID, Date: cfg.Date.String(), OutputURI: cfg.ReportDir(), Opening: plan.Opening}
 	if err := recordRun(ctx, cfg, warehouse.RunRunning, nil); err != nil {
 		return res, err
 	}
