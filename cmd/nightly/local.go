@@ -58,7 +58,8 @@ func runLocal(ctx context.Context, cfg nightly.Config, out io.Writer, line *cons
 		}
 	}
 	fmt.Fprintf(out, "report: %s\n", report)
-	fmt.Fprintf(out, "%s: %d keys, %d adjustments applied (%d read, %d invalid), %d mismatches with the stream; opening stock from %s; %s\n",
-		res.Date, res.Keys, res.Events, res.Read, res.Invalid, res.Mismatch, res.Opening, res.Duration.Round(time.Millisecond))
+	n := console.Thousands
+	fmt.Fprintf(out, "%s: %s keys, %s adjustments (%s invalid), %s mismatches with the stream; opening: %s; %s\n",
+		res.Date, n(res.Keys), n(res.Events), n(res.Invalid), n(res.Mismatch), res.Opening, res.Duration.Round(100*time.Millisecond))
 	return nil
 }

@@ -73,7 +73,7 @@ func TestDefaultOutputAndSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	if len(lines) != 2 || lines[0] != "report: "+report || !strings.HasPrefix(lines[1], "2026-11-24: 60 keys, 594 adjustments applied") {
+	if len(lines) != 2 || lines[0] != "report: "+report || !strings.HasPrefix(lines[1], "2026-11-24: 60 keys, 594 adjustments (6 invalid), 60 mismatches with the stream; opening: the snapshot; ") {
 		t.Fatalf("stdout %q", stdout)
 	}
 	// The next day: the warehouse has no adjustments for it (the run above

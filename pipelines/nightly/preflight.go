@@ -64,7 +64,7 @@ func Preflight(ctx context.Context, cfg Config) (Plan, error) {
 	}
 	prev := cfg.Date.AddDays(-1)
 	if cfg.Snapshot != "" {
-		plan.Opening = "snapshot " + cfg.Snapshot
+		plan.Opening = "the snapshot"
 	} else {
 		n, err := count(ctx, cfg.Warehouse, fmt.Sprintf(
 			"SELECT count(*) AS n FROM daily_summary WHERE report_date = DATE '%s'", prev))

@@ -89,7 +89,7 @@ func TestPreflightRefuses(t *testing.T) {
 		}
 	}
 	plan, err := Preflight(ctx, Config{Date: day, Warehouse: wh, Snapshot: snap})
-	if err != nil || plan.Rows != 2 || !strings.HasPrefix(plan.Opening, "snapshot ") {
+	if err != nil || plan.Rows != 2 || plan.Opening != "the snapshot" {
 		t.Fatalf("a good day: %+v %v", plan, err)
 	}
 	if DefaultOutput != "./reports-out" {
