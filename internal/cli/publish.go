@@ -85,17 +85,21 @@ at once. On success it prints one summary line.`,
 			if err != nil {
 				return err
 			}
-			where := names.DeadLetterTopic
-			if wh != "" {
-				where += " and " + wh + " dead_letters"
-			} else {
-				where += " (no warehouse: pass --warehouse to store them in dead_letters too)"
-			}
+			n := func(i int) string { return console.Thousands(int64(i)) }
 			if st.Rejected > 0 || st.Failed > 0 {
-				fmt.Fprintf(errw, "%d rows: %d published, %d rejected, %d failed (rejected rows went to %s)\n", st.Rows, st.Published, st.Rejected, st.Failed, where)
-				return fmt.Errorf("publish: %d of %d rows rejected, %d failed", st.Rejected, st.Rows, st.Failed)
+				where := names.DeadLetterTopic
+				if wh != "" {
+					where += ", " + wh + " dead_letters"
+				} else {
+					where += "; no warehouse, see --warehouse"
+				}
+				failed := ""
+				if st.Failed > 0 {
+					failed = ", " + n(st.Failed) + " failed"
+				}
+				return fmt.Errorf("publish: %s of %s rows rejected (to %s)%s; %s published", n(st.Rejected), n(st.Rows), where, failed, n(st.Published))
 			}
-			fmt.Fprintf(errw, "published %d rows of %s to %s as %s in %s\n", st.Published, cfg.Name, names.Topic, cfg.Format, time.Since(t0).Round(time.Millisecond))
+			fmt.Fprintf(errw, "published %s rows of %s to %s as %s in %s\n", n(st.Published), cfg.Name, names.Topic, cfg.Format, time.Since(t0).Round(time.Millisecond))
 			return nil
 		},
 	}
