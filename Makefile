@@ -13,7 +13,7 @@ PKGS      := ./...
 PROTO     := $(wildcard proto/inventory/v1/*.proto)
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: help demo run up test test-short proto lint fmt vet tidy vuln vuln-db build deps \
+.PHONY: help demo run up test test-short deploy-check proto lint fmt vet tidy vuln vuln-db build deps \
         bench bench-core bench-emulator bench-stream bench-nightly clean
 
 help: ## list the targets
@@ -38,6 +38,9 @@ test-short: ## quick tests only
 	$(GO) test -short -count=1 $(PKGS)
 
 CMDS := ./cmd/inventory ./cmd/stream ./cmd/nightly ./cmd/trigger
+
+deploy-check: ## rehearse the production launch offline: static builds, Dataflow launches against fake APIs, trigger, deploy/ checks
+	$(GO) run ./cmd/tools/deploycheck
 
 build: ## build the binaries into bin/ (the images build the same commands, see deploy/README.md)
 	$(GO) build -o $(BIN)/ $(CMDS)

@@ -2,7 +2,7 @@
 // against the code: Dockerfiles build the main packages the Makefile builds,
 // the Flex Template metadata names flags the jobs define, cloudbuild.yaml
 // builds what it pushes and configures the trigger with the variables it
-// reads, the service accounts of iam.md are the ones iam.sh creates, and no
+// reads, the IAM table of README.md is what iam.sh grants, and no
 // secret is in the repository's deployment files.
 package deploy_test
 
@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -177,17 +178,14 @@ func TestDockerfiles(t *testing.T) {
 			if !slices.Equal(d.buildPkgs, []string{"cmd/" + job}) {
 				t.Errorf("go build targets %v, want [cmd/%s]", d.buildPkgs, job)
 			}
-			if !strings.Contains(d.text, "GOOS=linux GOARCH=amd64") {
-				t.Error("binary must be built for linux/amd64 (Dataflow workers, Cloud Run)")
+			if !strings.Contains(d.text, "CGO_ENABLED=0 GOOS=linux GOARCH=amd64") || strings.Contains(d.text, "CGO_ENABLED=1") {
+				t.Error("binary must be static for linux/amd64 (CGO_ENABLED=0 GOOS=linux GOARCH=amd64): Beam stages a job's own binary as the Dataflow worker only then, and the launcher base has no libc to match")
 			}
 			final := d.froms[len(d.froms)-1]
 			switch job {
 			case "trigger":
 				if !strings.HasPrefix(final, "gcr.io/distroless/static") || d.user == "" || !strings.Contains(d.user, "nonroot") {
 					t.Errorf("trigger runtime %s as user %q, want distroless static as nonroot", final, d.user)
-				}
-				if !strings.Contains(d.text, "CGO_ENABLED=0") {
-					t.Error("trigger must be static (CGO_ENABLED=0) for distroless/static")
 				}
 			default:
 				if !strings.HasPrefix(final, "gcr.io/dataflow-templates-base/go-template-launcher-base") {
@@ -325,6 +323,7 @@ func TestTemplateMetadata(t *testing.T) {
 }
 
 type cloudbuild struct {
+	Timeout       string            `yaml:"timeout"`
 	Substitutions map[string]string `yaml:"substitutions"`
 	Options       map[string]any    `yaml:"options"`
 	Steps         []struct {
@@ -351,6 +350,24 @@ func readCloudbuild(t *testing.T) (cloudbuild, string) {
 
 func TestCloudbuild(t *testing.T) {
 	cb, text := readCloudbuild(t)
+
+	// Sized for three static Beam builds in parallel (one takes about 5
+	// minutes on 2 cores; Cloud Build's default is 10 minutes on 2 vCPUs).
+	if d, err := time.ParseDuration(cb.Timeout); err != nil || d < 30*time.Minute {
+		t.Errorf("timeout %q: want at least 1800s", cb.Timeout)
+	}
+	if mt, _ := cb.Options["machineType"].(string); !regexp.MustCompile(`^E2_HIGHCPU_(8|32)$|^N1_HIGHCPU_(8|32)$`).MatchString(mt) {
+		t.Errorf("options.machineType %q: want 8 or more vCPUs (E2_HIGHCPU_8)", mt)
+	}
+	// Template specs in a bucket of their own, apart from the jobs' staging
+	// bucket (which the jobs' accounts write).
+	tb, db := cb.Substitutions["_TEMPLATES_BUCKET"], cb.Substitutions["_DATAFLOW_BUCKET"]
+	if tb == "" || tb == db {
+		t.Errorf("_TEMPLATES_BUCKET %q must be set and differ from _DATAFLOW_BUCKET %q", tb, db)
+	}
+	if strings.TrimPrefix(tb, "${PROJECT_ID}") != strings.TrimPrefix(regexp.MustCompile(`(?m)^TEMPLATES_BUCKET="\$\{TEMPLATES_BUCKET:-\$\{PROJECT\}([-_a-z]+)\}"`).FindStringSubmatch(read(t, "deploy/iam.sh"))[1], "") {
+		t.Errorf("_TEMPLATES_BUCKET %q is not iam.sh's TEMPLATES_BUCKET", tb)
+	}
 
 	// Every user substitution used is defined; built-ins are Cloud Build's.
 	for _, m := range regexp.MustCompile(`\$\{(_[A-Z_]+)\}`).FindAllStringSubmatch(text, -1) {
@@ -401,6 +418,9 @@ func TestCloudbuild(t *testing.T) {
 			}
 			if !slices.Contains(a, "--sdk-language=GO") {
 				t.Errorf("step %s: want --sdk-language=GO", s.ID)
+			}
+			if !strings.HasPrefix(a[3], "gs://${_TEMPLATES_BUCKET}/") {
+				t.Errorf("step %s writes the template spec to %s, want the templates bucket gs://${_TEMPLATES_BUCKET}/", s.ID, a[3])
 			}
 			templates = append(templates, a[3])
 		case len(a) > 2 && a[0] == "run" && a[1] == "deploy":
@@ -469,6 +489,17 @@ func TestCloudbuild(t *testing.T) {
 			t.Errorf("TEMPLATE_PARAMETERS sets %q, which is not a nightly template parameter the trigger may set", k)
 		}
 	}
+	for _, k := range []string{"STAGING_LOCATION", "TEMP_LOCATION"} {
+		if !strings.HasPrefix(env[k], "gs://${_DATAFLOW_BUCKET}/") {
+			t.Errorf("%s=%s: want the jobs' bucket gs://${_DATAFLOW_BUCKET}/", k, env[k])
+		}
+	}
+	if !strings.HasPrefix(env["DATAFLOW_SERVICE_ACCOUNT"], "inventory-nightly@") {
+		t.Errorf("DATAFLOW_SERVICE_ACCOUNT=%s: the trigger launches as inventory-nightly", env["DATAFLOW_SERVICE_ACCOUNT"])
+	}
+	if !strings.Contains(text, "id: trigger-audiences") || !strings.Contains(text, "EXPECTED_AUDIENCE=$$audiences") {
+		t.Error("no step adds the service's other URL to EXPECTED_AUDIENCE: a Scheduler job using it would get 401")
+	}
 	if !slices.Contains(deployArgs, "--no-invoker-iam-check") {
 		t.Error("the trigger verifies tokens itself: Cloud Run's invoker check would strip their signatures")
 	}
@@ -487,46 +518,182 @@ func envReads(t *testing.T) map[string]bool {
 	return out
 }
 
-func TestIAM(t *testing.T) {
-	doc, script := read(t, "deploy/iam.md"), read(t, "deploy/iam.sh")
-	_, build := readCloudbuild(t)
+// grant is one IAM binding: who, which role, on what ("project", "bucket
+// PROJECT-dataflow", "subscription inventory-sub", ...).
+type grant struct{ Account, Role, On string }
 
-	inDoc := map[string]bool{}
-	for _, m := range regexp.MustCompile("(?m)^\\| `(inventory-[a-z-]+)`").FindAllStringSubmatch(doc, -1) {
-		inDoc[m[1]] = true
-	}
-	created := map[string]bool{}
+// scriptGrants parses the grants of iam.sh: its helper calls
+// (project_role, bucket_role, topic_role, subscription_role, dataset_role,
+// repo_role, sa_user) and the run.invoker binding on the service.
+func scriptGrants(t *testing.T, script string) (grants map[grant]bool, created map[string]bool) {
+	t.Helper()
+	created = map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^ensure_sa (inventory-[a-z-]+)`).FindAllStringSubmatch(script, -1) {
 		created[m[1]] = true
 	}
-	if len(inDoc) < 5 || !maps.Equal(inDoc, created) {
-		t.Errorf("iam.md accounts %v, iam.sh creates %v", slices.Sorted(maps.Keys(inDoc)), slices.Sorted(maps.Keys(created)))
+	members := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^([A-Z_]+)="serviceAccount:\$\(sa (inventory-[a-z-]+)\)"`).FindAllStringSubmatch(script, -1) {
+		members[m[1]] = m[2]
+	}
+	buckets := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^([A-Z_]+_BUCKET)="\$\{[A-Z_]+:-\$\{PROJECT\}([-_a-z]+)\}"`).FindAllStringSubmatch(script, -1) {
+		buckets[m[1]] = "PROJECT" + m[2]
+	}
+	member := func(s string) string {
+		s = strings.Trim(s, `"`)
+		if v, ok := strings.CutPrefix(s, "$"); ok {
+			if a, ok := members[v]; ok {
+				return a
+			}
+			t.Fatalf("iam.sh: unknown member %s", s)
+		}
+		if strings.HasPrefix(s, "group:${ANALYSTS_GROUP}") {
+			return "group analysts@"
+		}
+		t.Fatalf("iam.sh: unknown member %s", s)
+		return ""
+	}
+	bucket := func(s string) string {
+		b, ok := buckets[strings.Trim(strings.TrimPrefix(strings.Trim(s, `"`), "$"), "{}")]
+		if !ok {
+			t.Fatalf("iam.sh: unknown bucket %s", s)
+		}
+		return "bucket " + b
+	}
+	grants = map[grant]bool{}
+	add := func(g grant) {
+		if grants[g] {
+			t.Errorf("iam.sh grants %v twice", g)
+		}
+		grants[g] = true
+	}
+	for _, line := range strings.Split(script, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		switch f[0] {
+		case "project_role":
+			add(grant{member(f[1]), f[2], "project"})
+		case "dataset_role":
+			add(grant{member(f[1]), f[2], "dataset inventory"})
+		case "repo_role":
+			add(grant{member(f[1]), f[2], "repository inventory"})
+		case "bucket_role":
+			add(grant{member(f[2]), f[3], bucket(f[1])})
+		case "topic_role":
+			add(grant{member(f[2]), f[3], "topic " + f[1]})
+		case "subscription_role":
+			add(grant{member(f[2]), f[3], "subscription " + f[1]})
+		case "sa_user":
+			add(grant{member(f[2]), "roles/iam.serviceAccountUser", "service account " + f[1]})
+		}
+	}
+	if m := regexp.MustCompile(`--member "\$SCHEDULER" --role (roles/run\.invoker)`).FindStringSubmatch(script); m != nil {
+		add(grant{"inventory-scheduler", m[1], "service nightly-trigger"})
+	}
+	return grants, created
+}
+
+// readmeGrants parses the IAM table of README.md: | account | API called |
+// role | on |, one grant per row.
+func readmeGrants(t *testing.T, doc string) map[grant]bool {
+	t.Helper()
+	i := strings.Index(doc, "| Service account | API called | Role granted | On |")
+	if i < 0 {
+		t.Fatal("README.md has no IAM table (| Service account | API called | Role granted | On |)")
+	}
+	out := map[grant]bool{}
+	tick := strings.NewReplacer("`", "")
+	for _, line := range strings.Split(doc[i:], "\n")[2:] {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		if len(cells) != 4 {
+			t.Fatalf("IAM row %q: want 4 cells", line)
+		}
+		account := tick.Replace(cells[0])
+		if strings.HasPrefix(account, "group analysts@") {
+			account = "group analysts@"
+		}
+		if strings.TrimSpace(cells[1]) == "" {
+			t.Errorf("IAM row %q: which API does the account call?", line)
+		}
+		g := grant{account, tick.Replace(cells[2]), tick.Replace(cells[3])}
+		if out[g] {
+			t.Errorf("IAM table lists %v twice", g)
+		}
+		out[g] = true
+	}
+	return out
+}
+
+func TestIAM(t *testing.T) {
+	doc, script := read(t, "deploy/README.md"), read(t, "deploy/iam.sh")
+	_, build := readCloudbuild(t)
+	table := readmeGrants(t, doc)
+	granted, created := scriptGrants(t, script)
+
+	for g := range table {
+		if !granted[g] {
+			t.Errorf("README's IAM table lists %v, which iam.sh does not grant", g)
+		}
+	}
+	for g := range granted {
+		if !table[g] {
+			t.Errorf("iam.sh grants %v, which README's IAM table does not list", g)
+		}
+	}
+	inTable := map[string]bool{}
+	for g := range table {
+		if strings.HasPrefix(g.Account, "inventory-") {
+			inTable[g.Account] = true
+		}
+	}
+	if len(created) < 5 || !maps.Equal(inTable, created) {
+		t.Errorf("the IAM table's accounts %v, iam.sh creates %v", slices.Sorted(maps.Keys(inTable)), slices.Sorted(maps.Keys(created)))
 	}
 	for _, m := range regexp.MustCompile(`(inventory-[a-z-]+)@`).FindAllStringSubmatch(build, -1) {
 		if !created[m[1]] {
 			t.Errorf("cloudbuild.yaml uses %s, which iam.sh does not create", m[1])
 		}
 	}
-	docRoles := map[string]bool{}
-	roleRE := regexp.MustCompile("`(roles/[A-Za-z.]+)`")
-	for _, line := range strings.Split(doc, "\n") {
-		if !strings.HasPrefix(line, "|") {
-			continue // the notes name operators' roles, not granted here
-		}
-		for _, m := range roleRE.FindAllStringSubmatch(line, -1) {
-			docRoles[m[1]] = true
+	for g := range granted {
+		for _, broad := range []string{"roles/owner", "roles/editor", "roles/viewer", "roles/iam.serviceAccountKeyAdmin"} {
+			if g.Role == broad {
+				t.Errorf("%v is not least privilege", g)
+			}
 		}
 	}
-	scriptRoles := map[string]bool{}
-	for _, m := range regexp.MustCompile(`roles/[A-Za-z.]+`).FindAllString(script, -1) {
-		scriptRoles[m] = true
+
+	// What the code calls, account by account: each needs its grant.
+	for _, need := range []struct {
+		grant
+		why string
+	}{
+		{grant{"inventory-stream", "roles/bigquery.jobUser", "project"}, "the stream's restore runs BigQuery query jobs"},
+		{grant{"inventory-stream", "roles/bigquery.dataEditor", "dataset inventory"}, "the stream appends rows with the Storage Write API"},
+		{grant{"inventory-stream", "roles/pubsub.subscriber", "subscription inventory-sub"}, "the native read pulls inventory-sub"},
+		{grant{"inventory-stream", "roles/pubsub.publisher", "topic low-stock-alerts"}, "the stream publishes alerts"},
+		{grant{"inventory-stream", "roles/pubsub.publisher", "topic inventory-dead-letter"}, "the stream publishes dead letters"},
+		{grant{"inventory-stream", "roles/storage.objectAdmin", "bucket PROJECT-dataflow"}, "Beam stages the worker binary and the model"},
+		{grant{"inventory-nightly", "roles/bigquery.jobUser", "project"}, "the nightly job queries the day's rows"},
+		{grant{"inventory-nightly", "roles/storage.objectAdmin", "bucket PROJECT-reports"}, "the nightly job writes the report"},
+		{grant{"inventory-trigger", "roles/dataflow.developer", "project"}, "the trigger launches the template and lists jobs"},
+		{grant{"inventory-trigger", "roles/iam.serviceAccountUser", "service account inventory-nightly"}, "the trigger launches as inventory-nightly"},
+		{grant{"inventory-trigger", "roles/storage.objectViewer", "bucket PROJECT-dataflow-templates"}, "the launch reads the template spec"},
+		{grant{"inventory-deployer", "roles/storage.objectAdmin", "bucket PROJECT-dataflow-templates"}, "the build writes the template specs"},
+	} {
+		if !granted[need.grant] {
+			t.Errorf("iam.sh does not grant %v: %s", need.grant, need.why)
+		}
 	}
-	if !maps.Equal(docRoles, scriptRoles) {
-		t.Errorf("roles in iam.md %v, in iam.sh %v", slices.Sorted(maps.Keys(docRoles)), slices.Sorted(maps.Keys(scriptRoles)))
-	}
-	for _, broad := range []string{"roles/owner", "roles/editor", "roles/viewer", "roles/iam.serviceAccountKeyAdmin"} {
-		if scriptRoles[broad] || docRoles[broad] {
-			t.Errorf("%s is not least privilege", broad)
+
+	// The template specs' bucket: the jobs' accounts may not write there.
+	for g := range granted {
+		if g.On == "bucket PROJECT-dataflow-templates" && (g.Account == "inventory-stream" || g.Account == "inventory-nightly") {
+			t.Errorf("%v: a job's account must not have a role on the template specs' bucket", g)
 		}
 	}
 }

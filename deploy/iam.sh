@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Creates the service accounts and grants the least-privilege roles listed in
-# deploy/iam.md. Idempotent. Needs an operator with rights to set IAM policy.
+# the IAM table of deploy/README.md (go test ./deploy checks that the table and
+# this script grant the same). Idempotent. Needs an operator with rights to set
+# IAM policy.
 #
 #   PROJECT=my-project REGION=europe-west1 deploy/iam.sh
 #   ANALYSTS_GROUP=analysts@example.com PROJECT=... deploy/iam.sh   # also grants analysts
@@ -11,10 +13,11 @@ set -euo pipefail
 REPOSITORY="${REPOSITORY:-inventory}"
 DATASET="${DATASET:-inventory}"
 DATAFLOW_BUCKET="${DATAFLOW_BUCKET:-${PROJECT}-dataflow}"
+TEMPLATES_BUCKET="${TEMPLATES_BUCKET:-${PROJECT}-dataflow-templates}"
+BUILD_BUCKET="${BUILD_BUCKET:-${PROJECT}_cloudbuild}"
 REPORTS_BUCKET="${REPORTS_BUCKET:-${PROJECT}-reports}"
 CONFIG_BUCKET="${CONFIG_BUCKET:-${PROJECT}-config}"
 TRIGGER_SERVICE="${TRIGGER_SERVICE:-nightly-trigger}"
-PROJECT_NUMBER="$(gcloud projects describe "$PROJECT" --format='value(projectNumber)')"
 
 sa() { echo "$1@${PROJECT}.iam.gserviceaccount.com"; }
 
@@ -62,10 +65,10 @@ SCHEDULER="serviceAccount:$(sa inventory-scheduler)"
 DEPLOYER="serviceAccount:$(sa inventory-deployer)"
 PUBLISHER="serviceAccount:$(sa inventory-publisher)"
 ALERTS="serviceAccount:$(sa inventory-alerts)"
-PUBSUB_AGENT="serviceAccount:service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
-# Streaming job.
+# Streaming job (Flex Template launcher and workers).
 project_role "$STREAM" roles/dataflow.worker
+project_role "$STREAM" roles/bigquery.jobUser
 subscription_role inventory-sub "$STREAM" roles/pubsub.subscriber
 subscription_role inventory-sub "$STREAM" roles/pubsub.viewer
 topic_role low-stock-alerts "$STREAM" roles/pubsub.publisher
@@ -78,7 +81,6 @@ repo_role "$STREAM" roles/artifactregistry.reader
 # Nightly job.
 project_role "$NIGHTLY" roles/dataflow.worker
 project_role "$NIGHTLY" roles/bigquery.jobUser
-project_role "$NIGHTLY" roles/bigquery.readSessionUser
 dataset_role "$NIGHTLY" roles/bigquery.dataEditor
 bucket_role "$DATAFLOW_BUCKET" "$NIGHTLY" roles/storage.objectAdmin
 bucket_role "$REPORTS_BUCKET" "$NIGHTLY" roles/storage.objectAdmin
@@ -88,7 +90,7 @@ repo_role "$NIGHTLY" roles/artifactregistry.reader
 # Trigger service: launch the nightly template, as inventory-nightly only.
 project_role "$TRIGGER" roles/dataflow.developer
 sa_user inventory-nightly "$TRIGGER"
-bucket_role "$DATAFLOW_BUCKET" "$TRIGGER" roles/storage.objectViewer
+bucket_role "$TEMPLATES_BUCKET" "$TRIGGER" roles/storage.objectViewer
 
 # Scheduler's OIDC identity may invoke the trigger (once it is deployed).
 if gcloud run services describe "$TRIGGER_SERVICE" --project "$PROJECT" --region "$REGION" >/dev/null 2>&1; then
@@ -100,7 +102,8 @@ fi
 
 # Deployer (Cloud Build, inventory setup).
 repo_role "$DEPLOYER" roles/artifactregistry.writer
-bucket_role "$DATAFLOW_BUCKET" "$DEPLOYER" roles/storage.objectAdmin
+bucket_role "$TEMPLATES_BUCKET" "$DEPLOYER" roles/storage.objectAdmin
+bucket_role "$BUILD_BUCKET" "$DEPLOYER" roles/storage.objectViewer
 project_role "$DEPLOYER" roles/run.admin
 project_role "$DEPLOYER" roles/cloudscheduler.admin
 project_role "$DEPLOYER" roles/logging.logWriter
@@ -111,9 +114,8 @@ sa_user inventory-scheduler "$DEPLOYER"
 topic_role inventory-topic "$PUBLISHER" roles/pubsub.publisher
 subscription_role low-stock-consumer "$ALERTS" roles/pubsub.subscriber
 
-# Pub/Sub's own agent forwards undeliverable messages to the dead-letter topic.
-topic_role inventory-dead-letter "$PUBSUB_AGENT" roles/pubsub.publisher
-subscription_role inventory-sub "$PUBSUB_AGENT" roles/pubsub.subscriber
+# No grants for Pub/Sub's service agent: inventory-sub has no dead-letter
+# policy on Dataflow (inventory setup --for-dataflow); the job dead-letters.
 
 # Analysts (people), if a group is given.
 if [[ -n "${ANALYSTS_GROUP:-}" ]]; then

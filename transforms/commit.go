@@ -191,12 +191,12 @@ func (f *commitFn) flush(ctx context.Context) error {
 	if err := f.publish(ctx, all.Alerts, all.DeadLetters); err != nil {
 		return err
 	}
-	rejected, err := warehouse.WriteAll(ctx, f.w, []warehouse.TableRows{
-		{Table: warehouse.DeadLetters, Rows: all.DeadLetters},
-		{Table: warehouse.StockLevels, Rows: all.Levels},
-		{Table: warehouse.LowStockAlerts, Rows: all.Alerts},
-		{Table: warehouse.Adjustments, Rows: all.Adjustments},
-	})
+	rejected, err := warehouse.WriteAll(ctx, f.w,
+		warehouse.Rows(all.DeadLetters),
+		warehouse.Rows(all.Levels),
+		warehouse.Rows(all.Alerts),
+		warehouse.Rows(all.Adjustments),
+	)
 	if err != nil {
 		return fmt.Errorf("commit: store %d rows: %w", all.rows(), err)
 	}

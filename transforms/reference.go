@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -165,7 +166,9 @@ type ReferenceOptions struct {
 	// RestoreFrom, a warehouse URI, restores the ledgers of every key the
 	// stream stored anything for (see Restore); "" starts from the snapshot.
 	RestoreFrom string
-	Horizon     time.Duration
+	// RestoreScope is ScopeFull (the default) or ScopeRecent.
+	RestoreScope string
+	Horizon      time.Duration
 }
 
 // ReadReference is a composite transform that reads the reference data at
@@ -201,13 +204,22 @@ func LoadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 	if err != nil {
 		return Reference{}, err
 	}
-	restored, st, err := Restore(ctx, o.RestoreFrom, data, o.Horizon)
+	var restored []SnapshotItem
+	var st RestoreStats
+	switch o.RestoreScope {
+	case ScopeRecent:
+		restored, st, err = RestoreRecent(ctx, o.RestoreFrom, data, o.Horizon, time.Now())
+	case ScopeFull, "":
+		restored, st, err = Restore(ctx, o.RestoreFrom, data, o.Horizon)
+	default:
+		err = fmt.Errorf("restore: scope %q is neither %s nor %s", o.RestoreScope, ScopeFull, ScopeRecent)
+	}
 	if err != nil {
 		return Reference{}, err
 	}
 	if st.Keys > 0 {
-		slog.Info("stream: ledgers restored from the warehouse", "warehouse", o.RestoreFrom, "keys", st.Keys,
-			"adjustments", st.Rows, "severities_from_alerts", st.Alerts, "took", st.Took.Round(time.Millisecond))
+		slog.Info("stream: ledgers restored from the warehouse", "warehouse", o.RestoreFrom, "scope", cmp.Or(o.RestoreScope, ScopeFull),
+			"keys", st.Keys, "adjustments", st.Rows, "severities", st.Alerts, "took", st.Took.Round(time.Millisecond))
 	}
 	items := make([]SnapshotItem, 0, len(data.Stock)+len(restored))
 	seen := make(map[event.Key]bool, len(restored))

@@ -62,18 +62,10 @@ func Restore(ctx context.Context, uri string, ref *RefData, horizon time.Duratio
 	}
 	states := map[event.Key]*ledger.State{}
 	for _, r := range rows {
-		sku, _ := r[0].(string)
-		loc, _ := r[1].(string)
-		id, _ := r[2].(string)
-		reasonName, _ := r[3].(string)
-		qty, _ := r[4].(int64)
-		at, _ := r[5].(time.Time)
-		stored, _ := r[6].(string)
-		reason, ok := event.ParseReason(reasonName)
-		if !ok {
-			return nil, st, fmt.Errorf("restore: adjustment %s has reason %q", id, reasonName)
+		a, stored, err := adjustmentOf(r)
+		if err != nil {
+			return nil, st, fmt.Errorf("restore: %w", err)
 		}
-		a := event.Adjustment{EventID: id, SKU: sku, LocationID: loc, Reason: reason, Quantity: qty, EventTime: at.UnixMicro()}
 		k := a.Key()
 		th := ref.Threshold(k)
 		s := states[k]
@@ -100,13 +92,8 @@ func Restore(ctx context.Context, uri string, ref *RefData, horizon time.Duratio
 		if s == nil {
 			continue // an alert without adjustments: nothing to restore
 		}
-		switch name {
-		case "LOW":
-			s.Severity = ledger.Low
-		case "OUT":
-			s.Severity = ledger.Out
-		case "RECOVERED":
-			s.Severity = ledger.OK
+		if sev := parseSeverity(name); sev != ledger.Unknown {
+			s.Severity = sev
 		}
 		st.Alerts++
 	}
@@ -132,4 +119,166 @@ func wantColumns(got []string, want ...string) error {
 		}
 	}
 	return nil
+}
+
+// Restore scopes (ReferenceOptions.RestoreScope).
+const (
+	// ScopeFull replays every stored adjustment: exact, and the default
+	// off Dataflow, where the local warehouse is small and fast to scan.
+	ScopeFull = "full"
+	// ScopeRecent reads the latest stock per key from stock_levels and
+	// only the adjustments inside the dedup horizon (their event-date
+	// partitions): bounded, and the default on Dataflow.
+	ScopeRecent = "recent"
+)
+
+// restoreLevelsSQL reads each key's latest stock_levels row: its on-hand and
+// severity after the last change the stream stored.
+const restoreLevelsSQL = `SELECT sku, location_id, on_hand, severity, event_time FROM (
+  SELECT sku, location_id, on_hand, severity, event_time,
+    ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at DESC) AS rn
+  FROM stock_levels) AS last_levels
+WHERE rn = 1`
+
+// restoreRecentSQL reads the adjustments of the event-date partitions from
+// a start time on (%s: a TIMESTAMP literal, so BigQuery prunes partitions).
+const restoreRecentSQL = `SELECT sku, location_id, event_id, reason, quantity, event_time, status
+FROM adjustments
+WHERE event_time >= TIMESTAMP '%s' AND status IN ('APPLIED', 'SUPERSEDED')
+ORDER BY ingest_time, event_id`
+
+// RestoreRecent rebuilds ledgers like Restore, reading a bounded part of
+// the warehouse: each key's latest on-hand and severity from stock_levels,
+// and the adjustments whose event time is at most horizon plus a day before
+// now. Each key starts from a count at the start of that window (or from
+// ref's snapshot, if it is newer), the window's adjustments are replayed on
+// it, and the count is then set so that on-hand equals the stored one.
+//
+// So every id inside the window is remembered (a redelivery is a
+// duplicate), and a late event from before the window is never applied: it
+// is taken as superseded by the window's count. That is where it differs
+// from Restore: an unseen event older than the window, which the full
+// replay could still apply, is recorded as SUPERSEDED instead.
+func RestoreRecent(ctx context.Context, uri string, ref *RefData, horizon time.Duration, now time.Time) ([]SnapshotItem, RestoreStats, error) {
+	start := time.Now()
+	var st RestoreStats
+	if horizon <= 0 {
+		horizon = ledger.DefaultHorizon
+	}
+	if _, err := warehouse.Recover(uri); err != nil {
+		return nil, st, fmt.Errorf("restore: %w", err)
+	}
+	from := now.UTC().Add(-horizon - 24*time.Hour).Truncate(24 * time.Hour)
+	type level struct {
+		onHand   int64
+		severity ledger.Severity
+		at       int64
+	}
+	cols, rows, err := warehouse.QueryTable(ctx, uri, restoreLevelsSQL)
+	if err != nil {
+		return nil, st, fmt.Errorf("restore: read stock_levels: %w", err)
+	}
+	if err := wantColumns(cols, "sku", "location_id", "on_hand", "severity", "event_time"); err != nil {
+		return nil, st, fmt.Errorf("restore: read stock_levels: %w", err)
+	}
+	levels := make(map[event.Key]level, len(rows))
+	for _, r := range rows {
+		sku, _ := r[0].(string)
+		loc, _ := r[1].(string)
+		onHand, _ := r[2].(int64)
+		sev, _ := r[3].(string)
+		at, _ := r[4].(time.Time)
+		levels[event.Key{SKU: sku, LocationID: loc}] = level{onHand, parseSeverity(sev), at.UnixMicro()}
+	}
+
+	cols, rows, err = warehouse.QueryTable(ctx, uri, fmt.Sprintf(restoreRecentSQL, from.Format("2006-01-02 15:04:05")))
+	if err != nil {
+		return nil, st, fmt.Errorf("restore: read adjustments: %w", err)
+	}
+	if err := wantColumns(cols, "sku", "location_id", "event_id", "reason", "quantity", "event_time", "status"); err != nil {
+		return nil, st, fmt.Errorf("restore: read adjustments: %w", err)
+	}
+	windowCount := from.UnixMicro() - 1
+	base := func(k event.Key, th int64) *ledger.State {
+		if it, ok := ref.Stock[k]; ok && max(it.AsOf, ref.AsOf) > windowCount {
+			return ref.Initial(k, th) // a snapshot inside the window is a real count
+		}
+		// Before the window: the snapshot's stock, corrected below from
+		// stock_levels if the key has changed since.
+		return ledger.FromSnapshot(ref.Stock[k].OnHand, windowCount, th)
+	}
+	states := map[event.Key]*ledger.State{}
+	for _, r := range rows {
+		a, _, err := adjustmentOf(r)
+		if err != nil {
+			return nil, st, fmt.Errorf("restore: %w", err)
+		}
+		k := a.Key()
+		th := ref.Threshold(k)
+		s := states[k]
+		if s == nil {
+			s = base(k, th)
+			states[k] = s
+		}
+		s.Apply(&a, th, horizon)
+		st.Rows++
+	}
+	for k, l := range levels {
+		s := states[k]
+		if s == nil {
+			s = ledger.FromSnapshot(l.onHand, windowCount, ref.Threshold(k))
+			s.MaxTime = max(s.MaxTime, l.at)
+			states[k] = s
+		} else if s.HasCount && s.CountTime == windowCount && s.CountEventID == "" {
+			// No real count in the window: the window's count is what the
+			// stored on-hand says it was.
+			d := l.onHand - s.OnHand
+			s.CountQty += d
+			s.OnHand += d
+		} else if s.OnHand != l.onHand {
+			st.Mismatches++
+		}
+		if l.severity != ledger.Unknown {
+			s.Severity = l.severity
+			st.Alerts++
+		}
+	}
+	items := make([]SnapshotItem, 0, len(states))
+	for k, s := range states {
+		items = append(items, SnapshotItem{SKU: k.SKU, LocationID: k.LocationID, OnHand: s.OnHand, AsOf: s.MaxTime, State: s.AppendBinary(nil)})
+	}
+	st.Keys = len(items)
+	st.Took = time.Since(start)
+	if st.Mismatches > 0 {
+		slog.Warn("restore: on-hand replayed from the window's counts differs from stock_levels", "keys", st.Mismatches)
+	}
+	return items, st, nil
+}
+
+// adjustmentOf reads one row of restoreAdjustmentsSQL or restoreRecentSQL.
+func adjustmentOf(r []any) (event.Adjustment, string, error) {
+	sku, _ := r[0].(string)
+	loc, _ := r[1].(string)
+	id, _ := r[2].(string)
+	reasonName, _ := r[3].(string)
+	qty, _ := r[4].(int64)
+	at, _ := r[5].(time.Time)
+	stored, _ := r[6].(string)
+	reason, ok := event.ParseReason(reasonName)
+	if !ok {
+		return event.Adjustment{}, "", fmt.Errorf("adjustment %s has reason %q", id, reasonName)
+	}
+	return event.Adjustment{EventID: id, SKU: sku, LocationID: loc, Reason: reason, Quantity: qty, EventTime: at.UnixMicro()}, stored, nil
+}
+
+func parseSeverity(name string) ledger.Severity {
+	switch name {
+	case "LOW":
+		return ledger.Low
+	case "OUT":
+		return ledger.Out
+	case "OK", "RECOVERED":
+		return ledger.OK
+	}
+	return ledger.Unknown
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/loaders/warehouse/local"
 )
 
 // BenchmarkRestore measures the restore at start over a local warehouse of
@@ -18,7 +19,7 @@ func BenchmarkRestore(b *testing.B) {
 	const rows, keys, perFile = 100_000, 3000, 2000
 	ctx := context.Background()
 	dir := b.TempDir()
-	l, err := warehouse.OpenLocal(dir)
+	l, err := local.Open(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func BenchmarkRestore(b *testing.B) {
 			LocationID: fmt.Sprintf("L%d", k%10), Reason: reason.String(), Quantity: qty, EventTime: t0.Add(time.Duration(i) * time.Second),
 			Status: warehouse.StatusApplied, MessageID: fmt.Sprint(i), Attributes: "{}", IngestTime: ingest.Add(time.Duration(i) * time.Microsecond)})
 		if len(batch) == perFile {
-			if err := l.WriteAll(ctx, []warehouse.TableRows{{Table: warehouse.Adjustments, Rows: batch}}); err != nil {
+			if err := l.WriteAll(ctx, warehouse.Rows(batch)); err != nil {
 				b.Fatal(err)
 			}
 			batch = batch[:0]

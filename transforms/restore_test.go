@@ -10,6 +10,7 @@ import (
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/loaders/warehouse/local"
 )
 
 // TestRestore stores what a stream would have stored for two keys and
@@ -19,7 +20,7 @@ import (
 func TestRestore(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	l, err := warehouse.OpenLocal(dir)
+	l, err := local.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +41,7 @@ func TestRestore(t *testing.T) {
 	}
 	alerts := []warehouse.AlertRow{{AlertID: "a1", SKU: "K", LocationID: "L1", Severity: "LOW", PreviousSeverity: "OK",
 		OnHand: 7, Threshold: 10, EventID: "k3", EventTime: t0.Add(3 * time.Hour), AlertTime: ingest}}
-	if err := l.WriteAll(ctx, []warehouse.TableRows{
-		{Table: warehouse.LowStockAlerts, Rows: alerts}, {Table: warehouse.Adjustments, Rows: adjs}}); err != nil {
+	if err := l.WriteAll(ctx, warehouse.Rows(alerts), warehouse.Rows(adjs)); err != nil {
 		t.Fatal(err)
 	}
 	th := ledger.NewThresholds(10)

@@ -13,12 +13,16 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
+	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
 func init() {
 	register.DoFn6x1[context.Context, state.Provider, int, Shard, Reference, func(Commit), error](&stockFn{})
+	register.DoFn6x1[context.Context, state.Provider, string, Shard, Reference, func(Commit), error](&keyStockFn{})
+	register.Function3x0(keyEventsFn)
+	register.Emitter2[string, Shard]()
 }
 
 // ApplyStock is a composite transform that applies adjustments to the stock
@@ -82,11 +86,8 @@ type stockFn struct {
 	Gen    state.Value[int64]
 	Ledger state.Value[[]byte]
 
-	cache    map[int]*shardCache
-	lastProc int64
-	applied  beam.Counter
-	dups     beam.Counter
-	dead     beam.Counter
+	cache map[int]*shardCache
+	core  stockCore
 }
 
 type shardCache struct {
@@ -96,18 +97,7 @@ type shardCache struct {
 
 func (f *stockFn) Setup() {
 	f.cache = map[int]*shardCache{}
-	f.applied = beam.NewCounter(MetricNamespace, MetricApplied)
-	f.dups = beam.NewCounter(MetricNamespace, MetricDuplicates)
-	f.dead = beam.NewCounter(MetricNamespace, MetricDeadLettered)
-}
-
-// now returns a processing time that never goes back and moves at least
-// 1 µs per call, so that the last stock_levels row of a key by processed_at
-// is its latest.
-func (f *stockFn) now() time.Time {
-	t := max(time.Now().UnixMicro(), f.lastProc+1)
-	f.lastProc = t
-	return time.UnixMicro(t).UTC()
+	f.core.setup(f.Horizon)
 }
 
 func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard int, batch Shard, refIn Reference,
@@ -136,6 +126,55 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 	}
 	c.gen = 0 // changing: not trusted until written
 
+	out, err := f.core.apply(ctx, batch, ref, func(k event.Key, th int64) (*ledger.State, error) {
+		return c.l.Get(k, ref, th)
+	})
+	if err != nil {
+		return err
+	}
+
+	newGen := rand.Int64() | 1
+	if err := f.Ledger.Write(sp, c.l.AppendBinary(nil)); err != nil {
+		return fmt.Errorf("stock: write ledgers of shard %d: %w", shard, err)
+	}
+	if err := f.Gen.Write(sp, newGen); err != nil {
+		return fmt.Errorf("stock: write gen of shard %d: %w", shard, err)
+	}
+	c.gen = newGen
+	emit(out)
+	return nil
+}
+
+// stockCore is what the shard and the per-key stock DoFns share: the ledger
+// rules applied to a batch of records, the metrics, and a processing clock.
+type stockCore struct {
+	horizon  time.Duration
+	lastProc int64
+	applied  beam.Counter
+	dups     beam.Counter
+	dead     beam.Counter
+}
+
+func (c *stockCore) setup(horizon time.Duration) {
+	c.horizon = horizon
+	c.applied = beam.NewCounter(MetricNamespace, MetricApplied)
+	c.dups = beam.NewCounter(MetricNamespace, MetricDuplicates)
+	c.dead = beam.NewCounter(MetricNamespace, MetricDeadLettered)
+}
+
+// now returns a processing time that never goes back and moves at least
+// 1 µs per call, so that the last stock_levels row of a key by processed_at
+// is its latest.
+func (c *stockCore) now() time.Time {
+	t := max(time.Now().UnixMicro(), c.lastProc+1)
+	c.lastProc = t
+	return time.UnixMicro(t).UTC()
+}
+
+// apply applies batch's records in order to the ledgers that get returns
+// (for changing), and returns the rows and ack ids they caused.
+func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData,
+	get func(k event.Key, threshold int64) (*ledger.State, error)) (Commit, error) {
 	var applied, dups, dead int64
 	out := Commit{Adjustments: make([]warehouse.AdjustmentRow, 0, len(batch.Records))}
 	for i := range batch.Records {
@@ -146,12 +185,12 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 		a := &rec.Adj
 		k := a.Key()
 		th := ref.Threshold(k)
-		st, err := c.l.Get(k, ref, th)
+		st, err := get(k, th)
 		if err != nil {
-			return err
+			return Commit{}, err
 		}
-		res := st.Apply(a, th, f.Horizon)
-		now := f.now()
+		res := st.Apply(a, th, c.horizon)
+		now := c.now()
 		switch res.Outcome {
 		case ledger.TooLate:
 			dead++
@@ -171,19 +210,106 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 		}
 	}
 
-	newGen := rand.Int64() | 1
-	if err := f.Ledger.Write(sp, c.l.AppendBinary(nil)); err != nil {
-		return fmt.Errorf("stock: write ledgers of shard %d: %w", shard, err)
-	}
-	if err := f.Gen.Write(sp, newGen); err != nil {
-		return fmt.Errorf("stock: write gen of shard %d: %w", shard, err)
-	}
-	c.gen = newGen
-	emit(out)
-	f.applied.Inc(ctx, applied)
-	f.dups.Inc(ctx, dups)
+	c.applied.Inc(ctx, applied)
+	c.dups.Inc(ctx, dups)
 	if dead > 0 {
-		f.dead.Inc(ctx, dead)
+		c.dead.Inc(ctx, dead)
 	}
+	return out, nil
+}
+
+// StockKey is the state key of (sku, location) in ApplyStockPerKey: the SKU,
+// a space and the location. The contract forbids blanks in either, so the
+// key is unambiguous, and it reads well in Dataflow's monitoring.
+func StockKey(k event.Key) string { return k.SKU + " " + k.LocationID }
+
+// KeyEvents is a composite transform that re-keys DecodeEvents' output by
+// stock key. It expects a PCollection of KV<int, Shard> and returns a
+// PCollection of KV<string, Shard>, one element per key of each input
+// element (keyed by StockKey), its records in arrival order.
+func KeyEvents(s beam.Scope, events beam.PCollection) beam.PCollection {
+	s = s.Scope("KeyEvents")
+	return beam.ParDo(s, keyEventsFn, events)
+}
+
+func keyEventsFn(_ int, sh Shard, emit func(string, Shard)) {
+	if len(sh.Records) == 1 { // Dataflow: one message per element
+		emit(StockKey(sh.Records[0].Adj.Key()), sh)
+		return
+	}
+	byKey := map[event.Key][]Record{}
+	var order []event.Key
+	for _, rec := range sh.Records {
+		k := rec.Adj.Key()
+		if _, ok := byKey[k]; !ok {
+			order = append(order, k)
+		}
+		byKey[k] = append(byKey[k], rec)
+	}
+	for _, k := range order {
+		emit(StockKey(k), Shard{Records: byKey[k]})
+	}
+}
+
+// ApplyStockPerKey is ApplyStock with one state value per (sku, location)
+// key: it expects a PCollection of KV<string, Shard> from KeyEvents and the
+// Reference side input, and returns a PCollection of Commit, one per input
+// element. An element rewrites only its own key's ledger, and the stage
+// scales out by key: the layout for Dataflow, where each element is one
+// message.
+func ApplyStockPerKey(s beam.Scope, keyed, ref beam.PCollection, horizon time.Duration) beam.PCollection {
+	s = s.Scope("ApplyStockPerKey")
+	return beam.ParDo(s, &keyStockFn{Horizon: horizon}, keyed, beam.SideInput{Input: ref})
+}
+
+// keyStockFn keeps the ledger of one key in Beam state (state.Value, which
+// Dataflow runs for Go).
+type keyStockFn struct {
+	Horizon time.Duration
+
+	Ledger state.Value[[]byte]
+
+	core stockCore
+}
+
+func (f *keyStockFn) Setup() { f.core.setup(f.Horizon) }
+
+func (f *keyStockFn) ProcessElement(ctx context.Context, sp state.Provider, key string, batch Shard, refIn Reference,
+	emit func(Commit)) error {
+	ref, err := refIn.Data()
+	if err != nil {
+		return err
+	}
+	var st *ledger.State
+	out, err := f.core.apply(ctx, batch, ref, func(k event.Key, th int64) (*ledger.State, error) {
+		if StockKey(k) != key {
+			return nil, fmt.Errorf("stock: a record of %v in the element of key %q", k, key)
+		}
+		if st != nil {
+			return st, nil
+		}
+		raw, ok, err := f.Ledger.Read(sp)
+		if err != nil {
+			return nil, fmt.Errorf("stock: read ledger of %q: %w", key, err)
+		}
+		if !ok {
+			st = ref.Initial(k, th)
+			return st, nil
+		}
+		st = new(ledger.State)
+		if err := st.UnmarshalBinary(raw); err != nil {
+			return nil, fmt.Errorf("stock: decode ledger of %q: %w", key, err)
+		}
+		return st, nil
+	})
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		if err := f.Ledger.Write(sp, st.AppendBinary(nil)); err != nil {
+			return fmt.Errorf("stock: write ledger of %q: %w", key, err)
+		}
+	}
+	emit(out)
 	return nil
 }

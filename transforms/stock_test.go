@@ -207,8 +207,19 @@ func testReference() Reference {
 }
 
 // TestStockRules runs every rule of the contract as a case through
-// DecodeEvents and ApplyStock on the test runner (Prism).
+// DecodeEvents and ApplyStock on the test runner (Prism), in both state
+// layouts: by shard (Prism's) and per key (Dataflow's).
 func TestStockRules(t *testing.T) {
+	for _, perKey := range []bool{false, true} {
+		name := "shards"
+		if perKey {
+			name = "per-key"
+		}
+		t.Run(name, func(t *testing.T) { testStockRules(t, perKey) })
+	}
+}
+
+func testStockRules(t *testing.T, perKey bool) {
 	cases := stockCases()
 	p, s := beam.NewPipelineWithRoot()
 	var batches []Batch
@@ -222,7 +233,7 @@ func TestStockRules(t *testing.T) {
 		adjs = append(adjs, c.adjs...)
 		dead = append(dead, c.dead...)
 	}
-	out := stockPipeline(s, beam.CreateList(s, batches))
+	out := stockPipeline(s, beam.CreateList(s, batches), perKey)
 	passert.Equals(s, beam.ParDo(s, levelString, out.Levels), toAny(levels)...)
 	passert.Equals(s, beam.ParDo(s, alertString, out.Alerts), toAny(alerts)...)
 	passert.Equals(s, beam.ParDo(s, adjustmentString, out.Adjustments), toAny(adjs)...)
@@ -240,12 +251,17 @@ func TestStockRules(t *testing.T) {
 	}
 }
 
-// stockPipeline is DecodeEvents + ApplyStock, unpacked into rows with the
-// dead letters of both.
-func stockPipeline(s beam.Scope, batches beam.PCollection) Rows {
+// stockPipeline is DecodeEvents + ApplyStock (or KeyEvents +
+// ApplyStockPerKey), unpacked into rows with the dead letters of both.
+func stockPipeline(s beam.Scope, batches beam.PCollection, perKey bool) Rows {
 	dec := DecodeEvents(s, batches, 4, OriginPubSub)
 	ref := beam.Create(s, testReference())
-	commits := ApplyStock(s, dec.Events, ref, 0)
+	var commits beam.PCollection
+	if perKey {
+		commits = ApplyStockPerKey(s, KeyEvents(s, dec.Events), ref, 0)
+	} else {
+		commits = ApplyStock(s, dec.Events, ref, 0)
+	}
 	return Unpack(s, beam.Flatten(s, dec.Rejected, commits))
 }
 

@@ -61,7 +61,7 @@ func TestStreamOutOfOrderAndLate(t *testing.T) {
 
 	p, s := beam.NewPipelineWithRoot()
 	payloads := teststream.Create(s, cfg)
-	out := stockPipeline(s, beam.ParDo(s, payloadToBatch, payloads))
+	out := stockPipeline(s, beam.ParDo(s, payloadToBatch, payloads), false)
 	passert.Equals(s, beam.ParDo(s, levelString, out.Levels),
 		"O@L1 0->50 OK o1", "O@L1 50->5 LOW o2", "O@L1 5->15 OK o4",
 		"Q@L1 0->20 OK q1", "Q@L1 20->5 LOW q2")

@@ -10,6 +10,9 @@
 //
 //	nightly --runner dataflow --project P --region R --staging_location gs://B/staging \
 //	  --warehouse bq://P.inventory --output gs://B/reports [--dry_run]
+//
+// The binary stages itself as the Dataflow worker, so build it static for
+// linux/amd64 (CGO_ENABLED=0 GOOS=linux GOARCH=amd64) or pass --worker_binary.
 package main
 
 import (
@@ -24,7 +27,10 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 	"github.com/inventory-events/inventory/internal/cli/console"
+	"github.com/inventory-events/inventory/internal/launch"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
+	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
 	"github.com/inventory-events/inventory/pipelines/nightly"
 )
 
@@ -53,6 +59,11 @@ func main() {
 	line := console.NewLine(os.Stderr) // nil off a terminal
 	slog.SetDefault(slog.New(console.QuietCancel(slog.NewJSONHandler(line.Writer(os.Stderr), &slog.HandlerOptions{Level: level}))))
 	ctx := context.Background()
+	// Dataflow in any spelling: runner "dataflow" and this binary as the
+	// worker (it must be a static linux/amd64 build, or --worker_binary given).
+	if _, err := launch.Prepare(flag.CommandLine); err != nil {
+		console.Fatal("nightly", err)
+	}
 
 	d, err := reportDate()
 	if err != nil {

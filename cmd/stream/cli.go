@@ -24,10 +24,10 @@ var flagGroups = []struct {
 	title string
 	names []string
 }{
-	{"Input (exactly one of --subscription and --input)", []string{"subscription", "input", "thresholds", "snapshot", "default_threshold", "restore"}},
+	{"Input (exactly one of --subscription and --input)", []string{"subscription", "input", "thresholds", "snapshot", "default_threshold", "restore", "restore_scope"}},
 	{"Output", []string{"warehouse", "alert_topic", "alert_encoding", "dead_letter_topic"}},
 	{"Tuning", []string{"shards", "dedup_horizon", "max_messages", "max_batch_wait", "id_attribute", "timestamp_attribute"}},
-	{"Where it runs (the runner's flags used most)", []string{"runner", "project", "region", "staging_location", "temp_location", "job_name", "update", "dry_run"}},
+	{"Where it runs (the runner's flags used most)", []string{"runner", "project", "region", "staging_location", "temp_location", "job_name", "update", "dry_run", "worker_binary"}},
 }
 
 // usage prints the job's flags first, grouped, then every other flag (the

@@ -7,7 +7,9 @@
 //
 // A bounded replay of a CSV: --input=testdata/inventory_adjustments.csv.
 // On Dataflow: --runner=dataflow --project=P --region=R --staging_location=gs://B/staging
-// (see pipelines/stream/README.md).
+// (see pipelines/stream/README.md and deploy/README.md). The binary stages
+// itself as the worker, so build it static for linux/amd64
+// (CGO_ENABLED=0 GOOS=linux GOARCH=amd64) or pass --worker_binary.
 package main
 
 import (
@@ -26,7 +28,10 @@ import (
 
 	"github.com/inventory-events/inventory/internal/cli/console"
 	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/launch"
 	"github.com/inventory-events/inventory/internal/ledger"
+	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
+	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
 	"github.com/inventory-events/inventory/pipelines/stream"
 	"github.com/inventory-events/inventory/transforms"
 )
@@ -48,6 +53,7 @@ var (
 	idAttribute      = flag.String("id_attribute", "", "attribute Dataflow's native read deduplicates on")
 	tsAttribute      = flag.String("timestamp_attribute", "", "attribute Dataflow's native read takes timestamps from")
 	restore          = flag.Bool("restore", true, "rebuild stock at start from what the warehouse holds (off: start from --snapshot)")
+	restoreScope     = flag.String("restore_scope", "", "what --restore reads: full (every stored adjustment; the default off Dataflow) or recent (stock_levels plus the dedup window's adjustments; the default on Dataflow)")
 )
 
 func main() {
@@ -58,6 +64,11 @@ func main() {
 	line := console.NewLine(os.Stderr) // progress of a CSV replay on a terminal; nil otherwise
 	slog.SetDefault(slog.New(console.QuietCancel(slog.NewTextHandler(line.Writer(os.Stderr), nil))))
 
+	// Dataflow in any spelling: runner "dataflow" and this binary as the
+	// worker (it must be a static linux/amd64 build, or --worker_binary given).
+	if _, err := launch.Prepare(flag.CommandLine); err != nil {
+		console.Fatal("stream", err)
+	}
 	runner := flag.Lookup("runner").Value.String()
 	project := *gcpopts.Project
 	if project == "" {
@@ -69,6 +80,7 @@ func main() {
 		AlertTopic: *alertTopic, AlertEncoding: *alertEncoding, DeadLetterTopic: *deadLetterTopic,
 		Warehouse: *warehouseURI, Shards: *shards, Horizon: *horizon, MaxMessages: *maxMessages, MaxBatchWait: *maxBatchWait,
 		IDAttribute: *idAttribute, TimestampAttribute: *tsAttribute, Restore: *restore && *input == "",
+		RestoreScope: *restoreScope,
 	}
 	note, err := checkConfig(&cfg, explicit(flag.CommandLine))
 	if err != nil {
@@ -79,7 +91,7 @@ func main() {
 	}
 	if cfg.AlertEncoding == "" {
 		cfg.AlertEncoding = event.EncodingJSON
-		if cfg.AlertTopic != "" && cfg.Runner != "dataflow" {
+		if cfg.AlertTopic != "" && !cfg.Dataflow() {
 			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			enc, err := transforms.LookupTopicEncoding(lctx, project, cfg.AlertTopic)
 			cancel()

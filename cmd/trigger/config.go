@@ -20,7 +20,7 @@ type config struct {
 
 	// production
 	Dataflow      trigger.DataflowConfig
-	Audience      string
+	Audiences     []string
 	InvokerEmails []string
 
 	// local
@@ -36,7 +36,9 @@ type config struct {
 //	LOG_LEVEL            debug, info, warn, error (info)
 //	production:
 //	  PROJECT, REGION, TEMPLATE_GCS_PATH   required
-//	  EXPECTED_AUDIENCE                    required: the audience of callers' ID tokens
+//	  EXPECTED_AUDIENCE                    required: the audience(s) of callers' ID tokens, comma-separated:
+//	                                       the service's URLs, https://SERVICE-PROJECTNUMBER.REGION.run.app
+//	                                       and https://SERVICE-HASH-REGIONCODE.a.run.app
 //	  INVOKER_SA_EMAIL                     required: allowed caller(s), comma-separated
 //	  TEMPLATE_PARAMETERS                  k=v,k=v passed to every launch
 //	  DATE_PARAMETER                       template parameter for the date (date)
@@ -103,7 +105,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if c.Dataflow.Parameters[c.Dataflow.DateParameter] != "" {
 			return c, fmt.Errorf("TEMPLATE_PARAMETERS must not set %s: the trigger sets it", c.Dataflow.DateParameter)
 		}
-		c.Audience = env("EXPECTED_AUDIENCE", "")
+		for _, a := range strings.Split(env("EXPECTED_AUDIENCE", ""), ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				c.Audiences = append(c.Audiences, a)
+			}
+		}
 		for _, e := range strings.Split(env("INVOKER_SA_EMAIL", ""), ",") {
 			if e = strings.TrimSpace(e); e != "" {
 				c.InvokerEmails = append(c.InvokerEmails, e)

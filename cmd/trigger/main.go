@@ -52,7 +52,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		srvCfg.Auth, err = trigger.RequireOIDC(v, trigger.OIDCConfig{Audience: cfg.Audience, AllowedEmails: cfg.InvokerEmails}, logger)
+		srvCfg.Auth, err = trigger.RequireOIDC(v, trigger.OIDCConfig{Audiences: cfg.Audiences, AllowedEmails: cfg.InvokerEmails}, logger)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ func prodEnv() map[string]string {
 	return map[string]string{
 		"MODE": "production", "PROJECT": "inventory-prod", "REGION": "europe-west1",
 		"TEMPLATE_GCS_PATH":   "gs://inventory-prod-dataflow/templates/nightly.json",
-		"EXPECTED_AUDIENCE":   "https://nightly-trigger-abc-ew.a.run.app",
+		"EXPECTED_AUDIENCE":   "https://nightly-trigger-abc-ew.a.run.app, https://nightly-trigger-123456789012.europe-west1.run.app",
 		"INVOKER_SA_EMAIL":    "scheduler-invoker@inventory-prod.iam.gserviceaccount.com, ops@inventory-prod.iam.gserviceaccount.com",
 		"TEMPLATE_PARAMETERS": "output=gs://inventory-prod-reports/reports, warehouse=bq://inventory-prod.inventory",
 		"MAX_WORKERS":         "4",
@@ -34,7 +35,7 @@ func TestLoadConfigProduction(t *testing.T) {
 	}
 	if c.Port != "8080" || c.Location.String() != "Europe/Berlin" || len(c.InvokerEmails) != 2 ||
 		c.Dataflow.Parameters["warehouse"] != "bq://inventory-prod.inventory" || c.Dataflow.MaxWorkers != 4 ||
-		c.Dataflow.DateParameter != "date" || c.Audience != "https://nightly-trigger-abc-ew.a.run.app" {
+		c.Dataflow.DateParameter != "date" || !slices.Equal(c.Audiences, []string{"https://nightly-trigger-abc-ew.a.run.app", "https://nightly-trigger-123456789012.europe-west1.run.app"}) {
 		t.Fatalf("config = %+v", c)
 	}
 }

@@ -125,7 +125,7 @@ func (d *deadLetterSink) store(ctx context.Context, uri string) error {
 		return fmt.Errorf("store %d dead letters: %w", len(rows), err)
 	}
 	defer w.Close()
-	if err := w.Write(ctx, warehouse.DeadLetters, rows); err != nil {
+	if _, err := w.Write(ctx, warehouse.Rows(rows)); err != nil {
 		return fmt.Errorf("store %d dead letters in %s: %w", len(rows), uri, err)
 	}
 	return nil

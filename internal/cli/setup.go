@@ -28,11 +28,19 @@ low-stock-consumer, the dead-letter topic and its subscription; the
 warehouse tables (--warehouse, a directory or bq://PROJECT.DATASET); and, with
 --trigger-url, the Cloud Scheduler job nightly-inventory-summary. A schema gets
 a new revision only when its proto file changed. A second run changes nothing
-and says so. --dry-run prints the plan.`,
+and says so. --dry-run prints the plan.
+
+--for-dataflow creates inventory-sub for the Dataflow streaming job instead:
+without dead-letter and retry policies, which Dataflow does not support on the
+subscription it reads (the job dead-letters bad input itself); an existing
+inventory-sub loses them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cfg.Project = g.Project
+			if cfg.ForDataflow && cmd.Flags().Changed("max-delivery-attempts") {
+				return fmt.Errorf("setup: --max-delivery-attempts sets the dead-letter policy, which --for-dataflow leaves out")
+			}
 			admin, err := broker.NewAdmin(ctx, g.Project)
 			if err != nil {
 				return err
@@ -87,6 +95,7 @@ and says so. --dry-run prints the plan.`,
 	}
 	cmd.Flags().StringVar(&cfg.Encoding, "encoding", "json", "schema encoding bound to the topics: json or binary")
 	cmd.Flags().BoolVar(&cfg.DryRun, "dry-run", false, "print the plan, change nothing")
+	cmd.Flags().BoolVar(&cfg.ForDataflow, "for-dataflow", false, "inventory-sub for the Dataflow job: no dead-letter or retry policy (Dataflow does not support them)")
 	cmd.Flags().Int32Var(&cfg.MaxDeliveryAttempts, "max-delivery-attempts", 5, "deliveries before inventory-sub dead-letters a message")
 	cmd.Flags().StringVar(&wh, "warehouse", "./warehouse", "warehouse: local directory or bq://PROJECT.DATASET")
 	cmd.Flags().StringVar(&bqLocation, "bq-location", "US", "BigQuery dataset location")

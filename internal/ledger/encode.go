@@ -78,3 +78,13 @@ func (s *State) UnmarshalBinary(b []byte) error {
 	}
 	return nil
 }
+
+// Clone returns a deep copy of s.
+func (s *State) Clone() *State {
+	c := new(State)
+	if err := c.UnmarshalBinary(s.AppendBinary(nil)); err != nil {
+		panic(err) // AppendBinary always writes what UnmarshalBinary reads
+	}
+	c.Oldest = s.Oldest
+	return c
+}

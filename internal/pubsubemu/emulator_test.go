@@ -177,10 +177,11 @@ func TestSchemaBinary(t *testing.T) {
 	mustTopic(t, c, &pb.Topic{Name: topicName("bin"), SchemaSettings: &pb.SchemaSettings{Schema: s1.Name, Encoding: pb.Encoding_BINARY}})
 	mustSub(t, c, &pb.Subscription{Name: subName("bin-sub"), Topic: topicName("bin")})
 
-	desc, err := compileSchema(ctx, pb.Schema_PROTOCOL_BUFFER, schemaV1)
+	compiledV1, err := compileSchema(ctx, pb.Schema_PROTOCOL_BUFFER, schemaV1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	desc := compiledV1.msg
 	m := dynamicpb.NewMessage(desc)
 	m.Set(desc.Fields().ByName("sku"), protoValueString("SKU-1"))
 	m.Set(desc.Fields().ByName("quantity"), protoValueInt(7))

@@ -181,7 +181,9 @@ func (g *publisherService) ListTopicSubscriptions(_ context.Context, req *pb.Lis
 	t.mu.RLock()
 	var names []string
 	for _, sub := range t.subs {
-		names = append(names, sub.name)
+		if !sub.snapshot {
+			names = append(names, sub.name)
+		}
 	}
 	t.mu.RUnlock()
 	sort.Strings(names)
@@ -196,7 +198,15 @@ func (g *publisherService) ListTopicSnapshots(_ context.Context, req *pb.ListTop
 	if _, ok := s.topics[req.Topic]; !ok {
 		return nil, status.Errorf(codes.NotFound, "topic %s not found", req.Topic)
 	}
-	return &pb.ListTopicSnapshotsResponse{}, nil // snapshots are not supported
+	var names []string
+	for n, sn := range s.snaps {
+		if sn.proto.Topic == req.Topic {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	page, next := paginate(names, req.PageToken, req.PageSize)
+	return &pb.ListTopicSnapshotsResponse{Snapshots: page, NextPageToken: next}, nil
 }
 
 func (g *publisherService) DeleteTopic(_ context.Context, req *pb.DeleteTopicRequest) (*emptypb.Empty, error) {
@@ -207,10 +217,13 @@ func (g *publisherService) DeleteTopic(_ context.Context, req *pb.DeleteTopicReq
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "topic %s not found", req.Topic)
 	}
-	ops := []storeOp{metaDelete(kindTopic, t.name)}
+	ops := append(s.dropPolicyLocked(t.name), metaDelete(kindTopic, t.name))
 	// Subscriptions survive with their backlog, detached, as in Pub/Sub.
 	t.mu.Lock()
 	for _, sub := range t.subs {
+		if sub.snapshot {
+			continue // a snapshot outlives its topic, and gets nothing new
+		}
 		sub.mu.Lock()
 		sp := proto.Clone(sub.proto).(*pb.Subscription)
 		sp.Topic = deletedTopic
@@ -240,6 +253,7 @@ func (g *publisherService) DetachSubscription(_ context.Context, req *pb.DetachS
 	sp := proto.Clone(sub.proto).(*pb.Subscription)
 	sp.Detached = true
 	sub.proto = sp
+	sub.syncPushLocked()
 	sub.purgeLocked()
 	ops := append(sub.flushLocked(), metaPut(kindSub, sub.name, sp))
 	sub.mu.Unlock()
@@ -298,15 +312,8 @@ func (g *publisherService) Publish(_ context.Context, req *pb.PublishRequest) (*
 		return nil, err
 	}
 
-	var total int
-	for i, in := range req.Messages {
-		if len(in.Data) == 0 && len(in.Attributes) == 0 {
-			return nil, status.Errorf(codes.InvalidArgument, "message %d has neither data nor attributes", i)
-		}
-		total += len(in.Data)
-	}
-	if total > maxPublishBytes {
-		return nil, status.Errorf(codes.InvalidArgument, "publish request of %d bytes exceeds 10 MB", total)
+	if err := checkPublish(req); err != nil {
+		return nil, err
 	}
 	var revs []string
 	if b != nil {
@@ -347,6 +354,44 @@ func (g *publisherService) Publish(_ context.Context, req *pb.PublishRequest) (*
 		return nil, status.Errorf(codes.Internal, "publish to %s: %v", req.Topic, err)
 	}
 	return &pb.PublishResponse{MessageIds: ids}, nil
+}
+
+// checkPublish enforces Pub/Sub's documented limits on a publish request
+// (https://cloud.google.com/pubsub/quotas#resource_limits).
+func checkPublish(req *pb.PublishRequest) error {
+	if n := len(req.Messages); n > maxPublishMessages {
+		return status.Errorf(codes.InvalidArgument, "publish request holds %d messages, more than %d", n, maxPublishMessages)
+	}
+	var total int
+	for i, in := range req.Messages {
+		if len(in.Data) == 0 && len(in.Attributes) == 0 {
+			return status.Errorf(codes.InvalidArgument, "message %d has neither data nor attributes", i)
+		}
+		if n := len(in.Attributes); n > maxAttributes {
+			return status.Errorf(codes.InvalidArgument, "message %d has %d attributes, more than %d", i, n, maxAttributes)
+		}
+		size := len(in.Data) + len(in.OrderingKey)
+		for k, v := range in.Attributes {
+			if len(k) > maxAttrKeyBytes {
+				return status.Errorf(codes.InvalidArgument, "message %d: attribute key %.40q... is %d bytes, more than %d", i, k, len(k), maxAttrKeyBytes)
+			}
+			if len(v) > maxAttrValueBytes {
+				return status.Errorf(codes.InvalidArgument, "message %d: value of attribute %q is %d bytes, more than %d", i, k, len(v), maxAttrValueBytes)
+			}
+			size += len(k) + len(v)
+		}
+		if n := len(in.OrderingKey); n > maxOrderingKeyBytes {
+			return status.Errorf(codes.InvalidArgument, "message %d: ordering key is %d bytes, more than %d", i, n, maxOrderingKeyBytes)
+		}
+		if size > maxPublishBytes {
+			return status.Errorf(codes.InvalidArgument, "message %d is %d bytes, more than %d", i, size, int(maxPublishBytes))
+		}
+		total += size
+	}
+	if total > maxPublishBytes {
+		return status.Errorf(codes.InvalidArgument, "publish request of %d bytes exceeds %d", total, int(maxPublishBytes))
+	}
+	return nil
 }
 
 // fanout hands messages to each subscription whose filter accepts them,

@@ -18,7 +18,7 @@ const (
 	stQueued      uint8 = iota // in ready or redeliver
 	stOutstanding              // delivered, waiting for ack
 	stDelayed                  // nacked, waiting out the retry policy's backoff
-	stKeyWait                  // ordered: waiting behind its key's previous message
+	stKeyWait                  // ordered: waiting behind its key's outstanding messages
 	stAcked                    // acked, retained for seek (retain_acked_messages)
 	stGone                     // freed
 )
@@ -47,6 +47,19 @@ func (d *deque) push(x *subMsg) {
 	}
 	d.buf[(d.head+d.n)%len(d.buf)] = x
 	d.n++
+}
+
+// insertSorted inserts x in message order (publish sequence); the queue is
+// already in that order. Appending is the common case.
+func (d *deque) insertSorted(x *subMsg) {
+	d.push(x)
+	for i := d.n - 1; i > 0; i-- {
+		a, b := (d.head+i-1)%len(d.buf), (d.head+i)%len(d.buf)
+		if d.buf[a].m.seq <= d.buf[b].m.seq {
+			return
+		}
+		d.buf[a], d.buf[b] = d.buf[b], d.buf[a]
+	}
 }
 
 func (d *deque) peek() *subMsg {

@@ -10,6 +10,7 @@ import (
 
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"github.com/bufbuild/protocompile"
+	"github.com/hamba/avro/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -28,7 +29,13 @@ type schema struct {
 
 type schemaRevision struct {
 	proto *pb.Schema // name, type, definition, revision id, create time
-	desc  protoreflect.MessageDescriptor
+	desc  *compiled
+}
+
+// compiled is a parsed schema definition.
+type compiled struct {
+	msg  protoreflect.MessageDescriptor // PROTOCOL_BUFFER
+	avro avro.Schema                    // AVRO
 }
 
 func (sc *schema) latest() *schemaRevision { return sc.revisions[len(sc.revisions)-1] }
@@ -42,18 +49,22 @@ func (sc *schema) revision(id string) *schemaRevision {
 	return nil
 }
 
-// compileSchema parses a PROTOCOL_BUFFER definition. Like Pub/Sub it takes
-// exactly one top-level message and no imports.
-func compileSchema(ctx context.Context, typ pb.Schema_Type, def string) (protoreflect.MessageDescriptor, error) {
+// compileSchema parses a definition. A PROTOCOL_BUFFER one, like in
+// Pub/Sub, takes exactly one top-level message and no imports.
+func compileSchema(ctx context.Context, typ pb.Schema_Type, def string) (*compiled, error) {
+	if strings.TrimSpace(def) == "" {
+		return nil, status.Error(codes.InvalidArgument, "schema definition is empty")
+	}
 	switch typ {
 	case pb.Schema_PROTOCOL_BUFFER:
 	case pb.Schema_AVRO:
-		return nil, status.Error(codes.Unimplemented, "AVRO schemas are not supported by this emulator; use PROTOCOL_BUFFER")
+		sch, err := compileAvro(def)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "invalid avro schema: %v", err)
+		}
+		return &compiled{avro: sch}, nil
 	default:
 		return nil, status.Error(codes.InvalidArgument, "schema type must be PROTOCOL_BUFFER or AVRO")
-	}
-	if strings.TrimSpace(def) == "" {
-		return nil, status.Error(codes.InvalidArgument, "schema definition is empty")
 	}
 	c := protocompile.Compiler{
 		Resolver: &protocompile.SourceResolver{
@@ -71,12 +82,15 @@ func compileSchema(ctx context.Context, typ pb.Schema_Type, def string) (protore
 	if n := fd.Messages().Len(); n != 1 {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid protocol buffer schema: want exactly one top-level message, got %d", n)
 	}
-	return fd.Messages().Get(0), nil
+	return &compiled{msg: fd.Messages().Get(0)}, nil
 }
 
-// validateData checks data against a message descriptor in an encoding.
-func validateData(desc protoreflect.MessageDescriptor, enc pb.Encoding, data []byte) error {
-	m := dynamicpb.NewMessage(desc)
+// validateData checks data against a schema in an encoding.
+func validateData(c *compiled, enc pb.Encoding, data []byte) error {
+	if c.avro != nil {
+		return validateAvro(c.avro, enc, data)
+	}
+	m := dynamicpb.NewMessage(c.msg)
 	switch enc {
 	case pb.Encoding_JSON:
 		if err := (protojson.UnmarshalOptions{}).Unmarshal(data, m); err != nil {
@@ -278,7 +292,7 @@ func (g *schemaService) CommitSchema(ctx context.Context, req *pb.CommitSchemaRe
 	return s.addRevisionLocked(sc, req.Schema.Definition, desc)
 }
 
-func (s *Server) addRevisionLocked(sc *schema, def string, desc protoreflect.MessageDescriptor) (*pb.Schema, error) {
+func (s *Server) addRevisionLocked(sc *schema, def string, desc *compiled) (*pb.Schema, error) {
 	rp := &pb.Schema{
 		Name:               sc.name,
 		Type:               sc.latest().proto.Type,
@@ -350,7 +364,7 @@ func (g *schemaService) DeleteSchema(_ context.Context, req *pb.DeleteSchemaRequ
 	if _, ok := s.schemas[req.Name]; !ok {
 		return nil, status.Errorf(codes.NotFound, "schema %s not found", req.Name)
 	}
-	ops := []storeOp{metaDelete(kindSchema, req.Name)}
+	ops := append(s.dropPolicyLocked(req.Name), metaDelete(kindSchema, req.Name))
 	// Topics bound to it keep a binding to the deleted-schema marker, as in Pub/Sub.
 	for _, t := range s.topics {
 		t.mu.Lock()
@@ -381,7 +395,7 @@ func (g *schemaService) ValidateSchema(ctx context.Context, req *pb.ValidateSche
 
 func (g *schemaService) ValidateMessage(ctx context.Context, req *pb.ValidateMessageRequest) (*pb.ValidateMessageResponse, error) {
 	s := g.s
-	var desc protoreflect.MessageDescriptor
+	var desc *compiled
 	switch sp := req.SchemaSpec.(type) {
 	case *pb.ValidateMessageRequest_Name:
 		s.mu.RLock()

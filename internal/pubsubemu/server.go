@@ -7,6 +7,7 @@ package pubsubemu
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"cloud.google.com/go/iam/apiv1/iampb"
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -39,10 +41,17 @@ const (
 	maxSubRetention    = 31 * 24 * time.Hour
 	maxMessagesPerResp = 1000
 	maxBytesPerResp    = 10 << 20
-	maxPublishBytes    = 10 << 20
-	tickInterval       = 50 * time.Millisecond
-	deletedTopic       = "_deleted-topic_"
-	deletedSchema      = "_deleted-schema_"
+	// Resource limits, https://cloud.google.com/pubsub/quotas#resource_limits
+	maxPublishBytes     = 10e6 // a publish request's messages, and one message
+	maxPublishMessages  = 1000
+	maxAttributes       = 100
+	maxAttrKeyBytes     = 256
+	maxAttrValueBytes   = 1024
+	maxOrderingKeyBytes = 1024
+	maxAckRequestBytes  = 512 << 10 // Acknowledge and ModifyAckDeadline requests
+	tickInterval        = 50 * time.Millisecond
+	deletedTopic        = "_deleted-topic_"
+	deletedSchema       = "_deleted-schema_"
 )
 
 // Server is a running emulator.
@@ -59,8 +68,15 @@ type Server struct {
 	topics  map[string]*topic
 	subs    map[string]*subscription
 	schemas map[string]*schema
+	snaps   map[string]*snapshot
+	// IAM policies by resource name
+	policies map[string]*iampb.Policy
 
 	msgSeq atomic.Uint64
+
+	pushKeyOnce sync.Once // the key signing push OIDC tokens, made on first use
+	pushKeyVal  *rsa.PrivateKey
+	pushKeyErr  error
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -72,13 +88,15 @@ type Server struct {
 // and serves in the background.
 func Start(addr string, opts Options) (*Server, error) {
 	s := &Server{
-		opts:    opts,
-		log:     opts.Logger,
-		now:     opts.Now,
-		topics:  map[string]*topic{},
-		subs:    map[string]*subscription{},
-		schemas: map[string]*schema{},
-		stop:    make(chan struct{}),
+		opts:     opts,
+		log:      opts.Logger,
+		now:      opts.Now,
+		topics:   map[string]*topic{},
+		subs:     map[string]*subscription{},
+		schemas:  map[string]*schema{},
+		snaps:    map[string]*snapshot{},
+		policies: map[string]*iampb.Policy{},
+		stop:     make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -125,7 +143,15 @@ func Start(addr string, opts Options) (*Server, error) {
 	pb.RegisterPublisherServer(s.gs, &publisherService{s: s})
 	pb.RegisterSubscriberServer(s.gs, &subscriberService{s: s})
 	pb.RegisterSchemaServiceServer(s.gs, &schemaService{s: s})
+	iampb.RegisterIAMPolicyServer(s.gs, &iamService{s: s})
 
+	s.mu.RLock()
+	for _, sub := range s.subs { // push subscriptions restored from the data dir
+		sub.mu.Lock()
+		sub.syncPushLocked()
+		sub.mu.Unlock()
+	}
+	s.mu.RUnlock()
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -187,11 +213,28 @@ func (s *Server) ticker() {
 		for _, sub := range s.subs {
 			subs = append(subs, sub)
 		}
+		expired := false
+		for _, sn := range s.snaps {
+			subs = append(subs, sn.held)
+			expired = expired || !sn.proto.ExpireTime.AsTime().After(now)
+		}
 		s.mu.RUnlock()
+		if expired {
+			s.expireSnapshots(now)
+		}
 		for _, sub := range subs {
 			sub.tick(now)
 		}
 	}
+}
+
+// dropPolicyLocked forgets the IAM policy of a deleted resource (s.mu held).
+func (s *Server) dropPolicyLocked(resource string) []storeOp {
+	if _, ok := s.policies[resource]; !ok {
+		return nil
+	}
+	delete(s.policies, resource)
+	return []storeOp{metaDelete(kindPolicy, resource)}
 }
 
 // persist queues store writes; it is a no-op in memory mode.
@@ -232,11 +275,35 @@ func checkName(name, kind string) (project, id string, err error) {
 		return "", "", status.Errorf(codes.InvalidArgument, "invalid %s name %q: want projects/{project}/%s/{id}", strings.TrimSuffix(kind, "s"), name, kind)
 	}
 	id = parts[3]
-	if len(id) < 3 || len(id) > 255 || strings.HasPrefix(id, "goog") {
-		return "", "", status.Errorf(codes.InvalidArgument, "invalid %s id %q", strings.TrimSuffix(kind, "s"), id)
+	if why := badID(id); why != "" {
+		return "", "", status.Errorf(codes.InvalidArgument, "invalid %s id %q in %q: %s", strings.TrimSuffix(kind, "s"), id, name, why)
 	}
 	return parts[1], id, nil
 }
+
+// badID says why id is not a valid Pub/Sub resource id, or "" if it is:
+// https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names — it
+// starts with a letter, holds only letters, digits and - _ . ~ + %, is 3 to
+// 255 characters long and does not start with "goog".
+func badID(id string) string {
+	switch {
+	case len(id) < 3 || len(id) > 255:
+		return fmt.Sprintf("length %d outside [3, 255]", len(id))
+	case !isLetter(id[0]):
+		return "must start with a letter"
+	case strings.HasPrefix(id, "goog"):
+		return `must not start with "goog"`
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !isLetter(c) && !(c >= '0' && c <= '9') && !strings.ContainsRune("-_.~+%", rune(c)) {
+			return fmt.Sprintf("character %q at %d is not one of [A-Za-z0-9-_.~+%%]", c, i)
+		}
+	}
+	return ""
+}
+
+func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
 
 func checkProject(p string) error {
 	parts := strings.Split(p, "/")

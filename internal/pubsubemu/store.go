@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"cloud.google.com/go/iam/apiv1/iampb"
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -17,9 +18,11 @@ import (
 
 // The data directory holds one bbolt file:
 //
-//	meta            "t/"+topic, "s/"+subscription, "c/"+schema -> proto bytes
+//	meta            "t/"+topic, "s/"+subscription, "c/"+schema, "n/"+snapshot,
+//	                "i/"+resource (IAM policy) -> proto bytes
 //	msgs            seq (8 bytes, big endian) -> PubsubMessage bytes
-//	"s:"+sub name   seq -> "" (unacked), "n"+uvarint (unacked, delivery attempts)
+//	"s:"+sub name   (or snapshot name: the messages it keeps)
+//	                seq -> "" (unacked), "n"+uvarint (unacked, delivery attempts)
 //	                or "a" (acked, retained for seek)
 //
 // Writes go through one goroutine that commits everything queued in a single
@@ -266,6 +269,7 @@ func (s *Server) load() error {
 		meta := tx.Bucket(bucketMeta)
 		var topics []*pb.Topic
 		var subs []*pb.Subscription
+		var snaps []*pb.Snapshot
 		if err := meta.ForEach(func(k, v []byte) error {
 			key := string(k)
 			switch {
@@ -297,6 +301,18 @@ func (s *Server) load() error {
 					return fmt.Errorf("subscription %s: %w", key[2:], err)
 				}
 				subs = append(subs, sp)
+			case len(key) > 2 && key[:2] == kindPolicy:
+				p := &iampb.Policy{}
+				if err := proto.Unmarshal(v, p); err != nil {
+					return fmt.Errorf("iam policy of %s: %w", key[2:], err)
+				}
+				s.policies[key[2:]] = p
+			case len(key) > 2 && key[:2] == kindSnapshot:
+				sn := &pb.Snapshot{}
+				if err := proto.Unmarshal(v, sn); err != nil {
+					return fmt.Errorf("snapshot %s: %w", key[2:], err)
+				}
+				snaps = append(snaps, sn)
 			}
 			return nil
 		}); err != nil {
@@ -315,7 +331,22 @@ func (s *Server) load() error {
 				t.subs = append(t.subs, sub)
 			}
 		}
-		// Messages, then each subscription's backlog in publish order.
+		holders := make([]*subscription, 0, len(s.subs)+len(snaps))
+		for _, sub := range s.subs {
+			holders = append(holders, sub)
+		}
+		for _, sn := range snaps {
+			h, err := s.newSnapshotHolder(sn)
+			if err != nil {
+				return fmt.Errorf("snapshot %s: %w", sn.Name, err)
+			}
+			s.snaps[sn.Name] = &snapshot{proto: sn, held: h}
+			holders = append(holders, h)
+			if t := s.topics[sn.Topic]; t != nil {
+				t.subs = append(t.subs, h)
+			}
+		}
+		// Messages, then each subscription's (and snapshot's) backlog in publish order.
 		msgs := map[uint64]*message{}
 		var maxSeq uint64
 		c := tx.Bucket(bucketMsgs).Cursor()
@@ -328,7 +359,7 @@ func (s *Server) load() error {
 			msgs[seq] = newMessage(seq, pm)
 			maxSeq = max(maxSeq, seq)
 		}
-		for _, sub := range s.subs {
+		for _, sub := range holders {
 			b := tx.Bucket([]byte(subBucket(sub.name)))
 			if b == nil {
 				continue

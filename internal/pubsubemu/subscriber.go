@@ -11,6 +11,7 @@ import (
 	"time"
 
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -25,8 +26,15 @@ const (
 	pullWaitMax                = 5 * time.Second
 )
 
+// keyState is an ordering key in use on an ordered subscription. The
+// messages of one take (a Pull or stream response) may share a key, in
+// publish order; later messages of the key wait in pending until every one of
+// them is acked or returned (nacked, expired), as Pub/Sub delivers
+// (https://cloud.google.com/pubsub/docs/ordering).
 type keyState struct {
-	pending deque
+	pending deque  // waiting, in publish order
+	out     int    // holders: delivered and not yet acked, or waiting out a retry backoff
+	take    uint64 // the take that holds the key; 0 = released, free for the next take
 }
 
 // stream is one StreamingPull connection's flow-control state (guarded by sub.mu).
@@ -48,6 +56,10 @@ type subscription struct {
 	deleted     bool
 	ordering    bool
 	retainAcked bool
+	snapshot    bool    // holds a snapshot's messages; never delivers
+	push        *pusher // running push delivery, nil for pull
+	exactlyOnce bool
+	props       *pb.StreamingPullResponse_SubscriptionProperties // sent on every stream response
 	ackDeadline time.Duration
 	retention   time.Duration
 	dlTopic     string
@@ -62,6 +74,7 @@ type subscription struct {
 	outstanding map[string]*subMsg
 	timers      timerHeap
 	keys        map[string]*keyState
+	takeSeq     uint64
 	streams     map[*stream]struct{}
 	notify      chan struct{} // closed and replaced when messages or capacity appear
 
@@ -100,6 +113,11 @@ func (sub *subscription) configureLocked(sp *pb.Subscription) {
 	sub.proto = sp
 	sub.ordering = sp.EnableMessageOrdering
 	sub.retainAcked = sp.RetainAckedMessages
+	sub.exactlyOnce = sp.EnableExactlyOnceDelivery
+	sub.props = &pb.StreamingPullResponse_SubscriptionProperties{
+		ExactlyOnceDeliveryEnabled: sp.EnableExactlyOnceDelivery,
+		MessageOrderingEnabled:     sp.EnableMessageOrdering,
+	}
 	sub.ackDeadline = time.Duration(sp.AckDeadlineSeconds) * time.Second
 	if sub.ackDeadline <= 0 {
 		sub.ackDeadline = defaultAckDeadline
@@ -169,7 +187,7 @@ func (sub *subscription) enqueue(msgs []*message) {
 // freeLocked forgets a message for this subscription.
 func (sub *subscription) freeLocked(sm *subMsg) {
 	if sm.holder {
-		sub.releaseKeyLocked(sm)
+		sub.keyDoneLocked(sm)
 	}
 	sm.state = stGone
 	if sub.srv.store != nil {
@@ -180,22 +198,53 @@ func (sub *subscription) freeLocked(sm *subMsg) {
 	}
 }
 
-// releaseKeyLocked lets the next message of an ordering key go.
-func (sub *subscription) releaseKeyLocked(sm *subMsg) {
+// keyDoneLocked drops a holder of its ordering key (acked or freed); when
+// none is left, the key's next messages go.
+func (sub *subscription) keyDoneLocked(sm *subMsg) {
 	sm.holder = false
 	k := sm.m.pm.OrderingKey
 	ks := sub.keys[k]
 	if ks == nil {
 		return
 	}
+	if ks.out--; ks.out > 0 {
+		return
+	}
+	sub.releaseKeyLocked(k, ks)
+}
+
+// keyReturnLocked puts a nacked or expired holder back in front of its key's
+// waiting messages, so it is delivered again before them.
+func (sub *subscription) keyReturnLocked(sm *subMsg) {
+	sm.holder = false
+	k := sm.m.pm.OrderingKey
+	ks := sub.keys[k]
+	if ks == nil {
+		sm.state = stQueued
+		sub.redeliver.push(sm)
+		return
+	}
+	sm.state = stKeyWait
+	ks.pending.insertSorted(sm)
+	if ks.out--; ks.out > 0 {
+		return
+	}
+	sub.releaseKeyLocked(k, ks)
+}
+
+// releaseKeyLocked hands up to one response's worth of the key's waiting
+// messages to the next take, in order.
+func (sub *subscription) releaseKeyLocked(k string, ks *keyState) {
 	if ks.pending.len() == 0 {
 		delete(sub.keys, k)
 		return
 	}
-	nx := ks.pending.pop()
-	nx.holder = true
-	nx.state = stQueued
-	sub.redeliver.push(nx)
+	ks.take = 0
+	for i := 0; i < maxMessagesPerResp && ks.pending.len() > 0; i++ {
+		nx := ks.pending.pop()
+		nx.state = stQueued
+		sub.redeliver.push(nx)
+	}
 	sub.signalLocked()
 }
 
@@ -240,6 +289,8 @@ func (sub *subscription) takeLocked(maxMsgs int, maxBytes int64, st *stream, now
 	}
 	var out []*pb.ReceivedMessage
 	var bytes int64
+	sub.takeSeq++
+	take := sub.takeSeq
 	for len(out) < maxMsgs {
 		q := &sub.redeliver
 		if q.len() == 0 {
@@ -257,14 +308,8 @@ func (sub *subscription) takeLocked(maxMsgs int, maxBytes int64, st *stream, now
 			sub.freeLocked(sm)
 			continue
 		}
-		if sub.ordering && q == &sub.ready && sm.m.pm.OrderingKey != "" {
-			if ks := sub.keys[sm.m.pm.OrderingKey]; ks != nil {
-				sm.state = stKeyWait
-				ks.pending.push(sm)
-				continue
-			}
-			sub.keys[sm.m.pm.OrderingKey] = &keyState{}
-			sm.holder = true
+		if sub.ordering && sm.m.pm.OrderingKey != "" && !sub.holdKeyLocked(sm, q == &sub.ready, take) {
+			continue
 		}
 		sub.ackSeq++
 		sm.ackID = sub.ackPrefix + strconv.FormatUint(sub.ackSeq, 36)
@@ -289,6 +334,33 @@ func (sub *subscription) takeLocked(maxMsgs int, maxBytes int64, st *stream, now
 	return out
 }
 
+// holdKeyLocked decides whether an ordered message may go in this take: its
+// key is free, or already held by this take with nothing of the key waiting
+// ahead of it. Otherwise the message waits behind the key.
+func (sub *subscription) holdKeyLocked(sm *subMsg, fromReady bool, take uint64) bool {
+	k := sm.m.pm.OrderingKey
+	ks := sub.keys[k]
+	switch {
+	case ks == nil:
+		ks = &keyState{take: take}
+		sub.keys[k] = ks
+	case ks.take == 0 && ks.out == 0:
+		ks.take = take // released messages of the key, taken by this take
+	case ks.take != take:
+		sm.state = stKeyWait
+		ks.pending.insertSorted(sm)
+		return false
+	}
+	if fromReady && ks.pending.len() > 0 {
+		sm.state = stKeyWait
+		ks.pending.insertSorted(sm)
+		return false
+	}
+	ks.out++
+	sm.holder = true
+	return true
+}
+
 // detachLocked removes an outstanding message from the ack id map, the timer
 // heap and its stream's flow-control counts.
 func (sub *subscription) detachLocked(sm *subMsg) {
@@ -307,7 +379,7 @@ func (sub *subscription) detachLocked(sm *subMsg) {
 func (sub *subscription) ackLocked(sm *subMsg) {
 	if sub.retainAcked {
 		if sm.holder {
-			sub.releaseKeyLocked(sm)
+			sub.keyDoneLocked(sm)
 		}
 		sm.state = stAcked
 		sub.acked.push(sm)
@@ -343,9 +415,13 @@ func (sub *subscription) nackLocked(sm *subMsg, now time.Time) {
 		if backoff > 0 {
 			sm.state = stDelayed
 			sm.due = now.Add(backoff)
-			heap.Push(&sub.timers, sm)
+			heap.Push(&sub.timers, sm) // a holder keeps its key while it waits
 			return
 		}
+	}
+	if sm.holder {
+		sub.keyReturnLocked(sm)
+		return
 	}
 	sm.state = stQueued
 	sub.redeliver.push(sm)
@@ -377,6 +453,10 @@ func (sub *subscription) expireLocked(now time.Time) bool {
 			sub.nackLocked(sm, now)
 		case stDelayed:
 			heap.Pop(&sub.timers)
+			if sm.holder {
+				sub.keyReturnLocked(sm)
+				break
+			}
 			sm.state = stQueued
 			sub.redeliver.push(sm)
 		default:
@@ -470,6 +550,9 @@ func (g *subscriberService) CreateSubscription(_ context.Context, in *pb.Subscri
 	}
 	s.subs[sp.Name] = sub
 	t.addSub(sub)
+	sub.mu.Lock()
+	sub.syncPushLocked()
+	sub.mu.Unlock()
 	s.log.Debug("subscription created", "subscription", sp.Name, "topic", sp.Topic)
 	return proto.Clone(sp).(*pb.Subscription), nil
 }
@@ -503,10 +586,7 @@ func checkSubscription(sp *pb.Subscription) error {
 			return status.Error(codes.InvalidArgument, "retry_policy backoffs must satisfy 0 <= minimum <= maximum <= 600s")
 		}
 	}
-	if sp.PushConfig != nil && sp.PushConfig.PushEndpoint != "" {
-		return status.Error(codes.Unimplemented, "push subscriptions are not supported by this emulator")
-	}
-	return nil
+	return checkPushConfig(sp.PushConfig)
 }
 
 func (s *Server) findSub(name string) (*subscription, error) {
@@ -568,6 +648,7 @@ func (g *subscriberService) UpdateSubscription(_ context.Context, req *pb.Update
 		return nil, status.Errorf(codes.Internal, "update subscription: %v", err)
 	}
 	sub.configureLocked(next)
+	sub.syncPushLocked()
 	return proto.Clone(next).(*pb.Subscription), nil
 }
 
@@ -599,15 +680,18 @@ func (g *subscriberService) DeleteSubscription(_ context.Context, req *pb.Delete
 	}
 	delete(s.subs, req.Subscription)
 	t := s.topics[sub.proto.Topic]
+	policyOps := s.dropPolicyLocked(req.Subscription)
 	s.mu.Unlock()
 	if t != nil {
 		t.removeSub(sub)
 	}
 	sub.mu.Lock()
 	sub.deleted = true
+	sub.syncPushLocked()
 	sub.purgeLocked()
 	sub.signalLocked()
 	ops := append(sub.flushLocked(), metaDelete(kindSub, sub.name), storeOp{kind: opDeleteBucket, bucket: subBucket(sub.name)})
+	ops = append(ops, policyOps...)
 	sub.mu.Unlock()
 	if err := s.persistWait(ops...); err != nil {
 		return nil, status.Errorf(codes.Internal, "delete subscription: %v", err)
@@ -622,29 +706,117 @@ func (g *subscriberService) Acknowledge(_ context.Context, req *pb.AcknowledgeRe
 	if err != nil {
 		return nil, err
 	}
-	sub.ackIDs(req.AckIds)
+	if err := checkAckRequest(req, req.AckIds); err != nil {
+		return nil, err
+	}
+	_, failed, eod := sub.ackIDs(req.AckIds)
+	if err := ackError(eod, failed); err != nil {
+		return nil, err
+	}
 	return &emptypb.Empty{}, nil
 }
 
-func (sub *subscription) ackIDs(ids []string) {
+// checkAckRequest enforces the request size limit and rejects malformed ack ids.
+func checkAckRequest(req proto.Message, ids []string) error {
+	if n := proto.Size(req); n > maxAckRequestBytes {
+		return status.Errorf(codes.InvalidArgument, "request of %d bytes exceeds the limit of %d bytes", n, maxAckRequestBytes)
+	}
+	for _, id := range ids {
+		if !wellFormedAckID(id) {
+			return status.Errorf(codes.InvalidArgument, "invalid ack id %q", id)
+		}
+	}
+	return nil
+}
+
+// wellFormedAckID reports whether id has the shape of the ack ids this
+// server hands out (boot id, "-", base-36 sequence), from any boot.
+func wellFormedAckID(id string) bool {
+	if len(id) < 10 || len(id) > 32 || id[8] != '-' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case i == 8:
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+		case c >= 'g' && c <= 'z' && i > 8:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Exactly-once delivery reports per-ack-id failures the way Pub/Sub does: an
+// INVALID_ARGUMENT status carrying an ErrorInfo whose metadata maps each
+// failed ack id to its reason, which the client libraries read.
+const (
+	eodErrorReason    = "EXACTLY_ONCE_ACKID_FAILURE"
+	eodErrorDomain    = "pubsub.googleapis.com"
+	eodInvalidAckID   = "PERMANENT_FAILURE_INVALID_ACK_ID"
+	eodInvalidMessage = "Some acknowledgement ids in the request were invalid. This could be because the acknowledgement ids have expired or the acknowledgement ids were malformed."
+)
+
+// ackError builds the exactly-once error for the failed ack ids; nil when
+// none failed or the subscription is not exactly-once.
+func ackError(eod bool, failed []string) error {
+	if !eod || len(failed) == 0 {
+		return nil
+	}
+	md := make(map[string]string, len(failed))
+	for _, id := range failed {
+		md[id] = eodInvalidAckID
+	}
+	st, err := status.New(codes.InvalidArgument, eodInvalidMessage).WithDetails(&errdetails.ErrorInfo{
+		Reason:   eodErrorReason,
+		Domain:   eodErrorDomain,
+		Metadata: md,
+	})
+	if err != nil {
+		return status.Errorf(codes.Internal, "ack error details: %v", err)
+	}
+	return st.Err()
+}
+
+// ackIDs acknowledges outstanding messages. With exactly-once delivery an
+// ack id whose deadline has passed no longer acknowledges anything; failed
+// lists the ack ids that acknowledged nothing (unknown, stale or expired).
+func (sub *subscription) ackIDs(ids []string) (acked, failed []string, eod bool) {
 	if len(ids) == 0 {
-		return
+		return nil, nil, false
 	}
 	sub.mu.Lock()
+	eod = sub.exactlyOnce
+	var now time.Time
+	if eod {
+		now = sub.srv.now()
+	}
 	n := 0
 	for _, id := range ids {
 		sm := sub.outstanding[id]
-		if sm == nil {
-			continue // stale or unknown ack id: ignored, as Pub/Sub does
+		if sm == nil || (eod && !sm.due.After(now)) {
+			if sm != nil { // expired, not yet noticed by the ticker
+				sub.detachLocked(sm)
+				sub.nackLocked(sm, now)
+			}
+			if eod {
+				failed = append(failed, id)
+			}
+			continue // without exactly-once, stale or unknown ack ids are ignored, as Pub/Sub does
 		}
 		sub.detachLocked(sm)
 		sub.ackLocked(sm)
+		if eod {
+			acked = append(acked, id)
+		}
 		n++
 	}
-	if n > 0 {
+	if n > 0 || len(failed) > 0 {
 		sub.signalLocked()
 	}
 	sub.unlock()
+	return acked, failed, eod
 }
 
 func (g *subscriberService) ModifyAckDeadline(_ context.Context, req *pb.ModifyAckDeadlineRequest) (*emptypb.Empty, error) {
@@ -655,21 +827,41 @@ func (g *subscriberService) ModifyAckDeadline(_ context.Context, req *pb.ModifyA
 	if req.AckDeadlineSeconds < 0 || req.AckDeadlineSeconds > int32(maxAckDeadline/time.Second) {
 		return nil, status.Errorf(codes.InvalidArgument, "ack_deadline_seconds %d outside [0, 600]", req.AckDeadlineSeconds)
 	}
-	sub.modAck(req.AckIds, req.AckDeadlineSeconds)
+	if err := checkAckRequest(req, req.AckIds); err != nil {
+		return nil, err
+	}
+	_, failed, eod := sub.modAck(req.AckIds, req.AckDeadlineSeconds)
+	if err := ackError(eod, failed); err != nil {
+		return nil, err
+	}
 	return &emptypb.Empty{}, nil
 }
 
-func (sub *subscription) modAck(ids []string, seconds int32) {
+// modAck sets new deadlines (0 = nack); like ackIDs it reports the ack ids
+// that matched no outstanding delivery.
+func (sub *subscription) modAck(ids []string, seconds int32) (done, failed []string, eod bool) {
 	if len(ids) == 0 {
-		return
+		return nil, nil, false
 	}
 	now := sub.srv.now()
 	sub.mu.Lock()
+	eod = sub.exactlyOnce
 	nacked := false
 	for _, id := range ids {
 		sm := sub.outstanding[id]
-		if sm == nil {
+		if sm == nil || (eod && !sm.due.After(now)) {
+			if sm != nil {
+				sub.detachLocked(sm)
+				sub.nackLocked(sm, now)
+				nacked = true
+			}
+			if eod {
+				failed = append(failed, id)
+			}
 			continue
+		}
+		if eod {
+			done = append(done, id)
 		}
 		if seconds == 0 {
 			sub.detachLocked(sm)
@@ -684,6 +876,7 @@ func (sub *subscription) modAck(ids []string, seconds int32) {
 		sub.signalLocked()
 	}
 	sub.unlock()
+	return done, failed, eod
 }
 
 func (g *subscriberService) Pull(ctx context.Context, req *pb.PullRequest) (*pb.PullResponse, error) {
@@ -774,17 +967,36 @@ func (g *subscriberService) StreamingPull(ss pb.Subscriber_StreamingPullServer) 
 		delete(sub.streams, st)
 		sub.mu.Unlock()
 	}()
+	// With exactly-once delivery, acks and modacks sent on the stream are
+	// confirmed on it; the receive goroutine hands confirmations to the
+	// sending loop, the stream's only sender.
+	confirms := make(chan *pb.StreamingPullResponse, 64)
 	handle := func(req *pb.StreamingPullRequest) bool {
-		sub.ackIDs(req.AckIds)
+		acked, failed, eod := sub.ackIDs(req.AckIds)
+		var mdone, mfailed []string
 		for i, id := range req.ModifyDeadlineAckIds {
 			if i < len(req.ModifyDeadlineSeconds) {
-				sub.modAck([]string{id}, req.ModifyDeadlineSeconds[i])
+				d, f, e := sub.modAck([]string{id}, req.ModifyDeadlineSeconds[i])
+				mdone, mfailed, eod = append(mdone, d...), append(mfailed, f...), eod || e
 			}
 		}
 		if d := req.StreamAckDeadlineSeconds; d > 0 {
 			sub.mu.Lock()
 			st.ackDeadline = time.Duration(d) * time.Second
 			sub.mu.Unlock()
+		}
+		if eod && len(req.AckIds)+len(req.ModifyDeadlineAckIds) > 0 {
+			resp := &pb.StreamingPullResponse{}
+			if len(req.AckIds) > 0 {
+				resp.AcknowledgeConfirmation = &pb.StreamingPullResponse_AcknowledgeConfirmation{AckIds: acked, InvalidAckIds: failed}
+			}
+			if len(req.ModifyDeadlineAckIds) > 0 {
+				resp.ModifyAckDeadlineConfirmation = &pb.StreamingPullResponse_ModifyAckDeadlineConfirmation{AckIds: mdone, InvalidAckIds: mfailed}
+			}
+			select {
+			case confirms <- resp:
+			case <-ss.Context().Done():
+			}
 		}
 		return len(req.AckIds) == 0 && len(req.ModifyDeadlineAckIds) == 0
 	}
@@ -810,6 +1022,16 @@ func (g *subscriberService) StreamingPull(ss pb.Subscriber_StreamingPullServer) 
 
 	ctx := ss.Context()
 	for {
+		select { // confirmations first, so a busy stream cannot starve them
+		case resp := <-confirms:
+			sub.mu.Lock()
+			resp.SubscriptionProperties = sub.props
+			sub.mu.Unlock()
+			if err := ss.Send(resp); err != nil {
+				return err
+			}
+		default:
+		}
 		sub.mu.Lock()
 		if sub.deleted {
 			sub.mu.Unlock()
@@ -827,10 +1049,10 @@ func (g *subscriberService) StreamingPull(ss pb.Subscriber_StreamingPullServer) 
 		if room > 0 && byteRoom > 0 {
 			msgs = sub.takeLocked(room, byteRoom, st, s.now())
 		}
-		ch := sub.notify
+		ch, props := sub.notify, sub.props
 		sub.unlock()
 		if len(msgs) > 0 {
-			if err := ss.Send(&pb.StreamingPullResponse{ReceivedMessages: msgs}); err != nil {
+			if err := ss.Send(&pb.StreamingPullResponse{ReceivedMessages: msgs, SubscriptionProperties: props}); err != nil {
 				sub.nackUnsent(msgs)
 				return err
 			}
@@ -838,8 +1060,13 @@ func (g *subscriberService) StreamingPull(ss pb.Subscriber_StreamingPullServer) 
 		}
 		select {
 		case <-ch:
+		case resp := <-confirms:
+			resp.SubscriptionProperties = props
+			if err := ss.Send(resp); err != nil {
+				return err
+			}
 		case <-ping:
-			if err := ss.Send(&pb.StreamingPullResponse{}); err != nil {
+			if err := ss.Send(&pb.StreamingPullResponse{SubscriptionProperties: props}); err != nil {
 				return err
 			}
 		case err := <-recvDone:
@@ -875,14 +1102,42 @@ func (g *subscriberService) Seek(_ context.Context, req *pb.SeekRequest) (*pb.Se
 	case *pb.SeekRequest_Time:
 		t = target.Time.AsTime()
 	case *pb.SeekRequest_Snapshot:
-		return nil, status.Error(codes.Unimplemented, "snapshots are not supported by this emulator; seek to a time")
+		if err := s.seekSnapshot(sub, target.Snapshot); err != nil {
+			return nil, err
+		}
+		return &pb.SeekResponse{}, nil
 	default:
 		return nil, status.Error(codes.InvalidArgument, "seek needs a time or a snapshot")
 	}
-	now := s.now()
 	sub.mu.Lock()
+	sub.seekLocked(s.now(), func(m *message) bool { return !m.publish.Before(t) }, nil)
+	sub.unlock()
+	return &pb.SeekResponse{}, nil
+}
+
+// seekLocked makes the held messages for which unacked says so
+// unacknowledged, in publish order, and every other one acknowledged; extra
+// messages the subscription no longer holds (from a snapshot) are taken in
+// again if its filter accepts them.
+func (sub *subscription) seekLocked(now time.Time, unacked func(*message) bool, extra []*message) {
+	s := sub.srv
 	all := sub.allLocked()
 	sub.resetLocked()
+	held := make(map[uint64]bool, len(all))
+	for _, sm := range all {
+		held[sm.m.seq] = true
+	}
+	for _, m := range extra {
+		if held[m.seq] || (sub.filter != nil && !sub.filter.match(m.pm.Attributes)) {
+			continue
+		}
+		m.refs.Add(1)
+		sm := &subMsg{m: m, hidx: -1, state: stQueued}
+		all = append(all, sm)
+		if s.store != nil {
+			sub.ops = append(sub.ops, subMsgPut(sub.name, m.seq, false))
+		}
+	}
 	sort.Slice(all, func(i, j int) bool { return all[i].m.seq < all[j].m.seq })
 	for _, sm := range all {
 		wasAcked := sm.state == stAcked
@@ -890,7 +1145,7 @@ func (g *subscriberService) Seek(_ context.Context, req *pb.SeekRequest) (*pb.Se
 		switch {
 		case sub.expired(sm, now):
 			sub.freeLocked(sm)
-		case sm.m.publish.Before(t):
+		case !unacked(sm.m):
 			if wasAcked {
 				sub.acked.push(sm)
 			} else {
@@ -905,16 +1160,28 @@ func (g *subscriberService) Seek(_ context.Context, req *pb.SeekRequest) (*pb.Se
 		}
 	}
 	sub.signalLocked()
-	sub.unlock()
-	return &pb.SeekResponse{}, nil
 }
 
 func (g *subscriberService) ModifyPushConfig(_ context.Context, req *pb.ModifyPushConfigRequest) (*emptypb.Empty, error) {
-	if req.PushConfig != nil && req.PushConfig.PushEndpoint != "" {
-		return nil, status.Error(codes.Unimplemented, "push subscriptions are not supported by this emulator")
-	}
-	if _, err := g.s.findSub(req.Subscription); err != nil {
+	s := g.s
+	if err := checkPushConfig(req.PushConfig); err != nil {
 		return nil, err
 	}
+	sub, err := s.findSub(req.Subscription)
+	if err != nil {
+		return nil, err
+	}
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	next := proto.Clone(sub.proto).(*pb.Subscription)
+	next.PushConfig = proto.Clone(req.GetPushConfig()).(*pb.PushConfig) // empty = pull
+	if req.PushConfig == nil {
+		next.PushConfig = &pb.PushConfig{}
+	}
+	if err := s.persistWait(metaPut(kindSub, next.Name, next)); err != nil {
+		return nil, status.Errorf(codes.Internal, "modify push config: %v", err)
+	}
+	sub.proto = next
+	sub.syncPushLocked()
 	return &emptypb.Empty{}, nil
 }

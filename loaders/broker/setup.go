@@ -55,6 +55,14 @@ type SetupConfig struct {
 	AckDeadline time.Duration
 	// DryRun plans without changing anything.
 	DryRun bool
+	// ForDataflow makes inventory-sub the subscription a Dataflow job reads:
+	// no dead-letter policy and no retry policy. Pub/Sub's documentation
+	// says Dataflow does not support them there (Dataflow acks messages
+	// itself once it has checkpointed them, so delivery counts say nothing
+	// about a message, and the policy could dead-letter valid ones); the
+	// job dead-letters bad input itself. An existing subscription loses
+	// both policies.
+	ForDataflow bool
 }
 
 func (c *SetupConfig) defaults() {
@@ -170,10 +178,13 @@ func (a *Admin) Setup(ctx context.Context, cfg SetupConfig) ([]Action, error) {
 	}
 	ack := int32(cfg.AckDeadline / time.Second)
 	week := durationpb.New(7 * 24 * time.Hour)
+	input := &pubsubpb.Subscription{Name: a.sub(n.Subscription), Topic: a.topic(n.Topic), AckDeadlineSeconds: ack, MessageRetentionDuration: week}
+	if !cfg.ForDataflow {
+		input.DeadLetterPolicy = &pubsubpb.DeadLetterPolicy{DeadLetterTopic: a.topic(n.DeadLetterTopic), MaxDeliveryAttempts: cfg.MaxDeliveryAttempts}
+		input.RetryPolicy = &pubsubpb.RetryPolicy{MinimumBackoff: durationpb.New(10 * time.Second), MaximumBackoff: durationpb.New(600 * time.Second)}
+	}
 	subs := []*pubsubpb.Subscription{
-		{Name: a.sub(n.Subscription), Topic: a.topic(n.Topic), AckDeadlineSeconds: ack, MessageRetentionDuration: week,
-			DeadLetterPolicy: &pubsubpb.DeadLetterPolicy{DeadLetterTopic: a.topic(n.DeadLetterTopic), MaxDeliveryAttempts: cfg.MaxDeliveryAttempts},
-			RetryPolicy:      &pubsubpb.RetryPolicy{MinimumBackoff: durationpb.New(10 * time.Second), MaximumBackoff: durationpb.New(600 * time.Second)}},
+		input,
 		{Name: a.sub(n.AlertSubscription), Topic: a.topic(n.AlertTopic), AckDeadlineSeconds: ack, MessageRetentionDuration: week},
 		{Name: a.sub(n.DeadLetterSub), Topic: a.topic(n.DeadLetterTopic), AckDeadlineSeconds: ack, MessageRetentionDuration: week},
 	}
@@ -279,7 +290,9 @@ func (a *Admin) ensureSubscription(ctx context.Context, want *pubsubpb.Subscript
 	if !proto.Equal(got.GetDeadLetterPolicy(), want.GetDeadLetterPolicy()) {
 		paths = append(paths, "dead_letter_policy")
 	}
-	if want.RetryPolicy != nil && !proto.Equal(got.GetRetryPolicy(), want.GetRetryPolicy()) {
+	// A retry policy is compared when one is wanted or one is there (one
+	// set by hand on a subscription that should have none is removed).
+	if (want.RetryPolicy != nil || got.RetryPolicy != nil) && !proto.Equal(got.GetRetryPolicy(), want.GetRetryPolicy()) {
 		paths = append(paths, "retry_policy")
 	}
 	if got.GetMessageRetentionDuration().AsDuration() != want.GetMessageRetentionDuration().AsDuration() {

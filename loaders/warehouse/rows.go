@@ -18,6 +18,12 @@ import (
 // days) and the DuckDB view casts it back to DATE. Quantities are signed: SOLD, DAMAGED and TRANSFER_OUT
 // are negative.
 
+// Row is the type set of the row types: a Go type names its table, so a
+// write needs no table name (see Rows).
+type Row interface {
+	AdjustmentRow | StockLevelRow | AlertRow | DeadLetterRow | DailySummaryRow | ReportRunRow
+}
+
 // AdjustmentRow is one row of the adjustments table: every adjustment the
 // stream received, with what it did to stock and its Pub/Sub metadata.
 type AdjustmentRow struct {
@@ -83,6 +89,11 @@ type DeadLetterRow struct {
 	Stage          string     `bigquery:"stage" parquet:"stage" json:"stage"`
 	Origin         string     `bigquery:"origin" parquet:"origin" json:"origin"`
 	DeadLetteredAt time.Time  `bigquery:"dead_lettered_at" parquet:"dead_lettered_at,timestamp(microsecond)" json:"dead_lettered_at"`
+	// PayloadBytes and PayloadSHA256 describe the original payload; they
+	// are filled, and Payload truncated to MaxPayloadBytes, when the row is
+	// written (see Rows).
+	PayloadBytes  int64  `bigquery:"payload_bytes" parquet:"payload_bytes" json:"payload_bytes"`
+	PayloadSHA256 string `bigquery:"payload_sha256" parquet:"payload_sha256" json:"payload_sha256"`
 }
 
 // Dead-letter stages (the contract is event's).

@@ -88,13 +88,11 @@ func (f *writeFn) flush(ctx context.Context, emit func(DeadLetterRow)) error {
 		return nil
 	}
 	n := int64(len(f.buf))
-	var rejected []DeadLetterRow
-	var err error
-	if rw, ok := f.w.(rejectingWriter); ok {
-		rejected, err = rw.writeRejects(ctx, f.Table, f.buf)
-	} else {
-		err = f.w.Write(ctx, f.Table, f.buf)
+	rows, err := AnyRows(f.Table, f.buf)
+	if err != nil {
+		return err
 	}
+	rejected, err := f.w.Write(ctx, rows)
 	if err != nil {
 		return err
 	}

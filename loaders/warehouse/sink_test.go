@@ -13,7 +13,37 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/teststream"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery"
+	"github.com/inventory-events/inventory/loaders/warehouse/bqfake"
+	_ "github.com/inventory-events/inventory/loaders/warehouse/local"
 )
+
+const (
+	project = "test-project"
+	dataset = "inventory"
+	bqURI   = "bq://" + project + "." + dataset
+)
+
+// startBQ starts the fakes, points the environment at them and runs setup.
+func startBQ(t *testing.T) *bqfake.Server {
+	t.Helper()
+	fake := bqfake.Start(t)
+	fake.SetEnv(t)
+	if _, err := warehouse.Setup(context.Background(), bqURI, "EU", false); err != nil {
+		t.Fatalf("Setup: %v", err)
+	}
+	return fake
+}
+
+func adjustment(id string, qty int64, at time.Time) warehouse.AdjustmentRow {
+	pt := at.Add(time.Second)
+	return warehouse.AdjustmentRow{
+		EventID: id, SKU: "SKU-1", LocationID: "L1", Reason: "SOLD", Quantity: qty,
+		EventTime: at, Source: "pos", Status: warehouse.StatusApplied,
+		MessageID: "m-" + id, PublishTime: &pt, Attributes: `{"origin":"test"}`,
+		IngestTime: at.Add(2 * time.Second),
+	}
+}
 
 func TestMain(m *testing.M) {
 	ptest.MainWithDefault(m, "prism")
@@ -26,7 +56,7 @@ func init() {
 // eventToRow makes an adjustment row from an event ID (TestStream takes
 // only elements with built-in coders).
 func eventToRow(id string) warehouse.AdjustmentRow {
-	return adjustment(id, -1, "2026-03-01T09:00:00Z")
+	return adjustment(id, -1, time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
 }
 
 func eventIDs(n int, prefix string) []string {

@@ -3,9 +3,6 @@ package warehouse
 import (
 	"fmt"
 	"reflect"
-	"time"
-
-	"cloud.google.com/go/bigquery"
 )
 
 // Table names.
@@ -18,12 +15,37 @@ const (
 	ReportRuns     = "report_runs"
 )
 
-// Table describes one warehouse table: its BigQuery schema (every column
-// described), daily partitioning column, clustering and Go row type.
+// ColumnType is the type of a column, named as in BigQuery; the local
+// warehouse maps it to Parquet and DuckDB types.
+type ColumnType string
+
+// Column types. In Go a column holds string, int64, float64, bool, []byte or
+// time.Time (TIMESTAMP, and DATE at midnight UTC); see Row.
+const (
+	TypeString    ColumnType = "STRING"
+	TypeInteger   ColumnType = "INTEGER"
+	TypeFloat     ColumnType = "FLOAT"
+	TypeBoolean   ColumnType = "BOOLEAN"
+	TypeBytes     ColumnType = "BYTES"
+	TypeTimestamp ColumnType = "TIMESTAMP"
+	TypeDate      ColumnType = "DATE"
+)
+
+// Column is one column of a table.
+type Column struct {
+	Name        string
+	Type        ColumnType
+	Description string
+	// Required columns are NOT NULL (REQUIRED in BigQuery).
+	Required bool
+}
+
+// Table describes one warehouse table: its columns (every one described),
+// daily partitioning column, clustering and Go row type.
 type Table struct {
 	Name        string
 	Description string
-	Schema      bigquery.Schema
+	Columns     []Column
 	// PartitionColumn is the TIMESTAMP or DATE column the table is
 	// partitioned by, one partition per UTC day.
 	PartitionColumn string
@@ -33,33 +55,33 @@ type Table struct {
 	fields map[string]int // column name -> index of the row struct field
 }
 
-func str(name, desc string) *bigquery.FieldSchema {
-	return &bigquery.FieldSchema{Name: name, Type: bigquery.StringFieldType, Description: desc}
+func str(name, desc string) Column {
+	return Column{Name: name, Type: TypeString, Description: desc}
 }
-func i64(name, desc string) *bigquery.FieldSchema {
-	return &bigquery.FieldSchema{Name: name, Type: bigquery.IntegerFieldType, Description: desc}
+func i64(name, desc string) Column {
+	return Column{Name: name, Type: TypeInteger, Description: desc}
 }
-func f64(name, desc string) *bigquery.FieldSchema {
-	return &bigquery.FieldSchema{Name: name, Type: bigquery.FloatFieldType, Description: desc}
+func f64(name, desc string) Column {
+	return Column{Name: name, Type: TypeFloat, Description: desc}
 }
-func ts(name, desc string) *bigquery.FieldSchema {
-	return &bigquery.FieldSchema{Name: name, Type: bigquery.TimestampFieldType, Description: desc}
+func ts(name, desc string) Column {
+	return Column{Name: name, Type: TypeTimestamp, Description: desc}
 }
-func date(name, desc string) *bigquery.FieldSchema {
-	return &bigquery.FieldSchema{Name: name, Type: bigquery.DateFieldType, Description: desc}
+func date(name, desc string) Column {
+	return Column{Name: name, Type: TypeDate, Description: desc}
 }
-func boolean(name, desc string) *bigquery.FieldSchema {
-	return &bigquery.FieldSchema{Name: name, Type: bigquery.BooleanFieldType, Description: desc}
+func boolean(name, desc string) Column {
+	return Column{Name: name, Type: TypeBoolean, Description: desc}
 }
-func byts(name, desc string) *bigquery.FieldSchema {
-	return &bigquery.FieldSchema{Name: name, Type: bigquery.BytesFieldType, Description: desc}
+func byts(name, desc string) Column {
+	return Column{Name: name, Type: TypeBytes, Description: desc}
 }
 
 // required marks a column REQUIRED. Only columns of the first version of a
 // table may be REQUIRED: BigQuery adds new columns as NULLABLE.
-func required(f *bigquery.FieldSchema) *bigquery.FieldSchema {
-	f.Required = true
-	return f
+func required(c Column) Column {
+	c.Required = true
+	return c
 }
 
 const (
@@ -78,7 +100,7 @@ var Tables = []*Table{
 		PartitionColumn: "event_time",
 		Clustering:      []string{"sku", "location_id"},
 		RowType:         reflect.TypeFor[AdjustmentRow](),
-		Schema: bigquery.Schema{
+		Columns: []Column{
 			required(str("event_id", "Idempotency key of the real-world adjustment; redeliveries keep it.")),
 			required(str("sku", descSKU)),
 			required(str("location_id", descLocation)),
@@ -99,7 +121,7 @@ var Tables = []*Table{
 		PartitionColumn: "event_time",
 		Clustering:      []string{"sku", "location_id"},
 		RowType:         reflect.TypeFor[StockLevelRow](),
-		Schema: bigquery.Schema{
+		Columns: []Column{
 			required(str("sku", descSKU)),
 			required(str("location_id", descLocation)),
 			i64("on_hand", "On-hand quantity after the event."),
@@ -118,7 +140,7 @@ var Tables = []*Table{
 		PartitionColumn: "alert_time",
 		Clustering:      []string{"sku", "location_id"},
 		RowType:         reflect.TypeFor[AlertRow](),
-		Schema: bigquery.Schema{
+		Columns: []Column{
 			required(str("alert_id", "Deterministic ID of the alert; a redelivered alert keeps it.")),
 			required(str("sku", descSKU)),
 			required(str("location_id", descLocation)),
@@ -137,16 +159,18 @@ var Tables = []*Table{
 		PartitionColumn: "dead_lettered_at",
 		Clustering:      []string{"stage", "reason"},
 		RowType:         reflect.TypeFor[DeadLetterRow](),
-		Schema: bigquery.Schema{
+		Columns: []Column{
 			required(str("reason", "Short machine-readable reason, e.g. invalid_json, invalid_field, warehouse_rejected.")),
 			str("error", "Full error message."),
-			byts("payload", "Raw message payload (or the rejected row as JSON for stage warehouse)."),
+			byts("payload", "Raw message payload (or the rejected row as JSON for stage warehouse), truncated to its first 65536 bytes; see payload_bytes."),
 			str("attributes", descAttrs),
 			str("message_id", descMsgID),
 			ts("publish_time", descPubTime),
 			str("stage", "Where it failed: publish, consume, stream or warehouse."),
 			str("origin", "Component, topic/subscription or table the input came from."),
 			required(ts("dead_lettered_at", "When it was dead-lettered; the table is partitioned by its UTC date.")),
+			i64("payload_bytes", "Length in bytes of the original payload; payload holds at most its first 65536 bytes."),
+			str("payload_sha256", "SHA-256 of the original payload (hex), so a truncated payload can still be matched to its message."),
 		},
 	},
 	{
@@ -155,7 +179,7 @@ var Tables = []*Table{
 		PartitionColumn: "report_date",
 		Clustering:      []string{"sku", "location_id"},
 		RowType:         reflect.TypeFor[DailySummaryRow](),
-		Schema: bigquery.Schema{
+		Columns: []Column{
 			required(date("report_date", "Report date in the configured time zone; the table is partitioned by it.")),
 			required(str("sku", descSKU)),
 			required(str("location_id", descLocation)),
@@ -187,7 +211,7 @@ var Tables = []*Table{
 		PartitionColumn: "report_date",
 		Clustering:      []string{"status"},
 		RowType:         reflect.TypeFor[ReportRunRow](),
-		Schema: bigquery.Schema{
+		Columns: []Column{
 			required(str("run_id", "Unique ID of the run.")),
 			required(date("report_date", "Report date the run summarised; the table is partitioned by it.")),
 			str("status", "RUNNING, SUCCEEDED or FAILED."),
@@ -204,7 +228,10 @@ var Tables = []*Table{
 	},
 }
 
-var tablesByName = map[string]*Table{}
+var (
+	tablesByName = map[string]*Table{}
+	tablesByType = map[reflect.Type]*Table{}
+)
 
 func init() {
 	for _, t := range Tables {
@@ -214,15 +241,16 @@ func init() {
 				t.fields[name] = i
 			}
 		}
-		for _, f := range t.Schema {
-			if _, ok := t.fields[f.Name]; !ok {
-				panic(fmt.Sprintf("warehouse: table %s: column %s has no field in %v", t.Name, f.Name, t.RowType))
+		for _, c := range t.Columns {
+			if _, ok := t.fields[c.Name]; !ok {
+				panic(fmt.Sprintf("warehouse: table %s: column %s has no field in %v", t.Name, c.Name, t.RowType))
 			}
 		}
-		if len(t.fields) != len(t.Schema) {
-			panic(fmt.Sprintf("warehouse: table %s: %v has fields outside the schema", t.Name, t.RowType))
+		if len(t.fields) != len(t.Columns) {
+			panic(fmt.Sprintf("warehouse: table %s: %v has fields outside the columns", t.Name, t.RowType))
 		}
 		tablesByName[t.Name] = t
+		tablesByType[t.RowType] = t
 	}
 }
 
@@ -235,32 +263,5 @@ func TableByName(name string) (*Table, error) {
 	return t, nil
 }
 
-// partitionDate returns the UTC day of row's partition column.
-func (t *Table) partitionDate(row reflect.Value) time.Time {
-	v := row.Field(t.fields[t.PartitionColumn]).Interface().(time.Time).UTC()
-	return time.Date(v.Year(), v.Month(), v.Day(), 0, 0, 0, 0, time.UTC)
-}
-
-// rowValues returns rows, a slice of t's row type (or of any holding it), as
-// struct values.
-func (t *Table) rowValues(rows any) ([]reflect.Value, error) {
-	rv := reflect.ValueOf(rows)
-	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
-		rv = rv.Elem()
-	}
-	if rv.Kind() != reflect.Slice {
-		return nil, fmt.Errorf("warehouse: table %s: rows must be a slice, got %T", t.Name, rows)
-	}
-	out := make([]reflect.Value, 0, rv.Len())
-	for i := 0; i < rv.Len(); i++ {
-		v := rv.Index(i)
-		for v.Kind() == reflect.Interface || v.Kind() == reflect.Pointer {
-			v = v.Elem()
-		}
-		if v.Type() != t.RowType {
-			return nil, fmt.Errorf("warehouse: table %s takes %v rows, got %v", t.Name, t.RowType, v.Type())
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
+// tableOf returns the table whose rows are T.
+func tableOf[T Row]() *Table { return tablesByType[reflect.TypeFor[T]()] }

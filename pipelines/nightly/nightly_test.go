@@ -16,6 +16,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/loaders/warehouse/local"
 	"github.com/inventory-events/inventory/reports"
 )
 
@@ -63,7 +64,7 @@ func seedStream(t *testing.T, wh string) {
 		}
 		return v
 	}
-	w, err := warehouse.OpenLocal(wh)
+	w, err := local.Open(wh)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func seedStream(t *testing.T, wh string) {
 		{SKU: "SKU-B", LocationID: "S1", OnHand: 5, EventID: "b9", EventTime: at("2026-03-11T02:00:00Z"), ProcessedAt: at("2026-03-11T02:00:01Z")},
 		{SKU: "SKU-C", LocationID: "S2", OnHand: 10, EventID: "c2", EventTime: at("2026-03-10T13:00:00Z"), ProcessedAt: at("2026-03-10T13:00:01Z")},
 	}
-	if err := w.Write(context.Background(), warehouse.StockLevels, rows); err != nil {
+	if _, err := w.Write(context.Background(), warehouse.Rows(rows)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -257,11 +258,11 @@ func TestWarehouseSource(t *testing.T) {
 		rows = append(rows, warehouse.AdjustmentRow{EventID: f[0], EventTime: tm, SKU: f[2], LocationID: f[3],
 			Reason: f[4], Quantity: q, Source: f[6], Status: status, IngestTime: tm})
 	}
-	w, err := warehouse.OpenLocal(wh)
+	w, err := local.Open(wh)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(ctx, warehouse.Adjustments, rows); err != nil {
+	if _, err := w.Write(ctx, warehouse.Rows(rows)); err != nil {
 		t.Fatal(err)
 	}
 	cfg := fixtureConfig(t, wh, out)

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/loaders/warehouse/local"
 )
 
 // preflightWarehouse is a local warehouse holding two adjustments on day.
 func preflightWarehouse(t *testing.T) string {
 	t.Helper()
 	wh := filepath.Join(t.TempDir(), "wh")
-	w, err := warehouse.OpenLocal(wh)
+	w, err := local.Open(wh)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +24,7 @@ func preflightWarehouse(t *testing.T) string {
 		{EventID: "e1", SKU: "SKU-A", LocationID: "S1", Reason: "RECEIVED", Quantity: 5, EventTime: at, Status: warehouse.StatusApplied, IngestTime: at},
 		{EventID: "e2", SKU: "SKU-A", LocationID: "S1", Reason: "SOLD", Quantity: -2, EventTime: at.Add(time.Hour), Status: warehouse.StatusApplied, IngestTime: at},
 	}
-	if err := w.Write(context.Background(), warehouse.Adjustments, rows); err != nil {
+	if _, err := w.Write(context.Background(), warehouse.Rows(rows)); err != nil {
 		t.Fatal(err)
 	}
 	return wh
@@ -43,7 +44,7 @@ func TestPreflightOpeningStock(t *testing.T) {
 	}
 	// A daily_summary of the day itself, from an earlier good run, survives.
 	keep := []warehouse.DailySummaryRow{{ReportDate: day.In(time.UTC), SKU: "SKU-A", LocationID: "S1", ClosingOnHand: 3, RunID: "good"}}
-	if err := warehouse.ReplaceDate(ctx, wh, warehouse.DailySummary, day, keep); err != nil {
+	if err := warehouse.ReplaceDate(ctx, wh, day, keep); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := Run(ctx, cfg); err == nil || !strings.Contains(err.Error(), "no opening stock") {
@@ -59,7 +60,7 @@ func TestPreflightOpeningStock(t *testing.T) {
 
 	// The previous day's daily_summary is an opening stock.
 	prev := []warehouse.DailySummaryRow{{ReportDate: day.AddDays(-1).In(time.UTC), SKU: "SKU-A", LocationID: "S1", ClosingOnHand: 7, RunID: "p"}}
-	if err := warehouse.ReplaceDate(ctx, wh, warehouse.DailySummary, day.AddDays(-1), prev); err != nil {
+	if err := warehouse.ReplaceDate(ctx, wh, day.AddDays(-1), prev); err != nil {
 		t.Fatal(err)
 	}
 	plan, err := Preflight(ctx, cfg)

@@ -66,14 +66,14 @@ func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, gathers func(*
 	if err := WriteReport(ctx, dir, rep); err != nil {
 		return err
 	}
-	if err := warehouse.ReplaceDate(ctx, f.Warehouse, warehouse.DailySummary, date, DailySummaryRows(rep)); err != nil {
+	if err := warehouse.ReplaceDate(ctx, f.Warehouse, date, DailySummaryRows(rep)); err != nil {
 		return fmt.Errorf("nightly: publish daily_summary: %w", err)
 	}
 	fin := time.Now().UTC()
 	run := warehouse.ReportRunRow{RunID: f.RunID, ReportDate: date.In(time.UTC), Status: warehouse.RunSucceeded,
 		StartedAt: f.StartedAt.UTC(), FinishedAt: &fin, Keys: rep.Totals.Keys, Events: rep.Totals.Events,
 		Mismatches: rep.Totals.Mismatches, OutputURI: dir, Runner: f.Runner, JobID: f.JobID}
-	if err := warehouse.ReplaceDate(ctx, f.Warehouse, warehouse.ReportRuns, date, []warehouse.ReportRunRow{run}); err != nil {
+	if err := warehouse.ReplaceDate(ctx, f.Warehouse, date, []warehouse.ReportRunRow{run}); err != nil {
 		return fmt.Errorf("nightly: publish report_runs: %w", err)
 	}
 	return nil

@@ -84,7 +84,7 @@ func recordRun(ctx context.Context, cfg Config, status string, runErr error) err
 	if runErr != nil {
 		row.Error = runErr.Error()
 	}
-	if err := warehouse.ReplaceDate(ctx, cfg.Warehouse, warehouse.ReportRuns, cfg.Date, []warehouse.ReportRunRow{row}); err != nil {
+	if err := warehouse.ReplaceDate(ctx, cfg.Warehouse, cfg.Date, []warehouse.ReportRunRow{row}); err != nil {
 		return fmt.Errorf("nightly: record run %s %s: %w", cfg.RunID, status, err)
 	}
 	return nil

@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/graphx"
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
+	pipepb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/pipeline_v1"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
 
@@ -74,7 +76,7 @@ func TestDataflowDryRun(t *testing.T) {
 			t.Errorf("dry run output lacks %q", want)
 		}
 	}
-	for _, unwanted := range []string{"transforms.pullFn", "transforms.commitFn"} {
+	for _, unwanted := range []string{"transforms.pullFn", "transforms.commitFn", "transforms.stockFn"} {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("dry run output has %q: the Dataflow job must use the native Pub/Sub transforms", unwanted)
 		}
@@ -105,5 +107,61 @@ func TestBuildDisablesPrismSplits(t *testing.T) {
 		if got := slices.Contains(jobopts.GetExperiments(), transforms.PrismNoSplitExperiment); got != c.want {
 			t.Errorf("%s: experiments %q, want %s there: %v", c.runner, *jobopts.Experiments, transforms.PrismNoSplitExperiment, c.want)
 		}
+	}
+}
+
+// TestDataflowStockKeyedPerKey checks the Dataflow graph's stock stage: the
+// per-key stateful DoFn, whose input is keyed by a string (the stock key),
+// not by an int shard, so that Dataflow spreads it by (sku, location).
+func TestDataflowStockKeyedPerKey(t *testing.T) {
+	p, s := beam.NewPipelineWithRoot()
+	Build(s, Config{Runner: "dataflow", Project: "inventory-prod", Subscription: DefaultSubscription,
+		AlertEncoding: event.EncodingJSON, Warehouse: "bq://inventory-prod.inventory"})
+	edges, _, err := p.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := graphx.Marshal(edges, &graphx.Options{Environment: &pipepb.Environment{Urn: "beam:env:docker:v1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := model.GetComponents()
+	var stock []string
+	for _, tr := range c.GetTransforms() {
+		if !strings.Contains(tr.GetUniqueName(), "StockFn") && !strings.Contains(tr.GetUniqueName(), "stockFn") {
+			continue
+		}
+		stock = append(stock, tr.GetUniqueName())
+		main := c.GetPcollections()[tr.GetInputs()["i0"]]
+		kv := c.GetCoders()[main.GetCoderId()]
+		if kv.GetSpec().GetUrn() != "beam:coder:kv:v1" {
+			t.Errorf("%s: input coder %s, want a KV", tr.GetUniqueName(), kv.GetSpec().GetUrn())
+			continue
+		}
+		if key := c.GetCoders()[kv.GetComponentCoderIds()[0]]; key.GetSpec().GetUrn() != "beam:coder:string_utf8:v1" {
+			t.Errorf("%s: key coder %s, want string_utf8 (the stock key)", tr.GetUniqueName(), key.GetSpec().GetUrn())
+		}
+	}
+	if !slices.Equal(stock, []string{"ApplyStockPerKey/transforms.keyStockFn"}) {
+		t.Errorf("stock stages %v, want the per-key one only", stock)
+	}
+}
+
+// TestRestoreScopeByRunner checks the restore's default scope: the exact
+// full replay locally, the bounded one on Dataflow; an explicit one wins.
+func TestRestoreScopeByRunner(t *testing.T) {
+	for _, c := range []struct{ runner, scope, want string }{
+		{"prism", "", transforms.ScopeFull},
+		{"dataflow", "", transforms.ScopeRecent},
+		{"DataflowRunner", "", transforms.ScopeRecent},
+		{"dataflow", transforms.ScopeFull, transforms.ScopeFull},
+	} {
+		if got := (Config{Runner: c.runner, RestoreScope: c.scope}).withDefaults().RestoreScope; got != c.want {
+			t.Errorf("runner %s, scope %q: %q, want %q", c.runner, c.scope, got, c.want)
+		}
+	}
+	cfg := Config{Runner: "prism", Input: "x.csv", AlertEncoding: event.EncodingJSON, Warehouse: "w", RestoreScope: "everything"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "everything") {
+		t.Errorf("Validate of scope %q: %v, want an error naming it", cfg.RestoreScope, err)
 	}
 }

@@ -120,8 +120,16 @@ func (c *child) log() string {
 // flow, SIGKILLs it at random points three times, starting it again each
 // time, and then checks what the warehouse holds against a sequential
 // replay: every event stored, none applied twice, stock exact per key, and
-// per key one alert per crossing after dedup by alert_id.
+// per key one alert per crossing after dedup by alert_id. It runs once per
+// restore scope: the full replay (local default) and the bounded one
+// (Dataflow's default).
 func TestKillAndRestart(t *testing.T) {
+	for _, scope := range []string{transforms.ScopeFull, transforms.ScopeRecent} {
+		t.Run(scope, func(t *testing.T) { killAndRestart(t, scope) })
+	}
+}
+
+func killAndRestart(t *testing.T, scope string) {
 	if testing.Short() {
 		t.Skip("kills and restarts a streaming job: about a minute")
 	}
@@ -152,7 +160,7 @@ func TestKillAndRestart(t *testing.T) {
 	valid := validIDs(t, data)
 
 	cfg := st.config()
-	cfg.Snapshot, cfg.Thresholds, cfg.Restore = snapPath, thPath, true
+	cfg.Snapshot, cfg.Thresholds, cfg.Restore, cfg.RestoreScope = snapPath, thPath, true, scope
 	cfg.MaxMessages = 50 // small bundles: more of them in flight at a kill
 
 	sink := consumeAlerts(t, st)

@@ -15,6 +15,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/launch"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms"
@@ -73,11 +74,18 @@ type Config struct {
 	// holds (transforms.Restore), so a job started again after a crash or a
 	// stop goes on from where the last one stored, not from the snapshot.
 	Restore bool
+	// RestoreScope is what the restore reads: transforms.ScopeFull (every
+	// stored adjustment, exact; the default off Dataflow) or
+	// transforms.ScopeRecent (latest stock_levels plus the adjustments of
+	// the dedup window, bounded; the default on Dataflow, where the job's
+	// state survives --update and a restore serves a new job after a drain).
+	RestoreScope string
 }
 
-// Dataflow reports whether the job runs on Dataflow.
+// Dataflow reports whether the job runs on Dataflow (any spelling Beam
+// accepts, see launch.IsDataflow).
 func (c Config) Dataflow() bool {
-	return c.Runner == "dataflow" || c.Runner == "DataflowRunner"
+	return launch.IsDataflow(c.Runner)
 }
 
 // Validate checks the configuration.
@@ -94,6 +102,11 @@ func (c Config) Validate() error {
 	if c.Warehouse == "" {
 		return fmt.Errorf("stream: --warehouse is required")
 	}
+	switch c.RestoreScope {
+	case "", transforms.ScopeFull, transforms.ScopeRecent:
+	default:
+		return fmt.Errorf("stream: --restore_scope %q is neither %s nor %s", c.RestoreScope, transforms.ScopeFull, transforms.ScopeRecent)
+	}
 	return nil
 }
 
@@ -109,6 +122,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Horizon <= 0 {
 		c.Horizon = ledger.DefaultHorizon
+	}
+	if c.RestoreScope == "" {
+		c.RestoreScope = transforms.ScopeFull
+		if c.Dataflow() {
+			c.RestoreScope = transforms.ScopeRecent
+		}
 	}
 	return c
 }
@@ -146,12 +165,14 @@ func Build(s beam.Scope, cfg Config) {
 	refOpts := transforms.ReferenceOptions{Thresholds: cfg.Thresholds, Snapshot: cfg.Snapshot,
 		Default: cfg.DefaultThreshold, Horizon: cfg.Horizon}
 	if cfg.Restore {
-		refOpts.RestoreFrom = cfg.Warehouse
+		refOpts.RestoreFrom, refOpts.RestoreScope = cfg.Warehouse, cfg.RestoreScope
 	}
 	ref := transforms.ReadReference(s, refOpts)
-	stock := transforms.ApplyStock(s, dec.Events, ref, cfg.Horizon)
 
 	if !cfg.Dataflow() {
+		// Prism: state by hash shard, so that a bundle pays Prism's
+		// per-element cost once per shard, not once per key.
+		stock := transforms.ApplyStock(s, dec.Events, ref, cfg.Horizon)
 		sub := cfg.Subscription
 		if cfg.Input != "" {
 			sub = ""
@@ -165,6 +186,9 @@ func Build(s beam.Scope, cfg Config) {
 		return
 	}
 
+	// Dataflow: state per (sku, location), so that the stage scales out by
+	// key and an event rewrites only its key's ledger.
+	stock := transforms.ApplyStockPerKey(s, transforms.KeyEvents(s, dec.Events), ref, cfg.Horizon)
 	commits := beam.Flatten(s.Scope("Outputs"), dec.Rejected, stock)
 	out := transforms.Unpack(s, commits)
 	// Rows a table refuses are stored in dead_letters by the sink and go to

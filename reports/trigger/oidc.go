@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -22,9 +23,12 @@ var _ TokenValidator = (*idtoken.Validator)(nil)
 
 // OIDCConfig is what a caller's ID token must carry.
 type OIDCConfig struct {
-	// Audience is the token's required aud: the Cloud Run service URL, or the
-	// audience set on the Scheduler job.
-	Audience string
+	// Audiences are the aud values accepted: the Cloud Run service's URLs.
+	// A service has two, https://SERVICE-PROJECTNUMBER.REGION.run.app
+	// (deterministic) and https://SERVICE-HASH-REGIONCODE.a.run.app, and a
+	// Scheduler job may have been created with either, so list both (or
+	// whatever audience the Scheduler job sets). A trailing slash is ignored.
+	Audiences []string
 	// AllowedEmails are the service accounts allowed to call (the Scheduler
 	// invoker account, and perhaps an operator's).
 	AllowedEmails []string
@@ -41,7 +45,7 @@ const maxTokenBytes = 8 << 10
 
 // RequireOIDC returns middleware that lets a request through only with an
 // "Authorization: Bearer <ID token>" whose signature verifies against Google's
-// keys (through v), whose audience is cfg.Audience, issuer Google, and whose
+// keys (through v), whose audience is one of cfg.Audiences, issuer Google, and whose
 // verified email is one of cfg.AllowedEmails. A missing or invalid token is
 // 401, a valid token of another account 403. The verified email is available
 // to handlers through Caller.
@@ -49,8 +53,19 @@ func RequireOIDC(v TokenValidator, cfg OIDCConfig, logger *slog.Logger) (func(ht
 	if v == nil {
 		return nil, errors.New("oidc: token validator is required")
 	}
-	if cfg.Audience == "" {
-		return nil, errors.New("oidc: audience is required")
+	var audiences []string
+	for _, a := range cfg.Audiences {
+		a = normalizeAudience(a)
+		if a == "" {
+			continue
+		}
+		if u, err := url.Parse(a); err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, fmt.Errorf("oidc: audience %q is not an https URL", a)
+		}
+		audiences = append(audiences, a)
+	}
+	if len(audiences) == 0 {
+		return nil, errors.New("oidc: at least one audience is required")
 	}
 	if len(cfg.AllowedEmails) == 0 {
 		return nil, errors.New("oidc: at least one allowed email is required")
@@ -64,7 +79,7 @@ func RequireOIDC(v TokenValidator, cfg OIDCConfig, logger *slog.Logger) (func(ht
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			email, code, err := verifyRequest(r, v, cfg.Audience, allowed)
+			email, code, err := verifyRequest(r, v, audiences, allowed)
 			if err != nil {
 				logger.WarnContext(r.Context(), "request refused", "reason", err.Error(),
 					"path", r.URL.Path, "status", code)
@@ -80,7 +95,7 @@ func RequireOIDC(v TokenValidator, cfg OIDCConfig, logger *slog.Logger) (func(ht
 }
 
 // verifyRequest returns the caller's email, or the status to answer and why.
-func verifyRequest(r *http.Request, v TokenValidator, audience string, allowed []string) (string, int, error) {
+func verifyRequest(r *http.Request, v TokenValidator, audiences, allowed []string) (string, int, error) {
 	headers := r.Header.Values("Authorization")
 	switch {
 	case len(headers) == 0:
@@ -103,9 +118,14 @@ func verifyRequest(r *http.Request, v TokenValidator, audience string, allowed [
 		return "", http.StatusUnauthorized, errors.New("token signature was removed by Cloud Run's invoker IAM check; " +
 			"deploy with --no-invoker-iam-check to verify tokens in the service")
 	}
-	p, err := v.Validate(r.Context(), token, audience)
+	// Signature and expiry here; the audience against the list below (an
+	// empty audience makes the validator skip only that check).
+	p, err := v.Validate(r.Context(), token, "")
 	if err != nil {
 		return "", http.StatusUnauthorized, fmt.Errorf("validate token: %w", err)
+	}
+	if !slices.Contains(audiences, normalizeAudience(p.Audience)) {
+		return "", http.StatusUnauthorized, fmt.Errorf("audience %q is not one of %v", p.Audience, audiences)
 	}
 	if !slices.Contains(googleIssuers, p.Issuer) {
 		return "", http.StatusUnauthorized, fmt.Errorf("issuer %q is not Google", p.Issuer)
@@ -119,4 +139,8 @@ func verifyRequest(r *http.Request, v TokenValidator, audience string, allowed [
 		return "", http.StatusForbidden, fmt.Errorf("caller %s is not allowed", email)
 	}
 	return email, 0, nil
+}
+
+func normalizeAudience(a string) string {
+	return strings.TrimSuffix(strings.TrimSpace(a), "/")
 }

@@ -24,9 +24,11 @@ import (
 )
 
 const (
-	testAudience = "https://nightly-trigger-abc123-ew.a.run.app"
-	invokerSA    = "scheduler-invoker@inventory-prod.iam.gserviceaccount.com"
-	testKeyID    = "test-key-1"
+	// The two URLs Cloud Run gives one service: hash-based and deterministic.
+	testAudience         = "https://nightly-trigger-abc123-ew.a.run.app"
+	testAudienceDetermin = "https://nightly-trigger-123456789012.europe-west1.run.app"
+	invokerSA            = "scheduler-invoker@inventory-prod.iam.gserviceaccount.com"
+	testKeyID            = "test-key-1"
 )
 
 // jwks serves a JSON Web Key Set for key, in the shape of Google's
@@ -97,7 +99,7 @@ func TestRequireOIDC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := trigger.RequireOIDC(v, trigger.OIDCConfig{Audience: testAudience, AllowedEmails: []string{invokerSA}}, nil)
+	auth, err := trigger.RequireOIDC(v, trigger.OIDCConfig{Audiences: []string{testAudience, testAudienceDetermin + "/"}, AllowedEmails: []string{invokerSA}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +140,12 @@ func TestRequireOIDC(t *testing.T) {
 		{"malformed segments", []string{"Bearer a.b.c"}, 401},
 		{"too long", []string{"Bearer " + strings.Repeat("a", 9000)}, 401},
 		{"expired", []string{"Bearer " + sign(t, key, testKeyID, claims(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() }))}, 401},
+		{"deterministic URL as audience", []string{"Bearer " + sign(t, key, testKeyID, claims(func(c map[string]any) { c["aud"] = testAudienceDetermin }))}, 204},
+		{"audience with trailing slash", []string{"Bearer " + sign(t, key, testKeyID, claims(func(c map[string]any) { c["aud"] = testAudience + "/" }))}, 204},
+		{"audience of another region", []string{"Bearer " + sign(t, key, testKeyID, claims(func(c map[string]any) { c["aud"] = "https://nightly-trigger-123456789012.us-central1.run.app" }))}, 401},
+		{"audience of another project", []string{"Bearer " + sign(t, key, testKeyID, claims(func(c map[string]any) { c["aud"] = "https://nightly-trigger-999999999999.europe-west1.run.app" }))}, 401},
+		{"audience with a path", []string{"Bearer " + sign(t, key, testKeyID, claims(func(c map[string]any) { c["aud"] = testAudience + "/v1/nightly" }))}, 401},
+		{"no audience", []string{"Bearer " + sign(t, key, testKeyID, claims(func(c map[string]any) { delete(c, "aud") }))}, 401},
 		{"wrong audience", []string{"Bearer " + sign(t, key, testKeyID, claims(func(c map[string]any) { c["aud"] = "https://other.a.run.app" }))}, 401},
 		{"wrong issuer", []string{"Bearer " + sign(t, key, testKeyID, claims(func(c map[string]any) { c["iss"] = "https://evil.example" }))}, 401},
 		{"signed by another key", []string{"Bearer " + sign(t, otherKey, testKeyID, claims(nil))}, 401},
@@ -200,8 +208,11 @@ func TestServerWithOIDCKeepsHealthzOpen(t *testing.T) {
 func TestRequireOIDCConfig(t *testing.T) {
 	v, _ := idtoken.NewValidator(context.Background(), option.WithHTTPClient(http.DefaultClient))
 	for name, cfg := range map[string]trigger.OIDCConfig{
-		"no audience": {AllowedEmails: []string{invokerSA}},
-		"no emails":   {Audience: testAudience},
+		"no audience":        {AllowedEmails: []string{invokerSA}},
+		"blank audience":     {Audiences: []string{" "}, AllowedEmails: []string{invokerSA}},
+		"audience not a URL": {Audiences: []string{"nightly-trigger"}, AllowedEmails: []string{invokerSA}},
+		"http audience":      {Audiences: []string{"http://nightly-trigger-abc123-ew.a.run.app"}, AllowedEmails: []string{invokerSA}},
+		"no emails":          {Audiences: []string{testAudience}},
 	} {
 		if _, err := trigger.RequireOIDC(v, cfg, nil); err == nil {
 			t.Errorf("%s: no error", name)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"testing"
 	"time"
 
 	"cloud.google.com/go/dataflow/apiv1beta3/dataflowpb"
@@ -37,7 +36,7 @@ type Dataflow struct {
 
 // StartDataflow serves a fake Dataflow API for the test and returns it with
 // the client options that reach it.
-func StartDataflow(t testing.TB) (*Dataflow, []option.ClientOption) {
+func StartDataflow(t TB) (*Dataflow, []option.ClientOption) {
 	d := &Dataflow{clock: time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)}
 	opts := serve(t, func(s *grpc.Server) {
 		dataflowpb.RegisterFlexTemplatesServiceServer(s, d)

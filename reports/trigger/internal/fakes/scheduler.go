@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
@@ -30,7 +29,7 @@ type Scheduler struct {
 
 // StartScheduler serves a fake Cloud Scheduler for the test and returns it
 // with the client options that reach it.
-func StartScheduler(t testing.TB) (*Scheduler, []option.ClientOption) {
+func StartScheduler(t TB) (*Scheduler, []option.ClientOption) {
 	s := &Scheduler{jobs: map[string]*schedulerpb.Job{}}
 	opts := serve(t, func(g *grpc.Server) { schedulerpb.RegisterCloudSchedulerServer(g, s) })
 	return s, opts

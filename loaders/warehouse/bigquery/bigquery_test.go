@@ -1,4 +1,4 @@
-package warehouse_test
+package bigquery_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"cloud.google.com/go/civil"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery"
 	"github.com/inventory-events/inventory/loaders/warehouse/bqfake"
 	"google.golang.org/grpc/codes"
 )
@@ -35,8 +36,9 @@ func startBQ(t *testing.T) *bqfake.Server {
 func TestSetupBigQuery(t *testing.T) {
 	ctx := context.Background()
 	fake := bqfake.Start(t)
+	fake.SetEnv(t)
 
-	planned, err := warehouse.Setup(ctx, bqURI, "EU", true, fake.RESTOptions()...)
+	planned, err := warehouse.Setup(ctx, bqURI, "EU", true)
 	if err != nil {
 		t.Fatalf("Setup dry run: %v", err)
 	}
@@ -44,7 +46,7 @@ func TestSetupBigQuery(t *testing.T) {
 		t.Fatalf("dry run: got %q and dataset %v, want 7 planned lines and nothing created", planned, fake.Dataset(project, dataset))
 	}
 
-	lines, err := warehouse.Setup(ctx, bqURI, "EU", false, fake.RESTOptions()...)
+	lines, err := warehouse.Setup(ctx, bqURI, "EU", false)
 	if err != nil {
 		t.Fatalf("Setup: %v", err)
 	}
@@ -77,11 +79,11 @@ func TestSetupBigQuery(t *testing.T) {
 		if meta.Clustering == nil || !slices.Equal(meta.Clustering.Fields, tb.Clustering) {
 			t.Errorf("%s: clustering %+v, want %v", tb.Name, meta.Clustering, tb.Clustering)
 		}
-		if len(meta.Schema.Fields) != len(tb.Schema) {
-			t.Fatalf("%s: %d columns, want %d", tb.Name, len(meta.Schema.Fields), len(tb.Schema))
+		if len(meta.Schema.Fields) != len(tb.Columns) {
+			t.Fatalf("%s: %d columns, want %d", tb.Name, len(meta.Schema.Fields), len(tb.Columns))
 		}
 		for i, f := range meta.Schema.Fields {
-			w := tb.Schema[i]
+			w := tb.Columns[i]
 			if f.Name != w.Name || f.Type != string(w.Type) || f.Description != w.Description || f.Description == "" || (f.Mode == "REQUIRED") != w.Required {
 				t.Errorf("%s column %d: got %s %s %s %q, want %s %s required=%v %q", tb.Name, i, f.Name, f.Type, f.Mode, f.Description, w.Name, w.Type, w.Required, w.Description)
 			}
@@ -100,7 +102,7 @@ func TestSetupBigQuery(t *testing.T) {
 	}
 
 	// A second run changes nothing.
-	again, err := warehouse.Setup(ctx, bqURI, "EU", false, fake.RESTOptions()...)
+	again, err := warehouse.Setup(ctx, bqURI, "EU", false)
 	if err != nil {
 		t.Fatalf("Setup again: %v", err)
 	}
@@ -113,7 +115,7 @@ func TestSetupBigQuery(t *testing.T) {
 
 	// A table created by an older version lacks a column: setup adds it.
 	fake.DropColumn(project, dataset, "adjustments", "ingest_time")
-	lines, err = warehouse.Setup(ctx, bqURI, "EU", false, fake.RESTOptions()...)
+	lines, err = warehouse.Setup(ctx, bqURI, "EU", false)
 	if err != nil {
 		t.Fatalf("Setup after a new column: %v", err)
 	}
@@ -159,12 +161,12 @@ func TestBigQueryWriteDecodedRows(t *testing.T) {
 	noPub := adjustment("e2", 5, "2026-03-01T10:00:00Z")
 	noPub.PublishTime = nil
 	noPub.Reason = "RECEIVED"
-	if err := w.Write(ctx, "adjustments", []warehouse.AdjustmentRow{adjustment("e1", -2, "2026-03-01T09:30:00.123456Z"), noPub}); err != nil {
+	if _, err := w.Write(ctx, warehouse.Rows([]warehouse.AdjustmentRow{adjustment("e1", -2, "2026-03-01T09:30:00.123456Z"), noPub})); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	days := 1.5
 	summary := warehouse.DailySummaryRow{ReportDate: warehouse.Date(2026, 3, 1), SKU: "SKU-1", LocationID: "L1", ClosingOnHand: 3, Sold: -2, DaysOfCover: &days, Reconciled: true, RunID: "r1"}
-	if err := w.Write(ctx, "daily_summary", []any{summary}); err != nil {
+	if _, err := w.Write(ctx, warehouse.Rows([]warehouse.DailySummaryRow{summary})); err != nil {
 		t.Fatalf("Write summary: %v", err)
 	}
 
@@ -197,7 +199,7 @@ func TestBigQueryWriteRetriesTransientErrors(t *testing.T) {
 	defer w.Close()
 	fake.FailAppends(2, codes.Unavailable)
 	rows := []warehouse.AdjustmentRow{adjustment("e1", -1, "2026-03-01T09:00:00Z"), adjustment("e2", -1, "2026-03-01T09:01:00Z")}
-	if err := w.Write(ctx, "adjustments", rows); err != nil {
+	if _, err := w.Write(ctx, warehouse.Rows(rows)); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	st := fake.Stats()
@@ -210,7 +212,7 @@ func TestBigQueryWriteRetriesTransientErrors(t *testing.T) {
 
 	// A permanent error is not retried.
 	fake.FailAppends(1, codes.PermissionDenied)
-	err = w.Write(ctx, "adjustments", rows[:1])
+	_, err = w.Write(ctx, warehouse.Rows(rows[:1]))
 	if err == nil || !strings.Contains(err.Error(), "warehouse: write adjustments") || !strings.Contains(err.Error(), "PermissionDenied") {
 		t.Errorf("Write with a permanent error: %v", err)
 	}
@@ -238,7 +240,7 @@ func TestBigQueryRejectedRowGoesToDeadLetters(t *testing.T) {
 	outOfRange.EventTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 	bad := adjustment("bad-sku", -1, "2026-03-01T09:00:00Z")
 	bad.SKU = "BAD"
-	if err := w.Write(ctx, "adjustments", []warehouse.AdjustmentRow{outOfRange, good, bad}); err != nil {
+	if _, err := w.Write(ctx, warehouse.Rows([]warehouse.AdjustmentRow{outOfRange, good, bad})); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	rows := fake.Rows(project, dataset, "adjustments")
@@ -270,12 +272,12 @@ func TestBigQueryReplaceDate(t *testing.T) {
 	row := func(sku string, date time.Time, closing int64) warehouse.DailySummaryRow {
 		return warehouse.DailySummaryRow{ReportDate: date, SKU: sku, LocationID: "L1", ClosingOnHand: closing, RunID: "r"}
 	}
-	if err := warehouse.ReplaceDate(ctx, bqURI, "daily_summary", day.AddDays(1), []warehouse.DailySummaryRow{row("A", warehouse.Date(2026, 3, 2), 9)}); err != nil {
+	if err := warehouse.ReplaceDate(ctx, bqURI, day.AddDays(1), []warehouse.DailySummaryRow{row("A", warehouse.Date(2026, 3, 2), 9)}); err != nil {
 		t.Fatalf("ReplaceDate next day: %v", err)
 	}
 	for _, closing := range []int64{1, 2} {
 		rows := []warehouse.DailySummaryRow{row("A", warehouse.Date(2026, 3, 1), closing), row("B", warehouse.Date(2026, 3, 1), closing)}
-		if err := warehouse.ReplaceDate(ctx, bqURI, "daily_summary", day, rows); err != nil {
+		if err := warehouse.ReplaceDate(ctx, bqURI, day, rows); err != nil {
 			t.Fatalf("ReplaceDate: %v", err)
 		}
 	}
@@ -288,7 +290,7 @@ func TestBigQueryReplaceDate(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("daily_summary after two runs: %v, want %v", got, want)
 	}
-	if err := warehouse.ReplaceDate(ctx, bqURI, "daily_summary", day, []warehouse.DailySummaryRow{row("A", warehouse.Date(2026, 3, 2), 1)}); err == nil {
+	if err := warehouse.ReplaceDate(ctx, bqURI, day, []warehouse.DailySummaryRow{row("A", warehouse.Date(2026, 3, 2), 1)}); err == nil {
 		t.Error("ReplaceDate with a row of another date: no error")
 	}
 }

@@ -1,4 +1,4 @@
-package warehouse
+package local
 
 import (
 	"context"
@@ -10,54 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/inventory-events/inventory/loaders/warehouse"
 )
-
-// TableRows is the rows of one table in a WriteAll.
-type TableRows struct {
-	Table string
-	Rows  any // a slice of the table's row type, or []any holding them
-}
-
-// atomicWriter is a Writer that stores the rows of several tables as one
-// unit: after a crash either all of them are there or none.
-type atomicWriter interface {
-	writeAll(ctx context.Context, parts []TableRows) error
-}
-
-// WriteAll writes the rows of several tables. The local warehouse writes
-// them atomically (a crash leaves all or none, see Local.WriteAll). BigQuery
-// writes them in the order given, each part committed before the next is
-// sent, so the caller puts last the part that marks the others done (the
-// streaming job writes adjustments last). It returns the rows the backend
-// rejected, already stored in dead_letters.
-func WriteAll(ctx context.Context, w Writer, parts []TableRows) ([]DeadLetterRow, error) {
-	if aw, ok := w.(atomicWriter); ok {
-		return nil, aw.writeAll(ctx, parts)
-	}
-	var rejected []DeadLetterRow
-	for _, p := range parts {
-		if reflect.ValueOf(p.Rows).Len() == 0 {
-			continue
-		}
-		if rw, ok := w.(rejectingWriter); ok {
-			r, err := rw.writeRejects(ctx, p.Table, p.Rows)
-			if err != nil {
-				return rejected, err
-			}
-			rejected = append(rejected, r...)
-			continue
-		}
-		if err := w.Write(ctx, p.Table, p.Rows); err != nil {
-			return rejected, err
-		}
-	}
-	return rejected, nil
-}
 
 // The local warehouse's multi-table writes go through a journal:
 //
@@ -67,7 +26,7 @@ func WriteAll(ctx context.Context, w Writer, parts []TableRows) ([]DeadLetterRow
 // Once COMMIT exists the files are renamed into their partitions and the
 // transaction directory is removed. A crash before COMMIT leaves files no
 // query reads (views read <table>/dt=*/ only); a crash after it is finished
-// by Recover, which OpenLocal runs: renames that already happened are
+// by Recover, which Open runs: renames that already happened are
 // skipped, so finishing twice is harmless.
 const (
 	txnDir     = "_txn"
@@ -82,10 +41,9 @@ type txnEntry struct {
 	Into string `json:"into"` // final path, relative to the warehouse
 }
 
-// WriteAll writes the rows of several tables as one transaction.
-func (l *Local) WriteAll(ctx context.Context, parts []TableRows) error { return l.writeAll(ctx, parts) }
-
-func (l *Local) writeAll(ctx context.Context, parts []TableRows) error {
+// WriteAll writes the rows of several tables as one transaction: after a
+// crash either all of them are there (once Open or Recover ran) or none.
+func (l *Warehouse) WriteAll(ctx context.Context, parts ...warehouse.TableRows) error {
 	var rnd [6]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return err
@@ -99,25 +57,18 @@ func (l *Local) writeAll(ctx context.Context, parts []TableRows) error {
 	// One file per table and day, written concurrently: most of the time
 	// of a file is its fsync.
 	type file struct {
-		t    *Table
-		day  time.Time
-		rows []reflect.Value
+		table string
+		day   time.Time
+		rows  warehouse.TableRows
 	}
 	var files []file
 	for _, p := range parts {
-		t, err := TableByName(p.Table)
-		if err != nil {
-			os.RemoveAll(dir)
-			return err
+		if p.Len() == 0 {
+			continue
 		}
-		vals, err := t.rowValues(p.Rows)
-		if err != nil {
-			os.RemoveAll(dir)
-			return err
-		}
-		days, byDay := partitions(t, vals)
+		days, byDay := p.ByDate()
 		for _, d := range days {
-			files = append(files, file{t, d, byDay[d]})
+			files = append(files, file{p.Table().Name, d, byDay[d]})
 		}
 	}
 	entries := make([]txnEntry, len(files))
@@ -125,11 +76,11 @@ func (l *Local) writeAll(ctx context.Context, parts []TableRows) error {
 	g.SetLimit(4)
 	for i, f := range files {
 		g.Go(func() error {
-			name, err := writeParquetFile(dir, f.t, f.rows)
+			name, err := writeParquetFile(dir, f.rows)
 			if err != nil {
-				return fmt.Errorf("%s: %w", f.t.Name, err)
+				return fmt.Errorf("%s: %w", f.table, err)
 			}
-			into, _ := filepath.Rel(l.Dir, filepath.Join(partitionDir(l.Dir, f.t.Name, f.day), name))
+			into, _ := filepath.Rel(l.Dir, filepath.Join(partitionDir(l.Dir, f.table, f.day), name))
 			entries[i] = txnEntry{File: name, Into: into}
 			return nil
 		})
@@ -160,7 +111,7 @@ func (l *Local) writeAll(ctx context.Context, parts []TableRows) error {
 }
 
 // finish moves a committed transaction's files into place and removes it.
-func (l *Local) finish(dir string, entries []txnEntry) error {
+func (l *Warehouse) finish(dir string, entries []txnEntry) error {
 	for _, e := range entries {
 		dst := filepath.Join(l.Dir, e.Into)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -177,7 +128,7 @@ func (l *Local) finish(dir string, entries []txnEntry) error {
 // Recover finishes the committed transactions a crashed writer left in the
 // local warehouse and removes uncommitted ones older than ten minutes. It
 // returns how many it finished.
-func (l *Local) Recover() (int, error) {
+func (l *Warehouse) Recover() (int, error) {
 	root := filepath.Join(l.Dir, txnDir)
 	ents, err := os.ReadDir(root)
 	if errors.Is(err, os.ErrNotExist) {
@@ -213,15 +164,6 @@ func (l *Local) Recover() (int, error) {
 		finished++
 	}
 	return finished, nil
-}
-
-// Recover runs Local.Recover on the warehouse at uri if it is local; for
-// BigQuery, whose writes need no recovery, it does nothing.
-func Recover(uri string) (int, error) {
-	if _, _, isBQ, err := parseBQ(uri); err != nil || isBQ {
-		return 0, err
-	}
-	return (&Local{Dir: uri}).Recover()
 }
 
 // writeFileSync writes name in dir atomically and durably: a temporary

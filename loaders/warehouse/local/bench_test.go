@@ -1,4 +1,4 @@
-package warehouse_test
+package local_test
 
 import (
 	"context"
@@ -22,7 +22,7 @@ func BenchmarkLocalWrite(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := w.Write(ctx, "adjustments", rows); err != nil {
+		if _, err := w.Write(ctx, warehouse.Rows(rows)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -44,7 +44,7 @@ func BenchmarkLocalQuery(b *testing.B) {
 			rows[i] = adjustment(fmt.Sprintf("q%03d-%03d", f, i), -1, "2026-03-01T09:00:00Z")
 			rows[i].SKU = fmt.Sprintf("SKU-%d", i%50)
 		}
-		if err := w.Write(ctx, "adjustments", rows); err != nil {
+		if _, err := w.Write(ctx, warehouse.Rows(rows)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,12 @@
-package warehouse
+// Package bigquery is the BigQuery warehouse backend, for URIs
+// "bq://PROJECT.DATASET": rows go through the Storage Write API's default
+// stream of each table, setup, queries and partition replacement through the
+// BigQuery REST API. It registers itself for the scheme "bq"; link it with
+//
+//	import _ "github.com/inventory-events/inventory/loaders/warehouse/bigquery"
+//
+// It is pure Go.
+package bigquery
 
 import (
 	"bytes"
@@ -11,12 +19,11 @@ import (
 	"math/big"
 	"net/http"
 	"os"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
 
-	"cloud.google.com/go/bigquery"
+	bq "cloud.google.com/go/bigquery"
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
 	"cloud.google.com/go/bigquery/storage/managedwriter"
 	"cloud.google.com/go/bigquery/storage/managedwriter/adapt"
@@ -29,10 +36,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
 // Environment variables that point the BigQuery backend at local servers
@@ -46,9 +56,59 @@ const (
 	EnvStorageEmulatorHost = "BIGQUERY_STORAGE_EMULATOR_HOST"
 )
 
-// BigQueryOptions configures the BigQuery backend. Zero values take the
+// Scheme is the URI scheme of BigQuery warehouses: "bq://PROJECT.DATASET".
+const Scheme = "bq"
+
+func init() { warehouse.Register(Scheme, backend{}) }
+
+// parseURI splits "bq://PROJECT.DATASET".
+func parseURI(uri string) (project, dataset string, err error) {
+	rest, ok := strings.CutPrefix(uri, Scheme+"://")
+	i := strings.LastIndex(rest, ".")
+	if !ok || i <= 0 || i == len(rest)-1 {
+		return "", "", fmt.Errorf("warehouse: %q: want bq://PROJECT.DATASET", uri)
+	}
+	return rest[:i], rest[i+1:], nil
+}
+
+// backend is the warehouse.Backend of bq:// URIs.
+type backend struct{}
+
+func (backend) Open(ctx context.Context, uri string) (warehouse.Writer, error) {
+	project, dataset, err := parseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, project, dataset, Options{})
+}
+
+func (backend) Setup(ctx context.Context, uri, location string, dryRun bool) ([]string, error) {
+	project, dataset, err := parseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	return setup(ctx, project, dataset, location, dryRun, Options{})
+}
+
+func (backend) Query(ctx context.Context, uri, sql string) (*warehouse.Result, error) {
+	project, dataset, err := parseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	return query(ctx, project, dataset, sql, Options{})
+}
+
+func (backend) ReplaceDate(ctx context.Context, uri string, date civil.Date, rows warehouse.TableRows) error {
+	project, dataset, err := parseURI(uri)
+	if err != nil {
+		return err
+	}
+	return replaceDate(ctx, project, dataset, date, rows, Options{})
+}
+
+// Options configures the BigQuery backend. Zero values take the
 // environment (EnvEmulatorHost, EnvStorageEmulatorHost) and defaults.
-type BigQueryOptions struct {
+type Options struct {
 	// REST are client options of the BigQuery API client (setup, queries,
 	// load jobs).
 	REST []option.ClientOption
@@ -59,9 +119,18 @@ type BigQueryOptions struct {
 	MaxAttempts int
 	// BatchRows caps the rows of one AppendRows request (default 500).
 	BatchRows int
+	// BatchBytes caps the encoded rows of one AppendRows request (default
+	// DefaultBatchBytes). BigQuery refuses requests of 10 MB or more; a
+	// row larger than the cap on its own is rejected to dead_letters.
+	BatchBytes int
 }
 
-func (o BigQueryOptions) withDefaults() BigQueryOptions {
+// DefaultBatchBytes is the default Options.BatchBytes: below BigQuery's
+// 10 MB per AppendRows request, with room for the request's stream name and
+// writer schema.
+const DefaultBatchBytes = 9_000_000
+
+func (o Options) withDefaults() Options {
 	if o.REST == nil {
 		if host := os.Getenv(EnvEmulatorHost); host != "" {
 			o.REST = []option.ClientOption{
@@ -85,43 +154,46 @@ func (o BigQueryOptions) withDefaults() BigQueryOptions {
 	if o.BatchRows <= 0 {
 		o.BatchRows = 500
 	}
+	if o.BatchBytes <= 0 {
+		o.BatchBytes = DefaultBatchBytes
+	}
 	return o
 }
 
-// BigQuery writes rows into a BigQuery dataset through the Storage Write
+// Writer writes rows into a BigQuery dataset through the Storage Write
 // API's default stream of each table. Delivery is at-least-once: an append
 // retried after a transient error, or a bundle retried by the runner, can
 // store a row twice; analysts dedupe on event_id / alert_id.
-type BigQuery struct {
+type Writer struct {
 	Project, Dataset string
 
-	opts    BigQueryOptions
+	opts    Options
 	client  *managedwriter.Client
 	mu      sync.Mutex
 	streams map[string]*tableStream
 }
 
-var _ rejectingWriter = (*BigQuery)(nil)
+var _ warehouse.Writer = (*Writer)(nil)
 
 type tableStream struct {
-	table  *Table
+	table  *warehouse.Table
 	msg    protoreflect.MessageDescriptor
 	stream *managedwriter.ManagedStream
 }
 
-// OpenBigQuery opens the Storage Write API client for project.dataset. The
-// tables must exist (Setup).
-func OpenBigQuery(ctx context.Context, project, dataset string, o BigQueryOptions) (*BigQuery, error) {
+// Open opens the Storage Write API client for project.dataset. The tables
+// must exist (warehouse.Setup).
+func Open(ctx context.Context, project, dataset string, o Options) (*Writer, error) {
 	o = o.withDefaults()
 	c, err := managedwriter.NewClient(ctx, project, o.Storage...)
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: managedwriter.NewClient: %w", err)
 	}
-	return &BigQuery{Project: project, Dataset: dataset, opts: o, client: c, streams: map[string]*tableStream{}}, nil
+	return &Writer{Project: project, Dataset: dataset, opts: o, client: c, streams: map[string]*tableStream{}}, nil
 }
 
 // Close closes the streams and the client.
-func (b *BigQuery) Close() error {
+func (b *Writer) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, s := range b.streams {
@@ -134,43 +206,34 @@ func (b *BigQuery) Close() error {
 	return nil
 }
 
-func (b *BigQuery) uri() string { return bqPrefix + b.Project + "." + b.Dataset }
+func (b *Writer) uri() string { return Scheme + "://" + b.Project + "." + b.Dataset }
 
-// Write appends rows to table. Rows BigQuery rejects are written to
-// dead_letters with the error; Write fails only if that fails too, or on an
-// error that is not about single rows.
-func (b *BigQuery) Write(ctx context.Context, table string, rows any) error {
-	_, err := b.writeRejects(ctx, table, rows)
-	return err
-}
-
-func (b *BigQuery) writeRejects(ctx context.Context, table string, rows any) ([]DeadLetterRow, error) {
-	t, err := TableByName(table)
-	if err != nil {
-		return nil, err
+// Write appends rows to their table. Rows BigQuery rejects are written to
+// dead_letters with the error and returned; Write fails only if that fails
+// too, or on an error that is not about single rows.
+func (b *Writer) Write(ctx context.Context, rows warehouse.TableRows) ([]warehouse.DeadLetterRow, error) {
+	if rows.Len() == 0 {
+		return nil, nil
 	}
-	vals, err := t.rowValues(rows)
+	t := rows.Table()
+	rejected, err := b.append(ctx, rows)
 	if err != nil {
-		return nil, err
-	}
-	rejected, err := b.append(ctx, t, vals)
-	if err != nil {
-		return nil, fmt.Errorf("warehouse: write %s: %w", table, err)
+		return nil, fmt.Errorf("warehouse: write %s: %w", t.Name, err)
 	}
 	if len(rejected) == 0 {
 		return nil, nil
 	}
-	slog.WarnContext(ctx, "warehouse: rows rejected", "table", table, "rows", len(rejected))
-	if table == DeadLetters {
-		return rejected, fmt.Errorf("warehouse: write %s: %d dead letters rejected, first: %s", table, len(rejected), rejected[0].Error)
+	slog.WarnContext(ctx, "warehouse: rows rejected", "table", t.Name, "rows", len(rejected))
+	if t.Name == warehouse.DeadLetters {
+		return rejected, fmt.Errorf("warehouse: write %s: %d dead letters rejected, first: %s", t.Name, len(rejected), rejected[0].Error)
 	}
-	if err := b.Write(ctx, DeadLetters, rejected); err != nil {
+	if _, err := b.Write(ctx, warehouse.Rows(rejected)); err != nil {
 		return rejected, err
 	}
 	return rejected, nil
 }
 
-func (b *BigQuery) stream(ctx context.Context, t *Table) (*tableStream, error) {
+func (b *Writer) stream(ctx context.Context, t *warehouse.Table) (*tableStream, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s, ok := b.streams[t.Name]; ok {
@@ -195,8 +258,8 @@ func (b *BigQuery) stream(ctx context.Context, t *Table) (*tableStream, error) {
 
 // protoDescriptor builds the message descriptor of t's rows from its schema,
 // as BigQuery expects it: proto2, self-contained (normalized).
-func protoDescriptor(t *Table) (protoreflect.MessageDescriptor, *descriptorpb.DescriptorProto, error) {
-	ts, err := adapt.BQSchemaToStorageTableSchema(t.Schema)
+func protoDescriptor(t *warehouse.Table) (protoreflect.MessageDescriptor, *descriptorpb.DescriptorProto, error) {
+	ts, err := adapt.BQSchemaToStorageTableSchema(schema(t))
 	if err != nil {
 		return nil, nil, fmt.Errorf("convert schema: %w", err)
 	}
@@ -215,34 +278,29 @@ func protoDescriptor(t *Table) (protoreflect.MessageDescriptor, *descriptorpb.De
 	return md, dp, nil
 }
 
-// append sends vals in batches and returns the rows BigQuery rejected as
-// dead letters. A batch with row errors is stored by BigQuery not at all, so
-// it is resent without the rejected rows.
-func (b *BigQuery) append(ctx context.Context, t *Table, vals []reflect.Value) ([]DeadLetterRow, error) {
-	if len(vals) == 0 {
-		return nil, nil
-	}
+// encoded is one row ready to send: its index in the batch and its bytes.
+type encoded struct {
+	index int
+	data  []byte
+}
+
+// append sends rows in requests of at most BatchRows rows and BatchBytes
+// bytes and returns the rows BigQuery rejected as dead letters. A request
+// with row errors is stored by BigQuery not at all, so it is resent
+// without the rejected rows.
+func (b *Writer) append(ctx context.Context, rows warehouse.TableRows) ([]warehouse.DeadLetterRow, error) {
+	t := rows.Table()
 	s, err := b.stream(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	var rejected []DeadLetterRow
-	type encoded struct {
-		row  reflect.Value
-		data []byte
+	var rejected []warehouse.DeadLetterRow
+	reject := func(i int, msg string) {
+		rejected = append(rejected, b.deadLetter(t, rows.Values(i), msg))
 	}
-	pending := make([]encoded, 0, len(vals))
-	for _, v := range vals {
-		data, err := encodeProto(s.msg, t, v)
-		if err != nil {
-			rejected = append(rejected, b.deadLetter(t, v, err.Error()))
-			continue
-		}
-		pending = append(pending, encoded{v, data})
-	}
-	for start := 0; start < len(pending); {
-		end := min(start+b.opts.BatchRows, len(pending))
-		batch := pending[start:end]
+	var batch []encoded
+	size := 0
+	flush := func() error {
 		for len(batch) > 0 {
 			data := make([][]byte, len(batch))
 			for i, e := range batch {
@@ -250,7 +308,7 @@ func (b *BigQuery) append(ctx context.Context, t *Table, vals []reflect.Value) (
 			}
 			rowErrs, err := b.appendWithRetry(ctx, s, data)
 			if err != nil {
-				return rejected, err
+				return err
 			}
 			if len(rowErrs) == 0 {
 				break
@@ -262,24 +320,48 @@ func (b *BigQuery) append(ctx context.Context, t *Table, vals []reflect.Value) (
 			keep := batch[:0:0]
 			for i, e := range batch {
 				if msg, ok := bad[int64(i)]; ok {
-					rejected = append(rejected, b.deadLetter(t, e.row, msg))
+					reject(e.index, msg)
 				} else {
 					keep = append(keep, e)
 				}
 			}
 			if len(keep) == len(batch) {
-				return rejected, fmt.Errorf("row errors with indexes outside the batch: %v", rowErrs)
+				return fmt.Errorf("row errors with indexes outside the batch: %v", rowErrs)
 			}
 			batch = keep
 		}
-		start = end
+		batch, size = nil, 0
+		return nil
+	}
+	for i := range rows.Len() {
+		data, err := encodeProto(s.msg, t, rows.Values(i))
+		if err != nil {
+			reject(i, err.Error())
+			continue
+		}
+		// In the request a row is a length-delimited field of ProtoRows.
+		n := protowire.SizeTag(1) + protowire.SizeBytes(len(data))
+		if n > b.opts.BatchBytes {
+			reject(i, fmt.Sprintf("row of %d bytes exceeds the %d-byte cap of one AppendRows request", len(data), b.opts.BatchBytes))
+			continue
+		}
+		if len(batch) == b.opts.BatchRows || size+n > b.opts.BatchBytes {
+			if err := flush(); err != nil {
+				return rejected, err
+			}
+		}
+		batch = append(batch, encoded{i, data})
+		size += n
+	}
+	if err := flush(); err != nil {
+		return rejected, err
 	}
 	return rejected, nil
 }
 
 // appendWithRetry appends one batch, retrying transient errors with
 // exponential backoff. It returns the row errors of a rejected batch.
-func (b *BigQuery) appendWithRetry(ctx context.Context, s *tableStream, data [][]byte) ([]*storagepb.RowError, error) {
+func (b *Writer) appendWithRetry(ctx context.Context, s *tableStream, data [][]byte) ([]*storagepb.RowError, error) {
 	bo := gax.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}
 	for attempt := 1; ; attempt++ {
 		res, err := s.stream.AppendRows(ctx, data)
@@ -318,42 +400,37 @@ func transient(err error) bool {
 	return strings.Contains(err.Error(), "EOF")
 }
 
-// encodeProto encodes row v of table t as a message of md.
-func encodeProto(md protoreflect.MessageDescriptor, t *Table, v reflect.Value) ([]byte, error) {
+// encodeProto encodes a row of table t, its values in column order (see
+// warehouse.TableRows.Values), as a message of md.
+func encodeProto(md protoreflect.MessageDescriptor, t *warehouse.Table, vals []any) ([]byte, error) {
 	m := dynamicpb.NewMessage(md)
-	for _, f := range t.Schema {
-		fd := md.Fields().ByName(protoreflect.Name(f.Name))
+	for i, c := range t.Columns {
+		fd := md.Fields().ByName(protoreflect.Name(c.Name))
 		if fd == nil {
-			return nil, fmt.Errorf("column %s missing from descriptor", f.Name)
-		}
-		fv := v.Field(t.fields[f.Name])
-		if fv.Kind() == reflect.Pointer {
-			if fv.IsNil() {
-				continue
-			}
-			fv = fv.Elem()
+			return nil, fmt.Errorf("column %s missing from descriptor", c.Name)
 		}
 		var pv protoreflect.Value
-		switch f.Type {
-		case bigquery.StringFieldType:
-			pv = protoreflect.ValueOfString(fv.String())
-		case bigquery.IntegerFieldType:
-			pv = protoreflect.ValueOfInt64(fv.Int())
-		case bigquery.FloatFieldType:
-			pv = protoreflect.ValueOfFloat64(fv.Float())
-		case bigquery.BooleanFieldType:
-			pv = protoreflect.ValueOfBool(fv.Bool())
-		case bigquery.BytesFieldType:
-			if fv.IsNil() {
-				continue
+		switch v := vals[i].(type) {
+		case nil:
+			continue
+		case string:
+			pv = protoreflect.ValueOfString(v)
+		case int64:
+			pv = protoreflect.ValueOfInt64(v)
+		case float64:
+			pv = protoreflect.ValueOfFloat64(v)
+		case bool:
+			pv = protoreflect.ValueOfBool(v)
+		case []byte:
+			pv = protoreflect.ValueOfBytes(v)
+		case time.Time:
+			if c.Type == warehouse.TypeDate {
+				pv = protoreflect.ValueOfInt32(epochDays(v))
+			} else {
+				pv = protoreflect.ValueOfInt64(v.UnixMicro())
 			}
-			pv = protoreflect.ValueOfBytes(fv.Bytes())
-		case bigquery.TimestampFieldType:
-			pv = protoreflect.ValueOfInt64(fv.Interface().(time.Time).UnixMicro())
-		case bigquery.DateFieldType:
-			pv = protoreflect.ValueOfInt32(epochDays(fv.Interface().(time.Time)))
 		default:
-			return nil, fmt.Errorf("column %s: unsupported type %s", f.Name, f.Type)
+			return nil, fmt.Errorf("column %s: unsupported value %T", c.Name, v)
 		}
 		m.Set(fd, pv)
 	}
@@ -366,44 +443,48 @@ func epochDays(t time.Time) int32 {
 	return int32(time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC).Unix() / 86400)
 }
 
-// columnMap returns row v as column name -> JSON-ready value.
-func columnMap(t *Table, v reflect.Value) map[string]any {
-	m := make(map[string]any, len(t.Schema))
-	for _, f := range t.Schema {
-		fv := v.Field(t.fields[f.Name])
-		if fv.Kind() == reflect.Pointer {
-			if fv.IsNil() {
-				m[f.Name] = nil
-				continue
+// columnMap returns a row of table t, its values in column order, as
+// column name -> JSON-ready value.
+func columnMap(t *warehouse.Table, vals []any) map[string]any {
+	m := make(map[string]any, len(t.Columns))
+	for i, c := range t.Columns {
+		switch v := vals[i].(type) {
+		case time.Time:
+			if c.Type == warehouse.TypeDate {
+				m[c.Name] = v.Format(time.DateOnly)
+			} else {
+				m[c.Name] = v.Format("2006-01-02T15:04:05.999999Z")
 			}
-			fv = fv.Elem()
-		}
-		switch f.Type {
-		case bigquery.TimestampFieldType:
-			m[f.Name] = fv.Interface().(time.Time).UTC().Format("2006-01-02T15:04:05.999999Z")
-		case bigquery.DateFieldType:
-			m[f.Name] = fv.Interface().(time.Time).UTC().Format(time.DateOnly)
-		case bigquery.BytesFieldType:
-			m[f.Name] = base64.StdEncoding.EncodeToString(fv.Bytes())
+		case []byte:
+			m[c.Name] = base64.StdEncoding.EncodeToString(v)
 		default:
-			m[f.Name] = fv.Interface()
+			m[c.Name] = v
 		}
 	}
 	return m
 }
 
-func (b *BigQuery) deadLetter(t *Table, v reflect.Value, msg string) DeadLetterRow {
-	payload, _ := json.Marshal(columnMap(t, v))
+func (b *Writer) deadLetter(t *warehouse.Table, vals []any, msg string) warehouse.DeadLetterRow {
+	payload, _ := json.Marshal(columnMap(t, vals))
 	attrs, _ := json.Marshal(map[string]string{"table": t.Name, "warehouse": b.uri()})
-	return DeadLetterRow{
+	return warehouse.DeadLetterRow{
 		Reason:         "warehouse_rejected",
 		Error:          msg,
 		Payload:        payload,
 		Attributes:     string(attrs),
-		Stage:          StageWarehouse,
+		Stage:          warehouse.StageWarehouse,
 		Origin:         b.uri() + "/" + t.Name,
 		DeadLetteredAt: time.Now().UTC(),
 	}
+}
+
+// schema returns t's columns as a BigQuery schema.
+func schema(t *warehouse.Table) bq.Schema {
+	s := make(bq.Schema, len(t.Columns))
+	for i, c := range t.Columns {
+		s[i] = &bq.FieldSchema{Name: c.Name, Type: bq.FieldType(c.Type), Description: c.Description, Required: c.Required}
+	}
+	return s
 }
 
 func isNotFound(err error) bool {
@@ -416,17 +497,13 @@ func isConflict(err error) bool {
 	return errors.As(err, &ge) && ge.Code == http.StatusConflict
 }
 
-// setupBigQuery creates the dataset and tables, and patches existing tables
+// setup creates the dataset and tables, and patches existing tables
 // with new columns and changed descriptions.
-func setupBigQuery(ctx context.Context, project, dataset, location string, dryRun bool, opts ...option.ClientOption) ([]string, error) {
-	o := BigQueryOptions{REST: opts}
-	if len(opts) == 0 {
-		o.REST = nil
-	}
+func setup(ctx context.Context, project, dataset, location string, dryRun bool, o Options) ([]string, error) {
 	o = o.withDefaults()
-	client, err := bigquery.NewClient(ctx, project, o.REST...)
+	client, err := bq.NewClient(ctx, project, o.REST...)
 	if err != nil {
-		return nil, fmt.Errorf("warehouse: bigquery.NewClient: %w", err)
+		return nil, fmt.Errorf("warehouse: bq.NewClient: %w", err)
 	}
 	defer client.Close()
 	var lines []string
@@ -437,12 +514,12 @@ func setupBigQuery(ctx context.Context, project, dataset, location string, dryRu
 	case isNotFound(err):
 		if dryRun {
 			lines = append(lines, fmt.Sprintf("dataset %s: would create in %s", dsName, location))
-			for _, t := range Tables {
+			for _, t := range warehouse.Tables {
 				lines = append(lines, fmt.Sprintf("table %s.%s: would create", dsName, t.Name))
 			}
 			return lines, nil
 		}
-		err := ds.Create(ctx, &bigquery.DatasetMetadata{
+		err := ds.Create(ctx, &bq.DatasetMetadata{
 			Location:    location,
 			Description: "Inventory change events: adjustments, stock levels, alerts, dead letters and nightly summaries.",
 		})
@@ -457,7 +534,7 @@ func setupBigQuery(ctx context.Context, project, dataset, location string, dryRu
 	default:
 		lines = append(lines, fmt.Sprintf("dataset %s: unchanged", dsName))
 	}
-	for _, t := range Tables {
+	for _, t := range warehouse.Tables {
 		line, err := setupTable(ctx, ds.Table(t.Name), t, dsName, dryRun)
 		if err != nil {
 			return lines, fmt.Errorf("warehouse: setup: table %s.%s: %w", dsName, t.Name, err)
@@ -467,19 +544,20 @@ func setupBigQuery(ctx context.Context, project, dataset, location string, dryRu
 	return lines, nil
 }
 
-func tableMetadata(t *Table) *bigquery.TableMetadata {
-	return &bigquery.TableMetadata{
+func tableMetadata(t *warehouse.Table) *bq.TableMetadata {
+	return &bq.TableMetadata{
 		Description: t.Description,
-		Schema:      t.Schema,
-		TimePartitioning: &bigquery.TimePartitioning{
-			Type:  bigquery.DayPartitioningType,
+		Schema:      schema(t),
+		TimePartitioning: &bq.TimePartitioning{
+			Type:  bq.DayPartitioningType,
 			Field: t.PartitionColumn,
 		},
-		Clustering: &bigquery.Clustering{Fields: t.Clustering},
+		Clustering: &bq.Clustering{Fields: t.Clustering},
 	}
 }
 
-func setupTable(ctx context.Context, tbl *bigquery.Table, t *Table, dsName string, dryRun bool) (string, error) {
+func setupTable(ctx context.Context, tbl *bq.Table, t *warehouse.Table, dsName string, dryRun bool) (string, error) {
+	wantSchema := schema(t)
 	name := dsName + "." + t.Name
 	md, err := tbl.Metadata(ctx)
 	if isNotFound(err) {
@@ -494,15 +572,15 @@ func setupTable(ctx context.Context, tbl *bigquery.Table, t *Table, dsName strin
 	if err != nil {
 		return "", fmt.Errorf("get: %w", err)
 	}
-	existing := map[string]*bigquery.FieldSchema{}
+	existing := map[string]*bq.FieldSchema{}
 	for _, f := range md.Schema {
 		existing[f.Name] = f
 	}
-	schema := make(bigquery.Schema, 0, len(md.Schema)+len(t.Schema))
+	merged := make(bq.Schema, 0, len(md.Schema)+len(wantSchema))
 	var added, described, notes []string
 	for _, f := range md.Schema {
 		c := *f
-		for _, want := range t.Schema {
+		for _, want := range wantSchema {
 			if want.Name != f.Name {
 				continue
 			}
@@ -514,23 +592,23 @@ func setupTable(ctx context.Context, tbl *bigquery.Table, t *Table, dsName strin
 				described = append(described, f.Name)
 			}
 		}
-		schema = append(schema, &c)
+		merged = append(merged, &c)
 	}
-	for _, want := range t.Schema {
+	for _, want := range wantSchema {
 		if _, ok := existing[want.Name]; !ok {
 			c := *want
 			c.Required = false // BigQuery adds columns as NULLABLE only
-			schema = append(schema, &c)
+			merged = append(merged, &c)
 			added = append(added, want.Name)
 		}
 	}
 	if tp := md.TimePartitioning; tp == nil || tp.Field != t.PartitionColumn {
 		notes = append(notes, fmt.Sprintf("not partitioned by %s (recreate the table to change it)", t.PartitionColumn))
 	}
-	update := bigquery.TableMetadataToUpdate{}
+	update := bq.TableMetadataToUpdate{}
 	var did []string
 	if len(added) > 0 || len(described) > 0 {
-		update.Schema = schema
+		update.Schema = merged
 		if len(added) > 0 {
 			did = append(did, "added columns "+strings.Join(added, ", "))
 		}
@@ -543,7 +621,7 @@ func setupTable(ctx context.Context, tbl *bigquery.Table, t *Table, dsName strin
 		did = append(did, "updated description")
 	}
 	if (md.Clustering == nil || len(md.Clustering.Fields) == 0) && len(t.Clustering) > 0 {
-		update.Clustering = &bigquery.Clustering{Fields: t.Clustering}
+		update.Clustering = &bq.Clustering{Fields: t.Clustering}
 		did = append(did, "clustered by "+strings.Join(t.Clustering, ", "))
 	}
 	suffix := ""
@@ -562,13 +640,13 @@ func setupTable(ctx context.Context, tbl *bigquery.Table, t *Table, dsName strin
 	return fmt.Sprintf("table %s: updated: %s%s", name, strings.Join(did, "; "), suffix), nil
 }
 
-// queryBigQuery runs GoogleSQL with project.dataset as the default dataset,
+// query runs GoogleSQL with project.dataset as the default dataset,
 // so queries name tables unqualified like they do locally.
-func queryBigQuery(ctx context.Context, project, dataset, sql string, o BigQueryOptions) (*result, error) {
+func query(ctx context.Context, project, dataset, sql string, o Options) (*warehouse.Result, error) {
 	o = o.withDefaults()
-	client, err := bigquery.NewClient(ctx, project, o.REST...)
+	client, err := bq.NewClient(ctx, project, o.REST...)
 	if err != nil {
-		return nil, fmt.Errorf("warehouse: bigquery.NewClient: %w", err)
+		return nil, fmt.Errorf("warehouse: bq.NewClient: %w", err)
 	}
 	defer client.Close()
 	q := client.Query(sql)
@@ -578,9 +656,9 @@ func queryBigQuery(ctx context.Context, project, dataset, sql string, o BigQuery
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: query bq://%s.%s: %w", project, dataset, err)
 	}
-	res := &result{}
+	res := &warehouse.Result{}
 	for {
-		var row []bigquery.Value
+		var row []bq.Value
 		err := it.Next(&row)
 		if errors.Is(err, iterator.Done) {
 			break
@@ -588,9 +666,9 @@ func queryBigQuery(ctx context.Context, project, dataset, sql string, o BigQuery
 		if err != nil {
 			return nil, fmt.Errorf("warehouse: query bq://%s.%s: read: %w", project, dataset, err)
 		}
-		if res.columns == nil {
+		if res.Columns == nil {
 			for _, f := range it.Schema {
-				res.columns = append(res.columns, f.Name)
+				res.Columns = append(res.Columns, f.Name)
 			}
 		}
 		vals := make([]any, len(row))
@@ -605,42 +683,43 @@ func queryBigQuery(ctx context.Context, project, dataset, sql string, o BigQuery
 				vals[i] = x
 			}
 		}
-		res.rows = append(res.rows, vals)
+		res.Rows = append(res.Rows, vals)
 	}
-	if res.columns == nil {
+	if res.Columns == nil {
 		for _, f := range it.Schema {
-			res.columns = append(res.columns, f.Name)
+			res.Columns = append(res.Columns, f.Name)
 		}
 	}
 	return res, nil
 }
 
-// replaceDateBigQuery replaces one partition atomically with a load job
+// replaceDate replaces one partition atomically with a load job
 // (WRITE_TRUNCATE on the partition decorator table$YYYYMMDD).
-func replaceDateBigQuery(ctx context.Context, project, dataset string, t *Table, date civil.Date, vals []reflect.Value, o BigQueryOptions) error {
+func replaceDate(ctx context.Context, project, dataset string, date civil.Date, rows warehouse.TableRows, o Options) error {
 	o = o.withDefaults()
+	t := rows.Table()
 	wrap := func(err error) error {
 		return fmt.Errorf("warehouse: replace bq://%s.%s.%s %s: %w", project, dataset, t.Name, date, err)
 	}
-	client, err := bigquery.NewClient(ctx, project, o.REST...)
+	client, err := bq.NewClient(ctx, project, o.REST...)
 	if err != nil {
 		return wrap(err)
 	}
 	defer client.Close()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	for _, v := range vals {
-		if err := enc.Encode(columnMap(t, v)); err != nil {
+	for i := range rows.Len() {
+		if err := enc.Encode(columnMap(t, rows.Values(i))); err != nil {
 			return wrap(err)
 		}
 	}
-	src := bigquery.NewReaderSource(&buf)
-	src.SourceFormat = bigquery.JSON
-	src.Schema = t.Schema
+	src := bq.NewReaderSource(&buf)
+	src.SourceFormat = bq.JSON
+	src.Schema = schema(t)
 	decorator := fmt.Sprintf("%s$%04d%02d%02d", t.Name, date.Year, int(date.Month), date.Day)
 	loader := client.Dataset(dataset).Table(decorator).LoaderFrom(src)
-	loader.WriteDisposition = bigquery.WriteTruncate
-	loader.CreateDisposition = bigquery.CreateNever
+	loader.WriteDisposition = bq.WriteTruncate
+	loader.CreateDisposition = bq.CreateNever
 	job, err := loader.Run(ctx)
 	if err != nil {
 		return wrap(err)

@@ -1,4 +1,14 @@
-package warehouse
+// Package local is the local warehouse backend: under a directory, one
+// directory per table and one Hive-style partition directory per day of
+// Parquet files, written atomically (multi-table writes through a journal),
+// queried with DuckDB in cgo builds. It registers itself for plain paths
+// (warehouse.LocalScheme); link it with
+//
+//	import _ "github.com/inventory-events/inventory/loaders/warehouse/local"
+//
+// Writing needs no cgo; querying does (DuckDB), and fails with an error
+// saying so in a CGO_ENABLED=0 build.
+package local
 
 import (
 	"context"
@@ -10,86 +20,82 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"time"
 
 	"cloud.google.com/go/civil"
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
-// Local is the local warehouse: under Dir, one directory per table and one
+func init() { warehouse.Register(warehouse.LocalScheme, backend{}) }
+
+// backend is the warehouse.Backend of local directories.
+type backend struct{}
+
+func (backend) Open(_ context.Context, dir string) (warehouse.Writer, error) { return Open(dir) }
+
+func (backend) Setup(_ context.Context, dir, _ string, dryRun bool) ([]string, error) {
+	return setup(dir, dryRun)
+}
+
+func (backend) Query(ctx context.Context, dir, sql string) (*warehouse.Result, error) {
+	return query(ctx, dir, sql)
+}
+
+func (backend) ReplaceDate(_ context.Context, dir string, date civil.Date, rows warehouse.TableRows) error {
+	return replaceDate(dir, date, rows)
+}
+
+func (backend) Recover(dir string) (int, error) { return (&Warehouse{Dir: dir}).Recover() }
+
+// Warehouse is the local warehouse: under Dir, one directory per table and one
 // Hive-style partition directory per day, each holding Parquet files:
 //
 //	<Dir>/<table>/dt=YYYY-MM-DD/part-<nanos>-<random>.parquet
 //
 // Every file is written under a hidden temporary name in its final directory
 // and renamed into place, so a reader never sees a partial file.
-type Local struct {
+type Warehouse struct {
 	Dir string
 }
 
-var _ Writer = (*Local)(nil)
+var (
+	_ warehouse.Writer        = (*Warehouse)(nil)
+	_ warehouse.Transactional = (*Warehouse)(nil)
+	_ warehouse.Recoverer     = backend{}
+)
 
-// OpenLocal returns the local warehouse in dir, creating the directory, and
+// Open returns the local warehouse in dir, creating the directory, and
 // finishes what a crashed writer committed (Recover).
-func OpenLocal(dir string) (*Local, error) {
+func Open(dir string) (*Warehouse, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("warehouse: open %s: %w", dir, err)
 	}
-	l := &Local{Dir: dir}
+	l := &Warehouse{Dir: dir}
 	if _, err := l.Recover(); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// Write appends rows to table: one new file per partition date.
-func (l *Local) Write(ctx context.Context, table string, rows any) error {
-	t, err := TableByName(table)
-	if err != nil {
-		return err
+// Write appends rows to their table: one new file per partition date. It
+// rejects no row.
+func (l *Warehouse) Write(_ context.Context, rows warehouse.TableRows) ([]warehouse.DeadLetterRow, error) {
+	if rows.Len() == 0 {
+		return nil, nil
 	}
-	vals, err := t.rowValues(rows)
-	if err != nil {
-		return err
-	}
-	if err := l.write(t, vals); err != nil {
-		return fmt.Errorf("warehouse: write %s: %w", table, err)
-	}
-	return nil
-}
-
-func (l *Local) write(t *Table, vals []reflect.Value) error {
-	days, byDay := partitions(t, vals)
+	days, byDay := rows.ByDate()
 	for _, d := range days {
-		if err := writeParquet(partitionDir(l.Dir, t.Name, d), t, byDay[d]); err != nil {
-			return err
+		if err := writeParquet(partitionDir(l.Dir, rows.Table().Name, d), byDay[d]); err != nil {
+			return nil, fmt.Errorf("warehouse: write %s: %w", rows.Table().Name, err)
 		}
 	}
-	return nil
-}
-
-// partitions groups rows by their partition date, dates in order.
-func partitions(t *Table, vals []reflect.Value) ([]time.Time, map[time.Time][]reflect.Value) {
-	byDay := map[time.Time][]reflect.Value{}
-	for _, v := range vals {
-		d := t.partitionDate(v)
-		byDay[d] = append(byDay[d], v)
-	}
-	days := make([]time.Time, 0, len(byDay))
-	for d := range byDay {
-		days = append(days, d)
-	}
-	sort.Slice(days, func(i, j int) bool { return days[i].Before(days[j]) })
-	return days, byDay
+	return nil, nil
 }
 
 // Close does nothing: every Write is durable when it returns.
-func (l *Local) Close() error { return nil }
-
-func (l *Local) writeRejects(ctx context.Context, table string, rows any) ([]DeadLetterRow, error) {
-	return nil, l.Write(ctx, table, rows)
-}
+func (l *Warehouse) Close() error { return nil }
 
 func tableDir(dir, table string) string { return filepath.Join(dir, table) }
 
@@ -99,13 +105,13 @@ func partitionDir(dir, table string, day time.Time) string {
 
 // writeParquet writes rows into a new file in dir atomically: a temporary
 // file, fsynced, then renamed.
-func writeParquet(dir string, t *Table, rows []reflect.Value) error {
-	_, err := writeParquetFile(dir, t, rows)
+func writeParquet(dir string, rows warehouse.TableRows) error {
+	_, err := writeParquetFile(dir, rows)
 	return err
 }
 
 // writeParquetFile is writeParquet returning the new file's name.
-func writeParquetFile(dir string, t *Table, rows []reflect.Value) (string, error) {
+func writeParquetFile(dir string, rows warehouse.TableRows) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
@@ -126,9 +132,9 @@ func writeParquetFile(dir string, t *Table, rows []reflect.Value) (string, error
 			os.Remove(tmp)
 		}
 	}()
-	pw := parquet.NewWriter(f, parquet.SchemaOf(reflect.New(t.RowType).Interface()), parquet.Compression(&parquet.Snappy))
-	for _, r := range rows {
-		if err := pw.Write(r.Interface()); err != nil {
+	pw := parquet.NewWriter(f, schemaOf(rows.Table()), parquet.Compression(&parquet.Snappy))
+	for i := range rows.Len() {
+		if err := pw.Write(rows.Row(i)); err != nil {
 			return "", err
 		}
 	}
@@ -148,9 +154,9 @@ func writeParquetFile(dir string, t *Table, rows []reflect.Value) (string, error
 	return name, nil
 }
 
-func setupLocal(dir string, dryRun bool) ([]string, error) {
+func setup(dir string, dryRun bool) ([]string, error) {
 	var lines []string
-	for _, t := range Tables {
+	for _, t := range warehouse.Tables {
 		p := tableDir(dir, t.Name)
 		if _, err := os.Stat(p); err == nil {
 			lines = append(lines, fmt.Sprintf("table %s (%s): unchanged", t.Name, p))
@@ -170,10 +176,11 @@ func setupLocal(dir string, dryRun bool) ([]string, error) {
 	return lines, nil
 }
 
-// replaceDateLocal writes the new partition next to the old one and swaps
-// the directories with two renames. A query that lists the old files and
-// reads them after the swap fails and is retried by queryLocal.
-func replaceDateLocal(dir string, t *Table, date civil.Date, vals []reflect.Value) error {
+// replaceDate writes the new partition next to the old one and swaps the
+// directories with two renames. A query that lists the old files and reads
+// them after the swap fails and is retried by query.
+func replaceDate(dir string, date civil.Date, rows warehouse.TableRows) error {
+	t := rows.Table()
 	day := date.In(time.UTC)
 	final := partitionDir(dir, t.Name, day)
 	staging := filepath.Join(tableDir(dir, t.Name), ".staging-"+filepath.Base(final)+fmt.Sprint(time.Now().UnixNano()))
@@ -181,8 +188,8 @@ func replaceDateLocal(dir string, t *Table, date civil.Date, vals []reflect.Valu
 	wrap := func(err error) error {
 		return fmt.Errorf("warehouse: replace %s %s: %w", t.Name, date, err)
 	}
-	if len(vals) > 0 {
-		if err := writeParquet(staging, t, vals); err != nil {
+	if rows.Len() > 0 {
+		if err := writeParquet(staging, rows); err != nil {
 			os.RemoveAll(staging)
 			return wrap(err)
 		}
@@ -215,8 +222,8 @@ func replaceDateLocal(dir string, t *Table, date civil.Date, vals []reflect.Valu
 // queries over a long-running stream's many small files stay fast. Files
 // written while it runs are kept as they are. A query that listed a removed
 // file is retried by Query. It returns the number of files merged.
-func (l *Local) Compact(ctx context.Context, table string, date civil.Date) (int, error) {
-	t, err := TableByName(table)
+func (l *Warehouse) Compact(ctx context.Context, table string, date civil.Date) (int, error) {
+	t, err := warehouse.TableByName(table)
 	if err != nil {
 		return 0, err
 	}
@@ -228,7 +235,7 @@ func (l *Local) Compact(ctx context.Context, table string, date civil.Date) (int
 	if err != nil || len(files) < 2 {
 		return 0, err
 	}
-	var rows []reflect.Value
+	var all []any
 	for _, name := range files {
 		if err := ctx.Err(); err != nil {
 			return 0, wrap(err)
@@ -237,9 +244,13 @@ func (l *Local) Compact(ctx context.Context, table string, date civil.Date) (int
 		if err != nil {
 			return 0, wrap(err)
 		}
-		rows = append(rows, read...)
+		all = append(all, read...)
 	}
-	if err := writeParquet(dir, t, rows); err != nil {
+	rows, err := warehouse.AnyRows(table, all)
+	if err != nil {
+		return 0, wrap(err)
+	}
+	if err := writeParquet(dir, rows); err != nil {
 		return 0, wrap(err)
 	}
 	for _, name := range files {
@@ -250,15 +261,16 @@ func (l *Local) Compact(ctx context.Context, table string, date civil.Date) (int
 	return len(files), nil
 }
 
-func readParquet(name string, t *Table) ([]reflect.Value, error) {
+// readParquet reads the rows of a file of table t, as t's row structs.
+func readParquet(name string, t *warehouse.Table) ([]any, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r := parquet.NewReader(f, parquet.SchemaOf(reflect.New(t.RowType).Interface()))
+	r := parquet.NewReader(f, schemaOf(t))
 	defer r.Close()
-	var rows []reflect.Value
+	var rows []any
 	for {
 		p := reflect.New(t.RowType)
 		if err := r.Read(p.Interface()); err != nil {
@@ -267,6 +279,11 @@ func readParquet(name string, t *Table) ([]reflect.Value, error) {
 			}
 			return nil, fmt.Errorf("read %s: %w", name, err)
 		}
-		rows = append(rows, p.Elem())
+		rows = append(rows, p.Elem().Interface())
 	}
+}
+
+// schemaOf returns the Parquet schema of t's row type.
+func schemaOf(t *warehouse.Table) *parquet.Schema {
+	return parquet.SchemaOf(reflect.New(t.RowType).Interface())
 }

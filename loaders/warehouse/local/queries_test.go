@@ -1,4 +1,4 @@
-package warehouse_test
+package local_test
 
 import (
 	"bytes"
@@ -16,11 +16,12 @@ import (
 
 	"cloud.google.com/go/civil"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/loaders/warehouse/local"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/warehouse/expected")
 
-const repoRoot = "../.."
+const repoRoot = "../../.."
 
 // docQueries returns the queries of docs/analyst-queries.md in one dialect
 // ("local" or "bigquery") by name.
@@ -44,29 +45,31 @@ func docQueries(t *testing.T, dialect string) map[string]string {
 // warehouse, one Write per table.
 func loadFixtures(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
-	w, err := warehouse.Open(ctx, dir)
+	w, err := warehouse.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	load := func(table string, rows any) {
-		b, err := os.ReadFile(filepath.Join(repoRoot, "testdata", "warehouse", table+".json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(b, rows); err != nil {
-			t.Fatalf("%s.json: %v", table, err)
-		}
-		if err := w.Write(ctx, table, rows); err != nil {
-			t.Fatal(err)
-		}
-	}
-	load("adjustments", &[]warehouse.AdjustmentRow{})
-	load("stock_levels", &[]warehouse.StockLevelRow{})
-	load("low_stock_alerts", &[]warehouse.AlertRow{})
-	load("dead_letters", &[]warehouse.DeadLetterRow{})
+	load[warehouse.AdjustmentRow](t, w, "adjustments")
+	load[warehouse.StockLevelRow](t, w, "stock_levels")
+	load[warehouse.AlertRow](t, w, "low_stock_alerts")
+	load[warehouse.DeadLetterRow](t, w, "dead_letters")
 	return dir
+}
+
+func load[T warehouse.Row](t *testing.T, w warehouse.Writer, table string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "testdata", "warehouse", table+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []T
+	if err := json.Unmarshal(b, &rows); err != nil {
+		t.Fatalf("%s.json: %v", table, err)
+	}
+	if _, err := w.Write(context.Background(), warehouse.Rows(rows)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestAnalystQueriesLocal(t *testing.T) {
@@ -160,7 +163,7 @@ func TestLocalConcurrentWriterAndReader(t *testing.T) {
 				rows[i] = adjustment(fmt.Sprintf("c%03d-%03d", b, i), -1, "2026-03-01T09:00:00Z")
 				rows[i].EventTime = rows[i].EventTime.Add(time.Duration(b) * 6 * time.Hour) // spread over days
 			}
-			if err := w.Write(ctx, "adjustments", rows); err != nil {
+			if _, err := w.Write(ctx, warehouse.Rows(rows)); err != nil {
 				writeErr = err
 				return
 			}
@@ -202,7 +205,7 @@ func TestLocalReplaceDate(t *testing.T) {
 	day := warehouse.Date(2026, 3, 1)
 	for _, closing := range []int64{1, 2} {
 		rows := []warehouse.DailySummaryRow{{ReportDate: day, SKU: "A", LocationID: "L1", ClosingOnHand: closing}}
-		if err := warehouse.ReplaceDate(ctx, dir, "daily_summary", civilDate(day), rows); err != nil {
+		if err := warehouse.ReplaceDate(ctx, dir, civilDate(day), rows); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -232,7 +235,7 @@ func civilDate(t time.Time) civil.Date { return civil.DateOf(t) }
 func TestLocalCompact(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	l, err := warehouse.OpenLocal(dir)
+	l, err := local.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +247,7 @@ func TestLocalCompact(t *testing.T) {
 		} else {
 			r.PublishTime = &pt
 		}
-		if err := l.Write(ctx, "adjustments", []warehouse.AdjustmentRow{r}); err != nil {
+		if _, err := l.Write(ctx, warehouse.Rows([]warehouse.AdjustmentRow{r})); err != nil {
 			t.Fatal(err)
 		}
 	}

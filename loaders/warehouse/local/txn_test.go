@@ -1,4 +1,4 @@
-package warehouse_test
+package local_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/loaders/warehouse/local"
 )
 
 func alertRow(id string) warehouse.AlertRow {
@@ -49,14 +50,14 @@ func TestLocalWriteAll(t *testing.T) {
 	if _, err := warehouse.Setup(ctx, dir, "", false); err != nil {
 		t.Fatal(err)
 	}
-	l, err := warehouse.OpenLocal(dir)
+	l, err := local.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = l.WriteAll(ctx, []warehouse.TableRows{
-		{Table: "low_stock_alerts", Rows: []warehouse.AlertRow{alertRow("a1"), alertRow("a2")}},
-		{Table: "adjustments", Rows: []warehouse.AdjustmentRow{adjustment("e1", -1, "2026-03-01T09:00:00Z"), adjustment("e2", -1, "2026-03-02T09:00:00Z")}},
-	})
+	err = l.WriteAll(ctx,
+		warehouse.Rows([]warehouse.AlertRow{alertRow("a1"), alertRow("a2")}),
+		warehouse.Rows([]warehouse.AdjustmentRow{adjustment("e1", -1, "2026-03-01T09:00:00Z"), adjustment("e2", -1, "2026-03-02T09:00:00Z")}),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,14 +67,14 @@ func TestLocalWriteAll(t *testing.T) {
 	// crash before COMMIT: journals built from files written by a second
 	// warehouse.
 	other := t.TempDir()
-	lo, err := warehouse.OpenLocal(other)
+	lo, err := local.Open(other)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lo.WriteAll(ctx, []warehouse.TableRows{
-		{Table: "adjustments", Rows: []warehouse.AdjustmentRow{adjustment("e3", -1, "2026-03-01T09:00:00Z")}},
-		{Table: "low_stock_alerts", Rows: []warehouse.AlertRow{alertRow("a3")}},
-	}); err != nil {
+	if err := lo.WriteAll(ctx,
+		warehouse.Rows([]warehouse.AdjustmentRow{adjustment("e3", -1, "2026-03-01T09:00:00Z")}),
+		warehouse.Rows([]warehouse.AlertRow{alertRow("a3")}),
+	); err != nil {
 		t.Fatal(err)
 	}
 	committed := filepath.Join(dir, "_txn", "1-committed")
@@ -109,7 +110,7 @@ func TestLocalWriteAll(t *testing.T) {
 	old := time.Now().Add(-time.Hour)
 	os.Chtimes(uncommitted, old, old)
 
-	if _, err := warehouse.OpenLocal(dir); err != nil {
+	if _, err := local.Open(dir); err != nil {
 		t.Fatal(err)
 	}
 	checkStored(t, dir, 3, "after recovery")

@@ -1,0 +1,173 @@
+//go:build cgo
+
+package local
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/big"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/civil"
+	"github.com/duckdb/duckdb-go/v2"
+
+	"github.com/inventory-events/inventory/loaders/warehouse"
+)
+
+// query runs sql with DuckDB over the local warehouse in dir, on a new
+// in-memory connection with one view per table, so every query sees the
+// files written so far. A query that races a partition replacement (a file
+// it listed is gone) is retried.
+func query(ctx context.Context, dir, query string) (*warehouse.Result, error) {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var res *warehouse.Result
+		res, err = queryOnce(ctx, dir, query)
+		if err == nil {
+			return res, nil
+		}
+		if !isVanishedFile(err) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("warehouse: query %s: %w", dir, err)
+}
+
+func isVanishedFile(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "No such file") || strings.Contains(msg, "no such file")
+}
+
+func queryOnce(ctx context.Context, dir, query string) (*warehouse.Result, error) {
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET TimeZone = 'UTC'"); err != nil {
+		return nil, fmt.Errorf("set time zone: %w", err)
+	}
+	for _, t := range warehouse.Tables {
+		if _, err := conn.ExecContext(ctx, localView(dir, t)); err != nil {
+			return nil, fmt.Errorf("view %s: %w", t.Name, err)
+		}
+	}
+	rows, err := conn.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, err
+	}
+	res := &warehouse.Result{}
+	for _, c := range cols {
+		res.Columns = append(res.Columns, c.Name())
+	}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			vals[i] = normalize(v, cols[i].DatabaseTypeName())
+		}
+		res.Rows = append(res.Rows, vals)
+	}
+	return res, rows.Err()
+}
+
+// localView returns the CREATE VIEW statement of table t: its Parquet files,
+// or an empty relation with the table's columns when there are none yet.
+func localView(dir string, t *warehouse.Table) string {
+	glob := filepath.Join(tableDir(dir, t.Name), "dt=*", "*.parquet")
+	if files, _ := filepath.Glob(glob); len(files) > 0 {
+		cols := make([]string, len(t.Columns))
+		for i, f := range t.Columns {
+			cols[i] = f.Name
+			if f.Type == warehouse.TypeDate {
+				cols[i] = fmt.Sprintf("CAST(%s AS DATE) AS %s", f.Name, f.Name)
+			}
+		}
+		return fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT %s FROM read_parquet(%s, hive_partitioning = false, union_by_name = true)",
+			t.Name, strings.Join(cols, ", "), sqlString(glob))
+	}
+	cols := make([]string, len(t.Columns))
+	for i, f := range t.Columns {
+		cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", duckType(f.Type), f.Name)
+	}
+	return fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT %s WHERE false", t.Name, strings.Join(cols, ", "))
+}
+
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func duckType(t warehouse.ColumnType) string {
+	switch t {
+	case warehouse.TypeInteger:
+		return "BIGINT"
+	case warehouse.TypeFloat:
+		return "DOUBLE"
+	case warehouse.TypeBoolean:
+		return "BOOLEAN"
+	case warehouse.TypeBytes:
+		return "BLOB"
+	case warehouse.TypeTimestamp:
+		return "TIMESTAMPTZ"
+	case warehouse.TypeDate:
+		return "DATE"
+	default:
+		return "VARCHAR"
+	}
+}
+
+// normalize maps a DuckDB value to the types warehouse.Result promises.
+func normalize(v any, dbType string) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case time.Time:
+		if dbType == "DATE" {
+			return civil.DateOf(x.UTC())
+		}
+		return x.UTC()
+	case *big.Int:
+		if x.IsInt64() {
+			return x.Int64()
+		}
+		return x.String()
+	case duckdb.Decimal:
+		return x.Float64()
+	case int8:
+		return int64(x)
+	case int16:
+		return int64(x)
+	case int32:
+		return int64(x)
+	case int:
+		return int64(x)
+	case uint8:
+		return int64(x)
+	case uint16:
+		return int64(x)
+	case uint32:
+		return int64(x)
+	case uint64:
+		return int64(x)
+	case float32:
+		return float64(x)
+	}
+	return v
+}
