@@ -21,7 +21,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log"
 	"log/slog"
 	"os"
 	"time"
@@ -30,6 +29,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+	"github.com/inventory-events/inventory/internal/cli/console"
 	"github.com/inventory-events/inventory/internal/launch"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
@@ -61,40 +61,44 @@ func main() {
 	if *verbose {
 		level = slog.LevelInfo
 	}
-	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	line := console.NewLine(os.Stderr) // nil off a terminal
+	slog.SetDefault(slog.New(console.QuietCancel(slog.NewJSONHandler(line.Writer(os.Stderr), &slog.HandlerOptions{Level: level}))))
 	ctx := context.Background()
 	// Dataflow in any spelling: runner "dataflow" and this binary as the
 	// worker (it must be a static linux/amd64 build, or --worker_binary given).
 	if _, err := launch.Prepare(flag.CommandLine); err != nil {
-		log.Fatalf("nightly: %v", err)
+		console.Fatal("nightly", err)
 	}
 
 	d, err := reportDate()
 	if err != nil {
-		log.Fatal(err)
+		console.Fatal("nightly", err)
 	}
 	cfg := nightly.Config{Date: d, TimeZone: *timezone, Input: *input, Warehouse: *wh, Snapshot: *snapshot,
 		Thresholds: *thresholds, DefaultThreshold: *defThresh, Output: *output, RunID: *runID,
 		Shards: *shards, ChunkBytes: *chunkBytes, Runner: *runners.Runner}
 	if _, _, err := cfg.Window(); err != nil {
-		log.Fatal(err)
+		console.Fatal("nightly", err)
 	}
 	if *from != "" || *to != "" {
 		if err := backfill(ctx, cfg); err != nil {
-			log.Fatal(err)
+			console.Fatal("nightly", err)
 		}
 		return
 	}
 	switch *runners.Runner {
 	case "", "prism", "direct":
-		if _, err := nightly.Run(ctx, cfg); err != nil {
-			log.Fatal(err)
+		if err := runLocal(ctx, cfg, os.Stdout, line); err != nil {
+			console.Fatal("nightly", err)
 		}
 	default:
+		if _, err := nightly.Preflight(ctx, cfg); err != nil {
+			console.Fatal("nightly", err)
+		}
 		p, s := beam.NewPipelineWithRoot()
 		nightly.Build(s, cfg)
 		if err := beamx.Run(ctx, p); err != nil {
-			log.Fatalf("nightly: %v", err)
+			console.Fatal("nightly", err)
 		}
 	}
 }
@@ -103,7 +107,7 @@ func reportDate() (civil.Date, error) {
 	if *date == "" {
 		return nightly.Yesterday(*timezone, time.Now())
 	}
-	return civil.ParseDate(*date)
+	return parseDate(*date)
 }
 
 // backfill runs --from to --to in order on Prism, one line per date.
@@ -111,13 +115,13 @@ func backfill(ctx context.Context, cfg nightly.Config) error {
 	if *date != "" {
 		return fmt.Errorf("nightly: give --date or --from/--to, not both")
 	}
-	f, err := civil.ParseDate(*from)
+	f, err := parseDate(*from)
 	if err != nil {
-		return fmt.Errorf("nightly: --from %q: want YYYY-MM-DD", *from)
+		return fmt.Errorf("--from: %w", err)
 	}
-	t, err := civil.ParseDate(*to)
+	t, err := parseDate(*to)
 	if err != nil {
-		return fmt.Errorf("nightly: --to %q: want YYYY-MM-DD", *to)
+		return fmt.Errorf("--to: %w", err)
 	}
 	cfg.Runner = "prism"
 	_, err = nightly.RunRange(ctx, cfg, f, t, func(r nightly.RunResult) {

@@ -15,7 +15,7 @@ package main
 import (
 	"context"
 	"flag"
-	"log"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -26,6 +26,7 @@ import (
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 
+	"github.com/inventory-events/inventory/internal/cli/console"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/launch"
 	"github.com/inventory-events/inventory/internal/ledger"
@@ -56,15 +57,17 @@ var (
 )
 
 func main() {
+	flag.Usage = func() { usage(flag.CommandLine, os.Stderr) }
 	flag.Parse()
 	beam.Init()
 	ctx := context.Background()
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	line := console.NewLine(os.Stderr) // progress of a CSV replay on a terminal; nil otherwise
+	slog.SetDefault(slog.New(console.QuietCancel(slog.NewTextHandler(line.Writer(os.Stderr), nil))))
 
 	// Dataflow in any spelling: runner "dataflow" and this binary as the
 	// worker (it must be a static linux/amd64 build, or --worker_binary given).
 	if _, err := launch.Prepare(flag.CommandLine); err != nil {
-		log.Fatalf("stream: %v", err)
+		console.Fatal("stream", err)
 	}
 	runner := flag.Lookup("runner").Value.String()
 	project := *gcpopts.Project
@@ -79,6 +82,13 @@ func main() {
 		IDAttribute: *idAttribute, TimestampAttribute: *tsAttribute, Restore: *restore && *input == "",
 		RestoreScope: *restoreScope,
 	}
+	note, err := checkConfig(&cfg, explicit(flag.CommandLine))
+	if err != nil {
+		console.Fatal("stream", err)
+	}
+	if note != "" {
+		slog.Warn("stream: " + note)
+	}
 	if cfg.AlertEncoding == "" {
 		cfg.AlertEncoding = event.EncodingJSON
 		if cfg.AlertTopic != "" && !cfg.Dataflow() {
@@ -86,20 +96,22 @@ func main() {
 			enc, err := transforms.LookupTopicEncoding(lctx, project, cfg.AlertTopic)
 			cancel()
 			if err != nil {
-				log.Fatalf("stream: alert topic encoding: %v (set --alert_encoding)", err)
+				console.Fatal("stream", fmt.Errorf("alert topic %s of project %q: encoding: %w (set --alert_encoding)", cfg.AlertTopic, project, err))
 			}
 			cfg.AlertEncoding = enc
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		log.Fatal(err)
+		console.Fatal("stream", err)
 	}
 
 	p, s := beam.NewPipelineWithRoot()
 	stream.Build(s, cfg)
+	stop := replayProgress(ctx, line, cfg)
 	pr, err := beamx.RunWithMetrics(ctx, p)
+	stop()
 	if err != nil {
-		log.Fatalf("stream: %v", err)
+		console.Fatal("stream", err)
 	}
 	if cfg.Input != "" && pr != nil {
 		c := transforms.CountsOf(pr)

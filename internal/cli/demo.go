@@ -110,17 +110,22 @@ func RunDemo(ctx context.Context, g *Globals, cfg DemoConfig, out io.Writer) (er
 	}
 	var rejected bytes.Buffer
 	var pubs [2]broker.PublishStats
+	dead := &deadLetterSink{name: cfg.Events}
 	for i, part := range [][]byte{first, second} {
 		format := []string{"json", "proto"}[i]
 		pubs[i], err = stack.Admin.Publish(ctx, bytes.NewReader(part), broker.PublishConfig{
 			Topic: names.Topic, DeadLetterTopic: names.DeadLetterTopic, Format: format,
-			Name: cfg.Events, Errors: &rejected})
+			Name: cfg.Events, Errors: &rejected, OnReject: dead.add})
 		if err != nil {
 			return err
 		}
 	}
+	// The refused rows never reach the stream: they go to dead_letters here.
+	if err := dead.store(ctx, cfg.Warehouse); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	published := pubs[0].Published + pubs[1].Published
-	step(3, "published %s: %d as JSON, %d as Protobuf; %d bad rows refused and dead-lettered",
+	step(3, "published %s: %d as JSON, %d as Protobuf; %d bad rows refused, dead-lettered and stored in dead_letters",
 		cfg.Events, pubs[0].Published, pubs[1].Published, pubs[0].Rejected+pubs[1].Rejected)
 	for _, l := range strings.Split(strings.TrimSpace(rejected.String()), "\n") {
 		if l != "" {
@@ -220,7 +225,9 @@ func writeMarker(dir string) error {
 }
 
 // splitCSV returns two CSVs, each with the header, holding the first and the
-// second half of the rows of path.
+// second half of the rows of path. The second has a blank line for each row
+// of the first: encoding/csv skips blank lines but counts them, so every
+// row keeps its line number in path, in error messages and dead letters.
 func splitCSV(path string) ([]byte, []byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -233,7 +240,7 @@ func splitCSV(path string) ([]byte, []byte, error) {
 	}
 	header, rows := lines[0], lines[1:]
 	half := len(rows) / 2
-	return []byte(header + strings.Join(rows[:half], "")), []byte(header + strings.Join(rows[half:], "")), nil
+	return []byte(header + strings.Join(rows[:half], "")), []byte(header + strings.Repeat("\n", half) + strings.Join(rows[half:], "")), nil
 }
 
 func scalar(ctx context.Context, wh, sql string) (int64, error) {

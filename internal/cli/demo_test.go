@@ -110,6 +110,17 @@ func TestDemo(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(reports, "2026-11-24", "index.html")); err != nil || fi.Size() < 1000 {
 		t.Fatalf("index.html: %v", err)
 	}
+	// Rows refused at publish: printed with the file's line numbers (the
+	// second half, published as Protobuf, too) and stored in dead_letters.
+	bad := badLines(t, sampleCSV)
+	for _, o := range bad {
+		if !strings.Contains(out.String(), o+": rejected") {
+			t.Errorf("the demo does not print %s as rejected", o)
+		}
+	}
+	if got := publishOrigins(t, wh); strings.Join(got, " ") != strings.Join(bad, " ") {
+		t.Errorf("dead_letters has the publish-stage rows %v, want %v", got, bad)
+	}
 	// A second demo replaces the first one's warehouse, and refuses others.
 	if err := freshWarehouse(wh); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/inventory-events/inventory/internal/cli/console"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/synth"
 )
@@ -33,9 +34,13 @@ write the starting stock and the reorder thresholds the stream assumes.
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			t, err := time.Parse(time.RFC3339, start)
 			if err != nil {
-				return fmt.Errorf("gen: --start: %w", err)
+				return fmt.Errorf("gen: --start %q: want RFC 3339, e.g. 2026-11-24T00:00:00Z", start)
 			}
 			cfg.Start = t
+			if err := checkGen(cfg); err != nil {
+				return err
+			}
+			t0 := time.Now()
 			w := cmd.OutOrStdout()
 			if out != "" && out != "-" {
 				f, err := os.Create(out)
@@ -70,6 +75,7 @@ write the starting stock and the reorder thresholds the stream assumes.
 					return err
 				}
 			}
+			fmt.Fprintln(cmd.ErrOrStderr(), genSummary(cfg, out, snapshotPath, thresholdPath, time.Since(t0)))
 			return nil
 		},
 	}
@@ -85,4 +91,37 @@ write the starting stock and the reorder thresholds the stream assumes.
 	f.StringVar(&snapshotPath, "snapshot", "", "also write the starting snapshot here")
 	f.StringVar(&thresholdPath, "thresholds", "", "also write the thresholds CSV here")
 	return cmd
+}
+
+// checkGen refuses flags the generator would panic on or ignore.
+func checkGen(c synth.Config) error {
+	switch {
+	case c.Events < 0:
+		return fmt.Errorf("gen: --events %d: want 0 or more rows", c.Events)
+	case c.SKUs < 1:
+		return fmt.Errorf("gen: --skus %d: want at least 1", c.SKUs)
+	case c.Locations < 1:
+		return fmt.Errorf("gen: --locations %d: want at least 1", c.Locations)
+	case c.Span <= 0:
+		return fmt.Errorf("gen: --span %s: want a positive duration, e.g. 24h", c.Span)
+	case c.InvalidEvery < 0:
+		return fmt.Errorf("gen: --invalid-every %d: want 0 (none) or more", c.InvalidEvery)
+	}
+	return nil
+}
+
+// genSummary is the line gen prints on success.
+func genSummary(c synth.Config, out, snapshotPath, thresholdPath string, took time.Duration) string {
+	if out == "" || out == "-" {
+		out = "standard output"
+	}
+	s := fmt.Sprintf("gen: wrote %s rows (%d SKUs x %d locations, %s from %s, seed %d) to %s",
+		console.Thousands(int64(c.Events)), c.SKUs, c.Locations, c.Span, c.Start.Format(time.RFC3339), c.Seed, out)
+	if snapshotPath != "" {
+		s += "; snapshot " + snapshotPath
+	}
+	if thresholdPath != "" {
+		s += "; thresholds " + thresholdPath
+	}
+	return s + " in " + took.Round(time.Millisecond).String()
 }

@@ -1,19 +1,25 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
+	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/inventory-events/inventory/internal/cli/console"
 	"github.com/inventory-events/inventory/loaders/broker"
+	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
 func newPublishCmd(g *Globals) *cobra.Command {
 	cfg := broker.PublishConfig{}
 	names := broker.DefaultNames()
+	var whURI string
 	cmd := &cobra.Command{
 		Use:   "publish [--format=json|proto] FILE|-",
 		Short: "Publish adjustments from a CSV file or standard input",
@@ -21,8 +27,10 @@ func newPublishCmd(g *Globals) *cobra.Command {
 reason,quantity,source; extra columns ignored) and publishes each row to
 inventory-topic: as JSON (--format=json), or as Protobuf in the encoding bound
 to the topic (--format=proto). A bad row gets a line-numbered error, is sent to
-the dead-letter topic and is not published; the command then exits non-zero
-saying how many rows were rejected.`,
+the dead-letter topic and to the dead_letters table of --warehouse (stage
+"publish"), and is not published; the command then exits non-zero saying how
+many rows were rejected. A bad header, or a Pub/Sub that does not answer, fails
+at once. On success it prints one summary line.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -40,37 +48,63 @@ saying how many rows were rejected.`,
 					size = fi.Size()
 				}
 			}
-			errw := cmd.ErrOrStderr()
-			cfg.Errors = errw
-			var bar *progressbar.ProgressBar
-			if isTerminal(errw) {
-				bar = progressbar.DefaultBytes(size, "publishing")
-				cfg.Progress = func(n int) { _ = bar.Add(n) }
+			// What can be checked here is, before the broker is touched.
+			in, err := checkHeader(in, cfg.Name)
+			if err != nil {
+				return err
 			}
+			wh, err := publishWarehouse(whURI, cmd.Flags().Changed("warehouse"))
+			if err != nil {
+				return err
+			}
+			errw := cmd.ErrOrStderr()
+			line := console.NewLine(errw)
+			cfg.Errors = line.Writer(errw)
+			dead := &deadLetterSink{name: cfg.Name}
+			cfg.OnReject = dead.add
 			admin, err := broker.NewAdmin(ctx, g.Project)
 			if err != nil {
 				return err
 			}
 			defer admin.Close()
+			if err := probePubSub(ctx, admin); err != nil {
+				return err
+			}
+			var read atomic.Int64
+			cfg.Progress = func(n int) { read.Add(int64(n)) }
+			t0 := time.Now()
+			stop := line.Tick(200*time.Millisecond, func() string {
+				return console.Bar("publish "+cfg.Name, read.Load(), size, "bytes", time.Since(t0), line.Width())
+			})
 			cfg.Topic, cfg.DeadLetterTopic = names.Topic, names.DeadLetterTopic
 			st, err := admin.Publish(ctx, in, cfg)
-			if bar != nil {
-				_ = bar.Finish()
-				fmt.Fprintln(errw)
+			stop()
+			if serr := dead.store(context.WithoutCancel(ctx), wh); serr != nil {
+				err = errors.Join(err, fmt.Errorf("publish: %w", serr))
 			}
 			if err != nil {
 				return err
 			}
-			if st.Rejected > 0 || st.Failed > 0 || isTerminal(errw) {
-				fmt.Fprintf(errw, "%d rows: %d published, %d rejected, %d failed\n", st.Rows, st.Published, st.Rejected, st.Failed)
-			}
+			n := func(i int) string { return console.Thousands(int64(i)) }
 			if st.Rejected > 0 || st.Failed > 0 {
-				return fmt.Errorf("publish: %d of %d rows rejected, %d failed (rejected rows went to %s)", st.Rejected, st.Rows, st.Failed, names.DeadLetterTopic)
+				where := names.DeadLetterTopic
+				if wh != "" {
+					where += ", " + wh + " dead_letters"
+				} else {
+					where += "; no warehouse, see --warehouse"
+				}
+				failed := ""
+				if st.Failed > 0 {
+					failed = ", " + n(st.Failed) + " failed"
+				}
+				return fmt.Errorf("publish: %s of %s rows rejected (to %s)%s; %s published", n(st.Rejected), n(st.Rows), where, failed, n(st.Published))
 			}
+			fmt.Fprintf(errw, "published %s rows of %s to %s as %s in %s\n", n(st.Published), cfg.Name, names.Topic, cfg.Format, time.Since(t0).Round(time.Millisecond))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&cfg.Format, "format", "json", "json, or proto (encoded as the topic's schema binding says)")
 	cmd.Flags().StringVar(&names.Topic, "topic", names.Topic, "topic id")
+	cmd.Flags().StringVar(&whURI, "warehouse", warehouse.DefaultURI, "warehouse whose dead_letters also gets the rejected rows (default: ./warehouse when it exists; empty: none)")
 	return cmd
 }

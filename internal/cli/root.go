@@ -12,7 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
+
+	"github.com/inventory-events/inventory/internal/cli/console"
 )
 
 // Globals are the flags every command takes.
@@ -44,7 +45,7 @@ without it uses real Pub/Sub with Application Default Credentials.`,
 			if err := lvl.UnmarshalText([]byte(g.LogLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
 			}
-			g.Logger = slog.New(quietCancel{slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})})
+			g.Logger = slog.New(console.QuietCancel(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})))
 			slog.SetDefault(g.Logger)
 			if g.Project == "" {
 				return fmt.Errorf("--project is empty")
@@ -85,7 +86,4 @@ func Main(args []string) int {
 }
 
 // isTerminal reports whether w is a terminal, for progress bars.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
+func isTerminal(w io.Writer) bool { return console.IsTerminal(w) }

@@ -47,6 +47,9 @@ inventory-sub loses them.`,
 				return err
 			}
 			defer admin.Close()
+			if err := probePubSub(ctx, admin); err != nil {
+				return err
+			}
 			acts, err := admin.Setup(ctx, cfg)
 			out := cmd.OutOrStdout()
 			changed := broker.Changed(acts)

@@ -21,12 +21,21 @@ func newSQLCmd(*Globals) *cobra.Command {
 stock_levels, low_stock_alerts, dead_letters, daily_summary, report_runs.
 Locally each table is a view over its Parquet files, and the query sees every
 file the stream has finished writing; with --warehouse=bq://PROJECT.DATASET it
-runs in BigQuery. Example queries: docs/analyst-queries.md.
+runs in BigQuery. It is read-only: one statement, a query (SELECT, WITH, FROM,
+VALUES, DESCRIBE, SHOW, EXPLAIN); CREATE, COPY, ATTACH, INSTALL and the like
+are refused. Example queries: docs/analyst-queries.md.
 
   inventory sql "SELECT sku, location_id, on_hand FROM stock_levels LIMIT 5"`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return warehouse.Query(cmd.Context(), uri, strings.Join(args, " "), format, cmd.OutOrStdout())
+			q := strings.Join(args, " ")
+			if err := checkReadOnly(q, strings.HasPrefix(uri, "bq://")); err != nil {
+				return err
+			}
+			if err := checkWarehouseDir(uri); err != nil {
+				return err
+			}
+			return warehouse.Query(cmd.Context(), uri, q, format, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&uri, "warehouse", names.Warehouse, "local directory or bq://PROJECT.DATASET")

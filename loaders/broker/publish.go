@@ -29,6 +29,10 @@ type PublishConfig struct {
 	Progress func(n int)
 	// Errors receives one line per rejected row; nil discards them.
 	Errors io.Writer
+	// OnReject, when set, is called (one call at a time) with each
+	// rejected row: its line, payload and reason, as its dead letter has
+	// them. The CLI stores them in the warehouse's dead_letters.
+	OnReject func(line int, payload []byte, inv *event.Invalid)
 	// Now is the clock for validation (time.Now).
 	Now func() time.Time
 }
@@ -103,6 +107,9 @@ func (a *Admin) Publish(ctx context.Context, r io.Reader, cfg PublishConfig) (Pu
 		mu.Lock()
 		st.Rejected++
 		fmt.Fprintf(cfg.Errors, "%s:%d: rejected: %v\n", cfg.Name, line, inv)
+		if cfg.OnReject != nil {
+			cfg.OnReject(line, payload, inv)
+		}
 		mu.Unlock()
 		dl.add(ctx, payload, nil, inv, fmt.Sprintf("%s:%d", cfg.Name, line)) // wait reports failures
 	}

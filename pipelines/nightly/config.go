@@ -59,7 +59,7 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultOutput     = "./reports"
+	DefaultOutput     = "./reports-out"
 	DefaultShards     = 16
 	DefaultChunkBytes = 8 << 20
 )

@@ -3,6 +3,7 @@ package nightly
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -17,28 +18,39 @@ type RunResult struct {
 	Date      string
 	OutputURI string // <Output>/<Date>
 	Keys      int64
-	Events    int64 // adjustments applied on the day
-	Read      int64 // adjustment rows read
-	Invalid   int64 // rows that failed validation (skipped, logged)
-	Mismatch  int64 // keys whose closing differs from the streaming stock
+	Events    int64  // adjustments applied on the day
+	Read      int64  // adjustment rows read
+	Invalid   int64  // rows that failed validation (skipped, logged)
+	Mismatch  int64  // keys whose closing differs from the streaming stock
+	Opening   string // where the opening stock came from (Preflight)
 	Duration  time.Duration
 }
 
 // Run runs the job for cfg in this process on Prism and waits for it:
 // report_runs gets a RUNNING row, then the job's SUCCEEDED row, or FAILED
-// with the error. beam.Init is called if the caller has not.
+// with the error. Preflight comes first: a run it refuses is recorded FAILED
+// with its reason, and nothing else is written.
+// beam.Init is called if the caller has not.
 func Run(ctx context.Context, cfg Config) (RunResult, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Runner == "" {
 		cfg.Runner = "prism"
 	}
-	if _, _, err := cfg.Window(); err != nil {
-		return RunResult{}, err
+	res := RunResult{RunID: cfg.RunID, Date: cfg.Date.String(), OutputURI: cfg.ReportDir()}
+	plan, err := Preflight(ctx, cfg)
+	if err != nil {
+		// Recorded as FAILED, unless the warehouse itself is not there.
+		if _, serr := os.Stat(cfg.Warehouse); serr == nil || isBigQuery(cfg.Warehouse) {
+			if rerr := recordRun(context.WithoutCancel(ctx), cfg, warehouse.RunFailed, err); rerr != nil {
+				return res, fmt.Errorf("%w (and recording the failure: %v)", err, rerr)
+			}
+		}
+		return res, err
 	}
+	res.Opening = plan.Opening
 	if !beam.Initialized() {
 		beam.Init()
 	}
-	res := RunResult{RunID: cfg.RunID, Date: cfg.Date.String(), OutputURI: cfg.ReportDir()}
 	if err := recordRun(ctx, cfg, warehouse.RunRunning, nil); err != nil {
 		return res, err
 	}

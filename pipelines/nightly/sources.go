@@ -233,6 +233,7 @@ func (f *csvReadFn) ProcessElement(ctx context.Context, rg csvRange, since int64
 		sh.Part(a.SKU, a.LocationID).AddEvent(&a)
 	}
 	f.read.Inc(ctx, n)
+	Progress.Bytes.Add(rg.End - rg.Start)
 	f.invalid.Inc(ctx, bad)
 	f.skipped.Inc(ctx, skipped)
 	sh.Emit(emit)
@@ -341,6 +342,7 @@ WHERE event_time >= %s AND event_time < %s AND status != 'DUPLICATE' AND %s`,
 		sh.Part(a.SKU, a.LocationID).AddEvent(&a)
 	}
 	f.read.Inc(ctx, int64(len(rows)))
+	Progress.Rows.Add(int64(len(rows)))
 	sh.Emit(emit)
 	return nil
 }
