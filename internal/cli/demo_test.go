@@ -15,6 +15,7 @@ import (
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/oracle"
+	"github.com/inventory-events/inventory/internal/slowtest"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
@@ -30,6 +31,7 @@ const (
 // between the topic and the table, and the report written with the totals
 // of the data.
 func TestDemo(t *testing.T) {
+	slowtest.Skip(t, "runs the demo (Prism jobs)")
 	dir := t.TempDir()
 	wh, reports := filepath.Join(dir, "warehouse"), filepath.Join(dir, "reports")
 	var out bytes.Buffer

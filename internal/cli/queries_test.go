@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inventory-events/inventory/internal/slowtest"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
@@ -61,6 +62,7 @@ func toDuckDB(t *testing.T, q string) string {
 // docs/analyst-queries.md on its warehouse: each returns rows, and the
 // GoogleSQL version, with the documented substitutions, returns the same.
 func TestAnalystQueriesOnDemo(t *testing.T) {
+	slowtest.Skip(t, "runs the demo (Prism jobs)")
 	dir := t.TempDir()
 	wh := filepath.Join(dir, "warehouse")
 	var out bytes.Buffer

@@ -15,6 +15,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
+	"github.com/inventory-events/inventory/internal/slowtest"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/synth"
 )
@@ -109,6 +110,7 @@ func (p *upProcess) interrupt(t *testing.T) {
 // directory, publishes the rest, and checks that every event reached the
 // warehouse exactly once.
 func TestUpLosesNothing(t *testing.T) {
+	slowtest.Skip(t, "runs inventory up (Prism jobs)")
 	dir := t.TempDir()
 	wh := filepath.Join(dir, "warehouse")
 	args := []string{"--port", "0", "--trigger-port", "0", "--no-cron", "--data-dir", filepath.Join(dir, "pubsub"),

@@ -20,6 +20,7 @@ import (
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/internal/oracle"
 	"github.com/inventory-events/inventory/internal/pubsubemu"
+	"github.com/inventory-events/inventory/internal/slowtest"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
@@ -126,6 +127,7 @@ func TestSetupIdempotentAndDryRun(t *testing.T) {
 // TestRoundTrip publishes the sample CSV in each format and encoding and
 // checks that the consumer ends with the oracle's stock and reconciled counts.
 func TestRoundTrip(t *testing.T) {
+	slowtest.Skip(t, "publishes and consumes the sample through pstest")
 	start, err := snapshot.Read(context.Background(), sampleSnap)
 	if err != nil {
 		t.Fatal(err)
@@ -279,6 +281,7 @@ func TestSchemaRejectedAtPublish(t *testing.T) {
 // pstest, does not check) but the contract refuses: each is dead-lettered
 // with its reason, and the consumer goes on.
 func TestConsumerDeadLettersInvalid(t *testing.T) {
+	slowtest.Skip(t, "a consumer run with idle timeout")
 	for _, backend := range []string{"emulator", "pstest"} {
 		t.Run(backend, func(t *testing.T) {
 			var a *broker.Admin

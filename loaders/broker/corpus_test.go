@@ -14,6 +14,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/pstest"
 
 	"github.com/inventory-events/inventory/internal/badinput"
+	"github.com/inventory-events/inventory/internal/slowtest"
 	"github.com/inventory-events/inventory/loaders/broker"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 )
@@ -47,6 +48,7 @@ func deadLetterReasons(t *testing.T, a *broker.Admin) map[string]string {
 // consumer (on pstest, which checks no schema, so every payload arrives) and
 // checks each is dead-lettered with its specific reason, and none crashes it.
 func TestCorpusThroughConsumer(t *testing.T) {
+	slowtest.Skip(t, "the whole corpus through a consumer")
 	srv := pstest.NewServer()
 	t.Cleanup(func() { srv.Close() })
 	a := adminAt(t, srv.Addr)
@@ -76,6 +78,7 @@ func TestCorpusThroughConsumer(t *testing.T) {
 // does; the rest passes the schema and is dead-lettered by the consumer's
 // contract checks. Together they account for every case.
 func TestCorpusAtTheEmulator(t *testing.T) {
+	slowtest.Skip(t, "the whole corpus through the local Pub/Sub")
 	for _, enc := range []string{"JSON", "BINARY"} {
 		t.Run(enc, func(t *testing.T) {
 			a := startEmulator(t)

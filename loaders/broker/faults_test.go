@@ -22,6 +22,7 @@ import (
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/internal/oracle"
 	"github.com/inventory-events/inventory/internal/pubsubemu"
+	"github.com/inventory-events/inventory/internal/slowtest"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 )
@@ -75,6 +76,7 @@ func publishFile(t *testing.T, a *broker.Admin, path string) broker.PublishStats
 // is published again (what a publisher does after a timeout it could not
 // tell from a loss): the consumer counts duplicates and the stock is exact.
 func TestPublishRetriesAndRepublish(t *testing.T) {
+	slowtest.Skip(t, "publish retries with backoff")
 	fault := &flaky{code: codes.Unavailable}
 	fault.n.Store(3)
 	srv := pstest.NewServer(pstest.ServerReactorOption{FuncName: "Publish", Reactor: fault})
@@ -103,6 +105,7 @@ func TestPublishRetriesAndRepublish(t *testing.T) {
 // redelivers everything to the next run; the snapshot's ledgers recognise
 // each redelivery and the stock does not move.
 func TestAcksFail(t *testing.T) {
+	slowtest.Skip(t, "a failing broker for tens of seconds")
 	fault := &flaky{code: codes.PermissionDenied}
 	fault.n.Store(1 << 40)
 	srv := pstest.NewServer(pstest.ServerReactorOption{FuncName: "Acknowledge", Reactor: fault})
@@ -197,6 +200,7 @@ func (p *proxy) cut() int {
 // TestStreamBreaks cuts the subscriber's connections three times while it
 // consumes: the client reconnects, and the stock ends exact.
 func TestStreamBreaks(t *testing.T) {
+	slowtest.Skip(t, "broken streams and retry timers")
 	srv, err := pubsubemu.Start("127.0.0.1:0", pubsubemu.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package nightly
 
 import (
 	"context"
+	"github.com/inventory-events/inventory/internal/slowtest"
 	"os"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 // TestGCS runs the job with its inputs and report in Cloud Storage (a fake
 // GCS server speaking the JSON API, through STORAGE_EMULATOR_HOST).
 func TestGCS(t *testing.T) {
+	slowtest.Skip(t, "a Prism job")
 	var objs []fakestorage.Object
 	for _, name := range []string{"adjustments.csv", "inventory_state.json", "thresholds.csv"} {
 		b, err := os.ReadFile(fixtures + name)

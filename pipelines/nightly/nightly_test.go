@@ -18,6 +18,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	_ "github.com/duckdb/duckdb-go/v2" // database/sql driver "duckdb"
+	"github.com/inventory-events/inventory/internal/slowtest"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/loaders/warehouse/local"
 	"github.com/inventory-events/inventory/reports"
@@ -157,6 +158,7 @@ func reportRuns(t *testing.T, wh string) []map[string]any {
 // TestRunFixture runs the job on the fixture twice (a rerun replaces the
 // date), then the next day from the first day's closing stock.
 func TestRunFixture(t *testing.T) {
+	slowtest.Skip(t, "a Prism job")
 	ctx := context.Background()
 	wh, out := t.TempDir(), t.TempDir()
 	seedStream(t, wh)
@@ -256,6 +258,7 @@ func TestRunFixture(t *testing.T) {
 // TestWarehouseSource reads the day's adjustments from the local
 // warehouse (as the streaming job wrote them) instead of a CSV.
 func TestWarehouseSource(t *testing.T) {
+	slowtest.Skip(t, "a Prism job")
 	ctx := context.Background()
 	wh, out := t.TempDir(), t.TempDir()
 	seedStream(t, wh)
@@ -278,6 +281,7 @@ func TestWarehouseSource(t *testing.T) {
 // TestRunRange backfills two days from the warehouse, in order, after
 // refusing a range that starts before the first day with data.
 func TestRunRange(t *testing.T) {
+	slowtest.Skip(t, "Prism jobs")
 	ctx := context.Background()
 	wh, out := t.TempDir(), t.TempDir()
 	cfg := fixtureConfig(t, wh, out)

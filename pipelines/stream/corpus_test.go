@@ -18,6 +18,7 @@ import (
 
 	"github.com/inventory-events/inventory/internal/badinput"
 	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/slowtest"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms"
 )
@@ -31,6 +32,7 @@ const corpusDir = "../../testdata/badinput"
 // with its specific reason, the valid one is applied, and the counts
 // reconcile: received = applied + dead-lettered.
 func TestCorpusThroughStream(t *testing.T) {
+	slowtest.Skip(t, "a Prism job")
 	st := newStack(t)
 	ctx := context.Background()
 	raw, rawSub := "projects/"+project+"/topics/raw-adjustments", "projects/"+project+"/subscriptions/raw-adjustments-sub"
@@ -134,6 +136,7 @@ func TestCorpusThroughStream(t *testing.T) {
 // are applied, and a file without the required columns fails the run with
 // a clear error.
 func TestCSVCorpusThroughStream(t *testing.T) {
+	slowtest.Skip(t, "Prism jobs")
 	cases, err := badinput.CSVCases(corpusDir)
 	if err != nil {
 		t.Fatal(err)

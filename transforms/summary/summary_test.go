@@ -11,6 +11,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/slowtest"
 	"github.com/inventory-events/inventory/reports"
 )
 
@@ -209,6 +210,7 @@ func TestGatherKeepsWorst(t *testing.T) {
 // sources (opening, events in two chunks, streaming, history) on Prism. A
 // key known only from its history gets no row.
 func TestSummarizePipeline(t *testing.T) {
+	slowtest.Skip(t, "a Prism job")
 	opening, chunk1, chunk2, stream, hist := NewPart(), NewPart(), NewPart(), NewPart(), NewPart()
 	h := hist.Item("S", "L")
 	h.HasHistory, h.Sold6, h.Sold27, h.HistoryDays = true, 10, 40, 20
