@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -46,6 +47,49 @@ func TestReadmeQuickStart(t *testing.T) {
 	}
 	if first := bytes.Index(b, []byte("```")); first != i {
 		t.Errorf("the quick start is not the README's first code block")
+	}
+}
+
+// TestLayoutListsEveryFolder keeps the README's Layout section true: one
+// line per folder, naming every top-level folder and every Go package's
+// folder, and only folders that exist.
+func TestLayoutListsEveryFolder(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Layout\n")
+	if !ok {
+		t.Fatal("README.md has no \"## Layout\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	listed := map[string]bool{}
+	for _, m := range layoutLine.FindAllStringSubmatch(section, -1) {
+		dir := strings.TrimSuffix(m[1], "/")
+		if listed[dir] {
+			t.Errorf("Layout lists %s twice", dir)
+		}
+		listed[dir] = true
+		if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(dir))); err != nil || !fi.IsDir() {
+			t.Errorf("Layout lists %s, which is not a folder of the repository", dir)
+		}
+	}
+	want := map[string]bool{}
+	for _, f := range trackedFiles(t) {
+		top, _, nested := strings.Cut(f, "/")
+		if !nested {
+			continue
+		}
+		want[top] = true
+		dir := path.Dir(f)
+		if strings.HasSuffix(f, ".go") && !slices.Contains(strings.Split(dir, "/"), "testdata") {
+			want[dir] = true
+		}
+	}
+	for _, dir := range slices.Sorted(maps.Keys(want)) {
+		if !listed[dir] {
+			t.Errorf("README.md's Layout section does not list %s/: add one line saying its role", dir)
+		}
 	}
 }
 
@@ -160,6 +204,7 @@ type link struct {
 }
 
 var (
+	layoutLine = regexp.MustCompile("(?m)^\\s*- `([^`]+)`:")
 	inlineLink = regexp.MustCompile(`\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)`)
 	refLink    = regexp.MustCompile(`^\s{0,3}\[[^\]]+\]:\s*<?([^\s>]+)>?`)
 	codeSpan   = regexp.MustCompile("`+[^`]*`+")
