@@ -57,10 +57,10 @@ type PullOptions struct {
 // everything the message caused is stored. A crash before that leaves it
 // unacked: Pub/Sub redelivers it and the stock ledgers, restored from the
 // warehouse at start, see the stored ones as duplicates. (Acking when the
-// source's own bundle commits, as this source first did, loses messages on
-// Prism: a killed job drops elements it held between stages. Beam Go
-// v2.77.0's BundleFinalization would not help either: it loses callbacks on
-// Prism, see BEAM-NOTES.) Until the sink acks, the source extends the
+// source's own bundle commits would lose messages on Prism: a killed job
+// drops elements it held between stages. Beam Go v2.77.0's
+// BundleFinalization would not help either: it loses callbacks on Prism,
+// see docs/beam-notes.md.) Until the sink acks, the source extends the
 // messages' ack deadlines, as the client library's Receive does (lease.go),
 // so a slow job is not sent its messages again meanwhile.
 func ReadPubSub(s beam.Scope, o PullOptions) beam.PCollection {

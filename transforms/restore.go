@@ -45,8 +45,8 @@ type RestoreStats struct {
 // last row it stored, so a restarted job neither applies a stored event
 // twice (its id is in the restored ledger) nor repeats or misses an alert.
 //
-// It reads every stored adjustment; see the README for the cost and for
-// what Dataflow does instead.
+// It reads every stored adjustment; see docs/streaming.md for the cost and
+// for what Dataflow does instead.
 func Restore(ctx context.Context, uri string, ref *RefData, horizon time.Duration) ([]SnapshotItem, RestoreStats, error) {
 	start := time.Now()
 	var st RestoreStats

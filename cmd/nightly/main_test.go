@@ -36,8 +36,8 @@ func runNightly(t *testing.T, dir string, args ...string) (stdout, stderr string
 }
 
 // TestFatalErrorsArePrinted: bad flags exit 1 with one line on stderr
-// naming the value, at the default (WARN) log level. They used to be
-// logged at INFO and filtered: exit 1, nothing printed.
+// naming the value, at the default (WARN) log level: a fatal error is
+// never filtered out by the log level.
 func TestFatalErrorsArePrinted(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {

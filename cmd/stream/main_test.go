@@ -47,9 +47,9 @@ func runStream(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return o.String(), e.String(), 0
 }
 
-// TestReplayWithoutPubSub is the README's replay: no project, no emulator.
-// It used to fail with "projectID string is empty (set --alert_encoding)";
-// now alerts and dead letters go to the warehouse only, and it says so once.
+// TestReplayWithoutPubSub is docs/streaming.md's replay: no project, no
+// emulator. Alerts and dead letters go to the warehouse only, the job says
+// so once; it needs no project.
 func TestReplayWithoutPubSub(t *testing.T) {
 	wh := filepath.Join(t.TempDir(), "wh")
 	_, stderr, code := runStream(t, "--runner=prism", "--input="+sample, "--warehouse="+wh)

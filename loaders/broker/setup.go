@@ -34,7 +34,7 @@ type Names struct {
 	Schema, AlertSchema            string
 }
 
-// DefaultNames returns the names the design gives.
+// DefaultNames returns the system's resource names, as package names defines them.
 func DefaultNames() Names {
 	return Names{
 		Topic: names.Topic, Subscription: names.Subscription,

@@ -31,9 +31,9 @@ func preflightWarehouse(t *testing.T) string {
 }
 
 // TestPreflightOpeningStock: without --snapshot and without the previous
-// day's daily_summary, the run is refused (it used to report every key as
-// a mismatch and overwrite daily_summary), and the refusal is recorded as
-// FAILED while the day's existing daily_summary is left alone.
+// day's daily_summary, the run is refused rather than reporting every key
+// as a mismatch, and the refusal is recorded as FAILED while the day's
+// existing daily_summary is left alone.
 func TestPreflightOpeningStock(t *testing.T) {
 	ctx := context.Background()
 	wh := preflightWarehouse(t)
