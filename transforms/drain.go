@@ -100,14 +100,15 @@ func DrainSources(ctx context.Context, wh string) error {
 	}
 }
 
-// notInWarehouse counts the message ids that have neither an adjustment nor
-// a dead letter in the warehouse.
+// notInWarehouse counts the message ids that have no adjustment, dead
+// letter or threshold change in the warehouse.
 func notInWarehouse(ctx context.Context, wh string, ids []string) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
 	rows, err := warehouse.QueryRows(ctx, wh, `SELECT DISTINCT message_id FROM adjustments
-		UNION SELECT DISTINCT message_id FROM dead_letters`)
+		UNION SELECT DISTINCT message_id FROM dead_letters
+		UNION SELECT DISTINCT message_id FROM threshold_changes`)
 	if err != nil {
 		return 0, fmt.Errorf("drain: %w", err)
 	}

@@ -31,6 +31,9 @@ type Names struct {
 	AlertTopic, AlertSubscription  string
 	DeadLetterTopic, DeadLetterSub string
 	Schema, AlertSchema            string
+	// ThresholdTopic carries live reorder threshold changes (inventory
+	// thresholds set) to the streaming job's ThresholdSubscription.
+	ThresholdTopic, ThresholdSubscription, ThresholdSchema string
 }
 
 // DefaultNames returns the names the design gives.
@@ -40,6 +43,7 @@ func DefaultNames() Names {
 		AlertTopic: "low-stock-alerts", AlertSubscription: "low-stock-consumer",
 		DeadLetterTopic: "inventory-dead-letter", DeadLetterSub: "inventory-dead-letter-sub",
 		Schema: "inventory-schema", AlertSchema: "low-stock-alert-schema",
+		ThresholdTopic: "threshold-updates", ThresholdSubscription: "threshold-updates-sub", ThresholdSchema: "threshold-update-schema",
 	}
 }
 
@@ -161,13 +165,19 @@ func (a *Admin) Setup(ctx context.Context, cfg SetupConfig) ([]Action, error) {
 		step(a.ensureSchema(ctx, n.Schema, inventoryv1.InventoryAdjustmentProto, cfg.DryRun)),
 		step(a.ensureSchema(ctx, n.AlertSchema, inventoryv1.LowStockAlertProto, cfg.DryRun)),
 	)
+	if err == nil && n.ThresholdTopic != "" {
+		err = step(a.ensureSchema(ctx, n.ThresholdSchema, inventoryv1.ThresholdUpdateProto, cfg.DryRun))
+	}
 	if err != nil {
 		return acts, err
 	}
 	for _, t := range []struct {
 		id     string
 		schema string
-	}{{n.Topic, n.Schema}, {n.AlertTopic, n.AlertSchema}, {n.DeadLetterTopic, ""}} {
+	}{{n.Topic, n.Schema}, {n.AlertTopic, n.AlertSchema}, {n.DeadLetterTopic, ""}, {n.ThresholdTopic, n.ThresholdSchema}} {
+		if t.id == "" {
+			continue
+		}
 		want := &pubsubpb.Topic{Name: a.topic(t.id)}
 		if t.schema != "" {
 			want.SchemaSettings = &pubsubpb.SchemaSettings{Schema: a.schema(t.schema), Encoding: enc}
@@ -187,6 +197,10 @@ func (a *Admin) Setup(ctx context.Context, cfg SetupConfig) ([]Action, error) {
 		input,
 		{Name: a.sub(n.AlertSubscription), Topic: a.topic(n.AlertTopic), AckDeadlineSeconds: ack, MessageRetentionDuration: week},
 		{Name: a.sub(n.DeadLetterSub), Topic: a.topic(n.DeadLetterTopic), AckDeadlineSeconds: ack, MessageRetentionDuration: week},
+	}
+	if n.ThresholdTopic != "" {
+		subs = append(subs, &pubsubpb.Subscription{Name: a.sub(n.ThresholdSubscription), Topic: a.topic(n.ThresholdTopic),
+			AckDeadlineSeconds: ack, MessageRetentionDuration: week})
 	}
 	for _, s := range subs {
 		if err := step(a.ensureSubscription(ctx, s, cfg.DryRun)); err != nil {
