@@ -35,7 +35,7 @@ func init() {
 	register.Emitter2[int, Shard]()
 	register.Emitter2[string, Route]()
 	register.Emitter1[warehouse.ThresholdChangeRow]()
-	register.DoFn2x0[Shard, func(string, Route)](&locationsFn{})
+	register.DoFn3x0[int, Shard, func(string, Route)](&locationsFn{})
 	register.DoFn7x1[context.Context, state.Provider, string, Route, Reference, func(string, Shard), func(warehouse.ThresholdChangeRow), error](&routeFn{})
 	beam.RegisterType(reflect.TypeOf(Route{}))
 	beam.RegisterCoder(reflect.TypeOf(Route{}), encodeRoute, decodeRoute)
@@ -43,6 +43,10 @@ func init() {
 
 // OriginThresholds names the threshold-updates input in dead letters.
 const OriginThresholds = "threshold-updates"
+
+// CodeBadThreshold is the dead-letter reason of a threshold change whose
+// threshold is out of range or that has no id or time.
+const CodeBadThreshold = "bad_threshold"
 
 // ReasonThresholdChange is the reason of the stock_levels row of a key whose
 // severity a threshold change moved (on-hand unchanged).
@@ -89,7 +93,7 @@ func DecodeThresholdUpdate(m *Message) (ledger.Change, error) {
 		if errors.As(err, &inv) {
 			return c, &event.Invalid{Code: inv.Code, Detail: err.Error()}
 		}
-		return c, &event.Invalid{Code: event.CodeBadQuantity, Detail: err.Error()}
+		return c, &event.Invalid{Code: CodeBadThreshold, Detail: err.Error()}
 	}
 	return c, nil
 }
@@ -175,7 +179,7 @@ type locationsFn struct {
 	since time.Time
 }
 
-func (f *locationsFn) ProcessElement(sh Shard, emit func(string, Route)) {
+func (f *locationsFn) ProcessElement(_ int, sh Shard, emit func(string, Route)) {
 	if f.seen == nil || time.Since(f.since) > locationsTTL {
 		f.seen, f.since = map[event.Key]bool{}, time.Now()
 	}
