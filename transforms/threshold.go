@@ -347,6 +347,17 @@ func (c *stockCore) applyUpdates(updates []Update, ref *RefData, live *ledger.Li
 	for i := range updates {
 		u := &updates[i]
 		ch := &u.Change
+		// The ledgers first, with the thresholds before the change: a key
+		// met for the first time starts from the snapshot classified so.
+		keys := keysOf(u)
+		states := make([]*ledger.State, len(keys))
+		for i, k := range keys {
+			st, err := get(k, ledger.Effective(k, ref.Thresholds, ref.Live, live))
+			if err != nil {
+				return Commit{}, false, err
+			}
+			states[i] = st
+		}
 		applied, prev, had := live.Set(ch, ref.Thresholds, ref.Live)
 		changed = changed || applied
 		now := c.now()
@@ -359,12 +370,9 @@ func (c *stockCore) applyUpdates(updates []Update, ref *RefData, live *ledger.Li
 		if !applied {
 			continue
 		}
-		for _, k := range keysOf(u) {
+		for i, k := range keys {
 			th := ledger.Effective(k, ref.Thresholds, ref.Live, live)
-			st, err := get(k, th)
-			if err != nil {
-				return Commit{}, false, err
-			}
+			st := states[i]
 			if st == nil {
 				continue
 			}
