@@ -50,7 +50,7 @@ func newThresholdsSetCmd(g *Globals) *cobra.Command {
 		Use:   "set SKU LOCATION N",
 		Short: "Set the reorder threshold of SKU at LOCATION (* for every location) to N",
 		Example: `  inventory thresholds set SKU-0001 STORE-001 40
-  inventory thresholds set SKU-0001 '*' 25`,
+  inventory thresholds set --wait=0 SKU-0001 '*' 25`,
 		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -79,6 +79,9 @@ func newThresholdsSetCmd(g *Globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	// Flags go before the arguments, so that a negative N is read as a
+	// (refused) threshold, not as a flag.
+	f.SetInterspersed(false)
 	f.StringVar(&topic, "topic", broker.DefaultNames().ThresholdTopic, "threshold updates topic")
 	f.StringVar(&wh, "warehouse", "./warehouse", "warehouse to watch for the job recording the change (local directory or bq://PROJECT.DATASET)")
 	f.DurationVar(&wait, "wait", time.Minute, "how long to wait for the streaming job to apply the change (0: do not wait)")

@@ -83,7 +83,7 @@ func TestLiveThreshold(t *testing.T) {
 	// Refused before anything is published.
 	for _, bad := range [][]string{{"SKU-LIVE", "STORE-LIVE", "-5"}, {"SKU-LIVE", "STORE-LIVE", "ten"}, {"SKU LIVE", "STORE-LIVE", "5"}} {
 		out, err := runCLI(t, append([]string{"thresholds", "set", "--project", project, "--warehouse", wh}, bad...)...)
-		if err == nil || !strings.Contains(err.Error(), strings.Fields(strings.Join(bad, " "))[len(bad)-1]) && !strings.Contains(err.Error(), "bad_sku") {
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", bad[0])) && !strings.Contains(err.Error(), fmt.Sprintf("%q", bad[2])) {
 			t.Errorf("thresholds set %v: %q, %v; want a refusal naming the bad value", bad, out, err)
 		}
 	}
