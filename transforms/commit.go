@@ -36,10 +36,26 @@ type Commit struct {
 	Alerts      []warehouse.AlertRow      `json:"x,omitempty"`
 	DeadLetters []warehouse.DeadLetterRow `json:"d,omitempty"`
 	Acks        []string                  `json:"k,omitempty"`
+	// ThresholdChanges and ThresholdAcks are the threshold changes
+	// received (threshold_changes rows) and the ack ids of their messages
+	// on the threshold-updates subscription.
+	ThresholdChanges []warehouse.ThresholdChangeRow `json:"t,omitempty"`
+	ThresholdAcks    []string                       `json:"tk,omitempty"`
+}
+
+// merge appends o's rows and acks to c.
+func (c *Commit) merge(o *Commit) {
+	c.Adjustments = append(c.Adjustments, o.Adjustments...)
+	c.Levels = append(c.Levels, o.Levels...)
+	c.Alerts = append(c.Alerts, o.Alerts...)
+	c.DeadLetters = append(c.DeadLetters, o.DeadLetters...)
+	c.Acks = append(c.Acks, o.Acks...)
+	c.ThresholdChanges = append(c.ThresholdChanges, o.ThresholdChanges...)
+	c.ThresholdAcks = append(c.ThresholdAcks, o.ThresholdAcks...)
 }
 
 func (c *Commit) rows() int {
-	return len(c.Adjustments) + len(c.Levels) + len(c.Alerts) + len(c.DeadLetters)
+	return len(c.Adjustments) + len(c.Levels) + len(c.Alerts) + len(c.DeadLetters) + len(c.ThresholdChanges)
 }
 
 func encodeCommit(c Commit) ([]byte, error) { return json.Marshal(c) }
@@ -93,6 +109,9 @@ type CommitOptions struct {
 	// acks, as for a CSV replay).
 	Project      string
 	Subscription string
+	// ThresholdSubscription is where the ack ids of threshold changes
+	// come from ("": none).
+	ThresholdSubscription string
 	// AlertTopic and DeadLetterTopic receive alerts and dead letters ("":
 	// not published); AlertEncoding is the alert topic's schema encoding.
 	AlertTopic      string
@@ -145,7 +164,7 @@ func (f *commitFn) Setup(ctx context.Context) error {
 	if f.Opts.BatchRows <= 0 {
 		f.Opts.BatchRows = 2000
 	}
-	if f.Opts.Subscription != "" || f.Opts.AlertTopic != "" || f.Opts.DeadLetterTopic != "" {
+	if f.Opts.Subscription != "" || f.Opts.ThresholdSubscription != "" || f.Opts.AlertTopic != "" || f.Opts.DeadLetterTopic != "" {
 		if f.client, err = newPubSubClient(ctx, f.Opts.Project); err != nil {
 			return err
 		}
@@ -178,12 +197,7 @@ func (f *commitFn) flush(ctx context.Context) error {
 	}
 	var all Commit
 	for i := range f.buf {
-		c := &f.buf[i]
-		all.Adjustments = append(all.Adjustments, c.Adjustments...)
-		all.Levels = append(all.Levels, c.Levels...)
-		all.Alerts = append(all.Alerts, c.Alerts...)
-		all.DeadLetters = append(all.DeadLetters, c.DeadLetters...)
-		all.Acks = append(all.Acks, c.Acks...)
+		all.merge(&f.buf[i])
 	}
 	clear(f.buf)
 	f.buf, f.buffered = f.buf[:0], 0
@@ -196,6 +210,7 @@ func (f *commitFn) flush(ctx context.Context) error {
 		warehouse.Rows(all.Levels),
 		warehouse.Rows(all.Alerts),
 		warehouse.Rows(all.Adjustments),
+		warehouse.Rows(all.ThresholdChanges),
 	)
 	if err != nil {
 		return fmt.Errorf("commit: store %d rows: %w", all.rows(), err)
@@ -207,8 +222,15 @@ func (f *commitFn) flush(ctx context.Context) error {
 		}
 	}
 	f.stored.Inc(ctx, int64(all.rows()))
+	if len(all.ThresholdAcks) > 0 {
+		if err := f.ack(ctx, f.Opts.ThresholdSubscription, all.ThresholdAcks); err != nil {
+			slog.Warn("commit: acknowledge failed; the threshold changes will be redelivered", "subscription", f.Opts.ThresholdSubscription, "messages", len(all.ThresholdAcks), "err", err)
+		}
+		releaseLeases(all.ThresholdAcks)
+		noteStored(all.ThresholdAcks)
+	}
 	if len(all.Acks) > 0 {
-		if err := f.ack(ctx, all.Acks); err != nil {
+		if err := f.ack(ctx, f.Opts.Subscription, all.Acks); err != nil {
 			// Not fatal: the messages come back and are seen as duplicates.
 			slog.Warn("commit: acknowledge failed; the messages will be redelivered", "subscription", f.Opts.Subscription, "messages", len(all.Acks), "err", err)
 		}
@@ -247,8 +269,8 @@ func (f *commitFn) publish(ctx context.Context, alerts []warehouse.AlertRow, dea
 	return nil
 }
 
-func (f *commitFn) ack(ctx context.Context, ids []string) error {
-	sub := SubscriptionPath(f.Opts.Project, f.Opts.Subscription)
+func (f *commitFn) ack(ctx context.Context, subscription string, ids []string) error {
+	sub := SubscriptionPath(f.Opts.Project, subscription)
 	return inAckChunks(ids, func(part []string) error {
 		if err := f.client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{
 			Subscription: sub, AckIds: part}); err != nil {

@@ -114,3 +114,27 @@ func (l *Ledgers) AppendBinary(b []byte) []byte {
 	}
 	return b
 }
+
+// Has reports whether the shard holds a ledger of k.
+func (l *Ledgers) Has(k event.Key) bool { return l.keys[k] != nil }
+
+// keysOf returns the keys a threshold change concerns in this shard: its
+// key, or for a (sku, *) change every key of the SKU that the shard holds or
+// that ref's snapshot has and mine accepts.
+func (l *Ledgers) keysOf(c *ledger.Change, ref *RefData, mine func(event.Key) bool) []event.Key {
+	if !c.Wild() {
+		return []event.Key{c.Key()}
+	}
+	var out []event.Key
+	for k := range l.keys {
+		if k.SKU == c.SKU {
+			out = append(out, k)
+		}
+	}
+	for k := range ref.Stock {
+		if k.SKU == c.SKU && l.keys[k] == nil && mine(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}

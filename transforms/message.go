@@ -48,6 +48,9 @@ type Record struct {
 // in arrival order. It travels as KV<int, Shard>, the int being the shard.
 type Shard struct {
 	Records []Record
+	// Updates are threshold changes for the shard's or key's stock
+	// (threshold.go); an element holds records or updates, not both.
+	Updates []Update
 }
 
 func wrapCoderErr(err error) error {
@@ -132,7 +135,7 @@ func encodeShard(v Shard) []byte {
 		b = appendAttrs(b, rec.Attributes)
 		b = codec.AppendString(b, rec.AckID)
 	}
-	return b
+	return appendUpdates(b, v.Updates)
 }
 
 func decodeShard(b []byte) (Shard, error) {
@@ -153,5 +156,6 @@ func decodeShard(b []byte) (Shard, error) {
 		rec.Attributes = readAttrs(r)
 		rec.AckID = r.String()
 	}
+	v.Updates = readUpdates(r)
 	return v, wrapCoderErr(r.Err())
 }

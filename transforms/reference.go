@@ -50,10 +50,20 @@ type RefData struct {
 	// AsOf is the snapshot's time (Unix µs) and Stock its items per key.
 	AsOf  int64
 	Stock map[event.Key]SnapshotItem
+	// Live is the live threshold changes restored at start
+	// (threshold_changes), over Thresholds.
+	Live *ledger.Live
 }
 
-// Threshold returns the threshold of k: (sku, location), (sku, *), default.
-func (d *RefData) Threshold(k event.Key) int64 { return d.Thresholds.Lookup(k) }
+// Threshold returns the threshold of k: (sku, location), (sku, *), default,
+// with the restored live changes over the file's rules.
+func (d *RefData) Threshold(k event.Key) int64 { return ledger.Effective(k, d.Thresholds, d.Live) }
+
+// Has reports whether the snapshot (or the restore) has a ledger of k.
+func (d *RefData) Has(k event.Key) bool {
+	_, ok := d.Stock[k]
+	return ok
+}
 
 // Initial returns the starting ledger of a key seen for the first time: the
 // snapshot's on-hand at its as_of, or the zero state (no count, 0 on hand).
@@ -77,6 +87,10 @@ func (d *RefData) Initial(k event.Key, threshold int64) *ledger.State {
 // NewReference encodes thresholds and a snapshot (items at asOf, Unix µs)
 // as a Reference.
 func NewReference(th *ledger.Thresholds, asOf int64, items []SnapshotItem) Reference {
+	return newReference(th, asOf, items, nil)
+}
+
+func newReference(th *ledger.Thresholds, asOf int64, items []SnapshotItem, live *ledger.Live) Reference {
 	if th == nil {
 		th = ledger.NewThresholds(ledger.DefaultThreshold)
 	}
@@ -97,6 +111,7 @@ func NewReference(th *ledger.Thresholds, asOf int64, items []SnapshotItem) Refer
 		b = codec.AppendVarint(b, it.AsOf)
 		b = codec.AppendBytes(b, it.State)
 	}
+	b = live.AppendBinary(b)
 	sum := sha256.Sum256(b)
 	return Reference{Digest: string(sum[:]), Raw: b}
 }
@@ -149,6 +164,11 @@ func parseReference(b []byte) (*RefData, error) {
 			it.State = st
 		}
 		d.Stock[event.Key{SKU: it.SKU, LocationID: it.LocationID}] = it
+	}
+	d.Live = &ledger.Live{}
+	for n := rd.Len(); n > 0 && rd.Err() == nil; n-- {
+		c := ledger.ReadChange(rd)
+		d.Live.Set(&c, nil)
 	}
 	if rd.Err() != nil {
 		return nil, fmt.Errorf("transforms: decode reference: %w", rd.Err())
@@ -204,6 +224,21 @@ func LoadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 	if err != nil {
 		return Reference{}, err
 	}
+	// Thresholds first: the replay below judges events with them.
+	live, err := RestoreThresholds(ctx, o.RestoreFrom)
+	if err != nil {
+		return Reference{}, err
+	}
+	if live.Len() > 0 {
+		slog.Info("stream: live threshold changes restored from the warehouse", "warehouse", o.RestoreFrom, "rules", live.Len())
+		items := make([]SnapshotItem, 0, len(data.Stock))
+		for _, it := range data.Stock {
+			items = append(items, it)
+		}
+		if data, err = newReference(data.Thresholds, data.AsOf, items, live).Data(); err != nil {
+			return Reference{}, err
+		}
+	}
 	var restored []SnapshotItem
 	var st RestoreStats
 	switch o.RestoreScope {
@@ -232,7 +267,7 @@ func LoadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 			items = append(items, it)
 		}
 	}
-	return NewReference(data.Thresholds, data.AsOf, items), nil
+	return newReference(data.Thresholds, data.AsOf, items, data.Live), nil
 }
 
 func loadFiles(ctx context.Context, thresholdsURI, snapshotURI string, def int64) (Reference, error) {

@@ -85,14 +85,18 @@ type stockFn struct {
 
 	Gen    state.Value[int64]
 	Ledger state.Value[[]byte]
+	// Live is the shard's live threshold rules (ledger.Live), written
+	// only when a threshold change changes them.
+	Live state.Value[[]byte]
 
 	cache map[int]*shardCache
 	core  stockCore
 }
 
 type shardCache struct {
-	gen int64
-	l   *Ledgers
+	gen  int64
+	l    *Ledgers
+	live *ledger.Live
 }
 
 func (f *stockFn) Setup() {
@@ -116,9 +120,18 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 		if err != nil {
 			return fmt.Errorf("stock: read ledgers of shard %d: %w", shard, err)
 		}
-		c = &shardCache{l: NewLedgers()}
+		c = &shardCache{l: NewLedgers(), live: &ledger.Live{}}
 		if ok {
 			if c.l, err = ParseLedgers(raw); err != nil {
+				return fmt.Errorf("stock: shard %d: %w", shard, err)
+			}
+		}
+		rawLive, ok, err := f.Live.Read(sp)
+		if err != nil {
+			return fmt.Errorf("stock: read thresholds of shard %d: %w", shard, err)
+		}
+		if ok {
+			if err := c.live.UnmarshalBinary(rawLive); err != nil {
 				return fmt.Errorf("stock: shard %d: %w", shard, err)
 			}
 		}
@@ -126,11 +139,30 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 	}
 	c.gen = 0 // changing: not trusted until written
 
-	out, err := f.core.apply(ctx, batch, ref, func(k event.Key, th int64) (*ledger.State, error) {
+	out, err := f.core.apply(ctx, batch, ref, c.live, func(k event.Key, th int64) (*ledger.State, error) {
 		return c.l.Get(k, ref, th)
 	})
 	if err != nil {
 		return err
+	}
+	if len(batch.Updates) > 0 {
+		upd, changed, err := f.core.applyUpdates(batch.Updates, ref, c.live, func(u *Update) []event.Key {
+			return c.l.keysOf(&u.Change, ref, func(k event.Key) bool { return k.Shard(u.Shards) == shard })
+		}, func(k event.Key, th int64) (*ledger.State, error) {
+			if !c.l.Has(k) && !ref.Has(k) {
+				return nil, nil
+			}
+			return c.l.Get(k, ref, th)
+		})
+		if err != nil {
+			return err
+		}
+		out.merge(&upd)
+		if changed {
+			if err := f.Live.Write(sp, c.live.AppendBinary(nil)); err != nil {
+				return fmt.Errorf("stock: write thresholds of shard %d: %w", shard, err)
+			}
+		}
 	}
 
 	newGen := rand.Int64() | 1
@@ -173,7 +205,7 @@ func (c *stockCore) now() time.Time {
 
 // apply applies batch's records in order to the ledgers that get returns
 // (for changing), and returns the rows and ack ids they caused.
-func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData,
+func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData, live *ledger.Live,
 	get func(k event.Key, threshold int64) (*ledger.State, error)) (Commit, error) {
 	var applied, dups, dead int64
 	out := Commit{Adjustments: make([]warehouse.AdjustmentRow, 0, len(batch.Records))}
@@ -184,7 +216,7 @@ func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData,
 		}
 		a := &rec.Adj
 		k := a.Key()
-		th := ref.Threshold(k)
+		th := ledger.Effective(k, ref.Thresholds, ref.Live, live)
 		st, err := get(k, th)
 		if err != nil {
 			return Commit{}, err
@@ -268,6 +300,9 @@ type keyStockFn struct {
 	Horizon time.Duration
 
 	Ledger state.Value[[]byte]
+	// Live is the key's live threshold rules: its (sku, location) rule and
+	// its SKU's (sku, *) rule, as RouteThresholdUpdates sent them.
+	Live state.Value[[]byte]
 
 	core stockCore
 }
@@ -280,8 +315,17 @@ func (f *keyStockFn) ProcessElement(ctx context.Context, sp state.Provider, key 
 	if err != nil {
 		return err
 	}
+	live := &ledger.Live{}
+	if raw, ok, err := f.Live.Read(sp); err != nil {
+		return fmt.Errorf("stock: read thresholds of %q: %w", key, err)
+	} else if ok {
+		if err := live.UnmarshalBinary(raw); err != nil {
+			return fmt.Errorf("stock: %q: %w", key, err)
+		}
+	}
 	var st *ledger.State
-	out, err := f.core.apply(ctx, batch, ref, func(k event.Key, th int64) (*ledger.State, error) {
+	known := true // whether the key has stock state or a snapshot
+	get := func(k event.Key, th int64) (*ledger.State, error) {
 		if StockKey(k) != key {
 			return nil, fmt.Errorf("stock: a record of %v in the element of key %q", k, key)
 		}
@@ -293,6 +337,7 @@ func (f *keyStockFn) ProcessElement(ctx context.Context, sp state.Provider, key 
 			return nil, fmt.Errorf("stock: read ledger of %q: %w", key, err)
 		}
 		if !ok {
+			known = ref.Has(k)
 			st = ref.Initial(k, th)
 			return st, nil
 		}
@@ -301,9 +346,32 @@ func (f *keyStockFn) ProcessElement(ctx context.Context, sp state.Provider, key 
 			return nil, fmt.Errorf("stock: decode ledger of %q: %w", key, err)
 		}
 		return st, nil
-	})
+	}
+	out, err := f.core.apply(ctx, batch, ref, live, get)
 	if err != nil {
 		return err
+	}
+	if len(batch.Updates) > 0 {
+		upd, changed, err := f.core.applyUpdates(batch.Updates, ref, live, func(*Update) []event.Key {
+			sku, loc, _ := strings.Cut(key, " ")
+			return []event.Key{{SKU: sku, LocationID: loc}}
+		}, func(k event.Key, th int64) (*ledger.State, error) {
+			s, err := get(k, th)
+			if err != nil || (len(batch.Records) == 0 && !known) {
+				st = nil // no stock yet: nothing to re-evaluate or store
+				return nil, err
+			}
+			return s, nil
+		})
+		if err != nil {
+			return err
+		}
+		out.merge(&upd)
+		if changed {
+			if err := f.Live.Write(sp, live.AppendBinary(nil)); err != nil {
+				return fmt.Errorf("stock: write thresholds of %q: %w", key, err)
+			}
+		}
 	}
 	if st != nil {
 		if err := f.Ledger.Write(sp, st.AppendBinary(nil)); err != nil {

@@ -38,6 +38,7 @@ import (
 
 var (
 	subscription     = flag.String("subscription", "", "Pub/Sub subscription (id or path) to read adjustments from")
+	thresholdSub     = flag.String("threshold_subscription", "", "Pub/Sub subscription to threshold-updates: live reorder threshold changes (empty: none)")
 	input            = flag.String("input", "", "CSV of adjustments (local or gs://) to replay instead, as a bounded run")
 	thresholds       = flag.String("thresholds", "", "thresholds CSV sku,location_id,threshold (local or gs://)")
 	snapshot         = flag.String("snapshot", "", "starting stock snapshot JSON (local or gs://)")
@@ -75,7 +76,7 @@ func main() {
 		project = os.Getenv("PUBSUB_PROJECT_ID")
 	}
 	cfg := stream.Config{
-		Runner: runner, Project: project, Subscription: *subscription, Input: *input,
+		Runner: runner, Project: project, Subscription: *subscription, Input: *input, ThresholdSubscription: *thresholdSub,
 		Thresholds: *thresholds, Snapshot: *snapshot, DefaultThreshold: *defaultThreshold,
 		AlertTopic: *alertTopic, AlertEncoding: *alertEncoding, DeadLetterTopic: *deadLetterTopic,
 		Warehouse: *warehouseURI, Shards: *shards, Horizon: *horizon, MaxMessages: *maxMessages, MaxBatchWait: *maxBatchWait,

@@ -68,6 +68,8 @@ without it uses real Pub/Sub with Application Default Credentials.`,
 		newSQLCmd(g),
 		newDemoCmd(g),
 		newUpCmd(g),
+		newThresholdsCmd(g),
+		newAlertsCmd(g),
 	)
 	return root
 }

@@ -47,7 +47,7 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 				return err
 			}
 			fmt.Fprintf(out, "pubsub    %s  (export PUBSUB_EMULATOR_HOST=%s; data in %s)\n", stack.Emulator.Addr(), stack.Emulator.Addr(), orMemory(cfg.DataDir))
-			fmt.Fprintf(out, "stream    running on Prism: inventory-sub -> %s, alerts -> low-stock-alerts\n", cfg.Warehouse)
+			fmt.Fprintf(out, "stream    running on Prism: inventory-sub -> %s, alerts -> low-stock-alerts; thresholds live from threshold-updates-sub\n", cfg.Warehouse)
 			fmt.Fprintf(out, "trigger   %s/v1/nightly  (POST ?date=YYYY-MM-DD; GET /v1/nightly/DATE)\n", stack.TriggerURL)
 			if c := stack.Cron(); c != nil {
 				fmt.Fprintf(out, "cron      %q in %s -> the trigger; next at %s\n", cfg.Cron, cfg.TimeZone, c.Next().Format(time.RFC3339))
@@ -56,6 +56,7 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 			}
 			fmt.Fprintf(out, "reports   %s; warehouse %s (inventory sql \"...\")\n", cfg.Reports, cfg.Warehouse)
 			fmt.Fprintln(out, "ready; Ctrl-C stops")
+			go printTally(ctx, out, cfg.Warehouse, 5*time.Second)
 			<-ctx.Done()
 			fmt.Fprintln(out, "stopping...")
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)

@@ -92,7 +92,8 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	s.Setup = append(s.Setup, lines...)
 	s.Stream, err = StartStream(ctx, stream.Config{
 		Runner: "prism", Project: cfg.Project, Subscription: stream.DefaultSubscription,
-		Thresholds: cfg.Thresholds, Snapshot: cfg.Snapshot,
+		ThresholdSubscription: stream.DefaultThresholdSubscription,
+		Thresholds:            cfg.Thresholds, Snapshot: cfg.Snapshot,
 		AlertTopic: stream.DefaultAlertTopic, AlertEncoding: "JSON", DeadLetterTopic: stream.DefaultDeadLetterTopic,
 		Warehouse: cfg.Warehouse, Restore: true,
 	})

@@ -18,9 +18,15 @@ const (
 	// DeadLetterTopic receives everything refused, with its reason.
 	DeadLetterTopic        = "inventory-dead-letter"
 	DeadLetterSubscription = "inventory-dead-letter-sub"
-	// Schema is bound to Topic, AlertSchema to AlertTopic.
-	Schema      = "inventory-schema"
-	AlertSchema = "low-stock-alert-schema"
+	// ThresholdTopic carries live reorder threshold changes (inventory
+	// thresholds set) to the streaming job's ThresholdSubscription.
+	ThresholdTopic        = "threshold-updates"
+	ThresholdSubscription = "threshold-updates-sub"
+	// Schema is bound to Topic, AlertSchema to AlertTopic, ThresholdSchema
+	// to ThresholdTopic.
+	Schema          = "inventory-schema"
+	AlertSchema     = "low-stock-alert-schema"
+	ThresholdSchema = "threshold-update-schema"
 )
 
 // Warehouse is the local warehouse used when no --warehouse is given.

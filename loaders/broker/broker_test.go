@@ -73,8 +73,10 @@ func TestSetupIdempotentAndDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan) != 8 {
-		t.Fatalf("plan has %d steps, want 8: %v", len(plan), plan)
+	// 3 schemas, 4 topics, 4 subscriptions (threshold-updates and its
+	// subscription included).
+	if len(plan) != 11 {
+		t.Fatalf("plan has %d steps, want 11: %v", len(plan), plan)
 	}
 	for _, p := range plan {
 		if p.Verb != "create" {
@@ -119,7 +121,8 @@ func TestSetupIdempotentAndDryRun(t *testing.T) {
 			updated = append(updated, act.What)
 		}
 	}
-	if len(updated) != 2 || !strings.HasPrefix(updated[0], "topic inventory-topic") || !strings.HasPrefix(updated[1], "topic low-stock-alerts") {
+	if len(updated) != 3 || !strings.HasPrefix(updated[0], "topic inventory-topic") || !strings.HasPrefix(updated[1], "topic low-stock-alerts") ||
+		!strings.HasPrefix(updated[2], "topic threshold-updates") {
 		t.Fatalf("encoding change did %v", third)
 	}
 }

@@ -32,6 +32,9 @@ type Names struct {
 	AlertTopic, AlertSubscription  string
 	DeadLetterTopic, DeadLetterSub string
 	Schema, AlertSchema            string
+	// ThresholdTopic carries live reorder threshold changes (inventory
+	// thresholds set) to the streaming job's ThresholdSubscription.
+	ThresholdTopic, ThresholdSubscription, ThresholdSchema string
 }
 
 // DefaultNames returns the system's resource names, as package names defines them.
@@ -41,6 +44,7 @@ func DefaultNames() Names {
 		AlertTopic: names.AlertTopic, AlertSubscription: names.AlertSubscription,
 		DeadLetterTopic: names.DeadLetterTopic, DeadLetterSub: names.DeadLetterSubscription,
 		Schema: names.Schema, AlertSchema: names.AlertSchema,
+		ThresholdTopic: names.ThresholdTopic, ThresholdSubscription: names.ThresholdSubscription, ThresholdSchema: names.ThresholdSchema,
 	}
 }
 
@@ -162,13 +166,19 @@ func (a *Admin) Setup(ctx context.Context, cfg SetupConfig) ([]Action, error) {
 		step(a.ensureSchema(ctx, n.Schema, inventoryv1.InventoryAdjustmentProto, cfg.DryRun)),
 		step(a.ensureSchema(ctx, n.AlertSchema, inventoryv1.LowStockAlertProto, cfg.DryRun)),
 	)
+	if err == nil && n.ThresholdTopic != "" {
+		err = step(a.ensureSchema(ctx, n.ThresholdSchema, inventoryv1.ThresholdUpdateProto, cfg.DryRun))
+	}
 	if err != nil {
 		return acts, err
 	}
 	for _, t := range []struct {
 		id     string
 		schema string
-	}{{n.Topic, n.Schema}, {n.AlertTopic, n.AlertSchema}, {n.DeadLetterTopic, ""}} {
+	}{{n.Topic, n.Schema}, {n.AlertTopic, n.AlertSchema}, {n.DeadLetterTopic, ""}, {n.ThresholdTopic, n.ThresholdSchema}} {
+		if t.id == "" {
+			continue
+		}
 		want := &pubsubpb.Topic{Name: a.topic(t.id)}
 		if t.schema != "" {
 			want.SchemaSettings = &pubsubpb.SchemaSettings{Schema: a.schema(t.schema), Encoding: enc}
@@ -188,6 +198,10 @@ func (a *Admin) Setup(ctx context.Context, cfg SetupConfig) ([]Action, error) {
 		input,
 		{Name: a.sub(n.AlertSubscription), Topic: a.topic(n.AlertTopic), AckDeadlineSeconds: ack, MessageRetentionDuration: week},
 		{Name: a.sub(n.DeadLetterSub), Topic: a.topic(n.DeadLetterTopic), AckDeadlineSeconds: ack, MessageRetentionDuration: week},
+	}
+	if n.ThresholdTopic != "" {
+		subs = append(subs, &pubsubpb.Subscription{Name: a.sub(n.ThresholdSubscription), Topic: a.topic(n.ThresholdTopic),
+			AckDeadlineSeconds: ack, MessageRetentionDuration: week})
 	}
 	for _, s := range subs {
 		if err := step(a.ensureSubscription(ctx, s, cfg.DryRun)); err != nil {

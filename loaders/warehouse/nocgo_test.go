@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/inventory-events/inventory/internal/slowtest"
 )
 
 // TestDataflowBinariesBuildWithoutCgo builds the commands that run on
@@ -13,9 +15,7 @@ import (
 // (DuckDB) needs cgo; it must stay out of these builds. It then runs the
 // local backend's tests without cgo, which check the error a query gets.
 func TestDataflowBinariesBuildWithoutCgo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds three binaries without cgo (minutes on a cold cache)")
-	}
+	slowtest.Skip(t, "builds three binaries without cgo (minutes on a cold cache)")
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skipf("no go command: %v", err)

@@ -21,7 +21,7 @@ import (
 // Row is the type set of the row types: a Go type names its table, so a
 // write needs no table name (see Rows).
 type Row interface {
-	AdjustmentRow | StockLevelRow | AlertRow | DeadLetterRow | DailySummaryRow | ReportRunRow
+	AdjustmentRow | StockLevelRow | AlertRow | DeadLetterRow | DailySummaryRow | ReportRunRow | ThresholdChangeRow
 }
 
 // AdjustmentRow is one row of the adjustments table: every adjustment the

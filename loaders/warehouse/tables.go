@@ -13,6 +13,8 @@ const (
 	DeadLetters    = "dead_letters"
 	DailySummary   = "daily_summary"
 	ReportRuns     = "report_runs"
+	// ThresholdChanges is the live reorder threshold changes (threshold.go).
+	ThresholdChanges = "threshold_changes"
 )
 
 // ColumnType is the type of a column, named as in BigQuery; the local
@@ -228,6 +230,7 @@ var Tables = []*Table{
 			str("error", "Error message of a FAILED run."),
 		},
 	},
+	thresholdChangesTable,
 }
 
 var (

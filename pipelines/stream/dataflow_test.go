@@ -14,6 +14,7 @@ import (
 	pipepb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/pipeline_v1"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/transforms"
@@ -59,7 +60,7 @@ func TestDataflowDryRun(t *testing.T) {
 	Build(s, Config{Runner: "dataflow", Project: "inventory-prod", Subscription: DefaultSubscription,
 		Thresholds: "gs://inventory-config/thresholds.csv", Snapshot: "gs://inventory-config/inventory_state.json",
 		AlertTopic: DefaultAlertTopic, DeadLetterTopic: DefaultDeadLetterTopic, AlertEncoding: event.EncodingJSON,
-		Warehouse: "bq://inventory-prod.inventory"})
+		Warehouse: "bq://inventory-prod.inventory", ThresholdSubscription: DefaultThresholdSubscription})
 	if _, err := dataflow.Execute(context.Background(), p); err != nil {
 		t.Fatalf("dataflow dry run: %v", err)
 	}
@@ -67,6 +68,7 @@ func TestDataflowDryRun(t *testing.T) {
 	for _, want := range []string{
 		transforms.PubSubReadURN,
 		"projects/inventory-prod/subscriptions/inventory-sub",
+		"projects/inventory-prod/subscriptions/threshold-updates-sub",
 		transforms.PubSubWriteURN,
 		"projects/inventory-prod/topics/low-stock-alerts",
 		"projects/inventory-prod/topics/inventory-dead-letter",
@@ -76,7 +78,7 @@ func TestDataflowDryRun(t *testing.T) {
 			t.Errorf("dry run output lacks %q", want)
 		}
 	}
-	for _, unwanted := range []string{"transforms.pullFn", "transforms.commitFn", "transforms.stockFn"} {
+	for _, unwanted := range []string{"transforms.pullFn", "transforms.commitFn", "transforms.stockFn", "transforms.shardUpdatesFn"} {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("dry run output has %q: the Dataflow job must use the native Pub/Sub transforms", unwanted)
 		}
@@ -163,5 +165,75 @@ func TestRestoreScopeByRunner(t *testing.T) {
 	cfg := Config{Runner: "prism", Input: "x.csv", AlertEncoding: event.EncodingJSON, Warehouse: "w", RestoreScope: "everything"}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "everything") {
 		t.Errorf("Validate of scope %q: %v, want an error naming it", cfg.RestoreScope, err)
+	}
+}
+
+// TestDataflowThresholdsReachStock checks that in the Dataflow graph the
+// threshold updates flow from their own native Pub/Sub read, through the
+// router keyed by SKU, into the per-key stock stage: walking up from
+// keyStockFn's main input must meet the router, the threshold decoder and
+// a native read of threshold-updates-sub.
+func TestDataflowThresholdsReachStock(t *testing.T) {
+	p, s := beam.NewPipelineWithRoot()
+	Build(s, Config{Runner: "dataflow", Project: "inventory-prod", Subscription: DefaultSubscription,
+		ThresholdSubscription: DefaultThresholdSubscription, AlertEncoding: event.EncodingJSON, Warehouse: "bq://inventory-prod.inventory"})
+	edges, _, err := p.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := graphx.Marshal(edges, &graphx.Options{Environment: &pipepb.Environment{Urn: "beam:env:docker:v1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := model.GetComponents()
+	producer := map[string]string{} // pcollection -> transform id
+	var stockID string
+	for id, tr := range c.GetTransforms() {
+		if len(tr.GetSubtransforms()) > 0 {
+			continue // composites repeat their parts' outputs
+		}
+		for _, pc := range tr.GetOutputs() {
+			producer[pc] = id
+		}
+		if strings.HasSuffix(tr.GetUniqueName(), "transforms.keyStockFn") {
+			stockID = id
+		}
+	}
+	if stockID == "" {
+		t.Fatal("no keyStockFn in the graph")
+	}
+	seen := map[string]bool{}
+	var names []string
+	var reads []string
+	queue := []string{c.GetTransforms()[stockID].GetInputs()["i0"]}
+	for len(queue) > 0 {
+		pc := queue[0]
+		queue = queue[1:]
+		id, ok := producer[pc]
+		if !ok || seen[id] {
+			continue
+		}
+		seen[id] = true
+		tr := c.GetTransforms()[id]
+		names = append(names, tr.GetUniqueName())
+		if tr.GetSpec().GetUrn() == transforms.PubSubReadURN {
+			var rp pipepb.PubSubReadPayload
+			if err := proto.Unmarshal(tr.GetSpec().GetPayload(), &rp); err != nil {
+				t.Fatal(err)
+			}
+			reads = append(reads, rp.GetSubscription())
+		}
+		for _, in := range tr.GetInputs() {
+			queue = append(queue, in)
+		}
+	}
+	for _, want := range []string{"transforms.routeFn", "transforms.keyUpdatesFn", "transforms.locationsFn"} {
+		if !slices.ContainsFunc(names, func(n string) bool { return strings.HasSuffix(n, want) }) {
+			t.Errorf("upstream of the stock stage lacks %s: %v", want, names)
+		}
+	}
+	slices.Sort(reads)
+	if want := []string{"projects/inventory-prod/subscriptions/inventory-sub", "projects/inventory-prod/subscriptions/threshold-updates-sub"}; !slices.Equal(reads, want) {
+		t.Errorf("native reads upstream of the stock stage: %v, want %v", reads, want)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 
 	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/slowtest"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/synth"
 	"github.com/inventory-events/inventory/loaders/warehouse"
@@ -130,9 +131,7 @@ func TestKillAndRestart(t *testing.T) {
 }
 
 func killAndRestart(t *testing.T, scope string) {
-	if testing.Short() {
-		t.Skip("kills and restarts a streaming job: about a minute")
-	}
+	slowtest.Skip(t, "kills and restarts a streaming job: about a minute")
 	st := newStack(t)
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -28,6 +28,9 @@ const (
 	DefaultAlertTopic      = names.AlertTopic
 	DefaultDeadLetterTopic = names.DeadLetterTopic
 	DefaultWarehouse       = names.Warehouse
+	// DefaultThresholdSubscription is the job's subscription to
+	// threshold-updates (inventory thresholds set).
+	DefaultThresholdSubscription = names.ThresholdSubscription
 )
 
 // Config is the job's configuration; cmd/stream fills it from flags.
@@ -40,6 +43,10 @@ type Config struct {
 	// adjustments (local or gs://), is a bounded replay instead. Exactly one.
 	Subscription string
 	Input        string
+	// ThresholdSubscription (optional) is the subscription to
+	// threshold-updates: live changes of reorder thresholds, applied
+	// without a restart (see the README).
+	ThresholdSubscription string
 	// Thresholds (CSV, optional) and Snapshot (JSON, optional), local or gs://.
 	Thresholds       string
 	Snapshot         string
@@ -86,7 +93,7 @@ func (c Config) Validate() error {
 	if (c.Subscription == "") == (c.Input == "") {
 		return fmt.Errorf("stream: exactly one of --subscription and --input is required")
 	}
-	if c.Project == "" && (c.Subscription != "" || c.AlertTopic != "" || c.DeadLetterTopic != "") {
+	if c.Project == "" && (c.Subscription != "" || c.ThresholdSubscription != "" || c.AlertTopic != "" || c.DeadLetterTopic != "") {
 		return fmt.Errorf("stream: --project is required to use Pub/Sub")
 	}
 	if c.AlertEncoding != event.EncodingJSON && c.AlertEncoding != event.EncodingBinary {
@@ -165,13 +172,25 @@ func Build(s beam.Scope, cfg Config) {
 	if !cfg.Dataflow() {
 		// Prism: state by hash shard, so that a bundle pays Prism's
 		// per-element cost once per shard, not once per key.
-		stock := transforms.ApplyStock(s, dec.Events, ref, cfg.Horizon)
 		sub := cfg.Subscription
 		if cfg.Input != "" {
 			sub = ""
 		}
 		opts := transforms.CommitOptions{Warehouse: cfg.Warehouse, Project: cfg.Project,
-			Subscription: sub, AlertTopic: cfg.AlertTopic, AlertEncoding: cfg.AlertEncoding, DeadLetterTopic: cfg.DeadLetterTopic}
+			Subscription: sub, ThresholdSubscription: cfg.ThresholdSubscription,
+			AlertTopic: cfg.AlertTopic, AlertEncoding: cfg.AlertEncoding, DeadLetterTopic: cfg.DeadLetterTopic}
+		events := dec.Events
+		if cfg.ThresholdSubscription != "" {
+			// Threshold changes join the events at the stock stage, on
+			// the shards they concern.
+			ts := s.Scope("Thresholds")
+			raw := transforms.ReadPubSub(ts, transforms.PullOptions{Project: cfg.Project, Subscription: cfg.ThresholdSubscription,
+				MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval})
+			updates, rejected := transforms.ShardThresholdUpdates(ts, raw, cfg.Shards)
+			transforms.WriteCommits(s.Scope("RejectedThresholds"), rejected, opts)
+			events = beam.Flatten(ts, dec.Events, updates)
+		}
+		stock := transforms.ApplyStock(s, events, ref, cfg.Horizon)
 		// One sink per producer rather than one after a Flatten: Prism
 		// fuses each with its producer, so commits are never encoded.
 		transforms.WriteCommits(s.Scope("Rejected"), dec.Rejected, opts)
@@ -181,16 +200,30 @@ func Build(s beam.Scope, cfg Config) {
 
 	// Dataflow: state per (sku, location), so that the stage scales out by
 	// key and an event rewrites only its key's ledger.
-	stock := transforms.ApplyStockPerKey(s, transforms.KeyEvents(s, dec.Events), ref, cfg.Horizon)
+	keyed := transforms.KeyEvents(s, dec.Events)
+	var thresholdDead []beam.PCollection
+	if cfg.ThresholdSubscription != "" {
+		// Threshold changes go through a router keyed by SKU, which knows
+		// the SKU's locations, to the keys they concern (see the README).
+		ts := s.Scope("Thresholds")
+		raw := transforms.ReadPubSubNative(ts, cfg.Project, cfg.ThresholdSubscription, transforms.NativeReadOptions{})
+		updates, bad := transforms.KeyThresholdUpdates(ts, raw)
+		routes := beam.Flatten(ts, transforms.RegisterLocations(ts, dec.Events), updates)
+		routed, changes := transforms.RouteThresholdUpdates(ts, routes, ref)
+		keyed = beam.Flatten(ts, keyed, routed)
+		thresholdDead = append(thresholdDead, bad, warehouse.WriteRows(ts, cfg.Warehouse, warehouse.ThresholdChanges, changes),
+			warehouse.WriteRows(ts, cfg.Warehouse, warehouse.DeadLetters, bad))
+	}
+	stock := transforms.ApplyStockPerKey(s, keyed, ref, cfg.Horizon)
 	commits := beam.Flatten(s.Scope("Outputs"), dec.Rejected, stock)
 	out := transforms.Unpack(s, commits)
 	// Rows a table refuses are stored in dead_letters by the sink and go to
 	// the dead-letter topic with the others.
-	dead := beam.Flatten(s.Scope("DeadLetters"), out.DeadLetters,
+	dead := beam.Flatten(s.Scope("DeadLetters"), append(thresholdDead, out.DeadLetters,
 		warehouse.WriteRows(s, cfg.Warehouse, warehouse.Adjustments, out.Adjustments),
 		warehouse.WriteRows(s, cfg.Warehouse, warehouse.StockLevels, out.Levels),
 		warehouse.WriteRows(s, cfg.Warehouse, warehouse.LowStockAlerts, out.Alerts),
-		warehouse.WriteRows(s, cfg.Warehouse, warehouse.DeadLetters, out.DeadLetters))
+		warehouse.WriteRows(s, cfg.Warehouse, warehouse.DeadLetters, out.DeadLetters))...)
 	if cfg.AlertTopic != "" {
 		transforms.WritePubSubNative(s, cfg.Project, cfg.AlertTopic, transforms.AlertMessages(s, out.Alerts, cfg.AlertEncoding))
 	}

@@ -42,8 +42,8 @@ func TestSetupBigQuery(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Setup dry run: %v", err)
 	}
-	if len(planned) != 7 || fake.Dataset(project, dataset) != nil {
-		t.Fatalf("dry run: got %q and dataset %v, want 7 planned lines and nothing created", planned, fake.Dataset(project, dataset))
+	if len(planned) != 1+len(warehouse.Tables) || fake.Dataset(project, dataset) != nil {
+		t.Fatalf("dry run: got %q and dataset %v, want one planned line per table and the dataset and nothing created", planned, fake.Dataset(project, dataset))
 	}
 
 	lines, err := warehouse.Setup(ctx, bqURI, "EU", false)
@@ -58,6 +58,7 @@ func TestSetupBigQuery(t *testing.T) {
 		"table test-project.inventory.dead_letters: created (partitioned by DATE(dead_lettered_at), clustered by stage, reason)",
 		"table test-project.inventory.daily_summary: created (partitioned by DATE(report_date), clustered by sku, location_id)",
 		"table test-project.inventory.report_runs: created (partitioned by DATE(report_date), clustered by status)",
+		"table test-project.inventory.threshold_changes: created (partitioned by DATE(changed_at), clustered by sku, location_id)",
 	}
 	if !slices.Equal(lines, want) {
 		t.Errorf("Setup lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
@@ -65,7 +66,7 @@ func TestSetupBigQuery(t *testing.T) {
 	if loc := fake.Dataset(project, dataset).Location; loc != "EU" {
 		t.Errorf("dataset location %q, want EU", loc)
 	}
-	if got := fake.TableNames(project, dataset); !slices.Equal(got, []string{"adjustments", "daily_summary", "dead_letters", "low_stock_alerts", "report_runs", "stock_levels"}) {
+	if got := fake.TableNames(project, dataset); !slices.Equal(got, []string{"adjustments", "daily_summary", "dead_letters", "low_stock_alerts", "report_runs", "stock_levels", "threshold_changes"}) {
 		t.Errorf("tables %v", got)
 	}
 	for _, tb := range warehouse.Tables {

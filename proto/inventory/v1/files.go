@@ -8,4 +8,6 @@ var (
 	InventoryAdjustmentProto string
 	//go:embed low_stock_alert.proto
 	LowStockAlertProto string
+	//go:embed threshold_update.proto
+	ThresholdUpdateProto string
 )
