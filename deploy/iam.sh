@@ -71,6 +71,8 @@ project_role "$STREAM" roles/dataflow.worker
 project_role "$STREAM" roles/bigquery.jobUser
 subscription_role inventory-sub "$STREAM" roles/pubsub.subscriber
 subscription_role inventory-sub "$STREAM" roles/pubsub.viewer
+subscription_role threshold-updates-sub "$STREAM" roles/pubsub.subscriber
+subscription_role threshold-updates-sub "$STREAM" roles/pubsub.viewer
 topic_role low-stock-alerts "$STREAM" roles/pubsub.publisher
 topic_role inventory-dead-letter "$STREAM" roles/pubsub.publisher
 dataset_role "$STREAM" roles/bigquery.dataEditor
@@ -113,6 +115,7 @@ sa_user inventory-scheduler "$DEPLOYER"
 # Event publishers and the alert consumer.
 topic_role inventory-topic "$PUBLISHER" roles/pubsub.publisher
 subscription_role low-stock-consumer "$ALERTS" roles/pubsub.subscriber
+topic_role threshold-updates "$ALERTS" roles/pubsub.publisher
 
 # No grants for Pub/Sub's service agent: inventory-sub has no dead-letter
 # policy on Dataflow (inventory setup --for-dataflow); the job dead-letters.
