@@ -10,9 +10,11 @@ import (
 	"io"
 	"math"
 	"strconv"
-	"strings"
 	texttemplate "text/template"
 	"time"
+
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 )
 
 // CSVColumns is the header of summary.csv: the daily_summary columns.
@@ -207,22 +209,10 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 }
 
 // groupDigits renders 1234567 as "1,234,567".
-func groupDigits(v int64) string {
-	s := strconv.FormatInt(v, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func groupDigits(v int64) string { return digits.Sprintf("%d", v) }
+
+// digits formats numbers with English digit grouping.
+var digits = message.NewPrinter(language.English)
 
 func signed(v int64) string {
 	if v > 0 {

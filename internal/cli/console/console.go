@@ -9,12 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/term"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 )
 
 // Fatal prints err on standard error as "prog: err" (whatever the log
@@ -210,19 +211,7 @@ func Bar(label string, done, total int64, unit string, elapsed time.Duration, wi
 }
 
 // Thousands formats n with comma separators: 1234567 -> "1,234,567".
-func Thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func Thousands(n int64) string { return digits.Sprintf("%d", n) }
+
+// digits formats numbers with English digit grouping.
+var digits = message.NewPrinter(language.English)
