@@ -83,7 +83,7 @@ vuln-db: ## build the vulnerability DB bin/vulndb from the pinned golang.org/x/v
 	$(GO) mod download golang.org/x/vulndb@$(VULNDB_VERSION)
 	@mkdir -p $(BIN)
 	$(GO) list -m all > $(BIN)/vulndb-modules.txt
-	$(GO) run ./internal/vulndb/cmd/mkvulndb -modules $(BIN)/vulndb-modules.txt \
+	$(GO) run ./cmd/tools/mkvulndb -modules $(BIN)/vulndb-modules.txt \
 	  -osv "$$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv" -out $(VULNDB)
 
 vuln: vuln-db ## govulncheck (package level, tests included) against bin/vulndb; fails on findings
@@ -95,16 +95,16 @@ bench-core: ## per-event core: decode, validate, dedup, stock
 	$(GO) test -run XXX -bench . -benchmem ./internal/event ./internal/ledger
 
 bench-emulator: ## local Pub/Sub vs pstest: 100k published, drained by Receive and by Pull
-	$(GO) run ./internal/pubsubemu/cmd/emubench
+	$(GO) run ./cmd/tools/emubench
 
 bench-stream: ## streaming job on Prism vs a plain Go consumer
-	$(GO) run ./pipelines/stream/cmd/streambench
+	$(GO) run ./cmd/tools/streambench
 
 bench-restore: ## the stream's restore at start: 100k stored adjustments replayed into ledgers
 	$(GO) test -run '^$$' -bench BenchmarkRestore -benchtime 3x ./transforms
 
 bench-nightly: ## nightly job on 1M events vs DuckDB
-	$(GO) run ./pipelines/nightly/cmd/nightlybench
+	$(GO) run ./cmd/tools/nightlybench
 
 clean: ## remove build output and local data
 	rm -rf $(BIN) warehouse reports-out

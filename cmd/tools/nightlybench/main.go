@@ -1,7 +1,7 @@
 // Command nightlybench measures the nightly job on Prism against DuckDB
 // computing the same per-key summary over the same files.
 //
-//	go run ./pipelines/nightly/cmd/nightlybench -events 1000000
+//	go run ./cmd/tools/nightlybench -events 1000000
 //
 // It generates the events (synth), the snapshot and the thresholds into
 // -dir once, then runs each engine in a child process of its own, so that

@@ -4,7 +4,7 @@
 // listed in -modules (as `go list -m all` prints them) and the Go
 // distribution itself. See package vulndb.
 //
-//	go list -m all | go run ./internal/vulndb/cmd/mkvulndb -osv $VULNDB/data/osv -modules - -out bin/vulndb
+//	go list -m all | go run ./cmd/tools/mkvulndb -osv $VULNDB/data/osv -modules - -out bin/vulndb
 package main
 
 import (

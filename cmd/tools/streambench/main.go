@@ -4,7 +4,7 @@
 // seed's consumer (loaders/broker.Consume: a plain Go subscriber applying
 // the ledger in a map) as the baseline.
 //
-//	go run ./pipelines/stream/cmd/streambench --events=100000 --rate=1000 --latency_for=20s
+//	go run ./cmd/tools/streambench --events=100000 --rate=1000 --latency_for=20s
 //
 // It reports, for both: events/s from the first publish to the last event
 // processed, with everything published as fast as possible; then, for the

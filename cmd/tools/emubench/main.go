@@ -4,7 +4,7 @@
 // reporting messages/s and peak RSS. Each case runs in a fresh child process
 // so its peak RSS (VmHWM) is its own.
 //
-//	go run ./internal/pubsubemu/cmd/emubench [-n 100000] [-timeout 60s]
+//	go run ./cmd/tools/emubench [-n 100000] [-timeout 60s]
 package main
 
 import (
