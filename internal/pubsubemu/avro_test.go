@@ -6,7 +6,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
-	"github.com/hamba/avro/v2"
+	"github.com/linkedin/goavro/v2"
 	"google.golang.org/grpc/codes"
 )
 
@@ -78,12 +78,12 @@ func TestAvroSchemaJSONAndBinary(t *testing.T) {
 
 	// BINARY, bound to revision 2 only.
 	mustTopic(t, c, &pb.Topic{Name: topicName("avro-bin"), SchemaSettings: &pb.SchemaSettings{Schema: v1.Name, Encoding: pb.Encoding_BINARY, FirstRevisionId: v2.RevisionId}})
-	sch2, err := avro.Parse(avroV2)
+	sch2, err := goavro.NewCodec(avroV2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	datum := map[string]any{"event_id": "e9", "sku": "S", "quantity": int64(4), "note": nil, "kind": "COUNT", "source": "shop"}
-	bin, err := avro.Marshal(sch2, datum)
+	bin, err := sch2.BinaryFromNative(nil, datum)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	pb "cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"github.com/bufbuild/protocompile"
-	"github.com/hamba/avro/v2"
+	"github.com/linkedin/goavro/v2"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -35,7 +35,7 @@ type schemaRevision struct {
 // compiled is a parsed schema definition.
 type compiled struct {
 	msg  protoreflect.MessageDescriptor // PROTOCOL_BUFFER
-	avro avro.Schema                    // AVRO
+	avro *goavro.Codec                  // AVRO
 }
 
 func (sc *schema) latest() *schemaRevision { return sc.revisions[len(sc.revisions)-1] }
