@@ -683,6 +683,8 @@ func TestIAM(t *testing.T) {
 		{grant{"inventory-trigger", "roles/dataflow.developer", "project"}, "the trigger launches the template and lists jobs"},
 		{grant{"inventory-trigger", "roles/iam.serviceAccountUser", "service account inventory-nightly"}, "the trigger launches as inventory-nightly"},
 		{grant{"inventory-trigger", "roles/storage.objectViewer", "bucket PROJECT-dataflow-templates"}, "the launch reads the template spec"},
+		{grant{"inventory-trigger", "roles/bigquery.jobUser", "project"}, "a backfill queries the first day with data"},
+		{grant{"inventory-trigger", "roles/bigquery.dataViewer", "dataset inventory"}, "that query reads adjustments and daily_summary"},
 		{grant{"inventory-deployer", "roles/storage.objectAdmin", "bucket PROJECT-dataflow-templates"}, "the build writes the template specs"},
 	} {
 		if !granted[need.grant] {

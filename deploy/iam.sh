@@ -93,6 +93,8 @@ repo_role "$NIGHTLY" roles/artifactregistry.reader
 project_role "$TRIGGER" roles/dataflow.developer
 sa_user inventory-nightly "$TRIGGER"
 bucket_role "$TEMPLATES_BUCKET" "$TRIGGER" roles/storage.objectViewer
+project_role "$TRIGGER" roles/bigquery.jobUser
+dataset_role "$TRIGGER" roles/bigquery.dataViewer
 
 # Scheduler's OIDC identity may invoke the trigger (once it is deployed).
 if gcloud run services describe "$TRIGGER_SERVICE" --project "$PROJECT" --region "$REGION" >/dev/null 2>&1; then

@@ -17,6 +17,8 @@ import (
 
 	"google.golang.org/api/idtoken"
 
+	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
+	"github.com/inventory-events/inventory/pipelines/nightly"
 	"github.com/inventory-events/inventory/reports/trigger"
 )
 
@@ -56,6 +58,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		srvCfg.Earliest = earliest(cfg.Dataflow.Parameters["warehouse"], cfg.Location)
 	case "local":
 		ll := trigger.NewLocalLauncher(trigger.CommandRunner(cfg.NightlyCommand, "--date"), logger)
 		launcher, closeLauncher = ll, ll.Close
@@ -99,4 +102,17 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		err = errors.Join(err, cerr)
 	}
 	return err
+}
+
+// earliest returns the check of a backfill's start against the first day
+// with data in the job's warehouse (the template's warehouse parameter), or
+// nil when the launch names no warehouse.
+func earliest(warehouse string, loc *time.Location) func(context.Context) (string, bool, error) {
+	if warehouse == "" {
+		return nil
+	}
+	return func(ctx context.Context) (string, bool, error) {
+		d, ok, err := nightly.EarliestDate(ctx, warehouse, loc.String())
+		return d.String(), ok, err
+	}
 }
