@@ -17,8 +17,8 @@ import (
 
 	"google.golang.org/api/idtoken"
 
+	"github.com/inventory-events/inventory/loaders/warehouse"
 	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
-	"github.com/inventory-events/inventory/pipelines/nightly"
 	"github.com/inventory-events/inventory/reports/trigger"
 )
 
@@ -107,12 +107,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 // earliest returns the check of a backfill's start against the first day
 // with data in the job's warehouse (the template's warehouse parameter), or
 // nil when the launch names no warehouse.
-func earliest(warehouse string, loc *time.Location) func(context.Context) (string, bool, error) {
-	if warehouse == "" {
+func earliest(uri string, loc *time.Location) func(context.Context) (string, bool, error) {
+	if uri == "" {
 		return nil
 	}
 	return func(ctx context.Context) (string, bool, error) {
-		d, ok, err := nightly.EarliestDate(ctx, warehouse, loc.String())
+		d, ok, err := warehouse.FirstDataDate(ctx, uri, loc.String())
 		return d.String(), ok, err
 	}
 }

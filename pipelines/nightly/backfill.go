@@ -30,29 +30,9 @@ func (e *BeforeDataError) Error() string {
 }
 
 // EarliestDate returns the first report date the warehouse at uri has data
-// for, in time zone tz: the earlier of its first daily_summary date and the
-// day of its first adjustment. ok is false when it has neither.
-func EarliestDate(ctx context.Context, uri, tz string) (d civil.Date, ok bool, err error) {
-	loc, err := time.LoadLocation(tz)
-	if err != nil {
-		return civil.Date{}, false, fmt.Errorf("nightly: time zone: %w", err)
-	}
-	rows, err := warehouse.QueryRows(ctx, uri,
-		"SELECT (SELECT MIN(report_date) FROM daily_summary) AS first_summary, (SELECT MIN(event_time) FROM adjustments) AS first_event")
-	if err != nil {
-		return civil.Date{}, false, fmt.Errorf("nightly: earliest data in %s: %w", uri, err)
-	}
-	if len(rows) == 1 {
-		if s, isDate := rows[0]["first_summary"].(civil.Date); isDate {
-			d, ok = s, true
-		}
-		if t, isTime := rows[0]["first_event"].(time.Time); isTime {
-			if e := civil.DateOf(t.In(loc)); !ok || e.Before(d) {
-				d, ok = e, true
-			}
-		}
-	}
-	return d, ok, nil
+// for, in time zone tz (warehouse.FirstDataDate).
+func EarliestDate(ctx context.Context, uri, tz string) (civil.Date, bool, error) {
+	return warehouse.FirstDataDate(ctx, uri, tz)
 }
 
 // CheckRange validates a backfill range: from <= to, at most MaxRangeDays

@@ -58,7 +58,7 @@ func buildStep(ctx context.Context, c *check) (string, error) {
 			return "", fmt.Errorf("%s --help: %v", name, err)
 		}
 		for _, f := range want {
-			if !strings.Contains(out, f+" ") && !strings.Contains(out, f+"\n") {
+			if !strings.Contains(out, f+" ") && !strings.Contains(out, f+"\n") && !strings.Contains(out, f+"=") {
 				return "", fmt.Errorf("%s --help does not list %s", name, f)
 			}
 		}
