@@ -467,7 +467,7 @@ func columnMap(t *warehouse.Table, vals []any) map[string]any {
 func (b *Writer) deadLetter(t *warehouse.Table, vals []any, msg string) warehouse.DeadLetterRow {
 	payload, _ := json.Marshal(columnMap(t, vals))
 	attrs, _ := json.Marshal(map[string]string{"table": t.Name, "warehouse": b.uri()})
-	return warehouse.DeadLetterRow{
+	r := warehouse.DeadLetterRow{
 		Reason:         "warehouse_rejected",
 		Error:          msg,
 		Payload:        payload,
@@ -476,6 +476,10 @@ func (b *Writer) deadLetter(t *warehouse.Table, vals []any, msg string) warehous
 		Origin:         b.uri() + "/" + t.Name,
 		DeadLetteredAt: time.Now().UTC(),
 	}
+	// Bounded here too, not only when stored: callers publish the rejected
+	// rows to the dead-letter topic.
+	warehouse.BoundPayload(&r)
+	return r
 }
 
 // schema returns t's columns as a BigQuery schema.

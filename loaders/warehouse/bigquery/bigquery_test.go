@@ -2,6 +2,7 @@ package bigquery_test
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"reflect"
 	"slices"
@@ -11,7 +12,7 @@ import (
 
 	"cloud.google.com/go/civil"
 	"github.com/inventory-events/inventory/loaders/warehouse"
-	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery"
+	"github.com/inventory-events/inventory/loaders/warehouse/bigquery"
 	"github.com/inventory-events/inventory/loaders/warehouse/bqfake"
 	"google.golang.org/grpc/codes"
 )
@@ -299,4 +300,69 @@ func TestBigQueryReplaceDate(t *testing.T) {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestBigQueryRequestsCappedByBytes writes rows of about 1 MB: the writer
+// sends them in several AppendRows requests, each under BigQuery's 10 MB
+// limit (the fake refuses larger ones, as BigQuery does); a writer without
+// the byte cap is refused; a row larger than the cap alone goes to
+// dead_letters, its payload cut to warehouse.MaxPayloadBytes with the
+// original's length and hash.
+func TestBigQueryRequestsCappedByBytes(t *testing.T) {
+	ctx := context.Background()
+	fake := startBQ(t)
+	big := strings.Repeat("x", 1_000_000)
+	var rows []warehouse.AdjustmentRow
+	for i := range 20 {
+		r := adjustment(fmt.Sprintf("big-%02d", i), -1, "2026-03-01T09:00:00Z")
+		r.Attributes = `{"note":"` + big + `"}`
+		rows = append(rows, r)
+	}
+	w, err := bigquery.Open(ctx, project, dataset, bigquery.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Write(ctx, warehouse.Rows(rows)); err != nil {
+		t.Fatalf("Write of 20 rows of 1 MB: %v", err)
+	}
+	st := fake.Stats()
+	if st.AppendRequests < 3 || st.MaxRequestBytes >= bqfake.MaxAppendBytes || st.RowsStored != 20 {
+		t.Errorf("stats %+v: want at least 3 requests, each under %d bytes, 20 rows stored", st, bqfake.MaxAppendBytes)
+	}
+
+	uncapped, err := bigquery.Open(ctx, project, dataset, bigquery.Options{BatchBytes: 1 << 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uncapped.Close()
+	if _, err := uncapped.Write(ctx, warehouse.Rows(rows)); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("Write without a byte cap: %v, want the fake's refusal of a request over 10 MB", err)
+	}
+
+	small, err := bigquery.Open(ctx, project, dataset, bigquery.Options{BatchBytes: 500_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	rejected, err := small.Write(ctx, warehouse.Rows(rows[:1]))
+	if err != nil {
+		t.Fatalf("Write of a row over the cap: %v", err)
+	}
+	if len(rejected) != 1 || len(rejected[0].Payload) != warehouse.MaxPayloadBytes || rejected[0].PayloadBytes <= int64(len(big)) ||
+		len(rejected[0].PayloadSHA256) != 64 {
+		t.Fatalf("rejected %d rows (%+v); want 1 with its payload cut to %d bytes, its length and hash kept", len(rejected), summary(rejected), warehouse.MaxPayloadBytes)
+	}
+	dl := fake.Rows(project, dataset, "dead_letters")
+	if len(dl) != 1 || !strings.Contains(dl[0]["error"].(string), "exceeds") || len(dl[0]["payload"].([]byte)) != warehouse.MaxPayloadBytes {
+		t.Errorf("dead_letters: %d rows, want the oversized adjustment with its payload cut", len(dl))
+	}
+}
+
+func summary(rows []warehouse.DeadLetterRow) []string {
+	var out []string
+	for _, r := range rows {
+		out = append(out, fmt.Sprintf("payload %d bytes, payload_bytes %d, sha256 %q", len(r.Payload), r.PayloadBytes, r.PayloadSHA256))
+	}
+	return out
 }

@@ -64,7 +64,13 @@ type Stats struct {
 	TableInserts   int
 	TablePatches   int
 	DatasetInserts int
+	// MaxRequestBytes is the size of the largest AppendRows request seen.
+	MaxRequestBytes int
 }
+
+// MaxAppendBytes is BigQuery's limit on one AppendRows request: larger
+// requests are refused with INVALID_ARGUMENT, as the service does.
+const MaxAppendBytes = 10_000_000
 
 type table struct {
 	meta *bq.Table
@@ -86,7 +92,9 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("bqfake: listen: %v", err)
 	}
 	s.GRPCAddr = gl.Addr().String()
-	s.grpcServer = grpc.NewServer()
+	// Above gRPC's default 4 MB receive limit, so that the fake sees (and
+	// refuses, as BigQuery does) requests of 10 MB or more.
+	s.grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(4 * MaxAppendBytes))
 	storagepb.RegisterBigQueryWriteServer(s.grpcServer, &writeServer{s: s})
 	go s.grpcServer.Serve(gl)
 

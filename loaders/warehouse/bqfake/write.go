@@ -79,6 +79,13 @@ func (w *writeServer) AppendRows(stream storagepb.BigQueryWrite_AppendRowsServer
 		if streamName == "" {
 			return status.Error(codes.InvalidArgument, "bqfake: first AppendRows request must name the write stream")
 		}
+		size := proto.Size(req)
+		w.s.mu.Lock()
+		w.s.stats.MaxRequestBytes = max(w.s.stats.MaxRequestBytes, size)
+		w.s.mu.Unlock()
+		if size >= MaxAppendBytes {
+			return status.Errorf(codes.InvalidArgument, "bqfake: AppendRows request of %d bytes is too large (BigQuery's limit is 10 MB)", size)
+		}
 		pr := req.GetProtoRows()
 		if pr == nil {
 			return status.Error(codes.InvalidArgument, "bqfake: only proto_rows are supported")
