@@ -2,8 +2,8 @@ package bigquery_test
 
 import (
 	"context"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
