@@ -97,16 +97,22 @@ func Restore(ctx context.Context, uri string, ref *RefData, horizon time.Duratio
 		}
 		st.Alerts++
 	}
-	items := make([]SnapshotItem, 0, len(states))
-	for k, s := range states {
-		items = append(items, SnapshotItem{SKU: k.SKU, LocationID: k.LocationID, OnHand: s.OnHand, AsOf: s.MaxTime, State: s.AppendBinary(nil)})
-	}
+	items := snapshotItems(states)
 	st.Keys = len(items)
 	st.Took = time.Since(start)
 	if st.Mismatches > 0 {
 		slog.Warn("restore: replayed outcomes differ from the stored ones (thresholds, snapshot or horizon changed since?)", "rows", st.Mismatches)
 	}
 	return items, st, nil
+}
+
+// snapshotItems turns restored ledgers into the side input's items.
+func snapshotItems(states map[event.Key]*ledger.State) []SnapshotItem {
+	items := make([]SnapshotItem, 0, len(states))
+	for k, s := range states {
+		items = append(items, SnapshotItem{SKU: k.SKU, LocationID: k.LocationID, OnHand: s.OnHand, AsOf: s.MaxTime, State: s.AppendBinary(nil)})
+	}
+	return items
 }
 
 func wantColumns(got []string, want ...string) error {
@@ -243,10 +249,7 @@ func RestoreRecent(ctx context.Context, uri string, ref *RefData, horizon time.D
 			st.Alerts++
 		}
 	}
-	items := make([]SnapshotItem, 0, len(states))
-	for k, s := range states {
-		items = append(items, SnapshotItem{SKU: k.SKU, LocationID: k.LocationID, OnHand: s.OnHand, AsOf: s.MaxTime, State: s.AppendBinary(nil)})
-	}
+	items := snapshotItems(states)
 	st.Keys = len(items)
 	st.Took = time.Since(start)
 	if st.Mismatches > 0 {
