@@ -92,7 +92,7 @@ func Restore(ctx context.Context, uri string, ref *RefData, horizon time.Duratio
 		if s == nil {
 			continue // an alert without adjustments: nothing to restore
 		}
-		if sev := parseSeverity(name); sev != ledger.Unknown {
+		if sev := ledger.ParseSeverity(name); sev != ledger.Unknown {
 			s.Severity = sev
 		}
 		st.Alerts++
@@ -194,7 +194,7 @@ func RestoreRecent(ctx context.Context, uri string, ref *RefData, horizon time.D
 		onHand, _ := r[2].(int64)
 		sev, _ := r[3].(string)
 		at, _ := r[4].(time.Time)
-		levels[event.Key{SKU: sku, LocationID: loc}] = level{onHand, parseSeverity(sev), at.UnixMicro()}
+		levels[event.Key{SKU: sku, LocationID: loc}] = level{onHand, ledger.ParseSeverity(sev), at.UnixMicro()}
 	}
 
 	cols, rows, err = warehouse.QueryTable(ctx, uri, fmt.Sprintf(restoreRecentSQL, from.Format("2006-01-02 15:04:05")))
@@ -272,16 +272,4 @@ func adjustmentOf(r []any) (event.Adjustment, string, error) {
 		return event.Adjustment{}, "", fmt.Errorf("adjustment %s has reason %q", id, reasonName)
 	}
 	return event.Adjustment{EventID: id, SKU: sku, LocationID: loc, Reason: reason, Quantity: qty, EventTime: at.UnixMicro()}, stored, nil
-}
-
-func parseSeverity(name string) ledger.Severity {
-	switch name {
-	case "LOW":
-		return ledger.Low
-	case "OUT":
-		return ledger.Out
-	case "OK", "RECOVERED":
-		return ledger.OK
-	}
-	return ledger.Unknown
 }

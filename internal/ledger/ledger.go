@@ -66,6 +66,20 @@ func (s Severity) AlertName() string {
 	return s.String()
 }
 
+// ParseSeverity is the inverse of String and AlertName: "OK" or
+// "RECOVERED" is OK, "LOW" Low, "OUT" Out, anything else Unknown.
+func ParseSeverity(name string) Severity {
+	switch name {
+	case "LOW":
+		return Low
+	case "OUT":
+		return Out
+	case "OK", "RECOVERED":
+		return OK
+	}
+	return Unknown
+}
+
 // Classify returns the severity of onHand against threshold.
 func Classify(onHand, threshold int64) Severity {
 	switch {

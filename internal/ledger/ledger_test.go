@@ -246,3 +246,17 @@ func BenchmarkApply(b *testing.B) {
 		s.Apply(a, 10, 0)
 	}
 }
+
+func TestParseSeverity(t *testing.T) {
+	for _, s := range []Severity{OK, Low, Out} {
+		if got := ParseSeverity(s.String()); got != s {
+			t.Errorf("ParseSeverity(%q) = %v", s.String(), got)
+		}
+		if got := ParseSeverity(s.AlertName()); got != s {
+			t.Errorf("ParseSeverity(%q) = %v", s.AlertName(), got)
+		}
+	}
+	if got := ParseSeverity("MAYBE"); got != Unknown {
+		t.Errorf("ParseSeverity(MAYBE) = %v, want UNKNOWN", got)
+	}
+}
