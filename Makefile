@@ -101,7 +101,7 @@ bench-stream: ## streaming job on Prism vs a plain Go consumer
 	$(GO) run ./cmd/tools/streambench
 
 bench-restore: ## the stream's restore at start: 100k stored adjustments replayed into ledgers
-	$(GO) test -run '^$$' -bench BenchmarkRestore -benchtime 3x ./transforms
+	$(GO) test -run '^$$' -bench BenchmarkRestore -benchtime 3x ./transforms/stock
 
 bench-nightly: ## nightly job on 1M events vs DuckDB
 	$(GO) run ./cmd/tools/nightlybench

@@ -33,7 +33,8 @@ import (
 	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
 	"github.com/inventory-events/inventory/pipelines/stream"
-	"github.com/inventory-events/inventory/transforms"
+	"github.com/inventory-events/inventory/transforms/commit"
+	"github.com/inventory-events/inventory/transforms/stock"
 )
 
 var (
@@ -47,7 +48,7 @@ var (
 	alertEncoding    = flag.String("alert_encoding", "", "alert topic schema encoding JSON or BINARY (default: the topic's, looked up off Dataflow; JSON on Dataflow)")
 	deadLetterTopic  = flag.String("dead_letter_topic", stream.DefaultDeadLetterTopic, "topic for dead letters (empty: none)")
 	warehouseURI     = flag.String("warehouse", stream.DefaultWarehouse, "warehouse: a local directory or bq://PROJECT.DATASET")
-	shards           = flag.Int("shards", transforms.DefaultShards, "hash shards of the key space holding stock state")
+	shards           = flag.Int("shards", stock.DefaultShards, "hash shards of the key space holding stock state")
 	horizon          = flag.Duration("dedup_horizon", ledger.DefaultHorizon, "event-time window of remembered event ids per key")
 	maxMessages      = flag.Int("max_messages", 1000, "most messages per source bundle (off Dataflow)")
 	maxBatchWait     = flag.Duration("max_batch_wait", 200*time.Millisecond, "how long the source gathers one batch (off Dataflow)")
@@ -94,7 +95,7 @@ func main() {
 		cfg.AlertEncoding = event.EncodingJSON
 		if cfg.AlertTopic != "" && !cfg.Dataflow() {
 			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			enc, err := transforms.LookupTopicEncoding(lctx, project, cfg.AlertTopic)
+			enc, err := commit.LookupTopicEncoding(lctx, project, cfg.AlertTopic)
 			cancel()
 			if err != nil {
 				console.Fatal("stream", fmt.Errorf("alert topic %s of project %q: encoding: %w (set --alert_encoding)", cfg.AlertTopic, project, err))
@@ -115,7 +116,7 @@ func main() {
 		console.Fatal("stream", err)
 	}
 	if cfg.Input != "" && pr != nil {
-		c := transforms.CountsOf(pr)
+		c := commit.CountsOf(pr)
 		slog.Info("stream: done", "received", c.Received, "applied", c.Applied,
 			"duplicates", c.Duplicates, "dead_lettered", c.DeadLettered, "balanced", c.Balanced())
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/broker"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
-	"github.com/inventory-events/inventory/transforms"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
 )
 
 func newAlertsCmd(g *Globals) *cobra.Command {
@@ -45,7 +45,7 @@ line (the LowStockAlert message).`,
 			}
 			defer client.Close()
 			p := &alertPrinter{w: cmd.OutOrStdout(), json: format == "json", color: isTerminal(cmd.OutOrStdout())}
-			n, err := followAlerts(ctx, client, transforms.SubscriptionPath(g.Project, sub), follow, idle, p.print)
+			n, err := followAlerts(ctx, client, pubsubsrc.SubscriptionPath(g.Project, sub), follow, idle, p.print)
 			if !follow {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%d alerts\n", n)
 			}

@@ -23,7 +23,9 @@ import (
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/thresholds"
 	"github.com/inventory-events/inventory/loaders/warehouse"
-	"github.com/inventory-events/inventory/transforms"
+	"github.com/inventory-events/inventory/transforms/commit"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/stock"
 )
 
 func newThresholdsCmd(g *Globals) *cobra.Command {
@@ -119,11 +121,11 @@ func whoami() string {
 
 // publishChange publishes c to topic in the topic's schema encoding.
 func publishChange(ctx context.Context, project, topic string, c *ledger.Change) error {
-	enc, err := transforms.LookupTopicEncoding(ctx, project, topic)
+	enc, err := commit.LookupTopicEncoding(ctx, project, topic)
 	if err != nil {
 		return fmt.Errorf("thresholds set: %w (run inventory setup)", err)
 	}
-	msg := transforms.ThresholdUpdateProto(c)
+	msg := stock.ThresholdUpdateProto(c)
 	var data []byte
 	if enc == event.EncodingBinary {
 		data, err = proto.Marshal(msg)
@@ -138,7 +140,7 @@ func publishChange(ctx context.Context, project, topic string, c *ledger.Change)
 		return fmt.Errorf("pubsub.NewClient: %w", err)
 	}
 	defer client.Close()
-	pub := client.Publisher(transforms.TopicPath(project, topic))
+	pub := client.Publisher(pubsubsrc.TopicPath(project, topic))
 	defer pub.Stop()
 	if _, err := pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{"change_id": c.ID}}).Get(ctx); err != nil {
 		return fmt.Errorf("thresholds set: publish to %s: %w", topic, err)

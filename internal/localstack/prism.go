@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/inventory-events/inventory/pipelines/stream"
-	"github.com/inventory-events/inventory/transforms"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
 )
 
 // StreamJob is the streaming job running on Prism in this process.
@@ -37,7 +37,7 @@ func StartStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
 	if !beam.Initialized() {
 		beam.Init()
 	}
-	transforms.PauseSources(false)
+	pubsubsrc.PauseSources(false)
 	before, _ := jobIDs(ctx)
 	p, s := beam.NewPipelineWithRoot()
 	stream.Build(s, cfg)
@@ -73,10 +73,10 @@ func StartStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
 func (j *StreamJob) Done() <-chan error { return j.done }
 
 // Drain pauses the job's Pub/Sub source and waits until every message it
-// emitted is stored and acked (transforms.DrainSources), so that cancelling
+// emitted is stored and acked (pubsubsrc.DrainSources), so that cancelling
 // the job afterwards loses nothing.
 func (j *StreamJob) Drain(ctx context.Context) error {
-	return transforms.DrainSources(ctx)
+	return pubsubsrc.DrainSources(ctx)
 }
 
 // Stop cancels the job and waits for it to end. Call Drain first to lose

@@ -20,7 +20,10 @@ import (
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/slowtest"
 	"github.com/inventory-events/inventory/loaders/warehouse"
-	"github.com/inventory-events/inventory/transforms"
+	"github.com/inventory-events/inventory/transforms/commit"
+	"github.com/inventory-events/inventory/transforms/csvsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/stock"
 )
 
 const corpusDir = "../../testdata/badinput"
@@ -90,8 +93,8 @@ func TestCorpusThroughStream(t *testing.T) {
 			sum = hex.EncodeToString(h[:])
 		}
 		got[sum] = r["reason"].(string)
-		if r["stage"] != warehouse.StageStream || r["origin"] != transforms.OriginPubSub {
-			t.Errorf("dead letter %v: want stage %s origin %s", r, warehouse.StageStream, transforms.OriginPubSub)
+		if r["stage"] != warehouse.StageStream || r["origin"] != stock.OriginPubSub {
+			t.Errorf("dead letter %v: want stage %s origin %s", r, warehouse.StageStream, stock.OriginPubSub)
 		}
 	}
 	for _, c := range cases {
@@ -110,7 +113,7 @@ func TestCorpusThroughStream(t *testing.T) {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		resp, err := st.admin.Client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{
-			Subscription: transforms.SubscriptionPath(project, "inventory-dead-letter-sub"), MaxMessages: 1000})
+			Subscription: pubsubsrc.SubscriptionPath(project, "inventory-dead-letter-sub"), MaxMessages: 1000})
 		if err == nil {
 			for _, m := range resp.GetReceivedMessages() {
 				dl, err := badinput.CheckDeadLetter(m.GetMessage().GetData(), m.GetMessage().GetAttributes())
@@ -156,7 +159,7 @@ func TestCSVCorpusThroughStream(t *testing.T) {
 			if err != nil {
 				t.Fatalf("run: %v", err)
 			}
-			counts := transforms.CountsOf(pr)
+			counts := commit.CountsOf(pr)
 			if counts.Received != int64(c.Accepted+len(c.Rejected)) || !counts.Balanced() || counts.DeadLettered != int64(len(c.Rejected)) {
 				t.Errorf("counters %+v: want %d received, %d dead-lettered, balanced", counts, c.Accepted+len(c.Rejected), len(c.Rejected))
 			}
@@ -170,8 +173,8 @@ func TestCSVCorpusThroughStream(t *testing.T) {
 			for _, r := range c.Rejected {
 				found := false
 				for _, row := range rows {
-					line := fmt.Sprintf(`"%s":"%d"`, transforms.AttrCSVLine, r.Line)
-					if row["reason"] == r.Reason && strings.Contains(row["attributes"].(string), line) && row["origin"] == transforms.OriginCSV {
+					line := fmt.Sprintf(`"%s":"%d"`, csvsrc.AttrCSVLine, r.Line)
+					if row["reason"] == r.Reason && strings.Contains(row["attributes"].(string), line) && row["origin"] == stock.OriginCSV {
 						found = true
 					}
 				}

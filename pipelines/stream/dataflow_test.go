@@ -17,7 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/inventory-events/inventory/internal/event"
-	"github.com/inventory-events/inventory/transforms"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/stock"
 )
 
 // captureLog keeps what Beam logs.
@@ -66,10 +67,10 @@ func TestDataflowDryRun(t *testing.T) {
 	}
 	out := logs.buf.String()
 	for _, want := range []string{
-		transforms.PubSubReadURN,
+		pubsubsrc.PubSubReadURN,
 		"projects/inventory-prod/subscriptions/inventory-sub",
 		"projects/inventory-prod/subscriptions/threshold-updates-sub",
-		transforms.PubSubWriteURN,
+		pubsubsrc.PubSubWriteURN,
 		"projects/inventory-prod/topics/low-stock-alerts",
 		"projects/inventory-prod/topics/inventory-dead-letter",
 		`"type": "JOB_TYPE_STREAMING"`,
@@ -78,7 +79,7 @@ func TestDataflowDryRun(t *testing.T) {
 			t.Errorf("dry run output lacks %q", want)
 		}
 	}
-	for _, unwanted := range []string{"transforms.pullFn", "transforms.commitFn", "transforms.stockFn", "transforms.shardUpdatesFn"} {
+	for _, unwanted := range []string{"pubsubsrc.pullFn", "commit.commitFn", "stock.stockFn", "stock.shardUpdatesFn"} {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("dry run output has %q: the Dataflow job must use the native Pub/Sub transforms", unwanted)
 		}
@@ -94,7 +95,7 @@ func (discard) Log(context.Context, beamlog.Severity, int, string) {}
 
 // TestBuildDisablesPrismSplits checks that a local job is built with
 // Prism's dynamic splitting off, without which Prism loses stock updates
-// (see transforms.DisablePrismSplits), and that a Dataflow job is not.
+// (see stock.DisablePrismSplits), and that a Dataflow job is not.
 func TestBuildDisablesPrismSplits(t *testing.T) {
 	old := *jobopts.Experiments
 	t.Cleanup(func() { *jobopts.Experiments = old })
@@ -106,8 +107,8 @@ func TestBuildDisablesPrismSplits(t *testing.T) {
 		_, s := beam.NewPipelineWithRoot()
 		Build(s, Config{Runner: c.runner, Project: "inventory-prod", Subscription: DefaultSubscription,
 			AlertEncoding: event.EncodingJSON, Warehouse: "bq://inventory-prod.inventory"})
-		if got := slices.Contains(jobopts.GetExperiments(), transforms.PrismNoSplitExperiment); got != c.want {
-			t.Errorf("%s: experiments %q, want %s there: %v", c.runner, *jobopts.Experiments, transforms.PrismNoSplitExperiment, c.want)
+		if got := slices.Contains(jobopts.GetExperiments(), stock.PrismNoSplitExperiment); got != c.want {
+			t.Errorf("%s: experiments %q, want %s there: %v", c.runner, *jobopts.Experiments, stock.PrismNoSplitExperiment, c.want)
 		}
 	}
 }
@@ -144,7 +145,7 @@ func TestDataflowStockKeyedPerKey(t *testing.T) {
 			t.Errorf("%s: key coder %s, want string_utf8 (the stock key)", tr.GetUniqueName(), key.GetSpec().GetUrn())
 		}
 	}
-	if !slices.Equal(stock, []string{"ApplyStockPerKey/transforms.keyStockFn"}) {
+	if !slices.Equal(stock, []string{"ApplyStockPerKey/stock.keyStockFn"}) {
 		t.Errorf("stock stages %v, want the per-key one only", stock)
 	}
 }
@@ -153,10 +154,10 @@ func TestDataflowStockKeyedPerKey(t *testing.T) {
 // full replay locally, the bounded one on Dataflow; an explicit one wins.
 func TestRestoreScopeByRunner(t *testing.T) {
 	for _, c := range []struct{ runner, scope, want string }{
-		{"prism", "", transforms.ScopeFull},
-		{"dataflow", "", transforms.ScopeRecent},
-		{"DataflowRunner", "", transforms.ScopeRecent},
-		{"dataflow", transforms.ScopeFull, transforms.ScopeFull},
+		{"prism", "", stock.ScopeFull},
+		{"dataflow", "", stock.ScopeRecent},
+		{"DataflowRunner", "", stock.ScopeRecent},
+		{"dataflow", stock.ScopeFull, stock.ScopeFull},
 	} {
 		if got := (Config{Runner: c.runner, RestoreScope: c.scope}).withDefaults().RestoreScope; got != c.want {
 			t.Errorf("runner %s, scope %q: %q, want %q", c.runner, c.scope, got, c.want)
@@ -195,7 +196,7 @@ func TestDataflowThresholdsReachStock(t *testing.T) {
 		for _, pc := range tr.GetOutputs() {
 			producer[pc] = id
 		}
-		if strings.HasSuffix(tr.GetUniqueName(), "transforms.keyStockFn") {
+		if strings.HasSuffix(tr.GetUniqueName(), "stock.keyStockFn") {
 			stockID = id
 		}
 	}
@@ -216,7 +217,7 @@ func TestDataflowThresholdsReachStock(t *testing.T) {
 		seen[id] = true
 		tr := c.GetTransforms()[id]
 		names = append(names, tr.GetUniqueName())
-		if tr.GetSpec().GetUrn() == transforms.PubSubReadURN {
+		if tr.GetSpec().GetUrn() == pubsubsrc.PubSubReadURN {
 			var rp pipepb.PubSubReadPayload
 			if err := proto.Unmarshal(tr.GetSpec().GetPayload(), &rp); err != nil {
 				t.Fatal(err)
@@ -227,7 +228,7 @@ func TestDataflowThresholdsReachStock(t *testing.T) {
 			queue = append(queue, in)
 		}
 	}
-	for _, want := range []string{"transforms.routeFn", "transforms.keyUpdatesFn", "transforms.locationsFn"} {
+	for _, want := range []string{"stock.routeFn", "stock.keyUpdatesFn", "stock.locationsFn"} {
 		if !slices.ContainsFunc(names, func(n string) bool { return strings.HasSuffix(n, want) }) {
 			t.Errorf("upstream of the stock stage lacks %s: %v", want, names)
 		}

@@ -29,7 +29,8 @@ import (
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/synth"
 	"github.com/inventory-events/inventory/loaders/warehouse"
-	"github.com/inventory-events/inventory/transforms"
+	"github.com/inventory-events/inventory/transforms/commit"
+	"github.com/inventory-events/inventory/transforms/stock"
 )
 
 // childEnv makes the test binary run the streaming job (a JSON Config) on
@@ -125,7 +126,7 @@ func (c *child) log() string {
 // restore scope: the full replay (local default) and the bounded one
 // (Dataflow's default).
 func TestKillAndRestart(t *testing.T) {
-	for _, scope := range []string{transforms.ScopeFull, transforms.ScopeRecent} {
+	for _, scope := range []string{stock.ScopeFull, stock.ScopeRecent} {
 		t.Run(scope, func(t *testing.T) { killAndRestart(t, scope) })
 	}
 }
@@ -282,7 +283,7 @@ func killAndRestart(t *testing.T, scope string) {
 	}
 	byID := map[string]*inventoryv1.LowStockAlert{}
 	for _, r := range rows {
-		a := transforms.AlertProto(warehouse.AlertRow{AlertID: r["alert_id"].(string), SKU: r["sku"].(string),
+		a := commit.AlertProto(warehouse.AlertRow{AlertID: r["alert_id"].(string), SKU: r["sku"].(string),
 			LocationID: r["location_id"].(string), Severity: r["severity"].(string), PreviousSeverity: r["previous_severity"].(string),
 			OnHand: r["on_hand"].(int64), Threshold: r["threshold"].(int64), EventID: r["event_id"].(string),
 			EventTime: r["event_time"].(time.Time), AlertTime: r["alert_time"].(time.Time)})

@@ -19,7 +19,10 @@ import (
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/loaders/warehouse"
-	"github.com/inventory-events/inventory/transforms"
+	"github.com/inventory-events/inventory/transforms/commit"
+	"github.com/inventory-events/inventory/transforms/csvsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/stock"
 )
 
 // Default names of the topics and subscription the job uses.
@@ -71,12 +74,12 @@ type Config struct {
 	IDAttribute        string
 	TimestampAttribute string
 	// Restore rebuilds the stock ledgers at start from what the warehouse
-	// holds (transforms.Restore), so a job started again after a crash or a
+	// holds (stock.Restore), so a job started again after a crash or a
 	// stop goes on from where the last one stored, not from the snapshot.
 	Restore bool
-	// RestoreScope is what the restore reads: transforms.ScopeFull (every
+	// RestoreScope is what the restore reads: stock.ScopeFull (every
 	// stored adjustment, exact; the default off Dataflow) or
-	// transforms.ScopeRecent (latest stock_levels plus the adjustments of
+	// stock.ScopeRecent (latest stock_levels plus the adjustments of
 	// the dedup window, bounded; the default on Dataflow, where the job's
 	// state survives --update and a restore serves a new job after a drain).
 	RestoreScope string
@@ -103,9 +106,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("stream: --warehouse is required")
 	}
 	switch c.RestoreScope {
-	case "", transforms.ScopeFull, transforms.ScopeRecent:
+	case "", stock.ScopeFull, stock.ScopeRecent:
 	default:
-		return fmt.Errorf("stream: --restore_scope %q is neither %s nor %s", c.RestoreScope, transforms.ScopeFull, transforms.ScopeRecent)
+		return fmt.Errorf("stream: --restore_scope %q is neither %s nor %s", c.RestoreScope, stock.ScopeFull, stock.ScopeRecent)
 	}
 	return nil
 }
@@ -118,15 +121,15 @@ func (c Config) withDefaults() Config {
 		c.AlertEncoding = event.EncodingJSON
 	}
 	if c.Shards <= 0 {
-		c.Shards = transforms.DefaultShards
+		c.Shards = stock.DefaultShards
 	}
 	if c.Horizon <= 0 {
 		c.Horizon = ledger.DefaultHorizon
 	}
 	if c.RestoreScope == "" {
-		c.RestoreScope = transforms.ScopeFull
+		c.RestoreScope = stock.ScopeFull
 		if c.Dataflow() {
-			c.RestoreScope = transforms.ScopeRecent
+			c.RestoreScope = stock.ScopeRecent
 		}
 	}
 	return c
@@ -134,7 +137,7 @@ func (c Config) withDefaults() Config {
 
 // Build adds the job to s. It panics on an invalid Config.
 //
-// Off Dataflow, one sink (transforms.WriteCommits) stores the rows of each
+// Off Dataflow, one sink (commit.WriteCommits) stores the rows of each
 // bundle as one warehouse transaction, publishes the alerts and dead letters,
 // then acks the messages: nothing is acked before all it caused is stored.
 // On Dataflow the native Pub/Sub read acks once the service has checkpointed
@@ -146,28 +149,28 @@ func Build(s beam.Scope, cfg Config) {
 		panic(err)
 	}
 	if !cfg.Dataflow() {
-		transforms.DisablePrismSplits() // see there: Prism loses state updates otherwise
+		stock.DisablePrismSplits() // see there: Prism loses state updates otherwise
 	}
 	var batches beam.PCollection
-	origin := transforms.OriginPubSub
+	origin := stock.OriginPubSub
 	switch {
 	case cfg.Input != "":
-		batches = transforms.ReadCSV(s, cfg.Input)
-		origin = transforms.OriginCSV
+		batches = csvsrc.ReadCSV(s, cfg.Input)
+		origin = stock.OriginCSV
 	case cfg.Dataflow():
-		batches = transforms.ReadPubSubNative(s, cfg.Project, cfg.Subscription, transforms.NativeReadOptions{
+		batches = pubsubsrc.ReadPubSubNative(s, cfg.Project, cfg.Subscription, pubsubsrc.NativeReadOptions{
 			IDAttribute: cfg.IDAttribute, TimestampAttribute: cfg.TimestampAttribute})
 	default:
-		batches = transforms.ReadPubSub(s, transforms.PullOptions{Project: cfg.Project, Subscription: cfg.Subscription,
+		batches = pubsubsrc.ReadPubSub(s, pubsubsrc.PullOptions{Project: cfg.Project, Subscription: cfg.Subscription,
 			MaxMessages: cfg.MaxMessages, MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval})
 	}
-	dec := transforms.DecodeEvents(s, batches, cfg.Shards, origin)
-	refOpts := transforms.ReferenceOptions{Thresholds: cfg.Thresholds, Snapshot: cfg.Snapshot,
+	dec := stock.DecodeEvents(s, batches, cfg.Shards, origin)
+	refOpts := stock.ReferenceOptions{Thresholds: cfg.Thresholds, Snapshot: cfg.Snapshot,
 		Default: cfg.DefaultThreshold, Horizon: cfg.Horizon}
 	if cfg.Restore {
 		refOpts.RestoreFrom, refOpts.RestoreScope = cfg.Warehouse, cfg.RestoreScope
 	}
-	ref := transforms.ReadReference(s, refOpts)
+	ref := stock.ReadReference(s, refOpts)
 
 	if !cfg.Dataflow() {
 		// Prism: state by hash shard, so that a bundle pays Prism's
@@ -176,7 +179,7 @@ func Build(s beam.Scope, cfg Config) {
 		if cfg.Input != "" {
 			sub = ""
 		}
-		opts := transforms.CommitOptions{Warehouse: cfg.Warehouse, Project: cfg.Project,
+		opts := commit.CommitOptions{Warehouse: cfg.Warehouse, Project: cfg.Project,
 			Subscription: sub, ThresholdSubscription: cfg.ThresholdSubscription,
 			AlertTopic: cfg.AlertTopic, AlertEncoding: cfg.AlertEncoding, DeadLetterTopic: cfg.DeadLetterTopic}
 		events := dec.Events
@@ -184,39 +187,39 @@ func Build(s beam.Scope, cfg Config) {
 			// Threshold changes join the events at the stock stage, on
 			// the shards they concern.
 			ts := s.Scope("Thresholds")
-			raw := transforms.ReadPubSub(ts, transforms.PullOptions{Project: cfg.Project, Subscription: cfg.ThresholdSubscription,
+			raw := pubsubsrc.ReadPubSub(ts, pubsubsrc.PullOptions{Project: cfg.Project, Subscription: cfg.ThresholdSubscription,
 				MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval})
-			updates, rejected := transforms.ShardThresholdUpdates(ts, raw, cfg.Shards)
-			transforms.WriteCommits(s.Scope("RejectedThresholds"), rejected, opts)
+			updates, rejected := stock.ShardThresholdUpdates(ts, raw, cfg.Shards)
+			commit.WriteCommits(s.Scope("RejectedThresholds"), rejected, opts)
 			events = beam.Flatten(ts, dec.Events, updates)
 		}
-		stock := transforms.ApplyStock(s, events, ref, cfg.Horizon)
+		stock := stock.ApplyStock(s, events, ref, cfg.Horizon)
 		// One sink per producer rather than one after a Flatten: Prism
 		// fuses each with its producer, so commits are never encoded.
-		transforms.WriteCommits(s.Scope("Rejected"), dec.Rejected, opts)
-		transforms.WriteCommits(s.Scope("Stock"), stock, opts)
+		commit.WriteCommits(s.Scope("Rejected"), dec.Rejected, opts)
+		commit.WriteCommits(s.Scope("Stock"), stock, opts)
 		return
 	}
 
 	// Dataflow: state per (sku, location), so that the stage scales out by
 	// key and an event rewrites only its key's ledger.
-	keyed := transforms.KeyEvents(s, dec.Events)
+	keyed := stock.KeyEvents(s, dec.Events)
 	var thresholdDead []beam.PCollection
 	if cfg.ThresholdSubscription != "" {
 		// Threshold changes go through a router keyed by SKU, which knows
 		// the SKU's locations, to the keys they concern (see the README).
 		ts := s.Scope("Thresholds")
-		raw := transforms.ReadPubSubNative(ts, cfg.Project, cfg.ThresholdSubscription, transforms.NativeReadOptions{})
-		updates, bad := transforms.KeyThresholdUpdates(ts, raw)
-		routes := beam.Flatten(ts, transforms.RegisterLocations(ts, dec.Events), updates)
-		routed, changes := transforms.RouteThresholdUpdates(ts, routes, ref)
+		raw := pubsubsrc.ReadPubSubNative(ts, cfg.Project, cfg.ThresholdSubscription, pubsubsrc.NativeReadOptions{})
+		updates, bad := stock.KeyThresholdUpdates(ts, raw)
+		routes := beam.Flatten(ts, stock.RegisterLocations(ts, dec.Events), updates)
+		routed, changes := stock.RouteThresholdUpdates(ts, routes, ref)
 		keyed = beam.Flatten(ts, keyed, routed)
 		thresholdDead = append(thresholdDead, bad, warehouse.WriteRows(ts, cfg.Warehouse, warehouse.ThresholdChanges, changes),
 			warehouse.WriteRows(ts, cfg.Warehouse, warehouse.DeadLetters, bad))
 	}
-	stock := transforms.ApplyStockPerKey(s, keyed, ref, cfg.Horizon)
+	stock := stock.ApplyStockPerKey(s, keyed, ref, cfg.Horizon)
 	commits := beam.Flatten(s.Scope("Outputs"), dec.Rejected, stock)
-	out := transforms.Unpack(s, commits)
+	out := commit.Unpack(s, commits)
 	// Rows a table refuses are stored in dead_letters by the sink and go to
 	// the dead-letter topic with the others.
 	dead := beam.Flatten(s.Scope("DeadLetters"), append(thresholdDead, out.DeadLetters,
@@ -225,9 +228,9 @@ func Build(s beam.Scope, cfg Config) {
 		warehouse.WriteRows(s, cfg.Warehouse, warehouse.LowStockAlerts, out.Alerts),
 		warehouse.WriteRows(s, cfg.Warehouse, warehouse.DeadLetters, out.DeadLetters))...)
 	if cfg.AlertTopic != "" {
-		transforms.WritePubSubNative(s, cfg.Project, cfg.AlertTopic, transforms.AlertMessages(s, out.Alerts, cfg.AlertEncoding))
+		pubsubsrc.WritePubSubNative(s, cfg.Project, cfg.AlertTopic, commit.AlertMessages(s, out.Alerts, cfg.AlertEncoding))
 	}
 	if cfg.DeadLetterTopic != "" {
-		transforms.WritePubSubNative(s, cfg.Project, cfg.DeadLetterTopic, transforms.DeadLetterMessages(s, dead))
+		pubsubsrc.WritePubSubNative(s, cfg.Project, cfg.DeadLetterTopic, commit.DeadLetterMessages(s, dead))
 	}
 }

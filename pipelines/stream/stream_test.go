@@ -35,7 +35,8 @@ import (
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
-	"github.com/inventory-events/inventory/transforms"
+	"github.com/inventory-events/inventory/transforms/commit"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
 )
 
 func TestMain(m *testing.M) {
@@ -360,7 +361,7 @@ type alertSink struct {
 func consumeAlerts(t *testing.T, st *stack) *alertSink {
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &alertSink{stop: cancel, done: make(chan struct{})}
-	sub := transforms.SubscriptionPath(project, "low-stock-consumer")
+	sub := pubsubsrc.SubscriptionPath(project, "low-stock-consumer")
 	go func() {
 		defer close(a.done)
 		c := st.admin.Client.SubscriptionAdminClient
@@ -579,7 +580,7 @@ func TestRestartLosesNoMessage(t *testing.T) {
 	cfg := st.config()
 	cfg.MaxMessages = 20 // small bundles, so that the stop lands mid-stream
 	wantIDs := validIDs(t, data)
-	transforms.PauseSources(false)
+	pubsubsrc.PauseSources(false)
 	j := startJob(t, cfg)
 	published := make(chan struct{})
 	go func() {
@@ -594,12 +595,12 @@ func TestRestartLosesNoMessage(t *testing.T) {
 	// a drain loses nothing either (nothing is acked before it is stored),
 	// but what Prism dropped comes back only after the ack deadline.
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
-	if err := transforms.DrainSources(dctx); err != nil {
+	if err := pubsubsrc.DrainSources(dctx); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
 	j.stop(t)
-	transforms.PauseSources(false)
+	pubsubsrc.PauseSources(false)
 	first, err := countIDs(ctx, st.warehouse)
 	if err != nil {
 		t.Fatal(err)
@@ -682,7 +683,7 @@ func TestCSVReplay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	c := transforms.CountsOf(pr)
+	c := commit.CountsOf(pr)
 	rows := bytes.Count(bytes.TrimSpace(data), []byte("\n")) // lines after the header
 	if c.Received != int64(rows) || !c.Balanced() || c.DeadLettered == 0 {
 		t.Errorf("counters %+v: want received = %d rows = applied + duplicates + dead_lettered, some dead letters", c, rows)

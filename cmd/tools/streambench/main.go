@@ -51,7 +51,8 @@ import (
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
 	"github.com/inventory-events/inventory/pipelines/stream"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
-	"github.com/inventory-events/inventory/transforms"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/stock"
 )
 
 var (
@@ -60,7 +61,7 @@ var (
 	locations  = flag.Int("locations", 5, "locations of the generated stream")
 	rate       = flag.Int("rate", 1000, "events/s of the latency phase")
 	latencyFor = flag.Duration("latency_for", 20*time.Second, "length of the latency phase (0: skip)")
-	shards     = flag.Int("shards", transforms.DefaultShards, "stock state shards of the job")
+	shards     = flag.Int("shards", stock.DefaultShards, "stock state shards of the job")
 	maxMsgs    = flag.Int("max_messages", 1000, "the job's --max_messages")
 	skipBase   = flag.Bool("skip_baseline", false, "do not run the baseline consumer")
 	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the job's throughput phase here")
@@ -245,7 +246,7 @@ type latency struct {
 
 func (e *env) readAlerts(ctx context.Context, st *stamps) *alertReader {
 	ar := &alertReader{markers: map[string]time.Time{}}
-	sub := transforms.SubscriptionPath(project, names.AlertSubscription)
+	sub := pubsubsrc.SubscriptionPath(project, names.AlertSubscription)
 	c := e.admin.Client.SubscriptionAdminClient
 	go func() {
 		for ctx.Err() == nil {

@@ -1,4 +1,4 @@
-package transforms
+package stock
 
 // The tests store rows in the warehouse; as in a main, the backends they
 // use are linked by import (see loaders/warehouse).

@@ -1,4 +1,4 @@
-package transforms
+package stock
 
 import (
 	"context"
@@ -14,26 +14,19 @@ import (
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/transforms/commit"
+	"github.com/inventory-events/inventory/transforms/csvsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
 )
 
 func init() {
-	register.DoFn4x1[context.Context, Batch, func(beam.EventTime, int, Shard), func(Commit), error](&decodeFn{})
+	register.DoFn4x1[context.Context, pubsubsrc.Batch, func(beam.EventTime, int, Shard), func(commit.Commit), error](&decodeFn{})
 	register.Emitter3[beam.EventTime, int, Shard]()
-	register.Emitter1[Commit]()
+	register.Emitter1[commit.Commit]()
 }
 
 // DefaultShards is how many shards the key space is hashed into.
 const DefaultShards = 32
-
-// Metric names, namespace "stream". received = applied + duplicates +
-// dead_lettered once everything received has been processed.
-const (
-	MetricNamespace    = "stream"
-	MetricReceived     = "received"
-	MetricApplied      = "applied"
-	MetricDuplicates   = "duplicates"
-	MetricDeadLettered = "dead_lettered"
-)
 
 // OriginPubSub and OriginCSV name where a dead letter came from.
 const (
@@ -76,14 +69,14 @@ type decodeFn struct {
 }
 
 func (f *decodeFn) Setup() {
-	f.received = beam.NewCounter(MetricNamespace, MetricReceived)
-	f.dead = beam.NewCounter(MetricNamespace, MetricDeadLettered)
+	f.received = beam.NewCounter(commit.MetricNamespace, commit.MetricReceived)
+	f.dead = beam.NewCounter(commit.MetricNamespace, commit.MetricDeadLettered)
 	f.buf = make([][]Record, f.Shards)
 }
 
-func (f *decodeFn) ProcessElement(ctx context.Context, b Batch, emit func(beam.EventTime, int, Shard), reject func(Commit)) error {
+func (f *decodeFn) ProcessElement(ctx context.Context, b pubsubsrc.Batch, emit func(beam.EventTime, int, Shard), reject func(commit.Commit)) error {
 	now := time.Now()
-	var rejected Commit
+	var rejected commit.Commit
 	for i := range b.Messages {
 		m := &b.Messages[i]
 		var rec Record
@@ -119,9 +112,9 @@ func (f *decodeFn) ProcessElement(ctx context.Context, b Batch, emit func(beam.E
 
 // DecodeMessage decodes and validates one message into a. Errors are
 // *event.Invalid.
-func DecodeMessage(m *Message, now time.Time, a *event.Adjustment) error {
-	if code := m.Attributes[AttrCSVError]; code != "" {
-		return &event.Invalid{Code: code, Detail: m.Attributes[AttrCSVDetail]}
+func DecodeMessage(m *pubsubsrc.Message, now time.Time, a *event.Adjustment) error {
+	if code := m.Attributes[csvsrc.AttrCSVError]; code != "" {
+		return &event.Invalid{Code: code, Detail: m.Attributes[csvsrc.AttrCSVDetail]}
 	}
 	if err := event.Decode(m.Data, m.Attributes[event.AttrEncoding], a); err != nil {
 		return err
@@ -130,7 +123,7 @@ func DecodeMessage(m *Message, now time.Time, a *event.Adjustment) error {
 }
 
 // DeadLetter builds the dead-letter row of message m refused with err.
-func DeadLetter(m *Message, err error, origin string, now time.Time) warehouse.DeadLetterRow {
+func DeadLetter(m *pubsubsrc.Message, err error, origin string, now time.Time) warehouse.DeadLetterRow {
 	code := event.CodeInternal
 	var inv *event.Invalid
 	if errors.As(err, &inv) {

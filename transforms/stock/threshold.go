@@ -1,4 +1,4 @@
-package transforms
+package stock
 
 import (
 	"context"
@@ -19,6 +19,8 @@ import (
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
+	"github.com/inventory-events/inventory/transforms/commit"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
 )
 
 // Live reorder thresholds. `inventory thresholds set` publishes a
@@ -30,8 +32,8 @@ import (
 // its parts.
 
 func init() {
-	register.DoFn4x1[context.Context, Batch, func(int, Shard), func(Commit), error](&shardUpdatesFn{})
-	register.DoFn4x1[context.Context, Batch, func(string, Route), func(warehouse.DeadLetterRow), error](&keyUpdatesFn{})
+	register.DoFn4x1[context.Context, pubsubsrc.Batch, func(int, Shard), func(commit.Commit), error](&shardUpdatesFn{})
+	register.DoFn4x1[context.Context, pubsubsrc.Batch, func(string, Route), func(warehouse.DeadLetterRow), error](&keyUpdatesFn{})
 	register.Emitter2[int, Shard]()
 	register.Emitter2[string, Route]()
 	register.Emitter1[warehouse.ThresholdChangeRow]()
@@ -68,7 +70,7 @@ type Update struct {
 
 // DecodeThresholdUpdate decodes and validates a threshold-updates message
 // by its googclient_schemaencoding attribute (JSON, the default, or BINARY).
-func DecodeThresholdUpdate(m *Message) (ledger.Change, error) {
+func DecodeThresholdUpdate(m *pubsubsrc.Message) (ledger.Change, error) {
 	var u inventoryv1.ThresholdUpdate
 	var err error
 	switch enc := m.Attributes[event.AttrEncoding]; enc {
@@ -123,9 +125,9 @@ type shardUpdatesFn struct {
 	Shards int
 }
 
-func (f *shardUpdatesFn) ProcessElement(_ context.Context, b Batch, emit func(int, Shard), reject func(Commit)) error {
+func (f *shardUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, emit func(int, Shard), reject func(commit.Commit)) error {
 	now := time.Now()
-	var rejected Commit
+	var rejected commit.Commit
 	for i := range b.Messages {
 		m := &b.Messages[i]
 		c, err := DecodeThresholdUpdate(m)
@@ -205,7 +207,7 @@ func KeyThresholdUpdates(s beam.Scope, batches beam.PCollection) (beam.PCollecti
 
 type keyUpdatesFn struct{}
 
-func (f *keyUpdatesFn) ProcessElement(_ context.Context, b Batch, emit func(string, Route), reject func(warehouse.DeadLetterRow)) error {
+func (f *keyUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, emit func(string, Route), reject func(warehouse.DeadLetterRow)) error {
 	now := time.Now()
 	for i := range b.Messages {
 		m := &b.Messages[i]
@@ -341,8 +343,8 @@ func ChangeRow(u *Update, applied bool, prev int64, had bool, now time.Time) war
 // changed, the threshold_changes rows and acks of the updates marked
 // Record.
 func (c *stockCore) applyUpdates(updates []Update, ref *RefData, live *ledger.Live,
-	keysOf func(u *Update) []event.Key, get func(k event.Key, threshold int64) (*ledger.State, error)) (Commit, bool, error) {
-	var out Commit
+	keysOf func(u *Update) []event.Key, get func(k event.Key, threshold int64) (*ledger.State, error)) (commit.Commit, bool, error) {
+	var out commit.Commit
 	changed := false
 	for i := range updates {
 		u := &updates[i]
@@ -354,7 +356,7 @@ func (c *stockCore) applyUpdates(updates []Update, ref *RefData, live *ledger.Li
 		for i, k := range keys {
 			st, err := get(k, ledger.Effective(k, ref.Thresholds, ref.Live, live))
 			if err != nil {
-				return Commit{}, false, err
+				return commit.Commit{}, false, err
 			}
 			states[i] = st
 		}

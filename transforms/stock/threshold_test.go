@@ -1,4 +1,4 @@
-package transforms
+package stock
 
 import (
 	"fmt"
@@ -13,6 +13,8 @@ import (
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/transforms/commit"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
 )
 
 func init() {
@@ -29,7 +31,7 @@ func changeString(r warehouse.ThresholdChangeRow, emit func(string)) {
 	emit(fmt.Sprintf("%s %s@%s %s->%d applied=%v", r.ChangeID, r.SKU, r.LocationID, prev, r.Threshold, r.Applied))
 }
 
-func commitChanges(c Commit, emit func(warehouse.ThresholdChangeRow)) {
+func commitChanges(c commit.Commit, emit func(warehouse.ThresholdChangeRow)) {
 	for _, r := range c.ThresholdChanges {
 		emit(r)
 	}
@@ -37,17 +39,17 @@ func commitChanges(c Commit, emit func(warehouse.ThresholdChangeRow)) {
 
 // thresholdMsg is a threshold-updates message (JSON) of a change made at
 // hour h after t0.
-func thresholdMsg(id, sku, loc string, th int64, h int) Message {
+func thresholdMsg(id, sku, loc string, th int64, h int) pubsubsrc.Message {
 	c := ledger.Change{ID: id, SKU: sku, LocationID: loc, Threshold: th, At: at(h), By: "test"}
 	data, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(ThresholdUpdateProto(&c))
 	if err != nil {
 		panic(err)
 	}
-	return Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}
+	return pubsubsrc.Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}
 }
 
 // noEvents emits no events.
-func noEvents(Batch, func(int, Shard)) {}
+func noEvents(pubsubsrc.Batch, func(int, Shard)) {}
 
 func thresholdReference() Reference {
 	th := ledger.NewThresholds(10)
@@ -81,7 +83,7 @@ func testThresholdUpdates(t *testing.T, perKey bool) {
 	DisablePrismSplits()
 	p, s := beam.NewPipelineWithRoot()
 	bad := thresholdMsg("bad-sku", "W X", "L1", 5, 1)
-	batches := beam.Create(s, Batch{Messages: []Message{
+	batches := beam.Create(s, pubsubsrc.Batch{Messages: []pubsubsrc.Message{
 		thresholdMsg("u1", "W", "*", 25, 1),  // W@L1 20 < 25: LOW; L2 keeps its rule 5; L3 50 OK
 		thresholdMsg("u2", "V", "L1", 20, 1), // 15 < 20: LOW
 		thresholdMsg("u3", "U", "L1", 2, 1),  // U@L1 was LOW (3 < 10): 3 >= 2 RECOVERED
@@ -96,12 +98,12 @@ func testThresholdUpdates(t *testing.T, perKey bool) {
 		updates, rejected := KeyThresholdUpdates(s, batches)
 		routed, ch := RouteThresholdUpdates(s, beam.Flatten(s, RegisterLocations(s, events), updates), ref)
 		commits := ApplyStockPerKey(s, routed, ref, 0)
-		rows := Unpack(s, commits)
+		rows := commit.Unpack(s, commits)
 		alerts, changes, dead = rows.Alerts, ch, rejected
 	} else {
 		updates, rejected := ShardThresholdUpdates(s, batches, 4)
 		commits := ApplyStock(s, beam.Flatten(s, events, updates), ref, 0)
-		rows := Unpack(s, beam.Flatten(s, commits, rejected))
+		rows := commit.Unpack(s, beam.Flatten(s, commits, rejected))
 		alerts, changes, dead = rows.Alerts, beam.ParDo(s, commitChanges, commits), rows.DeadLetters
 	}
 	passert.Equals(s, beam.ParDo(s, alertString, alerts),

@@ -1,7 +1,8 @@
-package transforms
+package commit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
 )
 
 func init() {
@@ -31,7 +33,7 @@ func init() {
 func AlertMessages(s beam.Scope, alerts beam.PCollection, encoding string) beam.PCollection {
 	s = s.Scope("AlertMessages")
 	if encoding != event.EncodingJSON && encoding != event.EncodingBinary {
-		panic(fmt.Sprintf("transforms.AlertMessages: encoding %q is neither JSON nor BINARY", encoding))
+		panic(fmt.Sprintf("commit.AlertMessages: encoding %q is neither JSON nor BINARY", encoding))
 	}
 	return beam.ParDo(s, &alertMessageFn{Encoding: encoding}, alerts)
 }
@@ -155,12 +157,12 @@ func emitMessage(emit func([]byte), data []byte, attrs map[string]string) error 
 // LookupTopicEncoding returns the schema encoding of a topic ("JSON" or
 // "BINARY"), or "JSON" if it has no schema.
 func LookupTopicEncoding(ctx context.Context, project, topic string) (string, error) {
-	c, err := newPubSubClient(ctx, project)
+	c, err := pubsubsrc.NewClient(ctx, project)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	t, err := c.TopicAdminClient.GetTopic(ctx, &pubsubpb.GetTopicRequest{Topic: TopicPath(project, topic)})
+	t, err := c.TopicAdminClient.GetTopic(ctx, &pubsubpb.GetTopicRequest{Topic: pubsubsrc.TopicPath(project, topic)})
 	if err != nil {
 		return "", fmt.Errorf("pubsub GetTopic %s: %w", topic, err)
 	}
@@ -168,4 +170,13 @@ func LookupTopicEncoding(ctx context.Context, project, topic string) (string, er
 		return event.EncodingBinary, nil
 	}
 	return event.EncodingJSON, nil
+}
+
+// attrsFromJSON is the inverse of stock.AttributesJSON.
+func attrsFromJSON(s string) map[string]string {
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil
+	}
+	return m
 }

@@ -1,4 +1,4 @@
-package transforms
+package csvsrc
 
 import (
 	"context"
@@ -13,11 +13,12 @@ import (
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/objects"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
 )
 
 func init() {
-	register.DoFn3x1[context.Context, []byte, func(Batch), error](&readCSVFn{})
-	register.Emitter1[Batch]()
+	register.DoFn3x1[context.Context, []byte, func(pubsubsrc.Batch), error](&readCSVFn{})
+	register.Emitter1[pubsubsrc.Batch]()
 }
 
 // Attributes put on replayed CSV rows. A row that cannot be parsed travels
@@ -45,7 +46,7 @@ type readCSVFn struct {
 	BatchSize int
 }
 
-func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(Batch)) error {
+func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(pubsubsrc.Batch)) error {
 	rc, err := objects.Open(ctx, f.URI)
 	if err != nil {
 		return fmt.Errorf("read csv %s: %w", f.URI, err)
@@ -56,7 +57,7 @@ func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(Batc
 		return fmt.Errorf("read csv: %w", err)
 	}
 	size := max(f.BatchSize, 1)
-	b := Batch{Messages: make([]Message, 0, size)}
+	b := pubsubsrc.Batch{Messages: make([]pubsubsrc.Message, 0, size)}
 	for {
 		var a event.Adjustment
 		err := cr.Next(&a)
@@ -64,7 +65,7 @@ func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(Batc
 			break
 		}
 		line := strconv.Itoa(cr.Line())
-		m := Message{ID: f.URI + ":" + line}
+		m := pubsubsrc.Message{ID: f.URI + ":" + line}
 		var rowErr *event.RowError
 		switch {
 		case errors.As(err, &rowErr):
@@ -89,7 +90,7 @@ func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(Batc
 		b.Messages = append(b.Messages, m)
 		if len(b.Messages) == size {
 			emit(b)
-			b = Batch{Messages: make([]Message, 0, size)}
+			b = pubsubsrc.Batch{Messages: make([]pubsubsrc.Message, 0, size)}
 		}
 	}
 	if len(b.Messages) > 0 {

@@ -1,4 +1,4 @@
-package transforms
+package stock
 
 import (
 	"testing"
@@ -11,16 +11,17 @@ import (
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
 )
 
 func init() {
 	register.Function2x0(payloadToBatch)
-	register.Emitter1[Batch]()
+	register.Emitter1[pubsubsrc.Batch]()
 }
 
 // payloadToBatch wraps one JSON payload as a one-message batch.
-func payloadToBatch(data []byte, emit func(Batch)) {
-	emit(Batch{Messages: []Message{{ID: "ts", Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}}})
+func payloadToBatch(data []byte, emit func(pubsubsrc.Batch)) {
+	emit(pubsubsrc.Batch{Messages: []pubsubsrc.Message{{ID: "ts", Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}}})
 }
 
 // TestStreamOutOfOrderAndLate feeds events with TestStream, moving the

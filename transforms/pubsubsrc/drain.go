@@ -1,4 +1,4 @@
-package transforms
+package pubsubsrc
 
 import (
 	"context"
@@ -50,8 +50,8 @@ func noteEmitted(b *Batch) {
 	}
 }
 
-// noteStored forgets the ack ids of messages whose outputs are stored.
-func noteStored(acks []string) {
+// NoteStored forgets the ack ids of messages whose outputs are stored.
+func NoteStored(acks []string) {
 	drain.mu.Lock()
 	defer drain.mu.Unlock()
 	for _, id := range acks {

@@ -1,4 +1,4 @@
-package transforms
+package stock
 
 import (
 	"encoding/json"
@@ -15,6 +15,8 @@ import (
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/internal/slowtest"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/transforms/commit"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
 )
 
 func TestMain(m *testing.M) { ptest.Main(m) }
@@ -49,26 +51,26 @@ var t0 = time.Now().Add(-30 * 24 * time.Hour).Truncate(time.Hour).UTC()
 func at(h int) int64 { return t0.Add(time.Duration(h) * time.Hour).UnixMicro() }
 
 // adj returns a JSON message of an adjustment at hour h after t0.
-func adj(id, sku, loc string, reason event.Reason, qty int64, h int) Message {
+func adj(id, sku, loc string, reason event.Reason, qty int64, h int) pubsubsrc.Message {
 	a := event.Adjustment{EventID: id, SKU: sku, LocationID: loc, Reason: reason, Quantity: qty, EventTime: at(h), Source: "test"}
 	data, err := event.MarshalJSON(&a)
 	if err != nil {
 		panic(err)
 	}
-	return Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}
+	return pubsubsrc.Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}
 }
 
-func raw(id, data, encoding string) Message {
-	return Message{ID: "m-" + id, Data: []byte(data), Attributes: map[string]string{event.AttrEncoding: encoding}}
+func raw(id, data, encoding string) pubsubsrc.Message {
+	return pubsubsrc.Message{ID: "m-" + id, Data: []byte(data), Attributes: map[string]string{event.AttrEncoding: encoding}}
 }
 
-func binaryMsg(id, sku, loc string, reason event.Reason, qty int64, h int) Message {
+func binaryMsg(id, sku, loc string, reason event.Reason, qty int64, h int) pubsubsrc.Message {
 	a := event.Adjustment{EventID: id, SKU: sku, LocationID: loc, Reason: reason, Quantity: qty, EventTime: at(h), Source: "test"}
 	data, err := event.MarshalBinary(&a)
 	if err != nil {
 		panic(err)
 	}
-	return Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingBinary}}
+	return pubsubsrc.Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingBinary}}
 }
 
 // stockCase is one rule of the contract. Each case uses its own SKUs, so
@@ -76,7 +78,7 @@ func binaryMsg(id, sku, loc string, reason event.Reason, qty int64, h int) Messa
 // in the order given.
 type stockCase struct {
 	name   string
-	msgs   []Message
+	msgs   []pubsubsrc.Message
 	levels []string // every change of on-hand
 	alerts []string
 	adjs   []string // statuses
@@ -91,7 +93,7 @@ func stockCases() []stockCase {
 	)
 	return []stockCase{{
 		name: "count arriving before older deltas",
-		msgs: []Message{
+		msgs: []pubsubsrc.Message{
 			adj("c1", "A", "L1", cnt, 50, 10),
 			adj("c2", "A", "L1", sold, -5, 5), // before the count: superseded
 			adj("c3", "A", "L1", sold, -5, 15),
@@ -101,7 +103,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"c1 APPLIED", "c2 SUPERSEDED", "c3 APPLIED", "c4 SUPERSEDED"},
 	}, {
 		name: "newer count replaces, older count changes nothing",
-		msgs: []Message{
+		msgs: []pubsubsrc.Message{
 			adj("n1", "N", "L1", rcv, 30, 1),
 			adj("n2", "N", "L1", cnt, 20, 5),
 			adj("n3", "N", "L1", cnt, 99, 3),
@@ -112,7 +114,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"n1 APPLIED", "n2 APPLIED", "n3 SUPERSEDED", "n4 SUPERSEDED", "n5 APPLIED"},
 	}, {
 		name: "duplicates are counted, never applied again",
-		msgs: []Message{
+		msgs: []pubsubsrc.Message{
 			adj("d1", "D", "L1", rcv, 20, 1),
 			adj("d1", "D", "L1", rcv, 20, 1),
 			adj("d2", "D", "L1", sold, -15, 2),
@@ -124,7 +126,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"d1 APPLIED", "d1 DUPLICATE", "d2 APPLIED", "d1 DUPLICATE", "d2 DUPLICATE"},
 	}, {
 		name: "threshold lookup: (sku, location), then (sku, *), then default",
-		msgs: []Message{
+		msgs: []pubsubsrc.Message{
 			adj("t1", "T", "L1", rcv, 8, 1),  // rule T,L1 = 5: OK
 			adj("t2", "T", "L2", rcv, 8, 1),  // rule T,* = 30: LOW
 			adj("t3", "U", "L1", rcv, 8, 1),  // default 10: LOW
@@ -135,7 +137,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"t1 APPLIED", "t2 APPLIED", "t3 APPLIED", "t4 APPLIED"},
 	}, {
 		name: "alert sequence OK->LOW->OUT->LOW->OK from a snapshot",
-		msgs: []Message{
+		msgs: []pubsubsrc.Message{
 			adj("s1", "S", "L1", sold, -12, 1),
 			adj("s2", "S", "L1", sold, -3, 2), // stays LOW: no alert
 			adj("s3", "S", "L1", sold, -5, 3),
@@ -150,7 +152,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"s1 APPLIED", "s2 APPLIED", "s3 APPLIED", "s4 APPLIED", "s5 APPLIED", "s6 APPLIED", "s7 APPLIED"},
 	}, {
 		name: "snapshot: older deltas are superseded, a LOW start emits nothing",
-		msgs: []Message{
+		msgs: []pubsubsrc.Message{
 			adj("p1", "P", "L1", sold, -1, -2), // before the snapshot
 			adj("p2", "P", "L1", sold, -1, 1),  // LOW -> LOW
 		},
@@ -158,7 +160,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"p1 SUPERSEDED", "p2 APPLIED"},
 	}, {
 		name: "no snapshot: first event alerts only if LOW or OUT",
-		msgs: []Message{
+		msgs: []pubsubsrc.Message{
 			adj("f1", "F", "L1", event.Adjusted, -2, 1),
 			adj("f2", "F", "L2", cnt, 0, 1),
 			adj("f3", "F", "L3", rcv, 100, 1),
@@ -168,7 +170,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"f1 APPLIED", "f2 APPLIED", "f3 APPLIED"},
 	}, {
 		name: "invalid events are dead-lettered with their reason",
-		msgs: []Message{
+		msgs: []pubsubsrc.Message{
 			raw("x1", "{not json", event.EncodingJSON),
 			raw("x2", `{"foo": 1, "bar": [true]}`, event.EncodingJSON),
 			raw("x3", `{"event_id":"x3","sku":"X","location_id":"L1","reason":"STOLEN","quantity":-1,"event_time":"2026-01-01T00:00:00Z"}`, event.EncodingJSON),
@@ -187,7 +189,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"x10 APPLIED"},
 	}, {
 		name: "older than the dedup horizon and after the count: too_late",
-		msgs: []Message{
+		msgs: []pubsubsrc.Message{
 			adj("h1", "H", "L1", rcv, 50, 20*24),
 			adj("h2", "H", "L1", rcv, 5, 24), // 19 days older than the newest event
 		},
@@ -224,11 +226,11 @@ func TestStockRules(t *testing.T) {
 func testStockRules(t *testing.T, perKey bool) {
 	cases := stockCases()
 	p, s := beam.NewPipelineWithRoot()
-	var batches []Batch
+	var batches []pubsubsrc.Batch
 	var levels, alerts, adjs, dead []string
 	received := 0
 	for _, c := range cases {
-		batches = append(batches, Batch{Messages: c.msgs})
+		batches = append(batches, pubsubsrc.Batch{Messages: c.msgs})
 		received += len(c.msgs)
 		levels = append(levels, c.levels...)
 		alerts = append(alerts, c.alerts...)
@@ -242,9 +244,9 @@ func testStockRules(t *testing.T, perKey bool) {
 	passert.Equals(s, beam.ParDo(s, deadString, out.DeadLetters), toAny(dead)...)
 
 	pr := ptest.RunAndValidate(t, p)
-	got := CountsOf(pr)
+	got := commit.CountsOf(pr)
 	dups := 3
-	want := Counts{Received: int64(received), Applied: int64(len(adjs) - dups), Duplicates: int64(dups), DeadLettered: int64(len(dead))}
+	want := commit.Counts{Received: int64(received), Applied: int64(len(adjs) - dups), Duplicates: int64(dups), DeadLettered: int64(len(dead))}
 	if got != want {
 		t.Errorf("counters = %+v, want %+v", got, want)
 	}
@@ -255,7 +257,7 @@ func testStockRules(t *testing.T, perKey bool) {
 
 // stockPipeline is DecodeEvents + ApplyStock (or KeyEvents +
 // ApplyStockPerKey), unpacked into rows with the dead letters of both.
-func stockPipeline(s beam.Scope, batches beam.PCollection, perKey bool) Rows {
+func stockPipeline(s beam.Scope, batches beam.PCollection, perKey bool) commit.Rows {
 	dec := DecodeEvents(s, batches, 4, OriginPubSub)
 	ref := beam.Create(s, testReference())
 	var commits beam.PCollection
@@ -264,7 +266,7 @@ func stockPipeline(s beam.Scope, batches beam.PCollection, perKey bool) Rows {
 	} else {
 		commits = ApplyStock(s, dec.Events, ref, 0)
 	}
-	return Unpack(s, beam.Flatten(s, dec.Rejected, commits))
+	return commit.Unpack(s, beam.Flatten(s, dec.Rejected, commits))
 }
 
 func toAny(ss []string) []any {
@@ -311,7 +313,7 @@ func soldEvents(i int, emit func(int, Shard)) {
 // slowLevels is a sink that takes longer than Prism's progress tick per
 // element, as a warehouse write on a busy machine does, and passes on each
 // new on-hand.
-func slowLevels(c Commit, emit func(int64)) {
+func slowLevels(c commit.Commit, emit func(int64)) {
 	time.Sleep(150 * time.Millisecond)
 	for _, l := range c.Levels {
 		emit(l.OnHand)

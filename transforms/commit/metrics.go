@@ -1,7 +1,17 @@
-package transforms
+package commit
 
 import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+)
+
+// Metric names, namespace "stream". received = applied + duplicates +
+// dead_lettered once everything received has been processed.
+const (
+	MetricNamespace    = "stream"
+	MetricReceived     = "received"
+	MetricApplied      = "applied"
+	MetricDuplicates   = "duplicates"
+	MetricDeadLettered = "dead_lettered"
 )
 
 // Counts is the reconciliation of a run: Received = Applied + Duplicates +

@@ -1,4 +1,4 @@
-package transforms
+package stock
 
 import (
 	"cmp"
@@ -171,7 +171,7 @@ func parseReference(b []byte) (*RefData, error) {
 		d.Live.Set(&c, nil)
 	}
 	if rd.Err() != nil {
-		return nil, fmt.Errorf("transforms: decode reference: %w", rd.Err())
+		return nil, fmt.Errorf("stock: decode reference: %w", rd.Err())
 	}
 	return d, nil
 }

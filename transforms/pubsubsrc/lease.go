@@ -1,4 +1,4 @@
-package transforms
+package pubsubsrc
 
 import (
 	"context"
@@ -26,7 +26,7 @@ import (
 // So, as the client library's Receive does, a leaseKeeper in the source's
 // process keeps the messages it pulled: every third of the ack deadline it
 // extends the deadline of each message not yet acked, until WriteCommits
-// acks it (releaseLeases) or MaxExtension has passed since the pull. A
+// acks it (ReleaseLeases) or MaxExtension has passed since the pull. A
 // killed job stops extending, so its messages come back one ack deadline
 // later, as before. Releasing works across DoFns because Prism runs the
 // source and the sink in one process; on Dataflow the native source, whose
@@ -111,9 +111,9 @@ func (k *leaseKeeper) close() {
 	}
 }
 
-// releaseLeases stops extending the deadlines of acks (acked, or given up
+// ReleaseLeases stops extending the deadlines of acks (acked, or given up
 // on), whichever keeper in this process holds them.
-func releaseLeases(acks []string) {
+func ReleaseLeases(acks []string) {
 	leases.mu.Lock()
 	defer leases.mu.Unlock()
 	for k := range leases.keepers {
@@ -186,7 +186,7 @@ func (k *leaseKeeper) due(now time.Time) []string {
 }
 
 func (k *leaseKeeper) extend(ctx context.Context, ids []string) error {
-	return inAckChunks(ids, func(part []string) error {
+	return InAckChunks(ids, func(part []string) error {
 		if err := k.client.SubscriptionAdminClient.ModifyAckDeadline(ctx, &pubsubpb.ModifyAckDeadlineRequest{
 			Subscription: k.subscription, AckIds: part, AckDeadlineSeconds: int32(k.deadline / time.Second)}); err != nil {
 			return fmt.Errorf("pubsub modify ack deadline: %w", err)

@@ -1,4 +1,4 @@
-package transforms
+package stock
 
 import (
 	"fmt"
@@ -39,7 +39,7 @@ func ParseLedgers(b []byte) (*Ledgers, error) {
 		l.keys[k] = &ledgerEntry{raw: r.Bytes()}
 	}
 	if r.Err() != nil {
-		return nil, fmt.Errorf("transforms: decode ledgers: %w", r.Err())
+		return nil, fmt.Errorf("stock: decode ledgers: %w", r.Err())
 	}
 	return l, nil
 }
@@ -62,7 +62,7 @@ func (l *Ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State
 	if e.st == nil {
 		st := new(ledger.State)
 		if err := st.UnmarshalBinary(e.raw); err != nil {
-			return nil, fmt.Errorf("transforms: decode ledger of %v: %w", k, err)
+			return nil, fmt.Errorf("stock: decode ledger of %v: %w", k, err)
 		}
 		e.st = st
 	}
@@ -79,7 +79,7 @@ func (l *Ledgers) Peek(k event.Key) (*ledger.State, error) {
 	if e.st == nil {
 		st := new(ledger.State)
 		if err := st.UnmarshalBinary(e.raw); err != nil {
-			return nil, fmt.Errorf("transforms: decode ledger of %v: %w", k, err)
+			return nil, fmt.Errorf("stock: decode ledger of %v: %w", k, err)
 		}
 		e.st = st
 	}

@@ -1,4 +1,4 @@
-package transforms
+package commit
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/transforms/pubsubsrc"
 )
 
 func init() {
@@ -44,8 +45,8 @@ type Commit struct {
 	ThresholdAcks    []string                       `json:"tk,omitempty"`
 }
 
-// merge appends o's rows and acks to c.
-func (c *Commit) merge(o *Commit) {
+// Merge appends o's rows and acks to c.
+func (c *Commit) Merge(o *Commit) {
 	c.Adjustments = append(c.Adjustments, o.Adjustments...)
 	c.Levels = append(c.Levels, o.Levels...)
 	c.Alerts = append(c.Alerts, o.Alerts...)
@@ -180,14 +181,14 @@ func (f *commitFn) Setup(ctx context.Context) error {
 		f.Opts.BatchRows = 2000
 	}
 	if f.Opts.Subscription != "" || f.Opts.ThresholdSubscription != "" || f.Opts.AlertTopic != "" || f.Opts.DeadLetterTopic != "" {
-		if f.client, err = newPubSubClient(ctx, f.Opts.Project); err != nil {
+		if f.client, err = pubsubsrc.NewClient(ctx, f.Opts.Project); err != nil {
 			return err
 		}
 		if f.Opts.AlertTopic != "" {
-			f.alerts = f.client.Publisher(TopicPath(f.Opts.Project, f.Opts.AlertTopic))
+			f.alerts = f.client.Publisher(pubsubsrc.TopicPath(f.Opts.Project, f.Opts.AlertTopic))
 		}
 		if f.Opts.DeadLetterTopic != "" {
-			f.dead = f.client.Publisher(TopicPath(f.Opts.Project, f.Opts.DeadLetterTopic))
+			f.dead = f.client.Publisher(pubsubsrc.TopicPath(f.Opts.Project, f.Opts.DeadLetterTopic))
 		}
 	}
 	f.stored = beam.NewCounter(MetricNamespace, "rows_stored")
@@ -213,7 +214,7 @@ func (f *commitFn) flush(ctx context.Context) error {
 	}
 	var all Commit
 	for i := range f.buf {
-		all.merge(&f.buf[i])
+		all.Merge(&f.buf[i])
 	}
 	clear(f.buf)
 	f.buf, f.buffered = f.buf[:0], 0
@@ -242,17 +243,17 @@ func (f *commitFn) flush(ctx context.Context) error {
 		if err := f.ack(ctx, f.Opts.ThresholdSubscription, all.ThresholdAcks); err != nil {
 			slog.Warn("commit: acknowledge failed; the threshold changes will be redelivered", "subscription", f.Opts.ThresholdSubscription, "messages", len(all.ThresholdAcks), "err", err)
 		}
-		releaseLeases(all.ThresholdAcks)
-		noteStored(all.ThresholdAcks)
+		pubsubsrc.ReleaseLeases(all.ThresholdAcks)
+		pubsubsrc.NoteStored(all.ThresholdAcks)
 	}
 	if len(all.Acks) > 0 {
 		if err := f.ack(ctx, f.Opts.Subscription, all.Acks); err != nil {
 			// Not fatal: the messages come back and are seen as duplicates.
 			slog.Warn("commit: acknowledge failed; the messages will be redelivered", "subscription", f.Opts.Subscription, "messages", len(all.Acks), "err", err)
 		}
-		releaseLeases(all.Acks)
+		pubsubsrc.ReleaseLeases(all.Acks)
 		f.acked.Inc(ctx, int64(len(all.Acks)))
-		noteStored(all.Acks)
+		pubsubsrc.NoteStored(all.Acks)
 	}
 	return nil
 }
@@ -286,29 +287,14 @@ func (f *commitFn) publish(ctx context.Context, alerts []warehouse.AlertRow, dea
 }
 
 func (f *commitFn) ack(ctx context.Context, subscription string, ids []string) error {
-	sub := SubscriptionPath(f.Opts.Project, subscription)
-	return inAckChunks(ids, func(part []string) error {
+	sub := pubsubsrc.SubscriptionPath(f.Opts.Project, subscription)
+	return pubsubsrc.InAckChunks(ids, func(part []string) error {
 		if err := f.client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{
 			Subscription: sub, AckIds: part}); err != nil {
 			return fmt.Errorf("pubsub acknowledge: %w", err)
 		}
 		return nil
 	})
-}
-
-// inAckChunks calls fn on successive parts of ids small enough for one
-// Acknowledge or ModifyAckDeadline request (2,500 ids: well under the
-// request size limit), stopping at the first error.
-func inAckChunks(ids []string, fn func([]string) error) error {
-	const chunk = 2500
-	for len(ids) > 0 {
-		n := min(chunk, len(ids))
-		if err := fn(ids[:n]); err != nil {
-			return err
-		}
-		ids = ids[n:]
-	}
-	return nil
 }
 
 func (f *commitFn) Teardown() error {

@@ -1,4 +1,4 @@
-package transforms
+package pubsubsrc
 
 import (
 	"context"
@@ -120,7 +120,7 @@ func TestLeaseKeeper(t *testing.T) {
 	if err := client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{Subscription: sub, AckIds: acks[:1]}); err != nil {
 		t.Fatal(err)
 	}
-	releaseLeases(acks)
+	ReleaseLeases(acks)
 	if n := k.holding(); n != 0 {
 		t.Fatalf("keeper holds %d leases after release, want 0", n)
 	}

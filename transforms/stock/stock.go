@@ -1,26 +1,25 @@
-package transforms
+package stock
 
 import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/state"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/transforms/commit"
 )
 
 func init() {
-	register.DoFn6x1[context.Context, state.Provider, int, Shard, Reference, func(Commit), error](&stockFn{})
-	register.DoFn6x1[context.Context, state.Provider, string, Shard, Reference, func(Commit), error](&keyStockFn{})
+	register.DoFn6x1[context.Context, state.Provider, int, Shard, Reference, func(commit.Commit), error](&stockFn{})
+	register.DoFn6x1[context.Context, state.Provider, string, Shard, Reference, func(commit.Commit), error](&keyStockFn{})
 	register.Function3x0(keyEventsFn)
 	register.Emitter2[string, Shard]()
 }
@@ -40,36 +39,11 @@ func init() {
 // State is one value per shard holding the ledgers of the shard's keys
 // (state.Value, which Dataflow runs for Go); see Ledgers.
 //
-// On Prism, run it only after DisablePrismSplits (stream.Build does).
+// On Prism, run the job with the experiment PrismNoSplitExperiment
+// (prism.go).
 func ApplyStock(s beam.Scope, events, ref beam.PCollection, horizon time.Duration) beam.PCollection {
 	s = s.Scope("ApplyStock")
 	return beam.ParDo(s, &stockFn{Horizon: horizon}, events, beam.SideInput{Input: ref})
-}
-
-// PrismNoSplitExperiment turns off Prism's dynamic splitting of bundles.
-const PrismNoSplitExperiment = "prism_disable_sdf_split"
-
-// DisablePrismSplits adds PrismNoSplitExperiment to the job options
-// (--experiments) of the jobs this process submits from now on.
-//
-// Prism (Beam v2.77.0) marks every stage splittable, stateful ones
-// included. When a bundle makes no progress for a progress tick (100 ms;
-// a slow warehouse write or a busy machine suffices), it asks the SDK to
-// split it; the SDK hands back the unprocessed elements, and Prism releases
-// their keys for other bundles while the first bundle still holds a copy of
-// those keys' state, which it writes back when it finishes. Two bundles then
-// update one shard's ledgers from the same starting point, and one set of
-// updates is lost: stock off by the lost events, and those events' ids
-// forgotten, so a redelivery is applied again. TestKillAndRestart caught it
-// at load 8 (1 run in 3); TestStockSurvivesSlowBundles reproduces it in 3 s.
-// Nothing here needs those splits: the Pub/Sub source refuses them, and a
-// stock bundle is small.
-func DisablePrismSplits() {
-	exps := jobopts.GetExperiments()
-	if slices.Contains(exps, PrismNoSplitExperiment) {
-		return
-	}
-	*jobopts.Experiments = strings.Join(append(exps, PrismNoSplitExperiment), ",")
 }
 
 // stockFn keeps the ledgers of one shard in Beam state.
@@ -105,7 +79,7 @@ func (f *stockFn) Setup() {
 }
 
 func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard int, batch Shard, refIn Reference,
-	emit func(Commit)) error {
+	emit func(commit.Commit)) error {
 	ref, err := refIn.Data()
 	if err != nil {
 		return err
@@ -157,7 +131,7 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 		if err != nil {
 			return err
 		}
-		out.merge(&upd)
+		out.Merge(&upd)
 		if changed {
 			if err := f.Live.Write(sp, c.live.AppendBinary(nil)); err != nil {
 				return fmt.Errorf("stock: write thresholds of shard %d: %w", shard, err)
@@ -189,9 +163,9 @@ type stockCore struct {
 
 func (c *stockCore) setup(horizon time.Duration) {
 	c.horizon = horizon
-	c.applied = beam.NewCounter(MetricNamespace, MetricApplied)
-	c.dups = beam.NewCounter(MetricNamespace, MetricDuplicates)
-	c.dead = beam.NewCounter(MetricNamespace, MetricDeadLettered)
+	c.applied = beam.NewCounter(commit.MetricNamespace, commit.MetricApplied)
+	c.dups = beam.NewCounter(commit.MetricNamespace, commit.MetricDuplicates)
+	c.dead = beam.NewCounter(commit.MetricNamespace, commit.MetricDeadLettered)
 }
 
 // now returns a processing time that never goes back and moves at least
@@ -206,9 +180,9 @@ func (c *stockCore) now() time.Time {
 // apply applies batch's records in order to the ledgers that get returns
 // (for changing), and returns the rows and ack ids they caused.
 func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData, live *ledger.Live,
-	get func(k event.Key, threshold int64) (*ledger.State, error)) (Commit, error) {
+	get func(k event.Key, threshold int64) (*ledger.State, error)) (commit.Commit, error) {
 	var applied, dups, dead int64
-	out := Commit{Adjustments: make([]warehouse.AdjustmentRow, 0, len(batch.Records))}
+	out := commit.Commit{Adjustments: make([]warehouse.AdjustmentRow, 0, len(batch.Records))}
 	for i := range batch.Records {
 		rec := &batch.Records[i]
 		if rec.AckID != "" {
@@ -219,7 +193,7 @@ func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData, live *
 		th := ledger.Effective(k, ref.Thresholds, ref.Live, live)
 		st, err := get(k, th)
 		if err != nil {
-			return Commit{}, err
+			return commit.Commit{}, err
 		}
 		res := st.Apply(a, th, c.horizon)
 		now := c.now()
@@ -310,7 +284,7 @@ type keyStockFn struct {
 func (f *keyStockFn) Setup() { f.core.setup(f.Horizon) }
 
 func (f *keyStockFn) ProcessElement(ctx context.Context, sp state.Provider, key string, batch Shard, refIn Reference,
-	emit func(Commit)) error {
+	emit func(commit.Commit)) error {
 	ref, err := refIn.Data()
 	if err != nil {
 		return err
@@ -366,7 +340,7 @@ func (f *keyStockFn) ProcessElement(ctx context.Context, sp state.Provider, key 
 		if err != nil {
 			return err
 		}
-		out.merge(&upd)
+		out.Merge(&upd)
 		if changed {
 			if err := f.Live.Write(sp, live.AppendBinary(nil)); err != nil {
 				return fmt.Errorf("stock: write thresholds of %q: %w", key, err)

@@ -1,4 +1,4 @@
-package transforms
+package pubsubsrc
 
 import (
 	"context"
@@ -66,7 +66,7 @@ type PullOptions struct {
 func ReadPubSub(s beam.Scope, o PullOptions) beam.PCollection {
 	s = s.Scope("ReadPubSub")
 	if o.Project == "" || o.Subscription == "" {
-		panic("transforms.ReadPubSub: project and subscription are required")
+		panic("pubsubsrc.ReadPubSub: project and subscription are required")
 	}
 	fn := &pullFn{Subscription: SubscriptionPath(o.Project, o.Subscription), Project: o.Project,
 		MaxMessages: o.MaxMessages, MaxBatchWait: o.MaxBatchWait, PollInterval: o.PollInterval,
