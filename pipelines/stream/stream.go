@@ -74,7 +74,7 @@ type Config struct {
 	IDAttribute        string
 	TimestampAttribute string
 	// Restore rebuilds the stock ledgers at start from what the warehouse
-	// holds (stock.Restore), so a job started again after a crash or a
+	// holds (stock.ReadReference with RestoreFrom), so a job started again after a crash or a
 	// stop goes on from where the last one stored, not from the snapshot.
 	Restore bool
 	// RestoreScope is what the restore reads: stock.ScopeFull (every

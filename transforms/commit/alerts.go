@@ -53,7 +53,7 @@ func (f *alertMessageFn) ProcessElement(r warehouse.AlertRow, emit func([]byte))
 // AlertMessage returns the data and attributes of the Pub/Sub message of an
 // alert in the alert topic's encoding.
 func AlertMessage(r warehouse.AlertRow, encoding string) ([]byte, map[string]string, error) {
-	data, err := EncodeAlert(AlertProto(r), encoding)
+	data, err := encodeAlert(AlertProto(r), encoding)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -91,8 +91,8 @@ func severityProto(s string) inventoryv1.LowStockAlert_Severity {
 	return inventoryv1.LowStockAlert_SEVERITY_UNSPECIFIED
 }
 
-// EncodeAlert encodes an alert in a Pub/Sub schema encoding.
-func EncodeAlert(a *inventoryv1.LowStockAlert, encoding string) ([]byte, error) {
+// encodeAlert encodes an alert in a Pub/Sub schema encoding.
+func encodeAlert(a *inventoryv1.LowStockAlert, encoding string) ([]byte, error) {
 	var data []byte
 	var err error
 	if encoding == event.EncodingBinary {

@@ -30,15 +30,15 @@ const (
 	AttrCSVLine   = "csv_line"
 )
 
-// DefaultBatchSize is how many messages make one Batch.
-const DefaultBatchSize = 1000
+// defaultBatchSize is how many messages make one Batch.
+const defaultBatchSize = 1000
 
 // ReadCSV is a composite transform that reads an adjustments CSV (a local
 // path or gs://) and returns it as a bounded PCollection of Batch, each row a
 // message in the JSON schema encoding whose ID is "FILE:LINE", in file order.
 func ReadCSV(s beam.Scope, uri string) beam.PCollection {
 	s = s.Scope("ReadCSV")
-	return beam.ParDo(s, &readCSVFn{URI: uri, BatchSize: DefaultBatchSize}, beam.Impulse(s))
+	return beam.ParDo(s, &readCSVFn{URI: uri, BatchSize: defaultBatchSize}, beam.Impulse(s))
 }
 
 type readCSVFn struct {

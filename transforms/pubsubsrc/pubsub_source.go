@@ -20,8 +20,8 @@ func init() {
 	register.DoFn5x2[context.Context, *sdf.ManualWatermarkEstimator, *sdf.LockRTracker, []byte, func(beam.EventTime, Batch),
 		sdf.ProcessContinuation, error](&pullFn{})
 	register.Emitter2[beam.EventTime, Batch]()
-	beam.RegisterType(reflect.TypeOf(PullRestriction{}))
-	beam.RegisterCoder(reflect.TypeOf(PullRestriction{}), encodePullRestriction, decodePullRestriction)
+	beam.RegisterType(reflect.TypeOf(pullRestriction{}))
+	beam.RegisterCoder(reflect.TypeOf(pullRestriction{}), encodePullRestriction, decodePullRestriction)
 }
 
 // PullOptions configures ReadPubSub.
@@ -90,15 +90,15 @@ func TopicPath(project, topic string) string {
 	return "projects/" + project + "/topics/" + topic
 }
 
-// PullRestriction is the restriction of the Pub/Sub source. It never ends
+// pullRestriction is the restriction of the Pub/Sub source. It never ends
 // and holds nothing: the sink acknowledges (see ReadPubSub).
-type PullRestriction struct{}
+type pullRestriction struct{}
 
 // encodePullRestriction writes one zero byte: what an empty list of ack ids
 // encoded to when the restriction carried them.
-func encodePullRestriction(PullRestriction) []byte { return []byte{0} }
+func encodePullRestriction(pullRestriction) []byte { return []byte{0} }
 
-func decodePullRestriction([]byte) (PullRestriction, error) { return PullRestriction{}, nil }
+func decodePullRestriction([]byte) (pullRestriction, error) { return pullRestriction{}, nil }
 
 // pullTracker claims pulls. It accepts only the checkpoint split (fraction
 // 0); dynamic splits are refused, since a pull cannot be divided after the
@@ -123,10 +123,10 @@ func (t *pullTracker) GetError() error { return nil }
 
 func (t *pullTracker) TrySplit(fraction float64) (primary, residual any, err error) {
 	if t.done || fraction > 0 {
-		return PullRestriction{}, nil, nil
+		return pullRestriction{}, nil, nil
 	}
 	t.done = true
-	return PullRestriction{}, PullRestriction{}, nil
+	return pullRestriction{}, pullRestriction{}, nil
 }
 
 func (t *pullTracker) GetProgress() (done, remaining float64) {
@@ -134,7 +134,7 @@ func (t *pullTracker) GetProgress() (done, remaining float64) {
 }
 
 func (t *pullTracker) IsDone() bool        { return t.done }
-func (t *pullTracker) GetRestriction() any { return PullRestriction{} }
+func (t *pullTracker) GetRestriction() any { return pullRestriction{} }
 func (t *pullTracker) IsBounded() bool     { return false }
 
 type pullFn struct {
@@ -192,15 +192,15 @@ func (f *pullFn) Teardown() error {
 	return f.client.Close()
 }
 
-func (f *pullFn) CreateInitialRestriction(_ []byte) PullRestriction { return PullRestriction{} }
+func (f *pullFn) CreateInitialRestriction(_ []byte) pullRestriction { return pullRestriction{} }
 
-func (f *pullFn) SplitRestriction(_ []byte, r PullRestriction) []PullRestriction {
-	return []PullRestriction{r}
+func (f *pullFn) SplitRestriction(_ []byte, r pullRestriction) []pullRestriction {
+	return []pullRestriction{r}
 }
 
-func (f *pullFn) RestrictionSize(_ []byte, r PullRestriction) float64 { return 1 }
+func (f *pullFn) RestrictionSize(_ []byte, r pullRestriction) float64 { return 1 }
 
-func (f *pullFn) CreateTracker(PullRestriction) *sdf.LockRTracker {
+func (f *pullFn) CreateTracker(pullRestriction) *sdf.LockRTracker {
 	return sdf.NewLockRTracker(&pullTracker{})
 }
 

@@ -45,14 +45,14 @@ func benchMessages(keys int, base time.Time) []benchMsg {
 }
 
 // BenchmarkCore is the per-event work of the job without Beam: decode +
-// validate (DecodeMessage), the key's ledger in the shard (Ledgers.Get) and
+// validate (decodeMessage), the key's ledger in the shard (Ledgers.Get) and
 // dedup + stock (ledger.State.Apply), over 2,000 keys with event times
 // advancing 1 s per event, so that the dedup horizon expires old ids.
 func BenchmarkCore(b *testing.B) {
 	const keys = 2000
 	base := time.Now().Add(-400 * 24 * time.Hour).Truncate(24 * time.Hour).UTC()
 	msgs := benchMessages(keys, base)
-	ref, err := NewReference(ledger.NewThresholds(10), base.UnixMicro(), nil).Data()
+	ref, err := newReference(ledger.NewThresholds(10), base.UnixMicro(), nil, nil).Data()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func BenchmarkCore(b *testing.B) {
 		copy(d[bm.idAt+10-len(id):bm.idAt+10], id)
 		tbuf = base.Add(time.Duration(i)*time.Second).AppendFormat(tbuf[:0], time.RFC3339)
 		copy(d[bm.timeAt:bm.timeAt+bm.timeLen], tbuf)
-		if err := DecodeMessage(&bm.m, now, &a); err != nil {
+		if err := decodeMessage(&bm.m, now, &a); err != nil {
 			b.Fatal(err)
 		}
 		k := a.Key()

@@ -80,8 +80,8 @@ func (f *decodeFn) ProcessElement(ctx context.Context, b pubsubsrc.Batch, emit f
 	for i := range b.Messages {
 		m := &b.Messages[i]
 		var rec Record
-		if err := DecodeMessage(m, now, &rec.Adj); err != nil {
-			rejected.DeadLetters = append(rejected.DeadLetters, DeadLetter(m, err, f.Origin, now))
+		if err := decodeMessage(m, now, &rec.Adj); err != nil {
+			rejected.DeadLetters = append(rejected.DeadLetters, deadLetter(m, err, f.Origin, now))
 			if m.AckID != "" {
 				rejected.Acks = append(rejected.Acks, m.AckID)
 			}
@@ -110,9 +110,9 @@ func (f *decodeFn) ProcessElement(ctx context.Context, b pubsubsrc.Batch, emit f
 	return nil
 }
 
-// DecodeMessage decodes and validates one message into a. Errors are
+// decodeMessage decodes and validates one message into a. Errors are
 // *event.Invalid.
-func DecodeMessage(m *pubsubsrc.Message, now time.Time, a *event.Adjustment) error {
+func decodeMessage(m *pubsubsrc.Message, now time.Time, a *event.Adjustment) error {
 	if code := m.Attributes[csvsrc.AttrCSVError]; code != "" {
 		return &event.Invalid{Code: code, Detail: m.Attributes[csvsrc.AttrCSVDetail]}
 	}
@@ -122,8 +122,8 @@ func DecodeMessage(m *pubsubsrc.Message, now time.Time, a *event.Adjustment) err
 	return event.Validate(a, now)
 }
 
-// DeadLetter builds the dead-letter row of message m refused with err.
-func DeadLetter(m *pubsubsrc.Message, err error, origin string, now time.Time) warehouse.DeadLetterRow {
+// deadLetter builds the dead-letter row of message m refused with err.
+func deadLetter(m *pubsubsrc.Message, err error, origin string, now time.Time) warehouse.DeadLetterRow {
 	code := event.CodeInternal
 	var inv *event.Invalid
 	if errors.As(err, &inv) {
@@ -133,7 +133,7 @@ func DeadLetter(m *pubsubsrc.Message, err error, origin string, now time.Time) w
 		Reason:         code,
 		Error:          err.Error(),
 		Payload:        m.Data,
-		Attributes:     AttributesJSON(m.Attributes),
+		Attributes:     attributesJSON(m.Attributes),
 		MessageID:      m.ID,
 		Stage:          warehouse.StageStream,
 		Origin:         origin,
@@ -146,10 +146,10 @@ func DeadLetter(m *pubsubsrc.Message, err error, origin string, now time.Time) w
 	return row
 }
 
-// AttributesJSON renders message attributes as a JSON object with sorted
+// attributesJSON renders message attributes as a JSON object with sorted
 // keys ("{}" if none), as json.Marshal does, without its reflection for the
 // common case of a few plain ASCII attributes.
-func AttributesJSON(attrs map[string]string) string {
+func attributesJSON(attrs map[string]string) string {
 	if len(attrs) == 0 {
 		return "{}"
 	}

@@ -84,12 +84,8 @@ func (d *RefData) Initial(k event.Key, threshold int64) *ledger.State {
 	return &ledger.State{}
 }
 
-// NewReference encodes thresholds and a snapshot (items at asOf, Unix µs)
-// as a Reference.
-func NewReference(th *ledger.Thresholds, asOf int64, items []SnapshotItem) Reference {
-	return newReference(th, asOf, items, nil)
-}
-
+// newReference encodes thresholds, a snapshot (items at asOf, Unix µs) and
+// the live threshold changes restored (nil: none) as a Reference.
 func newReference(th *ledger.Thresholds, asOf int64, items []SnapshotItem, live *ledger.Live) Reference {
 	if th == nil {
 		th = ledger.NewThresholds(ledger.DefaultThreshold)
@@ -184,7 +180,7 @@ type ReferenceOptions struct {
 	Snapshot   string
 	Default    int64 // threshold of keys no rule names
 	// RestoreFrom, a warehouse URI, restores the ledgers of every key the
-	// stream stored anything for (see Restore); "" starts from the snapshot.
+	// stream stored anything for (see restore); "" starts from the snapshot.
 	RestoreFrom string
 	// RestoreScope is ScopeFull (the default) or ScopeRecent.
 	RestoreScope string
@@ -204,7 +200,7 @@ type readReferenceFn struct {
 }
 
 func (f *readReferenceFn) ProcessElement(ctx context.Context, _ []byte, emit func(Reference)) error {
-	ref, err := LoadReference(ctx, f.Opts)
+	ref, err := loadReference(ctx, f.Opts)
 	if err != nil {
 		return err
 	}
@@ -212,10 +208,10 @@ func (f *readReferenceFn) ProcessElement(ctx context.Context, _ []byte, emit fun
 	return nil
 }
 
-// LoadReference reads the reference data: thresholds, snapshot and, with
+// loadReference reads the reference data: thresholds, snapshot and, with
 // RestoreFrom, the ledgers restored from the warehouse, which replace the
 // snapshot's items of their keys.
-func LoadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
+func loadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 	ref, err := loadFiles(ctx, o.Thresholds, o.Snapshot, o.Default)
 	if err != nil || o.RestoreFrom == "" {
 		return ref, err
@@ -225,7 +221,7 @@ func LoadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 		return Reference{}, err
 	}
 	// Thresholds first: the replay below judges events with them.
-	live, err := RestoreThresholds(ctx, o.RestoreFrom)
+	live, err := restoreThresholds(ctx, o.RestoreFrom)
 	if err != nil {
 		return Reference{}, err
 	}
@@ -240,12 +236,12 @@ func LoadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 		}
 	}
 	var restored []SnapshotItem
-	var st RestoreStats
+	var st restoreStats
 	switch o.RestoreScope {
 	case ScopeRecent:
-		restored, st, err = RestoreRecent(ctx, o.RestoreFrom, data, o.Horizon, time.Now())
+		restored, st, err = restoreRecent(ctx, o.RestoreFrom, data, o.Horizon, time.Now())
 	case ScopeFull, "":
-		restored, st, err = Restore(ctx, o.RestoreFrom, data, o.Horizon)
+		restored, st, err = restore(ctx, o.RestoreFrom, data, o.Horizon)
 	default:
 		err = fmt.Errorf("restore: scope %q is neither %s nor %s", o.RestoreScope, ScopeFull, ScopeRecent)
 	}
@@ -291,5 +287,5 @@ func loadFiles(ctx context.Context, thresholdsURI, snapshotURI string, def int64
 				AsOf: f.Time(it).UnixMicro(), State: it.State})
 		}
 	}
-	return NewReference(th, asOf, items), nil
+	return newReference(th, asOf, items, nil), nil
 }

@@ -27,8 +27,8 @@ const restoreAlertsSQL = `SELECT sku, location_id, severity FROM (
   FROM low_stock_alerts) AS last_alerts
 WHERE rn = 1`
 
-// RestoreStats says what Restore read.
-type RestoreStats struct {
+// restoreStats says what restore read.
+type restoreStats struct {
 	Rows       int // adjustments replayed
 	Keys       int // keys restored
 	Alerts     int // keys whose severity came from their last alert
@@ -36,7 +36,7 @@ type RestoreStats struct {
 	Took       time.Duration
 }
 
-// Restore rebuilds the ledger of every key the stream has stored anything
+// restore rebuilds the ledger of every key the stream has stored anything
 // for, from the warehouse at uri: it replays the APPLIED and SUPERSEDED rows
 // of adjustments in the order the stream processed them, starting from ref's
 // snapshot, with ref's thresholds and the dedup horizon; then it sets each
@@ -47,9 +47,9 @@ type RestoreStats struct {
 //
 // It reads every stored adjustment; see docs/streaming.md for the cost and
 // for what Dataflow does instead.
-func Restore(ctx context.Context, uri string, ref *RefData, horizon time.Duration) ([]SnapshotItem, RestoreStats, error) {
+func restore(ctx context.Context, uri string, ref *RefData, horizon time.Duration) ([]SnapshotItem, restoreStats, error) {
 	start := time.Now()
-	var st RestoreStats
+	var st restoreStats
 	if _, err := warehouse.Recover(uri); err != nil {
 		return nil, st, fmt.Errorf("restore: %w", err)
 	}
@@ -153,7 +153,7 @@ FROM adjustments
 WHERE event_time >= TIMESTAMP '%s' AND status IN ('APPLIED', 'SUPERSEDED')
 ORDER BY ingest_time, event_id`
 
-// RestoreRecent rebuilds ledgers like Restore, reading a bounded part of
+// restoreRecent rebuilds ledgers like restore, reading a bounded part of
 // the warehouse: each key's latest on-hand and severity from stock_levels,
 // and the adjustments whose event time is at most horizon plus a day before
 // now. Each key starts from a count at the start of that window (or from
@@ -163,11 +163,11 @@ ORDER BY ingest_time, event_id`
 // So every id inside the window is remembered (a redelivery is a
 // duplicate), and a late event from before the window is never applied: it
 // is taken as superseded by the window's count. That is where it differs
-// from Restore: an unseen event older than the window, which the full
+// from restore: an unseen event older than the window, which the full
 // replay could still apply, is recorded as SUPERSEDED instead.
-func RestoreRecent(ctx context.Context, uri string, ref *RefData, horizon time.Duration, now time.Time) ([]SnapshotItem, RestoreStats, error) {
+func restoreRecent(ctx context.Context, uri string, ref *RefData, horizon time.Duration, now time.Time) ([]SnapshotItem, restoreStats, error) {
 	start := time.Now()
-	var st RestoreStats
+	var st restoreStats
 	if horizon <= 0 {
 		horizon = ledger.DefaultHorizon
 	}

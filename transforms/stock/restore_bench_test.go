@@ -42,14 +42,14 @@ func BenchmarkRestore(b *testing.B) {
 			batch = batch[:0]
 		}
 	}
-	ref, err := NewReference(ledger.NewThresholds(10), t0.UnixMicro(), nil).Data()
+	ref, err := newReference(ledger.NewThresholds(10), t0.UnixMicro(), nil, nil).Data()
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		items, st, err := Restore(ctx, dir, ref, 0)
+		items, st, err := restore(ctx, dir, ref, 0)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -32,8 +32,8 @@ func TestRestoreRecent(t *testing.T) {
 	horizon := 3 * 24 * time.Hour
 	th := ledger.NewThresholds(10)
 	keys := []event.Key{{SKU: "A", LocationID: "L1"}, {SKU: "B", LocationID: "L1"}, {SKU: "C", LocationID: "L2"}, {SKU: "D", LocationID: "L2"}}
-	ref, err := NewReference(th, start.UnixMicro(), []SnapshotItem{{SKU: "A", LocationID: "L1", OnHand: 40},
-		{SKU: "D", LocationID: "L2", OnHand: 15}}).Data()
+	ref, err := newReference(th, start.UnixMicro(), []SnapshotItem{{SKU: "A", LocationID: "L1", OnHand: 40},
+		{SKU: "D", LocationID: "L2", OnHand: 15}}, nil).Data()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestRestoreRecent(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	items, st, err := RestoreRecent(ctx, dir, ref, horizon, now)
+	items, st, err := restoreRecent(ctx, dir, ref, horizon, now)
 	if err != nil {
 		t.Fatal(err)
 	}

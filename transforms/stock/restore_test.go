@@ -14,7 +14,7 @@ import (
 )
 
 // TestRestore stores what a stream would have stored for two keys and
-// checks that Restore rebuilds their ledgers: on-hand, the ids already seen
+// checks that restore rebuilds their ledgers: on-hand, the ids already seen
 // (a redelivery is a duplicate), the count that supersedes older deltas, and
 // the severity consumers were last told.
 func TestRestore(t *testing.T) {
@@ -45,12 +45,12 @@ func TestRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	th := ledger.NewThresholds(10)
-	base := NewReference(th, t0.UnixMicro(), []SnapshotItem{{SKU: "K", LocationID: "L1", OnHand: 20}, {SKU: "S", LocationID: "L1", OnHand: 50}})
+	base := newReference(th, t0.UnixMicro(), []SnapshotItem{{SKU: "K", LocationID: "L1", OnHand: 20}, {SKU: "S", LocationID: "L1", OnHand: 50}}, nil)
 	data, err := base.Data()
 	if err != nil {
 		t.Fatal(err)
 	}
-	items, st, err := Restore(ctx, dir, data, 0)
+	items, st, err := restore(ctx, dir, data, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,14 +85,14 @@ func TestRestore(t *testing.T) {
 		t.Errorf("k5: %+v, want 17 and LOW -> OK", r)
 	}
 
-	// Through LoadReference: restored keys replace the snapshot's, the
+	// Through loadReference: restored keys replace the snapshot's, the
 	// others stay.
 	snap := filepath.Join(t.TempDir(), "state.json")
 	if err := snapshot.Write(ctx, snap, &snapshot.File{AsOf: t0, Items: []snapshot.Item{
 		{SKU: "K", LocationID: "L1", OnHand: 20}, {SKU: "S", LocationID: "L1", OnHand: 50}}}); err != nil {
 		t.Fatal(err)
 	}
-	merged, err := LoadReference(ctx, ReferenceOptions{Snapshot: snap, Default: 10, RestoreFrom: dir})
+	merged, err := loadReference(ctx, ReferenceOptions{Snapshot: snap, Default: 10, RestoreFrom: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

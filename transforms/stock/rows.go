@@ -21,7 +21,7 @@ func AdjustmentRow(rec *Record, outcome ledger.Outcome, now time.Time) warehouse
 		Source:     a.Source,
 		Status:     status(outcome),
 		MessageID:  rec.MessageID,
-		Attributes: AttributesJSON(rec.Attributes),
+		Attributes: attributesJSON(rec.Attributes),
 		IngestTime: now,
 	}
 	if rec.PublishTime != 0 {
@@ -88,7 +88,7 @@ func TooLateDeadLetter(rec *Record, now time.Time) warehouse.DeadLetterRow {
 		Error: event.CodeTooLate + ": event_time " + event.FormatTime(rec.Adj.EventTime) +
 			" is older than the dedup horizon of " + rec.Adj.Key().String(),
 		Payload:        payload,
-		Attributes:     AttributesJSON(rec.Attributes),
+		Attributes:     attributesJSON(rec.Attributes),
 		MessageID:      rec.MessageID,
 		Stage:          warehouse.StageStream,
 		Origin:         OriginPubSub,

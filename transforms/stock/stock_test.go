@@ -203,10 +203,10 @@ func testReference() Reference {
 	th := ledger.NewThresholds(10)
 	th.Add(ledger.Rule{SKU: "T", LocationID: "L1", Threshold: 5})
 	th.Add(ledger.Rule{SKU: "T", LocationID: "*", Threshold: 30})
-	return NewReference(th, t0.UnixMicro(), []SnapshotItem{
+	return newReference(th, t0.UnixMicro(), []SnapshotItem{
 		{SKU: "S", LocationID: "L1", OnHand: 20},
 		{SKU: "P", LocationID: "L1", OnHand: 4},
-	})
+	}, nil)
 }
 
 // TestStockRules runs every rule of the contract as a case through
@@ -289,8 +289,8 @@ func TestAttributesJSON(t *testing.T) {
 			b, _ := json.Marshal(attrs)
 			want = string(b)
 		}
-		if got := AttributesJSON(attrs); got != want {
-			t.Errorf("AttributesJSON(%v) = %s, want %s", attrs, got, want)
+		if got := attributesJSON(attrs); got != want {
+			t.Errorf("attributesJSON(%v) = %s, want %s", attrs, got, want)
 		}
 	}
 }

@@ -33,26 +33,26 @@ import (
 
 func init() {
 	register.DoFn4x1[context.Context, pubsubsrc.Batch, func(int, Shard), func(commit.Commit), error](&shardUpdatesFn{})
-	register.DoFn4x1[context.Context, pubsubsrc.Batch, func(string, Route), func(warehouse.DeadLetterRow), error](&keyUpdatesFn{})
+	register.DoFn4x1[context.Context, pubsubsrc.Batch, func(string, route), func(warehouse.DeadLetterRow), error](&keyUpdatesFn{})
 	register.Emitter2[int, Shard]()
-	register.Emitter2[string, Route]()
+	register.Emitter2[string, route]()
 	register.Emitter1[warehouse.ThresholdChangeRow]()
-	register.DoFn3x0[int, Shard, func(string, Route)](&locationsFn{})
-	register.DoFn7x1[context.Context, state.Provider, string, Route, Reference, func(string, Shard), func(warehouse.ThresholdChangeRow), error](&routeFn{})
-	beam.RegisterType(reflect.TypeOf(Route{}))
-	beam.RegisterCoder(reflect.TypeOf(Route{}), encodeRoute, decodeRoute)
+	register.DoFn3x0[int, Shard, func(string, route)](&locationsFn{})
+	register.DoFn7x1[context.Context, state.Provider, string, route, Reference, func(string, Shard), func(warehouse.ThresholdChangeRow), error](&routeFn{})
+	beam.RegisterType(reflect.TypeOf(route{}))
+	beam.RegisterCoder(reflect.TypeOf(route{}), encodeRoute, decodeRoute)
 }
 
-// OriginThresholds names the threshold-updates input in dead letters.
-const OriginThresholds = "threshold-updates"
+// originThresholds names the threshold-updates input in dead letters.
+const originThresholds = "threshold-updates"
 
-// CodeBadThreshold is the dead-letter reason of a threshold change whose
+// codeBadThreshold is the dead-letter reason of a threshold change whose
 // threshold is out of range or that has no id or time.
-const CodeBadThreshold = "bad_threshold"
+const codeBadThreshold = "bad_threshold"
 
-// ReasonThresholdChange is the reason of the stock_levels row of a key whose
+// reasonThresholdChange is the reason of the stock_levels row of a key whose
 // severity a threshold change moved (on-hand unchanged).
-const ReasonThresholdChange = "THRESHOLD_CHANGE"
+const reasonThresholdChange = "THRESHOLD_CHANGE"
 
 // Update is one threshold change on its way to the stock stage.
 type Update struct {
@@ -68,9 +68,9 @@ type Update struct {
 	Shards int
 }
 
-// DecodeThresholdUpdate decodes and validates a threshold-updates message
+// decodeThresholdUpdate decodes and validates a threshold-updates message
 // by its googclient_schemaencoding attribute (JSON, the default, or BINARY).
-func DecodeThresholdUpdate(m *pubsubsrc.Message) (ledger.Change, error) {
+func decodeThresholdUpdate(m *pubsubsrc.Message) (ledger.Change, error) {
 	var u inventoryv1.ThresholdUpdate
 	var err error
 	switch enc := m.Attributes[event.AttrEncoding]; enc {
@@ -95,7 +95,7 @@ func DecodeThresholdUpdate(m *pubsubsrc.Message) (ledger.Change, error) {
 		if errors.As(err, &inv) {
 			return c, &event.Invalid{Code: inv.Code, Detail: err.Error()}
 		}
-		return c, &event.Invalid{Code: CodeBadThreshold, Detail: err.Error()}
+		return c, &event.Invalid{Code: codeBadThreshold, Detail: err.Error()}
 	}
 	return c, nil
 }
@@ -130,9 +130,9 @@ func (f *shardUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, em
 	var rejected commit.Commit
 	for i := range b.Messages {
 		m := &b.Messages[i]
-		c, err := DecodeThresholdUpdate(m)
+		c, err := decodeThresholdUpdate(m)
 		if err != nil {
-			rejected.DeadLetters = append(rejected.DeadLetters, DeadLetter(m, err, OriginThresholds, now))
+			rejected.DeadLetters = append(rejected.DeadLetters, deadLetter(m, err, originThresholds, now))
 			if m.AckID != "" {
 				rejected.ThresholdAcks = append(rejected.ThresholdAcks, m.AckID)
 			}
@@ -155,9 +155,9 @@ func (f *shardUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, em
 	return nil
 }
 
-// Route is what the threshold router (RouteThresholdUpdates) receives per
+// route is what the threshold router (RouteThresholdUpdates) receives per
 // SKU: locations the stream saw for it, and changes of its rules.
-type Route struct {
+type route struct {
 	Locations []string
 	Updates   []Update
 }
@@ -165,7 +165,7 @@ type Route struct {
 // RegisterLocations is a composite transform that tells the threshold
 // router which locations each SKU has stock at. It expects the
 // KV<int, Shard> of DecodeEvents and returns a PCollection of
-// KV<string, Route> keyed by SKU. Each worker sends a (sku, location) once
+// KV<string, route> keyed by SKU. Each worker sends a (sku, location) once
 // per locationsTTL, so that the router sees few elements; a location seen
 // again later is sent again, which covers a registration lost with a failed
 // bundle.
@@ -181,7 +181,7 @@ type locationsFn struct {
 	since time.Time
 }
 
-func (f *locationsFn) ProcessElement(_ int, sh Shard, emit func(string, Route)) {
+func (f *locationsFn) ProcessElement(_ int, sh Shard, emit func(string, route)) {
 	if f.seen == nil || time.Since(f.since) > locationsTTL {
 		f.seen, f.since = map[event.Key]bool{}, time.Now()
 	}
@@ -191,14 +191,14 @@ func (f *locationsFn) ProcessElement(_ int, sh Shard, emit func(string, Route)) 
 			continue
 		}
 		f.seen[k] = true
-		emit(k.SKU, Route{Locations: []string{k.LocationID}})
+		emit(k.SKU, route{Locations: []string{k.LocationID}})
 	}
 }
 
 // KeyThresholdUpdates is a composite transform that keys threshold updates
 // by SKU for the router (Dataflow). It expects a PCollection of Batch (the
 // native read of the threshold-updates subscription) and returns a
-// PCollection of KV<string, Route> and one of the dead-letter rows of
+// PCollection of KV<string, route> and one of the dead-letter rows of
 // invalid messages.
 func KeyThresholdUpdates(s beam.Scope, batches beam.PCollection) (beam.PCollection, beam.PCollection) {
 	s = s.Scope("KeyThresholdUpdates")
@@ -207,23 +207,23 @@ func KeyThresholdUpdates(s beam.Scope, batches beam.PCollection) (beam.PCollecti
 
 type keyUpdatesFn struct{}
 
-func (f *keyUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, emit func(string, Route), reject func(warehouse.DeadLetterRow)) error {
+func (f *keyUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, emit func(string, route), reject func(warehouse.DeadLetterRow)) error {
 	now := time.Now()
 	for i := range b.Messages {
 		m := &b.Messages[i]
-		c, err := DecodeThresholdUpdate(m)
+		c, err := decodeThresholdUpdate(m)
 		if err != nil {
-			reject(DeadLetter(m, err, OriginThresholds, now))
+			reject(deadLetter(m, err, originThresholds, now))
 			continue
 		}
-		emit(c.SKU, Route{Updates: []Update{{Change: c, MessageID: m.ID, Record: true, AckID: m.AckID}}})
+		emit(c.SKU, route{Updates: []Update{{Change: c, MessageID: m.ID, Record: true, AckID: m.AckID}}})
 	}
 	return nil
 }
 
 // RouteThresholdUpdates is a composite transform that fans threshold
 // changes out to the per-key stock stage (ApplyStockPerKey). It expects a
-// PCollection of KV<string, Route> keyed by SKU (RegisterLocations and
+// PCollection of KV<string, route> keyed by SKU (RegisterLocations and
 // KeyThresholdUpdates, flattened) and the Reference side input, and keeps
 // per SKU in state the locations seen and the SKU's live rules. A
 // (sku, location) change goes to that key; a (sku, *) change to every
@@ -242,7 +242,7 @@ type routeFn struct {
 	Live      state.Value[[]byte]
 }
 
-func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku string, r Route, refIn Reference,
+func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku string, r route, refIn Reference,
 	emit func(string, Shard), record func(warehouse.ThresholdChangeRow)) error {
 	ref, err := refIn.Data()
 	if err != nil {
@@ -288,7 +288,7 @@ func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku strin
 		c := u.Change
 		applied, prev, had := live.Set(&c, ref.Thresholds, ref.Live)
 		liveChanged = liveChanged || applied
-		record(ChangeRow(&u, applied, prev, had, now))
+		record(changeRow(&u, applied, prev, had, now))
 		if !applied {
 			continue
 		}
@@ -323,10 +323,10 @@ func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku strin
 	return nil
 }
 
-// ChangeRow is the threshold_changes row of a change received: applied or
+// changeRow is the threshold_changes row of a change received: applied or
 // not (a later change of its rule came first), and the rule's previous
 // value (had false: none).
-func ChangeRow(u *Update, applied bool, prev int64, had bool, now time.Time) warehouse.ThresholdChangeRow {
+func changeRow(u *Update, applied bool, prev int64, had bool, now time.Time) warehouse.ThresholdChangeRow {
 	c := &u.Change
 	row := warehouse.ThresholdChangeRow{ChangeID: c.ID, SKU: c.SKU, LocationID: c.LocationID, Threshold: c.Threshold,
 		ChangedBy: c.By, ChangedAt: time.UnixMicro(c.At).UTC(), Applied: applied, MessageID: u.MessageID, RecordedAt: now}
@@ -364,7 +364,7 @@ func (c *stockCore) applyUpdates(updates []Update, ref *RefData, live *ledger.Li
 		changed = changed || applied
 		now := c.now()
 		if u.Record {
-			out.ThresholdChanges = append(out.ThresholdChanges, ChangeRow(u, applied, prev, had, now))
+			out.ThresholdChanges = append(out.ThresholdChanges, changeRow(u, applied, prev, had, now))
 			if u.AckID != "" {
 				out.ThresholdAcks = append(out.ThresholdAcks, u.AckID)
 			}
@@ -385,7 +385,7 @@ func (c *stockCore) applyUpdates(updates []Update, ref *RefData, live *ledger.Li
 			eid := ledger.ChangeEventID(ch.ID)
 			at := time.UnixMicro(ch.At).UTC()
 			out.Levels = append(out.Levels, warehouse.StockLevelRow{SKU: k.SKU, LocationID: k.LocationID, OnHand: st.OnHand,
-				PreviousOnHand: st.OnHand, EventID: eid, Reason: ReasonThresholdChange, EventTime: at, ProcessedAt: now,
+				PreviousOnHand: st.OnHand, EventID: eid, Reason: reasonThresholdChange, EventTime: at, ProcessedAt: now,
 				Threshold: th, Severity: st.Severity.String()})
 			prevSev := ""
 			if res.From != ledger.Unknown {
@@ -428,7 +428,7 @@ func readUpdates(r *codec.Reader) []Update {
 	return us
 }
 
-func encodeRoute(v Route) []byte {
+func encodeRoute(v route) []byte {
 	b := codec.AppendUvarint(nil, uint64(len(v.Locations)))
 	for _, l := range v.Locations {
 		b = codec.AppendString(b, l)
@@ -436,9 +436,9 @@ func encodeRoute(v Route) []byte {
 	return appendUpdates(b, v.Updates)
 }
 
-func decodeRoute(b []byte) (Route, error) {
+func decodeRoute(b []byte) (route, error) {
 	r := codec.NewReader(b)
-	var v Route
+	var v route
 	for n := r.Len(); n > 0 && r.Err() == nil; n-- {
 		v.Locations = append(v.Locations, r.String())
 	}
@@ -449,9 +449,9 @@ func decodeRoute(b []byte) (Route, error) {
 // restoreThresholdsSQL reads every threshold change the stream recorded.
 const restoreThresholdsSQL = `SELECT change_id, sku, location_id, threshold, changed_at FROM threshold_changes`
 
-// RestoreThresholds reads the live threshold changes recorded in the
+// restoreThresholds reads the live threshold changes recorded in the
 // warehouse at uri (threshold_changes), the latest per rule.
-func RestoreThresholds(ctx context.Context, uri string) (*ledger.Live, error) {
+func restoreThresholds(ctx context.Context, uri string) (*ledger.Live, error) {
 	cols, rows, err := warehouse.QueryTable(ctx, uri, restoreThresholdsSQL)
 	if err != nil {
 		return nil, fmt.Errorf("restore: read threshold_changes: %w", err)

@@ -54,13 +54,13 @@ func noEvents(pubsubsrc.Batch, func(int, Shard)) {}
 func thresholdReference() Reference {
 	th := ledger.NewThresholds(10)
 	th.Add(ledger.Rule{SKU: "W", LocationID: "L2", Threshold: 5})
-	return NewReference(th, t0.UnixMicro(), []SnapshotItem{
+	return newReference(th, t0.UnixMicro(), []SnapshotItem{
 		{SKU: "W", LocationID: "L1", OnHand: 20},
 		{SKU: "W", LocationID: "L2", OnHand: 8},
 		{SKU: "W", LocationID: "L3", OnHand: 50},
 		{SKU: "V", LocationID: "L1", OnHand: 15},
 		{SKU: "U", LocationID: "L1", OnHand: 3},
-	})
+	}, nil)
 }
 
 // TestThresholdUpdates sends threshold changes, valid and not, into the
