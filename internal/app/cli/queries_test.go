@@ -20,7 +20,7 @@ import (
 // dialect ("local" or "bigquery"), by name.
 func docQueries(t *testing.T, dialect string) map[string]string {
 	t.Helper()
-	doc, err := os.ReadFile("../../docs/analyst-queries.md")
+	doc, err := os.ReadFile("../../../docs/analyst-queries.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,9 @@ import (
 )
 
 const (
-	sampleCSV  = "../../testdata/inventory_adjustments.csv"
-	sampleSnap = "../../testdata/inventory_state.json"
-	sampleTh   = "../../testdata/thresholds.csv"
+	sampleCSV  = "../../../testdata/inventory_adjustments.csv"
+	sampleSnap = "../../../testdata/inventory_state.json"
+	sampleTh   = "../../../testdata/thresholds.csv"
 )
 
 // TestDemo runs the demo's whole path on the sample data and checks what it
