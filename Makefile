@@ -34,7 +34,7 @@ up: ## run the local stack until Ctrl-C (emulator, streaming job, trigger, cron)
 test: ## run every test
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
-test-short: ## the unit tier: skips tests that run Prism jobs, child processes or long timers (internal/slowtest)
+test-short: ## the unit tier: skips tests that run Prism jobs, child processes or long timers (internal/testkit/slowtest)
 	$(GO) test -short -count=1 $(PKGS)
 
 CMDS := ./cmd/inventory ./cmd/stream ./cmd/nightly ./cmd/trigger

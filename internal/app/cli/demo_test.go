@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/inventory-events/inventory/internal/event"
-	"github.com/inventory-events/inventory/internal/oracle"
-	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/oracle"
+	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
