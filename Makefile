@@ -70,7 +70,7 @@ tidy: ## go mod tidy
 # Vulnerability check, offline: the OSV files of a pinned golang.org/x/vulndb
 # (a module like any other, so the module proxy serves it) become a small
 # database of the entries that affect our build list, stdlib and toolchain
-# (internal/vulndb, about a second), which govulncheck reads with -db file://.
+# (cmd/tools/mkvulndb, about a second), which govulncheck reads with -db file://.
 # The database is only as new as VULNDB_VERSION: to refresh it, see
 # docs/security.md. VULN_SCAN=symbol gives call traces: ~1 min and 2 GB while the
 # package scan is clean, ~23 min and 9 GB when it is not (call graph of Beam).
