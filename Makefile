@@ -34,7 +34,7 @@ up: ## run the local stack until Ctrl-C (emulator, streaming job, trigger, cron)
 test: ## run every test
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
-test-short: ## the unit tier: skips tests that run Prism jobs, child processes or long timers (internal/slowtest)
+test-short: ## the unit tier: skips tests that run Prism jobs, child processes or long timers (internal/testkit/slowtest)
 	$(GO) test -short -count=1 $(PKGS)
 
 CMDS := ./cmd/inventory ./cmd/stream ./cmd/nightly ./cmd/trigger
@@ -70,7 +70,7 @@ tidy: ## go mod tidy
 # Vulnerability check, offline: the OSV files of a pinned golang.org/x/vulndb
 # (a module like any other, so the module proxy serves it) become a small
 # database of the entries that affect our build list, stdlib and toolchain
-# (internal/vulndb, about a second), which govulncheck reads with -db file://.
+# (cmd/tools/mkvulndb, about a second), which govulncheck reads with -db file://.
 # The database is only as new as VULNDB_VERSION: to refresh it, see
 # docs/security.md. VULN_SCAN=symbol gives call traces: ~1 min and 2 GB while the
 # package scan is clean, ~23 min and 9 GB when it is not (call graph of Beam).

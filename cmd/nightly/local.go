@@ -10,7 +10,7 @@ import (
 
 	"cloud.google.com/go/civil"
 
-	"github.com/inventory-events/inventory/internal/cli/console"
+	"github.com/inventory-events/inventory/internal/app/console"
 	"github.com/inventory-events/inventory/pipelines/nightly"
 )
 

@@ -29,11 +29,11 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
-	"github.com/inventory-events/inventory/internal/cli/console"
-	"github.com/inventory-events/inventory/internal/launch"
+	"github.com/inventory-events/inventory/internal/app/console"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
+	"github.com/inventory-events/inventory/pipelines/launch"
 	"github.com/inventory-events/inventory/pipelines/nightly"
 )
 

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/inventory-events/inventory/internal/cli/console"
+	"github.com/inventory-events/inventory/internal/app/console"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/pipelines/stream"
 )

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inventory-events/inventory/internal/badinput"
 	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/testkit/badinput"
 )
 
 const corpus = "../../testdata/badinput"

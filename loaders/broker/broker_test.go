@@ -18,9 +18,9 @@ import (
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
-	"github.com/inventory-events/inventory/internal/oracle"
-	"github.com/inventory-events/inventory/internal/pubsubemu"
-	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/oracle"
+	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
+	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"

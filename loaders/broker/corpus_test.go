@@ -13,8 +13,8 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
 
-	"github.com/inventory-events/inventory/internal/badinput"
-	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/badinput"
+	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/loaders/broker"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 )

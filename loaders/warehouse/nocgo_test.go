@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 )
 
 // TestDataflowBinariesBuildWithoutCgo builds the commands that run on

@@ -12,9 +12,9 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/teststream"
+	"github.com/inventory-events/inventory/internal/testkit/bqfake"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery"
-	"github.com/inventory-events/inventory/loaders/warehouse/bqfake"
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"
 )
 

@@ -2,7 +2,7 @@ package nightly
 
 import (
 	"context"
-	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"os"
 	"strings"
 	"testing"

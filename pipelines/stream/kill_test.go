@@ -25,9 +25,9 @@ import (
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 
 	"github.com/inventory-events/inventory/internal/event"
-	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/synth"
 	"github.com/inventory-events/inventory/loaders/snapshot"
-	"github.com/inventory-events/inventory/loaders/synth"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms/commit"
 	"github.com/inventory-events/inventory/transforms/stock"

@@ -13,8 +13,8 @@ import (
 
 	"cloud.google.com/go/dataflow/apiv1beta3/dataflowpb"
 
+	"github.com/inventory-events/inventory/internal/testkit/gcpfake"
 	"github.com/inventory-events/inventory/reports/trigger"
-	"github.com/inventory-events/inventory/reports/trigger/internal/fakes"
 )
 
 const (
@@ -22,9 +22,9 @@ const (
 	region  = "europe-west1"
 )
 
-func newDataflowLauncher(t *testing.T) (*trigger.DataflowLauncher, *fakes.Dataflow) {
+func newDataflowLauncher(t *testing.T) (*trigger.DataflowLauncher, *gcpfake.Dataflow) {
 	t.Helper()
-	fake, opts := fakes.StartDataflow(t)
+	fake, opts := gcpfake.StartDataflow(t)
 	l, err := trigger.NewDataflowLauncher(context.Background(), trigger.DataflowConfig{
 		Project:             project,
 		Region:              region,

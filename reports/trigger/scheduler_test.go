@@ -10,8 +10,8 @@ import (
 	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/inventory-events/inventory/internal/testkit/gcpfake"
 	"github.com/inventory-events/inventory/reports/trigger"
-	"github.com/inventory-events/inventory/reports/trigger/internal/fakes"
 )
 
 const jobResource = "projects/inventory-prod/locations/europe-west1/jobs/nightly-inventory-summary"
@@ -27,7 +27,7 @@ func schedulerConfig() trigger.SchedulerConfig {
 }
 
 func TestEnsureSchedulerJobCreates(t *testing.T) {
-	fake, opts := fakes.StartScheduler(t)
+	fake, opts := gcpfake.StartScheduler(t)
 	ctx := context.Background()
 	changed, err := trigger.EnsureSchedulerJob(ctx, schedulerConfig(), opts...)
 	if err != nil || !changed {
@@ -97,7 +97,7 @@ func TestEnsureSchedulerJobUpdatesDrift(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fake, opts := fakes.StartScheduler(t)
+			fake, opts := gcpfake.StartScheduler(t)
 			ctx := context.Background()
 			if _, err := trigger.EnsureSchedulerJob(ctx, schedulerConfig(), opts...); err != nil {
 				t.Fatal(err)
@@ -149,7 +149,7 @@ func TestEnsureSchedulerJobRejectsBadConfig(t *testing.T) {
 		"http target":    func(c *trigger.SchedulerConfig) { c.TargetURL = "http://insecure.example/v1/nightly" },
 		"missing target": func(c *trigger.SchedulerConfig) { c.TargetURL = "" },
 	}
-	fake, opts := fakes.StartScheduler(t)
+	fake, opts := gcpfake.StartScheduler(t)
 	for name, edit := range tests {
 		cfg := schedulerConfig()
 		edit(&cfg)

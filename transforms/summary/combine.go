@@ -49,7 +49,9 @@ type Options struct {
 	Window Window
 	// ThresholdsURI is a sku,location_id,threshold CSV (local path or
 	// gs://); empty means DefaultThreshold for every key.
-	ThresholdsURI    string
+	ThresholdsURI string
+	// DefaultThreshold is the threshold of keys no rule names; 0 or less
+	// means ledger.DefaultThreshold.
 	DefaultThreshold int64
 	// MaxCharts is how many of the most affected keys keep their on-hand
 	// series for the report's charts (default 6).
@@ -107,9 +109,13 @@ type summarizeFn struct {
 }
 
 func (f *summarizeFn) Setup(ctx context.Context) error {
-	th, err := LoadThresholds(ctx, f.Options.ThresholdsURI, f.Options.DefaultThreshold)
+	def := f.Options.DefaultThreshold
+	if def <= 0 {
+		def = ledger.DefaultThreshold
+	}
+	th, err := thresholds.Read(ctx, f.Options.ThresholdsURI, def)
 	if err != nil {
-		return err
+		return fmt.Errorf("summary: %w", err)
 	}
 	f.th = th
 	f.keys = beam.NewCounter("nightly", "keys")
@@ -136,19 +142,6 @@ func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, p Part, emit fu
 		emit(sum)
 	}
 	return nil
-}
-
-// LoadThresholds reads a thresholds CSV at uri (local or gs://); an empty
-// uri gives def for every key.
-func LoadThresholds(ctx context.Context, uri string, def int64) (*ledger.Thresholds, error) {
-	if def <= 0 {
-		def = ledger.DefaultThreshold
-	}
-	th, err := thresholds.Read(ctx, uri, def)
-	if err != nil {
-		return nil, fmt.Errorf("summary: %w", err)
-	}
-	return th, nil
 }
 
 // Gather is every row of the day and the series of the most affected keys.

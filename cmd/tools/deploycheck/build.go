@@ -19,7 +19,7 @@ var buildFlags = []string{"-trimpath", "-tags", "timetzdata"}
 
 // buildStep builds cmd/stream, cmd/nightly and cmd/trigger with
 // CGO_ENABLED=0 GOOS=linux GOARCH=amd64, checks each is a static
-// linux/amd64 executable whose build settings say so (what internal/launch
+// linux/amd64 executable whose build settings say so (what pipelines/launch
 // requires of a worker binary), and runs it: the jobs print their flags for
 // --help (Beam's among them), the trigger refuses to start without its
 // production configuration.

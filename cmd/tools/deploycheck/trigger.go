@@ -13,8 +13,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/inventory-events/inventory/internal/testkit/rehearse"
 	"github.com/inventory-events/inventory/reports/trigger"
-	"github.com/inventory-events/inventory/reports/trigger/rehearse"
 )
 
 // triggerStep rehearses the nightly path's production calls: the trigger's

@@ -34,7 +34,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/inventory-events/inventory/internal/pubsubemu"
+	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
 )
 
 type result struct {

@@ -1,10 +1,24 @@
 // Command mkvulndb writes the vulnerability database that `make vuln` hands
 // to govulncheck (-db file://DIR), from the OSV files of the pinned
-// golang.org/x/vulndb module, keeping the entries that affect the modules
-// listed in -modules (as `go list -m all` prints them) and the Go
-// distribution itself. See package vulndb.
+// golang.org/x/vulndb module (its data/osv folder), keeping the entries that
+// affect the modules listed in -modules (as `go list -m all` prints them) and
+// the Go distribution itself, so CI builds a small database offline in about a
+// second instead of compiling golang.org/x/vulndb/cmd/indexdb and its
+// dependencies.
 //
 //	go list -m all | go run ./cmd/tools/mkvulndb -osv $VULNDB/data/osv -modules - -out bin/vulndb
+//
+// The layout is the v1 one (https://go.dev/security/vuln/database#api) that
+// govulncheck's local client reads:
+//
+//	index/db.json       {"modified": newest entry's modified time}
+//	index/modules.json  [{"path": module, "vulns": [{"id", "modified"}]}]
+//	ID/<id>.json        the OSV entry, byte for byte
+//
+// The modules index leaves out the optional "fixed" version. It is only a
+// pre-filter: without it govulncheck reads every entry listed for a module and
+// decides from the entry's own ranges whether the version in use is affected,
+// so leaving it out can cost a few file reads but never hides a finding.
 package main
 
 import (
@@ -12,8 +26,6 @@ import (
 	"io"
 	"log"
 	"os"
-
-	"github.com/inventory-events/inventory/internal/vulndb"
 )
 
 func main() {
@@ -39,13 +51,13 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		mods := vulndb.ParseModules(string(b))
+		mods := ParseModules(string(b))
 		if len(mods) == 0 {
 			log.Fatalf("-modules %s lists no module", *modules)
 		}
-		keep = vulndb.Keep(mods)
+		keep = Keep(mods)
 	}
-	st, err := vulndb.Build(*osvDir, *out, keep)
+	st, err := Build(*osvDir, *out, keep)
 	if err != nil {
 		log.Fatal(err)
 	}

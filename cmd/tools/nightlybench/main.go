@@ -24,8 +24,8 @@ import (
 
 	"cloud.google.com/go/civil"
 	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/inventory-events/inventory/internal/testkit/synth"
 	"github.com/inventory-events/inventory/loaders/snapshot"
-	"github.com/inventory-events/inventory/loaders/synth"
 	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
 	"github.com/inventory-events/inventory/pipelines/nightly"

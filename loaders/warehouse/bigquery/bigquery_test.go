@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"cloud.google.com/go/civil"
+	"github.com/inventory-events/inventory/internal/testkit/bqfake"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/loaders/warehouse/bigquery"
-	"github.com/inventory-events/inventory/loaders/warehouse/bqfake"
 	"google.golang.org/grpc/codes"
 )
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/inventory-events/inventory/internal/pubsubemu"
+	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
 )
 
 func newEmulatorCmd(g *Globals) *cobra.Command {

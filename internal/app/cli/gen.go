@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/inventory-events/inventory/internal/cli/console"
+	"github.com/inventory-events/inventory/internal/app/console"
+	"github.com/inventory-events/inventory/internal/testkit/synth"
 	"github.com/inventory-events/inventory/loaders/snapshot"
-	"github.com/inventory-events/inventory/loaders/synth"
 )
 
 func newGenCmd(*Globals) *cobra.Command {

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/inventory-events/inventory/internal/event"
-	"github.com/inventory-events/inventory/internal/pubsubemu"
-	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
+	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 

@@ -1,5 +1,5 @@
 // Package rehearse runs the trigger's production calls against the in-process
-// fakes of the Dataflow and Cloud Scheduler APIs (reports/trigger/internal/fakes),
+// fakes of the Dataflow and Cloud Scheduler APIs (internal/testkit/gcpfake),
 // over their real gRPC services, outside a test: make deploy-check uses it to
 // rehearse the nightly launch and the Scheduler job offline.
 package rehearse
@@ -17,8 +17,8 @@ import (
 	"cloud.google.com/go/dataflow/apiv1beta3/dataflowpb"
 	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 
+	"github.com/inventory-events/inventory/internal/testkit/gcpfake"
 	"github.com/inventory-events/inventory/reports/trigger"
-	"github.com/inventory-events/inventory/reports/trigger/internal/fakes"
 )
 
 // tb runs the fakes outside a test: cleanups on close, Fatalf panics with
@@ -58,7 +58,7 @@ func run(f func(t *tb) error) (err error) {
 func Launch(ctx context.Context, cfg trigger.DataflowConfig, date string) (*dataflowpb.LaunchFlexTemplateRequest, error) {
 	var req *dataflowpb.LaunchFlexTemplateRequest
 	err := run(func(t *tb) error {
-		fake, opts := fakes.StartDataflow(t)
+		fake, opts := gcpfake.StartDataflow(t)
 		l, err := trigger.NewDataflowLauncher(ctx, cfg, opts...)
 		if err != nil {
 			return err
@@ -99,7 +99,7 @@ func Launch(ctx context.Context, cfg trigger.DataflowConfig, date string) (*data
 func Schedule(ctx context.Context, cfg trigger.SchedulerConfig) (*schedulerpb.Job, error) {
 	var job *schedulerpb.Job
 	err := run(func(t *tb) error {
-		fake, opts := fakes.StartScheduler(t)
+		fake, opts := gcpfake.StartScheduler(t)
 		for i, want := range []bool{true, false} {
 			changed, err := trigger.EnsureSchedulerJob(ctx, cfg, opts...)
 			if err != nil {

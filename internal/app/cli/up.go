@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/inventory-events/inventory/internal/localstack"
+	"github.com/inventory-events/inventory/internal/app/localstack"
 	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/reports/trigger"
 )

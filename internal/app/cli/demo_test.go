@@ -14,16 +14,16 @@ import (
 	"time"
 
 	"github.com/inventory-events/inventory/internal/event"
-	"github.com/inventory-events/inventory/internal/oracle"
-	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/oracle"
+	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
 const (
-	sampleCSV  = "../../testdata/inventory_adjustments.csv"
-	sampleSnap = "../../testdata/inventory_state.json"
-	sampleTh   = "../../testdata/thresholds.csv"
+	sampleCSV  = "../../../testdata/inventory_adjustments.csv"
+	sampleSnap = "../../../testdata/inventory_state.json"
+	sampleTh   = "../../../testdata/thresholds.csv"
 )
 
 // TestDemo runs the demo's whole path on the sample data and checks what it

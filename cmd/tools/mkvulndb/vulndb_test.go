@@ -1,4 +1,4 @@
-package vulndb
+package main
 
 import (
 	"encoding/json"

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
@@ -20,7 +20,7 @@ import (
 // dialect ("local" or "bigquery"), by name.
 func docQueries(t *testing.T, dialect string) map[string]string {
 	t.Helper()
-	doc, err := os.ReadFile("../../docs/analyst-queries.md")
+	doc, err := os.ReadFile("../../../docs/analyst-queries.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/inventory-events/inventory/internal/localstack"
+	"github.com/inventory-events/inventory/internal/app/localstack"
 	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/snapshot"

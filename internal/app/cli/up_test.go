@@ -15,9 +15,9 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
-	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/synth"
 	"github.com/inventory-events/inventory/loaders/broker"
-	"github.com/inventory-events/inventory/loaders/synth"
 )
 
 // TestMain lets a test run this package's CLI as a child process: the test

@@ -3,7 +3,7 @@ package pubsubemu
 import (
 	"context"
 	"fmt"
-	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"slices"
 	"sort"
 	"sync"

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/inventory-events/inventory/internal/cli/console"
+	"github.com/inventory-events/inventory/internal/app/console"
 )
 
 // Globals are the flags every command takes.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/inventory-events/inventory/internal/launch"
+	"github.com/inventory-events/inventory/pipelines/launch"
 )
 
 func TestIsDataflow(t *testing.T) {

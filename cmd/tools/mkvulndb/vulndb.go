@@ -1,22 +1,4 @@
-// Package vulndb writes a Go vulnerability database that govulncheck reads
-// with -db file://DIR, from a folder of OSV JSON files such as data/osv of the
-// golang.org/x/vulndb module. It can keep only the entries that affect a given
-// set of modules (the build list, plus the standard library and toolchain), so
-// CI builds a small database offline in about a second instead of compiling
-// golang.org/x/vulndb/cmd/indexdb and its dependencies.
-//
-// The layout is the v1 one (https://go.dev/security/vuln/database#api) that
-// govulncheck's local client reads:
-//
-//	index/db.json       {"modified": newest entry's modified time}
-//	index/modules.json  [{"path": module, "vulns": [{"id", "modified"}]}]
-//	ID/<id>.json        the OSV entry, byte for byte
-//
-// The modules index leaves out the optional "fixed" version. It is only a
-// pre-filter: without it govulncheck reads every entry listed for a module and
-// decides from the entry's own ranges whether the version in use is affected,
-// so leaving it out can cost a few file reads but never hides a finding.
-package vulndb
+package main
 
 import (
 	"encoding/json"
