@@ -113,9 +113,9 @@ func RunDemo(ctx context.Context, g *Globals, cfg DemoConfig, out io.Writer) (er
 	dead := &deadLetterSink{name: cfg.Events}
 	for i, part := range [][]byte{first, second} {
 		format := []string{"json", "proto"}[i]
-		pubs[i], err = stack.Admin.Publish(ctx, bytes.NewReader(part), broker.PublishConfig{
+		pubs[i], err = broker.NewPublisher(stack.Admin, broker.PublishConfig{
 			Topic: names.Topic, DeadLetterTopic: names.DeadLetterTopic, Format: format,
-			Name: cfg.Events, Errors: &rejected, OnReject: dead.add})
+			Name: cfg.Events, Errors: &rejected, OnReject: dead.add}).Publish(ctx, bytes.NewReader(part))
 		if err != nil {
 			return err
 		}
