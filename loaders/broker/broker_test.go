@@ -149,8 +149,8 @@ func TestRoundTrip(t *testing.T) {
 			var errs bytes.Buffer
 			f, _ := os.Open(sampleCSV)
 			defer f.Close()
-			st, err := a.Publish(ctx, f, broker.PublishConfig{Topic: "inventory-topic", DeadLetterTopic: "inventory-dead-letter",
-				Format: c.format, Name: "sample.csv", Errors: &errs, Now: func() time.Time { return sampleNow }})
+			st, err := broker.NewPublisher(a, broker.PublishConfig{Topic: "inventory-topic", DeadLetterTopic: "inventory-dead-letter",
+				Format: c.format, Name: "sample.csv", Errors: &errs, Now: func() time.Time { return sampleNow }}).Publish(ctx, f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -202,12 +202,12 @@ func consume(t *testing.T, a *broker.Admin, start *snapshot.File, out string) (*
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	store, st, err := a.Consume(ctx, broker.ConsumeConfig{
+	store, st, err := broker.NewConsumer(a, broker.ConsumeConfig{
 		Subscription: "inventory-sub", DeadLetterTopic: "inventory-dead-letter",
 		Thresholds: thresholds(t), Start: start, SnapshotURI: out,
 		Interval: 200 * time.Millisecond, MaxIdle: 2 * time.Second,
 		Now: func() time.Time { return sampleNow },
-	})
+	}).Consume(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestConsumerStoppedMidStream(t *testing.T) {
 	}
 	f, _ := os.Open(sampleCSV)
 	defer f.Close()
-	pub, err := a.Publish(context.Background(), f, broker.PublishConfig{Topic: "inventory-topic", Format: "json", Now: func() time.Time { return sampleNow }})
+	pub, err := broker.NewPublisher(a, broker.PublishConfig{Topic: "inventory-topic", Format: "json", Now: func() time.Time { return sampleNow }}).Publish(context.Background(), f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestConsumerStoppedMidStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.Start = prev
-		_, st, err := a.Consume(ctx, cfg)
+		_, st, err := broker.NewConsumer(a, cfg).Consume(ctx)
 		cancel()
 		if err != nil {
 			t.Fatal(err)

@@ -1,12 +1,10 @@
 package broker
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,94 +53,19 @@ func (s ConsumeStats) String() string {
 		s.Received, s.Applied, s.Superseded, s.Duplicates, s.DeadLettered, s.Alerts)
 }
 
-// Store is the consumer's stock: a ledger per key.
-type Store struct {
-	mu     sync.Mutex
-	asOf   time.Time
-	states map[event.Key]*ledger.State
-	th     *ledger.Thresholds
+// Consumer keeps stock from a subscription: it applies each adjustment to
+// a Store, dead-letters the invalid ones, and acks messages once a
+// snapshot holds them. Make one with NewConsumer.
+type Consumer struct {
+	admin *Admin
+	cfg   ConsumeConfig
+	// fallback is the encoding of messages without an encoding attribute.
+	fallback string
 }
 
-// NewStore starts a store from a snapshot (nil: empty).
-func NewStore(start *snapshot.File, th *ledger.Thresholds) *Store {
-	s := &Store{states: map[event.Key]*ledger.State{}, th: th}
-	if start != nil {
-		s.asOf = start.AsOf
-		s.states = start.States(th)
-	}
-	return s
-}
-
-// OnHand returns the stock of every key.
-func (s *Store) OnHand() map[event.Key]int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[event.Key]int64, len(s.states))
-	for k, st := range s.states {
-		out[k] = st.OnHand
-	}
-	return out
-}
-
-// Below returns the keys whose severity is LOW or OUT, sorted.
-func (s *Store) Below() []snapshot.Item {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []snapshot.Item
-	for k, st := range s.states {
-		if st.Severity == ledger.Low || st.Severity == ledger.Out {
-			out = append(out, snapshot.Item{SKU: k.SKU, LocationID: k.LocationID, OnHand: st.OnHand})
-		}
-	}
-	slices.SortFunc(out, func(a, b snapshot.Item) int {
-		return cmp.Or(cmp.Compare(a.SKU, b.SKU), cmp.Compare(a.LocationID, b.LocationID))
-	})
-	return out
-}
-
-// Snapshot renders the store as a snapshot file: each item as of its
-// newest event, with its whole ledger for an exact restart.
-func (s *Store) Snapshot() *snapshot.File {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := &snapshot.File{AsOf: s.asOf}
-	if f.AsOf.IsZero() {
-		f.AsOf = time.Unix(0, 0).UTC()
-	}
-	for k, st := range s.states {
-		it := snapshot.Item{SKU: k.SKU, LocationID: k.LocationID, OnHand: st.OnHand, State: st.AppendBinary(nil)}
-		if st.MaxTime > 0 {
-			t := time.UnixMicro(st.MaxTime).UTC()
-			it.AsOf = &t
-		}
-		f.Items = append(f.Items, it)
-	}
-	return f
-}
-
-// Apply applies a valid adjustment.
-func (s *Store) apply(a *event.Adjustment, onAlert func(event.Key, *event.Adjustment, ledger.Result, int64)) ledger.Result {
-	k := a.Key()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.states[k]
-	if st == nil {
-		st = &ledger.State{}
-		s.states[k] = st
-	}
-	th := s.th.Lookup(k)
-	r := st.Apply(a, th, 0)
-	if r.Alert && onAlert != nil {
-		onAlert(k, a, r, th)
-	}
-	return r
-}
-
-// Consume receives adjustments from the subscription and applies them to a
-// Store until ctx ends or the subscription stays idle for MaxIdle. It
-// returns the store and the counts; ctx ending is a normal stop. Invalid messages are dead-lettered
-// with their reason and acked; they never stop the consumer.
-func (a *Admin) Consume(ctx context.Context, cfg ConsumeConfig) (*Store, ConsumeStats, error) {
+// NewConsumer returns a Consumer of cfg over a's client; cfg's unset fields
+// take their defaults (Interval: 5 s, Now: time.Now, Logger: discarded).
+func NewConsumer(a *Admin, cfg ConsumeConfig) *Consumer {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 5 * time.Second
 	}
@@ -156,169 +79,238 @@ func (a *Admin) Consume(ctx context.Context, cfg ConsumeConfig) (*Store, Consume
 	if f := strings.ToLower(cfg.Format); f == "proto" || f == "protobuf" {
 		fallback = event.EncodingBinary
 	}
-	store := NewStore(cfg.Start, cfg.Thresholds)
-	// ctx ending stops receiving; draining, dead-lettering and the last
-	// snapshot still run to completion.
-	bg := context.WithoutCancel(ctx)
-	var (
-		received, applied, superseded, dups, dead, alerts atomic.Int64
-		last                                              atomic.Int64
-		pendMu                                            sync.Mutex
-		pending                                           []*pubsub.Message
-	)
-	last.Store(time.Now().UnixNano())
-	dl := newDeadLetters(a, cfg.DeadLetterTopic, event.StageConsume)
-	defer dl.stop()
+	return &Consumer{admin: a, cfg: cfg, fallback: fallback}
+}
 
-	// flush writes the snapshot, then acks what it includes.
-	flush := func() error {
-		pendMu.Lock()
-		msgs := pending
-		pending = nil
-		pendMu.Unlock()
-		if cfg.SnapshotURI != "" && len(msgs) > 0 {
-			if err := snapshot.Write(bg, cfg.SnapshotURI, store.Snapshot()); err != nil {
-				for _, m := range msgs {
-					m.Nack()
-				}
-				return err
-			}
-		}
-		for _, m := range msgs {
-			m.Ack()
-		}
-		return nil
+// Consume receives adjustments from the subscription and applies them to a
+// Store until ctx ends or the subscription stays idle for MaxIdle. It
+// returns the store and the counts; ctx ending is a normal stop. Invalid messages are dead-lettered
+// with their reason and acked; they never stop the consumer.
+func (c *Consumer) Consume(ctx context.Context) (*Store, ConsumeStats, error) {
+	run := &consumeRun{
+		Consumer: c,
+		store:    NewStore(c.cfg.Start, c.cfg.Thresholds),
+		// ctx ending stops receiving; draining, dead-lettering and the
+		// last snapshot still run to completion.
+		bg: context.WithoutCancel(ctx),
+		dl: newDeadLetters(c.admin, c.cfg.DeadLetterTopic, event.StageConsume),
 	}
-	hold := func(m *pubsub.Message) {
-		if cfg.SnapshotURI == "" {
-			m.Ack()
-			return
-		}
-		pendMu.Lock()
-		pending = append(pending, m)
-		pendMu.Unlock()
-	}
-
+	run.last.Store(time.Now().UnixNano())
+	defer run.dl.stop()
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sub := a.Client.Subscriber(cfg.Subscription)
+	receiveDone := make(chan struct{})
+	var flushWG sync.WaitGroup
+	flushWG.Add(1)
+	go func() {
+		defer flushWG.Done()
+		run.flushLoop(rctx, cancel, receiveDone)
+	}()
+	err := c.subscriber().Receive(rctx, run.receive)
+	cancel()
+	close(receiveDone)
+	flushWG.Wait()
+	if ferr := run.flush(); ferr != nil {
+		run.flushErr = ferr
+	}
+	st, err := run.finish(ctx, err)
+	return run.store, st, err
+}
+
+// subscriber returns the subscription's subscriber, set for a consumer
+// that holds messages until a snapshot includes them.
+func (c *Consumer) subscriber() *pubsub.Subscriber {
+	sub := c.admin.Client.Subscriber(c.cfg.Subscription)
 	sub.ReceiveSettings.MaxOutstandingMessages = 20_000
 	sub.ReceiveSettings.MaxOutstandingBytes = 256 << 20
 	// On shutdown, messages not yet acked are nacked at once, so they come
 	// back without waiting out their deadline. Those already applied are in
 	// the final snapshot, so their redelivery is a recognised duplicate.
 	sub.ReceiveSettings.ShutdownOptions = &pubsub.ShutdownOptions{Behavior: pubsub.ShutdownBehaviorNackImmediately, Timeout: 10 * time.Second}
+	return sub
+}
 
-	onAlert := func(k event.Key, adj *event.Adjustment, r ledger.Result, th int64) {
-		alerts.Add(1)
-		if cfg.OnAlert != nil {
-			cfg.OnAlert(k, adj, r, th)
+// consumeRun is the state of one Consume: the store, the counts, and the
+// messages held until the next snapshot.
+type consumeRun struct {
+	*Consumer
+	store *Store
+	bg    context.Context // outlives ctx: for draining and the last snapshot
+	dl    *deadLetters
+
+	received, applied, superseded, dups, dead, alerts atomic.Int64
+	last                                              atomic.Int64 // UnixNano of the last message
+
+	pendMu  sync.Mutex
+	pending []*pubsub.Message // applied, not yet in a snapshot
+
+	flushErr error // set by the flush loop while shutting down, read after it ends
+}
+
+// flushLoop writes snapshots every Interval, and sooner when 10,000
+// messages are held; it stops the receive (cancel) after MaxIdle without a
+// message. Once rctx ends it keeps flushing what the callbacks finish,
+// until done is closed.
+func (run *consumeRun) flushLoop(rctx context.Context, cancel context.CancelFunc, done <-chan struct{}) {
+	t := time.NewTicker(run.cfg.Interval)
+	defer t.Stop()
+	fast := time.NewTicker(100 * time.Millisecond)
+	defer fast.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-fast.C:
+			if rctx.Err() != nil { // shutting down: ack what callbacks finish
+				if err := run.flush(); err != nil {
+					run.flushErr = err
+				}
+				continue
+			}
+			if run.cfg.MaxIdle > 0 && time.Since(time.Unix(0, run.last.Load())) > run.cfg.MaxIdle {
+				cancel()
+			}
+			run.pendMu.Lock()
+			n := len(run.pending)
+			run.pendMu.Unlock()
+			if n >= 10_000 {
+				run.flushLogged()
+			}
+		case <-t.C:
+			run.flushLogged()
 		}
 	}
-	receiveDone := make(chan struct{})
-	var flushErr error
-	var flushWG sync.WaitGroup
-	flushWG.Add(1)
-	go func() {
-		defer flushWG.Done()
-		t := time.NewTicker(cfg.Interval)
-		defer t.Stop()
-		fast := time.NewTicker(100 * time.Millisecond)
-		defer fast.Stop()
-		for {
-			select {
-			case <-receiveDone:
-				return
-			case <-fast.C:
-				if rctx.Err() != nil { // shutting down: ack what callbacks finish
-					if err := flush(); err != nil {
-						flushErr = err
-					}
-					continue
-				}
-				if cfg.MaxIdle > 0 && time.Since(time.Unix(0, last.Load())) > cfg.MaxIdle {
-					cancel()
-				}
-				pendMu.Lock()
-				n := len(pending)
-				pendMu.Unlock()
-				if n >= 10_000 {
-					if err := flush(); err != nil {
-						cfg.Logger.Error("snapshot write failed; messages nacked", "err", err)
-					}
-				}
-			case <-t.C:
-				if err := flush(); err != nil {
-					cfg.Logger.Error("snapshot write failed; messages nacked", "err", err)
-				}
-			}
-		}
-	}()
+}
 
-	err := sub.Receive(rctx, func(_ context.Context, m *pubsub.Message) {
-		last.Store(time.Now().UnixNano())
-		received.Add(1)
-		enc := m.Attributes[event.AttrEncoding]
-		if enc == "" {
-			enc = fallback
-		}
-		var adj event.Adjustment
-		err := event.Decode(m.Data, enc, &adj)
-		if err == nil {
-			err = event.Validate(&adj, cfg.Now())
-		}
-		if err == nil {
-			r := store.apply(&adj, onAlert)
-			switch r.Outcome {
-			case ledger.Applied:
-				applied.Add(1)
-			case ledger.Superseded:
-				superseded.Add(1)
-			case ledger.Duplicate:
-				dups.Add(1)
-			case ledger.TooLate:
-				err = &event.Invalid{Code: event.CodeTooLate, Detail: "older than the dedup horizon of its key"}
-			}
-		}
-		if err != nil {
-			var inv *event.Invalid
-			if !errors.As(err, &inv) {
-				inv = &event.Invalid{Code: event.CodeInternal, Detail: err.Error()}
-			}
-			cfg.Logger.Warn("dead-lettered", "message_id", m.ID, "reason", inv.Code, "detail", inv.Detail)
-			r, err := dl.add(bg, m.Data, m.Attributes, inv, "message "+m.ID)
-			if err == nil && r != nil {
-				_, err = r.Get(bg)
-			}
-			if err != nil {
-				cfg.Logger.Error("dead-letter publish failed; message nacked", "message_id", m.ID, "err", err)
-				received.Add(-1)
+// flushLogged flushes; a failure is logged, since the messages it nacks
+// come back.
+func (run *consumeRun) flushLogged() {
+	if err := run.flush(); err != nil {
+		run.cfg.Logger.Error("snapshot write failed; messages nacked", "err", err)
+	}
+}
+
+// flush writes the snapshot, then acks what it includes; if the write
+// fails, it nacks them instead.
+func (run *consumeRun) flush() error {
+	run.pendMu.Lock()
+	msgs := run.pending
+	run.pending = nil
+	run.pendMu.Unlock()
+	if run.cfg.SnapshotURI != "" && len(msgs) > 0 {
+		if err := snapshot.Write(run.bg, run.cfg.SnapshotURI, run.store.Snapshot()); err != nil {
+			for _, m := range msgs {
 				m.Nack()
-				return
 			}
-			dead.Add(1)
-		}
-		hold(m)
-	})
-	cancel()
-	close(receiveDone)
-	flushWG.Wait()
-	if ferr := flush(); ferr != nil {
-		flushErr = ferr
-	}
-	st := ConsumeStats{Received: received.Load(), Applied: applied.Load(), Superseded: superseded.Load(),
-		Duplicates: dups.Load(), DeadLettered: dead.Load(), Alerts: alerts.Load()}
-	if err != nil && ctx.Err() == nil {
-		return store, st, fmt.Errorf("broker: consume %s: %w", cfg.Subscription, err)
-	}
-	if flushErr != nil {
-		return store, st, fmt.Errorf("broker: consume: %w", flushErr)
-	}
-	// The final snapshot, even if nothing was pending.
-	if cfg.SnapshotURI != "" {
-		if err := snapshot.Write(bg, cfg.SnapshotURI, store.Snapshot()); err != nil {
-			return store, st, fmt.Errorf("broker: consume: %w", err)
+			return err
 		}
 	}
-	return store, st, nil
+	for _, m := range msgs {
+		m.Ack()
+	}
+	return nil
+}
+
+// hold keeps m until the next snapshot includes it (acks it at once when
+// no snapshot is written).
+func (run *consumeRun) hold(m *pubsub.Message) {
+	if run.cfg.SnapshotURI == "" {
+		m.Ack()
+		return
+	}
+	run.pendMu.Lock()
+	run.pending = append(run.pending, m)
+	run.pendMu.Unlock()
+}
+
+// receive is the subscriber's callback: it applies m, or dead-letters it
+// when it is invalid, then holds it for the next snapshot. A message whose
+// dead letter cannot be published is nacked and not counted.
+func (run *consumeRun) receive(_ context.Context, m *pubsub.Message) {
+	run.last.Store(time.Now().UnixNano())
+	run.received.Add(1)
+	if err := run.apply(m); err != nil {
+		if !run.deadLetter(m, err) {
+			run.received.Add(-1)
+			m.Nack()
+			return
+		}
+		run.dead.Add(1)
+	}
+	run.hold(m)
+}
+
+// apply decodes, validates and applies m to the store, and counts the
+// outcome. An error says why m is invalid.
+func (run *consumeRun) apply(m *pubsub.Message) error {
+	enc := m.Attributes[event.AttrEncoding]
+	if enc == "" {
+		enc = run.fallback
+	}
+	var adj event.Adjustment
+	if err := event.Decode(m.Data, enc, &adj); err != nil {
+		return err
+	}
+	if err := event.Validate(&adj, run.cfg.Now()); err != nil {
+		return err
+	}
+	switch run.store.apply(&adj, run.onAlert).Outcome {
+	case ledger.Applied:
+		run.applied.Add(1)
+	case ledger.Superseded:
+		run.superseded.Add(1)
+	case ledger.Duplicate:
+		run.dups.Add(1)
+	case ledger.TooLate:
+		return &event.Invalid{Code: event.CodeTooLate, Detail: "older than the dedup horizon of its key"}
+	}
+	return nil
+}
+
+// deadLetter publishes m's dead letter with the reason in err (an
+// *event.Invalid, or else an internal error) and waits for it. It reports
+// whether the dead letter is published (or there is no dead-letter topic).
+func (run *consumeRun) deadLetter(m *pubsub.Message, err error) bool {
+	var inv *event.Invalid
+	if !errors.As(err, &inv) {
+		inv = &event.Invalid{Code: event.CodeInternal, Detail: err.Error()}
+	}
+	run.cfg.Logger.Warn("dead-lettered", "message_id", m.ID, "reason", inv.Code, "detail", inv.Detail)
+	r, err := run.dl.add(run.bg, m.Data, m.Attributes, inv, "message "+m.ID)
+	if err == nil && r != nil {
+		_, err = r.Get(run.bg)
+	}
+	if err != nil {
+		run.cfg.Logger.Error("dead-letter publish failed; message nacked", "message_id", m.ID, "err", err)
+		return false
+	}
+	return true
+}
+
+// onAlert counts an alert and passes it to the configured OnAlert.
+func (run *consumeRun) onAlert(k event.Key, adj *event.Adjustment, r ledger.Result, th int64) {
+	run.alerts.Add(1)
+	if run.cfg.OnAlert != nil {
+		run.cfg.OnAlert(k, adj, r, th)
+	}
+}
+
+// finish returns the counts and the run's error: receiveErr unless ctx
+// ended, else a failed flush, else a failed final snapshot, which is
+// written even if nothing was pending.
+func (run *consumeRun) finish(ctx context.Context, receiveErr error) (ConsumeStats, error) {
+	st := ConsumeStats{Received: run.received.Load(), Applied: run.applied.Load(), Superseded: run.superseded.Load(),
+		Duplicates: run.dups.Load(), DeadLettered: run.dead.Load(), Alerts: run.alerts.Load()}
+	if receiveErr != nil && ctx.Err() == nil {
+		return st, fmt.Errorf("broker: consume %s: %w", run.cfg.Subscription, receiveErr)
+	}
+	if run.flushErr != nil {
+		return st, fmt.Errorf("broker: consume: %w", run.flushErr)
+	}
+	if run.cfg.SnapshotURI != "" {
+		if err := snapshot.Write(run.bg, run.cfg.SnapshotURI, run.store.Snapshot()); err != nil {
+			return st, fmt.Errorf("broker: consume: %w", err)
+		}
+	}
+	return st, nil
 }

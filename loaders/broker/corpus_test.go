@@ -132,8 +132,8 @@ func TestCSVCorpusThroughPublisher(t *testing.T) {
 			t.Fatal(err)
 		}
 		var errs strings.Builder
-		st, err := a.Publish(context.Background(), f, broker.PublishConfig{Topic: "inventory-topic", DeadLetterTopic: "inventory-dead-letter",
-			Name: c.File, Errors: &errs, Now: func() time.Time { return sampleNow }})
+		st, err := broker.NewPublisher(a, broker.PublishConfig{Topic: "inventory-topic", DeadLetterTopic: "inventory-dead-letter",
+			Name: c.File, Errors: &errs, Now: func() time.Time { return sampleNow }}).Publish(context.Background(), f)
 		f.Close()
 		if c.HeaderError != "" {
 			if err == nil || !strings.Contains(err.Error(), c.HeaderError) {

@@ -64,7 +64,7 @@ func publishFile(t *testing.T, a *broker.Admin, path string) broker.PublishStats
 		t.Fatal(err)
 	}
 	defer f.Close()
-	st, err := a.Publish(context.Background(), f, broker.PublishConfig{Topic: "inventory-topic", Format: "json", Now: func() time.Time { return sampleNow }})
+	st, err := broker.NewPublisher(a, broker.PublishConfig{Topic: "inventory-topic", Format: "json", Now: func() time.Time { return sampleNow }}).Publish(context.Background(), f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,9 +138,9 @@ func TestAcksFail(t *testing.T) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	store, second, err := a.Consume(cctx, broker.ConsumeConfig{Subscription: "inventory-sub", Thresholds: thresholds(t),
+	store, second, err := broker.NewConsumer(a, broker.ConsumeConfig{Subscription: "inventory-sub", Thresholds: thresholds(t),
 		Start: saved, SnapshotURI: out, Interval: 200 * time.Millisecond, MaxIdle: 25 * time.Second,
-		Now: func() time.Time { return sampleNow }})
+		Now: func() time.Time { return sampleNow }}).Consume(cctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestStreamBreaks(t *testing.T) {
 	var applied atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	store, st, err := a.Consume(ctx, broker.ConsumeConfig{Subscription: "inventory-sub", Thresholds: thresholds(t), Start: start,
+	store, st, err := broker.NewConsumer(a, broker.ConsumeConfig{Subscription: "inventory-sub", Thresholds: thresholds(t), Start: start,
 		SnapshotURI: filepath.Join(t.TempDir(), "s.json"), Interval: 100 * time.Millisecond, MaxIdle: 20 * time.Second,
 		Now: func() time.Time { return sampleNow },
 		OnAlert: func(event.Key, *event.Adjustment, ledger.Result, int64) {
@@ -230,7 +230,7 @@ func TestStreamBreaks(t *testing.T) {
 				cuts.Add(1)
 				go p.cut()
 			}
-		}})
+		}}).Consume(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,11 +49,17 @@ type PublishStats struct {
 	Failed int
 }
 
-// Publish reads adjustments from r as CSV and publishes each valid row to
-// the topic. The client library batches and retries. A bad row is reported
-// with its line number and dead-lettered, and does not stop the rest.
-func (a *Admin) Publish(ctx context.Context, r io.Reader, cfg PublishConfig) (PublishStats, error) {
-	var st PublishStats
+// Publisher publishes CSV files of adjustments to a topic, one message a
+// valid row; it dead-letters the rows it refuses. Make one with
+// NewPublisher.
+type Publisher struct {
+	admin *Admin
+	cfg   PublishConfig
+}
+
+// NewPublisher returns a Publisher of cfg over a's client; cfg's unset
+// fields take their defaults (Now: time.Now, Name: "-", Errors: discarded).
+func NewPublisher(a *Admin, cfg PublishConfig) *Publisher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -63,133 +69,193 @@ func (a *Admin) Publish(ctx context.Context, r io.Reader, cfg PublishConfig) (Pu
 	if cfg.Errors == nil {
 		cfg.Errors = io.Discard
 	}
-	encoding, err := a.topicEncoding(ctx, cfg.Topic)
+	return &Publisher{admin: a, cfg: cfg}
+}
+
+// Publish reads adjustments from r as CSV and publishes each valid row to
+// the topic. The client library batches and retries. A bad row is reported
+// with its line number and dead-lettered, and does not stop the rest.
+func (p *Publisher) Publish(ctx context.Context, r io.Reader) (PublishStats, error) {
+	encoding, err := p.encoding(ctx)
 	if err != nil {
-		return st, err
+		return PublishStats{}, err
 	}
-	switch strings.ToLower(cfg.Format) {
+	if p.cfg.Progress != nil {
+		r = &countingReader{r: r, f: p.cfg.Progress}
+	}
+	rows, err := event.NewCSVReader(r, p.cfg.Name)
+	if err != nil {
+		return PublishStats{}, fmt.Errorf("broker: publish: %w", err)
+	}
+	run := p.start(ctx, encoding)
+	defer run.pub.Stop()
+	defer run.dl.stop()
+	readErr := run.readAll(ctx, rows)
+	close(run.results)
+	<-run.done
+	if err := run.dl.wait(ctx); err != nil {
+		readErr = errors.Join(readErr, err)
+	}
+	return run.st, readErr
+}
+
+// encoding returns the encoding to publish in: the one bound to the topic,
+// checked against the configured format, or the format's own when no
+// schema is bound.
+func (p *Publisher) encoding(ctx context.Context) (string, error) {
+	encoding, err := p.admin.topicEncoding(ctx, p.cfg.Topic)
+	if err != nil {
+		return "", err
+	}
+	switch strings.ToLower(p.cfg.Format) {
 	case "json", "":
 		if encoding == event.EncodingBinary {
-			return st, fmt.Errorf("broker: publish: topic %s takes BINARY protobuf; use --format=proto", cfg.Topic)
+			return "", fmt.Errorf("broker: publish: topic %s takes BINARY protobuf; use --format=proto", p.cfg.Topic)
 		}
-		encoding = event.EncodingJSON
+		return event.EncodingJSON, nil
 	case "proto", "protobuf":
 		if encoding == "" {
-			encoding = event.EncodingBinary // no schema bound: any bytes go
+			return event.EncodingBinary, nil // no schema bound: any bytes go
 		}
+		return encoding, nil
 	default:
-		return st, fmt.Errorf("broker: publish: format %q is neither json nor proto", cfg.Format)
+		return "", fmt.Errorf("broker: publish: format %q is neither json nor proto", p.cfg.Format)
 	}
-	if cfg.Progress != nil {
-		r = &countingReader{r: r, f: cfg.Progress}
-	}
-	rows, err := event.NewCSVReader(r, cfg.Name)
-	if err != nil {
-		return st, fmt.Errorf("broker: publish: %w", err)
-	}
-	pub := a.Client.Publisher(cfg.Topic)
+}
+
+// publishRun is the state of one Publish: the topic's publisher, the dead
+// letters, and the results that collect waits for.
+type publishRun struct {
+	cfg      PublishConfig
+	encoding string
+	pub      *pubsub.Publisher
+	dl       *deadLetters
+	results  chan pendingPublish
+	done     chan struct{} // closed when collect has seen every result
+	mu       sync.Mutex    // guards st's Published, Rejected and Failed, and cfg.Errors
+	st       PublishStats
+}
+
+// pendingPublish is a row handed to the client, awaiting its result.
+type pendingPublish struct {
+	line int
+	raw  []byte
+	res  *pubsub.PublishResult
+}
+
+// start opens the topic's publisher and the dead letters, and starts
+// collecting results.
+func (p *Publisher) start(ctx context.Context, encoding string) *publishRun {
+	pub := p.admin.Client.Publisher(p.cfg.Topic)
 	pub.PublishSettings.FlowControlSettings = pubsub.FlowControlSettings{
 		MaxOutstandingMessages: 10_000, MaxOutstandingBytes: 64 << 20,
 		LimitExceededBehavior: pubsub.FlowControlBlock,
 	}
-	defer pub.Stop()
-	dl := newDeadLetters(a, cfg.DeadLetterTopic, event.StagePublish)
-	defer dl.stop()
-
-	type pending struct {
-		line int
-		raw  []byte
-		res  *pubsub.PublishResult
+	run := &publishRun{
+		cfg: p.cfg, encoding: encoding, pub: pub,
+		dl:      newDeadLetters(p.admin, p.cfg.DeadLetterTopic, event.StagePublish),
+		results: make(chan pendingPublish, 4096),
+		done:    make(chan struct{}),
 	}
-	results := make(chan pending, 4096)
-	var mu sync.Mutex
-	reject := func(line int, payload []byte, inv *event.Invalid) {
-		mu.Lock()
-		st.Rejected++
-		fmt.Fprintf(cfg.Errors, "%s:%d: rejected: %v\n", cfg.Name, line, inv)
-		if cfg.OnReject != nil {
-			cfg.OnReject(line, payload, inv)
-		}
-		mu.Unlock()
-		dl.add(ctx, payload, nil, inv, fmt.Sprintf("%s:%d", cfg.Name, line)) // wait reports failures
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for p := range results {
-			_, err := p.res.Get(ctx)
-			if err == nil {
-				mu.Lock()
-				st.Published++
-				mu.Unlock()
-				continue
-			}
-			if isSchemaReject(err) {
-				reject(p.line, p.raw, &event.Invalid{Code: event.CodeSchemaMismatch, Detail: "refused by the topic's schema: " + err.Error()})
-				continue
-			}
-			mu.Lock()
-			st.Failed++
-			fmt.Fprintf(cfg.Errors, "%s:%d: publish failed: %v\n", cfg.Name, p.line, err)
-			mu.Unlock()
-		}
-	}()
+	go run.collect(ctx)
+	return run
+}
 
-	var readErr error
+// readAll publishes every row of rows, rejecting the bad ones, until the
+// input ends. It returns why it stopped early: a read or encoding error,
+// or ctx ending.
+func (run *publishRun) readAll(ctx context.Context, rows *event.CSVReader) error {
 	for {
 		var adj event.Adjustment
 		err := rows.Next(&adj)
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		var re *event.RowError
 		if errors.As(err, &re) {
-			st.Rows++
-			reject(re.Line, []byte(re.Raw), re.Err)
+			run.st.Rows++
+			run.reject(ctx, re.Line, []byte(re.Raw), re.Err)
 			continue
 		}
 		if err != nil {
-			readErr = fmt.Errorf("broker: publish: read %s: %w", cfg.Name, err)
-			break
+			return fmt.Errorf("broker: publish: read %s: %w", run.cfg.Name, err)
 		}
-		st.Rows++
-		if err := event.Validate(&adj, cfg.Now()); err != nil {
-			var inv *event.Invalid
-			errors.As(err, &inv)
-			raw, _ := event.MarshalJSON(&adj)
-			reject(rows.Line(), raw, inv)
-			continue
+		run.st.Rows++
+		if err := run.publish(ctx, &adj, rows.Line()); err != nil {
+			return err
 		}
-		var data []byte
-		if encoding == event.EncodingBinary {
-			data, err = event.MarshalBinary(&adj)
-		} else {
-			data, err = event.MarshalJSON(&adj)
-		}
-		if err != nil {
-			readErr = fmt.Errorf("broker: publish: encode line %d: %w", rows.Line(), err)
-			break
-		}
-		res := pub.Publish(ctx, &pubsub.Message{
-			Data: data,
-			Attributes: map[string]string{
-				event.AttrEventTime: event.FormatTime(adj.EventTime),
-				event.AttrEventID:   adj.EventID,
-				"source":            adj.Source,
-			},
-		})
-		results <- pending{line: rows.Line(), raw: data, res: res}
 		if ctx.Err() != nil {
-			readErr = ctx.Err()
-			break
+			return ctx.Err()
 		}
 	}
-	close(results)
-	<-done
-	if err := dl.wait(ctx); err != nil {
-		readErr = errors.Join(readErr, err)
+}
+
+// publish validates and encodes one row and hands it to the client; an
+// invalid row is rejected. Only an encoding failure is returned.
+func (run *publishRun) publish(ctx context.Context, adj *event.Adjustment, line int) error {
+	if err := event.Validate(adj, run.cfg.Now()); err != nil {
+		var inv *event.Invalid
+		errors.As(err, &inv)
+		raw, _ := event.MarshalJSON(adj)
+		run.reject(ctx, line, raw, inv)
+		return nil
 	}
-	return st, readErr
+	var data []byte
+	var err error
+	if run.encoding == event.EncodingBinary {
+		data, err = event.MarshalBinary(adj)
+	} else {
+		data, err = event.MarshalJSON(adj)
+	}
+	if err != nil {
+		return fmt.Errorf("broker: publish: encode line %d: %w", line, err)
+	}
+	res := run.pub.Publish(ctx, &pubsub.Message{
+		Data: data,
+		Attributes: map[string]string{
+			event.AttrEventTime: event.FormatTime(adj.EventTime),
+			event.AttrEventID:   adj.EventID,
+			"source":            adj.Source,
+		},
+	})
+	run.results <- pendingPublish{line: line, raw: data, res: res}
+	return nil
+}
+
+// collect waits for each published row's result and counts it: published,
+// rejected by the topic's schema (and dead-lettered), or failed.
+func (run *publishRun) collect(ctx context.Context) {
+	defer close(run.done)
+	for p := range run.results {
+		_, err := p.res.Get(ctx)
+		if err == nil {
+			run.mu.Lock()
+			run.st.Published++
+			run.mu.Unlock()
+			continue
+		}
+		if isSchemaReject(err) {
+			run.reject(ctx, p.line, p.raw, &event.Invalid{Code: event.CodeSchemaMismatch, Detail: "refused by the topic's schema: " + err.Error()})
+			continue
+		}
+		run.mu.Lock()
+		run.st.Failed++
+		fmt.Fprintf(run.cfg.Errors, "%s:%d: publish failed: %v\n", run.cfg.Name, p.line, err)
+		run.mu.Unlock()
+	}
+}
+
+// reject counts, reports and dead-letters a refused row. The dead letter's
+// failure, if any, is reported by dl.wait.
+func (run *publishRun) reject(ctx context.Context, line int, payload []byte, inv *event.Invalid) {
+	run.mu.Lock()
+	run.st.Rejected++
+	fmt.Fprintf(run.cfg.Errors, "%s:%d: rejected: %v\n", run.cfg.Name, line, inv)
+	if run.cfg.OnReject != nil {
+		run.cfg.OnReject(line, payload, inv)
+	}
+	run.mu.Unlock()
+	run.dl.add(ctx, payload, nil, inv, fmt.Sprintf("%s:%d", run.cfg.Name, line))
 }
 
 // topicEncoding returns "JSON" or "BINARY" as bound to the topic in the

@@ -111,7 +111,8 @@ func Changed(actions []Action) bool {
 	return false
 }
 
-// Admin bundles the clients Setup needs.
+// Admin holds the clients of a project: Setup uses them, and Publisher
+// and Consumer share them.
 type Admin struct {
 	Project string
 	Client  *pubsub.Client

@@ -90,8 +90,8 @@ func (st *stack) config() Config {
 
 func (st *stack) publish(t *testing.T, csvData []byte) broker.PublishStats {
 	t.Helper()
-	stats, err := st.admin.Publish(context.Background(), bytes.NewReader(csvData), broker.PublishConfig{
-		Topic: "inventory-topic", DeadLetterTopic: DefaultDeadLetterTopic, Format: "proto", Name: "test.csv"})
+	stats, err := broker.NewPublisher(st.admin, broker.PublishConfig{
+		Topic: "inventory-topic", DeadLetterTopic: DefaultDeadLetterTopic, Format: "proto", Name: "test.csv"}).Publish(context.Background(), bytes.NewReader(csvData))
 	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}

@@ -90,92 +90,159 @@ func (it *Item) OnlyHistory() bool {
 // to the start of the day; events at or after its end are ignored. The
 // trends add the day's units sold to the key's history (see Item).
 func Summarize1(it *Item, w Window, threshold int64) Summary {
-	evs := slices.Clone(it.Events)
+	evs := sortedEvents(it.Events)
+	d := newDayReplay(it, threshold)
+	i := d.open(evs, w.Start)
+	for ; i < len(evs) && evs[i].Time < w.End; i++ {
+		d.add(&evs[i])
+	}
+	d.close(w.End)
+	row := &d.s.Row
+	addTrends(row, it)
+	reconcile(row, it)
+	if reports.Affected(row) {
+		d.s.Series = &reports.Series{SKU: it.SKU, LocationID: it.LocationID, Threshold: threshold, Points: d.points}
+	}
+	return d.s
+}
+
+// sortedEvents returns a copy of evs in event-time order, ties by id.
+func sortedEvents(evs []Event) []Event {
+	evs = slices.Clone(evs)
 	slices.SortFunc(evs, func(a, b Event) int {
 		return cmp.Or(cmp.Compare(a.Time, b.Time), cmp.Compare(a.ID, b.ID))
 	})
-	st := &ledger.State{}
-	known := it.HasOpening // on-hand is known (not a key never seen)
+	return evs
+}
+
+// dayReplay is the replay of one key's day: the ledger, the summary being
+// built, and what the row's out-of-stock time and the chart need.
+type dayReplay struct {
+	st        *ledger.State
+	adj       event.Adjustment // reused for each event
+	threshold int64
+	known     bool // on-hand is known (not a key never seen)
+	seenAny   bool // the minimum on-hand has a value
+	s         Summary
+	outSince  int64 // start of the current out-of-stock spell, -1: none
+	outMicros int64 // out of stock so far
+	points    []reports.Point
+}
+
+// newDayReplay starts the replay of it from its opening stock, if known.
+func newDayReplay(it *Item, threshold int64) *dayReplay {
+	d := &dayReplay{
+		st: &ledger.State{}, threshold: threshold, known: it.HasOpening, outSince: -1,
+		adj: event.Adjustment{SKU: it.SKU, LocationID: it.LocationID},
+		s:   Summary{Row: reports.Row{SKU: it.SKU, LocationID: it.LocationID, Threshold: threshold}},
+	}
 	if it.HasOpening {
-		st = ledger.FromSnapshot(it.OpeningOnHand, it.OpeningAt, threshold)
+		d.st = ledger.FromSnapshot(it.OpeningOnHand, it.OpeningAt, threshold)
 	}
-	adj := event.Adjustment{SKU: it.SKU, LocationID: it.LocationID}
-	apply := func(e *Event) ledger.Result {
-		adj.EventID, adj.EventTime, adj.Reason, adj.Quantity = e.ID, e.Time, e.Reason, e.Qty
-		return st.Apply(&adj, threshold, 0)
-	}
+	return d
+}
+
+// apply applies e to the key's ledger.
+func (d *dayReplay) apply(e *Event) ledger.Result {
+	d.adj.EventID, d.adj.EventTime, d.adj.Reason, d.adj.Quantity = e.ID, e.Time, e.Reason, e.Qty
+	return d.st.Apply(&d.adj, d.threshold, 0)
+}
+
+// open applies the events of evs before start, which bring the opening
+// stock up to the start of the day, and opens the day's row and chart
+// there. It returns the index of the first event of the day.
+func (d *dayReplay) open(evs []Event, start int64) int {
 	i := 0
-	for ; i < len(evs) && evs[i].Time < w.Start; i++ {
-		if r := apply(&evs[i]); r.Outcome == ledger.Applied {
-			known = true
+	for ; i < len(evs) && evs[i].Time < start; i++ {
+		if r := d.apply(&evs[i]); r.Outcome == ledger.Applied {
+			d.known = true
 		}
 	}
-	s := Summary{Row: reports.Row{SKU: it.SKU, LocationID: it.LocationID, Threshold: threshold}}
-	row := &s.Row
-	row.OpeningOnHand = st.OnHand
-	row.MinOnHand = st.OnHand
-	outSince := int64(-1) // start of the current out-of-stock spell
-	var outMicros int64
-	if known && st.OnHand <= 0 {
-		outSince = w.Start
+	row := &d.s.Row
+	row.OpeningOnHand = d.st.OnHand
+	row.MinOnHand = d.st.OnHand
+	if d.known && d.st.OnHand <= 0 {
+		d.outSince = start
 	}
-	points := []reports.Point{{Time: time.UnixMicro(w.Start).UTC(), OnHand: st.OnHand}}
-	seenAny := known
-	for ; i < len(evs) && evs[i].Time < w.End; i++ {
-		e := &evs[i]
-		r := apply(e)
-		switch r.Outcome {
-		case ledger.Duplicate:
-			s.Duplicates++
-			continue
-		case ledger.Superseded, ledger.TooLate:
-			s.Superseded++
-			continue
-		}
-		row.Events++
-		switch e.Reason {
-		case event.Received:
-			row.Received += e.Qty
-		case event.Sold:
-			row.Sold += e.Qty
-		case event.Returned:
-			row.Returned += e.Qty
-		case event.Damaged:
-			row.Damaged += e.Qty
-		case event.Adjusted:
-			row.Adjusted += e.Qty
-		case event.TransferIn:
-			row.TransferIn += e.Qty
-		case event.TransferOut:
-			row.TransferOut += e.Qty
-		case event.Counted:
-			row.CountedDelta += r.OnHand - r.Previous
-		}
-		if r.Alert && r.To != ledger.OK {
-			row.AlertsRaised++
-		}
-		if !seenAny {
-			row.MinOnHand = r.OnHand
-			seenAny = true
-		}
-		row.MinOnHand = min(row.MinOnHand, r.OnHand)
-		switch {
-		case r.OnHand <= 0 && outSince < 0:
-			outSince = e.Time
-		case r.OnHand > 0 && outSince >= 0:
-			outMicros += e.Time - outSince
-			outSince = -1
-		}
-		if r.Changed() {
-			points = append(points, reports.Point{Time: time.UnixMicro(e.Time).UTC(), OnHand: r.OnHand})
-		}
+	d.points = []reports.Point{{Time: time.UnixMicro(start).UTC(), OnHand: d.st.OnHand}}
+	d.seenAny = d.known
+	return i
+}
+
+// add applies one event of the day and adds it to the row, the
+// out-of-stock time and the chart; duplicates and superseded events are
+// only counted.
+func (d *dayReplay) add(e *Event) {
+	r := d.apply(e)
+	switch r.Outcome {
+	case ledger.Duplicate:
+		d.s.Duplicates++
+		return
+	case ledger.Superseded, ledger.TooLate:
+		d.s.Superseded++
+		return
 	}
-	if outSince >= 0 {
-		outMicros += w.End - outSince
+	row := &d.s.Row
+	row.Events++
+	addByReason(row, e, r)
+	if r.Alert && r.To != ledger.OK {
+		row.AlertsRaised++
 	}
-	row.ClosingOnHand = st.OnHand
+	if !d.seenAny {
+		row.MinOnHand = r.OnHand
+		d.seenAny = true
+	}
+	row.MinOnHand = min(row.MinOnHand, r.OnHand)
+	switch {
+	case r.OnHand <= 0 && d.outSince < 0:
+		d.outSince = e.Time
+	case r.OnHand > 0 && d.outSince >= 0:
+		d.outMicros += e.Time - d.outSince
+		d.outSince = -1
+	}
+	if r.Changed() {
+		d.points = append(d.points, reports.Point{Time: time.UnixMicro(e.Time).UTC(), OnHand: r.OnHand})
+	}
+}
+
+// addByReason adds e's units to the row's total of its reason; a count
+// adds the change it made (r).
+func addByReason(row *reports.Row, e *Event, r ledger.Result) {
+	switch e.Reason {
+	case event.Received:
+		row.Received += e.Qty
+	case event.Sold:
+		row.Sold += e.Qty
+	case event.Returned:
+		row.Returned += e.Qty
+	case event.Damaged:
+		row.Damaged += e.Qty
+	case event.Adjusted:
+		row.Adjusted += e.Qty
+	case event.TransferIn:
+		row.TransferIn += e.Qty
+	case event.TransferOut:
+		row.TransferOut += e.Qty
+	case event.Counted:
+		row.CountedDelta += r.OnHand - r.Previous
+	}
+}
+
+// close closes the day at end: the closing stock, the net change and the
+// minutes out of stock (a spell still open runs to end).
+func (d *dayReplay) close(end int64) {
+	if d.outSince >= 0 {
+		d.outMicros += end - d.outSince
+	}
+	row := &d.s.Row
+	row.ClosingOnHand = d.st.OnHand
 	row.NetChange = row.ClosingOnHand - row.OpeningOnHand
-	row.MinutesOutOfStock = float64(outMicros) / float64(time.Minute.Microseconds())
+	row.MinutesOutOfStock = float64(d.outMicros) / float64(time.Minute.Microseconds())
+}
+
+// addTrends adds the day's units sold to the key's history: the 7- and
+// 28-day sales, and the days of cover at that rate.
+func addTrends(row *reports.Row, it *Item) {
 	row.Sold7d = it.Sold6 + row.UnitsSold()
 	row.Sold28d = it.Sold27 + row.UnitsSold()
 	if row.Sold28d > 0 {
@@ -185,8 +252,12 @@ func Summarize1(it *Item, w Window, threshold int64) Summary {
 		c := float64(max(row.ClosingOnHand, 0)) / (float64(row.Sold28d) / days)
 		row.DaysOfCover = &c
 	}
-	// Reconciliation: the streaming stock must match; a key the stream
-	// never saw matches only if nothing happened to it.
+}
+
+// reconcile compares the row's closing stock with the streaming stock,
+// which must match; a key the stream never saw matches only if nothing
+// happened to it.
+func reconcile(row *reports.Row, it *Item) {
 	if it.HasStreaming {
 		v := it.StreamingOnHand
 		row.StreamingOnHand = &v
@@ -194,8 +265,4 @@ func Summarize1(it *Item, w Window, threshold int64) Summary {
 	} else {
 		row.Reconciled = len(it.Events) == 0
 	}
-	if reports.Affected(row) {
-		s.Series = &reports.Series{SKU: it.SKU, LocationID: it.LocationID, Threshold: threshold, Points: points}
-	}
-	return s
 }

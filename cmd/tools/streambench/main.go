@@ -1,7 +1,7 @@
 // Command streambench measures the streaming job end to end on one machine:
 // generated adjustments published to the local Pub/Sub, the job on Prism,
 // alerts read back from low-stock-consumer. In the same run it measures the
-// seed's consumer (loaders/broker.Consume: a plain Go subscriber applying
+// seed's consumer (loaders/broker.Consumer: a plain Go subscriber applying
 // the ledger in a map) as the baseline.
 //
 //	go run ./cmd/tools/streambench --events=100000 --rate=1000 --latency_for=20s
@@ -373,10 +373,10 @@ func run(ctx context.Context) error {
 		defer cancel()
 		go func() {
 			defer close(done)
-			_, stats, err = e.admin.Consume(cctx, broker.ConsumeConfig{Subscription: stream.DefaultSubscription,
+			_, stats, err = broker.NewConsumer(e.admin, broker.ConsumeConfig{Subscription: stream.DefaultSubscription,
 				DeadLetterTopic: stream.DefaultDeadLetterTopic, Format: "json", Thresholds: th, Start: snap,
 				MaxIdle: 3 * time.Second, Interval: time.Hour,
-				OnAlert: func(event.Key, *event.Adjustment, ledger.Result, int64) {}})
+				OnAlert: func(event.Key, *event.Adjustment, ledger.Result, int64) {}}).Consume(cctx)
 		}()
 		t0 := time.Now()
 		if err := e.publish(ctx, msgs, 0, st); err != nil {
@@ -391,7 +391,7 @@ func run(ctx context.Context) error {
 			return fmt.Errorf("baseline consumer: %w", err)
 		}
 		baseRate = float64(stats.Received) / elapsed.Seconds()
-		fmt.Printf("baseline (broker.Consume): %d events in %v: %.0f events/s, peak RSS %.0f MiB (%v)\n",
+		fmt.Printf("baseline (broker.Consumer): %d events in %v: %.0f events/s, peak RSS %.0f MiB (%v)\n",
 			stats.Received, elapsed.Round(time.Millisecond), baseRate, peakRSS(), stats)
 		e.close()
 	}

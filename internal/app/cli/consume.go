@@ -70,7 +70,7 @@ SIGINT/SIGTERM drain, ack, write and exit 0; --max-idle stops once drained.`,
 			}
 			defer admin.Close()
 			// A signal ends ctx; Consume drains, acks and writes before returning.
-			store, st, err := admin.Consume(ctx, cfg)
+			store, st, err := broker.NewConsumer(admin, cfg).Consume(ctx)
 			if err != nil {
 				return err
 			}

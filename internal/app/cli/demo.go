@@ -69,123 +69,164 @@ report's path, and stops everything. The warehouse and the report stay.`,
 
 // RunDemo runs the demo and writes its account to out.
 func RunDemo(ctx context.Context, g *Globals, cfg DemoConfig, out io.Writer) (err error) {
-	t0 := time.Now()
+	d := &demoRun{cfg: cfg, out: out, t0: time.Now()}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	step := func(n int, format string, args ...any) {
-		fmt.Fprintf(out, "[%d/8 %5.1fs] %s\n", n, time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
-	}
-	if err := freshWarehouse(cfg.Warehouse); err != nil {
-		return err
-	}
-	start, err := snapshot.Read(ctx, cfg.Snapshot)
-	if err != nil {
-		return err
-	}
-	if cfg.Date == "" {
-		cfg.Date = start.AsOf.UTC().Format(time.DateOnly)
-	}
-	stack, err := localstack.Start(ctx, localstack.Config{
-		Project: g.Project, EmulatorAddr: "127.0.0.1:0", Warehouse: cfg.Warehouse, Reports: cfg.Reports,
-		Snapshot: cfg.Snapshot, Thresholds: cfg.Thresholds, TriggerAddr: "127.0.0.1:0", TimeZone: "UTC",
-		Logger: g.Logger,
-	})
-	if err != nil {
+	if err := d.start(ctx, g); err != nil {
 		return err
 	}
 	defer func() {
 		stopCtx, c := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer c()
-		if serr := stack.Stop(stopCtx); serr != nil && err == nil {
+		if serr := d.stack.Stop(stopCtx); serr != nil && err == nil {
 			err = serr
 		}
 	}()
-	step(1, "local Pub/Sub on %s; setup: %d Pub/Sub resources and %d warehouse tables ready", stack.Emulator.Addr(), 8, 6)
-	step(2, "streaming job running on Prism (reading inventory-sub, writing %s)", cfg.Warehouse)
-
-	// Publish: the first half with the JSON publisher, the rest as Protobuf.
-	first, second, err := splitCSV(cfg.Events)
+	d.step(1, "local Pub/Sub on %s; setup: %d Pub/Sub resources and %d warehouse tables ready", d.stack.Emulator.Addr(), 8, 6)
+	d.step(2, "streaming job running on Prism (reading inventory-sub, writing %s)", d.cfg.Warehouse)
+	published, err := d.publish(ctx)
 	if err != nil {
 		return err
 	}
+	if err := d.waitApplied(ctx, published); err != nil {
+		return err
+	}
+	if err := d.showAlerts(ctx); err != nil {
+		return err
+	}
+	if err := d.nightly(ctx); err != nil {
+		return err
+	}
+	report, _ := filepath.Abs(filepath.Join(d.cfg.Reports, d.cfg.Date, "index.html"))
+	d.step(8, "report: %s", report)
+	fmt.Fprintf(out, "          explore: go run ./cmd/inventory sql --warehouse %s \"SELECT * FROM low_stock_alerts LIMIT 5\"\n", d.cfg.Warehouse)
+	return nil
+}
+
+// demoRun is one run of the demo: its configuration, the local stack it
+// started, and the account it writes to out.
+type demoRun struct {
+	cfg   DemoConfig
+	out   io.Writer
+	t0    time.Time
+	stack *localstack.Stack
+}
+
+// step writes step n of the account, stamped with the time since the start.
+func (d *demoRun) step(n int, format string, args ...any) {
+	fmt.Fprintf(d.out, "[%d/8 %5.1fs] %s\n", n, time.Since(d.t0).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// start clears the warehouse an earlier demo made, takes the report date
+// from the starting snapshot if none is set, and starts the local stack.
+func (d *demoRun) start(ctx context.Context, g *Globals) error {
+	if err := freshWarehouse(d.cfg.Warehouse); err != nil {
+		return err
+	}
+	start, err := snapshot.Read(ctx, d.cfg.Snapshot)
+	if err != nil {
+		return err
+	}
+	if d.cfg.Date == "" {
+		d.cfg.Date = start.AsOf.UTC().Format(time.DateOnly)
+	}
+	d.stack, err = localstack.Start(ctx, localstack.Config{
+		Project: g.Project, EmulatorAddr: "127.0.0.1:0", Warehouse: d.cfg.Warehouse, Reports: d.cfg.Reports,
+		Snapshot: d.cfg.Snapshot, Thresholds: d.cfg.Thresholds, TriggerAddr: "127.0.0.1:0", TimeZone: "UTC",
+		Logger: g.Logger,
+	})
+	return err
+}
+
+// publish publishes the events, the first half with the JSON publisher and
+// the rest as Protobuf, stores the refused rows in dead_letters, and
+// reports them (step 3). It returns how many were published.
+func (d *demoRun) publish(ctx context.Context) (int, error) {
+	first, second, err := splitCSV(d.cfg.Events)
+	if err != nil {
+		return 0, err
+	}
 	var rejected bytes.Buffer
 	var pubs [2]broker.PublishStats
-	dead := &deadLetterSink{name: cfg.Events}
+	dead := &deadLetterSink{name: d.cfg.Events}
 	for i, part := range [][]byte{first, second} {
 		format := []string{"json", "proto"}[i]
-		pubs[i], err = stack.Admin.Publish(ctx, bytes.NewReader(part), broker.PublishConfig{
+		pubs[i], err = broker.NewPublisher(d.stack.Admin, broker.PublishConfig{
 			Topic: names.Topic, DeadLetterTopic: names.DeadLetterTopic, Format: format,
-			Name: cfg.Events, Errors: &rejected, OnReject: dead.add})
+			Name: d.cfg.Events, Errors: &rejected, OnReject: dead.add}).Publish(ctx, bytes.NewReader(part))
 		if err != nil {
-			return err
+			return 0, err
 		}
 	}
 	// The refused rows never reach the stream: they go to dead_letters here.
-	if err := dead.store(ctx, cfg.Warehouse); err != nil {
-		return fmt.Errorf("demo: %w", err)
+	if err := dead.store(ctx, d.cfg.Warehouse); err != nil {
+		return 0, fmt.Errorf("demo: %w", err)
 	}
-	published := pubs[0].Published + pubs[1].Published
-	step(3, "published %s: %d as JSON, %d as Protobuf; %d bad rows refused, dead-lettered and stored in dead_letters",
-		cfg.Events, pubs[0].Published, pubs[1].Published, pubs[0].Rejected+pubs[1].Rejected)
+	d.step(3, "published %s: %d as JSON, %d as Protobuf; %d bad rows refused, dead-lettered and stored in dead_letters",
+		d.cfg.Events, pubs[0].Published, pubs[1].Published, pubs[0].Rejected+pubs[1].Rejected)
 	for _, l := range strings.Split(strings.TrimSpace(rejected.String()), "\n") {
 		if l != "" {
-			fmt.Fprintf(out, "          %s\n", l)
+			fmt.Fprintf(d.out, "          %s\n", l)
 		}
 	}
+	return pubs[0].Published + pubs[1].Published, nil
+}
 
-	// Wait, by counting, until the stream has taken every event.
+// waitApplied waits, by counting, until the stream has taken every one of
+// the published events (step 4), showing progress on a terminal.
+func (d *demoRun) waitApplied(ctx context.Context, published int) error {
 	applied, err := waitFor(ctx, func() (int64, bool, error) {
-		n, err := scalar(ctx, cfg.Warehouse, "SELECT count(DISTINCT event_id) FROM adjustments")
+		n, err := scalar(ctx, d.cfg.Warehouse, "SELECT count(DISTINCT event_id) FROM adjustments")
 		return n, n >= int64(published), err
 	}, func(n int64) {
-		if isTerminal(out) {
-			fmt.Fprintf(out, "\r          applied %d/%d", n, published)
+		if isTerminal(d.out) {
+			fmt.Fprintf(d.out, "\r          applied %d/%d", n, published)
 		}
 	})
-	if isTerminal(out) {
-		fmt.Fprintln(out)
+	if isTerminal(d.out) {
+		fmt.Fprintln(d.out)
 	}
 	if err != nil {
 		return fmt.Errorf("demo: waiting for the stream: %w", err)
 	}
-	step(4, "the stream applied %d/%d events", applied, published)
+	d.step(4, "the stream applied %d/%d events", applied, published)
+	return nil
+}
 
-	// Alerts: what reached low-stock-consumer, until it matches the table.
-	alerts, err := pullAlerts(ctx, stack, cfg.Warehouse)
+// showAlerts lists the alerts that reached low-stock-consumer, once they
+// match the table, and the keys below threshold now (step 5).
+func (d *demoRun) showAlerts(ctx context.Context) error {
+	alerts, err := pullAlerts(ctx, d.stack, d.cfg.Warehouse)
 	if err != nil {
 		return err
 	}
-	step(5, "%d alerts reached low-stock-consumer:", len(alerts))
+	d.step(5, "%d alerts reached low-stock-consumer:", len(alerts))
 	for _, a := range alerts {
-		fmt.Fprintf(out, "          %-9s %s@%s on_hand=%d threshold=%d (event %s at %s)\n", a.GetSeverity(), a.GetSku(), a.GetLocationId(),
+		fmt.Fprintf(d.out, "          %-9s %s@%s on_hand=%d threshold=%d (event %s at %s)\n", a.GetSeverity(), a.GetSku(), a.GetLocationId(),
 			a.GetOnHand(), a.GetThreshold(), a.GetEventId(), a.GetEventTime())
 	}
-	fmt.Fprintln(out, "          below threshold now:")
-	if err := warehouse.Query(ctx, cfg.Warehouse, belowThresholdSQL, "table", indent(out)); err != nil {
-		return err
-	}
+	fmt.Fprintln(d.out, "          below threshold now:")
+	return warehouse.Query(ctx, d.cfg.Warehouse, belowThresholdSQL, "table", indent(d.out))
+}
 
-	// The nightly summary, through the trigger's HTTP endpoint.
-	run, err := triggerNightly(ctx, stack.TriggerURL, cfg.Date)
+// nightly runs the nightly summary through the trigger's HTTP endpoint,
+// waits for it (steps 6 and 7) and shows the summary.
+func (d *demoRun) nightly(ctx context.Context) error {
+	base := d.stack.TriggerURL
+	run, err := triggerNightly(ctx, base, d.cfg.Date)
 	if err != nil {
 		return err
 	}
-	step(6, "POST %s/v1/nightly?date=%s -> job %s (%s)", stack.TriggerURL, cfg.Date, run.JobID, run.State)
-	run, err = waitNightly(ctx, stack.TriggerURL, cfg.Date)
+	d.step(6, "POST %s/v1/nightly?date=%s -> job %s (%s)", base, d.cfg.Date, run.JobID, run.State)
+	run, err = waitNightly(ctx, base, d.cfg.Date)
 	if err != nil {
 		return err
 	}
 	if run.State != trigger.StateDone {
 		return fmt.Errorf("demo: nightly job %s: %s %s", run.JobID, run.State, run.Error)
 	}
-	step(7, "nightly job done: %s", run.Result)
-	if err := warehouse.Query(ctx, cfg.Warehouse, fmt.Sprintf(summarySQL, cfg.Date), "table", indent(out)); err != nil {
-		return err
-	}
-	report, _ := filepath.Abs(filepath.Join(cfg.Reports, cfg.Date, "index.html"))
-	step(8, "report: %s", report)
-	fmt.Fprintf(out, "          explore: go run ./cmd/inventory sql --warehouse %s \"SELECT * FROM low_stock_alerts LIMIT 5\"\n", cfg.Warehouse)
-	return nil
+	d.step(7, "nightly job done: %s", run.Result)
+	return warehouse.Query(ctx, d.cfg.Warehouse, fmt.Sprintf(summarySQL, d.cfg.Date), "table", indent(d.out))
 }
 
 const belowThresholdSQL = `SELECT sku, location_id, on_hand, threshold, severity FROM (

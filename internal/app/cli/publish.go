@@ -77,7 +77,7 @@ at once. On success it prints one summary line.`,
 				return console.Bar("publish "+cfg.Name, read.Load(), size, "bytes", time.Since(t0), line.Width())
 			})
 			cfg.Topic, cfg.DeadLetterTopic = names.Topic, names.DeadLetterTopic
-			st, err := admin.Publish(ctx, in, cfg)
+			st, err := broker.NewPublisher(admin, cfg).Publish(ctx, in)
 			stop()
 			if serr := dead.store(context.WithoutCancel(ctx), wh); serr != nil {
 				err = errors.Join(err, fmt.Errorf("publish: %w", serr))

@@ -46,7 +46,7 @@ func TestLiveThreshold(t *testing.T) {
 		}
 		defer a.Close()
 		csv := "event_id,event_time,sku,location_id,reason,quantity,source\n" + strings.Join(rows, "\n") + "\n"
-		st, err := a.Publish(ctx, strings.NewReader(csv), broker.PublishConfig{Topic: "inventory-topic", Format: "json"})
+		st, err := broker.NewPublisher(a, broker.PublishConfig{Topic: "inventory-topic", Format: "json"}).Publish(ctx, strings.NewReader(csv))
 		if err != nil || st.Published != len(rows) {
 			t.Fatalf("publish: %+v %v", st, err)
 		}

@@ -133,7 +133,7 @@ func TestUpLosesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer a.Close()
-		st, err := a.Publish(ctx, bytes.NewReader(data), broker.PublishConfig{Topic: "inventory-topic", Format: "json"})
+		st, err := broker.NewPublisher(a, broker.PublishConfig{Topic: "inventory-topic", Format: "json"}).Publish(ctx, bytes.NewReader(data))
 		if err != nil {
 			t.Fatal(err)
 		}
