@@ -109,6 +109,9 @@ func main() {
 
 	p, s := beam.NewPipelineWithRoot()
 	stream.Build(s, cfg)
+	if !cfg.Dataflow() {
+		stream.UsePrismExperiments()
+	}
 	stop := replayProgress(ctx, line, cfg)
 	pr, err := beamx.RunWithMetrics(ctx, p)
 	stop()

@@ -149,6 +149,7 @@ func TestCSVCorpusThroughStream(t *testing.T) {
 			dir := t.TempDir()
 			p, s := beam.NewPipelineWithRoot()
 			Build(s, Config{Runner: "prism", Input: c.Path(corpusDir), AlertEncoding: event.EncodingJSON, Warehouse: dir})
+			UsePrismExperiments()
 			pr, err := ptest.RunWithMetrics(p)
 			if c.HeaderError != "" {
 				if err == nil || !strings.Contains(err.Error(), c.HeaderError) {

@@ -12,7 +12,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/runtime/graphx"
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	pipepb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/pipeline_v1"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
 	"google.golang.org/protobuf/proto"
 
@@ -92,26 +91,6 @@ func TestDataflowDryRun(t *testing.T) {
 type discard struct{}
 
 func (discard) Log(context.Context, beamlog.Severity, int, string) {}
-
-// TestBuildDisablesPrismSplits checks that a local job is built with
-// Prism's dynamic splitting off, without which Prism loses stock updates
-// (see stock.DisablePrismSplits), and that a Dataflow job is not.
-func TestBuildDisablesPrismSplits(t *testing.T) {
-	old := *jobopts.Experiments
-	t.Cleanup(func() { *jobopts.Experiments = old })
-	for _, c := range []struct {
-		runner string
-		want   bool
-	}{{"dataflow", false}, {"prism", true}} {
-		*jobopts.Experiments = ""
-		_, s := beam.NewPipelineWithRoot()
-		Build(s, Config{Runner: c.runner, Project: "inventory-prod", Subscription: DefaultSubscription,
-			AlertEncoding: event.EncodingJSON, Warehouse: "bq://inventory-prod.inventory"})
-		if got := slices.Contains(jobopts.GetExperiments(), stock.PrismNoSplitExperiment); got != c.want {
-			t.Errorf("%s: experiments %q, want %s there: %v", c.runner, *jobopts.Experiments, stock.PrismNoSplitExperiment, c.want)
-		}
-	}
-}
 
 // TestDataflowStockKeyedPerKey checks the Dataflow graph's stock stage: the
 // per-key stateful DoFn, whose input is keyed by a string (the stock key),

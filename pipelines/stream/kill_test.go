@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 
@@ -47,7 +46,7 @@ func runChild(raw string) int {
 	beam.Init()
 	p, s := beam.NewPipelineWithRoot()
 	Build(s, cfg)
-	if _, err := prism.Execute(context.Background(), p); err != nil {
+	if _, err := RunPrism(context.Background(), p); err != nil {
 		fmt.Fprintln(os.Stderr, "child job:", err)
 		return 1
 	}

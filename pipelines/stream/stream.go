@@ -148,9 +148,6 @@ func Build(s beam.Scope, cfg Config) {
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
-	if !cfg.Dataflow() {
-		stock.DisablePrismSplits() // see there: Prism loses state updates otherwise
-	}
 	var batches beam.PCollection
 	origin := stock.OriginPubSub
 	switch {

@@ -21,7 +21,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	jobpb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/jobmanagement_v1"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -150,7 +149,7 @@ func startJob(t *testing.T, cfg Config) *job {
 	Build(s, cfg)
 	j := &job{done: make(chan error, 1)}
 	go func() {
-		_, err := prism.Execute(context.Background(), p)
+		_, err := RunPrism(context.Background(), p)
 		j.done <- err
 	}()
 	return j
@@ -679,6 +678,7 @@ func TestCSVReplay(t *testing.T) {
 	p, s := beam.NewPipelineWithRoot()
 	Build(s, Config{Runner: "prism", Input: sampleCSV, Thresholds: sampleTh, Snapshot: sampleSnapshot,
 		AlertEncoding: event.EncodingJSON, Warehouse: dir})
+	UsePrismExperiments()
 	pr, err := ptest.RunWithMetrics(p)
 	if err != nil {
 		t.Fatalf("run: %v", err)

@@ -1,17 +1,7 @@
 package stock
 
-import (
-	"slices"
-	"strings"
-
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
-)
-
-// PrismNoSplitExperiment turns off Prism's dynamic splitting of bundles.
-const PrismNoSplitExperiment = "prism_disable_sdf_split"
-
-// DisablePrismSplits adds PrismNoSplitExperiment to the job options
-// (--experiments) of the jobs this process submits from now on.
+// PrismNoSplitExperiment turns off Prism's dynamic splitting of bundles. A
+// job with ApplyStock must run with it on Prism (stream.RunPrism sets it).
 //
 // Prism (Beam v2.77.0) marks every stage splittable, stateful ones
 // included. When a bundle makes no progress for a progress tick (100 ms;
@@ -25,10 +15,4 @@ const PrismNoSplitExperiment = "prism_disable_sdf_split"
 // at load 8 (1 run in 3); TestStockSurvivesSlowBundles reproduces it in 3 s.
 // Nothing here needs those splits: the Pub/Sub source refuses them, and a
 // stock bundle is small.
-func DisablePrismSplits() {
-	exps := jobopts.GetExperiments()
-	if slices.Contains(exps, PrismNoSplitExperiment) {
-		return
-	}
-	*jobopts.Experiments = strings.Join(append(exps, PrismNoSplitExperiment), ",")
-}
+const PrismNoSplitExperiment = "prism_disable_sdf_split"

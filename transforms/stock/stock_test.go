@@ -3,10 +3,13 @@ package stock
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
@@ -20,6 +23,17 @@ import (
 )
 
 func TestMain(m *testing.M) { ptest.Main(m) }
+
+// withoutPrismSplits runs the test's Prism jobs with PrismNoSplitExperiment,
+// as the stream job runs (stream.RunPrism), and restores --experiments
+// after the test.
+func withoutPrismSplits(t *testing.T) {
+	old := *jobopts.Experiments
+	t.Cleanup(func() { *jobopts.Experiments = old })
+	if exps := jobopts.GetExperiments(); !slices.Contains(exps, PrismNoSplitExperiment) {
+		*jobopts.Experiments = strings.Join(append(exps, PrismNoSplitExperiment), ",")
+	}
+}
 
 func init() {
 	register.Function2x0(alertString)
@@ -224,6 +238,7 @@ func TestStockRules(t *testing.T) {
 }
 
 func testStockRules(t *testing.T, perKey bool) {
+	withoutPrismSplits(t)
 	cases := stockCases()
 	p, s := beam.NewPipelineWithRoot()
 	var batches []pubsubsrc.Batch
@@ -323,12 +338,12 @@ func slowLevels(c commit.Commit, emit func(int64)) {
 // TestStockSurvivesSlowBundles sends 20 sales of one key, as 20 elements of
 // one shard, through ApplyStock into a slow sink on Prism: each sale must be
 // applied to the stock the previous one left, so the on-hands seen are
-// 19, 18, ... 0 once each. Without DisablePrismSplits, Prism splits the slow
+// 19, 18, ... 0 once each. Without PrismNoSplitExperiment, Prism splits the slow
 // bundle, runs the rest of the shard in a second bundle from the state the
 // first one started from, and on-hands repeat.
 func TestStockSurvivesSlowBundles(t *testing.T) {
 	slowtest.Skip(t, "a Prism job with a slow sink")
-	DisablePrismSplits()
+	withoutPrismSplits(t)
 	p, s := beam.NewPipelineWithRoot()
 	const n = 20
 	ids := make([]int, n)

@@ -30,6 +30,7 @@ func payloadToBatch(data []byte, emit func(pubsubsrc.Batch)) {
 // the latest count is superseded whenever it arrives.
 func TestStreamOutOfOrderAndLate(t *testing.T) {
 	slowtest.Skip(t, "a Prism job with TestStream")
+	withoutPrismSplits(t)
 	ms := func(h int) int64 { return at(h) / 1000 }
 	payload := func(id, sku string, reason event.Reason, qty int64, h int) []byte {
 		return adj(id, sku, "L1", reason, qty, h).Data

@@ -80,7 +80,7 @@ func TestThresholdUpdates(t *testing.T) {
 }
 
 func testThresholdUpdates(t *testing.T, perKey bool) {
-	DisablePrismSplits()
+	withoutPrismSplits(t)
 	p, s := beam.NewPipelineWithRoot()
 	bad := thresholdMsg("bad-sku", "W X", "L1", 5, 1)
 	batches := beam.Create(s, pubsubsrc.Batch{Messages: []pubsubsrc.Message{

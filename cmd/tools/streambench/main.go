@@ -35,7 +35,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	jobpb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/jobmanagement_v1"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -417,7 +416,7 @@ func run(ctx context.Context) error {
 		Warehouse: filepath.Join(e.dir, "warehouse"), Shards: *shards, MaxMessages: *maxMsgs, PollInterval: 20 * time.Millisecond})
 	jobDone := make(chan error, 1)
 	go func() {
-		_, err := prism.Execute(ctx, p)
+		_, err := stream.RunPrism(ctx, p)
 		jobDone <- err
 	}()
 	// Warm up: wait until the job answers a marker before timing.

@@ -14,7 +14,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	jobpb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/jobmanagement_v1"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -43,7 +42,7 @@ func StartStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
 	stream.Build(s, cfg)
 	j := &StreamJob{done: make(chan error, 1)}
 	go func() {
-		_, err := prism.Execute(context.WithoutCancel(ctx), p)
+		_, err := stream.RunPrism(context.WithoutCancel(ctx), p)
 		j.done <- err
 	}()
 	deadline := time.Now().Add(2 * time.Minute)

@@ -1,0 +1,39 @@
+package stream
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
+
+	"github.com/inventory-events/inventory/transforms/stock"
+)
+
+// PrismExperiments returns the experiments a stream job must run with on
+// any runner but Dataflow: Prism's dynamic splitting of bundles off
+// (stock.PrismNoSplitExperiment), without which Prism loses stock updates.
+func PrismExperiments() []string { return []string{stock.PrismNoSplitExperiment} }
+
+// UsePrismExperiments adds PrismExperiments to --experiments, from which
+// Beam takes the experiments of each job it submits. Whoever runs a stream
+// job off Dataflow calls it before running the job (RunPrism does); Build
+// leaves the options alone.
+func UsePrismExperiments() {
+	exps := jobopts.GetExperiments()
+	for _, e := range PrismExperiments() {
+		if !slices.Contains(exps, e) {
+			exps = append(exps, e)
+		}
+	}
+	*jobopts.Experiments = strings.Join(exps, ",")
+}
+
+// RunPrism runs a pipeline that Build made on Prism (in this process unless
+// --endpoint names one) with PrismExperiments, until the job ends.
+func RunPrism(ctx context.Context, p *beam.Pipeline) (beam.PipelineResult, error) {
+	UsePrismExperiments()
+	return prism.Execute(ctx, p)
+}
