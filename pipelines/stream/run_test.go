@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/inventory-events/inventory/internal/event"
-	"github.com/inventory-events/inventory/internal/slowtest"
+	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
 
