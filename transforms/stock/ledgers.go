@@ -10,9 +10,10 @@ import (
 
 // Ledgers is the stock of every key of one shard: one ledger.State per
 // (sku, location). It is what the stock DoFn keeps in the shard's Beam state,
-// encoded as a sequence of (sku, location, ledger.State.AppendBinary) records.
-// Keys are decoded lazily: a bundle pays for parsing the keys it touches and
-// copying the bytes of the others.
+// encoded as a sequence of (sku, location, ledger.State.AppendBinary) records:
+// a base holding every key (AppendBinary) and deltas holding the keys changed
+// since (AppendChanged), which ApplyDelta lays over the base in order.
+// Keys are decoded lazily: a bundle pays for parsing the keys it touches.
 type Ledgers struct {
 	keys map[event.Key]*ledgerEntry
 }
@@ -31,17 +32,27 @@ func (l *Ledgers) Len() int { return len(l.keys) }
 
 // ParseLedgers decodes the output of AppendBinary. It keeps references into b.
 func ParseLedgers(b []byte) (*Ledgers, error) {
+	l := NewLedgers()
+	if err := l.ApplyDelta(b); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// ApplyDelta lays the records of b (the output of AppendChanged or
+// AppendBinary) over l: each replaces the ledger of its key. It keeps
+// references into b.
+func (l *Ledgers) ApplyDelta(b []byte) error {
 	r := codec.NewReader(b)
 	n := r.Len()
-	l := &Ledgers{keys: make(map[event.Key]*ledgerEntry, n)}
 	for ; n > 0 && r.Err() == nil; n-- {
 		k := event.Key{SKU: r.String(), LocationID: r.String()}
 		l.keys[k] = &ledgerEntry{raw: r.Bytes()}
 	}
 	if r.Err() != nil {
-		return nil, fmt.Errorf("stock: decode ledgers: %w", r.Err())
+		return fmt.Errorf("stock: decode ledgers: %w", r.Err())
 	}
-	return l, nil
+	return nil
 }
 
 // Get returns the ledger of k for changing, creating it from the reference
@@ -113,6 +124,40 @@ func (l *Ledgers) AppendBinary(b []byte) []byte {
 		s.e.raw = b[s.start:s.end:s.end]
 	}
 	return b
+}
+
+// AppendChanged appends the keys changed since the last AppendBinary or
+// AppendChanged to b, in the same format, and reports how many there were.
+// Their entries then refer to the new encoding.
+func (l *Ledgers) AppendChanged(b []byte) ([]byte, int) {
+	n := 0
+	for _, e := range l.keys {
+		if e.dirty {
+			n++
+		}
+	}
+	b = codec.AppendUvarint(b, uint64(n))
+	type span struct {
+		e          *ledgerEntry
+		start, end int
+	}
+	spans := make([]span, 0, n)
+	var scratch []byte
+	for k, e := range l.keys {
+		if !e.dirty {
+			continue
+		}
+		b = codec.AppendString(b, k.SKU)
+		b = codec.AppendString(b, k.LocationID)
+		scratch = e.st.AppendBinary(scratch[:0])
+		b = codec.AppendBytes(b, scratch)
+		e.dirty = false
+		spans = append(spans, span{e, len(b) - len(scratch), len(b)})
+	}
+	for _, s := range spans {
+		s.e.raw = b[s.start:s.end:s.end]
+	}
+	return b, n
 }
 
 // Has reports whether the shard holds a ledger of k.
