@@ -15,7 +15,8 @@ import (
 // since (AppendChanged), which ApplyDelta lays over the base in order.
 // Keys are decoded lazily: a bundle pays for parsing the keys it touches.
 type Ledgers struct {
-	keys map[event.Key]*ledgerEntry
+	keys  map[event.Key]*ledgerEntry
+	dirty []event.Key // the keys whose entry is dirty
 }
 
 type ledgerEntry struct {
@@ -47,6 +48,10 @@ func (l *Ledgers) ApplyDelta(b []byte) error {
 	n := r.Len()
 	for ; n > 0 && r.Err() == nil; n-- {
 		k := event.Key{SKU: r.String(), LocationID: r.String()}
+		if e := l.keys[k]; e != nil {
+			e.raw, e.st, e.dirty = r.Bytes(), nil, false
+			continue
+		}
 		l.keys[k] = &ledgerEntry{raw: r.Bytes()}
 	}
 	if r.Err() != nil {
@@ -68,6 +73,7 @@ func (l *Ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State
 			st = &ledger.State{}
 		}
 		l.keys[k] = &ledgerEntry{st: st, dirty: true}
+		l.dirty = append(l.dirty, k)
 		return st, nil
 	}
 	if e.st == nil {
@@ -77,7 +83,10 @@ func (l *Ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State
 		}
 		e.st = st
 	}
-	e.dirty = true
+	if !e.dirty {
+		e.dirty = true
+		l.dirty = append(l.dirty, k)
+	}
 	return e.st, nil
 }
 
@@ -123,6 +132,7 @@ func (l *Ledgers) AppendBinary(b []byte) []byte {
 	for _, s := range spans {
 		s.e.raw = b[s.start:s.end:s.end]
 	}
+	l.dirty = l.dirty[:0]
 	return b
 }
 
@@ -130,21 +140,22 @@ func (l *Ledgers) AppendBinary(b []byte) []byte {
 // AppendChanged to b, in the same format, and reports how many there were.
 // Their entries then refer to the new encoding.
 func (l *Ledgers) AppendChanged(b []byte) ([]byte, int) {
-	n := 0
-	for _, e := range l.keys {
-		if e.dirty {
-			n++
-		}
-	}
-	b = codec.AppendUvarint(b, uint64(n))
 	type span struct {
 		e          *ledgerEntry
 		start, end int
 	}
-	spans := make([]span, 0, n)
+	spans := make([]span, 0, len(l.dirty))
 	var scratch []byte
-	for k, e := range l.keys {
-		if !e.dirty {
+	n := 0
+	for _, k := range l.dirty {
+		if e := l.keys[k]; e != nil && e.dirty {
+			n++
+		}
+	}
+	b = codec.AppendUvarint(b, uint64(n))
+	for _, k := range l.dirty {
+		e := l.keys[k]
+		if e == nil || !e.dirty {
 			continue
 		}
 		b = codec.AppendString(b, k.SKU)
@@ -154,6 +165,7 @@ func (l *Ledgers) AppendChanged(b []byte) ([]byte, int) {
 		e.dirty = false
 		spans = append(spans, span{e, len(b) - len(scratch), len(b)})
 	}
+	l.dirty = l.dirty[:0]
 	for _, s := range spans {
 		s.e.raw = b[s.start:s.end:s.end]
 	}
