@@ -62,10 +62,15 @@ var (
 	shards     = flag.Int("shards", stock.DefaultShards, "stock state shards of the job")
 	maxMsgs    = flag.Int("max_messages", 1000, "the job's --max_messages")
 	skipBase   = flag.Bool("skip_baseline", false, "do not run the baseline consumer")
+	spread     = flag.Bool("spread", false, "put event i on key i mod (skus x locations), so that n events touch min(n, keys) keys (default: random keys)")
+	results    = flag.String("results", "", "append one CSV line of the throughput phase to this file (header written if new)")
 	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the job's throughput phase here")
 )
 
 const project = "bench-project"
+
+// touched is how many keys the throughput phase's events touch.
+var touched int
 
 func main() {
 	flag.Parse()
@@ -176,6 +181,7 @@ func generate(n int, seed uint64, start time.Time, dir string) ([]payload, strin
 		return nil, "", "", err
 	}
 	var out []payload
+	keys := map[event.Key]struct{}{}
 	for {
 		var a event.Adjustment
 		err := cr.Next(&a)
@@ -185,6 +191,11 @@ func generate(n int, seed uint64, start time.Time, dir string) ([]payload, strin
 		if err != nil || event.Validate(&a, time.Now()) != nil {
 			continue
 		}
+		if *spread {
+			k := len(out) % (cfg.SKUs * cfg.Locations)
+			a.SKU, a.LocationID = synth.SKU(k%cfg.SKUs), synth.Location(k/cfg.SKUs)
+		}
+		keys[a.Key()] = struct{}{}
 		a.EventID = fmt.Sprintf("%s-%d", a.EventID, seed)
 		data, err := event.MarshalJSON(&a)
 		if err != nil {
@@ -192,6 +203,7 @@ func generate(n int, seed uint64, start time.Time, dir string) ([]payload, strin
 		}
 		out = append(out, payload{id: a.EventID, data: data})
 	}
+	touched = len(keys)
 	th := filepath.Join(dir, "thresholds.csv")
 	var tb bytes.Buffer
 	if err := synth.WriteThresholds(&tb, cfg); err != nil {
@@ -330,6 +342,26 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return ds[min(len(ds)-1, int(p*float64(len(ds))))]
 }
 
+// appendResult appends the throughput phase's figures to a CSV file.
+func appendResult(path string, events int, jobRate, baseRate, jobPeak, basePeak float64) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	if st, err := f.Stat(); err == nil && st.Size() == 0 {
+		fmt.Fprintln(f, "keys,events,job_events_per_s,baseline_events_per_s,ratio,job_peak_rss_mib,baseline_peak_rss_mib")
+	}
+	ratio := 0.0
+	if baseRate > 0 {
+		ratio = jobRate / baseRate
+	}
+	fmt.Fprintf(f, "%d,%d,%.0f,%.0f,%.2f,%.0f,%.0f\n", touched, events, jobRate, baseRate, ratio, jobPeak, basePeak)
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	return nil
+}
+
 // resetPeakRSS resets VmHWM (Linux); peakRSS reads it in MiB.
 func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
@@ -351,7 +383,7 @@ func run(ctx context.Context) error {
 	// Event times: the throughput phase from start, the latency phase an
 	// hour later, all in the past (validation refuses the far future).
 	start := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
-	var baseRate float64
+	var baseRate, basePeak float64
 
 	if !*skipBase {
 		e, err := newEnv(ctx)
@@ -392,8 +424,9 @@ func run(ctx context.Context) error {
 			return fmt.Errorf("baseline consumer: %w", err)
 		}
 		baseRate = float64(stats.Received) / elapsed.Seconds()
+		basePeak = peakRSS()
 		fmt.Printf("baseline (broker.Consumer): %d events in %v: %.0f events/s, peak RSS %.0f MiB (%v)\n",
-			stats.Received, elapsed.Round(time.Millisecond), baseRate, peakRSS(), stats)
+			stats.Received, elapsed.Round(time.Millisecond), baseRate, basePeak, stats)
 		e.close()
 	}
 
@@ -464,6 +497,11 @@ func run(ctx context.Context) error {
 	ar.take("")
 	if baseRate > 0 {
 		fmt.Printf("ratio job/baseline: %.2f\n", jobRate/baseRate)
+	}
+	if *results != "" {
+		if err := appendResult(*results, len(msgs), jobRate, baseRate, peakRSS(), basePeak); err != nil {
+			return err
+		}
 	}
 
 	if *latencyFor > 0 {
