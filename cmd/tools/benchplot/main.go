@@ -85,6 +85,9 @@ func render(in, out string, build func([]record) ([]*plot.Plot, error)) error {
 	for i, p := range plots {
 		p.Draw(canvases[i][0])
 	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return fmt.Errorf("benchplot: %w", err)
+	}
 	f, err := os.Create(out)
 	if err != nil {
 		return fmt.Errorf("benchplot: %w", err)
@@ -231,11 +234,10 @@ func (niceTicks) Ticks(lo, hi float64) []plot.Tick {
 	if hi <= lo {
 		return []plot.Tick{{Value: lo, Label: numLabel(lo)}}
 	}
-	raw := (hi - lo) / 5
-	pow := math.Pow(10, math.Floor(math.Log10(raw)))
+	pow := math.Pow(10, math.Floor(math.Log10((hi-lo)/5)))
 	step := pow
 	for _, m := range []float64{1, 2, 5, 10} {
-		if step = m * pow; step >= raw {
+		if step = m * pow; (hi-lo)/step <= 7 {
 			break
 		}
 	}
@@ -269,17 +271,9 @@ func streamKeys(recs []record) ([]*plot.Plot, error) {
 	if err := need(recs, "keys", "job_events_per_s", "baseline_events_per_s", "job_peak_rss_mib", "baseline_peak_rss_mib"); err != nil {
 		return nil, err
 	}
-	// The last run of each key count, in key order.
-	last := map[float64]record{}
-	for _, r := range recs {
-		if r["keys"] <= 0 {
-			return nil, fmt.Errorf("keys %v: a log axis needs positive key counts", r["keys"])
-		}
-		last[r["keys"]] = r
-	}
-	recs = recs[:0:0]
-	for _, k := range slices.Sorted(maps.Keys(last)) {
-		recs = append(recs, last[k])
+	recs, err := lastByKeys(recs)
+	if err != nil {
+		return nil, err
 	}
 	const xl = "keys (log scale)"
 	tp := newPlot("Streaming job throughput by key count", xl, "events/s")
@@ -301,6 +295,22 @@ func streamKeys(recs []record) ([]*plot.Plot, error) {
 		p.X.Min, p.X.Max = recs[0]["keys"]/2, recs[len(recs)-1]["keys"]*2
 	}
 	return []*plot.Plot{tp, rss}, nil
+}
+
+// lastByKeys returns the last record of each key count, in key order.
+func lastByKeys(recs []record) ([]record, error) {
+	last := map[float64]record{}
+	for _, r := range recs {
+		if r["keys"] <= 0 {
+			return nil, fmt.Errorf("keys %v: a log axis needs positive key counts", r["keys"])
+		}
+		last[r["keys"]] = r
+	}
+	var out []record
+	for _, k := range slices.Sorted(maps.Keys(last)) {
+		out = append(out, last[k])
+	}
+	return out, nil
 }
 
 // keyTicks marks the powers of ten as 1k, 10k, 100k, 1M ...

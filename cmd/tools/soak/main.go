@@ -178,17 +178,19 @@ func run() (ok bool, err error) {
 		s := sampleRow{elapsed: time.Since(t0), published: published.Load(), publishing: publishing.Load()}
 		s.rssMiB, _ = rssMiB(child.cmd.Process.Pid)
 		s.goroutines, _ = goroutines(child.debug)
+		q0 := time.Now()
 		if n, err := scalar(ctx, wh, "SELECT count(*) FROM adjustments"); err == nil {
 			s.stored = n
 		}
+		countTime := time.Since(q0)
 		mu.Lock()
 		defer mu.Unlock()
 		samples = append(samples, s)
 		cw.Write([]string{strconv.FormatFloat(s.elapsed.Seconds(), 'f', 1, 64), strconv.FormatFloat(s.rssMiB, 'f', 1, 64),
 			strconv.Itoa(s.goroutines), strconv.FormatInt(s.published, 10), strconv.FormatInt(s.stored, 10)})
 		cw.Flush()
-		fmt.Fprintf(os.Stderr, "%s  rss %7.1f MiB  goroutines %5d  published %10d  stored %10d  lag %7d  alerts %d  dead letters %d\n",
-			clock(s.elapsed), s.rssMiB, s.goroutines, s.published, s.stored, s.published-s.stored, alerts.Load(), deadLetters.Load())
+		fmt.Fprintf(os.Stderr, "%s  rss %7.1f MiB  goroutines %5d  published %10d  stored %10d (count %s)  alerts %d  dead letters %d\n",
+			clock(s.elapsed), s.rssMiB, s.goroutines, s.published, s.stored, countTime.Round(time.Millisecond), alerts.Load(), deadLetters.Load())
 		return s
 	}
 	sampleCtx, stopSampling := context.WithCancel(ctx)
@@ -254,11 +256,20 @@ func run() (ok bool, err error) {
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return false, fmt.Errorf("checks: %w", err)
 	}
+	// Publish to stored, from the rows' own times.
+	lat, err := warehouse.QueryRows(ctx, wh, `SELECT quantile_cont(ms, 0.5) AS p50, quantile_cont(ms, 0.99) AS p99,
+	  max(ms) AS max, count(*) FILTER (WHERE ms > 10000) AS over10s
+	  FROM (SELECT date_diff('millisecond', publish_time, ingest_time) AS ms FROM adjustments)`)
+	if err != nil || len(lat) != 1 {
+		return false, fmt.Errorf("checks: latency: %w", err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	summarize(os.Stderr, samples)
 	fmt.Fprintf(os.Stderr, "published %d (%d failed), adjustments rows %d, distinct event ids %d, missing %d, applied twice %d, alerts read %d, dead letters %d\n",
 		total, failed, rows, distinct, total-distinct, twice, alerts.Load(), deadLetters.Load())
+	fmt.Fprintf(os.Stderr, "publish to stored: p50 %v ms, p99 %v ms, max %v ms; %v events over 10 s\n",
+		lat[0]["p50"], lat[0]["p99"], lat[0]["max"], lat[0]["over10s"])
 	fmt.Fprintf(os.Stderr, "samples in %s\n", *out)
 	ok = distinct == total && twice == 0 && failed == 0 && stopErr == nil
 	if ok {
