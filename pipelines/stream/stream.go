@@ -64,6 +64,10 @@ type Config struct {
 	Warehouse string
 	// Shards is how many hash shards of the key space hold stock state.
 	Shards int
+	// Flight is the ID of a pubsubsrc.Flight in this process that tracks
+	// what the job's Pub/Sub sources emitted, for a drain before a cancel
+	// (local runs with in-process workers; "": the process's default).
+	Flight string
 	// Horizon bounds the dedup memory of a key in event time.
 	Horizon time.Duration
 	// Pull tunes the Pub/Sub source off Dataflow.
@@ -159,7 +163,7 @@ func Build(s beam.Scope, cfg Config) {
 			IDAttribute: cfg.IDAttribute, TimestampAttribute: cfg.TimestampAttribute})
 	default:
 		batches = pubsubsrc.ReadPubSub(s, pubsubsrc.PullOptions{Project: cfg.Project, Subscription: cfg.Subscription,
-			MaxMessages: cfg.MaxMessages, MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval})
+			MaxMessages: cfg.MaxMessages, MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval, Flight: cfg.Flight})
 	}
 	dec := stock.DecodeEvents(s, batches, cfg.Shards, origin)
 	refOpts := stock.ReferenceOptions{Thresholds: cfg.Thresholds, Snapshot: cfg.Snapshot,
@@ -178,14 +182,14 @@ func Build(s beam.Scope, cfg Config) {
 		}
 		opts := commit.CommitOptions{Warehouse: cfg.Warehouse, Project: cfg.Project,
 			Subscription: sub, ThresholdSubscription: cfg.ThresholdSubscription,
-			AlertTopic: cfg.AlertTopic, AlertEncoding: cfg.AlertEncoding, DeadLetterTopic: cfg.DeadLetterTopic}
+			AlertTopic: cfg.AlertTopic, AlertEncoding: cfg.AlertEncoding, DeadLetterTopic: cfg.DeadLetterTopic, Flight: cfg.Flight}
 		events := dec.Events
 		if cfg.ThresholdSubscription != "" {
 			// Threshold changes join the events at the stock stage, on
 			// the shards they concern.
 			ts := s.Scope("Thresholds")
 			raw := pubsubsrc.ReadPubSub(ts, pubsubsrc.PullOptions{Project: cfg.Project, Subscription: cfg.ThresholdSubscription,
-				MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval})
+				MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval, Flight: cfg.Flight})
 			updates, rejected := stock.ShardThresholdUpdates(ts, raw, cfg.Shards)
 			commit.WriteCommits(s.Scope("RejectedThresholds"), rejected, opts)
 			events = beam.Flatten(ts, dec.Events, updates)

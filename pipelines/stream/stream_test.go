@@ -579,7 +579,9 @@ func TestRestartLosesNoMessage(t *testing.T) {
 	cfg := st.config()
 	cfg.MaxMessages = 20 // small bundles, so that the stop lands mid-stream
 	wantIDs := validIDs(t, data)
-	pubsubsrc.PauseSources(false)
+	fl := pubsubsrc.NewFlight()
+	defer fl.Close()
+	cfg.Flight = fl.ID()
 	j := startJob(t, cfg)
 	published := make(chan struct{})
 	go func() {
@@ -594,12 +596,11 @@ func TestRestartLosesNoMessage(t *testing.T) {
 	// a drain loses nothing either (nothing is acked before it is stored),
 	// but what Prism dropped comes back only after the ack deadline.
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
-	if err := pubsubsrc.DrainSources(dctx); err != nil {
+	if err := fl.Drain(dctx); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
 	j.stop(t)
-	pubsubsrc.PauseSources(false)
 	first, err := countIDs(ctx, st.warehouse)
 	if err != nil {
 		t.Fatal(err)
@@ -608,6 +609,7 @@ func TestRestartLosesNoMessage(t *testing.T) {
 	if len(first) >= len(wantIDs) {
 		t.Fatalf("the first run finished everything (%d) before the stop: the test proves nothing", len(first))
 	}
+	fl.Pause(false)
 	j = startJob(t, cfg)
 	defer j.stop(t)
 	waitFor(t, 120*time.Second, "every event", func() (bool, string) {

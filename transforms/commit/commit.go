@@ -122,6 +122,10 @@ type CommitOptions struct {
 	// BatchRows stores what is buffered once it holds this many rows
 	// (default 2000); a bundle's end always stores.
 	BatchRows int
+	// Flight is the ID of the pubsubsrc.Flight whose sources emitted the
+	// messages ("": the process's default): the sink tells it what is
+	// stored, which ends the messages' leases and lets a drain finish.
+	Flight string
 }
 
 // WriteCommits is a composite transform that makes the job's outputs
@@ -161,6 +165,7 @@ func endStage(s beam.Scope, out beam.PCollection) {
 type commitFn struct {
 	Opts CommitOptions
 
+	flight   *pubsubsrc.Flight
 	w        warehouse.Writer
 	client   *pubsub.Client
 	alerts   *pubsub.Publisher
@@ -172,6 +177,11 @@ type commitFn struct {
 }
 
 func (f *commitFn) Setup(ctx context.Context) error {
+	fl, err := pubsubsrc.LookupFlight(f.Opts.Flight)
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	f.flight = fl
 	w, err := warehouse.Open(ctx, f.Opts.Warehouse)
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -243,17 +253,15 @@ func (f *commitFn) flush(ctx context.Context) error {
 		if err := f.ack(ctx, f.Opts.ThresholdSubscription, all.ThresholdAcks); err != nil {
 			slog.Warn("commit: acknowledge failed; the threshold changes will be redelivered", "subscription", f.Opts.ThresholdSubscription, "messages", len(all.ThresholdAcks), "err", err)
 		}
-		pubsubsrc.ReleaseLeases(all.ThresholdAcks)
-		pubsubsrc.NoteStored(all.ThresholdAcks)
+		f.flight.Stored(all.ThresholdAcks)
 	}
 	if len(all.Acks) > 0 {
 		if err := f.ack(ctx, f.Opts.Subscription, all.Acks); err != nil {
 			// Not fatal: the messages come back and are seen as duplicates.
 			slog.Warn("commit: acknowledge failed; the messages will be redelivered", "subscription", f.Opts.Subscription, "messages", len(all.Acks), "err", err)
 		}
-		pubsubsrc.ReleaseLeases(all.Acks)
+		f.flight.Stored(all.Acks)
 		f.acked.Inc(ctx, int64(len(all.Acks)))
-		pubsubsrc.NoteStored(all.Acks)
 	}
 	return nil
 }

@@ -26,20 +26,16 @@ import (
 // So, as the client library's Receive does, a leaseKeeper in the source's
 // process keeps the messages it pulled: every third of the ack deadline it
 // extends the deadline of each message not yet acked, until WriteCommits
-// acks it (ReleaseLeases) or MaxExtension has passed since the pull. A
+// acks it (Flight.Stored) or MaxExtension has passed since the pull. A
 // killed job stops extending, so its messages come back one ack deadline
 // later, as before. Releasing works across DoFns because Prism runs the
-// source and the sink in one process; on Dataflow the native source, whose
-// leases the service keeps, is used instead.
-
-// leases is the registry of this process's lease keepers.
-var leases struct {
-	mu      sync.Mutex
-	keepers map[*leaseKeeper]bool
-}
+// source and the sink in one process, and both find the job's Flight; on
+// Dataflow the native source, whose leases the service keeps, is used
+// instead.
 
 // leaseKeeper extends the ack deadlines of the messages one source pulled.
 type leaseKeeper struct {
+	flight       *Flight
 	client       *pubsub.Client
 	subscription string
 	deadline     time.Duration // what each extension sets
@@ -54,23 +50,19 @@ type leaseKeeper struct {
 
 // startLeases starts a keeper that extends to deadline (rounded up to whole
 // seconds, at least 10 s, at most 600 s) every deadline/3.
-func startLeases(client *pubsub.Client, subscription string, deadline, maxExtension time.Duration) *leaseKeeper {
-	k := newLeaseKeeper(client, subscription, deadline, maxExtension)
+func startLeases(fl *Flight, client *pubsub.Client, subscription string, deadline, maxExtension time.Duration) *leaseKeeper {
+	k := newLeaseKeeper(fl, client, subscription, deadline, maxExtension)
 	go k.run()
 	return k
 }
 
 // newLeaseKeeper registers a keeper that extends only when renew is called.
-func newLeaseKeeper(client *pubsub.Client, subscription string, deadline, maxExtension time.Duration) *leaseKeeper {
+func newLeaseKeeper(fl *Flight, client *pubsub.Client, subscription string, deadline, maxExtension time.Duration) *leaseKeeper {
 	deadline = min(max(deadline.Round(time.Second), 10*time.Second), 600*time.Second)
 	k := &leaseKeeper{client: client, subscription: subscription, deadline: deadline, maxExtension: maxExtension,
 		now: time.Now, held: map[string]time.Time{}, stop: make(chan struct{})}
-	leases.mu.Lock()
-	if leases.keepers == nil {
-		leases.keepers = map[*leaseKeeper]bool{}
-	}
-	leases.keepers[k] = true
-	leases.mu.Unlock()
+	k.flight = fl
+	fl.addKeeper(k)
 	k.touch()
 	return k
 }
@@ -101,9 +93,7 @@ func (k *leaseKeeper) holding() int {
 // close stops extending; the messages still held come back after their
 // deadline.
 func (k *leaseKeeper) close() {
-	leases.mu.Lock()
-	delete(leases.keepers, k)
-	leases.mu.Unlock()
+	k.flight.removeKeeper(k)
 	select {
 	case <-k.stop:
 	default:
@@ -111,17 +101,12 @@ func (k *leaseKeeper) close() {
 	}
 }
 
-// ReleaseLeases stops extending the deadlines of acks (acked, or given up
-// on), whichever keeper in this process holds them.
-func ReleaseLeases(acks []string) {
-	leases.mu.Lock()
-	defer leases.mu.Unlock()
-	for k := range leases.keepers {
-		k.mu.Lock()
-		for _, id := range acks {
-			delete(k.held, id)
-		}
-		k.mu.Unlock()
+// release stops extending the deadlines of acks (acked, or given up on).
+func (k *leaseKeeper) release(acks []string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, id := range acks {
+		delete(k.held, id)
 	}
 }
 

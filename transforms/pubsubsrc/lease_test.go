@@ -81,7 +81,9 @@ func TestLeaseKeeper(t *testing.T) {
 		return data, acks
 	}
 
-	k := newLeaseKeeper(client, sub, 10*time.Second, 45*time.Second)
+	fl := NewFlight()
+	defer fl.Close()
+	k := newLeaseKeeper(fl, client, sub, 10*time.Second, 45*time.Second)
 	defer k.close()
 	k.now = clk.now
 	// tick is a tick of the keeper after advancing the clock by d; renew
@@ -120,7 +122,7 @@ func TestLeaseKeeper(t *testing.T) {
 	if err := client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{Subscription: sub, AckIds: acks[:1]}); err != nil {
 		t.Fatal(err)
 	}
-	ReleaseLeases(acks)
+	fl.Stored(acks)
 	if n := k.holding(); n != 0 {
 		t.Fatalf("keeper holds %d leases after release, want 0", n)
 	}

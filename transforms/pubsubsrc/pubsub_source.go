@@ -44,6 +44,9 @@ type PullOptions struct {
 	// MaxExtension is how long after its pull a message's deadline is still
 	// extended (default 10 min); after that Pub/Sub delivers it again.
 	MaxExtension time.Duration
+	// Flight is the ID of the Flight in this process that tracks what the
+	// source emitted ("": the process's default Flight).
+	Flight string
 }
 
 // ReadPubSub is a composite transform that reads a Pub/Sub subscription
@@ -70,7 +73,7 @@ func ReadPubSub(s beam.Scope, o PullOptions) beam.PCollection {
 	}
 	fn := &pullFn{Subscription: SubscriptionPath(o.Project, o.Subscription), Project: o.Project,
 		MaxMessages: o.MaxMessages, MaxBatchWait: o.MaxBatchWait, PollInterval: o.PollInterval,
-		AckDeadline: o.AckDeadline, MaxExtension: o.MaxExtension}
+		AckDeadline: o.AckDeadline, MaxExtension: o.MaxExtension, Flight: o.Flight}
 	return beam.ParDo(s, fn, beam.Impulse(s))
 }
 
@@ -145,8 +148,10 @@ type pullFn struct {
 	PollInterval time.Duration
 	AckDeadline  time.Duration
 	MaxExtension time.Duration
+	Flight       string
 
 	client *pubsub.Client
+	flight *Flight
 	leases *leaseKeeper
 }
 
@@ -178,7 +183,10 @@ func (f *pullFn) Setup(ctx context.Context) error {
 			f.AckDeadline = time.Duration(sub.GetAckDeadlineSeconds()) * time.Second
 		}
 	}
-	f.leases = startLeases(c, f.Subscription, f.AckDeadline, f.MaxExtension)
+	if f.flight, err = LookupFlight(f.Flight); err != nil {
+		return err
+	}
+	f.leases = startLeases(f.flight, c, f.Subscription, f.AckDeadline, f.MaxExtension)
 	return nil
 }
 
@@ -215,9 +223,9 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	f.leases.touch()
 	// Counted as pulling until the batch is emitted, so that a drain waits
 	// for a pull that began before its pause (counted before the check).
-	drain.pulling.Add(1)
-	defer drain.pulling.Add(-1)
-	if drain.paused.Load() {
+	f.flight.pulling.Add(1)
+	defer f.flight.pulling.Add(-1)
+	if f.flight.paused.Load() {
 		return sdf.ResumeProcessingIn(f.PollInterval), nil
 	}
 	// Pull only while the restriction can still be claimed.
@@ -277,7 +285,7 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 		return sdf.StopProcessing(), nil
 	}
 	f.leases.hold(acks)
-	noteEmitted(&b)
+	f.flight.emitted(&b)
 	emit(mtime.FromTime(oldest), b)
 	we.UpdateWatermark(oldest)
 	return sdf.ResumeProcessingIn(0), nil

@@ -10,11 +10,13 @@ import (
 
 // Ledgers is the stock of every key of one shard: one ledger.State per
 // (sku, location). It is what the stock DoFn keeps in the shard's Beam state,
-// encoded as a sequence of (sku, location, ledger.State.AppendBinary) records.
-// Keys are decoded lazily: a bundle pays for parsing the keys it touches and
-// copying the bytes of the others.
+// encoded as a sequence of (sku, location, ledger.State.AppendBinary) records:
+// a base holding every key (AppendBinary) and deltas holding the keys changed
+// since (AppendChanged), which ApplyDelta lays over the base in order.
+// Keys are decoded lazily: a bundle pays for parsing the keys it touches.
 type Ledgers struct {
-	keys map[event.Key]*ledgerEntry
+	keys  map[event.Key]*ledgerEntry
+	dirty []event.Key // the keys whose entry is dirty
 }
 
 type ledgerEntry struct {
@@ -31,17 +33,31 @@ func (l *Ledgers) Len() int { return len(l.keys) }
 
 // ParseLedgers decodes the output of AppendBinary. It keeps references into b.
 func ParseLedgers(b []byte) (*Ledgers, error) {
+	l := NewLedgers()
+	if err := l.ApplyDelta(b); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// ApplyDelta lays the records of b (the output of AppendChanged or
+// AppendBinary) over l: each replaces the ledger of its key. It keeps
+// references into b.
+func (l *Ledgers) ApplyDelta(b []byte) error {
 	r := codec.NewReader(b)
 	n := r.Len()
-	l := &Ledgers{keys: make(map[event.Key]*ledgerEntry, n)}
 	for ; n > 0 && r.Err() == nil; n-- {
 		k := event.Key{SKU: r.String(), LocationID: r.String()}
+		if e := l.keys[k]; e != nil {
+			e.raw, e.st, e.dirty = r.Bytes(), nil, false
+			continue
+		}
 		l.keys[k] = &ledgerEntry{raw: r.Bytes()}
 	}
 	if r.Err() != nil {
-		return nil, fmt.Errorf("stock: decode ledgers: %w", r.Err())
+		return fmt.Errorf("stock: decode ledgers: %w", r.Err())
 	}
-	return l, nil
+	return nil
 }
 
 // Get returns the ledger of k for changing, creating it from the reference
@@ -57,6 +73,7 @@ func (l *Ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State
 			st = &ledger.State{}
 		}
 		l.keys[k] = &ledgerEntry{st: st, dirty: true}
+		l.dirty = append(l.dirty, k)
 		return st, nil
 	}
 	if e.st == nil {
@@ -66,7 +83,10 @@ func (l *Ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State
 		}
 		e.st = st
 	}
-	e.dirty = true
+	if !e.dirty {
+		e.dirty = true
+		l.dirty = append(l.dirty, k)
+	}
 	return e.st, nil
 }
 
@@ -112,7 +132,44 @@ func (l *Ledgers) AppendBinary(b []byte) []byte {
 	for _, s := range spans {
 		s.e.raw = b[s.start:s.end:s.end]
 	}
+	l.dirty = l.dirty[:0]
 	return b
+}
+
+// AppendChanged appends the keys changed since the last AppendBinary or
+// AppendChanged to b, in the same format, and reports how many there were.
+// Their entries then refer to the new encoding.
+func (l *Ledgers) AppendChanged(b []byte) ([]byte, int) {
+	type span struct {
+		e          *ledgerEntry
+		start, end int
+	}
+	spans := make([]span, 0, len(l.dirty))
+	var scratch []byte
+	n := 0
+	for _, k := range l.dirty {
+		if e := l.keys[k]; e != nil && e.dirty {
+			n++
+		}
+	}
+	b = codec.AppendUvarint(b, uint64(n))
+	for _, k := range l.dirty {
+		e := l.keys[k]
+		if e == nil || !e.dirty {
+			continue
+		}
+		b = codec.AppendString(b, k.SKU)
+		b = codec.AppendString(b, k.LocationID)
+		scratch = e.st.AppendBinary(scratch[:0])
+		b = codec.AppendBytes(b, scratch)
+		e.dirty = false
+		spans = append(spans, span{e, len(b) - len(scratch), len(b)})
+	}
+	l.dirty = l.dirty[:0]
+	for _, s := range spans {
+		s.e.raw = b[s.start:s.end:s.end]
+	}
+	return b, n
 }
 
 // Has reports whether the shard holds a ledger of k.

@@ -46,9 +46,14 @@ func ApplyStock(s beam.Scope, events, ref beam.PCollection, horizon time.Duratio
 	return beam.ParDo(s, &stockFn{Horizon: horizon}, events, beam.SideInput{Input: ref})
 }
 
-// stockFn keeps the ledgers of one shard in Beam state.
+// stockFn keeps the ledgers of one shard in Beam state: a base (Ledger,
+// every key of the shard) and a bag of deltas (Delta, the keys each element
+// changed), so that an element writes what it changed, not the whole shard.
+// When the deltas outgrow the base (or deltaFloor), the element writes a new
+// base and clears the bag: the bytes written stay within about twice what
+// changed, and a read within twice the shard.
 //
-// Gen is a random id written with every new Ledger value. Each DoFn
+// Gen is a random id written with every change of Ledger or Delta. Each DoFn
 // instance caches the decoded ledgers of the shards it processed with the
 // Gen it wrote; when the committed Gen is still that one, the ledger bytes
 // need not be read and parsed again. A failed bundle leaves the committed
@@ -59,6 +64,7 @@ type stockFn struct {
 
 	Gen    state.Value[int64]
 	Ledger state.Value[[]byte]
+	Delta  state.Bag[[]byte]
 	// Live is the shard's live threshold rules (ledger.Live), written
 	// only when a threshold change changes them.
 	Live state.Value[[]byte]
@@ -68,10 +74,18 @@ type stockFn struct {
 }
 
 type shardCache struct {
-	gen  int64
-	l    *Ledgers
-	live *ledger.Live
+	gen         int64
+	l           *Ledgers
+	live        *ledger.Live
+	base, delta int // bytes of the stored base and of the deltas since
 }
+
+// deltaFloor is the deltas' size below which a shard's base is not
+// rewritten, however small it is (a variable for tests).
+var deltaFloor = 64 << 10
+
+// trustCache is false in tests that make every element read the state.
+var trustCache = true
 
 func (f *stockFn) Setup() {
 	f.cache = map[int]*shardCache{}
@@ -89,25 +103,9 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 		return fmt.Errorf("stock: read gen of shard %d: %w", shard, err)
 	}
 	c := f.cache[shard]
-	if c == nil || !ok || c.gen != gen {
-		raw, ok, err := f.Ledger.Read(sp)
-		if err != nil {
-			return fmt.Errorf("stock: read ledgers of shard %d: %w", shard, err)
-		}
-		c = &shardCache{l: NewLedgers(), live: &ledger.Live{}}
-		if ok {
-			if c.l, err = ParseLedgers(raw); err != nil {
-				return fmt.Errorf("stock: shard %d: %w", shard, err)
-			}
-		}
-		rawLive, ok, err := f.Live.Read(sp)
-		if err != nil {
-			return fmt.Errorf("stock: read thresholds of shard %d: %w", shard, err)
-		}
-		if ok {
-			if err := c.live.UnmarshalBinary(rawLive); err != nil {
-				return fmt.Errorf("stock: shard %d: %w", shard, err)
-			}
+	if c == nil || !ok || c.gen != gen || !trustCache {
+		if c, err = f.read(sp, shard); err != nil {
+			return err
 		}
 		f.cache[shard] = c
 	}
@@ -140,14 +138,74 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 	}
 
 	newGen := rand.Int64() | 1
-	if err := f.Ledger.Write(sp, c.l.AppendBinary(nil)); err != nil {
-		return fmt.Errorf("stock: write ledgers of shard %d: %w", shard, err)
+	if err := f.write(sp, shard, c); err != nil {
+		return err
 	}
 	if err := f.Gen.Write(sp, newGen); err != nil {
 		return fmt.Errorf("stock: write gen of shard %d: %w", shard, err)
 	}
 	c.gen = newGen
 	emit(out)
+	return nil
+}
+
+// read reads the ledgers and the live thresholds of a shard from its state.
+func (f *stockFn) read(sp state.Provider, shard int) (*shardCache, error) {
+	c := &shardCache{l: NewLedgers(), live: &ledger.Live{}}
+	raw, ok, err := f.Ledger.Read(sp)
+	if err != nil {
+		return nil, fmt.Errorf("stock: read ledgers of shard %d: %w", shard, err)
+	}
+	if ok {
+		if c.l, err = ParseLedgers(raw); err != nil {
+			return nil, fmt.Errorf("stock: shard %d: %w", shard, err)
+		}
+		c.base = len(raw)
+	}
+	deltas, _, err := f.Delta.Read(sp)
+	if err != nil {
+		return nil, fmt.Errorf("stock: read deltas of shard %d: %w", shard, err)
+	}
+	for _, d := range deltas {
+		if err := c.l.ApplyDelta(d); err != nil {
+			return nil, fmt.Errorf("stock: shard %d: %w", shard, err)
+		}
+		c.delta += len(d)
+	}
+	rawLive, ok, err := f.Live.Read(sp)
+	if err != nil {
+		return nil, fmt.Errorf("stock: read thresholds of shard %d: %w", shard, err)
+	}
+	if ok {
+		if err := c.live.UnmarshalBinary(rawLive); err != nil {
+			return nil, fmt.Errorf("stock: shard %d: %w", shard, err)
+		}
+	}
+	return c, nil
+}
+
+// write stores the keys of the shard that changed: as one more delta, or,
+// once the deltas would outgrow the base, as a new base.
+func (f *stockFn) write(sp state.Provider, shard int, c *shardCache) error {
+	d, n := c.l.AppendChanged(nil)
+	if n == 0 {
+		return nil
+	}
+	if c.delta+len(d) <= max(c.base, deltaFloor) {
+		if err := f.Delta.Add(sp, d); err != nil {
+			return fmt.Errorf("stock: write delta of shard %d: %w", shard, err)
+		}
+		c.delta += len(d)
+		return nil
+	}
+	b := c.l.AppendBinary(nil)
+	if err := f.Ledger.Write(sp, b); err != nil {
+		return fmt.Errorf("stock: write ledgers of shard %d: %w", shard, err)
+	}
+	if err := f.Delta.Clear(sp); err != nil {
+		return fmt.Errorf("stock: clear deltas of shard %d: %w", shard, err)
+	}
+	c.base, c.delta = len(b), 0
 	return nil
 }
 

@@ -235,6 +235,14 @@ func TestStockRules(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) { testStockRules(t, perKey) })
 	}
+	// The shard layout again, reading its state (base and deltas) for
+	// every element instead of trusting the DoFn's cache, with a new base
+	// whenever the deltas outgrow the old one.
+	t.Run("shards-read-state", func(t *testing.T) {
+		trustCache, deltaFloor = false, 0
+		defer func() { trustCache, deltaFloor = true, 64<<10 }()
+		testStockRules(t, false)
+	})
 }
 
 func testStockRules(t *testing.T, perKey bool) {
@@ -356,4 +364,53 @@ func TestStockSurvivesSlowBundles(t *testing.T) {
 	commits := ApplyStock(s, events, beam.Create(s, testReference()), 0)
 	passert.Equals(s, beam.ParDo(s, slowLevels, commits), want...)
 	ptest.RunAndValidate(t, p)
+}
+
+// TestLedgersDeltas checks that a base with deltas laid over it in order
+// reads back as the ledgers that wrote them.
+func TestLedgersDeltas(t *testing.T) {
+	l := NewLedgers()
+	keys := []event.Key{{SKU: "A", LocationID: "1"}, {SKU: "B", LocationID: "1"}, {SKU: "C", LocationID: "2"}}
+	for i, k := range keys {
+		st, err := l.Get(k, nil, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.OnHand = int64(i + 1)
+	}
+	base := l.AppendBinary(nil)
+	if d, n := l.AppendChanged(nil); n != 0 {
+		t.Fatalf("AppendChanged right after AppendBinary: %d keys (%d bytes), want none", n, len(d))
+	}
+	var deltas [][]byte
+	for round, k := range []event.Key{keys[1], keys[1], keys[2]} {
+		st, err := l.Get(k, nil, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.OnHand = int64(100 + round)
+		d, n := l.AppendChanged(nil)
+		if n != 1 {
+			t.Fatalf("round %d: AppendChanged wrote %d keys, want 1", round, n)
+		}
+		deltas = append(deltas, d)
+	}
+	got, err := ParseLedgers(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range deltas {
+		if err := got.ApplyDelta(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, want := range map[event.Key]int64{keys[0]: 1, keys[1]: 101, keys[2]: 102} {
+		st, err := got.Peek(k)
+		if err != nil || st == nil || st.OnHand != want {
+			t.Errorf("%v: %+v, %v; want on hand %d", k, st, err, want)
+		}
+	}
+	if err := got.ApplyDelta(deltas[0][:len(deltas[0])-1]); err == nil {
+		t.Error("a truncated delta was accepted")
+	}
 }

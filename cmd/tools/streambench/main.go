@@ -19,7 +19,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -74,7 +73,10 @@ func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	ctx := context.Background()
 	if err := run(ctx); err != nil {
-		log.Fatal(err)
+		// Not log.Fatal: with slog's default handler set, the log package
+		// writes at INFO, which the WARN level above drops.
+		fmt.Fprintln(os.Stderr, "streambench:", err)
+		os.Exit(1)
 	}
 }
 

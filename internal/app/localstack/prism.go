@@ -23,8 +23,9 @@ import (
 
 // StreamJob is the streaming job running on Prism in this process.
 type StreamJob struct {
-	id   string
-	done chan error
+	id     string
+	done   chan error
+	flight *pubsubsrc.Flight // what the job's sources have in flight
 }
 
 // StartStream builds the streaming job and starts it on Prism (in-process,
@@ -36,13 +37,14 @@ func StartStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
 	if !beam.Initialized() {
 		beam.Init()
 	}
-	pubsubsrc.PauseSources(false)
 	before, _ := jobIDs(ctx)
+	j := &StreamJob{done: make(chan error, 1), flight: pubsubsrc.NewFlight()}
+	cfg.Flight = j.flight.ID()
 	p, s := beam.NewPipelineWithRoot()
 	stream.Build(s, cfg)
-	j := &StreamJob{done: make(chan error, 1)}
 	go func() {
 		_, err := stream.RunPrism(context.WithoutCancel(ctx), p)
+		j.flight.Close()
 		j.done <- err
 	}()
 	deadline := time.Now().Add(2 * time.Minute)
@@ -71,11 +73,11 @@ func StartStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
 // Done is closed when the job ends; Err then says why.
 func (j *StreamJob) Done() <-chan error { return j.done }
 
-// Drain pauses the job's Pub/Sub source and waits until every message it
-// emitted is stored and acked (pubsubsrc.DrainSources), so that cancelling
+// Drain pauses the job's Pub/Sub sources and waits until every message they
+// emitted is stored and acked (pubsubsrc.Flight.Drain), so that cancelling
 // the job afterwards loses nothing.
 func (j *StreamJob) Drain(ctx context.Context) error {
-	return pubsubsrc.DrainSources(ctx)
+	return j.flight.Drain(ctx)
 }
 
 // Stop cancels the job and waits for it to end. Call Drain first to lose
