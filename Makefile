@@ -14,7 +14,7 @@ PROTO     := $(wildcard proto/inventory/v1/*.proto)
 TEST_FLAGS ?= -count=1 -timeout 20m
 
 .PHONY: help demo run up test test-short deploy-check proto lint fmt vet tidy vuln vuln-db build deps \
-        bench bench-core bench-emulator bench-stream bench-nightly clean
+        bench bench-core bench-emulator bench-stream bench-nightly soak bench-plots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -105,6 +105,19 @@ bench-restore: ## the stream's restore at start: 100k stored adjustments replaye
 
 bench-nightly: ## nightly job on 1M events vs DuckDB
 	$(GO) run ./cmd/tools/nightlybench
+
+# Not part of `make bench`: it takes --duration (30 minutes) plus the build.
+SOAK_CSV   ?= soak.csv
+SOAK_FLAGS ?=
+soak: ## inventory up fed 2,000 ev/s for 30 min: RSS and goroutines sampled to $(SOAK_CSV), every event checked (SOAK_FLAGS="--duration 2m --rate 500")
+	$(GO) run ./cmd/tools/soak --out $(SOAK_CSV) $(SOAK_FLAGS)
+
+# The CSVs are what the benchmarks wrote: streambench --results $(STREAM_CSV)
+# and `make soak`; a missing one skips its plot.
+STREAM_CSV ?= stream-results.csv
+bench-plots: ## render docs/img/stream-keys.svg and docs/img/soak-rss.svg from $(STREAM_CSV) and $(SOAK_CSV)
+	$(GO) run ./cmd/tools/benchplot --outdir docs/img \
+	  $(if $(wildcard $(STREAM_CSV)),--stream $(STREAM_CSV)) $(if $(wildcard $(SOAK_CSV)),--soak $(SOAK_CSV))
 
 clean: ## remove build output and local data
 	rm -rf $(BIN) warehouse reports-out

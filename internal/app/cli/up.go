@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -20,6 +22,7 @@ func newUpCmd(g *Globals) *cobra.Command {
 		host              string
 		port, triggerPort int
 		noCron            bool
+		debugAddr         string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -55,6 +58,15 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 				fmt.Fprintln(out, "cron      off")
 			}
 			fmt.Fprintf(out, "reports   %s; warehouse %s (inventory sql \"...\")\n", cfg.Reports, cfg.Warehouse)
+			if debugAddr != "" {
+				url, stopDebug, err := serveDebug(debugAddr)
+				if err != nil {
+					stack.Stop(context.WithoutCancel(ctx))
+					return err
+				}
+				defer stopDebug()
+				fmt.Fprintf(out, "debug     %s  (net/http/pprof)\n", url)
+			}
 			fmt.Fprintln(out, "ready; Ctrl-C stops")
 			go printTally(ctx, out, cfg.Warehouse, 5*time.Second)
 			<-ctx.Done()
@@ -80,7 +92,27 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 	f.StringVar(&cfg.Cron, "schedule", trigger.DefaultSchedule, "cron spec of the nightly summary")
 	f.StringVar(&cfg.TimeZone, "timezone", "UTC", "time zone of the schedule and of report dates")
 	f.BoolVar(&noCron, "no-cron", false, "do not fire the nightly schedule")
+	f.StringVar(&debugAddr, "debug-addr", "", "serve net/http/pprof at host:port, e.g. localhost:6060 (port 0: any; empty: off)")
 	return cmd
+}
+
+// serveDebug serves the net/http/pprof handlers at addr (up --debug-addr,
+// off by default: cmd/tools/soak reads the goroutine count there) on a mux
+// of their own, and returns their URL and a stop.
+func serveDebug(addr string) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("up: debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String() + "/debug/pprof/", func() { srv.Close() }, nil
 }
 
 func orMemory(dir string) string {

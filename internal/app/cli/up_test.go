@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -170,5 +171,27 @@ func TestUpLosesNothing(t *testing.T) {
 	up.interrupt(t)
 	if got := count(); got != int64(published) {
 		t.Fatalf("%d of %d events in the warehouse after the restart", got, published)
+	}
+}
+
+// TestServeDebug checks what up --debug-addr serves: the goroutine profile
+// whose first line cmd/tools/soak reads.
+func TestServeDebug(t *testing.T) {
+	url, stop, err := serveDebug("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	resp, err := http.Get(url + "goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(line, "goroutine profile: total ") {
+		t.Fatalf("GET %sgoroutine?debug=1: %s, first line %q", url, resp.Status, line)
 	}
 }
