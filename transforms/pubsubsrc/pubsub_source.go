@@ -216,6 +216,32 @@ func (f *pullFn) CreateWatermarkEstimator() *sdf.ManualWatermarkEstimator {
 	return &sdf.ManualWatermarkEstimator{}
 }
 
+// pullStep is how long the source waits between pulls that return at once
+// while it gathers a batch; pullTimeout is the deadline of one Pull call.
+const (
+	pullStep    = 10 * time.Millisecond
+	pullTimeout = 30 * time.Second
+)
+
+// pull makes one Pull call for up to n messages: a long poll (the server
+// answers when messages arrive, or empty after its own wait, 5 s in the
+// local Pub/Sub), or with now, an answer at once.
+//
+// The call's deadline is far longer than the server's wait. A Pull whose
+// deadline passes while the server answers loses the messages of that
+// answer until their ack deadline: no one holds their ack ids, so no lease
+// extends them and nothing acks them. With a deadline of a batch's 200 ms,
+// a loaded machine lost a few batches a minute that way; each was stored a
+// minute late.
+func (f *pullFn) pull(ctx context.Context, n int, now bool) (*pubsubpb.PullResponse, error) {
+	pctx, cancel := context.WithTimeout(ctx, pullTimeout)
+	defer cancel()
+	return f.client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{
+		Subscription: f.Subscription, MaxMessages: int32(n),
+		ReturnImmediately: now, //nolint:staticcheck // deprecated, but what a gathering pull needs
+	})
+}
+
 // ProcessElement pulls for up to MaxBatchWait and emits what it got as one
 // Batch, each message with its ack id.
 func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEstimator, rt *sdf.LockRTracker, _ []byte,
@@ -239,25 +265,20 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	var b Batch
 	var acks []string
 	oldest := time.Now()
-	for len(b.Messages) < f.MaxMessages {
-		left := time.Until(deadline)
-		if left <= 0 {
+	for first := true; len(b.Messages) < f.MaxMessages; first = false {
+		if !first && time.Until(deadline) <= 0 {
 			break
 		}
-		pctx, cancel := context.WithTimeout(ctx, left)
-		resp, err := f.client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{
-			Subscription: f.Subscription, MaxMessages: int32(f.MaxMessages - len(b.Messages))})
-		cancel()
+		resp, err := f.pull(ctx, f.MaxMessages-len(b.Messages), !first)
 		if err != nil {
 			if ctx.Err() != nil {
 				return sdf.StopProcessing(), ctx.Err()
 			}
-			if pctx.Err() == nil {
-				slog.Warn("pubsub source: pull failed", "subscription", f.Subscription, "err", err)
-			}
+			slog.Warn("pubsub source: pull failed", "subscription", f.Subscription, "err", err)
 			break
 		}
-		for _, rm := range resp.GetReceivedMessages() {
+		got := resp.GetReceivedMessages()
+		for _, rm := range got {
 			acks = append(acks, rm.GetAckId())
 			pm := rm.GetMessage()
 			pt := pm.GetPublishTime().AsTime()
@@ -266,6 +287,16 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 			}
 			b.Messages = append(b.Messages, Message{ID: pm.GetMessageId(), Data: pm.GetData(), Attributes: pm.GetAttributes(),
 				PublishTime: pt.UnixMicro(), AckID: rm.GetAckId()})
+		}
+		if len(b.Messages) == 0 {
+			break // the long poll found nothing: resume after PollInterval
+		}
+		if len(got) == 0 {
+			select {
+			case <-ctx.Done():
+				return sdf.StopProcessing(), ctx.Err()
+			case <-time.After(min(pullStep, time.Until(deadline))):
+			}
 		}
 	}
 	if len(b.Messages) == 0 {
