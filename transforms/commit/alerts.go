@@ -43,16 +43,16 @@ type alertMessageFn struct {
 }
 
 func (f *alertMessageFn) ProcessElement(r warehouse.AlertRow, emit func([]byte)) error {
-	data, attrs, err := AlertMessage(r, f.Encoding)
+	data, attrs, err := alertMessage(r, f.Encoding)
 	if err != nil {
 		return err
 	}
 	return emitMessage(emit, data, attrs)
 }
 
-// AlertMessage returns the data and attributes of the Pub/Sub message of an
+// alertMessage returns the data and attributes of the Pub/Sub message of an
 // alert in the alert topic's encoding.
-func AlertMessage(r warehouse.AlertRow, encoding string) ([]byte, map[string]string, error) {
+func alertMessage(r warehouse.AlertRow, encoding string) ([]byte, map[string]string, error) {
 	data, err := encodeAlert(AlertProto(r), encoding)
 	if err != nil {
 		return nil, nil, err
@@ -119,16 +119,16 @@ func DeadLetterMessages(s beam.Scope, rows beam.PCollection) beam.PCollection {
 type deadLetterMessageFn struct{}
 
 func (f *deadLetterMessageFn) ProcessElement(r warehouse.DeadLetterRow, emit func([]byte)) error {
-	data, attrs, err := DeadLetterMessage(r)
+	data, attrs, err := deadLetterMessage(r)
 	if err != nil {
 		return err
 	}
 	return emitMessage(emit, data, attrs)
 }
 
-// DeadLetterMessage returns the data and attributes of the dead-letter
+// deadLetterMessage returns the data and attributes of the dead-letter
 // topic's message of a dead-letter row (event.DeadLetterMessage).
-func DeadLetterMessage(r warehouse.DeadLetterRow) ([]byte, map[string]string, error) {
+func deadLetterMessage(r warehouse.DeadLetterRow) ([]byte, map[string]string, error) {
 	dl := &inventoryv1.DeadLetter{
 		Reason:         r.Reason,
 		Error:          r.Error,

@@ -270,7 +270,7 @@ func (f *commitFn) publish(ctx context.Context, alerts []warehouse.AlertRow, dea
 	var pending []*pubsub.PublishResult
 	if f.alerts != nil {
 		for _, r := range alerts {
-			data, attrs, err := AlertMessage(r, f.Opts.AlertEncoding)
+			data, attrs, err := alertMessage(r, f.Opts.AlertEncoding)
 			if err != nil {
 				return err
 			}
@@ -279,7 +279,7 @@ func (f *commitFn) publish(ctx context.Context, alerts []warehouse.AlertRow, dea
 	}
 	if f.dead != nil {
 		for _, r := range dead {
-			data, attrs, err := DeadLetterMessage(r)
+			data, attrs, err := deadLetterMessage(r)
 			if err != nil {
 				return err
 			}

@@ -45,7 +45,7 @@ func benchMessages(keys int, base time.Time) []benchMsg {
 }
 
 // BenchmarkCore is the per-event work of the job without Beam: decode +
-// validate (decodeMessage), the key's ledger in the shard (Ledgers.Get) and
+// validate (decodeMessage), the key's ledger in the shard (ledgers.Get) and
 // dedup + stock (ledger.State.Apply), over 2,000 keys with event times
 // advancing 1 s per event, so that the dedup horizon expires old ids.
 func BenchmarkCore(b *testing.B) {
@@ -56,7 +56,7 @@ func BenchmarkCore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l := NewLedgers()
+	l := newLedgers()
 	now := time.Now()
 	var a event.Adjustment
 	var tbuf []byte

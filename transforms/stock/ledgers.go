@@ -8,13 +8,13 @@ import (
 	"github.com/inventory-events/inventory/internal/ledger"
 )
 
-// Ledgers is the stock of every key of one shard: one ledger.State per
+// ledgers is the stock of every key of one shard: one ledger.State per
 // (sku, location). It is what the stock DoFn keeps in the shard's Beam state,
 // encoded as a sequence of (sku, location, ledger.State.AppendBinary) records:
 // a base holding every key (AppendBinary) and deltas holding the keys changed
 // since (AppendChanged), which ApplyDelta lays over the base in order.
 // Keys are decoded lazily: a bundle pays for parsing the keys it touches.
-type Ledgers struct {
+type ledgers struct {
 	keys  map[event.Key]*ledgerEntry
 	dirty []event.Key // the keys whose entry is dirty
 }
@@ -25,15 +25,15 @@ type ledgerEntry struct {
 	dirty bool          // st changed since raw was encoded
 }
 
-// NewLedgers returns an empty shard.
-func NewLedgers() *Ledgers { return &Ledgers{keys: map[event.Key]*ledgerEntry{}} }
+// newLedgers returns an empty shard.
+func newLedgers() *ledgers { return &ledgers{keys: map[event.Key]*ledgerEntry{}} }
 
 // Len returns the number of keys.
-func (l *Ledgers) Len() int { return len(l.keys) }
+func (l *ledgers) Len() int { return len(l.keys) }
 
-// ParseLedgers decodes the output of AppendBinary. It keeps references into b.
-func ParseLedgers(b []byte) (*Ledgers, error) {
-	l := NewLedgers()
+// parseLedgers decodes the output of AppendBinary. It keeps references into b.
+func parseLedgers(b []byte) (*ledgers, error) {
+	l := newLedgers()
 	if err := l.ApplyDelta(b); err != nil {
 		return nil, err
 	}
@@ -43,7 +43,7 @@ func ParseLedgers(b []byte) (*Ledgers, error) {
 // ApplyDelta lays the records of b (the output of AppendChanged or
 // AppendBinary) over l: each replaces the ledger of its key. It keeps
 // references into b.
-func (l *Ledgers) ApplyDelta(b []byte) error {
+func (l *ledgers) ApplyDelta(b []byte) error {
 	r := codec.NewReader(b)
 	n := r.Len()
 	for ; n > 0 && r.Err() == nil; n-- {
@@ -63,7 +63,7 @@ func (l *Ledgers) ApplyDelta(b []byte) error {
 // Get returns the ledger of k for changing, creating it from the reference
 // data (snapshot or empty) if the shard has never seen k. threshold is the
 // key's threshold, used to classify a snapshot's starting stock.
-func (l *Ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State, error) {
+func (l *ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State, error) {
 	e := l.keys[k]
 	if e == nil {
 		var st *ledger.State
@@ -91,7 +91,7 @@ func (l *Ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State
 }
 
 // Peek returns the ledger of k without marking it changed, or nil.
-func (l *Ledgers) Peek(k event.Key) (*ledger.State, error) {
+func (l *ledgers) Peek(k event.Key) (*ledger.State, error) {
 	e := l.keys[k]
 	if e == nil {
 		return nil, nil
@@ -108,7 +108,7 @@ func (l *Ledgers) Peek(k event.Key) (*ledger.State, error) {
 
 // AppendBinary appends the encoded shard to b. Entries then refer to the
 // new encoding, so the previous buffer can be collected.
-func (l *Ledgers) AppendBinary(b []byte) []byte {
+func (l *ledgers) AppendBinary(b []byte) []byte {
 	b = codec.AppendUvarint(b, uint64(len(l.keys)))
 	type span struct {
 		e          *ledgerEntry
@@ -139,7 +139,7 @@ func (l *Ledgers) AppendBinary(b []byte) []byte {
 // AppendChanged appends the keys changed since the last AppendBinary or
 // AppendChanged to b, in the same format, and reports how many there were.
 // Their entries then refer to the new encoding.
-func (l *Ledgers) AppendChanged(b []byte) ([]byte, int) {
+func (l *ledgers) AppendChanged(b []byte) ([]byte, int) {
 	type span struct {
 		e          *ledgerEntry
 		start, end int
@@ -173,12 +173,12 @@ func (l *Ledgers) AppendChanged(b []byte) ([]byte, int) {
 }
 
 // Has reports whether the shard holds a ledger of k.
-func (l *Ledgers) Has(k event.Key) bool { return l.keys[k] != nil }
+func (l *ledgers) Has(k event.Key) bool { return l.keys[k] != nil }
 
 // keysOf returns the keys a threshold change concerns in this shard: its
 // key, or for a (sku, *) change every key of the SKU that the shard holds or
 // that ref's snapshot has and mine accepts.
-func (l *Ledgers) keysOf(c *ledger.Change, ref *RefData, mine func(event.Key) bool) []event.Key {
+func (l *ledgers) keysOf(c *ledger.Change, ref *RefData, mine func(event.Key) bool) []event.Key {
 	if !c.Wild() {
 		return []event.Key{c.Key()}
 	}

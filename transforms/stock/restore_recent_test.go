@@ -73,9 +73,9 @@ func TestRestoreRecent(t *testing.T) {
 		if res.Outcome == ledger.TooLate {
 			continue
 		}
-		adjs = append(adjs, AdjustmentRow(rec, res.Outcome, proc))
+		adjs = append(adjs, adjustmentRow(rec, res.Outcome, proc))
 		if res.Changed() {
-			levels = append(levels, StockLevelRow(&a, res, th.Lookup(k), s.Severity, proc))
+			levels = append(levels, stockLevelRow(&a, res, th.Lookup(k), s.Severity, proc))
 		}
 	}
 	if err := l.WriteAll(ctx, warehouse.Rows(levels), warehouse.Rows(adjs)); err != nil {

@@ -8,8 +8,8 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
-// AdjustmentRow is the adjustments row of rec, which Apply gave outcome.
-func AdjustmentRow(rec *Record, outcome ledger.Outcome, now time.Time) warehouse.AdjustmentRow {
+// adjustmentRow is the adjustments row of rec, which Apply gave outcome.
+func adjustmentRow(rec *Record, outcome ledger.Outcome, now time.Time) warehouse.AdjustmentRow {
 	a := &rec.Adj
 	row := warehouse.AdjustmentRow{
 		EventID:    a.EventID,
@@ -41,8 +41,8 @@ func status(o ledger.Outcome) string {
 	return warehouse.StatusApplied
 }
 
-// StockLevelRow is the stock_levels row of a change of on-hand by a.
-func StockLevelRow(a *event.Adjustment, res ledger.Result, threshold int64, sev ledger.Severity, now time.Time) warehouse.StockLevelRow {
+// stockLevelRow is the stock_levels row of a change of on-hand by a.
+func stockLevelRow(a *event.Adjustment, res ledger.Result, threshold int64, sev ledger.Severity, now time.Time) warehouse.StockLevelRow {
 	return warehouse.StockLevelRow{
 		SKU:            a.SKU,
 		LocationID:     a.LocationID,
@@ -57,10 +57,10 @@ func StockLevelRow(a *event.Adjustment, res ledger.Result, threshold int64, sev 
 	}
 }
 
-// AlertRow is the low_stock_alerts row of the change of severity that a
+// alertRow is the low_stock_alerts row of the change of severity that a
 // caused. Severity is LOW, OUT or RECOVERED; PreviousSeverity is OK, LOW,
 // OUT, or "" for a key that had no state before.
-func AlertRow(a *event.Adjustment, res ledger.Result, threshold int64, now time.Time) warehouse.AlertRow {
+func alertRow(a *event.Adjustment, res ledger.Result, threshold int64, now time.Time) warehouse.AlertRow {
 	prev := ""
 	if res.From != ledger.Unknown {
 		prev = res.From.String()
@@ -79,9 +79,9 @@ func AlertRow(a *event.Adjustment, res ledger.Result, threshold int64, now time.
 	}
 }
 
-// TooLateDeadLetter is the dead-letter row of an event older than its key's
+// tooLateDeadLetter is the dead-letter row of an event older than its key's
 // dedup horizon. The payload is the event in the JSON encoding.
-func TooLateDeadLetter(rec *Record, now time.Time) warehouse.DeadLetterRow {
+func tooLateDeadLetter(rec *Record, now time.Time) warehouse.DeadLetterRow {
 	payload, _ := event.MarshalJSON(&rec.Adj)
 	row := warehouse.DeadLetterRow{
 		Reason: event.CodeTooLate,

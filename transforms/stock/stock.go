@@ -37,7 +37,7 @@ func init() {
 // caused, with their ack ids. WriteCommits stores them; Unpack splits them.
 //
 // State is one value per shard holding the ledgers of the shard's keys
-// (state.Value, which Dataflow runs for Go); see Ledgers.
+// (state.Value, which Dataflow runs for Go); see ledgers.
 //
 // On Prism, run the job with the experiment PrismNoSplitExperiment
 // (prism.go).
@@ -75,7 +75,7 @@ type stockFn struct {
 
 type shardCache struct {
 	gen         int64
-	l           *Ledgers
+	l           *ledgers
 	live        *ledger.Live
 	base, delta int // bytes of the stored base and of the deltas since
 }
@@ -151,13 +151,13 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 
 // read reads the ledgers and the live thresholds of a shard from its state.
 func (f *stockFn) read(sp state.Provider, shard int) (*shardCache, error) {
-	c := &shardCache{l: NewLedgers(), live: &ledger.Live{}}
+	c := &shardCache{l: newLedgers(), live: &ledger.Live{}}
 	raw, ok, err := f.Ledger.Read(sp)
 	if err != nil {
 		return nil, fmt.Errorf("stock: read ledgers of shard %d: %w", shard, err)
 	}
 	if ok {
-		if c.l, err = ParseLedgers(raw); err != nil {
+		if c.l, err = parseLedgers(raw); err != nil {
 			return nil, fmt.Errorf("stock: shard %d: %w", shard, err)
 		}
 		c.base = len(raw)
@@ -258,19 +258,19 @@ func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData, live *
 		switch res.Outcome {
 		case ledger.TooLate:
 			dead++
-			out.DeadLetters = append(out.DeadLetters, TooLateDeadLetter(rec, now))
+			out.DeadLetters = append(out.DeadLetters, tooLateDeadLetter(rec, now))
 			continue
 		case ledger.Duplicate:
 			dups++
 		default:
 			applied++
 		}
-		out.Adjustments = append(out.Adjustments, AdjustmentRow(rec, res.Outcome, now))
+		out.Adjustments = append(out.Adjustments, adjustmentRow(rec, res.Outcome, now))
 		if res.Changed() {
-			out.Levels = append(out.Levels, StockLevelRow(a, res, th, st.Severity, now))
+			out.Levels = append(out.Levels, stockLevelRow(a, res, th, st.Severity, now))
 		}
 		if res.Alert {
-			out.Alerts = append(out.Alerts, AlertRow(a, res, th, now))
+			out.Alerts = append(out.Alerts, alertRow(a, res, th, now))
 		}
 	}
 
@@ -282,15 +282,15 @@ func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData, live *
 	return out, nil
 }
 
-// StockKey is the state key of (sku, location) in ApplyStockPerKey: the SKU,
+// stockKey is the state key of (sku, location) in ApplyStockPerKey: the SKU,
 // a space and the location. The contract forbids blanks in either, so the
 // key is unambiguous, and it reads well in Dataflow's monitoring.
-func StockKey(k event.Key) string { return k.SKU + " " + k.LocationID }
+func stockKey(k event.Key) string { return k.SKU + " " + k.LocationID }
 
 // KeyEvents is a composite transform that re-keys DecodeEvents' output by
 // stock key. It expects a PCollection of KV<int, Shard> and returns a
 // PCollection of KV<string, Shard>, one element per key of each input
-// element (keyed by StockKey), its records in arrival order.
+// element (keyed by stockKey), its records in arrival order.
 func KeyEvents(s beam.Scope, events beam.PCollection) beam.PCollection {
 	s = s.Scope("KeyEvents")
 	return beam.ParDo(s, keyEventsFn, events)
@@ -298,7 +298,7 @@ func KeyEvents(s beam.Scope, events beam.PCollection) beam.PCollection {
 
 func keyEventsFn(_ int, sh Shard, emit func(string, Shard)) {
 	if len(sh.Records) == 1 { // Dataflow: one message per element
-		emit(StockKey(sh.Records[0].Adj.Key()), sh)
+		emit(stockKey(sh.Records[0].Adj.Key()), sh)
 		return
 	}
 	byKey := map[event.Key][]Record{}
@@ -311,7 +311,7 @@ func keyEventsFn(_ int, sh Shard, emit func(string, Shard)) {
 		byKey[k] = append(byKey[k], rec)
 	}
 	for _, k := range order {
-		emit(StockKey(k), Shard{Records: byKey[k]})
+		emit(stockKey(k), Shard{Records: byKey[k]})
 	}
 }
 
@@ -358,7 +358,7 @@ func (f *keyStockFn) ProcessElement(ctx context.Context, sp state.Provider, key 
 	var st *ledger.State
 	known := true // whether the key has stock state or a snapshot
 	get := func(k event.Key, th int64) (*ledger.State, error) {
-		if StockKey(k) != key {
+		if stockKey(k) != key {
 			return nil, fmt.Errorf("stock: a record of %v in the element of key %q", k, key)
 		}
 		if st != nil {

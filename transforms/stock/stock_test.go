@@ -369,7 +369,7 @@ func TestStockSurvivesSlowBundles(t *testing.T) {
 // TestLedgersDeltas checks that a base with deltas laid over it in order
 // reads back as the ledgers that wrote them.
 func TestLedgersDeltas(t *testing.T) {
-	l := NewLedgers()
+	l := newLedgers()
 	keys := []event.Key{{SKU: "A", LocationID: "1"}, {SKU: "B", LocationID: "1"}, {SKU: "C", LocationID: "2"}}
 	for i, k := range keys {
 		st, err := l.Get(k, nil, 10)
@@ -395,7 +395,7 @@ func TestLedgersDeltas(t *testing.T) {
 		}
 		deltas = append(deltas, d)
 	}
-	got, err := ParseLedgers(base)
+	got, err := parseLedgers(base)
 	if err != nil {
 		t.Fatal(err)
 	}

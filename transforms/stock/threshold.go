@@ -230,7 +230,7 @@ func (f *keyUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, emit
 // location of the SKU: those registered, and those of the snapshot or
 // restored at start; a location registered after a (sku, *) change is sent
 // that change. It returns a PCollection of KV<string, Shard> keyed by
-// StockKey, holding Updates, and a PCollection of
+// stockKey, holding Updates, and a PCollection of
 // warehouse.ThresholdChangeRow, one per change received.
 func RouteThresholdUpdates(s beam.Scope, routes, ref beam.PCollection) (beam.PCollection, beam.PCollection) {
 	s = s.Scope("RouteThresholdUpdates")
@@ -279,7 +279,7 @@ func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku strin
 		locs, added = append(locs, loc), true
 		if haveWild {
 			c := ledger.Change{ID: wild.ID, SKU: sku, LocationID: ledger.Wildcard, Threshold: wild.Threshold, At: wild.At}
-			emit(StockKey(event.Key{SKU: sku, LocationID: loc}), Shard{Updates: []Update{{Change: c}}})
+			emit(stockKey(event.Key{SKU: sku, LocationID: loc}), Shard{Updates: []Update{{Change: c}}})
 		}
 	}
 	liveChanged := false
@@ -293,7 +293,7 @@ func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku strin
 			continue
 		}
 		if !c.Wild() {
-			emit(StockKey(c.Key()), Shard{Updates: []Update{{Change: c, MessageID: u.MessageID}}})
+			emit(stockKey(c.Key()), Shard{Updates: []Update{{Change: c, MessageID: u.MessageID}}})
 			continue
 		}
 		targets := slices.Clone(locs)
@@ -303,7 +303,7 @@ func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku strin
 			}
 		}
 		for _, loc := range targets {
-			emit(StockKey(event.Key{SKU: sku, LocationID: loc}), Shard{Updates: []Update{{Change: c, MessageID: u.MessageID}}})
+			emit(stockKey(event.Key{SKU: sku, LocationID: loc}), Shard{Updates: []Update{{Change: c, MessageID: u.MessageID}}})
 		}
 	}
 	if added {
