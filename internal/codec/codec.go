@@ -28,6 +28,21 @@ func AppendString(b []byte, s string) []byte { return protowire.AppendString(b, 
 // AppendBytes appends s with its length.
 func AppendBytes(b, s []byte) []byte { return protowire.AppendBytes(b, s) }
 
+// AppendFlags appends bits as one varint, bits[i] in bit i; Reader.Flag
+// reads them back.
+func AppendFlags(b []byte, bits ...bool) []byte {
+	var v uint64
+	for i, set := range bits {
+		if set {
+			v |= 1 << i
+		}
+	}
+	return AppendUvarint(b, v)
+}
+
+// Flag reports whether bit i of flags, a varint written by AppendFlags, is set.
+func Flag(flags uint64, i int) bool { return flags&(1<<i) != 0 }
+
 // Reader reads what the Append functions wrote. After the first error every
 // read returns a zero value and Err reports ErrCorrupt.
 type Reader struct {

@@ -39,6 +39,19 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+func TestFlags(t *testing.T) {
+	b := codec.AppendFlags(nil, true, false, true)
+	if string(b) != "\x05" {
+		t.Fatalf("AppendFlags(true, false, true) = %q, want 0b101", b)
+	}
+	f := codec.NewReader(b).Uvarint()
+	for i, want := range []bool{true, false, true, false} {
+		if got := codec.Flag(f, i); got != want {
+			t.Errorf("Flag(%b, %d) = %v, want %v", f, i, got, want)
+		}
+	}
+}
+
 func TestTruncated(t *testing.T) {
 	full := codec.AppendString(codec.AppendVarint(nil, 1<<40), "abcdef")
 	for i := range len(full) {

@@ -15,11 +15,7 @@ var errCorrupt = errors.New("ledger: corrupt encoded state")
 // snapshot files.
 func (s *State) AppendBinary(b []byte) []byte {
 	b = codec.AppendUvarint(b, stateVersion)
-	var flags uint64
-	if s.HasCount {
-		flags |= 1
-	}
-	b = codec.AppendUvarint(b, flags)
+	b = codec.AppendFlags(b, s.HasCount)
 	b = codec.AppendVarint(b, s.CountTime)
 	b = codec.AppendVarint(b, s.CountQty)
 	b = codec.AppendString(b, s.CountEventID)
@@ -51,7 +47,7 @@ func (s *State) UnmarshalBinary(b []byte) error {
 		return errCorrupt
 	}
 	*s = State{}
-	s.HasCount = d.Uvarint()&1 != 0
+	s.HasCount = codec.Flag(d.Uvarint(), 0)
 	s.CountTime = d.Varint()
 	s.CountQty = d.Varint()
 	s.CountEventID = d.String()

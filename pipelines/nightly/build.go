@@ -23,23 +23,15 @@ func Build(s beam.Scope, cfg Config) Outputs {
 	s = s.Scope("nightly")
 	imp := beam.Impulse(s)
 
-	opening, from := beam.ParDo2(s, &openingFn{Warehouse: cfg.Warehouse, Snapshot: cfg.Snapshot,
-		Date: cfg.Date.String(), Window: w, Shards: cfg.Shards}, imp)
-	since := beam.SideInput{Input: from}
-
+	opening, since := summary.Opening(s, cfg.Warehouse, cfg.Snapshot, cfg.Date.String(), w, cfg.Shards)
 	var adjustments beam.PCollection
 	if cfg.Input != "" {
-		ranges := beam.ParDo(s, &csvSplitFn{Glob: cfg.Input, ChunkBytes: cfg.ChunkBytes}, imp)
-		ranges = beam.Reshuffle(s, ranges)
-		adjustments = beam.ParDo(s, &csvReadFn{End: w.End, Shards: cfg.Shards}, ranges, since)
+		adjustments = summary.ReadCSV(s, cfg.Input, cfg.ChunkBytes, since, w.End, cfg.Shards)
 	} else {
-		slices := beam.ParDo(s, &sliceFn{N: cfg.Shards}, imp)
-		slices = beam.Reshuffle(s, slices)
-		adjustments = beam.ParDo(s, &warehouseReadFn{Warehouse: cfg.Warehouse, Slices: cfg.Shards,
-			End: w.End, Shards: cfg.Shards}, slices, since)
+		adjustments = summary.ReadWarehouse(s, cfg.Warehouse, since, w.End, cfg.Shards)
 	}
-	streaming := beam.ParDo(s, &streamingFn{Warehouse: cfg.Warehouse, End: w.End, Shards: cfg.Shards}, imp)
-	history, days := beam.ParDo2(s, &historyFn{Warehouse: cfg.Warehouse, Date: cfg.Date.String(), Shards: cfg.Shards}, imp)
+	streaming := summary.Streaming(s, cfg.Warehouse, w.End, cfg.Shards)
+	history, days := summary.History(s, cfg.Warehouse, cfg.Date.String(), cfg.Shards)
 
 	parts := beam.Flatten(s, opening, adjustments, streaming, history)
 	opts := summary.Options{Window: w, ThresholdsURI: cfg.Thresholds, DefaultThreshold: cfg.DefaultThreshold,

@@ -384,7 +384,7 @@ func TestDataflowDryRun(t *testing.T) {
 	}
 	job := logged.String()
 	for _, want := range []string{"Dry-run: not submitting job!", "JOB_TYPE_BATCH", "nightly/summary.Summarize",
-		"nightly.publishFn", "nightly.warehouseReadFn", "nightly.historyFn"} {
+		"nightly.publishFn", "summary.warehouseReadFn", "summary.historyFn"} {
 		if !strings.Contains(job, want) {
 			t.Errorf("dry-run output lacks %q", want)
 		}

@@ -8,9 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/transforms/summary"
 )
 
 // Plan is what Preflight found: what the run will read.
@@ -56,7 +56,7 @@ func Preflight(ctx context.Context, cfg Config) (Plan, error) {
 			}
 		}
 	}
-	if !isBigQuery(cfg.Warehouse) && !isRemote(cfg.Warehouse) {
+	if !warehouse.IsBigQuery(cfg.Warehouse) && !isRemote(cfg.Warehouse) {
 		if _, err := os.Stat(cfg.Warehouse); err != nil && (cfg.Input == "" || cfg.Snapshot == "") {
 			return plan, fmt.Errorf("nightly: warehouse %q: %w (run `inventory setup --warehouse %s`, or pass --warehouse)",
 				cfg.Warehouse, unwrapPath(err), cfg.Warehouse)
@@ -80,7 +80,7 @@ func Preflight(ctx context.Context, cfg Config) (Plan, error) {
 	if cfg.Input == "" {
 		n, err := count(ctx, cfg.Warehouse, fmt.Sprintf(
 			"SELECT count(*) AS n FROM adjustments WHERE event_time >= %s AND event_time < %s",
-			timestampSQL(cfg.Warehouse, start.UnixMicro()), timestampSQL(cfg.Warehouse, end.UnixMicro())))
+			warehouse.TimestampSQL(cfg.Warehouse, start.UnixMicro()), warehouse.TimestampSQL(cfg.Warehouse, end.UnixMicro())))
 		if err != nil {
 			return plan, fmt.Errorf("nightly: count the adjustments of %s in %s: %w", cfg.Date, cfg.Warehouse, err)
 		}
@@ -102,7 +102,7 @@ func count(ctx context.Context, wh, sql string) (int64, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
-	return asInt(rows[0]["n"]), nil
+	return warehouse.AsInt(rows[0]["n"]), nil
 }
 
 func isRemote(uri string) bool { return strings.Contains(uri, "://") }
@@ -129,6 +129,4 @@ func unwrapPath(err error) error {
 // Progress counts what the jobs running in this process have read, for a
 // progress line: adjustment rows from the warehouse and bytes of CSV
 // input. It sums over concurrent runs; on a remote runner it stays at zero.
-var Progress struct {
-	Rows, Bytes atomic.Int64
-}
+var Progress = &summary.Progress

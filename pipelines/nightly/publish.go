@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"reflect"
 	"time"
 
 	"cloud.google.com/go/civil"
@@ -20,8 +19,6 @@ func init() {
 	register.DoFn4x1[context.Context, []byte, func(*summary.Gather) bool, func(*reports.Day) bool, error](&publishFn{})
 	register.Iter1[summary.Gather]()
 }
-
-func reflectTypeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }
 
 // publishFn is the job's last step: it renders the report files and
 // replaces the date in daily_summary and report_runs. It runs once (on the

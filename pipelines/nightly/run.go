@@ -40,7 +40,7 @@ func Run(ctx context.Context, cfg Config) (RunResult, error) {
 	plan, err := Preflight(ctx, cfg)
 	if err != nil {
 		// Recorded as FAILED, unless the warehouse itself is not there.
-		if _, serr := os.Stat(cfg.Warehouse); serr == nil || isBigQuery(cfg.Warehouse) {
+		if _, serr := os.Stat(cfg.Warehouse); serr == nil || warehouse.IsBigQuery(cfg.Warehouse) {
 			if rerr := recordRun(context.WithoutCancel(ctx), cfg, warehouse.RunFailed, err); rerr != nil {
 				return res, fmt.Errorf("%w (and recording the failure: %v)", err, rerr)
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -52,7 +51,7 @@ func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(pubs
 		return fmt.Errorf("read csv %s: %w", f.URI, err)
 	}
 	defer rc.Close()
-	cr, err := event.NewCSVReader(rc, f.URI)
+	cr, err := NewReader(rc, f.URI)
 	if err != nil {
 		return fmt.Errorf("read csv: %w", err)
 	}
@@ -67,18 +66,18 @@ func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(pubs
 		line := strconv.Itoa(cr.Line())
 		m := pubsubsrc.Message{ID: f.URI + ":" + line}
 		var rowErr *event.RowError
+		var inv *event.Invalid
 		switch {
 		case errors.As(err, &rowErr):
 			m.Data = []byte(rowErr.Raw)
 			m.Attributes = map[string]string{AttrCSVError: rowErr.Err.Code, AttrCSVDetail: rowErr.Error(), AttrCSVLine: line}
-		case err != nil:
-			return fmt.Errorf("read csv %s: %w", f.URI, err)
-		case event.Validate(&a, time.Now()) != nil:
-			// Validated here because the JSON form cannot carry every
-			// defect (a missing event_time would read as 1970).
-			inv := event.Validate(&a, time.Now()).(*event.Invalid)
+		case errors.As(err, &inv):
+			// Marked here because the JSON form cannot carry every defect
+			// (a missing event_time would read as 1970).
 			m.Data, _ = event.MarshalJSON(&a)
 			m.Attributes = map[string]string{AttrCSVError: inv.Code, AttrCSVDetail: inv.Error(), AttrCSVLine: line}
+		case err != nil:
+			return fmt.Errorf("read csv %s: %w", f.URI, err)
 		default:
 			data, err := event.MarshalJSON(&a)
 			if err != nil {

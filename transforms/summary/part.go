@@ -99,17 +99,7 @@ func encodePart(p Part) ([]byte, error) {
 	for _, it := range p.Items {
 		b = codec.AppendString(b, it.SKU)
 		b = codec.AppendString(b, it.LocationID)
-		var flags uint64
-		if it.HasOpening {
-			flags |= 1
-		}
-		if it.HasStreaming {
-			flags |= 2
-		}
-		if it.HasHistory {
-			flags |= 4
-		}
-		b = codec.AppendUvarint(b, flags)
+		b = codec.AppendFlags(b, it.HasOpening, it.HasStreaming, it.HasHistory)
 		b = codec.AppendVarint(b, it.OpeningOnHand)
 		b = codec.AppendVarint(b, it.OpeningAt)
 		b = codec.AppendVarint(b, it.StreamingOnHand)
@@ -138,7 +128,7 @@ func decodePart(b []byte) (Part, error) {
 	for i := 0; i < n && d.Err() == nil; i++ {
 		it := &Item{SKU: d.String(), LocationID: d.String()}
 		flags := d.Uvarint()
-		it.HasOpening, it.HasStreaming, it.HasHistory = flags&1 != 0, flags&2 != 0, flags&4 != 0
+		it.HasOpening, it.HasStreaming, it.HasHistory = codec.Flag(flags, 0), codec.Flag(flags, 1), codec.Flag(flags, 2)
 		it.OpeningOnHand, it.OpeningAt, it.StreamingOnHand = d.Varint(), d.Varint(), d.Varint()
 		if it.HasHistory {
 			it.Sold6, it.Sold27, it.HistoryDays = d.Varint(), d.Varint(), d.Varint()

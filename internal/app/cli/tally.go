@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/inventory-events/inventory/internal/app/console"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
@@ -36,20 +37,13 @@ func printTally(ctx context.Context, w io.Writer, wh string, period time.Duratio
 		return
 	}
 	last := start
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	console.Every(ctx, period, func() {
 		cur, err := readTally(ctx, wh)
 		if err != nil || cur == last {
-			continue
+			return
 		}
 		last = cur
 		fmt.Fprintf(w, "%s  applied %d  alerts %d  dead letters %d  (since start)\n", time.Now().Format("15:04:05"),
 			cur.applied-start.applied, cur.alerts-start.alerts, cur.dead-start.dead)
-	}
+	})
 }

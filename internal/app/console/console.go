@@ -146,6 +146,20 @@ func (lw lineWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Every calls fn every interval until ctx ends, and then returns.
+func Every(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
+
 // Tick calls text every interval and shows what it returns until stop is
 // called; stop erases the line.
 func (l *Line) Tick(interval time.Duration, text func() string) (stop func()) {
@@ -157,16 +171,7 @@ func (l *Line) Tick(interval time.Duration, text func() string) (stop func()) {
 	l.Set(text())
 	go func() {
 		defer close(done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				l.Set(text())
-			}
-		}
+		Every(ctx, interval, func() { l.Set(text()) })
 	}()
 	return func() {
 		cancel()
