@@ -29,8 +29,8 @@ func (s *State) AppendBinary(b []byte) []byte {
 		b = codec.AppendVarint(b, d.Time)
 		b = codec.AppendVarint(b, d.Qty)
 	}
-	b = codec.AppendUvarint(b, uint64(len(s.Seen)))
-	for id, t := range s.Seen {
+	b = codec.AppendUvarint(b, uint64(s.Seen.Len()))
+	for id, t := range s.Seen.All() {
 		b = codec.AppendString(b, id)
 		b = codec.AppendVarint(b, t)
 	}
@@ -63,10 +63,9 @@ func (s *State) UnmarshalBinary(b []byte) error {
 		}
 	}
 	if n := d.Len(); n > 0 {
-		s.Seen = make(map[string]int64, n)
 		for range n {
 			id := d.String()
-			s.Seen[id] = d.Varint()
+			s.Seen.Add(id, d.Varint())
 		}
 	}
 	if d.Done() != nil {

@@ -138,8 +138,8 @@ type State struct {
 	FoldedThrough int64
 	// MaxTime is the newest event time seen.
 	MaxTime int64
-	// Seen maps event ids within the horizon to their event time.
-	Seen     map[string]int64
+	// Seen holds the event ids within the horizon with their event time.
+	Seen     IDs
 	OnHand   int64
 	Severity Severity
 	// Oldest caches the oldest event time among Deltas and Seen (0: unknown).
@@ -174,7 +174,7 @@ func (s *State) Apply(a *event.Adjustment, threshold int64, horizon time.Duratio
 	}
 	h := horizon.Microseconds()
 	r := Result{Previous: s.OnHand, OnHand: s.OnHand}
-	if _, dup := s.Seen[a.EventID]; dup {
+	if s.Seen.Has(a.EventID) {
 		r.Outcome = Duplicate
 		return r
 	}
@@ -189,10 +189,7 @@ func (s *State) Apply(a *event.Adjustment, threshold int64, horizon time.Duratio
 		r.Outcome = TooLate
 		return r
 	}
-	if s.Seen == nil {
-		s.Seen = make(map[string]int64, 8)
-	}
-	s.Seen[a.EventID] = a.EventTime
+	s.Seen.Add(a.EventID, a.EventTime)
 	if s.Oldest != 0 && a.EventTime < s.Oldest {
 		s.Oldest = a.EventTime
 	}
@@ -263,11 +260,7 @@ func (s *State) expire(h int64) {
 		kept = append(kept, d)
 	}
 	s.Deltas = kept
-	for id, t := range s.Seen {
-		if t < cut {
-			delete(s.Seen, id)
-		}
-	}
+	s.Seen.DeleteBefore(cut)
 	s.Oldest = 0
 }
 
@@ -281,7 +274,7 @@ func (s *State) oldest() int64 {
 	for _, d := range s.Deltas {
 		o = min(o, d.Time)
 	}
-	for _, t := range s.Seen {
+	for _, t := range s.Seen.All() {
 		o = min(o, t)
 	}
 	s.Oldest = o

@@ -163,8 +163,8 @@ func TestHorizonBoundsMemory(t *testing.T) {
 		t.Fatalf("on_hand %d, want 20000", s.OnHand)
 	}
 	perHorizon := int(DefaultHorizon/(10*time.Minute)) * 9 / 8
-	if len(s.Seen) > perHorizon+1 || len(s.Deltas) > perHorizon+1 {
-		t.Fatalf("kept %d ids and %d deltas, want at most %d", len(s.Seen), len(s.Deltas), perHorizon)
+	if s.Seen.Len() > perHorizon+1 || len(s.Deltas) > perHorizon+1 {
+		t.Fatalf("kept %d ids and %d deltas, want at most %d", s.Seen.Len(), len(s.Deltas), perHorizon)
 	}
 	// Within the horizon a redelivery is still recognised.
 	if r := s.Apply(ev("e19990", event.Received, 1, 199900), 10, 0); r.Outcome != Duplicate {
@@ -241,7 +241,7 @@ func BenchmarkApply(b *testing.B) {
 		a.EventID = ids[i%len(ids)]
 		a.EventTime = t0.UnixMicro() + int64(i)*1000
 		if i%len(ids) == 0 {
-			s.Seen = nil
+			s.Seen = IDs{}
 		}
 		s.Apply(a, 10, 0)
 	}

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -64,6 +65,7 @@ var (
 	skipBase   = flag.Bool("skip_baseline", false, "do not run the baseline consumer")
 	spread     = flag.Bool("spread", false, "put event i on key i mod (skus x locations), so that n events touch min(n, keys) keys (default: random keys)")
 	results    = flag.String("results", "", "append one CSV line of the throughput phase to this file (header written if new)")
+	memProfile = flag.String("memprofile", "", "write a heap profile at the end of the job's throughput phase here")
 	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the job's throughput phase here")
 )
 
@@ -342,6 +344,20 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return ds[min(len(ds)-1, int(p*float64(len(ds))))]
 }
 
+// writeHeapProfile writes the live heap, after a GC, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	return f.Close()
+}
+
 // appendResult appends the throughput phase's figures to a CSV file.
 func appendResult(path string, events int, jobRate, baseRate, jobPeak, basePeak float64) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -490,6 +506,11 @@ func run(ctx context.Context) error {
 	elapsed := last.Sub(t0)
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			return err
+		}
 	}
 	jobRate := float64(len(msgs)) / elapsed.Seconds()
 	fmt.Printf("job on Prism: %d events in %v: %.0f events/s, peak RSS %.0f MiB\n",
