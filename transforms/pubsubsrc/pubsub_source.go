@@ -47,6 +47,11 @@ type PullOptions struct {
 	// Flight is the ID of the Flight in this process that tracks what the
 	// source emitted ("": the process's default Flight).
 	Flight string
+	// MaxOutstanding is how many messages the Flight may have emitted and
+	// not yet stored before the source stops pulling (default 20,000): flow
+	// control, so that a backlog waits in Pub/Sub rather than in the
+	// runner's memory between stages.
+	MaxOutstanding int
 }
 
 // ReadPubSub is a composite transform that reads a Pub/Sub subscription
@@ -73,7 +78,7 @@ func ReadPubSub(s beam.Scope, o PullOptions) beam.PCollection {
 	}
 	fn := &pullFn{Subscription: SubscriptionPath(o.Project, o.Subscription), Project: o.Project,
 		MaxMessages: o.MaxMessages, MaxBatchWait: o.MaxBatchWait, PollInterval: o.PollInterval,
-		AckDeadline: o.AckDeadline, MaxExtension: o.MaxExtension, Flight: o.Flight}
+		AckDeadline: o.AckDeadline, MaxExtension: o.MaxExtension, Flight: o.Flight, MaxOutstanding: o.MaxOutstanding}
 	return beam.ParDo(s, fn, beam.Impulse(s))
 }
 
@@ -141,14 +146,15 @@ func (t *pullTracker) GetRestriction() any { return pullRestriction{} }
 func (t *pullTracker) IsBounded() bool     { return false }
 
 type pullFn struct {
-	Project      string
-	Subscription string
-	MaxMessages  int
-	MaxBatchWait time.Duration
-	PollInterval time.Duration
-	AckDeadline  time.Duration
-	MaxExtension time.Duration
-	Flight       string
+	Project        string
+	Subscription   string
+	MaxMessages    int
+	MaxBatchWait   time.Duration
+	PollInterval   time.Duration
+	AckDeadline    time.Duration
+	MaxExtension   time.Duration
+	Flight         string
+	MaxOutstanding int
 
 	client *pubsub.Client
 	flight *Flight
@@ -172,6 +178,9 @@ func (f *pullFn) Setup(ctx context.Context) error {
 	}
 	if f.MaxExtension <= 0 {
 		f.MaxExtension = 10 * time.Minute
+	}
+	if f.MaxOutstanding <= 0 {
+		f.MaxOutstanding = 20_000
 	}
 	if f.AckDeadline <= 0 {
 		sub, err := c.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: f.Subscription})
@@ -254,6 +263,10 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	if f.flight.paused.Load() {
 		return sdf.ResumeProcessingIn(f.PollInterval), nil
 	}
+	room := f.MaxOutstanding - f.flight.Unacked()
+	if room <= 0 {
+		return sdf.ResumeProcessingIn(pullStep), nil // flow control: the job is behind
+	}
 	// Pull only while the restriction can still be claimed.
 	if !rt.TryClaim([]string(nil)) {
 		return sdf.StopProcessing(), nil
@@ -265,11 +278,12 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	var b Batch
 	var acks []string
 	oldest := time.Now()
-	for first := true; len(b.Messages) < f.MaxMessages; first = false {
+	limit := min(f.MaxMessages, room)
+	for first := true; len(b.Messages) < limit; first = false {
 		if !first && time.Until(deadline) <= 0 {
 			break
 		}
-		resp, err := f.pull(ctx, f.MaxMessages-len(b.Messages), !first)
+		resp, err := f.pull(ctx, limit-len(b.Messages), !first)
 		if err != nil {
 			if ctx.Err() != nil {
 				return sdf.StopProcessing(), ctx.Err()

@@ -66,6 +66,7 @@ var (
 	spread     = flag.Bool("spread", false, "put event i on key i mod (skus x locations), so that n events touch min(n, keys) keys (default: random keys)")
 	results    = flag.String("results", "", "append one CSV line of the throughput phase to this file (header written if new)")
 	memProfile = flag.String("memprofile", "", "write a heap profile at the end of the job's throughput phase here")
+	memAt      = flag.Duration("memprofile_at", 0, "write the heap profile this long into the job's throughput phase instead")
 	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the job's throughput phase here")
 )
 
@@ -512,6 +513,13 @@ func run(ctx context.Context) error {
 		}
 	}
 	t0 := time.Now()
+	if *memProfile != "" && *memAt > 0 {
+		time.AfterFunc(*memAt, func() {
+			if err := writeHeapProfile(*memProfile); err != nil {
+				slog.Error("streambench", "err", err)
+			}
+		})
+	}
 	end := markers("end", start.Add(time.Duration(len(msgs))*time.Millisecond))
 	if err := e.publish(ctx, append(msgs, end...), 0, st, true); err != nil {
 		return err
@@ -526,7 +534,7 @@ func run(ctx context.Context) error {
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
-	if *memProfile != "" {
+	if *memProfile != "" && *memAt == 0 {
 		if err := writeHeapProfile(*memProfile); err != nil {
 			return err
 		}
