@@ -13,6 +13,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -65,6 +67,8 @@ var (
 	skipBase   = flag.Bool("skip_baseline", false, "do not run the baseline consumer")
 	spread     = flag.Bool("spread", false, "put event i on key i mod (skus x locations), so that n events touch min(n, keys) keys (default: random keys)")
 	results    = flag.String("results", "", "append one CSV line of the throughput phase to this file (header written if new)")
+	serveEmu   = flag.Bool("serve_emulator", false, "internal: serve the local Pub/Sub and print its address (the benchmark's child process)")
+	emuInProc  = flag.Bool("emulator_in_process", false, "run the local Pub/Sub in this process (its backlog then counts in the peak RSS)")
 	memProfile = flag.String("memprofile", "", "write a heap profile at the end of the job's throughput phase here")
 	memAt      = flag.Duration("memprofile_at", 0, "write the heap profile this long into the job's throughput phase instead")
 	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the job's throughput phase here")
@@ -80,6 +84,10 @@ func main() {
 	beam.Init()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	ctx := context.Background()
+	run := run
+	if *serveEmu {
+		run = func(context.Context) error { return serveEmulator() }
+	}
 	if err := run(ctx); err != nil {
 		// Not log.Fatal: with slog's default handler set, the log package
 		// writes at INFO, which the WARN level above drops.
@@ -89,18 +97,65 @@ func main() {
 }
 
 type env struct {
-	srv   *pubsubemu.Server
-	admin *broker.Admin
-	pub   *pubsub.Publisher
-	dir   string
+	stopEmu func()
+	admin   *broker.Admin
+	pub     *pubsub.Publisher
+	dir     string
+}
+
+// startEmulator starts the local Pub/Sub: in a child process (this binary
+// with --serve_emulator), so that the peak RSS measured here is the job's
+// and the consumer's, not the broker's backlog; or, with
+// --emulator_in_process, in this process. It returns its address.
+func startEmulator() (addr string, stop func(), err error) {
+	if *emuInProc {
+		srv, err := pubsubemu.Start("127.0.0.1:0", pubsubemu.Options{})
+		if err != nil {
+			return "", nil, err
+		}
+		return srv.Addr(), func() { srv.Close() }, nil
+	}
+	cmd := exec.Command(os.Args[0], "--serve_emulator")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start the emulator: %w", err)
+	}
+	stop = func() { in.Close(); cmd.Wait() }
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("the emulator's address: %w", err)
+	}
+	return strings.TrimSpace(line), stop, nil
+}
+
+// serveEmulator is the child of startEmulator: it serves until its stdin
+// closes.
+func serveEmulator() error {
+	srv, err := pubsubemu.Start("127.0.0.1:0", pubsubemu.Options{})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	fmt.Println(srv.Addr())
+	_, err = io.Copy(io.Discard, os.Stdin)
+	return err
 }
 
 func newEnv(ctx context.Context) (*env, error) {
-	srv, err := pubsubemu.Start("127.0.0.1:0", pubsubemu.Options{})
+	addr, stopEmu, err := startEmulator()
 	if err != nil {
 		return nil, err
 	}
-	os.Setenv("PUBSUB_EMULATOR_HOST", srv.Addr())
+	os.Setenv("PUBSUB_EMULATOR_HOST", addr)
 	admin, err := broker.NewAdmin(ctx, project)
 	if err != nil {
 		return nil, err
@@ -115,13 +170,13 @@ func newEnv(ctx context.Context) (*env, error) {
 	pub := admin.Client.Publisher(names.Topic)
 	pub.PublishSettings.CountThreshold = 500
 	pub.PublishSettings.DelayThreshold = 5 * time.Millisecond
-	return &env{srv: srv, admin: admin, pub: pub, dir: dir}, nil
+	return &env{stopEmu: stopEmu, admin: admin, pub: pub, dir: dir}, nil
 }
 
 func (e *env) close() {
 	e.pub.Stop()
 	e.admin.Close()
-	e.srv.Close()
+	e.stopEmu()
 	os.RemoveAll(e.dir)
 }
 
