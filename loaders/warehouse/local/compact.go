@@ -322,9 +322,12 @@ func (l *Warehouse) finishCompactions() error {
 	return nil
 }
 
+// mergeRowGroup is the row group size of a merged file.
+const mergeRowGroup = 64 << 10
+
 // mergeFiles writes the rows of files, in order, into a new file in dir
-// (written under a temporary name, fsynced, renamed), one row at a time so
-// memory does not grow with the files. It returns the new file's name.
+// (written under a temporary name, fsynced, renamed), one row at a time and
+// one row group at a time, so memory does not grow with the files. It returns the new file's name.
 func mergeFiles(ctx context.Context, dir string, t *warehouse.Table, files []partFile) (string, error) {
 	var rnd [6]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
@@ -338,7 +341,9 @@ func mergeFiles(ctx context.Context, dir string, t *warehouse.Table, files []par
 	}
 	defer f.Close()
 	schema := schemaOf(t)
-	pw := parquet.NewWriter(f, schema, parquet.Compression(&parquet.Snappy))
+	// Row groups of mergeRowGroup rows: the writer holds a row group's
+	// pages in memory until it is flushed.
+	pw := parquet.NewWriter(f, schema, parquet.Compression(&parquet.Snappy), parquet.MaxRowsPerRowGroup(mergeRowGroup))
 	row := reflect.New(t.RowType)
 	for _, in := range files {
 		if err := ctx.Err(); err != nil {
