@@ -38,7 +38,10 @@ type Config struct {
 	// Cron, when set, fires the nightly trigger on this spec in TimeZone.
 	Cron     string
 	TimeZone string
-	Logger   *slog.Logger
+	// CompactEvery is how often the warehouse is compacted (0:
+	// DefaultCompactEvery; negative: never).
+	CompactEvery time.Duration
+	Logger       *slog.Logger
 }
 
 // Stack is a running local stack.
@@ -51,6 +54,7 @@ type Stack struct {
 	http       *http.Server
 	launcher   *trigger.LocalLauncher
 	cron       *trigger.LocalCron
+	compactor  *compactor
 	// Setup lists what setup did.
 	Setup []string
 }
@@ -100,6 +104,16 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.CompactEvery >= 0 {
+		every := cfg.CompactEvery
+		if every == 0 {
+			every = DefaultCompactEvery
+		}
+		s.compactor, err = startCompactor(cfg.Warehouse, every, cfg.Logger)
+		if err != nil {
+			return nil, fmt.Errorf("localstack: compactor: %w", err)
+		}
+	}
 	s.launcher = trigger.NewLocalLauncher(s.runNightly, cfg.Logger)
 	ln, err := net.Listen("tcp", cfg.TriggerAddr)
 	if err != nil {
@@ -146,7 +160,7 @@ func (s *Stack) runNightly(ctx context.Context, date string) (string, error) {
 }
 
 // Stop stops everything in reverse order: the cron, the trigger (waiting
-// for a running nightly job), the streaming job (drained first: its source
+// for a running nightly job), the warehouse compactor, the streaming job (drained first: its source
 // paused until everything it emitted is in the warehouse and acked), then the
 // local Pub/Sub, which flushes its data directory.
 func (s *Stack) Stop(ctx context.Context) error {
@@ -159,6 +173,9 @@ func (s *Stack) Stop(ctx context.Context) error {
 	}
 	if s.launcher != nil {
 		errs = append(errs, s.launcher.Close(ctx))
+	}
+	if s.compactor != nil {
+		s.compactor.stop()
 	}
 	if s.Stream != nil {
 		dctx, cancel := context.WithTimeout(ctx, time.Minute)

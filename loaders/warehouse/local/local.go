@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -196,6 +195,16 @@ func replaceDate(dir string, date civil.Date, rows warehouse.TableRows) error {
 	} else if err := os.MkdirAll(staging, 0o755); err != nil {
 		return wrap(err)
 	}
+	// The swap holds the warehouse lock, so a compaction of the old
+	// partition cannot place its merged file in the new one (compact.go).
+	lctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	unlock, err := (&Warehouse{Dir: dir}).lock(lctx)
+	if err != nil {
+		os.RemoveAll(staging)
+		return wrap(err)
+	}
+	defer unlock()
 	hadOld := true
 	if err := os.Rename(final, trash); errors.Is(err, os.ErrNotExist) {
 		hadOld = false
@@ -216,71 +225,6 @@ func replaceDate(dir string, date civil.Date, rows warehouse.TableRows) error {
 		}
 	}
 	return nil
-}
-
-// Compact merges the files of one partition of table into one file, so
-// queries over a long-running stream's many small files stay fast. Files
-// written while it runs are kept as they are. A query that listed a removed
-// file is retried by Query. It returns the number of files merged.
-func (l *Warehouse) Compact(ctx context.Context, table string, date civil.Date) (int, error) {
-	t, err := warehouse.TableByName(table)
-	if err != nil {
-		return 0, err
-	}
-	wrap := func(err error) error {
-		return fmt.Errorf("warehouse: compact %s %s: %w", table, date, err)
-	}
-	dir := partitionDir(l.Dir, t.Name, date.In(time.UTC))
-	files, err := filepath.Glob(filepath.Join(dir, "*.parquet"))
-	if err != nil || len(files) < 2 {
-		return 0, err
-	}
-	var all []any
-	for _, name := range files {
-		if err := ctx.Err(); err != nil {
-			return 0, wrap(err)
-		}
-		read, err := readParquet(name, t)
-		if err != nil {
-			return 0, wrap(err)
-		}
-		all = append(all, read...)
-	}
-	rows, err := warehouse.AnyRows(table, all)
-	if err != nil {
-		return 0, wrap(err)
-	}
-	if err := writeParquet(dir, rows); err != nil {
-		return 0, wrap(err)
-	}
-	for _, name := range files {
-		if err := os.Remove(name); err != nil {
-			return 0, wrap(err)
-		}
-	}
-	return len(files), nil
-}
-
-// readParquet reads the rows of a file of table t, as t's row structs.
-func readParquet(name string, t *warehouse.Table) ([]any, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r := parquet.NewReader(f, schemaOf(t))
-	defer r.Close()
-	var rows []any
-	for {
-		p := reflect.New(t.RowType)
-		if err := r.Read(p.Interface()); err != nil {
-			if errors.Is(err, io.EOF) {
-				return rows, nil
-			}
-			return nil, fmt.Errorf("read %s: %w", name, err)
-		}
-		rows = append(rows, p.Elem().Interface())
-	}
 }
 
 // schemaOf returns the Parquet schema of t's row type.

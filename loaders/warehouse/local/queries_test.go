@@ -255,7 +255,7 @@ func TestLocalCompact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := l.Compact(ctx, "adjustments", civil.Date{Year: 2026, Month: 3, Day: 1})
+	n, err := l.Compact(ctx, "adjustments", civil.Date{Year: 2026, Month: 3, Day: 1}, local.CompactPolicy{Fanout: 2})
 	if err != nil || n != 5 {
 		t.Fatalf("Compact: %d files, %v", n, err)
 	}

@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/big"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -56,14 +55,18 @@ func queryOnce(ctx context.Context, dir, query string) (*warehouse.Result, error
 		return nil, fmt.Errorf("set time zone: %w", err)
 	}
 	for _, t := range warehouse.Tables {
-		if _, err := conn.ExecContext(ctx, localView(dir, t, nil)); err != nil {
+		files, err := liveFiles(dir, t.Name)
+		if err != nil {
+			return nil, fmt.Errorf("view %s: %w", t.Name, err)
+		}
+		if _, err := conn.ExecContext(ctx, localView(t, files, nil)); err != nil {
 			// Files written before a column was added lack it: the view
 			// reads NULL there, as BigQuery does for a column added later.
-			have, derr := parquetColumns(ctx, conn, dir, t)
+			have, derr := parquetColumns(ctx, conn, files)
 			if derr != nil {
 				return nil, fmt.Errorf("view %s: %w", t.Name, err)
 			}
-			if _, err = conn.ExecContext(ctx, localView(dir, t, have)); err == nil {
+			if _, err = conn.ExecContext(ctx, localView(t, files, have)); err == nil {
 				continue
 			}
 			return nil, fmt.Errorf("view %s: %w", t.Name, err)
@@ -99,12 +102,13 @@ func queryOnce(ctx context.Context, dir, query string) (*warehouse.Result, error
 	return res, rows.Err()
 }
 
-// localView returns the CREATE VIEW statement of table t: its Parquet files,
-// or an empty relation with the table's columns when there are none yet.
-// With have (the columns the files hold), a column none of them has is NULL.
-func localView(dir string, t *warehouse.Table, have map[string]bool) string {
-	glob := filepath.Join(tableDir(dir, t.Name), "dt=*", "*.parquet")
-	if files, _ := filepath.Glob(glob); len(files) > 0 {
+// localView returns the CREATE VIEW statement of table t: its Parquet files
+// (listed, not globbed, so a compaction's old and merged files are never
+// read together: liveFiles), or an empty relation with the table's columns
+// when there are none yet. With have (the columns the files hold), a column
+// none of them has is NULL.
+func localView(t *warehouse.Table, files []string, have map[string]bool) string {
+	if len(files) > 0 {
 		cols := make([]string, len(t.Columns))
 		for i, f := range t.Columns {
 			cols[i] = f.Name
@@ -116,7 +120,7 @@ func localView(dir string, t *warehouse.Table, have map[string]bool) string {
 			}
 		}
 		return fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT %s FROM read_parquet(%s, hive_partitioning = false, union_by_name = true)",
-			t.Name, strings.Join(cols, ", "), sqlString(glob))
+			t.Name, strings.Join(cols, ", "), sqlList(files))
 	}
 	cols := make([]string, len(t.Columns))
 	for i, f := range t.Columns {
@@ -125,10 +129,9 @@ func localView(dir string, t *warehouse.Table, have map[string]bool) string {
 	return fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT %s WHERE false", t.Name, strings.Join(cols, ", "))
 }
 
-// parquetColumns returns the columns the Parquet files of t hold.
-func parquetColumns(ctx context.Context, conn *sql.Conn, dir string, t *warehouse.Table) (map[string]bool, error) {
-	glob := filepath.Join(tableDir(dir, t.Name), "dt=*", "*.parquet")
-	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT name FROM parquet_schema(%s)", sqlString(glob)))
+// parquetColumns returns the columns the Parquet files hold.
+func parquetColumns(ctx context.Context, conn *sql.Conn, files []string) (map[string]bool, error) {
+	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT name FROM parquet_schema(%s)", sqlList(files)))
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +148,15 @@ func parquetColumns(ctx context.Context, conn *sql.Conn, dir string, t *warehous
 }
 
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// sqlList returns a DuckDB list literal of strings.
+func sqlList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = sqlString(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
 
 func duckType(t warehouse.ColumnType) string {
 	switch t {

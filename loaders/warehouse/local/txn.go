@@ -126,8 +126,9 @@ func (l *Warehouse) finish(dir string, entries []txnEntry) error {
 }
 
 // Recover finishes the committed transactions a crashed writer left in the
-// local warehouse and removes uncommitted ones older than ten minutes. It
-// returns how many it finished.
+// local warehouse and removes uncommitted ones older than ten minutes, and
+// finishes the committed compactions a crash interrupted (compact.go). It
+// returns how many transactions it finished.
 func (l *Warehouse) Recover() (int, error) {
 	root := filepath.Join(l.Dir, txnDir)
 	ents, err := os.ReadDir(root)
@@ -137,13 +138,17 @@ func (l *Warehouse) Recover() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("warehouse: recover: %w", err)
 	}
-	finished := 0
+	finished, compactions := 0, false
 	for _, de := range ents {
 		if !de.IsDir() || strings.HasPrefix(de.Name(), ".") {
 			continue
 		}
 		dir := filepath.Join(root, de.Name())
 		raw, err := os.ReadFile(filepath.Join(dir, commitFile))
+		if errors.Is(err, os.ErrNotExist) && fileExists(filepath.Join(dir, compactFile)) {
+			compactions = true // finished below, under the lock
+			continue
+		}
 		if errors.Is(err, os.ErrNotExist) {
 			if info, err := de.Info(); err == nil && time.Since(info.ModTime()) > staleTxn {
 				slog.Warn("warehouse: removing an uncommitted transaction", "dir", dir)
@@ -162,6 +167,18 @@ func (l *Warehouse) Recover() (int, error) {
 			return finished, fmt.Errorf("warehouse: recover %s: %w", dir, err)
 		}
 		finished++
+	}
+	if compactions {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		unlock, err := l.lock(ctx)
+		if err != nil {
+			return finished, fmt.Errorf("warehouse: recover: %w", err)
+		}
+		defer unlock()
+		if err := l.finishCompactions(); err != nil {
+			return finished, fmt.Errorf("warehouse: recover: %w", err)
+		}
 	}
 	return finished, nil
 }
