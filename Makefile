@@ -14,7 +14,7 @@ PROTO     := $(wildcard proto/inventory/v1/*.proto)
 TEST_FLAGS ?= -count=1 -timeout 20m
 
 .PHONY: help demo run up test test-short deploy-check proto lint fmt vet tidy vuln vuln-db build deps \
-        bench bench-core bench-emulator bench-stream bench-nightly soak bench-plots clean
+        bench bench-core bench-emulator bench-stream bench-stream-keys bench-nightly soak bench-plots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -111,6 +111,16 @@ SOAK_CSV   ?= soak.csv
 SOAK_FLAGS ?=
 soak: ## inventory up fed 2,000 ev/s for 30 min: RSS and goroutines sampled to $(SOAK_CSV), every event checked (SOAK_FLAGS="--duration 2m --rate 500")
 	$(GO) run ./cmd/tools/soak --out $(SOAK_CSV) $(SOAK_FLAGS)
+
+# The key-count series behind docs/benchmarks.md and its plot: 1k keys
+# (with the latency phase), 10k, 100k (200k events) and 1M keys touched once
+# each (1M events, --spread), appended to $(STREAM_CSV).
+bench-stream-keys: ## streambench at 1k, 10k, 100k and 1M keys, appended to $(STREAM_CSV)
+	$(GO) build -o $(BIN)/streambench ./cmd/tools/streambench
+	$(BIN)/streambench --results $(STREAM_CSV)
+	$(BIN)/streambench --latency_for=0 --skus 200 --locations 50 --results $(STREAM_CSV)
+	$(BIN)/streambench --latency_for=0 --skus 1000 --locations 100 --events 200000 --results $(STREAM_CSV)
+	$(BIN)/streambench --latency_for=0 --skus 1000 --locations 1000 --events 1000000 --spread --results $(STREAM_CSV)
 
 # The CSVs are what the benchmarks wrote: streambench --results $(STREAM_CSV)
 # and `make soak`; a missing one skips its plot.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/inventory-events/inventory/internal/app/console"
 	"github.com/inventory-events/inventory/loaders/warehouse/local"
 )
 
@@ -33,21 +34,13 @@ func startCompactor(dir string, every time.Duration, logger *slog.Logger) (*comp
 	go func() {
 		defer close(c.done)
 		var since time.Time
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		console.Every(ctx, every, func() {
 			// A partition's directory time moves when a file lands in it;
 			// the margin covers a clock step and a slow round.
 			start := time.Now()
 			st, err := w.CompactAll(ctx, since, local.CompactPolicy{})
 			switch {
 			case ctx.Err() != nil:
-				return
 			case err != nil:
 				logger.Warn("warehouse compaction failed; retrying on the next round", "err", err)
 			default:
@@ -55,7 +48,7 @@ func startCompactor(dir string, every time.Duration, logger *slog.Logger) (*comp
 				logger.Debug("warehouse compacted", "partitions", st.Partitions, "files_merged", st.Merged,
 					"files_written", st.Written, "took", time.Since(start).Round(time.Millisecond))
 			}
-		}
+		})
 	}()
 	return c, nil
 }
