@@ -38,6 +38,7 @@ func Build(s beam.Scope, cfg Config) Outputs {
 		MaxCharts: cfg.MaxCharts}
 	sums := summary.Summarize(s, parts, opts)
 	gather := summary.GatherAll(s, sums, opts)
-	beam.ParDo0(s, newPublishFn(cfg), imp, beam.SideInput{Input: gather}, beam.SideInput{Input: days})
+	published := beam.ParDo(s, newPublishFn(cfg), imp, beam.SideInput{Input: gather}, beam.SideInput{Input: days})
+	beam.GroupByKey(s.Scope("EndStage"), published) // see publishFn.ProcessElement
 	return Outputs{Summaries: sums, Gather: gather}
 }

@@ -16,7 +16,8 @@ import (
 )
 
 func init() {
-	register.DoFn4x1[context.Context, []byte, func(*summary.Gather) bool, func(*reports.Day) bool, error](&publishFn{})
+	register.DoFn5x1[context.Context, []byte, func(*summary.Gather) bool, func(*reports.Day) bool, func(int, int), error](&publishFn{})
+	register.Emitter2[int, int]()
 	register.Iter1[summary.Gather]()
 }
 
@@ -43,7 +44,10 @@ func newPublishFn(cfg Config) *publishFn {
 		Runner: cfg.Runner, JobID: cfg.JobID, TopN: cfg.TopN}
 }
 
-func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, gathers func(*summary.Gather) bool, days func(*reports.Day) bool) error {
+// ProcessElement publishes. Its emitter is never called: the output only
+// gives the stage an output, since Prism spins a core for the whole bundle
+// of a stage without one (docs/beam-notes.md, "Speed on Prism").
+func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, gathers func(*summary.Gather) bool, days func(*reports.Day) bool, _ func(int, int)) error {
 	var g summary.Gather
 	var one summary.Gather
 	for gathers(&one) {

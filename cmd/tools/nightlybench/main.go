@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"runtime/pprof"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,7 @@ var (
 	shards    = flag.Int("shards", nightly.DefaultShards, "key shards of the job")
 	chunk     = flag.Int64("chunk_bytes", nightly.DefaultChunkBytes, "CSV bytes per element")
 	phase     = flag.String("phase", "", "internal: beam or duckdb (run in a child process)")
+	cpuProf   = flag.String("cpuprofile", "", "write a CPU profile of the Beam job here")
 	reportDay = civil.Date{Year: 2026, Month: time.November, Day: 24}
 )
 
@@ -158,6 +160,16 @@ func child(phase string) (float64, int64, error) {
 func runBeam(ctx context.Context) error {
 	wh, out := path("warehouse"), path("reports")
 	os.RemoveAll(wh)
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	res, err := nightly.Run(ctx, nightly.Config{Date: reportDay, Input: path("events.csv"), Warehouse: wh,
 		Snapshot: path("inventory_state.json"), Thresholds: path("thresholds.csv"), Output: out,
