@@ -62,6 +62,7 @@ var (
 	inventoryBin = flag.String("inventory", "", "the inventory binary to run (empty: build ./cmd/inventory into the temporary directory)")
 	rate         = flag.Int("rate", 2000, "events published per second")
 	duration     = flag.Duration("duration", 30*time.Minute, "how long to publish")
+	timeScale    = flag.Int("time_scale", 1, "event time runs this many times faster than the clock, ending at about now (2000: 30 min of publishing span 42 days, past the 8-day dedup horizon)")
 	sample       = flag.Duration("sample", 10*time.Second, "time between two samples")
 	out          = flag.String("out", "soak.csv", "the samples, as CSV")
 	skus         = flag.Int("skus", 200, "SKUs of the generated stream")
@@ -126,7 +127,12 @@ func run() (ok bool, err error) {
 		}
 	}
 	start := time.Now().UTC().Truncate(time.Second)
-	gen := synth.Config{SKUs: *skus, Locations: *locations, Start: start.Add(-time.Minute)}
+	// Event times run --time_scale times faster than the clock and end at
+	// about now, so that a run can reach the ledgers' 8-day dedup horizon:
+	// before it, every key keeps every event id by design and memory grows
+	// with the events; after it, pruning balances the growth.
+	gen := synth.Config{SKUs: *skus, Locations: *locations,
+		Start: start.Add(-time.Minute - time.Duration(*timeScale)*(*duration))}
 	snap, th, err := writeReference(dir, gen)
 	if err != nil {
 		return false, err
@@ -571,8 +577,8 @@ func chunk(gen synth.Config, i int) ([]*pubsub.Message, error) {
 	c := gen
 	c.Events = *rate * chunkSeconds
 	c.Seed = uint64(i) + 1
-	c.Start = gen.Start.Add(time.Minute + time.Duration(i)*chunkSeconds*time.Second)
-	c.Span = chunkSeconds * time.Second
+	c.Start = gen.Start.Add(time.Minute + time.Duration(i**timeScale)*chunkSeconds*time.Second)
+	c.Span = time.Duration(*timeScale) * chunkSeconds * time.Second
 	var buf bytes.Buffer
 	if err := synth.Generate(&buf, c); err != nil {
 		return nil, err
