@@ -12,6 +12,7 @@ import (
 
 	"github.com/inventory-events/inventory/internal/app/console"
 	"github.com/inventory-events/inventory/pipelines/nightly"
+	"github.com/inventory-events/inventory/transforms/summary"
 )
 
 // parseDate parses --date, saying what is wrong with a bad one.
@@ -34,15 +35,17 @@ func runLocal(ctx context.Context, cfg nightly.Config, out io.Writer, line *cons
 		return err
 	}
 	t0 := time.Now()
-	rows0, bytes0 := nightly.Progress.Rows.Load(), nightly.Progress.Bytes.Load()
+	meter := summary.NewMeter()
+	defer meter.Close()
+	cfg.Meter = meter.ID()
 	label := "nightly " + cfg.Date.String()
 	stop := line.Tick(250*time.Millisecond, func() string {
 		el := time.Since(t0)
 		switch {
 		case plan.InputBytes > 0:
-			return console.Bar(label, nightly.Progress.Bytes.Load()-bytes0, plan.InputBytes, "bytes read", el, line.Width())
+			return console.Bar(label, meter.Bytes.Load(), plan.InputBytes, "bytes read", el, line.Width())
 		case plan.Rows > 0:
-			return console.Bar(label, nightly.Progress.Rows.Load()-rows0, plan.Rows, "rows read", el, line.Width())
+			return console.Bar(label, meter.Rows.Load(), plan.Rows, "rows read", el, line.Width())
 		}
 		return console.Bar(label, 0, 0, "running", el, line.Width())
 	})

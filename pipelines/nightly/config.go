@@ -24,6 +24,9 @@ import (
 type Config struct {
 	// Date is the report date in TimeZone.
 	Date civil.Date
+	// Meter is the ID of a summary.Meter in this process that counts what
+	// the job reads, for a progress line ("": none; local runs only).
+	Meter string
 	// TimeZone is an IANA zone name; empty means UTC.
 	TimeZone string
 	// Input is a CSV file or glob of adjustments (local or gs://). Empty

@@ -1,6 +1,7 @@
 package nightly
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/loaders/warehouse/local"
 	"github.com/inventory-events/inventory/reports"
+	"github.com/inventory-events/inventory/transforms/summary"
 )
 
 func TestMain(m *testing.M) { ptest.Main(m) }
@@ -163,12 +165,23 @@ func TestRunFixture(t *testing.T) {
 	wh, out := t.TempDir(), t.TempDir()
 	seedStream(t, wh)
 	cfg := fixtureConfig(t, wh, out)
+	input, err := os.ReadFile(cfg.Input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := int64(len(input) - bytes.IndexByte(input, '\n') - 1) // the ranges follow the header
 
 	for _, runID := range []string{"run-1", "run-2"} {
 		cfg.RunID = runID
+		meter := summary.NewMeter()
+		cfg.Meter = meter.ID()
 		res, err := Run(ctx, cfg)
+		meter.Close()
 		if err != nil {
 			t.Fatalf("Run %s: %v", runID, err)
+		}
+		if got := meter.Bytes.Load(); got != body {
+			t.Errorf("Run %s: the meter counted %d bytes read, want the input's %d after its header", runID, got, body)
 		}
 		if res.Keys != 5 || res.Events != 14 || res.Mismatch != 2 || res.Invalid != 1 {
 			t.Errorf("Run %s = %+v, want 5 keys, 14 events, 2 mismatches, 1 invalid row", runID, res)
@@ -265,8 +278,15 @@ func TestWarehouseSource(t *testing.T) {
 	seedAdjustments(t, wh)
 	cfg := fixtureConfig(t, wh, out)
 	cfg.Input, cfg.RunID = "", "wh-1"
-	if _, err := Run(ctx, cfg); err != nil {
+	meter := summary.NewMeter()
+	defer meter.Close()
+	cfg.Meter = meter.ID()
+	res, err := Run(ctx, cfg)
+	if err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+	if got := meter.Rows.Load(); got == 0 || got != res.Read {
+		t.Errorf("the meter counted %d rows read, want the job's %d", got, res.Read)
 	}
 	got := dailySummary(t, wh, day)
 	for k, w := range want {

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/inventory-events/inventory/loaders/warehouse"
-	"github.com/inventory-events/inventory/transforms/summary"
 )
 
 // Plan is what Preflight found: what the run will read.
@@ -125,8 +124,3 @@ func unwrapPath(err error) error {
 	}
 	return err
 }
-
-// Progress counts what the jobs running in this process have read, for a
-// progress line: adjustment rows from the warehouse and bytes of CSV
-// input. It sums over concurrent runs; on a remote runner it stays at zero.
-var Progress = &summary.Progress

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
-	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/civil"
@@ -36,13 +35,6 @@ func init() {
 	beam.RegisterType(reflect.TypeFor[reports.Day]())
 }
 
-// Progress counts what the summaries running in this process have read,
-// for a progress line: adjustment rows from the warehouse and bytes of CSV
-// input. It sums over concurrent runs; on a remote runner it stays at zero.
-var Progress struct {
-	Rows, Bytes atomic.Int64
-}
-
 // Opening returns the opening stock of every key known before the day of
 // w (date, YYYY-MM-DD), as Parts of shards, and a singleton: the earliest
 // event time that can still change it, the start of the day after a
@@ -55,19 +47,21 @@ func Opening(s beam.Scope, wh, snapshot, date string, w Window, shards int) (par
 // ReadCSV returns the adjustments of the CSV files of glob as Parts of
 // shards, read in byte ranges of about chunkBytes in parallel: the valid
 // rows from since (a singleton of Unix microseconds) to end. Invalid rows
-// are counted and logged, not read.
-func ReadCSV(s beam.Scope, glob string, chunkBytes int64, since beam.PCollection, end int64, shards int) beam.PCollection {
+// are counted and logged, not read. meter is the ID of a Meter in this
+// process that counts the bytes read ("": none).
+func ReadCSV(s beam.Scope, glob string, chunkBytes int64, since beam.PCollection, end int64, shards int, meter string) beam.PCollection {
 	ranges := csvsrc.Split(s, glob, chunkBytes)
-	return beam.ParDo(s, &csvReadFn{End: end, Shards: shards}, ranges, beam.SideInput{Input: since})
+	return beam.ParDo(s, &csvReadFn{End: end, Shards: shards, Meter: meter}, ranges, beam.SideInput{Input: since})
 }
 
 // ReadWarehouse returns the adjustments table's rows from since (a
 // singleton of Unix microseconds) to end as Parts of shards, read in
-// shards slices in parallel.
-func ReadWarehouse(s beam.Scope, wh string, since beam.PCollection, end int64, shards int) beam.PCollection {
+// shards slices in parallel. meter is the ID of a Meter in this process
+// that counts the rows read ("": none).
+func ReadWarehouse(s beam.Scope, wh string, since beam.PCollection, end int64, shards int, meter string) beam.PCollection {
 	slices := beam.ParDo(s, &sliceFn{N: shards}, beam.Impulse(s))
 	slices = beam.Reshuffle(s, slices)
-	return beam.ParDo(s, &warehouseReadFn{Warehouse: wh, Slices: shards, End: end, Shards: shards},
+	return beam.ParDo(s, &warehouseReadFn{Warehouse: wh, Slices: shards, End: end, Shards: shards, Meter: meter},
 		slices, beam.SideInput{Input: since})
 }
 
@@ -149,11 +143,14 @@ func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int,
 type csvReadFn struct {
 	End    int64
 	Shards int
+	Meter  string
 
 	read, invalid, skipped beam.Counter
+	meter                  *Meter
 }
 
 func (f *csvReadFn) Setup() {
+	f.meter = lookupMeter(f.Meter)
 	f.read = beam.NewCounter("nightly", "rows_read")
 	f.invalid = beam.NewCounter("nightly", "rows_invalid")
 	f.skipped = beam.NewCounter("nightly", "rows_outside_day")
@@ -193,7 +190,7 @@ func (f *csvReadFn) ProcessElement(ctx context.Context, rg csvsrc.Range, since i
 		sh.Part(a.SKU, a.LocationID).AddEvent(&a)
 	}
 	f.read.Inc(ctx, n)
-	Progress.Bytes.Add(rg.End - rg.Start)
+	f.meter.addBytes(rg.End - rg.Start)
 	f.invalid.Inc(ctx, bad)
 	f.skipped.Inc(ctx, skipped)
 	sh.Emit(emit)
@@ -218,11 +215,16 @@ type warehouseReadFn struct {
 	Slices    int
 	End       int64
 	Shards    int
+	Meter     string
 
-	read beam.Counter
+	read  beam.Counter
+	meter *Meter
 }
 
-func (f *warehouseReadFn) Setup() { f.read = beam.NewCounter("nightly", "rows_read") }
+func (f *warehouseReadFn) Setup() {
+	f.read = beam.NewCounter("nightly", "rows_read")
+	f.meter = lookupMeter(f.Meter)
+}
 
 func (f *warehouseReadFn) ProcessElement(ctx context.Context, slice int, since int64, emit func(int, Part)) error {
 	hash := fmt.Sprintf("hash(sku || '|' || location_id) %% %d = %d", f.Slices, slice)
@@ -250,7 +252,7 @@ WHERE event_time >= %s AND event_time < %s AND status != 'DUPLICATE' AND %s`,
 		sh.Part(a.SKU, a.LocationID).AddEvent(&a)
 	}
 	f.read.Inc(ctx, int64(len(rows)))
-	Progress.Rows.Add(int64(len(rows)))
+	f.meter.addRows(int64(len(rows)))
 	sh.Emit(emit)
 	return nil
 }
