@@ -44,12 +44,26 @@ type SnapshotItem struct {
 	State           []byte // optional whole ledger (ledger.State.AppendBinary)
 }
 
+// stockItem is a SnapshotItem without its key: the parsed snapshot holds
+// one per key, a million at 1M keys, so it keeps no copy of the key's
+// strings (which parseReference interns).
+type stockItem struct {
+	OnHand int64
+	AsOf   int64
+	State  []byte
+}
+
+// item returns it as the SnapshotItem of k.
+func (it stockItem) item(k event.Key) SnapshotItem {
+	return SnapshotItem{SKU: k.SKU, LocationID: k.LocationID, OnHand: it.OnHand, AsOf: it.AsOf, State: it.State}
+}
+
 // RefData is the parsed Reference.
 type RefData struct {
 	Thresholds *ledger.Thresholds
 	// AsOf is the snapshot's time (Unix µs) and Stock its items per key.
 	AsOf  int64
-	Stock map[event.Key]SnapshotItem
+	Stock map[event.Key]stockItem
 	// Live is the live threshold changes restored at start
 	// (threshold_changes), over Thresholds.
 	Live *ledger.Live
@@ -153,13 +167,23 @@ func parseReference(b []byte) (*RefData, error) {
 	}
 	d.AsOf = rd.Varint()
 	n := rd.Len()
-	d.Stock = make(map[event.Key]SnapshotItem, n)
+	d.Stock = make(map[event.Key]stockItem, n)
+	names := map[string]string{} // interned SKUs and locations
+	intern := func(b []byte) string {
+		if s, ok := names[string(b)]; ok {
+			return s
+		}
+		s := string(b)
+		names[s] = s
+		return s
+	}
 	for ; n > 0 && rd.Err() == nil; n-- {
-		it := SnapshotItem{SKU: rd.String(), LocationID: rd.String(), OnHand: rd.Varint(), AsOf: rd.Varint()}
+		k := event.Key{SKU: intern(rd.Bytes()), LocationID: intern(rd.Bytes())}
+		it := stockItem{OnHand: rd.Varint(), AsOf: rd.Varint()}
 		if st := rd.Bytes(); len(st) > 0 {
 			it.State = st
 		}
-		d.Stock[event.Key{SKU: it.SKU, LocationID: it.LocationID}] = it
+		d.Stock[k] = it
 	}
 	d.Live = &ledger.Live{}
 	for n := rd.Len(); n > 0 && rd.Err() == nil; n-- {
@@ -228,8 +252,8 @@ func loadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 	if live.Len() > 0 {
 		slog.Info("stream: live threshold changes restored from the warehouse", "warehouse", o.RestoreFrom, "rules", live.Len())
 		items := make([]SnapshotItem, 0, len(data.Stock))
-		for _, it := range data.Stock {
-			items = append(items, it)
+		for k, it := range data.Stock {
+			items = append(items, it.item(k))
 		}
 		if data, err = newReference(data.Thresholds, data.AsOf, items, live).Data(); err != nil {
 			return Reference{}, err
@@ -260,7 +284,7 @@ func loadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 	}
 	for k, it := range data.Stock {
 		if !seen[k] {
-			items = append(items, it)
+			items = append(items, it.item(k))
 		}
 	}
 	return newReference(data.Thresholds, data.AsOf, items, data.Live), nil
