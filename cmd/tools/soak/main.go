@@ -13,7 +13,8 @@
 // drains low-stock-consumer and the dead-letter subscription as their
 // consumers would. Every --sample it records the child's RSS (VmRSS), its
 // goroutine count (/debug/pprof/goroutine), the events published and the
-// adjustments rows stored so far, as one CSV line of --out:
+// adjustments rows stored so far, as one CSV line of --out (stored is -1
+// when the count failed; the error is printed):
 //
 //	elapsed_s,rss_mib,goroutines,published,stored
 //
@@ -185,8 +186,13 @@ func run() (ok bool, err error) {
 		s.rssMiB, _ = rssMiB(child.cmd.Process.Pid)
 		s.goroutines, _ = goroutines(child.debug)
 		q0 := time.Now()
-		if n, err := scalar(ctx, wh, "SELECT count(*) FROM adjustments"); err == nil {
+		n, err := scalar(ctx, wh, "SELECT count(*) FROM adjustments")
+		if err == nil {
 			s.stored = n
+		} else {
+			// Not fatal (the next sample counts again), but never a silent 0.
+			s.stored = -1
+			fmt.Fprintf(os.Stderr, "%s  counting the warehouse failed: %v\n", clock(s.elapsed), err)
 		}
 		countTime := time.Since(q0)
 		mu.Lock()
