@@ -109,67 +109,65 @@ func (l *ledgers) Peek(k event.Key) (*ledger.State, error) {
 // AppendBinary appends the encoded shard to b. Entries then refer to the
 // new encoding, so the previous buffer can be collected.
 func (l *ledgers) AppendBinary(b []byte) []byte {
-	b = codec.AppendUvarint(b, uint64(len(l.keys)))
-	type span struct {
-		e          *ledgerEntry
-		start, end int
-	}
-	spans := make([]span, 0, len(l.keys))
-	var scratch []byte
+	w := entryWriter{b: codec.AppendUvarint(b, uint64(len(l.keys)))}
 	for k, e := range l.keys {
-		b = codec.AppendString(b, k.SKU)
-		b = codec.AppendString(b, k.LocationID)
-		if e.dirty {
-			scratch = e.st.AppendBinary(scratch[:0])
-			b = codec.AppendBytes(b, scratch)
-			e.dirty = false
-			spans = append(spans, span{e, len(b) - len(scratch), len(b)})
-		} else {
-			b = codec.AppendBytes(b, e.raw)
-			spans = append(spans, span{e, len(b) - len(e.raw), len(b)})
-		}
-	}
-	for _, s := range spans {
-		s.e.raw = b[s.start:s.end:s.end]
+		w.add(k, e)
 	}
 	l.dirty = l.dirty[:0]
-	return b
+	return w.done()
 }
 
 // AppendChanged appends the keys changed since the last AppendBinary or
 // AppendChanged to b, in the same format, and reports how many there were.
 // Their entries then refer to the new encoding.
 func (l *ledgers) AppendChanged(b []byte) ([]byte, int) {
-	type span struct {
-		e          *ledgerEntry
-		start, end int
-	}
-	spans := make([]span, 0, len(l.dirty))
-	var scratch []byte
 	n := 0
 	for _, k := range l.dirty {
 		if e := l.keys[k]; e != nil && e.dirty {
 			n++
 		}
 	}
-	b = codec.AppendUvarint(b, uint64(n))
+	w := entryWriter{b: codec.AppendUvarint(b, uint64(n))}
 	for _, k := range l.dirty {
-		e := l.keys[k]
-		if e == nil || !e.dirty {
-			continue
+		if e := l.keys[k]; e != nil && e.dirty {
+			w.add(k, e)
 		}
-		b = codec.AppendString(b, k.SKU)
-		b = codec.AppendString(b, k.LocationID)
-		scratch = e.st.AppendBinary(scratch[:0])
-		b = codec.AppendBytes(b, scratch)
-		e.dirty = false
-		spans = append(spans, span{e, len(b) - len(scratch), len(b)})
 	}
 	l.dirty = l.dirty[:0]
-	for _, s := range spans {
-		s.e.raw = b[s.start:s.end:s.end]
+	return w.done(), n
+}
+
+// entryWriter appends (sku, location, ledger) records: a changed ledger
+// encoded afresh, any other copied. done points each entry written at its
+// bytes in the result.
+type entryWriter struct {
+	b, scratch []byte
+	spans      []entrySpan
+}
+
+type entrySpan struct {
+	e          *ledgerEntry
+	start, end int
+}
+
+func (w *entryWriter) add(k event.Key, e *ledgerEntry) {
+	w.b = codec.AppendString(w.b, k.SKU)
+	w.b = codec.AppendString(w.b, k.LocationID)
+	raw := e.raw
+	if e.dirty {
+		w.scratch = e.st.AppendBinary(w.scratch[:0])
+		raw = w.scratch
+		e.dirty = false
 	}
-	return b, n
+	w.b = codec.AppendBytes(w.b, raw)
+	w.spans = append(w.spans, entrySpan{e, len(w.b) - len(raw), len(w.b)})
+}
+
+func (w *entryWriter) done() []byte {
+	for _, s := range w.spans {
+		s.e.raw = w.b[s.start:s.end:s.end]
+	}
+	return w.b
 }
 
 // Has reports whether the shard holds a ledger of k.
