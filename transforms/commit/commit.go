@@ -141,6 +141,11 @@ type CommitOptions struct {
 //     (ReadReference with a warehouse) rebuilds stock from them;
 //  3. acknowledges the messages.
 //
+// A batch (BatchRows rows, or what a bundle ends with) is stored by a
+// goroutine while the bundle's next elements are processed, one batch at a
+// time and in order; the bundle ends only once all of its batches are
+// stored and acked, and an error fails the bundle.
+//
 // A crash at any point leaves the messages unacked, so Pub/Sub delivers them
 // again; the restored ledgers see those already stored as duplicates.
 func WriteCommits(s beam.Scope, commits beam.PCollection, o CommitOptions) {
@@ -174,6 +179,15 @@ type commitFn struct {
 	buffered int
 	stored   beam.Counter
 	acked    beam.Counter
+	// inflight is the result of the batch being stored in the background
+	// (nil when none is): see flush.
+	inflight chan flushResult
+}
+
+// flushResult is what storing one batch did.
+type flushResult struct {
+	rows, acks int
+	err        error
 }
 
 func (f *commitFn) Setup(ctx context.Context) error {
@@ -206,7 +220,8 @@ func (f *commitFn) Setup(ctx context.Context) error {
 	return nil
 }
 
-// ProcessElement buffers c. The emitter is never called: see endStage.
+// ProcessElement buffers c, and hands the buffer to the background store
+// once it holds BatchRows rows. The emitter is never called: see endStage.
 func (f *commitFn) ProcessElement(ctx context.Context, c Commit, _ func(int, int)) error {
 	f.buf = append(f.buf, c)
 	f.buffered += c.rows()
@@ -216,9 +231,24 @@ func (f *commitFn) ProcessElement(ctx context.Context, c Commit, _ func(int, int
 	return nil
 }
 
-func (f *commitFn) FinishBundle(ctx context.Context, _ func(int, int)) error { return f.flush(ctx) }
+// FinishBundle stores what is buffered and waits for every store of the
+// bundle: a bundle ends once all it caused is stored and acked.
+func (f *commitFn) FinishBundle(ctx context.Context, _ func(int, int)) error {
+	if err := f.flush(ctx); err != nil {
+		return err
+	}
+	return f.wait(ctx)
+}
 
+// flush hands what is buffered to a goroutine that stores and acks it, so
+// that the bundle's elements go on being processed meanwhile (storing is a
+// fifth of the stream's time per event). It first waits for the batch before,
+// so batches are stored one at a time and in order; an error of the batch
+// before fails this call, and so the bundle.
 func (f *commitFn) flush(ctx context.Context) error {
+	if err := f.wait(ctx); err != nil {
+		return err
+	}
 	if len(f.buf) == 0 {
 		return nil
 	}
@@ -228,9 +258,29 @@ func (f *commitFn) flush(ctx context.Context) error {
 	}
 	clear(f.buf)
 	f.buf, f.buffered = f.buf[:0], 0
+	done := make(chan flushResult, 1)
+	f.inflight = done
+	go func() { done <- f.store(ctx, &all) }()
+	return nil
+}
 
+// wait waits for the batch being stored, if any, and counts what it stored.
+func (f *commitFn) wait(ctx context.Context) error {
+	if f.inflight == nil {
+		return nil
+	}
+	r := <-f.inflight
+	f.inflight = nil
+	f.stored.Inc(ctx, int64(r.rows))
+	f.acked.Inc(ctx, int64(r.acks))
+	return r.err
+}
+
+// store publishes the alerts and dead letters of all, stores its rows, then
+// acknowledges its messages (see WriteCommits for why in this order).
+func (f *commitFn) store(ctx context.Context, all *Commit) flushResult {
 	if err := f.publish(ctx, all.Alerts, all.DeadLetters); err != nil {
-		return err
+		return flushResult{err: err}
 	}
 	rejected, err := warehouse.WriteAll(ctx, f.w,
 		warehouse.Rows(all.DeadLetters),
@@ -240,15 +290,15 @@ func (f *commitFn) flush(ctx context.Context) error {
 		warehouse.Rows(all.ThresholdChanges),
 	)
 	if err != nil {
-		return fmt.Errorf("commit: store %d rows: %w", all.rows(), err)
+		return flushResult{err: fmt.Errorf("commit: store %d rows: %w", all.rows(), err)}
 	}
 	if len(rejected) > 0 {
 		// Already in dead_letters; tell the dead-letter topic too.
 		if err := f.publish(ctx, nil, rejected); err != nil {
-			return err
+			return flushResult{err: err}
 		}
 	}
-	f.stored.Inc(ctx, int64(all.rows()))
+	r := flushResult{rows: all.rows()}
 	if len(all.ThresholdAcks) > 0 {
 		if err := f.ack(ctx, f.Opts.ThresholdSubscription, all.ThresholdAcks); err != nil {
 			slog.Warn("commit: acknowledge failed; the threshold changes will be redelivered", "subscription", f.Opts.ThresholdSubscription, "messages", len(all.ThresholdAcks), "err", err)
@@ -261,9 +311,9 @@ func (f *commitFn) flush(ctx context.Context) error {
 			slog.Warn("commit: acknowledge failed; the messages will be redelivered", "subscription", f.Opts.Subscription, "messages", len(all.Acks), "err", err)
 		}
 		f.flight.Stored(all.Acks)
-		f.acked.Inc(ctx, int64(len(all.Acks)))
+		r.acks = len(all.Acks)
 	}
-	return nil
+	return r
 }
 
 func (f *commitFn) publish(ctx context.Context, alerts []warehouse.AlertRow, dead []warehouse.DeadLetterRow) error {
@@ -286,6 +336,13 @@ func (f *commitFn) publish(ctx context.Context, alerts []warehouse.AlertRow, dea
 			pending = append(pending, f.dead.Publish(ctx, &pubsub.Message{Data: data, Attributes: attrs}))
 		}
 	}
+	// Send now rather than after the publishers' batching delay (10 ms):
+	// the bundle is complete, and the store and the ack wait on this.
+	for _, p := range []*pubsub.Publisher{f.alerts, f.dead} {
+		if p != nil && len(pending) > 0 {
+			p.Flush()
+		}
+	}
 	for _, p := range pending {
 		if _, err := p.Get(ctx); err != nil {
 			return fmt.Errorf("commit: publish: %w", err)
@@ -306,6 +363,9 @@ func (f *commitFn) ack(ctx context.Context, subscription string, ids []string) e
 }
 
 func (f *commitFn) Teardown() error {
+	if f.inflight != nil {
+		<-f.inflight // a failed bundle's last batch: let it end before closing its clients
+	}
 	for _, p := range []*pubsub.Publisher{f.alerts, f.dead} {
 		if p != nil {
 			p.Stop()
