@@ -144,6 +144,12 @@ type State struct {
 	Severity Severity
 	// Oldest caches the oldest event time among Deltas and Seen (0: unknown).
 	Oldest int64
+	// SweptBefore is the cut of the last sweep of ids and deltas by this
+	// State (0: none since it was made or decoded): see AppendChanges.
+	SweptBefore int64
+	// changes, when tracked, holds the ids and deltas added since the last
+	// AppendChanges (changes.go).
+	changes *changeLog
 }
 
 // FromSnapshot returns the state of a key whose stock was onHand at asOf
@@ -190,6 +196,9 @@ func (s *State) Apply(a *event.Adjustment, threshold int64, horizon time.Duratio
 		return r
 	}
 	s.Seen.Add(a.EventID, a.EventTime)
+	if s.changes != nil {
+		s.changes.ids = append(s.changes.ids, idTime{a.EventID, a.EventTime})
+	}
 	if s.Oldest != 0 && a.EventTime < s.Oldest {
 		s.Oldest = a.EventTime
 	}
@@ -220,6 +229,9 @@ func (s *State) Apply(a *event.Adjustment, threshold int64, horizon time.Duratio
 		}
 	} else {
 		s.Deltas = append(s.Deltas, Delta{Time: a.EventTime, Qty: a.Quantity})
+		if s.changes != nil {
+			s.changes.deltas = append(s.changes.deltas, Delta{Time: a.EventTime, Qty: a.Quantity})
+		}
 		s.OnHand += a.Quantity
 	}
 	r.OnHand = s.OnHand
@@ -262,6 +274,7 @@ func (s *State) expire(h int64) {
 	s.Deltas = kept
 	s.Seen.DeleteBefore(cut)
 	s.Oldest = 0
+	s.SweptBefore = cut
 }
 
 // oldest returns the oldest event time among kept deltas and ids, caching it

@@ -10,19 +10,34 @@ import (
 
 // ledgers is the stock of every key of one shard: one ledger.State per
 // (sku, location). It is what the stock DoFn keeps in the shard's Beam state,
-// encoded as a sequence of (sku, location, ledger.State.AppendBinary) records:
-// a base holding every key (AppendBinary) and deltas holding the keys changed
+// encoded as a sequence of (sku, location, kind, bytes) records: a base
+// holding every key whole (AppendBinary) and deltas holding the keys changed
 // since (AppendChanged), which ApplyDelta lays over the base in order.
+//
+// A key's record in a delta is its whole state the first time the key is
+// written (kindWhole), and after that only what changed
+// (ledger.State.AppendChanges, kindChanges): a busy key's dedup memory,
+// thousands of event ids, is written once, not on every event.
 // Keys are decoded lazily: a bundle pays for parsing the keys it touches.
 type ledgers struct {
 	keys  map[event.Key]*ledgerEntry
 	dirty []event.Key // the keys whose entry is dirty
 }
 
+// Kinds of record.
+const (
+	kindWhole   = 0 // ledger.State.AppendBinary
+	kindChanges = 1 // ledger.State.AppendChanges, over the records before
+)
+
 type ledgerEntry struct {
-	raw   []byte        // encoded state, valid unless dirty
-	st    *ledger.State // decoded state, nil until touched
-	dirty bool          // st changed since raw was encoded
+	// raw is the key's whole encoding and pending the change records laid
+	// over it, in order, while the key is not decoded (st nil).
+	raw     []byte
+	pending [][]byte
+	st      *ledger.State // decoded state, tracking its changes; nil until touched
+	dirty   bool          // st changed since it was last written
+	written bool          // the key is in the base or a delta: changes can follow
 }
 
 // newLedgers returns an empty shard.
@@ -41,23 +56,53 @@ func parseLedgers(b []byte) (*ledgers, error) {
 }
 
 // ApplyDelta lays the records of b (the output of AppendChanged or
-// AppendBinary) over l: each replaces the ledger of its key. It keeps
-// references into b.
+// AppendBinary) over l, in order. It keeps references into b.
 func (l *ledgers) ApplyDelta(b []byte) error {
 	r := codec.NewReader(b)
 	n := r.Len()
 	for ; n > 0 && r.Err() == nil; n-- {
 		k := event.Key{SKU: r.String(), LocationID: r.String()}
-		if e := l.keys[k]; e != nil {
-			e.raw, e.st, e.dirty = r.Bytes(), nil, false
-			continue
+		kind, rec := r.Uvarint(), r.Bytes()
+		e := l.keys[k]
+		switch {
+		case r.Err() != nil:
+		case kind == kindWhole && e == nil:
+			l.keys[k] = &ledgerEntry{raw: rec, written: true}
+		case kind == kindWhole:
+			e.raw, e.pending, e.st, e.dirty, e.written = rec, nil, nil, false, true
+		case kind == kindChanges && e != nil && e.st != nil:
+			if err := e.st.ApplyChanges(rec); err != nil {
+				return fmt.Errorf("stock: decode changes of %v: %w", k, err)
+			}
+		case kind == kindChanges && e != nil:
+			e.pending = append(e.pending, rec)
+		default:
+			return fmt.Errorf("stock: decode ledgers: record of kind %d for %v, which has no whole record before it", kind, k)
 		}
-		l.keys[k] = &ledgerEntry{raw: r.Bytes()}
 	}
 	if r.Err() != nil {
 		return fmt.Errorf("stock: decode ledgers: %w", r.Err())
 	}
 	return nil
+}
+
+// decode returns the state of e, decoding it if it is not yet.
+func (e *ledgerEntry) decode(k event.Key) (*ledger.State, error) {
+	if e.st != nil {
+		return e.st, nil
+	}
+	st := new(ledger.State)
+	if err := st.UnmarshalBinary(e.raw); err != nil {
+		return nil, fmt.Errorf("stock: decode ledger of %v: %w", k, err)
+	}
+	for _, p := range e.pending {
+		if err := st.ApplyChanges(p); err != nil {
+			return nil, fmt.Errorf("stock: decode changes of %v: %w", k, err)
+		}
+	}
+	st.TrackChanges()
+	e.st, e.raw, e.pending = st, nil, nil
+	return st, nil
 }
 
 // Get returns the ledger of k for changing, creating it from the reference
@@ -72,22 +117,20 @@ func (l *ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State
 		} else {
 			st = &ledger.State{}
 		}
+		st.TrackChanges()
 		l.keys[k] = &ledgerEntry{st: st, dirty: true}
 		l.dirty = append(l.dirty, k)
 		return st, nil
 	}
-	if e.st == nil {
-		st := new(ledger.State)
-		if err := st.UnmarshalBinary(e.raw); err != nil {
-			return nil, fmt.Errorf("stock: decode ledger of %v: %w", k, err)
-		}
-		e.st = st
+	st, err := e.decode(k)
+	if err != nil {
+		return nil, err
 	}
 	if !e.dirty {
 		e.dirty = true
 		l.dirty = append(l.dirty, k)
 	}
-	return e.st, nil
+	return st, nil
 }
 
 // Peek returns the ledger of k without marking it changed, or nil.
@@ -96,30 +139,25 @@ func (l *ledgers) Peek(k event.Key) (*ledger.State, error) {
 	if e == nil {
 		return nil, nil
 	}
-	if e.st == nil {
-		st := new(ledger.State)
-		if err := st.UnmarshalBinary(e.raw); err != nil {
-			return nil, fmt.Errorf("stock: decode ledger of %v: %w", k, err)
-		}
-		e.st = st
-	}
-	return e.st, nil
+	return e.decode(k)
 }
 
-// AppendBinary appends the encoded shard to b. Entries then refer to the
-// new encoding, so the previous buffer can be collected.
-func (l *ledgers) AppendBinary(b []byte) []byte {
+// AppendBinary appends the encoded shard to b, every key whole. Keys not
+// decoded then refer to the new encoding, so the previous buffers can be
+// collected.
+func (l *ledgers) AppendBinary(b []byte) ([]byte, error) {
 	w := entryWriter{b: codec.AppendUvarint(b, uint64(len(l.keys)))}
 	for k, e := range l.keys {
-		w.add(k, e)
+		if err := w.whole(k, e); err != nil {
+			return nil, err
+		}
 	}
 	l.dirty = l.dirty[:0]
-	return w.done()
+	return w.done(), nil
 }
 
 // AppendChanged appends the keys changed since the last AppendBinary or
 // AppendChanged to b, in the same format, and reports how many there were.
-// Their entries then refer to the new encoding.
 func (l *ledgers) AppendChanged(b []byte) ([]byte, int) {
 	n := 0
 	for _, k := range l.dirty {
@@ -129,17 +167,31 @@ func (l *ledgers) AppendChanged(b []byte) ([]byte, int) {
 	}
 	w := entryWriter{b: codec.AppendUvarint(b, uint64(n))}
 	for _, k := range l.dirty {
-		if e := l.keys[k]; e != nil && e.dirty {
-			w.add(k, e)
+		e := l.keys[k]
+		if e == nil || !e.dirty {
+			continue
 		}
+		if e.written {
+			w.b = appendKey(w.b, k, kindChanges)
+			w.scratch = e.st.AppendChanges(w.scratch[:0])
+			w.b = codec.AppendBytes(w.b, w.scratch)
+		} else {
+			_ = w.whole(k, e) // e is decoded: no error
+		}
+		e.dirty, e.written = false, true
 	}
 	l.dirty = l.dirty[:0]
 	return w.done(), n
 }
 
-// entryWriter appends (sku, location, ledger) records: a changed ledger
-// encoded afresh, any other copied. done points each entry written at its
-// bytes in the result.
+func appendKey(b []byte, k event.Key, kind uint64) []byte {
+	b = codec.AppendString(b, k.SKU)
+	b = codec.AppendString(b, k.LocationID)
+	return codec.AppendUvarint(b, kind)
+}
+
+// entryWriter appends records. done points each undecoded entry written at
+// its bytes in the result.
 type entryWriter struct {
 	b, scratch []byte
 	spans      []entrySpan
@@ -150,22 +202,36 @@ type entrySpan struct {
 	start, end int
 }
 
-func (w *entryWriter) add(k event.Key, e *ledgerEntry) {
-	w.b = codec.AppendString(w.b, k.SKU)
-	w.b = codec.AppendString(w.b, k.LocationID)
+// whole appends k's whole record: encoded afresh from its state if decoded
+// (which then tracks changes from here), copied if not and unchanged since
+// read, decoded for the encoding if it has changes pending.
+func (w *entryWriter) whole(k event.Key, e *ledgerEntry) error {
+	w.b = appendKey(w.b, k, kindWhole)
 	raw := e.raw
-	if e.dirty {
+	switch {
+	case e.st != nil:
 		w.scratch = e.st.AppendBinary(w.scratch[:0])
+		e.st.TrackChanges()
 		raw = w.scratch
-		e.dirty = false
+	case len(e.pending) > 0:
+		st, err := (&ledgerEntry{raw: e.raw, pending: e.pending}).decode(k)
+		if err != nil {
+			return err
+		}
+		w.scratch = st.AppendBinary(w.scratch[:0])
+		raw = w.scratch
 	}
+	e.dirty, e.written = false, true
 	w.b = codec.AppendBytes(w.b, raw)
-	w.spans = append(w.spans, entrySpan{e, len(w.b) - len(raw), len(w.b)})
+	if e.st == nil {
+		w.spans = append(w.spans, entrySpan{e, len(w.b) - len(raw), len(w.b)})
+	}
+	return nil
 }
 
 func (w *entryWriter) done() []byte {
 	for _, s := range w.spans {
-		s.e.raw = w.b[s.start:s.end:s.end]
+		s.e.raw, s.e.pending = w.b[s.start:s.end:s.end], nil
 	}
 	return w.b
 }

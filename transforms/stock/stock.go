@@ -198,7 +198,10 @@ func (f *stockFn) write(sp state.Provider, shard int, c *shardCache) error {
 		c.delta += len(d)
 		return nil
 	}
-	b := c.l.AppendBinary(nil)
+	b, err := c.l.AppendBinary(nil)
+	if err != nil {
+		return fmt.Errorf("stock: encode ledgers of shard %d: %w", shard, err)
+	}
 	if err := f.Ledger.Write(sp, b); err != nil {
 		return fmt.Errorf("stock: write ledgers of shard %d: %w", shard, err)
 	}

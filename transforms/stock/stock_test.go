@@ -378,7 +378,10 @@ func TestLedgersDeltas(t *testing.T) {
 		}
 		st.OnHand = int64(i + 1)
 	}
-	base := l.AppendBinary(nil)
+	base, err := l.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if d, n := l.AppendChanged(nil); n != 0 {
 		t.Fatalf("AppendChanged right after AppendBinary: %d keys (%d bytes), want none", n, len(d))
 	}

@@ -1,0 +1,114 @@
+package ledger
+
+import (
+	"slices"
+
+	"github.com/inventory-events/inventory/internal/codec"
+)
+
+// Change records: what changed in a State since the last time it was
+// written, for a store that keeps a full encoding (AppendBinary) and lays
+// changes over it, so that writing a busy key costs what changed rather
+// than its whole dedup memory (a key with a thousand events in the horizon
+// holds a thousand ids).
+//
+// A change record holds every scalar field whole, the ids and deltas added
+// since the last record, and SweptBefore, the cut of the last sweep. The
+// decoded State is then exact: a sweep removes the ids and deltas older than
+// its cut, and no id or delta older than a past cut is ever added again
+// (Apply refuses events older than MaxTime - horizon, which is at least that
+// cut); a count removes the deltas at or before its time, and no such delta
+// is added after it. So the ids and deltas of a State are all those ever
+// added, less those older than SweptBefore and the deltas at or before
+// CountTime.
+
+// changesVersion leads every change record.
+const changesVersion = 1
+
+type changeLog struct {
+	ids    []idTime
+	deltas []Delta
+}
+
+// TrackChanges makes s record the ids and deltas it adds from now on, for
+// AppendChanges; what it recorded before is forgotten. Call it once s is
+// written whole (AppendBinary) or decoded.
+func (s *State) TrackChanges() {
+	if s.changes == nil {
+		s.changes = &changeLog{}
+		return
+	}
+	s.changes.ids = s.changes.ids[:0]
+	s.changes.deltas = s.changes.deltas[:0]
+}
+
+// AppendChanges appends to b the change record of s since TrackChanges or
+// the last AppendChanges, and starts recording afresh. s must track changes.
+func (s *State) AppendChanges(b []byte) []byte {
+	b = codec.AppendUvarint(b, changesVersion)
+	b = codec.AppendFlags(b, s.HasCount)
+	b = codec.AppendVarint(b, s.CountTime)
+	b = codec.AppendVarint(b, s.CountQty)
+	b = codec.AppendString(b, s.CountEventID)
+	b = codec.AppendVarint(b, s.Folded)
+	b = codec.AppendVarint(b, s.FoldedThrough)
+	b = codec.AppendVarint(b, s.MaxTime)
+	b = codec.AppendVarint(b, s.OnHand)
+	b = codec.AppendUvarint(b, uint64(s.Severity))
+	b = codec.AppendVarint(b, s.SweptBefore)
+	c := s.changes
+	b = codec.AppendUvarint(b, uint64(len(c.deltas)))
+	for _, d := range c.deltas {
+		b = codec.AppendVarint(b, d.Time)
+		b = codec.AppendVarint(b, d.Qty)
+	}
+	b = codec.AppendUvarint(b, uint64(len(c.ids)))
+	for _, e := range c.ids {
+		b = codec.AppendString(b, e.id)
+		b = codec.AppendVarint(b, e.t)
+	}
+	c.ids, c.deltas = c.ids[:0], c.deltas[:0]
+	return b
+}
+
+// ApplyChanges lays a change record (AppendChanges) over s, which must be
+// the State it was recorded from as of the record before: decoded from its
+// full encoding, with the change records since applied in order.
+func (s *State) ApplyChanges(b []byte) error {
+	d := codec.NewReader(b)
+	if d.Uvarint() != changesVersion {
+		return errCorrupt
+	}
+	s.HasCount = codec.Flag(d.Uvarint(), 0)
+	s.CountTime = d.Varint()
+	s.CountQty = d.Varint()
+	s.CountEventID = d.String()
+	s.Folded = d.Varint()
+	s.FoldedThrough = d.Varint()
+	s.MaxTime = d.Varint()
+	s.OnHand = d.Varint()
+	s.Severity = Severity(d.Uvarint())
+	cut := d.Varint()
+	for n := d.Len(); n > 0 && d.Err() == nil; n-- {
+		s.Deltas = append(s.Deltas, Delta{Time: d.Varint(), Qty: d.Varint()})
+	}
+	for n := d.Len(); n > 0 && d.Err() == nil; n-- {
+		id := d.String()
+		s.Seen.Add(id, d.Varint())
+	}
+	if d.Done() != nil {
+		return errCorrupt
+	}
+	s.Deltas = slices.DeleteFunc(s.Deltas, func(x Delta) bool {
+		return x.Time < cut || (s.HasCount && x.Time <= s.CountTime)
+	})
+	if len(s.Deltas) == 0 {
+		s.Deltas = nil
+	}
+	if cut > s.SweptBefore {
+		s.Seen.DeleteBefore(cut)
+		s.SweptBefore = cut
+	}
+	s.Oldest = 0
+	return nil
+}
