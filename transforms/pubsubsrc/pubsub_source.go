@@ -32,7 +32,9 @@ type PullOptions struct {
 	// Keep a bundle well within the ack deadline.
 	MaxMessages int
 	// MaxBatchWait is how long one bundle gathers messages before it
-	// emits them as one Batch (default 200ms): the latency paid for batching.
+	// emits them as one Batch (default 200ms), while the job is busy with
+	// the batches before: the most latency paid for batching. When the job
+	// has stored all it was given, a batch goes at once.
 	MaxBatchWait time.Duration
 	// PollInterval is how long to wait before pulling again after an empty
 	// pull (default 100ms).
@@ -264,23 +266,28 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 		return sdf.ResumeProcessingIn(f.PollInterval), nil
 	}
 	room := f.MaxOutstanding - f.flight.Unacked()
-	if room <= 0 {
-		return sdf.ResumeProcessingIn(pullStep), nil // flow control: the job is behind
+	if room < min(f.MaxMessages, f.MaxOutstanding/2) {
+		// Flow control: the job is behind. Wait for room for a whole
+		// batch rather than pull a sliver: at the limit, slivers of a few
+		// dozen messages each paid a full pass through the job.
+		return sdf.ResumeProcessingIn(pullStep), nil
 	}
 	// Pull only while the restriction can still be claimed.
 	if !rt.TryClaim([]string(nil)) {
 		return sdf.StopProcessing(), nil
 	}
-	// Pull until the batch is full or MaxBatchWait has passed: at low
-	// rates this gathers many small pulls into one element, which is what
-	// keeps Prism's per-element cost down.
+	// Pull until the batch is full, MaxBatchWait has passed, or the job has
+	// stored everything emitted before (group commit): while the job is busy
+	// this gathers many small pulls into one element, which is what keeps
+	// Prism's per-element cost down; while it is idle a message goes on at
+	// once rather than wait for a batch that would not be stored sooner.
 	deadline := time.Now().Add(f.MaxBatchWait)
 	var b Batch
 	var acks []string
 	oldest := time.Now()
 	limit := min(f.MaxMessages, room)
 	for first := true; len(b.Messages) < limit; first = false {
-		if !first && time.Until(deadline) <= 0 {
+		if !first && (time.Until(deadline) <= 0 || f.flight.Unacked() == 0) {
 			break
 		}
 		resp, err := f.pull(ctx, limit-len(b.Messages), !first)
