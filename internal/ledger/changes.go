@@ -34,16 +34,20 @@ type changeLog struct {
 // AppendChanges; what it recorded before is forgotten. Call it once s is
 // written whole (AppendBinary) or decoded.
 func (s *State) TrackChanges() {
+	s.tracking, s.changes = true, nil
+}
+
+// track returns the change log, made on the first change since the last
+// record: between records a State costs one nil pointer for it.
+func (s *State) track() *changeLog {
 	if s.changes == nil {
 		s.changes = &changeLog{}
-		return
 	}
-	s.changes.ids = s.changes.ids[:0]
-	s.changes.deltas = s.changes.deltas[:0]
+	return s.changes
 }
 
 // AppendChanges appends to b the change record of s since TrackChanges or
-// the last AppendChanges, and starts recording afresh. s must track changes.
+// the last AppendChanges, and starts recording afresh.
 func (s *State) AppendChanges(b []byte) []byte {
 	b = codec.AppendUvarint(b, changesVersion)
 	b = codec.AppendFlags(b, s.HasCount)
@@ -57,6 +61,9 @@ func (s *State) AppendChanges(b []byte) []byte {
 	b = codec.AppendUvarint(b, uint64(s.Severity))
 	b = codec.AppendVarint(b, s.SweptBefore)
 	c := s.changes
+	if c == nil {
+		c = &changeLog{}
+	}
 	b = codec.AppendUvarint(b, uint64(len(c.deltas)))
 	for _, d := range c.deltas {
 		b = codec.AppendVarint(b, d.Time)
@@ -67,7 +74,7 @@ func (s *State) AppendChanges(b []byte) []byte {
 		b = codec.AppendString(b, e.id)
 		b = codec.AppendVarint(b, e.t)
 	}
-	c.ids, c.deltas = c.ids[:0], c.deltas[:0]
+	s.changes = nil
 	return b
 }
 

@@ -118,6 +118,7 @@ func assertSameState(t *testing.T, got, want *State) {
 	g.Oldest, w.Oldest = 0, 0
 	g.SweptBefore, w.SweptBefore = 0, 0
 	g.changes, w.changes = nil, nil
+	g.tracking, w.tracking = false, false
 	if !reflect.DeepEqual(g, w) {
 		t.Fatalf("got %+v\nwant %+v", g, w)
 	}

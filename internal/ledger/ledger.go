@@ -147,9 +147,11 @@ type State struct {
 	// SweptBefore is the cut of the last sweep of ids and deltas by this
 	// State (0: none since it was made or decoded): see AppendChanges.
 	SweptBefore int64
-	// changes, when tracked, holds the ids and deltas added since the last
-	// AppendChanges (changes.go).
-	changes *changeLog
+	// tracking is set by TrackChanges; changes then holds the ids and
+	// deltas added since the last AppendChanges, nil while there are none
+	// (changes.go).
+	tracking bool
+	changes  *changeLog
 }
 
 // FromSnapshot returns the state of a key whose stock was onHand at asOf
@@ -196,8 +198,9 @@ func (s *State) Apply(a *event.Adjustment, threshold int64, horizon time.Duratio
 		return r
 	}
 	s.Seen.Add(a.EventID, a.EventTime)
-	if s.changes != nil {
-		s.changes.ids = append(s.changes.ids, idTime{a.EventID, a.EventTime})
+	if s.tracking {
+		c := s.track()
+		c.ids = append(c.ids, idTime{a.EventID, a.EventTime})
 	}
 	if s.Oldest != 0 && a.EventTime < s.Oldest {
 		s.Oldest = a.EventTime
@@ -229,8 +232,9 @@ func (s *State) Apply(a *event.Adjustment, threshold int64, horizon time.Duratio
 		}
 	} else {
 		s.Deltas = append(s.Deltas, Delta{Time: a.EventTime, Qty: a.Quantity})
-		if s.changes != nil {
-			s.changes.deltas = append(s.changes.deltas, Delta{Time: a.EventTime, Qty: a.Quantity})
+		if s.tracking {
+			c := s.track()
+			c.deltas = append(c.deltas, Delta{Time: a.EventTime, Qty: a.Quantity})
 		}
 		s.OnHand += a.Quantity
 	}

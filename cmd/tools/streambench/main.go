@@ -202,15 +202,21 @@ func (s *stamps) get(id string) (time.Time, bool) {
 // publish publishes payloads, paced at perSec (0: as fast as possible),
 // and records when each was published in st (markers only if markersOnly:
 // the throughput phase measures no other latency, and a million stamps
-// would weigh on the peak RSS it reports).
+// would weigh on the peak RSS it reports). It clears each entry of msgs
+// once Pub/Sub has it, so that a million payloads (250 MB) do not weigh on
+// that peak either while the job runs: pass a copy of what is needed after.
 func (e *env) publish(ctx context.Context, msgs []payload, perSec int, st *stamps, markersOnly bool) error {
 	var results []*pubsub.PublishResult
+	done := 0 // msgs[:done] are published and cleared
 	wait := func() error {
 		for _, r := range results {
 			if _, err := r.Get(ctx); err != nil {
 				return fmt.Errorf("publish: %w", err)
 			}
 		}
+		n := done + len(results)
+		clear(msgs[done:n])
+		done = n
 		results = results[:0]
 		return nil
 	}
@@ -547,7 +553,7 @@ func run(ctx context.Context) error {
 	}()
 	// Warm up: wait until the job answers a marker before timing.
 	warm := markers("warm", start)
-	if err := e.publish(ctx, warm, 0, st, false); err != nil {
+	if err := e.publish(ctx, slices.Clone(warm), 0, st, false); err != nil {
 		return err
 	}
 	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -575,8 +581,10 @@ func run(ctx context.Context) error {
 			}
 		})
 	}
-	end := markers("end", start.Add(time.Duration(len(msgs))*time.Millisecond))
-	if err := e.publish(ctx, append(msgs, end...), 0, st, true); err != nil {
+	nEvents := len(msgs)
+	end := markers("end", start.Add(time.Duration(nEvents)*time.Millisecond))
+	msgs = append(msgs, end...)
+	if err := e.publish(ctx, msgs, 0, st, true); err != nil {
 		return err
 	}
 	tctx, tcancel := context.WithTimeout(ctx, 30*time.Minute)
@@ -594,15 +602,15 @@ func run(ctx context.Context) error {
 			return err
 		}
 	}
-	jobRate := float64(len(msgs)) / elapsed.Seconds()
+	jobRate := float64(nEvents) / elapsed.Seconds()
 	fmt.Printf("job on Prism: %d events in %v: %.0f events/s, peak RSS %.0f MiB\n",
-		len(msgs), elapsed.Round(time.Millisecond), jobRate, peakRSS())
+		nEvents, elapsed.Round(time.Millisecond), jobRate, peakRSS())
 	ar.take("")
 	if baseRate > 0 {
 		fmt.Printf("ratio job/baseline: %.2f\n", jobRate/baseRate)
 	}
 	if *results != "" {
-		if err := appendResult(*results, len(msgs), jobRate, baseRate, peakRSS(), basePeak); err != nil {
+		if err := appendResult(*results, nEvents, jobRate, baseRate, peakRSS(), basePeak); err != nil {
 			return err
 		}
 	}
@@ -618,7 +626,7 @@ func run(ctx context.Context) error {
 			return err
 		}
 		endL := markers("lat", start.Add(2*time.Hour))
-		if err := e.publish(ctx, endL, 0, st, false); err != nil {
+		if err := e.publish(ctx, slices.Clone(endL), 0, st, false); err != nil {
 			return err
 		}
 		lctx, lcancel := context.WithTimeout(ctx, 10*time.Minute)
