@@ -2,9 +2,7 @@ package summary
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"reflect"
 	"slices"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -19,29 +17,6 @@ func init() {
 	register.Emitter1[Summary]()
 	register.Iter1[Part]()
 	register.Combiner3[Gather, Summary, Gather](&gatherFn{})
-	// JSON coders, with one named function per type: Beam finds coder
-	// functions on workers by symbol name, and the instances of a generic
-	// function or closure share one.
-	beam.RegisterType(reflect.TypeFor[Summary]())
-	beam.RegisterCoder(reflect.TypeFor[Summary](), encodeSummary, decodeSummary)
-	beam.RegisterType(reflect.TypeFor[Gather]())
-	beam.RegisterCoder(reflect.TypeFor[Gather](), encodeGather, decodeGather)
-}
-
-func encodeSummary(v Summary) ([]byte, error) { return json.Marshal(v) }
-
-func decodeSummary(b []byte) (Summary, error) {
-	var v Summary
-	err := json.Unmarshal(b, &v)
-	return v, err
-}
-
-func encodeGather(v Gather) ([]byte, error) { return json.Marshal(v) }
-
-func decodeGather(b []byte) (Gather, error) {
-	var v Gather
-	err := json.Unmarshal(b, &v)
-	return v, err
 }
 
 // Options configure the summary of one day.
