@@ -26,7 +26,7 @@ func Build(s beam.Scope, cfg Config) Outputs {
 	opening, since := summary.Opening(s, cfg.Warehouse, cfg.Snapshot, cfg.Date.String(), w, cfg.Shards)
 	var adjustments beam.PCollection
 	if cfg.Input != "" {
-		adjustments = summary.ReadCSV(s, cfg.Input, cfg.ChunkBytes, since, w.End, cfg.Shards, cfg.Meter)
+		adjustments = summary.ReadCSV(s, cfg.Input, cfg.ChunkBytes, w.End, cfg.Shards, cfg.Meter)
 	} else {
 		adjustments = summary.ReadWarehouse(s, cfg.Warehouse, since, w.End, cfg.Shards, cfg.Meter)
 	}

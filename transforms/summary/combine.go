@@ -57,13 +57,15 @@ func GatherAll(s beam.Scope, summaries beam.PCollection, o Options) beam.PCollec
 	return beam.Combine(s, &gatherFn{MaxCharts: o.MaxCharts}, summaries)
 }
 
-// summarizeFn merges the Parts of a shard and replays each of its keys.
+// summarizeFn merges the Parts of a shard, drops the events before its
+// bound (Part.Since), and replays each of its keys.
 type summarizeFn struct {
 	Options Options
 
 	th      *ledger.Thresholds
 	keys    beam.Counter
 	events  beam.Counter
+	early   beam.Counter
 	dups    beam.Counter
 	superse beam.Counter
 	mismat  beam.Counter
@@ -81,6 +83,7 @@ func (f *summarizeFn) Setup(ctx context.Context) error {
 	f.th = th
 	f.keys = beam.NewCounter("nightly", "keys")
 	f.events = beam.NewCounter("nightly", "events")
+	f.early = beam.NewCounter("nightly", "rows_outside_day")
 	f.dups = beam.NewCounter("nightly", "duplicates")
 	f.superse = beam.NewCounter("nightly", "superseded")
 	f.mismat = beam.NewCounter("nightly", "mismatches")
@@ -89,6 +92,7 @@ func (f *summarizeFn) Setup(ctx context.Context) error {
 
 func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*Part) bool, emit func(Summary)) error {
 	p := mergeParts(parts)
+	f.early.Inc(ctx, p.dropBefore())
 	for _, it := range p.Items {
 		if it.OnlyHistory() {
 			continue
