@@ -17,15 +17,17 @@ import (
 )
 
 func init() {
-	register.DoFn5x1[context.Context, []byte, func(*summary.Gather) bool, func(*reports.Day) bool, func(int, int), error](&publishFn{})
+	register.DoFn6x1[context.Context, int, func(*[]byte) bool, func(*summary.Gather) bool, func(*reports.Day) bool, func(int, int), error](&publishFn{})
+	register.Iter1[[]byte]()
 	register.Emitter2[int, int]()
 	register.Iter1[summary.Gather]()
 }
 
 // publishFn is the job's last step: it renders the report files and
-// replaces the date in daily_summary and report_runs. It runs once (on the
-// impulse, with the gathered rows as a side input, so an empty day still
-// gets its report); a retry rewrites the same files and partitions.
+// replaces the date in daily_summary and report_runs. It runs once, on the
+// one group of the impulse, the gathered rows and the trend days (the
+// impulse is always there, so an empty day still gets its report); a retry
+// rewrites the same files and partitions.
 type publishFn struct {
 	Date      string
 	TimeZone  string
@@ -48,7 +50,7 @@ func newPublishFn(cfg Config) *publishFn {
 // ProcessElement publishes. Its emitter is never called: the output only
 // gives the stage an output, since Prism spins a core for the whole bundle
 // of a stage without one (docs/beam-notes.md, "Speed on Prism").
-func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, gathers func(*summary.Gather) bool, days func(*reports.Day) bool, _ func(int, int)) error {
+func (f *publishFn) ProcessElement(ctx context.Context, _ int, _ func(*[]byte) bool, gathers func(*summary.Gather) bool, days func(*reports.Day) bool, _ func(int, int)) error {
 	var g summary.Gather
 	var one summary.Gather
 	for gathers(&one) {
