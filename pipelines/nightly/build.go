@@ -26,7 +26,7 @@ func Build(s beam.Scope, cfg Config) Outputs {
 	opening, since := summary.Opening(s, cfg.Warehouse, cfg.Snapshot, cfg.Date.String(), w, cfg.Shards)
 	var adjustments beam.PCollection
 	if cfg.Input != "" {
-		adjustments = summary.ReadCSV(s, cfg.Input, cfg.ChunkBytes, since, w.End, cfg.Shards, cfg.Meter)
+		adjustments = summary.ReadCSV(s, cfg.Input, cfg.ChunkBytes, w.End, cfg.Shards, cfg.Meter)
 	} else {
 		adjustments = summary.ReadWarehouse(s, cfg.Warehouse, since, w.End, cfg.Shards, cfg.Meter)
 	}
@@ -38,7 +38,13 @@ func Build(s beam.Scope, cfg Config) Outputs {
 		MaxCharts: cfg.MaxCharts}
 	sums := summary.Summarize(s, parts, opts)
 	gather := summary.GatherAll(s, sums, opts)
-	published := beam.ParDo(s, newPublishFn(cfg), imp, beam.SideInput{Input: gather}, beam.SideInput{Input: days})
+	// The publish step gets the impulse (so that it runs exactly once, even
+	// for an empty day), the Gather and the trend days grouped under one
+	// key, rather than the Gather and the days as side inputs: Prism's
+	// scheduler spins for as long as a stage with a side input runs
+	// (docs/beam-notes.md, "Speed on Prism").
+	inputs := beam.CoGroupByKey(s, beam.AddFixedKey(s, imp), beam.AddFixedKey(s, gather), beam.AddFixedKey(s, days))
+	published := beam.ParDo(s, newPublishFn(cfg), inputs)
 	beam.GroupByKey(s.Scope("EndStage"), published) // see publishFn.ProcessElement
 	return Outputs{Summaries: sums, Gather: gather}
 }

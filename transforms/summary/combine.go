@@ -2,9 +2,7 @@ package summary
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"reflect"
 	"slices"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -15,33 +13,10 @@ import (
 )
 
 func init() {
-	register.Combiner3[Part, Part, Part](&mergePartsFn{})
-	register.DoFn4x1[context.Context, int, Part, func(Summary), error](&summarizeFn{})
+	register.DoFn4x1[context.Context, int, func(*Part) bool, func(Summary), error](&summarizeFn{})
 	register.Emitter1[Summary]()
+	register.Iter1[Part]()
 	register.Combiner3[Gather, Summary, Gather](&gatherFn{})
-	// JSON coders, with one named function per type: Beam finds coder
-	// functions on workers by symbol name, and the instances of a generic
-	// function or closure share one.
-	beam.RegisterType(reflect.TypeFor[Summary]())
-	beam.RegisterCoder(reflect.TypeFor[Summary](), encodeSummary, decodeSummary)
-	beam.RegisterType(reflect.TypeFor[Gather]())
-	beam.RegisterCoder(reflect.TypeFor[Gather](), encodeGather, decodeGather)
-}
-
-func encodeSummary(v Summary) ([]byte, error) { return json.Marshal(v) }
-
-func decodeSummary(b []byte) (Summary, error) {
-	var v Summary
-	err := json.Unmarshal(b, &v)
-	return v, err
-}
-
-func encodeGather(v Gather) ([]byte, error) { return json.Marshal(v) }
-
-func decodeGather(b []byte) (Gather, error) {
-	var v Gather
-	err := json.Unmarshal(b, &v)
-	return v, err
 }
 
 // Options configure the summary of one day.
@@ -62,11 +37,15 @@ type Options struct {
 // of the day. It expects a PCollection of KV<int, Part> (shard, a batch of
 // keys with their events, opening and streaming stock, from any number of
 // sources) and returns a PCollection of Summary, one per key: the Parts of
-// a shard are merged by a combiner, then each key's day is replayed.
+// a shard are grouped and merged, then each key's day is replayed.
+//
+// A GroupByKey, not a CombinePerKey: merging Parts only appends events, so
+// a lifted combiner saves no shuffle, and on Prism its partial combine is a
+// stage of its own after the Flatten of the sources that decodes, merges and
+// re-encodes every event once more (docs/beam-notes.md, "Speed on Prism").
 func Summarize(s beam.Scope, parts beam.PCollection, o Options) beam.PCollection {
 	s = s.Scope("summary.Summarize")
-	merged := beam.CombinePerKey(s, &mergePartsFn{}, parts)
-	return beam.ParDo(s, &summarizeFn{Options: o}, merged)
+	return beam.ParDo(s, &summarizeFn{Options: o}, beam.GroupByKey(s, parts))
 }
 
 // Gather is a composite transform that collects every key's Summary into
@@ -78,31 +57,15 @@ func GatherAll(s beam.Scope, summaries beam.PCollection, o Options) beam.PCollec
 	return beam.Combine(s, &gatherFn{MaxCharts: o.MaxCharts}, summaries)
 }
 
-// mergePartsFn merges the Parts of one shard.
-type mergePartsFn struct{}
-
-func (*mergePartsFn) CreateAccumulator() Part { return *NewPart() }
-
-func (*mergePartsFn) AddInput(acc Part, p Part) Part {
-	acc.Merge(&p)
-	return acc
-}
-
-func (*mergePartsFn) MergeAccumulators(a, b Part) Part {
-	if len(a.Items) < len(b.Items) {
-		a, b = b, a
-	}
-	a.Merge(&b)
-	return a
-}
-
-// summarizeFn replays each key of a merged shard.
+// summarizeFn merges the Parts of a shard, drops the events before its
+// bound (Part.Since), and replays each of its keys.
 type summarizeFn struct {
 	Options Options
 
 	th      *ledger.Thresholds
 	keys    beam.Counter
 	events  beam.Counter
+	early   beam.Counter
 	dups    beam.Counter
 	superse beam.Counter
 	mismat  beam.Counter
@@ -120,13 +83,16 @@ func (f *summarizeFn) Setup(ctx context.Context) error {
 	f.th = th
 	f.keys = beam.NewCounter("nightly", "keys")
 	f.events = beam.NewCounter("nightly", "events")
+	f.early = beam.NewCounter("nightly", "rows_outside_day")
 	f.dups = beam.NewCounter("nightly", "duplicates")
 	f.superse = beam.NewCounter("nightly", "superseded")
 	f.mismat = beam.NewCounter("nightly", "mismatches")
 	return nil
 }
 
-func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, p Part, emit func(Summary)) error {
+func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*Part) bool, emit func(Summary)) error {
+	p := mergeParts(parts)
+	f.early.Inc(ctx, p.dropBefore())
 	for _, it := range p.Items {
 		if it.OnlyHistory() {
 			continue
@@ -142,6 +108,32 @@ func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, p Part, emit fu
 		emit(sum)
 	}
 	return nil
+}
+
+// mergeParts merges the Parts of parts into the largest of them.
+func mergeParts(parts func(*Part) bool) *Part {
+	var all []*Part
+	largest := 0
+	for {
+		var p Part
+		if !parts(&p) {
+			break
+		}
+		if len(all) > 0 && len(p.Items) > len(all[largest].Items) {
+			largest = len(all)
+		}
+		all = append(all, &p)
+	}
+	if len(all) == 0 {
+		return NewPart()
+	}
+	acc := all[largest]
+	for i, p := range all {
+		if i != largest {
+			acc.Merge(p)
+		}
+	}
+	return acc
 }
 
 // Gather is every row of the day and the series of the most affected keys.

@@ -14,6 +14,14 @@ import (
 // pipeline moves a few large elements rather than one per adjustment.
 type Part struct {
 	Items map[event.Key]*Item
+	// HasSince: Since is the earliest event time that can still change the
+	// day (Opening's since): the replay drops the events before it. The
+	// opening source sets it on its Part of every shard (Sharded.SetSince),
+	// so that the bound reaches the replay with the data. As a side input of
+	// the CSV reader it made Prism's scheduler spin for as long as the
+	// reader ran (docs/beam-notes.md, "Speed on Prism").
+	HasSince bool
+	Since    int64
 }
 
 // NewPart returns an empty Part.
@@ -36,8 +44,11 @@ func (p *Part) AddEvent(a *event.Adjustment) {
 	it.Events = append(it.Events, Event{ID: a.EventID, Time: a.EventTime, Reason: a.Reason, Qty: a.Quantity})
 }
 
-// Merge adds o's items to p.
+// Merge adds o's items to p; of two bounds (Since), the later one holds.
 func (p *Part) Merge(o *Part) {
+	if o.HasSince && (!p.HasSince || o.Since > p.Since) {
+		p.HasSince, p.Since = true, o.Since
+	}
 	if p.Items == nil {
 		p.Items = map[event.Key]*Item{}
 	}
@@ -48,6 +59,26 @@ func (p *Part) Merge(o *Part) {
 			p.Items[k] = it
 		}
 	}
+}
+
+// dropBefore removes the events before p.Since, if p has a bound, and
+// returns how many it removed.
+func (p *Part) dropBefore() int64 {
+	if !p.HasSince {
+		return 0
+	}
+	var n int64
+	for _, it := range p.Items {
+		kept := it.Events[:0]
+		for _, e := range it.Events {
+			if e.Time >= p.Since {
+				kept = append(kept, e)
+			}
+		}
+		n += int64(len(it.Events) - len(kept))
+		it.Events = kept
+	}
+	return n
 }
 
 // Len returns the number of events in p.
@@ -79,7 +110,20 @@ func (s *Sharded) Part(sku, loc string) *Part {
 	return p
 }
 
-// Emit emits every non-empty Part with its shard and empties s.
+// SetSince sets the bound of every shard's Part (see Part.Since), adding
+// the Parts of the shards that have no item.
+func (s *Sharded) SetSince(since int64) {
+	for i := range s.N {
+		p := s.Parts[i]
+		if p == nil {
+			p = NewPart()
+			s.Parts[i] = p
+		}
+		p.HasSince, p.Since = true, since
+	}
+}
+
+// Emit emits every Part with its shard and empties s.
 func (s *Sharded) Emit(emit func(int, Part)) {
 	for i, p := range s.Parts {
 		emit(i, *p)
@@ -95,6 +139,8 @@ func init() {
 // encodePart writes p compactly: varints and length-prefixed strings.
 func encodePart(p Part) ([]byte, error) {
 	b := make([]byte, 0, 64+p.Len()*24)
+	b = codec.AppendFlags(b, p.HasSince)
+	b = codec.AppendVarint(b, p.Since)
 	b = codec.AppendUvarint(b, uint64(len(p.Items)))
 	for _, it := range p.Items {
 		b = codec.AppendString(b, it.SKU)
@@ -123,8 +169,9 @@ var errCorrupt = errors.New("summary: corrupt encoded Part")
 
 func decodePart(b []byte) (Part, error) {
 	d := codec.NewReader(b)
+	hasSince, since := codec.Flag(d.Uvarint(), 0), d.Varint()
 	n := d.Len()
-	p := Part{Items: make(map[event.Key]*Item, min(n, 1<<16))}
+	p := Part{Items: make(map[event.Key]*Item, min(n, 1<<16)), HasSince: hasSince, Since: since}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		it := &Item{SKU: d.String(), LocationID: d.String()}
 		flags := d.Uvarint()

@@ -22,7 +22,7 @@ import (
 
 func init() {
 	register.DoFn4x1[context.Context, []byte, func(int, Part), func(int64), error](&openingFn{})
-	register.DoFn4x1[context.Context, csvsrc.Range, int64, func(int, Part), error](&csvReadFn{})
+	register.DoFn3x1[context.Context, csvsrc.Range, func(int, Part), error](&csvReadFn{})
 	register.DoFn2x0[[]byte, func(int)](&sliceFn{})
 	register.DoFn4x1[context.Context, int, int64, func(int, Part), error](&warehouseReadFn{})
 	register.DoFn3x1[context.Context, []byte, func(int, Part), error](&streamingFn{})
@@ -38,7 +38,8 @@ func init() {
 // Opening returns the opening stock of every key known before the day of
 // w (date, YYYY-MM-DD), as Parts of shards, and a singleton: the earliest
 // event time that can still change it, the start of the day after a
-// previous daily_summary, else the snapshot's as_of.
+// previous daily_summary, else the snapshot's as_of. Every shard's Part
+// carries that bound too (Part.Since), and the replay drops earlier events.
 func Opening(s beam.Scope, wh, snapshot, date string, w Window, shards int) (parts, since beam.PCollection) {
 	return beam.ParDo2(s, &openingFn{Warehouse: wh, Snapshot: snapshot, Date: date, Window: w, Shards: shards},
 		beam.Impulse(s))
@@ -46,12 +47,14 @@ func Opening(s beam.Scope, wh, snapshot, date string, w Window, shards int) (par
 
 // ReadCSV returns the adjustments of the CSV files of glob as Parts of
 // shards, read in byte ranges of about chunkBytes in parallel: the valid
-// rows from since (a singleton of Unix microseconds) to end. Invalid rows
-// are counted and logged, not read. meter is the ID of a Meter in this
-// process that counts the bytes read ("": none).
-func ReadCSV(s beam.Scope, glob string, chunkBytes int64, since beam.PCollection, end int64, shards int, meter string) beam.PCollection {
+// rows before end. Invalid rows are counted and logged, not read. The rows
+// before the opening stock's bound are dropped by the replay (Part.Since),
+// not here: a side input would make Prism's scheduler spin a core for as
+// long as the reader runs. meter is the ID of a Meter in this process that
+// counts the bytes read ("": none).
+func ReadCSV(s beam.Scope, glob string, chunkBytes int64, end int64, shards int, meter string) beam.PCollection {
 	ranges := csvsrc.Split(s, glob, chunkBytes)
-	return beam.ParDo(s, &csvReadFn{End: end, Shards: shards, Meter: meter}, ranges, beam.SideInput{Input: since})
+	return beam.ParDo(s, &csvReadFn{End: end, Shards: shards, Meter: meter}, ranges)
 }
 
 // ReadWarehouse returns the adjustments table's rows from since (a
@@ -100,6 +103,7 @@ func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int,
 		return fmt.Errorf("summary: opening: read daily_summary %s: %w", prev, err)
 	}
 	sh := NewSharded(f.Shards)
+	var sinceAt int64
 	switch {
 	case len(rows) > 0:
 		// The previous closing is the stock just before the day: an event
@@ -110,7 +114,7 @@ func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int,
 			it := sh.Part(sku, loc).Item(sku, loc)
 			it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, warehouse.AsInt(r["closing_on_hand"]), at
 		}
-		since(f.Window.Start)
+		sinceAt = f.Window.Start
 	case f.Snapshot != "":
 		snap, err := snapshot.Read(ctx, f.Snapshot)
 		if err != nil {
@@ -127,19 +131,21 @@ func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int,
 			x := sh.Part(it.SKU, it.LocationID).Item(it.SKU, it.LocationID)
 			x.HasOpening, x.OpeningOnHand, x.OpeningAt = true, it.OnHand, at
 		}
-		since(earliest)
+		sinceAt = earliest
 	default:
 		slog.Warn("summary: no daily_summary of the day before and no snapshot: every key opens at 0",
 			"warehouse", f.Warehouse, "previous", prev.String())
-		since(f.Window.Start)
+		sinceAt = f.Window.Start
 	}
+	since(sinceAt)
+	sh.SetSince(sinceAt)
 	sh.Emit(emit)
 	return nil
 }
 
 // csvReadFn reads the rows of one range, validates them, and emits them
-// pre-aggregated: one Part per key shard. Rows at or after End, or before
-// since (they cannot change the day), are skipped.
+// pre-aggregated: one Part per key shard. Rows at or after End (they cannot
+// change the day) are skipped.
 type csvReadFn struct {
 	End    int64
 	Shards int
@@ -156,7 +162,7 @@ func (f *csvReadFn) Setup() {
 	f.skipped = beam.NewCounter("nightly", "rows_outside_day")
 }
 
-func (f *csvReadFn) ProcessElement(ctx context.Context, rg csvsrc.Range, since int64, emit func(int, Part)) error {
+func (f *csvReadFn) ProcessElement(ctx context.Context, rg csvsrc.Range, emit func(int, Part)) error {
 	cr, err := csvsrc.OpenRange(ctx, rg)
 	if err != nil {
 		return fmt.Errorf("summary: read csv: %w", err)
@@ -183,7 +189,7 @@ func (f *csvReadFn) ProcessElement(ctx context.Context, rg csvsrc.Range, since i
 			continue
 		}
 		n++
-		if a.EventTime >= f.End || a.EventTime < since {
+		if a.EventTime >= f.End {
 			skipped++
 			continue
 		}
