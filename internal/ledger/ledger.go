@@ -144,8 +144,10 @@ type State struct {
 	Severity Severity
 	// Oldest caches the oldest event time among Deltas and Seen (0: unknown).
 	Oldest int64
-	// SweptBefore is the cut of the last sweep of ids and deltas by this
-	// State (0: none since it was made or decoded): see AppendChanges.
+	// SweptBefore is the cut of the last sweep of ids and deltas (0: none
+	// since the State was made or decoded whole; a change record sets it):
+	// see AppendChanges. The horizon must not change while a stored State
+	// is in use, or a record's cut would drop what the new horizon keeps.
 	SweptBefore int64
 	// tracking is set by TrackChanges; changes then holds the ids and
 	// deltas added since the last AppendChanges, nil while there are none

@@ -63,7 +63,7 @@ type RefData struct {
 	Thresholds *ledger.Thresholds
 	// AsOf is the snapshot's time (Unix µs) and Stock its items per key.
 	AsOf  int64
-	Stock map[event.Key]stockItem
+	Stock stockIndex
 	// Live is the live threshold changes restored at start
 	// (threshold_changes), over Thresholds.
 	Live *ledger.Live
@@ -75,14 +75,14 @@ func (d *RefData) Threshold(k event.Key) int64 { return ledger.Effective(k, d.Th
 
 // Has reports whether the snapshot (or the restore) has a ledger of k.
 func (d *RefData) Has(k event.Key) bool {
-	_, ok := d.Stock[k]
+	_, ok := d.Stock.Get(k)
 	return ok
 }
 
 // Initial returns the starting ledger of a key seen for the first time: the
 // snapshot's on-hand at its as_of, or the zero state (no count, 0 on hand).
 func (d *RefData) Initial(k event.Key, threshold int64) *ledger.State {
-	if it, ok := d.Stock[k]; ok {
+	if it, ok := d.Stock.Get(k); ok {
 		if len(it.State) > 0 {
 			var st ledger.State
 			if err := st.UnmarshalBinary(it.State); err == nil && st.OnHand == it.OnHand {
@@ -167,7 +167,7 @@ func parseReference(b []byte) (*RefData, error) {
 	}
 	d.AsOf = rd.Varint()
 	n := rd.Len()
-	d.Stock = make(map[event.Key]stockItem, n)
+	keys, items := make([]event.Key, 0, n), make([]stockItem, 0, n)
 	names := map[string]string{} // interned SKUs and locations
 	intern := func(b []byte) string {
 		if s, ok := names[string(b)]; ok {
@@ -183,8 +183,9 @@ func parseReference(b []byte) (*RefData, error) {
 		if st := rd.Bytes(); len(st) > 0 {
 			it.State = st
 		}
-		d.Stock[k] = it
+		keys, items = append(keys, k), append(items, it)
 	}
+	d.Stock = newStockIndex(keys, items)
 	d.Live = &ledger.Live{}
 	for n := rd.Len(); n > 0 && rd.Err() == nil; n-- {
 		c := ledger.ReadChange(rd)
@@ -251,8 +252,8 @@ func loadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 	}
 	if live.Len() > 0 {
 		slog.Info("stream: live threshold changes restored from the warehouse", "warehouse", o.RestoreFrom, "rules", live.Len())
-		items := make([]SnapshotItem, 0, len(data.Stock))
-		for k, it := range data.Stock {
+		items := make([]SnapshotItem, 0, data.Stock.Len())
+		for k, it := range data.Stock.All() {
 			items = append(items, it.item(k))
 		}
 		if data, err = newReference(data.Thresholds, data.AsOf, items, live).Data(); err != nil {
@@ -276,13 +277,13 @@ func loadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 		slog.Info("stream: ledgers restored from the warehouse", "warehouse", o.RestoreFrom, "scope", cmp.Or(o.RestoreScope, ScopeFull),
 			"keys", st.Keys, "adjustments", st.Rows, "severities", st.Alerts, "took", st.Took.Round(time.Millisecond))
 	}
-	items := make([]SnapshotItem, 0, len(data.Stock)+len(restored))
+	items := make([]SnapshotItem, 0, data.Stock.Len()+len(restored))
 	seen := make(map[event.Key]bool, len(restored))
 	for _, it := range restored {
 		seen[event.Key{SKU: it.SKU, LocationID: it.LocationID}] = true
 		items = append(items, it)
 	}
-	for k, it := range data.Stock {
+	for k, it := range data.Stock.All() {
 		if !seen[k] {
 			items = append(items, it.item(k))
 		}

@@ -206,12 +206,13 @@ func restoreRecent(ctx context.Context, uri string, ref *RefData, horizon time.D
 	}
 	windowCount := from.UnixMicro() - 1
 	base := func(k event.Key, th int64) *ledger.State {
-		if it, ok := ref.Stock[k]; ok && max(it.AsOf, ref.AsOf) > windowCount {
+		it, ok := ref.Stock.Get(k)
+		if ok && max(it.AsOf, ref.AsOf) > windowCount {
 			return ref.Initial(k, th) // a snapshot inside the window is a real count
 		}
 		// Before the window: the snapshot's stock, corrected below from
 		// stock_levels if the key has changed since.
-		return ledger.FromSnapshot(ref.Stock[k].OnHand, windowCount, th)
+		return ledger.FromSnapshot(it.OnHand, windowCount, th)
 	}
 	states := map[event.Key]*ledger.State{}
 	for _, r := range rows {

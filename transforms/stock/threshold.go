@@ -297,8 +297,8 @@ func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku strin
 			continue
 		}
 		targets := slices.Clone(locs)
-		for k := range ref.Stock {
-			if k.SKU == sku && !slices.Contains(targets, k.LocationID) {
+		for k := range ref.Stock.OfSKU(sku) {
+			if !slices.Contains(targets, k.LocationID) {
 				targets = append(targets, k.LocationID)
 			}
 		}
