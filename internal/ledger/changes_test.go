@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/inventory-events/inventory/internal/event"
 )
@@ -137,5 +138,13 @@ func TestChangesRecordOnlyWhatIsNew(t *testing.T) {
 	}
 	if n := len(s.AppendChanges(nil)); n > 30 {
 		t.Fatalf("a change record with no change is %d bytes", n)
+	}
+}
+
+// TestStateSize guards the memory of a key: a million keys hold a million
+// States, and 160 bytes is a Go size class (the next one is 176).
+func TestStateSize(t *testing.T) {
+	if n := unsafe.Sizeof(State{}); n > 160 {
+		t.Fatalf("a State takes %d bytes, want at most 160: keep small fields together", n)
 	}
 }

@@ -119,6 +119,7 @@ func (l *ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State
 		var st *ledger.State
 		if ref != nil {
 			st = ref.Initial(k, threshold)
+			k, _ = ref.Stock.Canonical(k) // the snapshot's strings, not the event's
 		} else {
 			st = &ledger.State{}
 		}

@@ -60,6 +60,16 @@ func (x stockIndex) Get(k event.Key) (stockItem, bool) {
 	return x.items[i], true
 }
 
+// Canonical returns the index's copy of k, if it has k: a ledger made for
+// k can then share the snapshot's strings rather than keep its own.
+func (x stockIndex) Canonical(k event.Key) (event.Key, bool) {
+	i, ok := slices.BinarySearchFunc(x.keys, k, compareKeys)
+	if !ok {
+		return k, false
+	}
+	return x.keys[i], true
+}
+
 // All yields every key with its item, in key order.
 func (x stockIndex) All() iter.Seq2[event.Key, stockItem] {
 	return func(yield func(event.Key, stockItem) bool) {
