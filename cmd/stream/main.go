@@ -51,7 +51,7 @@ var (
 	shards           = flag.Int("shards", stock.DefaultShards, "hash shards of the key space holding stock state")
 	horizon          = flag.Duration("dedup_horizon", ledger.DefaultHorizon, "event-time window of remembered event ids per key")
 	maxMessages      = flag.Int("max_messages", 1000, "most messages per source bundle (off Dataflow)")
-	maxBatchWait     = flag.Duration("max_batch_wait", 200*time.Millisecond, "how long the source gathers one batch (off Dataflow)")
+	maxBatchWait     = flag.Duration("max_batch_wait", 200*time.Millisecond, "how long the source gathers one batch while the job is busy with the ones before (off Dataflow)")
 	idAttribute      = flag.String("id_attribute", "", "attribute Dataflow's native read deduplicates on")
 	tsAttribute      = flag.String("timestamp_attribute", "", "attribute Dataflow's native read takes timestamps from")
 	restore          = flag.Bool("restore", true, "rebuild stock at start from what the warehouse holds (off: start from --snapshot)")

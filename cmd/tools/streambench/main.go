@@ -41,6 +41,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/inventory-events/inventory/internal/app/console"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/internal/names"
@@ -82,7 +83,9 @@ var touched int
 func main() {
 	flag.Parse()
 	beam.Init()
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	// The job is cancelled at the end: its bundles in flight then log errors
+	// that are the expected end (console.QuietCancel lowers them to DEBUG).
+	slog.SetDefault(slog.New(console.QuietCancel(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	ctx := context.Background()
 	run := run
 	if *serveEmu {
