@@ -510,9 +510,13 @@ func publish(ctx context.Context, admin *broker.Admin, gen synth.Config, publish
 	pub.PublishSettings.DelayThreshold = 5 * time.Millisecond
 	chunks := make(chan []*pubsub.Message, 2)
 	genErr := make(chan error, 1)
+	// Only the chunks of --duration: one more would have event times past
+	// now, and at --time_scale 4000 more than the day ahead that
+	// validation allows.
+	n := int((*duration + chunkSeconds*time.Second - 1) / (chunkSeconds * time.Second))
 	go func() {
 		defer close(chunks)
-		for i := 0; ; i++ {
+		for i := range n {
 			msgs, err := chunk(gen, i)
 			if err != nil {
 				genErr <- err
