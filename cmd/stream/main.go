@@ -83,6 +83,7 @@ func main() {
 		Warehouse: *warehouseURI, Shards: *shards, Horizon: *horizon, MaxMessages: *maxMessages, MaxBatchWait: *maxBatchWait,
 		IDAttribute: *idAttribute, TimestampAttribute: *tsAttribute, Restore: *restore && *input == "",
 		RestoreScope: *restoreScope,
+		InProcess:    runner == "prism" && !flagSet("endpoint"), // Prism in this process
 	}
 	note, err := checkConfig(&cfg, explicit(flag.CommandLine))
 	if err != nil {
@@ -123,4 +124,10 @@ func main() {
 		slog.Info("stream: done", "received", c.Received, "applied", c.Applied,
 			"duplicates", c.Duplicates, "dead_lettered", c.DeadLettered, "balanced", c.Balanced())
 	}
+}
+
+// flagSet reports whether the flag name (one of Beam's) has a value.
+func flagSet(name string) bool {
+	f := flag.Lookup(name)
+	return f != nil && f.Value.String() != ""
 }

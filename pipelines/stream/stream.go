@@ -77,6 +77,12 @@ type Config struct {
 	// IDAttribute and TimestampAttribute tune the native read on Dataflow.
 	IDAttribute        string
 	TimestampAttribute string
+	// InProcess says the job's workers run in this process (Prism
+	// in-process, no --endpoint): the reference data (thresholds, snapshot,
+	// restored ledgers) then reaches the stock DoFns in memory rather than
+	// as a side input, which Prism sends afresh for every bundle
+	// (stock.ReferenceOptions.InProcess). Ignored on Dataflow.
+	InProcess bool
 	// Restore rebuilds the stock ledgers at start from what the warehouse
 	// holds (stock.ReadReference with RestoreFrom), so a job started again after a crash or a
 	// stop goes on from where the last one stored, not from the snapshot.
@@ -167,7 +173,7 @@ func Build(s beam.Scope, cfg Config) {
 	}
 	dec := stock.DecodeEvents(s, batches, cfg.Shards, origin)
 	refOpts := stock.ReferenceOptions{Thresholds: cfg.Thresholds, Snapshot: cfg.Snapshot,
-		Default: cfg.DefaultThreshold, Horizon: cfg.Horizon}
+		Default: cfg.DefaultThreshold, Horizon: cfg.Horizon, InProcess: cfg.InProcess && !cfg.Dataflow()}
 	if cfg.Restore {
 		refOpts.RestoreFrom, refOpts.RestoreScope = cfg.Warehouse, cfg.RestoreScope
 	}

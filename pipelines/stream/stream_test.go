@@ -84,7 +84,7 @@ func (st *stack) config() Config {
 	return Config{Runner: "prism", Project: project, Subscription: DefaultSubscription,
 		Thresholds: sampleTh, Snapshot: sampleSnapshot, AlertTopic: DefaultAlertTopic,
 		DeadLetterTopic: DefaultDeadLetterTopic, AlertEncoding: event.EncodingJSON, Warehouse: st.warehouse,
-		PollInterval: 50 * time.Millisecond}
+		PollInterval: 50 * time.Millisecond, InProcess: true} // TestCSVReplay covers the side input carrying the data
 }
 
 func (st *stack) publish(t *testing.T, csvData []byte) broker.PublishStats {

@@ -143,12 +143,51 @@ var refCache struct {
 	data   *RefData
 }
 
-// Data returns the parsed reference data, cached by digest.
+// inProcess holds the reference data that ReadReference handed over in
+// memory (ReferenceOptions.InProcess), by digest: the last few, so that a
+// process running job after job (tests) does not keep them all.
+var inProcess struct {
+	sync.Mutex
+	data   map[string]*RefData
+	digest []string // oldest first
+}
+
+const inProcessKept = 8
+
+func keepInProcess(digest string, d *RefData) {
+	inProcess.Lock()
+	defer inProcess.Unlock()
+	if inProcess.data == nil {
+		inProcess.data = map[string]*RefData{}
+	}
+	if _, ok := inProcess.data[digest]; ok {
+		return
+	}
+	if len(inProcess.digest) == inProcessKept {
+		delete(inProcess.data, inProcess.digest[0])
+		inProcess.digest = inProcess.digest[1:]
+	}
+	inProcess.data[digest] = d
+	inProcess.digest = append(inProcess.digest, digest)
+}
+
+// Data returns the parsed reference data, cached by digest. A Reference
+// without data (InProcess) is looked up among what this process read.
 func (r Reference) Data() (*RefData, error) {
 	refCache.Lock()
 	defer refCache.Unlock()
 	if refCache.data != nil && refCache.digest == r.Digest {
 		return refCache.data, nil
+	}
+	if len(r.Raw) == 0 {
+		inProcess.Lock()
+		d := inProcess.data[r.Digest]
+		inProcess.Unlock()
+		if d == nil {
+			return nil, fmt.Errorf("stock: the reference data %x is not in this process: a job built with InProcess reference data needs its workers in the process that read it (Prism in-process)", r.Digest)
+		}
+		refCache.digest, refCache.data = r.Digest, d
+		return d, nil
 	}
 	d, err := parseReference(r.Raw)
 	if err != nil {
@@ -210,6 +249,12 @@ type ReferenceOptions struct {
 	// RestoreScope is ScopeFull (the default) or ScopeRecent.
 	RestoreScope string
 	Horizon      time.Duration
+	// InProcess hands the data to the stock DoFns in memory: the side
+	// input carries only its digest. For a runner whose workers run in this
+	// process (Prism in-process): it reads a side input afresh for every
+	// bundle (it gives the SDK no cache tokens), and at 1M keys the data is
+	// ~30 MB, copied three times per bundle.
+	InProcess bool
 }
 
 // ReadReference is a composite transform that reads the reference data at
@@ -228,6 +273,14 @@ func (f *readReferenceFn) ProcessElement(ctx context.Context, _ []byte, emit fun
 	ref, err := loadReference(ctx, f.Opts)
 	if err != nil {
 		return err
+	}
+	if f.Opts.InProcess {
+		d, err := ref.Data()
+		if err != nil {
+			return err
+		}
+		keepInProcess(ref.Digest, d)
+		ref.Raw = nil
 	}
 	emit(ref)
 	return nil

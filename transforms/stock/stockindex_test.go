@@ -3,6 +3,7 @@ package stock
 import (
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/inventory-events/inventory/internal/event"
@@ -40,5 +41,23 @@ func TestStockIndex(t *testing.T) {
 	}
 	for range x.OfSKU("Z") {
 		t.Error("OfSKU of a missing SKU yielded a key")
+	}
+}
+
+// TestReferenceInProcess: a Reference without data is found among what
+// this process read, and a digest it never read is a clear error.
+func TestReferenceInProcess(t *testing.T) {
+	ref := testReference()
+	d, err := ref.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepInProcess(ref.Digest, d)
+	got, err := Reference{Digest: ref.Digest}.Data()
+	if err != nil || got != d {
+		t.Fatalf("in-process reference: %p, %v; want %p", got, err, d)
+	}
+	if _, err := (Reference{Digest: "not read here"}).Data(); err == nil || !strings.Contains(err.Error(), "not in this process") {
+		t.Fatalf("unknown digest: %v, want an error saying it is not in this process", err)
 	}
 }

@@ -545,7 +545,7 @@ func run(ctx context.Context) error {
 	defer stopAlerts()
 	ar := e.readAlerts(actx, st)
 	p, s := beam.NewPipelineWithRoot()
-	stream.Build(s, stream.Config{Runner: "prism", Project: project, Subscription: stream.DefaultSubscription,
+	stream.Build(s, stream.Config{Runner: "prism", InProcess: true, Project: project, Subscription: stream.DefaultSubscription,
 		Thresholds: thPath, Snapshot: snapPath, AlertTopic: stream.DefaultAlertTopic,
 		DeadLetterTopic: stream.DefaultDeadLetterTopic, AlertEncoding: event.EncodingJSON,
 		Warehouse: filepath.Join(e.dir, "warehouse"), Shards: *shards, MaxMessages: *maxMsgs, PollInterval: 20 * time.Millisecond})

@@ -99,7 +99,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		ThresholdSubscription: stream.DefaultThresholdSubscription,
 		Thresholds:            cfg.Thresholds, Snapshot: cfg.Snapshot,
 		AlertTopic: stream.DefaultAlertTopic, AlertEncoding: "JSON", DeadLetterTopic: stream.DefaultDeadLetterTopic,
-		Warehouse: cfg.Warehouse, Restore: true,
+		Warehouse: cfg.Warehouse, Restore: true, InProcess: true, // StartStream runs Prism here
 	})
 	if err != nil {
 		return nil, err
