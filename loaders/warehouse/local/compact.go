@@ -130,6 +130,10 @@ type CompactStats struct {
 // compaction; an error stops it there, as a crash would.
 var compactHook func(step string) error
 
+// queryHook, when set (tests), is called once a query has listed a
+// table's files, before DuckDB opens them (query_cgo.go).
+var queryHook func(table string)
+
 func hook(step string) error {
 	if compactHook == nil {
 		return nil

@@ -39,10 +39,6 @@ func query(ctx context.Context, dir, query string) (*warehouse.Result, error) {
 // file that was listed and is gone: "No such file or directory", or, for a
 // file named in a view's file list, "No files found that match the pattern"
 // (what `make soak` hit when a count raced a compaction).
-// queryHook, when set (tests), is called once a query has listed a
-// table's files, before DuckDB opens them.
-var queryHook func(table string)
-
 func isVanishedFile(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "No such file") || strings.Contains(msg, "no such file") ||
