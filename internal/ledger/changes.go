@@ -50,25 +50,13 @@ func (s *State) track() *changeLog {
 // the last AppendChanges, and starts recording afresh.
 func (s *State) AppendChanges(b []byte) []byte {
 	b = codec.AppendUvarint(b, changesVersion)
-	b = codec.AppendFlags(b, s.HasCount)
-	b = codec.AppendVarint(b, s.CountTime)
-	b = codec.AppendVarint(b, s.CountQty)
-	b = codec.AppendString(b, s.CountEventID)
-	b = codec.AppendVarint(b, s.Folded)
-	b = codec.AppendVarint(b, s.FoldedThrough)
-	b = codec.AppendVarint(b, s.MaxTime)
-	b = codec.AppendVarint(b, s.OnHand)
-	b = codec.AppendUvarint(b, uint64(s.Severity))
+	b = s.appendScalars(b)
 	b = codec.AppendVarint(b, s.SweptBefore)
-	c := s.changes
-	if c == nil {
-		c = &changeLog{}
+	var c changeLog // none since the last record
+	if s.changes != nil {
+		c = *s.changes
 	}
-	b = codec.AppendUvarint(b, uint64(len(c.deltas)))
-	for _, d := range c.deltas {
-		b = codec.AppendVarint(b, d.Time)
-		b = codec.AppendVarint(b, d.Qty)
-	}
+	b = appendDeltas(b, c.deltas)
 	b = codec.AppendUvarint(b, uint64(len(c.ids)))
 	for _, e := range c.ids {
 		b = codec.AppendString(b, e.id)
@@ -86,23 +74,10 @@ func (s *State) ApplyChanges(b []byte) error {
 	if d.Uvarint() != changesVersion {
 		return errCorrupt
 	}
-	s.HasCount = codec.Flag(d.Uvarint(), 0)
-	s.CountTime = d.Varint()
-	s.CountQty = d.Varint()
-	s.CountEventID = d.String()
-	s.Folded = d.Varint()
-	s.FoldedThrough = d.Varint()
-	s.MaxTime = d.Varint()
-	s.OnHand = d.Varint()
-	s.Severity = Severity(d.Uvarint())
+	s.readScalars(d)
 	cut := d.Varint()
-	for n := d.Len(); n > 0 && d.Err() == nil; n-- {
-		s.Deltas = append(s.Deltas, Delta{Time: d.Varint(), Qty: d.Varint()})
-	}
-	for n := d.Len(); n > 0 && d.Err() == nil; n-- {
-		id := d.String()
-		s.Seen.Add(id, d.Varint())
-	}
+	s.Deltas = readDeltas(d, s.Deltas)
+	s.Seen.read(d)
 	if d.Done() != nil {
 		return errCorrupt
 	}
