@@ -333,43 +333,21 @@ const mergeRowGroup = 64 << 10
 // (written under a temporary name, fsynced, renamed), one row at a time and
 // one row group at a time, so memory does not grow with the files. It returns the new file's name.
 func mergeFiles(ctx context.Context, dir string, t *warehouse.Table, files []partFile) (string, error) {
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", err
-	}
-	name := fmt.Sprintf("part-%d-%s.parquet", time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
 	schema := schemaOf(t)
+	row := reflect.New(t.RowType)
 	// Row groups of mergeRowGroup rows: the writer holds a row group's
 	// pages in memory until it is flushed.
-	pw := parquet.NewWriter(f, schema, parquet.Compression(&parquet.Snappy), parquet.MaxRowsPerRowGroup(mergeRowGroup))
-	row := reflect.New(t.RowType)
-	for _, in := range files {
-		if err := ctx.Err(); err != nil {
-			return "", err
+	return writePart(dir, schema, func(pw *parquet.Writer) error {
+		for _, in := range files {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := copyRows(pw, in.path, schema, row); err != nil {
+				return err
+			}
 		}
-		if err := copyRows(pw, in.path, schema, row); err != nil {
-			return "", err
-		}
-	}
-	if err := pw.Close(); err != nil {
-		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return "", err
-	}
-	return name, nil
+		return nil
+	}, parquet.MaxRowsPerRowGroup(mergeRowGroup))
 }
 
 // copyRows writes the rows of the file name to pw, decoded through row (a

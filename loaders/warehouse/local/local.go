@@ -114,6 +114,21 @@ func writeParquetFile(dir string, rows warehouse.TableRows) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
+	return writePart(dir, schemaOf(rows.Table()), func(pw *parquet.Writer) error {
+		for i := range rows.Len() {
+			if err := pw.Write(rows.Row(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writePart writes a new part file in dir and returns its name: under a
+// temporary name, fsynced, then renamed, so that no reader sees half a
+// file; on an error the temporary file is removed. fill writes the rows to
+// a Snappy-compressed writer with opts besides.
+func writePart(dir string, schema *parquet.Schema, fill func(*parquet.Writer) error, opts ...parquet.WriterOption) (string, error) {
 	var rnd [6]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return "", err
@@ -131,11 +146,9 @@ func writeParquetFile(dir string, rows warehouse.TableRows) (string, error) {
 			os.Remove(tmp)
 		}
 	}()
-	pw := parquet.NewWriter(f, schemaOf(rows.Table()), parquet.Compression(&parquet.Snappy))
-	for i := range rows.Len() {
-		if err := pw.Write(rows.Row(i)); err != nil {
-			return "", err
-		}
+	pw := parquet.NewWriter(f, append([]parquet.WriterOption{schema, parquet.Compression(&parquet.Snappy)}, opts...)...)
+	if err := fill(pw); err != nil {
+		return "", err
 	}
 	if err := pw.Close(); err != nil {
 		return "", err
