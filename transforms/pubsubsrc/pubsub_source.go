@@ -78,9 +78,8 @@ func ReadPubSub(s beam.Scope, o PullOptions) beam.PCollection {
 	if o.Project == "" || o.Subscription == "" {
 		panic("pubsubsrc.ReadPubSub: project and subscription are required")
 	}
-	fn := &pullFn{Subscription: SubscriptionPath(o.Project, o.Subscription), Project: o.Project,
-		MaxMessages: o.MaxMessages, MaxBatchWait: o.MaxBatchWait, PollInterval: o.PollInterval,
-		AckDeadline: o.AckDeadline, MaxExtension: o.MaxExtension, Flight: o.Flight, MaxOutstanding: o.MaxOutstanding}
+	o.Subscription = SubscriptionPath(o.Project, o.Subscription)
+	fn := &pullFn{PullOptions: o}
 	return beam.ParDo(s, fn, beam.Impulse(s))
 }
 
@@ -148,15 +147,7 @@ func (t *pullTracker) GetRestriction() any { return pullRestriction{} }
 func (t *pullTracker) IsBounded() bool     { return false }
 
 type pullFn struct {
-	Project        string
-	Subscription   string
-	MaxMessages    int
-	MaxBatchWait   time.Duration
-	PollInterval   time.Duration
-	AckDeadline    time.Duration
-	MaxExtension   time.Duration
-	Flight         string
-	MaxOutstanding int
+	PullOptions // Subscription as a path; the defaults are set in Setup
 
 	client *pubsub.Client
 	flight *Flight
