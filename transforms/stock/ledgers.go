@@ -118,8 +118,7 @@ func (l *ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State
 	if e == nil {
 		var st *ledger.State
 		if ref != nil {
-			st = ref.Initial(k, threshold)
-			k, _ = ref.Stock.Canonical(k) // the snapshot's strings, not the event's
+			k, st = ref.initial(k, threshold) // k: the snapshot's strings, not the event's
 		} else {
 			st = &ledger.State{}
 		}

@@ -82,20 +82,29 @@ func (d *RefData) Has(k event.Key) bool {
 // Initial returns the starting ledger of a key seen for the first time: the
 // snapshot's on-hand at its as_of, or the zero state (no count, 0 on hand).
 func (d *RefData) Initial(k event.Key, threshold int64) *ledger.State {
-	if it, ok := d.Stock.Get(k); ok {
-		if len(it.State) > 0 {
-			var st ledger.State
-			if err := st.UnmarshalBinary(it.State); err == nil && st.OnHand == it.OnHand {
-				return &st
-			}
-		}
-		asOf := it.AsOf
-		if asOf == 0 {
-			asOf = d.AsOf
-		}
-		return ledger.FromSnapshot(it.OnHand, asOf, threshold)
+	_, st := d.initial(k, threshold)
+	return st
+}
+
+// initial is Initial, with the snapshot's copy of k if it has k (else k):
+// a ledger made for k can then share the snapshot's strings rather than
+// keep the event's.
+func (d *RefData) initial(k event.Key, threshold int64) (event.Key, *ledger.State) {
+	key, it, ok := d.Stock.lookup(k)
+	if !ok {
+		return k, &ledger.State{}
 	}
-	return &ledger.State{}
+	if len(it.State) > 0 {
+		var st ledger.State
+		if err := st.UnmarshalBinary(it.State); err == nil && st.OnHand == it.OnHand {
+			return key, &st
+		}
+	}
+	asOf := it.AsOf
+	if asOf == 0 {
+		asOf = d.AsOf
+	}
+	return key, ledger.FromSnapshot(it.OnHand, asOf, threshold)
 }
 
 // newReference encodes thresholds, a snapshot (items at asOf, Unix µs) and

@@ -53,21 +53,17 @@ func (x stockIndex) Len() int { return len(x.keys) }
 
 // Get returns the item of k.
 func (x stockIndex) Get(k event.Key) (stockItem, bool) {
-	i, ok := slices.BinarySearchFunc(x.keys, k, compareKeys)
-	if !ok {
-		return stockItem{}, false
-	}
-	return x.items[i], true
+	_, it, ok := x.lookup(k)
+	return it, ok
 }
 
-// Canonical returns the index's copy of k, if it has k: a ledger made for
-// k can then share the snapshot's strings rather than keep its own.
-func (x stockIndex) Canonical(k event.Key) (event.Key, bool) {
+// lookup returns the index's copy of k with its item, if it has k.
+func (x stockIndex) lookup(k event.Key) (event.Key, stockItem, bool) {
 	i, ok := slices.BinarySearchFunc(x.keys, k, compareKeys)
 	if !ok {
-		return k, false
+		return k, stockItem{}, false
 	}
-	return x.keys[i], true
+	return x.keys[i], x.items[i], true
 }
 
 // All yields every key with its item, in key order.
