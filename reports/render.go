@@ -55,16 +55,6 @@ func WriteCSV(w io.Writer, r *Report) error {
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
-// WriteJSON writes r as summary.json, indented.
-func WriteJSON(w io.Writer, r *Report) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(r); err != nil {
-		return fmt.Errorf("reports: write json: %w", err)
-	}
-	return nil
-}
-
 // ReadJSON reads what WriteJSON wrote.
 func ReadJSON(rd io.Reader) (*Report, error) {
 	var r Report

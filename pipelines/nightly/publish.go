@@ -1,7 +1,7 @@
 package nightly
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -123,8 +123,8 @@ const (
 )
 
 // WriteReport renders rep into dir (local or gs://): index.html,
-// summary.csv, summary.json and summary.md. index.html is written last, so
-// a page that links the data files is never ahead of them.
+// summary.csv, summary.json and summary.md. index.html is published last,
+// so a page that links the data files is never ahead of them.
 func WriteReport(ctx context.Context, dir string, rep *reports.Report) error {
 	files := []struct {
 		name, contentType string
@@ -133,29 +133,50 @@ func WriteReport(ctx context.Context, dir string, rep *reports.Report) error {
 		{CSVFile, "text/csv; charset=utf-8", reports.WriteCSV},
 		{JSONFile, "application/json", reports.WriteJSON},
 		{MarkdownFile, "text/markdown; charset=utf-8", reports.WriteMarkdown},
-		{IndexFile, "text/html; charset=utf-8", reports.WriteHTML},
+		{IndexFile, "text/html; charset=utf-8", reports.WriteHTML}, // last
 	}
-	// The renderers only read rep, so they run at the same time: the JSON
-	// of 30,000 rows alone takes a third of a second.
-	bufs := make([]bytes.Buffer, len(files))
+	// The renderers only read rep, so they run at the same time, each
+	// straight into its object (atomic per file; on GCS with its content
+	// type, so that the page opens in a browser rather than downloading):
+	// summary.json of a 30,000-key day is tens of megabytes, and it is
+	// neither held whole in memory nor waited for by the others.
+	last := len(files) - 1
+	ws := make([]objects.Writer, len(files))
 	var g errgroup.Group
 	for i, f := range files {
 		g.Go(func() error {
-			if err := f.render(&bufs[i], rep); err != nil {
+			w, err := objects.Create(ctx, joinURI(dir, f.name), f.contentType)
+			if err != nil {
+				return fmt.Errorf("nightly: write report: %w", err)
+			}
+			bw := bufio.NewWriterSize(w, 256<<10)
+			if err := f.render(bw, rep); err != nil {
+				w.Abort()
 				return fmt.Errorf("nightly: render %s: %w", f.name, err)
+			}
+			if err := bw.Flush(); err != nil {
+				w.Abort()
+				return fmt.Errorf("nightly: write report %s: %w", f.name, err)
+			}
+			if i == last {
+				ws[i] = w // published once the others are
+				return nil
+			}
+			if err := w.Close(); err != nil {
+				return fmt.Errorf("nightly: write report: %w", err)
 			}
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	for i, f := range files {
-		// Atomic per file; on GCS with its content type, so that the
-		// page opens in a browser rather than downloading.
-		if err := objects.WriteFile(ctx, joinURI(dir, f.name), f.contentType, bufs[i].Bytes()); err != nil {
+	err := g.Wait()
+	if w := ws[last]; w != nil {
+		if err != nil {
+			w.Abort()
+			return err
+		}
+		if err := w.Close(); err != nil {
 			return fmt.Errorf("nightly: write report: %w", err)
 		}
 	}
-	return nil
+	return err
 }

@@ -89,7 +89,7 @@ func main() {
 	fmt.Printf("%-22s %8.2f %12d\n", "beam nightly (prism)", beamSec, beamRSS>>20)
 	fmt.Printf("%-22s %8.2f %12d\n", "duckdb", duckSec, duckRSS>>20)
 	fmt.Printf("%-22s %8.2f %12d  (sums per key and reason only, no replay)\n", "duckdb group-by", sumsSec, sumsRSS>>20)
-	fmt.Printf("ratio beam/duckdb: %.1fx time, %.1fx memory (vs group-by only: %.1fx time)\n",
+	fmt.Printf("ratio beam/duckdb: %.2fx time, %.2fx memory (vs group-by only: %.1fx time)\n",
 		beamSec/duckSec, float64(beamRSS)/float64(duckRSS), beamSec/sumsSec)
 	fmt.Printf("closing on-hand agrees on %d of %d keys\n", agree, keys)
 }
