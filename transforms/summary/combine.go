@@ -3,6 +3,7 @@ package summary
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -59,6 +60,14 @@ func GatherAll(s beam.Scope, summaries beam.PCollection, o Options) beam.PCollec
 
 // summarizeFn merges the Parts of a shard, drops the events before its
 // bound (Part.Since), and replays each of its keys.
+//
+// The replays run on other goroutines, one per core, while the next
+// shard's Parts are decoded and merged: a runner may hand every shard to
+// one bundle (Prism does, and the stage ran on one core), and a shard's keys
+// need nothing from any other's. Summaries are emitted in shard order, as
+// each shard's replay is done, by the ProcessElement that finds it done or
+// else by FinishBundle. All of it is in the global window, the job's only
+// one.
 type summarizeFn struct {
 	Options Options
 
@@ -69,6 +78,15 @@ type summarizeFn struct {
 	dups    beam.Counter
 	superse beam.Counter
 	mismat  beam.Counter
+
+	cores   chan struct{} // a token per replay running
+	pending []*replay     // started, not emitted, in shard order
+}
+
+// replay is the replay of one shard's keys.
+type replay struct {
+	done chan struct{} // closed when sums is set
+	sums []Summary
 }
 
 func (f *summarizeFn) Setup(ctx context.Context) error {
@@ -87,27 +105,70 @@ func (f *summarizeFn) Setup(ctx context.Context) error {
 	f.dups = beam.NewCounter("nightly", "duplicates")
 	f.superse = beam.NewCounter("nightly", "superseded")
 	f.mismat = beam.NewCounter("nightly", "mismatches")
+	f.cores = make(chan struct{}, runtime.GOMAXPROCS(0))
 	return nil
 }
 
+func (f *summarizeFn) StartBundle(context.Context, func(Summary)) {
+	f.pending = f.pending[:0] // a failed bundle's, if any
+}
+
+// ProcessElement merges the shard's Parts and starts the replay of its
+// keys, waiting while every core has one; then it emits the Summaries of
+// the replays done so far.
 func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*Part) bool, emit func(Summary)) error {
 	p := mergeParts(parts)
 	f.early.Inc(ctx, p.dropBefore())
-	for _, it := range p.Items {
-		if it.OnlyHistory() {
-			continue
+	r := &replay{done: make(chan struct{})}
+	f.pending = append(f.pending, r)
+	f.cores <- struct{}{}
+	go func() {
+		defer func() { <-f.cores }()
+		defer close(r.done)
+		sums := make([]Summary, 0, len(p.Items))
+		for _, it := range p.Items {
+			if !it.OnlyHistory() {
+				sums = append(sums, Summarize1(it, f.Options.Window, f.th.Lookup(it.Key())))
+			}
 		}
-		sum := Summarize1(it, f.Options.Window, f.th.Lookup(it.Key()))
-		f.keys.Inc(ctx, 1)
-		f.events.Inc(ctx, sum.Row.Events)
-		f.dups.Inc(ctx, sum.Duplicates)
-		f.superse.Inc(ctx, sum.Superseded)
-		if !sum.Row.Reconciled {
-			f.mismat.Inc(ctx, 1)
-		}
-		emit(sum)
-	}
+		r.sums = sums
+	}()
+	f.emitDone(ctx, emit, false)
 	return nil
+}
+
+// FinishBundle waits for the bundle's replays and emits their Summaries.
+func (f *summarizeFn) FinishBundle(ctx context.Context, emit func(Summary)) {
+	f.emitDone(ctx, emit, true)
+}
+
+// emitDone emits the Summaries of the pending replays in order, as far as
+// they are done; with wait, it waits for each.
+func (f *summarizeFn) emitDone(ctx context.Context, emit func(Summary), wait bool) {
+	for len(f.pending) > 0 {
+		r := f.pending[0]
+		if wait {
+			<-r.done
+		} else {
+			select {
+			case <-r.done:
+			default:
+				return
+			}
+		}
+		for _, sum := range r.sums {
+			f.keys.Inc(ctx, 1)
+			f.events.Inc(ctx, sum.Row.Events)
+			f.dups.Inc(ctx, sum.Duplicates)
+			f.superse.Inc(ctx, sum.Superseded)
+			if !sum.Row.Reconciled {
+				f.mismat.Inc(ctx, 1)
+			}
+			emit(sum)
+		}
+		f.pending[0] = nil
+		f.pending = f.pending[1:]
+	}
 }
 
 // mergeParts merges the Parts of parts into the largest of them.

@@ -1,8 +1,12 @@
 package summary
 
 import (
+	"bytes"
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +14,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/passert"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/stats"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/reports"
@@ -186,6 +191,71 @@ func TestPartCoder(t *testing.T) {
 	}
 }
 
+// TestPartCoderEvents round-trips events whose ids share prefixes or not
+// and whose times go back and forth, to the extremes of int64.
+func TestPartCoderEvents(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	ids := []string{"", "e", "evt-1-00000001", "evt-1-00000002", "evt-1-00000002", "evt-1-000", "evt-2-00000001", "ünï", "\x00x"}
+	times := []int64{0, -1, math.MinInt64, math.MaxInt64, 1 << 60, -(1 << 62), 1_795_000_000_000_000}
+	p := NewPart()
+	want := map[event.Key][]Event{}
+	for i := range 50 {
+		k := event.Key{SKU: fmt.Sprintf("SKU-%d", i%7), LocationID: "L"}
+		e := Event{ID: ids[rng.IntN(len(ids))] + strings.Repeat("9", rng.IntN(3)), Time: times[rng.IntN(len(times))] + rng.Int64N(1000),
+			Reason: event.Reason(rng.IntN(8)), Qty: rng.Int64() >> rng.IntN(64)}
+		it := p.Item(k.SKU, k.LocationID)
+		it.Events = append(it.Events, e)
+		want[k] = append(want[k], e)
+	}
+	enc, err := encodePart(*p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodePart(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, evs := range want {
+		if !slices.Equal(got.Items[k].Events, evs) {
+			t.Errorf("%v: events %+v, want %+v", k, got.Items[k].Events, evs)
+		}
+	}
+	// A shared prefix longer than the id before it is corrupt, not a panic.
+	bad := NewPart()
+	bad.Item("A", "L").Events = []Event{{ID: "abc"}}
+	enc, _ = encodePart(*bad)
+	i := bytes.Index(enc, []byte("\x00\x03abc")) // shared 0, then "abc"
+	if i < 0 {
+		t.Fatalf("encoding %q holds no id", enc)
+	}
+	enc[i] = 5
+	if _, err := decodePart(enc); err == nil {
+		t.Error("an id sharing more than the id before it decodes")
+	}
+}
+
+// TestPartCoderCompact: a day's events of a key, with sequential ids a
+// few minutes apart, take about half their plain size (the shuffle's
+// bytes, see encodePart).
+func TestPartCoderCompact(t *testing.T) {
+	p := NewPart()
+	start := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC).UnixMicro()
+	plain := 0
+	for i := range 3000 {
+		it := p.Item(fmt.Sprintf("SKU-%05d", i%100), "STORE-001")
+		e := Event{ID: fmt.Sprintf("evt-1-%08d", i*7), Time: start + int64(i)*28_800_000, Reason: event.Sold, Qty: -2}
+		it.Events = append(it.Events, e)
+		plain += 1 + len(e.ID) + 8 + 1 + 1 // length, id, time, reason, quantity
+	}
+	enc, err := encodePart(*p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(enc) > plain*6/10 {
+		t.Errorf("3,000 events take %d bytes, %d plain: want at most 60%%", len(enc), plain)
+	}
+}
+
 func TestGatherKeepsWorst(t *testing.T) {
 	f := &gatherFn{MaxCharts: 2}
 	acc := f.CreateAccumulator()
@@ -229,6 +299,49 @@ func TestSummarizePipeline(t *testing.T) {
 	rows := beam.ParDo(s, describe, sums)
 	passert.Equals(s, rows, "S closing 1 reconciled true sold 19/49", "T closing 2 reconciled false sold 0/0")
 	ptest.RunAndValidate(t, p)
+}
+
+// TestSummarizeManyShards: with more shards than cores in one bundle,
+// every key's Summary is emitted once (the replays run concurrently and are
+// emitted in ProcessElement or FinishBundle).
+func TestSummarizeManyShards(t *testing.T) {
+	slowtest.Skip(t, "a Prism job")
+	const shards, keys = 64, 40
+	var parts []Part
+	var want int64
+	for sh := range shards {
+		p := NewPart()
+		for k := range keys {
+			it := p.Item(fmt.Sprintf("S%d-%d", sh, k), "L")
+			it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, int64(sh), day.Start-1
+			it.Events = []Event{ev(fmt.Sprintf("e%d-%d", sh, k), "09:00", event.Received, int64(k))}
+			want += int64(sh + k)
+		}
+		parts = append(parts, *p)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	kv := beam.ParDo(s, shardOf, beam.CreateList(s, parts))
+	sums := Summarize(s, kv, Options{Window: day, DefaultThreshold: 3})
+	passert.Count(s, sums, "summaries", shards*keys)
+	passert.Equals(s, stats.Sum(s, beam.ParDo(s, closing, sums)), want)
+	ptest.RunAndValidate(t, p)
+}
+
+func init() {
+	register.Function1x1(closing)
+	register.Function2x0(shardOf)
+}
+
+func closing(x Summary) int64 { return x.Row.ClosingOnHand }
+
+// shardOf keys a Part by its first key's SKU, one shard per Part.
+func shardOf(p Part, emit func(int, Part)) {
+	for k := range p.Items {
+		var sh int
+		fmt.Sscanf(k.SKU, "S%d-", &sh)
+		emit(sh, p)
+		return
+	}
 }
 
 func init() { register.Function1x1(describe) }
