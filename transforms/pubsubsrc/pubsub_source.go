@@ -38,8 +38,9 @@ type PullOptions struct {
 	// the batches before: the most latency paid for batching. When the job
 	// has stored all it was given, a batch goes at once.
 	MaxBatchWait time.Duration
-	// PollInterval is how long to wait before pulling again after an empty
-	// pull (default 100ms).
+	// PollInterval is how long to wait before pulling again after a pull
+	// failed or while the source is paused (default 100ms). After an empty
+	// pull, which has waited IdleWait, it pulls again at once.
 	PollInterval time.Duration
 	// IdleWait is the deadline of a pull that waits for a first message
 	// (default 200ms; the local Pub/Sub answers empty halfway to it). The
@@ -297,6 +298,7 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	// Prism's per-element cost down; while it is idle a message goes on at
 	// once rather than wait for a batch that would not be stored sooner.
 	deadline := time.Now().Add(f.MaxBatchWait)
+	failed := false
 	var b Batch
 	var acks []string
 	oldest := time.Now()
@@ -311,6 +313,7 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 				return sdf.StopProcessing(), ctx.Err()
 			}
 			slog.Warn("pubsub source: pull failed", "subscription", f.Subscription, "err", err)
+			failed = true
 			break
 		}
 		got := resp.GetReceivedMessages()
@@ -325,7 +328,7 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 				PublishTime: pt.UnixMicro(), AckID: rm.GetAckId()})
 		}
 		if len(b.Messages) == 0 {
-			break // the long poll found nothing: resume after PollInterval
+			break // the pull found nothing within IdleWait
 		}
 		if len(got) == 0 {
 			select {
@@ -337,7 +340,11 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	}
 	if len(b.Messages) == 0 {
 		we.UpdateWatermark(time.Now().Add(-f.MaxBatchWait))
-		return sdf.ResumeProcessingIn(f.PollInterval), nil
+		if failed {
+			return sdf.ResumeProcessingIn(f.PollInterval), nil
+		}
+		// The pull has waited: report the watermark, and pull again.
+		return sdf.ResumeProcessingIn(0), nil
 	}
 	if !rt.TryClaim(acks) {
 		// The restriction was split while we pulled: these messages cannot be
