@@ -14,8 +14,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 func init() {
@@ -38,21 +36,16 @@ type PullOptions struct {
 	// the batches before: the most latency paid for batching. When the job
 	// has stored all it was given, a batch goes at once.
 	MaxBatchWait time.Duration
-	// PollInterval is how long to wait before pulling again after a pull
-	// failed or while the source is paused (default 100ms). After an empty
-	// pull, which has waited IdleWait, it pulls again at once.
+	// PollInterval is how long to wait before pulling again after an empty
+	// or failed pull (default 100ms). Every pull answers at once rather than
+	// wait on the server for a message: a source's watermark moves only
+	// between pulls, and a stage fed by two sources runs as the later
+	// watermark allows. The stream's stock stage reads the events and the
+	// threshold changes; while the idle threshold subscription sat in a 5 s
+	// long poll (the local Pub/Sub's longest), the events waited with it
+	// (the soak: publish to stock stage p50 2.4 s). A shorter deadline on
+	// the long poll would lose an answer now and then instead (see pull).
 	PollInterval time.Duration
-	// IdleWait is the deadline of a pull that waits for a first message
-	// (default 200ms; the local Pub/Sub answers empty halfway to it). The
-	// source's watermark moves only between pulls, and a stage fed by two
-	// sources waits for the later one's: the stream's stock stage reads the
-	// events and the threshold changes, and while the threshold
-	// subscription sat idle in a 5 s long poll (the local Pub/Sub's
-	// longest), the events waited with it (the soak: p50 2.4 s from publish
-	// to the stock stage; 0.19 s with this). A pull that reaches the
-	// deadline counts as empty; a message Pub/Sub had picked for it comes
-	// again after its ack deadline.
-	IdleWait time.Duration
 	// AckDeadline is what the source extends the deadline of a pulled
 	// message to, every third of it, until the message is acked (default:
 	// the subscription's ack deadline). See lease.go.
@@ -183,9 +176,6 @@ func (f *pullFn) Setup(ctx context.Context) error {
 	if f.PollInterval <= 0 {
 		f.PollInterval = 100 * time.Millisecond
 	}
-	if f.IdleWait <= 0 {
-		f.IdleWait = 200 * time.Millisecond
-	}
 	if f.MaxExtension <= 0 {
 		f.MaxExtension = 10 * time.Minute
 	}
@@ -242,31 +232,22 @@ const (
 	pullTimeout = 30 * time.Second
 )
 
-// pull makes one Pull call for up to n messages: a long poll (the server
-// answers when messages arrive, or empty after its own wait, 5 s in the
-// local Pub/Sub), or with now, an answer at once.
+// pull makes one Pull call for up to n messages, answered at once, even
+// empty (see PollInterval).
 //
-// The call's deadline is far longer than the server's wait. A Pull whose
+// The call's deadline is far longer than any answer takes. A Pull whose
 // deadline passes while the server answers loses the messages of that
 // answer until their ack deadline: no one holds their ack ids, so no lease
 // extends them and nothing acks them. With a deadline of a batch's 200 ms,
 // a loaded machine lost a few batches a minute that way; each was stored a
 // minute late.
-func (f *pullFn) pull(ctx context.Context, n int, now bool) (*pubsubpb.PullResponse, error) {
-	timeout := pullTimeout
-	if !now {
-		timeout = f.IdleWait
-	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
+func (f *pullFn) pull(ctx context.Context, n int) (*pubsubpb.PullResponse, error) {
+	pctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	defer cancel()
-	resp, err := f.client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{
+	return f.client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{
 		Subscription: f.Subscription, MaxMessages: int32(n),
-		ReturnImmediately: now, //nolint:staticcheck // deprecated, but what a gathering pull needs
+		ReturnImmediately: true, //nolint:staticcheck // deprecated, but see PollInterval
 	})
-	if !now && ctx.Err() == nil && status.Code(err) == codes.DeadlineExceeded {
-		return &pubsubpb.PullResponse{}, nil // nothing came within IdleWait
-	}
-	return resp, err
 }
 
 // ProcessElement pulls for up to MaxBatchWait and emits what it got as one
@@ -298,7 +279,6 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	// Prism's per-element cost down; while it is idle a message goes on at
 	// once rather than wait for a batch that would not be stored sooner.
 	deadline := time.Now().Add(f.MaxBatchWait)
-	failed := false
 	var b Batch
 	var acks []string
 	oldest := time.Now()
@@ -307,13 +287,12 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 		if !first && (time.Until(deadline) <= 0 || f.flight.Unacked() == 0) {
 			break
 		}
-		resp, err := f.pull(ctx, limit-len(b.Messages), !first)
+		resp, err := f.pull(ctx, limit-len(b.Messages))
 		if err != nil {
 			if ctx.Err() != nil {
 				return sdf.StopProcessing(), ctx.Err()
 			}
 			slog.Warn("pubsub source: pull failed", "subscription", f.Subscription, "err", err)
-			failed = true
 			break
 		}
 		got := resp.GetReceivedMessages()
@@ -328,7 +307,7 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 				PublishTime: pt.UnixMicro(), AckID: rm.GetAckId()})
 		}
 		if len(b.Messages) == 0 {
-			break // the pull found nothing within IdleWait
+			break // nothing to pull
 		}
 		if len(got) == 0 {
 			select {
@@ -339,11 +318,15 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 		}
 	}
 	if len(b.Messages) == 0 {
-		we.UpdateWatermark(time.Now().Add(-f.MaxBatchWait))
-		if failed {
-			return sdf.ResumeProcessingIn(f.PollInterval), nil
+		// Nothing to pull: wait here, not in the runner. Prism keeps a
+		// delayed residual as a processing-time event, and the idle stack
+		// then took 15% of a core rather than 3-6%.
+		select {
+		case <-ctx.Done():
+			return sdf.StopProcessing(), ctx.Err()
+		case <-time.After(f.PollInterval):
 		}
-		// The pull has waited: report the watermark, and pull again.
+		we.UpdateWatermark(time.Now().Add(-f.MaxBatchWait))
 		return sdf.ResumeProcessingIn(0), nil
 	}
 	if !rt.TryClaim(acks) {

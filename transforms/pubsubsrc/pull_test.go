@@ -10,37 +10,37 @@ import (
 	"google.golang.org/grpc"
 )
 
-// holdingSubscriber is a Pub/Sub Subscriber service whose Pull holds every
-// request until its deadline, as a server with no message may, and
-// records how long the caller allowed.
-type holdingSubscriber struct {
+// recordingSubscriber is a Pub/Sub Subscriber service that answers every
+// Pull empty, at once or after a long poll as asked, and records each
+// request and the time its caller allowed.
+type recordingSubscriber struct {
 	pubsubpb.UnimplementedSubscriberServer
-	allowed chan time.Duration
+	reqs chan *pubsubpb.PullRequest
+	dls  chan time.Duration
 }
 
-func (h *holdingSubscriber) Pull(ctx context.Context, req *pubsubpb.PullRequest) (*pubsubpb.PullResponse, error) {
-	dl, ok := ctx.Deadline()
-	if !ok {
-		h.allowed <- -1
-	} else {
-		h.allowed <- time.Until(dl)
+func (r *recordingSubscriber) Pull(ctx context.Context, req *pubsubpb.PullRequest) (*pubsubpb.PullResponse, error) {
+	dl, _ := ctx.Deadline()
+	r.reqs <- req
+	r.dls <- time.Until(dl)
+	if !req.ReturnImmediately { //nolint:staticcheck // what is tested
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
-	<-ctx.Done()
-	return nil, ctx.Err()
+	return &pubsubpb.PullResponse{}, nil
 }
 
-// TestIdlePullEndsAtIdleWait: a pull waiting for a first message gives the
-// server IdleWait, not the 30 s of a gathering pull, so that an idle
-// source's watermark moves (see PullOptions.IdleWait); the deadline is an
-// empty answer, not an error.
-func TestIdlePullEndsAtIdleWait(t *testing.T) {
+// TestPullAnswersAtOnce: the source never long-polls, so that an idle
+// source's watermark moves every PollInterval (see PullOptions.PollInterval),
+// and gives each Pull a deadline far past its answer (see pull).
+func TestPullAnswersAtOnce(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &holdingSubscriber{allowed: make(chan time.Duration, 4)}
+	r := &recordingSubscriber{reqs: make(chan *pubsubpb.PullRequest, 1), dls: make(chan time.Duration, 1)}
 	gs := grpc.NewServer()
-	pubsubpb.RegisterSubscriberServer(gs, h)
+	pubsubpb.RegisterSubscriberServer(gs, r)
 	go gs.Serve(lis)
 	defer gs.Stop()
 	t.Setenv("PUBSUB_EMULATOR_HOST", lis.Addr().String())
@@ -51,21 +51,15 @@ func TestIdlePullEndsAtIdleWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Teardown()
-	if f.IdleWait != 200*time.Millisecond {
-		t.Errorf("default IdleWait = %v, want 200ms", f.IdleWait)
-	}
-	resp, err := f.pull(context.Background(), 10, false)
+	resp, err := f.pull(context.Background(), 10)
 	if err != nil || len(resp.GetReceivedMessages()) != 0 {
-		t.Fatalf("idle pull = %v, %v; want an empty answer", resp, err)
+		t.Fatalf("pull = %v, %v; want an empty answer", resp, err)
 	}
-	if got := <-h.allowed; got <= 0 || got > f.IdleWait {
-		t.Errorf("the server was allowed %v for an idle pull, want at most IdleWait %v", got, f.IdleWait)
+	req, allowed := <-r.reqs, <-r.dls
+	if !req.ReturnImmediately || req.MaxMessages != 10 { //nolint:staticcheck // what is tested
+		t.Errorf("pull sent %v, want an answer at once for up to 10 messages", req)
 	}
-
-	// A cancelled job is an error, not an empty answer.
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-h.allowed; cancel() }()
-	if _, err := f.pull(ctx, 10, false); err == nil {
-		t.Error("a pull whose job was cancelled returned no error")
+	if allowed < pullTimeout/2 {
+		t.Errorf("the server was allowed %v to answer, want about %v", allowed, pullTimeout)
 	}
 }
