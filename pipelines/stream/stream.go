@@ -80,8 +80,8 @@ type Config struct {
 	// InProcess says the job's workers run in this process (Prism
 	// in-process, no --endpoint): the reference data (thresholds, snapshot,
 	// restored ledgers) then reaches the stock DoFns in memory rather than
-	// as a side input, which Prism sends afresh for every bundle
-	// (stock.ReferenceOptions.InProcess). Ignored on Dataflow.
+	// as a side input (stock.ReadReferenceInProcess says why). Ignored on
+	// Dataflow.
 	InProcess bool
 	// Restore rebuilds the stock ledgers at start from what the warehouse
 	// holds (stock.ReadReference with RestoreFrom), so a job started again after a crash or a
@@ -173,11 +173,10 @@ func Build(s beam.Scope, cfg Config) {
 	}
 	dec := stock.DecodeEvents(s, batches, cfg.Shards, origin)
 	refOpts := stock.ReferenceOptions{Thresholds: cfg.Thresholds, Snapshot: cfg.Snapshot,
-		Default: cfg.DefaultThreshold, Horizon: cfg.Horizon, InProcess: cfg.InProcess && !cfg.Dataflow()}
+		Default: cfg.DefaultThreshold, Horizon: cfg.Horizon}
 	if cfg.Restore {
 		refOpts.RestoreFrom, refOpts.RestoreScope = cfg.Warehouse, cfg.RestoreScope
 	}
-	ref := stock.ReadReference(s, refOpts)
 
 	if !cfg.Dataflow() {
 		// Prism: state by hash shard, so that a bundle pays Prism's
@@ -200,16 +199,22 @@ func Build(s beam.Scope, cfg Config) {
 			commit.WriteCommits(s.Scope("RejectedThresholds"), rejected, opts)
 			events = beam.Flatten(ts, dec.Events, updates)
 		}
-		stock := stock.ApplyStock(s, events, ref, cfg.Horizon)
+		var stocked beam.PCollection
+		if cfg.InProcess {
+			stocked = stock.ApplyStockInProcess(s, events, stock.ReadReferenceInProcess(s, refOpts), cfg.Horizon)
+		} else {
+			stocked = stock.ApplyStock(s, events, stock.ReadReference(s, refOpts), cfg.Horizon)
+		}
 		// One sink per producer rather than one after a Flatten: Prism
 		// fuses each with its producer, so commits are never encoded.
 		commit.WriteCommits(s.Scope("Rejected"), dec.Rejected, opts)
-		commit.WriteCommits(s.Scope("Stock"), stock, opts)
+		commit.WriteCommits(s.Scope("Stock"), stocked, opts)
 		return
 	}
 
 	// Dataflow: state per (sku, location), so that the stage scales out by
 	// key and an event rewrites only its key's ledger.
+	ref := stock.ReadReference(s, refOpts)
 	keyed := stock.KeyEvents(s, dec.Events)
 	var thresholdDead []beam.PCollection
 	if cfg.ThresholdSubscription != "" {

@@ -3,7 +3,9 @@ package stock
 import (
 	"cmp"
 	"context"
+	crand "crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -152,51 +154,63 @@ var refCache struct {
 	data   *RefData
 }
 
-// inProcess holds the reference data that ReadReference handed over in
-// memory (ReferenceOptions.InProcess), by digest: the last few, so that a
-// process running job after job (tests) does not keep them all.
-var inProcess struct {
+// handoffs hold the reference data that ReadReferenceInProcess's job step
+// read, for the stock DoFns of the same job in this process, by handoff id:
+// the last few, so that a process running job after job (tests) does not
+// keep them all.
+var handoffs struct {
 	sync.Mutex
-	data   map[string]*RefData
-	digest []string // oldest first
+	m   map[string]*handoff
+	ids []string // oldest first
 }
 
-const inProcessKept = 8
+const handoffsKept = 8
 
-func keepInProcess(digest string, d *RefData) {
-	inProcess.Lock()
-	defer inProcess.Unlock()
-	if inProcess.data == nil {
-		inProcess.data = map[string]*RefData{}
-	}
-	if _, ok := inProcess.data[digest]; ok {
-		return
-	}
-	if len(inProcess.digest) == inProcessKept {
-		delete(inProcess.data, inProcess.digest[0])
-		inProcess.digest = inProcess.digest[1:]
-	}
-	inProcess.data[digest] = d
-	inProcess.digest = append(inProcess.digest, digest)
+// handoff is the reference data of one job: ready is closed once data or
+// err is set.
+type handoff struct {
+	ready chan struct{}
+	data  *RefData
+	err   error
 }
 
-// Data returns the parsed reference data, cached by digest. A Reference
-// without data (InProcess) is looked up among what this process read.
+// handoffOf returns the handoff of id, adding it if needed.
+func handoffOf(id string) *handoff {
+	handoffs.Lock()
+	defer handoffs.Unlock()
+	if h := handoffs.m[id]; h != nil {
+		return h
+	}
+	if handoffs.m == nil {
+		handoffs.m = map[string]*handoff{}
+	}
+	if len(handoffs.ids) == handoffsKept {
+		delete(handoffs.m, handoffs.ids[0])
+		handoffs.ids = handoffs.ids[1:]
+	}
+	h := &handoff{ready: make(chan struct{})}
+	handoffs.m[id] = h
+	handoffs.ids = append(handoffs.ids, id)
+	return h
+}
+
+// waitReference waits for the reference data of handoff id.
+func waitReference(ctx context.Context, id string) (*RefData, error) {
+	h := handoffOf(id)
+	select {
+	case <-h.ready:
+		return h.data, h.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("stock: waiting for the reference data: %w", ctx.Err())
+	}
+}
+
+// Data returns the parsed reference data, cached by digest.
 func (r Reference) Data() (*RefData, error) {
 	refCache.Lock()
 	defer refCache.Unlock()
 	if refCache.data != nil && refCache.digest == r.Digest {
 		return refCache.data, nil
-	}
-	if len(r.Raw) == 0 {
-		inProcess.Lock()
-		d := inProcess.data[r.Digest]
-		inProcess.Unlock()
-		if d == nil {
-			return nil, fmt.Errorf("stock: the reference data %x is not in this process: a job built with InProcess reference data needs its workers in the process that read it (Prism in-process)", r.Digest)
-		}
-		refCache.digest, refCache.data = r.Digest, d
-		return d, nil
 	}
 	d, err := parseReference(r.Raw)
 	if err != nil {
@@ -258,12 +272,6 @@ type ReferenceOptions struct {
 	// RestoreScope is ScopeFull (the default) or ScopeRecent.
 	RestoreScope string
 	Horizon      time.Duration
-	// InProcess hands the data to the stock DoFns in memory: the side
-	// input carries only its digest. For a runner whose workers run in this
-	// process (Prism in-process): it reads a side input afresh for every
-	// bundle (it gives the SDK no cache tokens), and at 1M keys the data is
-	// ~30 MB, copied three times per bundle.
-	InProcess bool
 }
 
 // ReadReference is a composite transform that reads the reference data at
@@ -274,25 +282,53 @@ func ReadReference(s beam.Scope, o ReferenceOptions) beam.PCollection {
 	return beam.ParDo(s, &readReferenceFn{Opts: o}, beam.Impulse(s))
 }
 
+// ReadReferenceInProcess adds a step that reads the reference data at job
+// start and hands it to ApplyStockInProcess's DoFns in memory, and returns
+// the id of that handoff. It is for a runner whose workers run in this
+// process (Prism in-process), and spares the stock stage a side input:
+//   - Prism gives the SDK no side-input cache tokens, so a side input is
+//     read afresh for every bundle: at 1M keys ~30 MB, copied three times
+//     per bundle;
+//   - Prism schedules a stateful stage with a side input only when its
+//     input watermark moves, so the events waited for the slower of the
+//     stage's sources (docs/beam-notes.md).
+func ReadReferenceInProcess(s beam.Scope, o ReferenceOptions) string {
+	s = s.Scope("ReadReference")
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	beam.ParDo(s, &readReferenceFn{Opts: o, Handoff: id}, beam.Impulse(s))
+	return id
+}
+
 type readReferenceFn struct {
 	Opts ReferenceOptions
+	// Handoff, if set, is where the data goes in this process
+	// (ReadReferenceInProcess); nothing is emitted.
+	Handoff string
 }
 
 func (f *readReferenceFn) ProcessElement(ctx context.Context, _ []byte, emit func(Reference)) error {
 	ref, err := loadReference(ctx, f.Opts)
-	if err != nil {
-		return err
-	}
-	if f.Opts.InProcess {
-		d, err := ref.Data()
+	if f.Handoff == "" {
 		if err != nil {
 			return err
 		}
-		keepInProcess(ref.Digest, d)
-		ref.Raw = nil
+		emit(ref)
+		return nil
 	}
-	emit(ref)
-	return nil
+	h := handoffOf(f.Handoff)
+	select {
+	case <-h.ready:
+		return nil // a retried bundle: the data is there already
+	default:
+	}
+	if err == nil {
+		h.data, err = ref.Data()
+	}
+	h.err = err
+	close(h.ready)
+	return err
 }
 
 // loadReference reads the reference data: thresholds, snapshot and, with

@@ -19,6 +19,7 @@ import (
 
 func init() {
 	register.DoFn6x1[context.Context, state.Provider, int, Shard, Reference, func(commit.Commit), error](&stockFn{})
+	register.DoFn5x1[context.Context, state.Provider, int, Shard, func(commit.Commit), error](&stockInProcessFn{})
 	register.DoFn6x1[context.Context, state.Provider, string, Shard, Reference, func(commit.Commit), error](&keyStockFn{})
 	register.Function3x0(keyEventsFn)
 	register.Emitter2[string, Shard]()
@@ -44,6 +45,44 @@ func init() {
 func ApplyStock(s beam.Scope, events, ref beam.PCollection, horizon time.Duration) beam.PCollection {
 	s = s.Scope("ApplyStock")
 	return beam.ParDo(s, &stockFn{Horizon: horizon}, events, beam.SideInput{Input: ref})
+}
+
+// ApplyStockInProcess is ApplyStock with the reference data handed over in
+// memory by ReadReferenceInProcess (handoff, its id) rather than as a side
+// input: for Prism in this process. Its first bundles wait until the data
+// is read.
+func ApplyStockInProcess(s beam.Scope, events beam.PCollection, handoff string, horizon time.Duration) beam.PCollection {
+	s = s.Scope("ApplyStock")
+	return beam.ParDo(s, &stockInProcessFn{Horizon: horizon, Handoff: handoff}, events)
+}
+
+// stockInProcessFn is stockFn without the side input: the same state, the
+// reference data from a handoff in this process (ReadReferenceInProcess).
+type stockInProcessFn struct {
+	Horizon time.Duration
+	Handoff string
+
+	// stockFn's state, by the same names.
+	Gen    state.Value[int64]
+	Ledger state.Value[[]byte]
+	Delta  state.Bag[[]byte]
+	Live   state.Value[[]byte]
+
+	fn *stockFn
+}
+
+func (f *stockInProcessFn) Setup() {
+	f.fn = &stockFn{Horizon: f.Horizon, Gen: f.Gen, Ledger: f.Ledger, Delta: f.Delta, Live: f.Live}
+	f.fn.Setup()
+}
+
+func (f *stockInProcessFn) ProcessElement(ctx context.Context, sp state.Provider, shard int, batch Shard,
+	emit func(commit.Commit)) error {
+	ref, err := waitReference(ctx, f.Handoff)
+	if err != nil {
+		return err
+	}
+	return f.fn.process(ctx, sp, shard, batch, ref, emit)
 }
 
 // stockFn keeps the ledgers of one shard in Beam state: a base (Ledger,
@@ -98,6 +137,12 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 	if err != nil {
 		return err
 	}
+	return f.process(ctx, sp, shard, batch, ref, emit)
+}
+
+// process applies batch to the shard's ledgers and emits what it caused.
+func (f *stockFn) process(ctx context.Context, sp state.Provider, shard int, batch Shard, ref *RefData,
+	emit func(commit.Commit)) error {
 	gen, ok, err := f.Gen.Read(sp)
 	if err != nil {
 		return fmt.Errorf("stock: read gen of shard %d: %w", shard, err)

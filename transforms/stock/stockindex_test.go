@@ -1,6 +1,8 @@
 package stock
 
 import (
+	"context"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -44,20 +46,40 @@ func TestStockIndex(t *testing.T) {
 	}
 }
 
-// TestReferenceInProcess: a Reference without data is found among what
-// this process read, and a digest it never read is a clear error.
-func TestReferenceInProcess(t *testing.T) {
+// TestReferenceHandoff: the stock DoFn waits for the reference data of
+// its handoff, gets what the reading step handed over (or its error), and
+// gives up with its context.
+func TestReferenceHandoff(t *testing.T) {
 	ref := testReference()
-	d, err := ref.Data()
+	want, err := ref.Data()
 	if err != nil {
 		t.Fatal(err)
 	}
-	keepInProcess(ref.Digest, d)
-	got, err := Reference{Digest: ref.Digest}.Data()
-	if err != nil || got != d {
-		t.Fatalf("in-process reference: %p, %v; want %p", got, err, d)
+	got := make(chan *RefData)
+	go func() {
+		d, err := waitReference(context.Background(), "handoff-ok")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- d
+	}()
+	h := handoffOf("handoff-ok")
+	h.data = want
+	close(h.ready)
+	if d := <-got; d != want {
+		t.Errorf("waitReference = %p, want the data handed over (%p)", d, want)
 	}
-	if _, err := (Reference{Digest: "not read here"}).Data(); err == nil || !strings.Contains(err.Error(), "not in this process") {
-		t.Fatalf("unknown digest: %v, want an error saying it is not in this process", err)
+
+	h = handoffOf("handoff-failed")
+	h.err = errors.New("snapshot unreadable")
+	close(h.ready)
+	if _, err := waitReference(context.Background(), "handoff-failed"); err == nil || !strings.Contains(err.Error(), "snapshot unreadable") {
+		t.Errorf("waitReference of a failed read = %v, want its error", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := waitReference(ctx, "handoff-never"); !errors.Is(err, context.Canceled) {
+		t.Errorf("waitReference with a cancelled context = %v, want context.Canceled", err)
 	}
 }
