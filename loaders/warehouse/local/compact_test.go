@@ -91,11 +91,7 @@ func TestLocalCompactCrash(t *testing.T) {
 	} {
 		t.Run(c.step, func(t *testing.T) {
 			ctx := context.Background()
-			dir := t.TempDir()
-			l, err := local.Open(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l, dir := openTemp(t)
 			writeCommits(t, l, "e", 12, 3)
 			before := allRows(t, dir)
 			local.SetCompactHook(func(step string) error {
@@ -104,7 +100,7 @@ func TestLocalCompactCrash(t *testing.T) {
 				}
 				return nil
 			})
-			_, err = l.Compact(ctx, "adjustments", compactDay, local.CompactPolicy{Fanout: 4})
+			_, err := l.Compact(ctx, "adjustments", compactDay, local.CompactPolicy{Fanout: 4})
 			local.SetCompactHook(nil)
 			if !errors.Is(err, crash) {
 				t.Fatalf("Compact: %v, want the crash", err)
@@ -143,11 +139,7 @@ func TestLocalCompactCrash(t *testing.T) {
 // (another compactor merged one) is dropped rather than placed.
 func TestLocalCompactRaces(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	l, err := local.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir := openTemp(t)
 	writeCommits(t, l, "a", 4, 2)
 	var late []string
 	local.SetCompactHook(func(step string) error {
@@ -204,11 +196,7 @@ func TestLocalCompactRaces(t *testing.T) {
 // every row once.
 func TestLocalQueryRacesCompaction(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	l, err := local.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir := openTemp(t)
 	writeCommits(t, l, "a", 4, 2)
 	raced := false
 	local.SetQueryHook(func(table string) {
@@ -242,11 +230,7 @@ func contains(list []string, s string) bool {
 // (not once per compaction), and that the rows are unchanged.
 func TestLocalCompactTiers(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	l, err := local.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir := openTemp(t)
 	writeCommits(t, l, "probe", 1, 20)
 	one := fileSizes(t, dir)
 	var base int64

@@ -1,10 +1,23 @@
 package local_test
 
 import (
+	"testing"
 	"time"
 
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/loaders/warehouse/local"
 )
+
+// openTemp opens a local warehouse in a new temporary directory.
+func openTemp(t *testing.T) (*local.Warehouse, string) {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := local.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, dir
+}
 
 func ts(s string) time.Time {
 	t, err := time.Parse(time.RFC3339Nano, s)

@@ -234,11 +234,7 @@ func civilDate(t time.Time) civil.Date { return civil.DateOf(t) }
 
 func TestLocalCompact(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	l, err := local.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir := openTemp(t)
 	pt := time.Date(2026, 3, 1, 9, 0, 1, 500000000, time.UTC)
 	for i := 0; i < 5; i++ {
 		r := adjustment(fmt.Sprintf("k%d", i), int64(-i), "2026-03-01T09:00:00Z")
