@@ -158,12 +158,9 @@ func TestSeries(t *testing.T) {
 	}
 }
 
-func TestPartCoder(t *testing.T) {
-	p := NewPart()
-	p.Item("A", "L1").Events = []Event{{ID: "e1", Time: -5, Reason: event.Sold, Qty: -3}, {ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}}
-	b := p.Item("B", "L2")
-	b.HasOpening, b.OpeningOnHand, b.OpeningAt, b.HasStreaming, b.StreamingOnHand = true, -4, 99, true, 12
-	b.HasHistory, b.Sold6, b.Sold27, b.HistoryDays = true, 5, 300, 27
+// roundTripPart encodes p and decodes it again.
+func roundTripPart(t *testing.T, p *Part) ([]byte, Part) {
+	t.Helper()
 	enc, err := encodePart(*p)
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +169,16 @@ func TestPartCoder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return enc, got
+}
+
+func TestPartCoder(t *testing.T) {
+	p := NewPart()
+	p.Item("A", "L1").Events = []Event{{ID: "e1", Time: -5, Reason: event.Sold, Qty: -3}, {ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}}
+	b := p.Item("B", "L2")
+	b.HasOpening, b.OpeningOnHand, b.OpeningAt, b.HasStreaming, b.StreamingOnHand = true, -4, 99, true, 12
+	b.HasHistory, b.Sold6, b.Sold27, b.HistoryDays = true, 5, 300, 27
+	enc, got := roundTripPart(t, p)
 	if len(got.Items) != 2 || got.Len() != 2 {
 		t.Fatalf("decoded %d items, %d events", len(got.Items), got.Len())
 	}
@@ -207,14 +214,7 @@ func TestPartCoderEvents(t *testing.T) {
 		it.Events = append(it.Events, e)
 		want[k] = append(want[k], e)
 	}
-	enc, err := encodePart(*p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := decodePart(enc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, got := roundTripPart(t, p)
 	for k, evs := range want {
 		if !slices.Equal(got.Items[k].Events, evs) {
 			t.Errorf("%v: events %+v, want %+v", k, got.Items[k].Events, evs)
@@ -223,7 +223,7 @@ func TestPartCoderEvents(t *testing.T) {
 	// A shared prefix longer than the id before it is corrupt, not a panic.
 	bad := NewPart()
 	bad.Item("A", "L").Events = []Event{{ID: "abc"}}
-	enc, _ = encodePart(*bad)
+	enc, _ := encodePart(*bad)
 	i := bytes.Index(enc, []byte("\x00\x03abc")) // shared 0, then "abc"
 	if i < 0 {
 		t.Fatalf("encoding %q holds no id", enc)
