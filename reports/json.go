@@ -52,17 +52,17 @@ func WriteJSON(w io.Writer, r *Report) error {
 // flushAt is how many bytes WriteJSON gathers before it writes them.
 const flushAt = 192 << 10
 
-// reportFields are Report's fields in order, with their JSON keys quoted.
-var reportFields = func() []struct {
+// reportField is a field of Report: its index, its JSON key quoted, and
+// whether it is a list of rows.
+type reportField struct {
 	index int
 	key   string
 	rows  bool
-} {
-	var fs []struct {
-		index int
-		key   string
-		rows  bool
-	}
+}
+
+// reportFields are Report's fields in order.
+var reportFields = func() []reportField {
+	var fs []reportField
 	t := reflect.TypeFor[Report]()
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -73,11 +73,7 @@ var reportFields = func() []struct {
 			panic(fmt.Sprintf("reports: Report.%s: WriteJSON needs a plain json tag", f.Name))
 		}
 		key, _ := json.Marshal(name)
-		fs = append(fs, struct {
-			index int
-			key   string
-			rows  bool
-		}{i, string(key), f.Type == reflect.TypeFor[[]Row]()})
+		fs = append(fs, reportField{i, string(key), f.Type == reflect.TypeFor[[]Row]()})
 	}
 	return fs
 }()
@@ -123,7 +119,6 @@ func writeJSONEncoder(w io.Writer, r *Report) error {
 // appendRowJSON appends x as an element of the report's rows: an object
 // indented by two levels, as encoding/json's indenting encoder writes it.
 func appendRowJSON(b []byte, x *Row) ([]byte, error) {
-	start := len(b)
 	ok := plainString(x.SKU) && plainString(x.LocationID) && finite(x.MinutesOutOfStock) &&
 		(x.DaysOfCover == nil || finite(*x.DaysOfCover))
 	if !ok {
@@ -132,9 +127,8 @@ func appendRowJSON(b []byte, x *Row) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("row %s@%s: %w", x.SKU, x.LocationID, err)
 		}
-		return append(b[:start], one...), nil
+		return append(b, one...), nil
 	}
-	const field = ",\n      \""
 	b = append(b, "{\n      \"sku\": \""...)
 	b = append(b, x.SKU...)
 	b = append(b, "\",\n      \"location_id\": \""...)
@@ -176,9 +170,12 @@ func appendRowJSON(b []byte, x *Row) ([]byte, error) {
 	return append(b, "\n    }"...), nil
 }
 
+// field starts a row's field after the one before it.
+const field = ",\n      \""
+
 // appendIntField appends a row's field after the one before it.
 func appendIntField(b []byte, name string, v int64) []byte {
-	b = append(b, ",\n      \""...)
+	b = append(b, field...)
 	b = append(b, name...)
 	b = append(b, "\": "...)
 	return strconv.AppendInt(b, v, 10)
