@@ -39,12 +39,13 @@ type PullOptions struct {
 	// PollInterval is how long to wait before pulling again after an empty
 	// or failed pull (default 100ms). Every pull answers at once rather than
 	// wait on the server for a message: a source's watermark moves only
-	// between pulls, and a stage fed by two sources runs as the later
-	// watermark allows. The stream's stock stage reads the events and the
-	// threshold changes; while the idle threshold subscription sat in a 5 s
-	// long poll (the local Pub/Sub's longest), the events waited with it
-	// (the soak: publish to stock stage p50 2.4 s). A shorter deadline on
-	// the long poll would lose an answer now and then instead (see pull).
+	// between pulls, and Prism runs a stateful stage with a side input only
+	// as its input watermark, the slower source's, moves. The stream's stock
+	// stage reads the events and the threshold changes; while the idle
+	// threshold subscription sat in a 5 s long poll (the local Pub/Sub's
+	// longest), the events waited with it (the soak: publish to stock stage
+	// p50 2.4 s). A shorter deadline on the long poll would lose an answer
+	// now and then instead (see pull).
 	PollInterval time.Duration
 	// AckDeadline is what the source extends the deadline of a pulled
 	// message to, every third of it, until the message is acked (default:

@@ -309,8 +309,8 @@ type readReferenceFn struct {
 }
 
 func (f *readReferenceFn) ProcessElement(ctx context.Context, _ []byte, emit func(Reference)) error {
-	ref, err := loadReference(ctx, f.Opts)
 	if f.Handoff == "" {
+		ref, err := loadReference(ctx, f.Opts)
 		if err != nil {
 			return err
 		}
@@ -320,9 +320,10 @@ func (f *readReferenceFn) ProcessElement(ctx context.Context, _ []byte, emit fun
 	h := handoffOf(f.Handoff)
 	select {
 	case <-h.ready:
-		return nil // a retried bundle: the data is there already
+		return nil // a retried bundle: the data was handed over already
 	default:
 	}
+	ref, err := loadReference(ctx, f.Opts)
 	if err == nil {
 		h.data, err = ref.Data()
 	}
