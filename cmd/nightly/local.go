@@ -11,6 +11,7 @@ import (
 	"cloud.google.com/go/civil"
 
 	"github.com/inventory-events/inventory/internal/app/console"
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/pipelines/nightly"
 	"github.com/inventory-events/inventory/transforms/summary"
 )
@@ -22,7 +23,7 @@ func parseDate(s string) (civil.Date, error) {
 		if _, terr := time.Parse(time.DateOnly, s); terr != nil && strings.Contains(terr.Error(), "out of range") {
 			return d, fmt.Errorf("--date %q is not a calendar date (%v)", s, terr)
 		}
-		return d, fmt.Errorf("--date %q: want YYYY-MM-DD, e.g. %s", s, time.Now().AddDate(0, 0, -1).Format(time.DateOnly))
+		return d, fmt.Errorf("--date %q: want YYYY-MM-DD, e.g. %s", s, clock.Now().AddDate(0, 0, -1).Format(time.DateOnly))
 	}
 	return d, nil
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 	"github.com/inventory-events/inventory/internal/app/console"
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
@@ -108,7 +109,7 @@ func main() {
 
 func reportDate() (civil.Date, error) {
 	if *date == "" {
-		return nightly.Yesterday(*timezone, time.Now())
+		return nightly.Yesterday(*timezone, clock.Now())
 	}
 	return parseDate(*date)
 }

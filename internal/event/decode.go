@@ -24,6 +24,12 @@ const (
 	// Dataflow's native read can take timestamps and ids from attributes.
 	AttrEventTime = "event_time"
 	AttrEventID   = "event_id"
+	// AttrLateChecked marks a too_late event published again by `inventory
+	// replay-late`, after it checked the event's id against every
+	// adjustment the warehouse holds: the stream then judges it with
+	// ledger.State.ApplyChecked instead of refusing it again. Its value is
+	// the message id of the dead letter.
+	AttrLateChecked = "inventory_late_checked"
 )
 
 // Decode decodes a Pub/Sub payload in the given schema encoding ("JSON",

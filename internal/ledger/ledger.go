@@ -251,6 +251,49 @@ func (s *State) Apply(a *event.Adjustment, threshold int64, horizon time.Duratio
 	return r
 }
 
+// CountsAfter reports whether a count at (t, id) replaces the count at
+// (ct, cid): it is newer, or as new with a larger event id.
+func CountsAfter(t int64, id string, ct int64, cid string) bool {
+	return after(t, id, true, ct, cid)
+}
+
+// ApplyChecked is Apply for an event whose id the caller has checked
+// against every event the key ever stored (the warehouse), and found new.
+// Where Apply refuses an event as TooLate (older than the horizon, so the
+// ledger cannot tell a duplicate), ApplyChecked judges it as a replay of the
+// whole history would: superseded if the latest count covers it, else
+// applied, its delta folded into on-hand. Its id is then remembered for a
+// horizon from the key's newest event, so that a redelivery of it is a
+// duplicate. A late COUNTED event is the one exception: a count needs the
+// deltas after it one by one, which the ledger no longer keeps that far
+// back, so it stays TooLate.
+func (s *State) ApplyChecked(a *event.Adjustment, threshold int64, horizon time.Duration) Result {
+	r := s.Apply(a, threshold, horizon)
+	if r.Outcome != TooLate || a.Reason == event.Counted {
+		return r
+	}
+	s.Seen.Add(a.EventID, s.MaxTime)
+	if s.tracking {
+		c := s.track()
+		c.ids = append(c.ids, idTime{a.EventID, s.MaxTime})
+	}
+	if s.HasCount && !after(a.EventTime, a.EventID, false, s.CountTime, s.CountEventID) {
+		r.Outcome = Superseded
+		return r
+	}
+	r.Outcome = Applied
+	s.Folded += a.Quantity
+	s.FoldedThrough = max(s.FoldedThrough, a.EventTime)
+	s.OnHand += a.Quantity
+	r.OnHand = s.OnHand
+	to := Classify(s.OnHand, threshold)
+	if to != s.Severity && (s.Severity != Unknown || to != OK) {
+		r.Alert, r.From, r.To = true, s.Severity, to
+	}
+	s.Severity = to
+	return r
+}
+
 // after reports whether an event at (t, id) comes after the count at
 // (ct, cid). A delta at the count's time is included in the count; a count
 // at the same time as another is ordered by event id.

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/codec"
 	"github.com/inventory-events/inventory/internal/event"
 )
@@ -62,7 +62,7 @@ func (c *Change) Validate() error {
 	if c.LocationID == Wildcard {
 		probe.LocationID = "any"
 	}
-	if err := event.Validate(&probe, time.Now()); err != nil {
+	if err := event.Validate(&probe, clock.Now()); err != nil {
 		return fmt.Errorf("threshold change of %s %s: %w", c.SKU, c.LocationID, err)
 	}
 	if c.Threshold < 0 || c.Threshold > MaxThreshold {

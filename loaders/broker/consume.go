@@ -12,6 +12,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/snapshot"
@@ -64,13 +65,13 @@ type Consumer struct {
 }
 
 // NewConsumer returns a Consumer of cfg over a's client; cfg's unset fields
-// take their defaults (Interval: 5 s, Now: time.Now, Logger: discarded).
+// take their defaults (Interval: 5 s, Now: clock.Now, Logger: discarded).
 func NewConsumer(a *Admin, cfg ConsumeConfig) *Consumer {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 5 * time.Second
 	}
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		cfg.Now = clock.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

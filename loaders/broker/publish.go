@@ -12,6 +12,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/event"
 )
 
@@ -58,10 +59,10 @@ type Publisher struct {
 }
 
 // NewPublisher returns a Publisher of cfg over a's client; cfg's unset
-// fields take their defaults (Now: time.Now, Name: "-", Errors: discarded).
+// fields take their defaults (Now: clock.Now, Name: "-", Errors: discarded).
 func NewPublisher(a *Admin, cfg PublishConfig) *Publisher {
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		cfg.Now = clock.Now
 	}
 	if cfg.Name == "" {
 		cfg.Name = "-"

@@ -23,6 +23,7 @@ import (
 
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/internal/testkit/synth"
@@ -122,22 +123,28 @@ func (c *child) log() string {
 // time, and then checks what the warehouse holds against a sequential
 // replay: every event stored, none applied twice, stock exact per key, and
 // per key one alert per crossing after dedup by alert_id. It runs once per
-// restore scope: the full replay (local default) and the bounded one
-// (Dataflow's default).
+// restore scope, the full replay (local default) and the bounded one
+// (Dataflow's default), with data whose event times are 1, 9 and 30 days
+// old: no verdict may depend on the age of the data.
 func TestKillAndRestart(t *testing.T) {
 	for _, scope := range []string{stock.ScopeFull, stock.ScopeRecent} {
-		t.Run(scope, func(t *testing.T) { killAndRestart(t, scope) })
+		for _, days := range []int{1, 9, 30} {
+			t.Run(fmt.Sprintf("%s/%dd", scope, days), func(t *testing.T) {
+				killAndRestart(t, scope, clock.Now().AddDate(0, 0, -days).UTC().Truncate(time.Hour))
+			})
+		}
 	}
 }
 
-func killAndRestart(t *testing.T, scope string) {
+func killAndRestart(t *testing.T, scope string, from time.Time) {
 	slowtest.Skip(t, "kills and restarts a streaming job: about a minute")
 	st := newStack(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 
-	// A feed with more events than the sample and the same keys.
-	gen := synth.Config{Events: 2500, SKUs: 20, Locations: 3, Seed: 11, InvalidEvery: 101}
+	// A feed with more events than the sample and the same keys, over the
+	// day from from.
+	gen := synth.Config{Events: 2500, SKUs: 20, Locations: 3, Seed: 11, InvalidEvery: 101, Start: from}
 	var csvData bytes.Buffer
 	if err := synth.Generate(&csvData, gen); err != nil {
 		t.Fatal(err)

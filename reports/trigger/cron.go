@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/inventory-events/inventory/internal/clock"
 )
 
 // ParseCron parses a unix-cron spec (five fields, as Cloud Scheduler takes).
@@ -57,7 +59,7 @@ func StartLocalCron(ctx context.Context, spec, tz, url string) (*LocalCron, erro
 	c := cron.New(cron.WithLocation(loc))
 	lc := &LocalCron{c: c}
 	lc.entry = c.Schedule(sched, cron.FuncJob(func() {
-		fireLocal(ctx, client, url, time.Now().Truncate(time.Second))
+		fireLocal(ctx, client, url, clock.Now().Truncate(time.Second))
 	}))
 	c.Start()
 	go func() {

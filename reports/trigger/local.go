@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/inventory-events/inventory/internal/clock"
 )
 
 // RunFunc runs the nightly job for a report date to completion (on Prism, in
@@ -40,7 +42,7 @@ func NewLocalLauncher(run RunFunc, logger *slog.Logger) *LocalLauncher {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &LocalLauncher{run: run, log: logger, now: time.Now, ctx: ctx, cancel: cancel, runs: map[string]Run{}}
+	return &LocalLauncher{run: run, log: logger, now: clock.Now, ctx: ctx, cancel: cancel, runs: map[string]Run{}}
 }
 
 // Launch starts the run for date in the background, or returns the one that is

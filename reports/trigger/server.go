@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/inventory-events/inventory/internal/clock"
 )
 
 // Config configures the trigger's HTTP handlers.
@@ -67,7 +69,7 @@ func NewServer(cfg Config, launcher Launcher, logger *slog.Logger) http.Handler 
 		cfg.MaxBodyBytes = 4 << 10
 	}
 	if cfg.Now == nil {
-		cfg.Now = time.Now
+		cfg.Now = clock.Now
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 10 * time.Second

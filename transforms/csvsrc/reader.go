@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/event"
 )
 
@@ -35,7 +36,7 @@ func (r *Reader) Next(a *event.Adjustment) error {
 	if err := r.cr.Next(a); err != nil {
 		return err
 	}
-	now := time.Now
+	now := clock.Now
 	if r.Now != nil {
 		now = r.Now
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms/commit"
@@ -75,7 +76,7 @@ func (f *decodeFn) Setup() {
 }
 
 func (f *decodeFn) ProcessElement(ctx context.Context, b pubsubsrc.Batch, emit func(beam.EventTime, int, Shard), reject func(commit.Commit)) error {
-	now := time.Now()
+	now := clock.Now()
 	var rejected commit.Commit
 	for i := range b.Messages {
 		m := &b.Messages[i]

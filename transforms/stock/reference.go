@@ -363,7 +363,7 @@ func loadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 	var st restoreStats
 	switch o.RestoreScope {
 	case ScopeRecent:
-		restored, st, err = restoreRecent(ctx, o.RestoreFrom, data, o.Horizon, time.Now())
+		restored, st, err = restoreRecent(ctx, o.RestoreFrom, data, o.Horizon)
 	case ScopeFull, "":
 		restored, st, err = restore(ctx, o.RestoreFrom, data, o.Horizon)
 	default:

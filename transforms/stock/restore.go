@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/inventory-events/inventory/internal/event"
@@ -57,7 +59,7 @@ func restore(ctx context.Context, uri string, ref *RefData, horizon time.Duratio
 	if err != nil {
 		return nil, st, fmt.Errorf("restore: read adjustments: %w", err)
 	}
-	if err := wantColumns(cols, "sku", "location_id", "event_id", "reason", "quantity", "event_time", "status"); err != nil {
+	if err := wantColumns(cols, restoreColumns...); err != nil {
 		return nil, st, fmt.Errorf("restore: read adjustments: %w", err)
 	}
 	states := map[event.Key]*ledger.State{}
@@ -73,7 +75,7 @@ func restore(ctx context.Context, uri string, ref *RefData, horizon time.Duratio
 			s = ref.Initial(k, th)
 			states[k] = s
 		}
-		res := s.Apply(&a, th, horizon)
+		res := replayStored(s, &a, stored, th, horizon)
 		if stored != status(res.Outcome) {
 			st.Mismatches++
 		}
@@ -132,18 +134,35 @@ const (
 	// ScopeFull replays every stored adjustment: exact, and the default
 	// off Dataflow, where the local warehouse is small and fast to scan.
 	ScopeFull = "full"
-	// ScopeRecent reads the latest stock per key from stock_levels and
-	// only the adjustments inside the dedup horizon (their event-date
-	// partitions): bounded, and the default on Dataflow.
+	// ScopeRecent reads the latest stock per key from stock_levels, each
+	// key's latest event time and count, and replays only the adjustments
+	// of the dedup window behind the keys' latest event times: bounded in
+	// what it replays, and the default on Dataflow.
 	ScopeRecent = "recent"
 )
 
 // restoreLevelsSQL reads each key's latest stock_levels row: its on-hand and
 // severity after the last change the stream stored.
-const restoreLevelsSQL = `SELECT sku, location_id, on_hand, severity, event_time FROM (
-  SELECT sku, location_id, on_hand, severity, event_time,
+const restoreLevelsSQL = `SELECT sku, location_id, on_hand, severity FROM (
+  SELECT sku, location_id, on_hand, severity,
     ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at DESC) AS rn
   FROM stock_levels) AS last_levels
+WHERE rn = 1`
+
+// restoreLatestSQL reads each key's newest accepted event time: the MaxTime
+// its ledger had, which its dedup horizon counts back from.
+const restoreLatestSQL = `SELECT sku, location_id, MAX(event_time) AS latest
+FROM adjustments
+WHERE status IN ('APPLIED', 'SUPERSEDED')
+GROUP BY sku, location_id`
+
+// restoreCountsSQL reads each key's latest applied count (ties go to the
+// larger event_id, as in the ledger).
+const restoreCountsSQL = `SELECT sku, location_id, event_id, quantity, event_time FROM (
+  SELECT sku, location_id, event_id, quantity, event_time,
+    ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY event_time DESC, event_id DESC) AS rn
+  FROM adjustments
+  WHERE reason = 'COUNTED' AND status = 'APPLIED') AS last_counts
 WHERE rn = 1`
 
 // restoreRecentSQL reads the adjustments of the event-date partitions from
@@ -153,19 +172,38 @@ FROM adjustments
 WHERE event_time >= TIMESTAMP '%s' AND status IN ('APPLIED', 'SUPERSEDED')
 ORDER BY ingest_time, event_id`
 
-// restoreRecent rebuilds ledgers like restore, reading a bounded part of
-// the warehouse: each key's latest on-hand and severity from stock_levels,
-// and the adjustments whose event time is at most horizon plus a day before
-// now. Each key starts from a count at the start of that window (or from
-// ref's snapshot, if it is newer), the window's adjustments are replayed on
-// it, and the count is then set so that on-hand equals the stored one.
+// windowStart is where the bounded restore starts replaying a key whose
+// newest accepted event time is latest (Unix µs): its horizon, less the
+// ledger's sweep grace (an eighth of the horizon: ids that old may still be
+// remembered), at the start of that UTC day (a partition). It follows the
+// data, never the wall clock: data of any age restores alike.
+func windowStart(latest int64, horizon time.Duration) time.Time {
+	h := horizon.Microseconds()
+	return time.UnixMicro(latest - h - h/8).UTC().Truncate(24 * time.Hour)
+}
+
+// restoreRecent rebuilds ledgers like restore, replaying a bounded part of
+// the warehouse. For each key it reads the latest on-hand and severity
+// (stock_levels), the newest accepted event time and the latest applied
+// count; it then replays the adjustments whose event time is inside the
+// dedup window behind the keys' newest event times (windowStart), starting
+// from that count (or the snapshot), and folds whatever the window does not
+// show into the ledger's folded sum, so that on-hand equals the stored one.
 //
-// So every id inside the window is remembered (a redelivery is a
-// duplicate), and a late event from before the window is never applied: it
-// is taken as superseded by the window's count. That is where it differs
-// from restore: an unseen event older than the window, which the full
-// replay could still apply, is recorded as SUPERSEDED instead.
-func restoreRecent(ctx context.Context, uri string, ref *RefData, horizon time.Duration, now time.Time) ([]SnapshotItem, restoreStats, error) {
+// The restored ledger judges every later event as the stream's ledger would
+// have: it has the same count, the same newest event time (so the same
+// horizon and the same too_late verdicts), every id the stream still
+// remembered (a redelivery is a duplicate), and the deltas a new count
+// would keep. It remembers more ids than the stream did (the whole window,
+// not only each key's horizon): an event that old which the stream would
+// have refused as too_late, or taken as superseded, is then a DUPLICATE if
+// it was stored before. None of these change stock.
+//
+// Unlike restore, it reads two small aggregates over every stored adjustment
+// (newest time and latest count per key), and full rows only from the
+// oldest key window on: a key that has been quiet for long makes it read
+// further back (docs/streaming.md).
+func restoreRecent(ctx context.Context, uri string, ref *RefData, horizon time.Duration) ([]SnapshotItem, restoreStats, error) {
 	start := time.Now()
 	var st restoreStats
 	if horizon <= 0 {
@@ -174,78 +212,117 @@ func restoreRecent(ctx context.Context, uri string, ref *RefData, horizon time.D
 	if _, err := warehouse.Recover(uri); err != nil {
 		return nil, st, fmt.Errorf("restore: %w", err)
 	}
-	from := now.UTC().Add(-horizon - 24*time.Hour).Truncate(24 * time.Hour)
 	type level struct {
 		onHand   int64
 		severity ledger.Severity
-		at       int64
 	}
-	cols, rows, err := warehouse.QueryTable(ctx, uri, restoreLevelsSQL)
-	if err != nil {
-		return nil, st, fmt.Errorf("restore: read stock_levels: %w", err)
-	}
-	if err := wantColumns(cols, "sku", "location_id", "on_hand", "severity", "event_time"); err != nil {
-		return nil, st, fmt.Errorf("restore: read stock_levels: %w", err)
-	}
-	levels := make(map[event.Key]level, len(rows))
-	for _, r := range rows {
+	levels := map[event.Key]level{}
+	err := queryEach(ctx, uri, restoreLevelsSQL, []string{"sku", "location_id", "on_hand", "severity"}, func(r []any) {
 		sku, _ := r[0].(string)
 		loc, _ := r[1].(string)
 		onHand, _ := r[2].(int64)
 		sev, _ := r[3].(string)
+		levels[event.Key{SKU: sku, LocationID: loc}] = level{onHand, ledger.ParseSeverity(sev)}
+	})
+	if err != nil {
+		return nil, st, fmt.Errorf("restore: read stock_levels: %w", err)
+	}
+	latest := map[event.Key]int64{}
+	err = queryEach(ctx, uri, restoreLatestSQL, []string{"sku", "location_id", "latest"}, func(r []any) {
+		sku, _ := r[0].(string)
+		loc, _ := r[1].(string)
+		at, _ := r[2].(time.Time)
+		latest[event.Key{SKU: sku, LocationID: loc}] = at.UnixMicro()
+	})
+	if err != nil {
+		return nil, st, fmt.Errorf("restore: read the latest event times: %w", err)
+	}
+	if len(latest) == 0 {
+		st.Took = time.Since(start)
+		return nil, st, nil // nothing stored yet
+	}
+	type count struct {
+		id      string
+		qty, at int64
+	}
+	counts := map[event.Key]count{}
+	err = queryEach(ctx, uri, restoreCountsSQL, []string{"sku", "location_id", "event_id", "quantity", "event_time"}, func(r []any) {
+		sku, _ := r[0].(string)
+		loc, _ := r[1].(string)
+		id, _ := r[2].(string)
+		qty, _ := r[3].(int64)
 		at, _ := r[4].(time.Time)
-		levels[event.Key{SKU: sku, LocationID: loc}] = level{onHand, ledger.ParseSeverity(sev), at.UnixMicro()}
+		counts[event.Key{SKU: sku, LocationID: loc}] = count{id, qty, at.UnixMicro()}
+	})
+	if err != nil {
+		return nil, st, fmt.Errorf("restore: read the latest counts: %w", err)
 	}
 
-	cols, rows, err = warehouse.QueryTable(ctx, uri, fmt.Sprintf(restoreRecentSQL, from.Format("2006-01-02 15:04:05")))
-	if err != nil {
-		return nil, st, fmt.Errorf("restore: read adjustments: %w", err)
-	}
-	if err := wantColumns(cols, "sku", "location_id", "event_id", "reason", "quantity", "event_time", "status"); err != nil {
-		return nil, st, fmt.Errorf("restore: read adjustments: %w", err)
-	}
-	windowCount := from.UnixMicro() - 1
+	// Each key's window starts a horizon (and the sweep grace) behind its
+	// own newest event; the query reads from the oldest of them.
+	fromOf := func(k event.Key) int64 { return windowStart(latest[k], horizon).UnixMicro() }
+	from := windowStart(slices.Min(slices.Collect(maps.Values(latest))), horizon)
+	// base is a key's ledger before its window: its current count, if that
+	// is older than the window (else the snapshot, and the window's replay
+	// applies the count).
 	base := func(k event.Key, th int64) *ledger.State {
-		it, ok := ref.Stock.Get(k)
-		if ok && max(it.AsOf, ref.AsOf) > windowCount {
-			return ref.Initial(k, th) // a snapshot inside the window is a real count
+		s := ref.Initial(k, th)
+		c, ok := counts[k]
+		if ok && c.at < fromOf(k) && (!s.HasCount || ledger.CountsAfter(c.at, c.id, s.CountTime, s.CountEventID)) {
+			s = ledger.FromSnapshot(c.qty, c.at, th)
+			s.CountEventID = c.id
 		}
-		// Before the window: the snapshot's stock, corrected below from
-		// stock_levels if the key has changed since.
-		return ledger.FromSnapshot(it.OnHand, windowCount, th)
+		return s
 	}
 	states := map[event.Key]*ledger.State{}
-	for _, r := range rows {
-		a, _, err := adjustmentOf(r)
-		if err != nil {
-			return nil, st, fmt.Errorf("restore: %w", err)
+	err = queryEach(ctx, uri, fmt.Sprintf(restoreRecentSQL, from.Format("2006-01-02 15:04:05")), restoreColumns, func(r []any) {
+		a, stored, aerr := adjustmentOf(r)
+		if aerr != nil {
+			if err == nil {
+				err = aerr
+			}
+			return
 		}
 		k := a.Key()
+		if a.EventTime < fromOf(k) {
+			return // before this key's window
+		}
 		th := ref.Threshold(k)
 		s := states[k]
 		if s == nil {
 			s = base(k, th)
 			states[k] = s
 		}
-		s.Apply(&a, th, horizon)
+		replayStored(s, &a, stored, th, horizon)
 		st.Rows++
+	})
+	if err != nil {
+		return nil, st, fmt.Errorf("restore: read adjustments: %w", err)
 	}
-	for k, l := range levels {
+	for k, at := range latest {
+		th := ref.Threshold(k)
 		s := states[k]
 		if s == nil {
-			s = ledger.FromSnapshot(l.onHand, windowCount, ref.Threshold(k))
-			s.MaxTime = max(s.MaxTime, l.at)
+			s = base(k, th)
 			states[k] = s
-		} else if s.HasCount && s.CountTime == windowCount && s.CountEventID == "" {
-			// No real count in the window: the window's count is what the
-			// stored on-hand says it was.
-			d := l.onHand - s.OnHand
-			s.CountQty += d
-			s.OnHand += d
-		} else if s.OnHand != l.onHand {
+		}
+		l, stored := levels[k]
+		switch kf := fromOf(k); {
+		case !stored:
+			// On-hand never changed: the base and the window say it all.
+		case !s.HasCount || s.CountTime < kf:
+			// The deltas between the count and the window are not read:
+			// they are what the stored on-hand says they sum to.
+			if d := l.onHand - s.OnHand; d != 0 {
+				s.Folded += d
+				s.OnHand += d
+				s.FoldedThrough = max(s.FoldedThrough, kf-1)
+			}
+		case s.OnHand != l.onHand:
 			st.Mismatches++
 		}
-		if l.severity != ledger.Unknown {
+		s.MaxTime = max(s.MaxTime, at)
+		if stored && l.severity != ledger.Unknown {
 			s.Severity = l.severity
 			st.Alerts++
 		}
@@ -254,9 +331,40 @@ func restoreRecent(ctx context.Context, uri string, ref *RefData, horizon time.D
 	st.Keys = len(items)
 	st.Took = time.Since(start)
 	if st.Mismatches > 0 {
-		slog.Warn("restore: on-hand replayed from the window's counts differs from stock_levels", "keys", st.Mismatches)
+		slog.Warn("restore: on-hand replayed from a count inside the window differs from stock_levels", "keys", st.Mismatches)
 	}
 	return items, st, nil
+}
+
+// replayStored applies a stored adjustment to its key's ledger again. A row
+// stored as applied or superseded that the ledger now finds too late was a
+// too_late event that `inventory replay-late` checked and the stream then
+// accepted (ApplyChecked): the stored outcome stands.
+func replayStored(s *ledger.State, a *event.Adjustment, stored string, threshold int64, horizon time.Duration) ledger.Result {
+	res := s.Apply(a, threshold, horizon)
+	if res.Outcome == ledger.TooLate && (stored == warehouse.StatusApplied || stored == warehouse.StatusSuperseded) {
+		res = s.ApplyChecked(a, threshold, horizon)
+	}
+	return res
+}
+
+// restoreColumns are the columns of restoreAdjustmentsSQL and restoreRecentSQL.
+var restoreColumns = []string{"sku", "location_id", "event_id", "reason", "quantity", "event_time", "status"}
+
+// queryEach runs query on the warehouse at uri, checks its columns and
+// calls row for each row.
+func queryEach(ctx context.Context, uri, query string, columns []string, row func([]any)) error {
+	cols, rows, err := warehouse.QueryTable(ctx, uri, query)
+	if err != nil {
+		return err
+	}
+	if err := wantColumns(cols, columns...); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		row(r)
+	}
+	return nil
 }
 
 // adjustmentOf reads one row of restoreAdjustmentsSQL or restoreRecentSQL.

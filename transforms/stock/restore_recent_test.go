@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/warehouse"
@@ -15,19 +16,28 @@ import (
 
 // TestRestoreRecent runs 40 days of random events over a few keys through
 // the ledger rules as the stream would, stores the stream's rows, and checks
-// the bounded restore: it reads only the adjustments of the dedup window,
-// and each restored key has the stream's on-hand and severity, knows every
-// id of the window (a redelivery is a duplicate), never applies an event
-// from before the window, and goes on exactly like the stream's ledger for
+// the bounded restore: it replays only the adjustments of each key's dedup
+// window, and each restored key has the stream's on-hand, severity and
+// newest event time, judges every stored event and every unseen one, of
+// any age, as the stream's ledger would, and goes on exactly like it for
 // new events.
 func TestRestoreRecent(t *testing.T) {
+	// The restore must not depend on the age of the data: the same history
+	// ending 1 day, 9 days, 30 days and 400 days ago restores alike.
+	for _, age := range []time.Duration{24 * time.Hour, 9 * 24 * time.Hour, 30 * 24 * time.Hour, 400 * 24 * time.Hour} {
+		t.Run(fmt.Sprintf("%dd", age/(24*time.Hour)), func(t *testing.T) {
+			testRestoreRecent(t, clock.Now().Add(-age).Truncate(time.Minute))
+		})
+	}
+}
+
+func testRestoreRecent(t *testing.T, now time.Time) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	l, err := local.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 	start := now.Add(-40 * 24 * time.Hour)
 	horizon := 3 * 24 * time.Hour
 	th := ledger.NewThresholds(10)
@@ -46,7 +56,7 @@ func TestRestoreRecent(t *testing.T) {
 	for i := range 1500 {
 		k := keys[rng.IntN(len(keys))]
 		if k.SKU == "D" && i > 200 {
-			continue // D goes quiet long before the window
+			continue // D goes quiet long before the others' window
 		}
 		at := start.Add(time.Duration(i) * 38 * time.Minute).Add(-time.Duration(rng.IntN(48)) * time.Hour) // late by up to 2 days
 		a := event.Adjustment{EventID: fmt.Sprintf("e%d", i), SKU: k.SKU, LocationID: k.LocationID, EventTime: at.UnixMicro()}
@@ -82,19 +92,24 @@ func TestRestoreRecent(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	items, st, err := restoreRecent(ctx, dir, ref, horizon, now)
+	items, st, err := restoreRecent(ctx, dir, ref, horizon)
 	if err != nil {
 		t.Fatal(err)
 	}
-	from := now.Add(-horizon - 24*time.Hour).Truncate(24 * time.Hour)
+	// Each key's window follows its own newest event, not the clock.
+	fromOf := map[event.Key]int64{}
+	for k, s := range truth {
+		fromOf[k] = windowStart(s.MaxTime, horizon).UnixMicro()
+	}
 	inWindow := 0
 	for _, r := range adjs {
-		if !r.EventTime.Before(from) && r.Status != warehouse.StatusDuplicate {
+		k := event.Key{SKU: r.SKU, LocationID: r.LocationID}
+		if r.EventTime.UnixMicro() >= fromOf[k] && r.Status != warehouse.StatusDuplicate {
 			inWindow++
 		}
 	}
 	if st.Rows != inWindow || inWindow == 0 || inWindow >= len(adjs)/2 {
-		t.Errorf("read %d adjustments, want the %d of the window (of %d stored)", st.Rows, inWindow, len(adjs))
+		t.Errorf("replayed %d adjustments, want the %d of the keys' windows (of %d stored)", st.Rows, inWindow, len(adjs))
 	}
 	if st.Mismatches != 0 {
 		t.Errorf("%d mismatches", st.Mismatches)
@@ -113,26 +128,46 @@ func TestRestoreRecent(t *testing.T) {
 			t.Errorf("%v not restored", k)
 			continue
 		}
-		if got.OnHand != want.OnHand || got.Severity != want.Severity {
-			t.Errorf("%v: on-hand %d %v, want %d %v", k, got.OnHand, got.Severity, want.OnHand, want.Severity)
+		if got.OnHand != want.OnHand || got.Severity != want.Severity || got.MaxTime != want.MaxTime {
+			t.Errorf("%v: on-hand %d %v newest %v, want %d %v %v", k, got.OnHand, got.Severity, time.UnixMicro(got.MaxTime).UTC(),
+				want.OnHand, want.Severity, time.UnixMicro(want.MaxTime).UTC())
 		}
 	}
-	// Every stored event, delivered again: inside the window the restored
-	// ledger judges it as the stream's would: applied or not alike, with the
-	// same on-hand, a duplicate wherever the stream still knows the id (it
-	// may remember an id a little longer: the ledger sweeps ids lazily, so
-	// DUPLICATE may stand for SUPERSEDED or TOO_LATE, none applied); before
-	// the window it is never applied.
+	// sameVerdict: the restored ledger judges an event as the stream's
+	// would: applied or not alike, with the same on-hand. It may remember an
+	// id a little longer (the ledger sweeps ids lazily, and the restore
+	// keeps a whole day more), so DUPLICATE may stand for SUPERSEDED or
+	// TOO_LATE, none of them applied.
+	sameVerdict := func(what string, a event.Adjustment, want, got ledger.Result) {
+		t.Helper()
+		if got.Outcome == want.Outcome && got.OnHand == want.OnHand {
+			return
+		}
+		if got.Outcome == ledger.Duplicate && want.Outcome != ledger.Applied && got.OnHand == want.OnHand {
+			return
+		}
+		t.Errorf("%s %s of %v at %v: %v on-hand %d after restore, want %v on-hand %d", what, a.EventID, a.Key(),
+			time.UnixMicro(a.EventTime).UTC(), got.Outcome, got.OnHand, want.Outcome, want.OnHand)
+	}
+	// Every stored event, delivered again, at any age.
 	for _, a := range events {
 		k := a.Key()
-		want := truth[k].Clone().Apply(&a, th.Lookup(k), horizon)
-		got := restored[k].Clone().Apply(&a, th.Lookup(k), horizon)
-		switch {
-		case a.EventTime >= from.UnixMicro() && got.Outcome != want.Outcome &&
-			(got.Outcome != ledger.Duplicate || want.Outcome == ledger.Applied || got.OnHand != want.OnHand):
-			t.Errorf("%s of the window (%v): %v after restore, want %v", a.EventID, time.UnixMicro(a.EventTime).UTC(), got.Outcome, want.Outcome)
-		case got.Outcome == ledger.Applied:
-			t.Errorf("%s from before the window (%v): applied again after restore", a.EventID, time.UnixMicro(a.EventTime).UTC())
+		sameVerdict("stored", a, truth[k].Clone().Apply(&a, th.Lookup(k), horizon), restored[k].Clone().Apply(&a, th.Lookup(k), horizon))
+	}
+	// Unseen events at the edges of each key's horizon: inside it they are
+	// applied, outside it refused or superseded, as without the restart.
+	for i, k := range keys {
+		maxT := truth[k].MaxTime
+		for j, at := range []int64{maxT - horizon.Microseconds() + time.Hour.Microseconds(), maxT - horizon.Microseconds() - time.Hour.Microseconds(),
+			maxT - 2*horizon.Microseconds(), maxT - 1} {
+			for _, r := range []struct {
+				reason event.Reason
+				qty    int64
+			}{{event.Sold, -2}, {event.Received, 5}, {event.Counted, 7}} {
+				a := event.Adjustment{EventID: fmt.Sprintf("late-%d-%d-%v", i, j, r.reason), SKU: k.SKU, LocationID: k.LocationID,
+					Reason: r.reason, Quantity: r.qty, EventTime: at}
+				sameVerdict("unseen", a, truth[k].Clone().Apply(&a, th.Lookup(k), horizon), restored[k].Clone().Apply(&a, th.Lookup(k), horizon))
+			}
 		}
 	}
 	// New events: the restored ledgers go on like the stream's.

@@ -301,7 +301,12 @@ func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData, live *
 		if err != nil {
 			return commit.Commit{}, err
 		}
-		res := st.Apply(a, th, c.horizon)
+		var res ledger.Result
+		if rec.Attributes[event.AttrLateChecked] != "" {
+			res = st.ApplyChecked(a, th, c.horizon) // `inventory replay-late` checked its id
+		} else {
+			res = st.Apply(a, th, c.horizon)
+		}
 		now := c.now()
 		switch res.Outcome {
 		case ledger.TooLate:
