@@ -54,7 +54,7 @@ var (
 	maxBatchWait     = flag.Duration("max_batch_wait", 200*time.Millisecond, "how long the source gathers one batch while the job is busy with the ones before (off Dataflow)")
 	idAttribute      = flag.String("id_attribute", "", "attribute Dataflow's native read deduplicates on")
 	tsAttribute      = flag.String("timestamp_attribute", "", "attribute Dataflow's native read takes timestamps from")
-	restore          = flag.Bool("restore", true, "rebuild stock at start from what the warehouse holds (off: start from --snapshot)")
+	restore          = flag.Bool("restore", true, "rebuild stock at start from what the warehouse holds, also before an --input replay, so that events it already holds are duplicates (off: start from --snapshot)")
 	restoreScope     = flag.String("restore_scope", "", "what --restore reads: full (every stored adjustment; the default off Dataflow) or recent (stock_levels plus the dedup window's adjustments; the default on Dataflow)")
 )
 
@@ -81,7 +81,7 @@ func main() {
 		Thresholds: *thresholds, Snapshot: *snapshot, DefaultThreshold: *defaultThreshold,
 		AlertTopic: *alertTopic, AlertEncoding: *alertEncoding, DeadLetterTopic: *deadLetterTopic,
 		Warehouse: *warehouseURI, Shards: *shards, Horizon: *horizon, MaxMessages: *maxMessages, MaxBatchWait: *maxBatchWait,
-		IDAttribute: *idAttribute, TimestampAttribute: *tsAttribute, Restore: *restore && *input == "",
+		IDAttribute: *idAttribute, TimestampAttribute: *tsAttribute, Restore: *restore,
 		RestoreScope: *restoreScope,
 		InProcess:    runner == "prism" && !flagSet("endpoint"), // Prism in this process
 	}

@@ -75,6 +75,28 @@ func TestReplayWithoutPubSub(t *testing.T) {
 	if n := count("SELECT count(DISTINCT event_id) AS n FROM adjustments"); n != 594 {
 		t.Errorf("%d adjustments, want 594", n)
 	}
+
+	// The same replay again into the same warehouse: --restore (the
+	// default) rebuilds stock from it first, so every event it holds is a
+	// duplicate: the history is not doubled, and stock and alerts stay.
+	levels := count("SELECT count(*) AS n FROM stock_levels")
+	alerts := count("SELECT count(DISTINCT alert_id) AS n FROM low_stock_alerts")
+	_, stderr, code = runStream(t, "--runner=prism", "--input="+sample, "--warehouse="+wh)
+	if code != 0 {
+		t.Fatalf("second replay: exit %d:\n%s", code, stderr)
+	}
+	if n := count("SELECT count(*) AS n FROM adjustments WHERE status IN ('APPLIED', 'SUPERSEDED')"); n != 594 {
+		t.Errorf("after a second replay %d adjustments applied or superseded, want the 594 of the first", n)
+	}
+	if n := count("SELECT count(*) AS n FROM adjustments WHERE status = 'DUPLICATE'"); n != 594 {
+		t.Errorf("after a second replay %d adjustments are duplicates, want 594", n)
+	}
+	if n := count("SELECT count(*) AS n FROM stock_levels"); n != levels {
+		t.Errorf("after a second replay %d stock_levels rows, want the %d of the first", n, levels)
+	}
+	if n := count("SELECT count(DISTINCT alert_id) AS n FROM low_stock_alerts"); n != alerts {
+		t.Errorf("after a second replay %d distinct alerts, want the %d of the first", n, alerts)
+	}
 }
 
 // TestFatalErrors: bad values fail before the pipeline is built, with one
