@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
@@ -271,7 +272,7 @@ func replayWith(t *testing.T, rows []byte, snapPath, thPath string) expected {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil || event.Validate(&a, time.Now()) != nil {
+		if err != nil || event.Validate(&a, clock.Now()) != nil {
 			continue
 		}
 		k := a.Key()

@@ -71,6 +71,7 @@ without it uses real Pub/Sub with Application Default Credentials.`,
 		newUpCmd(g),
 		newThresholdsCmd(g),
 		newAlertsCmd(g),
+		newReplayLateCmd(g),
 	)
 	return root
 }
