@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/reports/trigger"
 )
 
@@ -81,7 +82,7 @@ func TestLocalCronFiresHandler(t *testing.T) {
 	}
 	select {
 	case d := <-dates:
-		if want := trigger.Yesterday(time.Now(), time.UTC); d != want {
+		if want := trigger.Yesterday(clock.Now(), time.UTC); d != want {
 			t.Errorf("cron launched %s, want %s", d, want)
 		}
 	case <-time.After(10 * time.Second):
