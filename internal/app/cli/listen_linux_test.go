@@ -36,35 +36,31 @@ func TestUpListensOnLoopbackOnly(t *testing.T) {
 			checkUpListens(t, &syscall.Credential{Uid: 65534, Gid: 65534})
 		})
 	}
-}
-
-func checkUpListens(t *testing.T, cred *syscall.Credential) {
-	dir := t.TempDir()
-	bin := os.Args[0]
-	if cred != nil {
-		// Another user needs to reach the binary and write the data.
-		bin = filepath.Join(dir, "cli.test")
-		copyFile(t, os.Args[0], bin)
-		for _, d := range []string{filepath.Dir(dir), dir} {
-			if err := os.Chmod(d, 0o777); err != nil {
-				t.Fatal(err)
+	// The check sees a listener on every interface, and up warns of it.
+	t.Run("debug server on every interface", func(t *testing.T) {
+		stderr, socks := upSockets(t, nil, "--debug-addr", ":0")
+		exposed := 0
+		for _, s := range socks {
+			if !s.onlyLoopback && !s.ip.IsLoopback() {
+				exposed++
 			}
 		}
-	}
-	cmd := upCommand(bin, "--port", "0", "--trigger-port", "0", "--no-cron", "--debug-addr", "localhost:0",
-		"--data-dir", filepath.Join(dir, "pubsub"), "--warehouse", filepath.Join(dir, "warehouse"),
-		"--reports", filepath.Join(dir, "reports"), "--snapshot", sampleSnap, "--thresholds", sampleTh, "--project", "listen-test")
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
-	up := startUpCmd(t, cmd)
-	defer up.interrupt(t)
-	if strings.Contains(up.stderr.String(), "WARNING") {
-		t.Errorf("up warned:\n%s", up.stderr)
-	}
-	socks, err := listeningSockets(up.cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
+		if exposed != 1 {
+			t.Errorf("%d sockets reachable from other hosts, want 1 (the debug server): %v", exposed, socks)
+		}
+		if !strings.Contains(stderr, "WARNING: the debug server (net/http/pprof) listens on [::]:") {
+			t.Errorf("up did not warn of the debug server:\n%s", stderr)
+		}
+	})
+}
+
+// checkUpListens checks that up, run as cred (nil: this user), has no
+// socket reachable from other hosts, and that Prism's job server is in a
+// loopback-only namespace.
+func checkUpListens(t *testing.T, cred *syscall.Credential) {
+	stderr, socks := upSockets(t, cred, "--debug-addr", "localhost:0")
+	if strings.Contains(stderr, "WARNING") {
+		t.Errorf("up warned:\n%s", stderr)
 	}
 	confined := 0
 	for _, s := range socks {
@@ -80,6 +76,38 @@ func checkUpListens(t *testing.T, cred *syscall.Credential) {
 	if confined == 0 {
 		t.Errorf("no socket in a loopback-only network namespace: where is Prism's job server?")
 	}
+}
+
+// upSockets starts up as cred (nil: this user) with args, reads the
+// listening sockets of its process tree, stops it, and returns what it
+// wrote before it was ready and the sockets.
+func upSockets(t *testing.T, cred *syscall.Credential, args ...string) (string, []listenSocket) {
+	dir := t.TempDir()
+	bin := os.Args[0]
+	if cred != nil {
+		// Another user needs to reach the binary and write the data.
+		bin = filepath.Join(dir, "cli.test")
+		copyFile(t, os.Args[0], bin)
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := os.Chmod(d, 0o777); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cmd := upCommand(bin, append([]string{"--port", "0", "--trigger-port", "0", "--no-cron",
+		"--data-dir", filepath.Join(dir, "pubsub"), "--warehouse", filepath.Join(dir, "warehouse"),
+		"--reports", filepath.Join(dir, "reports"), "--snapshot", sampleSnap, "--thresholds", sampleTh, "--project", "listen-test"}, args...)...)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	up := startUpCmd(t, cmd)
+	defer up.interrupt(t)
+	stderr := up.stderr.String()
+	socks, err := listeningSockets(up.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stderr, socks
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -159,7 +187,8 @@ func listeningSockets(root int) ([]listenSocket, error) {
 				for _, row := range strings.Split(string(data), "\n")[1:] {
 					f := strings.Fields(row)
 					inode := inodeOf(table, f)
-					if inode == "" || !before[inode] {
+					owner, ok := before[inode]
+					if inode == "" || !ok {
 						continue
 					}
 					seen[inode] = true
@@ -170,7 +199,7 @@ func listeningSockets(root int) ([]listenSocket, error) {
 					if err != nil {
 						return nil, err
 					}
-					out = append(out, listenSocket{pid: pid, netns: ns, table: table, ip: ip, port: port, onlyLoopback: onlyLo})
+					out = append(out, listenSocket{pid: owner, netns: ns, table: table, ip: ip, port: port, onlyLoopback: onlyLo})
 				}
 			}
 		}
@@ -181,7 +210,7 @@ func listeningSockets(root int) ([]listenSocket, error) {
 		return nil, err
 	}
 	for inode := range before {
-		if after[inode] && !seen[inode] {
+		if _, open := after[inode]; open && !seen[inode] {
 			return nil, fmt.Errorf("socket %s of process tree %v is in no table of the namespaces %v", inode, pids, slices.Collect(maps.Keys(visited)))
 		}
 	}
@@ -261,9 +290,10 @@ func processTree(root int) ([]int, error) {
 	return tree, nil
 }
 
-// socketInodes returns the inodes of the sockets the processes hold open.
-func socketInodes(pids []int) (map[string]bool, error) {
-	out := map[string]bool{}
+// socketInodes returns the inodes of the sockets the processes hold open,
+// with the process holding each.
+func socketInodes(pids []int) (map[string]int, error) {
+	out := map[string]int{}
 	for _, pid := range pids {
 		fds, err := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
 		if err != nil {
@@ -275,7 +305,7 @@ func socketInodes(pids []int) (map[string]bool, error) {
 				continue
 			}
 			if inode, ok := strings.CutPrefix(link, "socket:["); ok {
-				out[strings.TrimSuffix(inode, "]")] = true
+				out[strings.TrimSuffix(inode, "]")] = pid
 			}
 		}
 	}
