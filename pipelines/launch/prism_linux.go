@@ -66,6 +66,7 @@ func startConfinedPrism(ctx context.Context) (*Prism, error) {
 type netns struct {
 	fd    int // the namespace, to join it from another thread
 	dials chan dialRequest
+	done  chan struct{} // closed by close
 }
 
 type dialRequest struct {
@@ -81,7 +82,7 @@ type dialResult struct {
 // newNetns creates the namespace on a new thread and keeps the thread there,
 // serving dial requests.
 func newNetns() (*netns, error) {
-	n := &netns{fd: -1, dials: make(chan dialRequest)}
+	n := &netns{fd: -1, dials: make(chan dialRequest), done: make(chan struct{})}
 	ready := make(chan error, 1)
 	lockedThread(func() {
 		// This thread never leaves the namespace: it is not unlocked, so it
@@ -101,9 +102,14 @@ func newNetns() (*netns, error) {
 		}
 		n.fd = fd
 		ready <- nil
-		for req := range n.dials {
-			c, err := net.DialTimeout("tcp", req.addr, 10*time.Second)
-			req.reply <- dialResult{c, err}
+		for {
+			select {
+			case req := <-n.dials:
+				c, err := net.DialTimeout("tcp", req.addr, 10*time.Second)
+				req.reply <- dialResult{c, err}
+			case <-n.done:
+				return
+			}
 		}
 	})
 	if err := <-ready; err != nil {
@@ -115,7 +121,11 @@ func newNetns() (*netns, error) {
 // dial connects to addr inside the namespace.
 func (n *netns) dial(addr string) (net.Conn, error) {
 	reply := make(chan dialResult, 1)
-	n.dials <- dialRequest{addr, reply}
+	select {
+	case n.dials <- dialRequest{addr, reply}:
+	case <-n.done:
+		return nil, errors.New("the network namespace is closed")
+	}
 	r := <-reply
 	return r.conn, r.err
 }
@@ -136,7 +146,7 @@ func (n *netns) do(f func() error) error {
 // close ends the namespace's thread; the namespace lives on while a socket
 // in it is open.
 func (n *netns) close() {
-	close(n.dials)
+	close(n.done)
 	if n.fd >= 0 {
 		unix.Close(n.fd)
 	}
@@ -250,7 +260,7 @@ func (f *forwarder) close() {
 // copies both ways until both sides are done.
 func (f *forwarder) forward(c *net.TCPConn, target string) {
 	if uid, err := peerUID(c); err != nil || uid != f.uid {
-		slog.Warn("launch: Prism's job server refused a connection of another user", "peer", c.RemoteAddr().String(), "uid", uid, "err", err)
+		slog.Warn("launch: Prism's job server refused a connection not from this user", "peer", c.RemoteAddr().String(), "uid", uid, "err", err)
 		c.Close()
 		return
 	}
