@@ -71,6 +71,17 @@ func main() {
 	if _, err := launch.Prepare(flag.CommandLine); err != nil {
 		console.Fatal("nightly", err)
 	}
+	local := launch.IsPrism(*runners.Runner) || *runners.Runner == "direct" || *from != "" || *to != ""
+	if local {
+		// Prism's job server confined to loopback, for a user other than
+		// root too: in a user namespace, this command started again.
+		if code, ran, err := launch.ReexecConfined(); ran {
+			if err != nil {
+				console.Fatal("nightly", err)
+			}
+			os.Exit(code)
+		}
+	}
 
 	d, err := reportDate()
 	if err != nil {
@@ -81,6 +92,15 @@ func main() {
 		Shards: *shards, ChunkBytes: *chunkBytes, Runner: *runners.Runner}
 	if _, _, err := cfg.Window(); err != nil {
 		console.Fatal("nightly", err)
+	}
+	if local {
+		pr, err := launch.StartPrism(ctx)
+		if err != nil {
+			console.Fatal("nightly", err)
+		}
+		if pr.Note != "" {
+			slog.Warn("nightly: " + pr.Note)
+		}
 	}
 	if *from != "" || *to != "" {
 		if err := backfill(ctx, cfg); err != nil {

@@ -72,6 +72,17 @@ func main() {
 		console.Fatal("stream", err)
 	}
 	runner := flag.Lookup("runner").Value.String()
+	local := launch.IsPrism(runner) && !flagSet("endpoint") // Prism in this process
+	if local {
+		// Prism's job server confined to loopback, for a user other than
+		// root too: in a user namespace, this command started again.
+		if code, ran, err := launch.ReexecConfined(); ran {
+			if err != nil {
+				console.Fatal("stream", err)
+			}
+			os.Exit(code)
+		}
+	}
 	project := *gcpopts.Project
 	if project == "" {
 		project = os.Getenv("PUBSUB_PROJECT_ID")
@@ -83,7 +94,7 @@ func main() {
 		Warehouse: *warehouseURI, Shards: *shards, Horizon: *horizon, MaxMessages: *maxMessages, MaxBatchWait: *maxBatchWait,
 		IDAttribute: *idAttribute, TimestampAttribute: *tsAttribute, Restore: *restore,
 		RestoreScope: *restoreScope,
-		InProcess:    runner == "prism" && !flagSet("endpoint"), // Prism in this process
+		InProcess:    local,
 	}
 	note, err := checkConfig(&cfg, explicit(flag.CommandLine))
 	if err != nil {
@@ -108,6 +119,15 @@ func main() {
 		console.Fatal("stream", err)
 	}
 
+	if local {
+		pr, err := launch.StartPrism(ctx)
+		if err != nil {
+			console.Fatal("stream", err)
+		}
+		if pr.Note != "" {
+			slog.Warn("stream: " + pr.Note)
+		}
+	}
 	p, s := beam.NewPipelineWithRoot()
 	stream.Build(s, cfg)
 	if !cfg.Dataflow() {

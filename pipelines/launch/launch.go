@@ -1,5 +1,6 @@
-// Package launch prepares a Beam job's launch on Dataflow: one spelling of
-// the runner, and a worker binary the runner can stage as is.
+// Package launch prepares a Beam job's launch. On Dataflow: one spelling of
+// the runner, and a worker binary the runner can stage as is. Locally, on
+// Prism: a job server that only this machine can reach (StartPrism).
 //
 // Beam Go's Dataflow runner stages --worker_binary when it is given and
 // otherwise cross-compiles the job for linux/amd64 with CGO_ENABLED=0 from

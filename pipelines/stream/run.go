@@ -9,6 +9,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 
+	"github.com/inventory-events/inventory/pipelines/launch"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
 
@@ -32,8 +33,12 @@ func UsePrismExperiments() {
 }
 
 // RunPrism runs a pipeline that Build made on Prism (in this process unless
-// --endpoint names one) with PrismExperiments, until the job ends.
+// --endpoint names one) with PrismExperiments, until the job ends. The
+// in-process Prism is launch.StartPrism's: on Linux, confined to loopback.
 func RunPrism(ctx context.Context, p *beam.Pipeline) (beam.PipelineResult, error) {
 	UsePrismExperiments()
+	if _, err := launch.StartPrism(ctx); err != nil {
+		return nil, err
+	}
 	return prism.Execute(ctx, p)
 }

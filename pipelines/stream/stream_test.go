@@ -34,6 +34,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/pipelines/launch"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 	"github.com/inventory-events/inventory/transforms/commit"
 	"github.com/inventory-events/inventory/transforms/pubsubsrc"
@@ -42,6 +43,12 @@ import (
 func TestMain(m *testing.M) {
 	if cfg := os.Getenv(childEnv); cfg != "" {
 		os.Exit(runChild(cfg))
+	}
+	// Every Prism job of these tests on the job server confined to
+	// loopback, ptest's too.
+	if _, err := launch.StartPrism(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	ptest.Main(m)
 }

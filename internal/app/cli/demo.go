@@ -53,6 +53,9 @@ HTTP for the sample day, waits for the nightly job, prints a summary and the
 report's path, and stops everything. The warehouse and the report stay.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ran, err := reexecConfined(); ran {
+				return err
+			}
 			return RunDemo(cmd.Context(), g, cfg, cmd.OutOrStdout())
 		},
 	}
@@ -72,6 +75,9 @@ func RunDemo(ctx context.Context, g *Globals, cfg DemoConfig, out io.Writer) (er
 	d := &demoRun{cfg: cfg, out: out, t0: time.Now()}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
+	if err := startPrism(ctx, out); err != nil {
+		return err
+	}
 	if err := d.start(ctx, g); err != nil {
 		return err
 	}

@@ -83,6 +83,9 @@ func Main(args []string) int {
 	root := NewRoot()
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		if code, ok := isExit(err); ok {
+			return code
+		}
 		fmt.Fprintln(os.Stderr, "inventory:", err)
 		return 1
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,6 +36,9 @@ it all; a message is acked only once its effects are in the warehouse, so
 nothing acknowledged is lost and the rest is delivered after the next start.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ran, err := reexecConfined(); ran {
+				return err
+			}
 			ctx := cmd.Context()
 			cfg.Project = g.Project
 			cfg.Logger = g.Logger
@@ -45,10 +49,15 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 			}
 			out := cmd.ErrOrStderr()
 			fmt.Fprintln(out, "starting the local stack...")
+			if err := startPrism(ctx, out); err != nil {
+				return err
+			}
 			stack, err := localstack.Start(ctx, cfg)
 			if err != nil {
 				return err
 			}
+			warnExposed(out, "the local Pub/Sub", stack.Emulator.Addr())
+			warnExposed(out, "the trigger", strings.TrimPrefix(stack.TriggerURL, "http://"))
 			fmt.Fprintf(out, "pubsub    %s  (export PUBSUB_EMULATOR_HOST=%s; data in %s)\n", stack.Emulator.Addr(), stack.Emulator.Addr(), orMemory(cfg.DataDir))
 			fmt.Fprintf(out, "stream    running on Prism: inventory-sub -> %s, alerts -> low-stock-alerts; thresholds live from threshold-updates-sub\n", cfg.Warehouse)
 			fmt.Fprintf(out, "trigger   %s/v1/nightly  (POST ?date=YYYY-MM-DD; GET /v1/nightly/DATE)\n", stack.TriggerURL)
@@ -65,6 +74,7 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 					return err
 				}
 				defer stopDebug()
+				warnExposed(out, "the debug server (net/http/pprof)", strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/debug/pprof/"))
 				fmt.Fprintf(out, "debug     %s  (net/http/pprof)\n", url)
 			}
 			fmt.Fprintln(out, "ready; Ctrl-C stops")

@@ -41,8 +41,19 @@ type upProcess struct {
 
 func startUp(t *testing.T, args ...string) *upProcess {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	return startUpCmd(t, upCommand(os.Args[0], args...))
+}
+
+// upCommand is `inventory up args...` run by the test binary bin.
+func upCommand(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, "-test.run=^$")
 	cmd.Env = append(os.Environ(), "INVENTORY_CLI_ARGS="+strings.Join(append([]string{"up"}, args...), "\x1f"))
+	return cmd
+}
+
+// startUpCmd starts cmd, an upCommand, and waits until up is ready.
+func startUpCmd(t *testing.T, cmd *exec.Cmd) *upProcess {
+	t.Helper()
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

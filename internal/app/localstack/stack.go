@@ -15,6 +15,7 @@ import (
 	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/pipelines/launch"
 	"github.com/inventory-events/inventory/pipelines/nightly"
 	"github.com/inventory-events/inventory/pipelines/stream"
 	"github.com/inventory-events/inventory/reports/trigger"
@@ -50,7 +51,8 @@ type Stack struct {
 	Emulator   *pubsubemu.Server
 	Admin      *broker.Admin
 	Stream     *StreamJob
-	TriggerURL string // http://HOST:PORT
+	Prism      *launch.Prism // the job server the jobs run on
+	TriggerURL string        // http://HOST:PORT
 	http       *http.Server
 	launcher   *trigger.LocalLauncher
 	cron       *trigger.LocalCron
@@ -73,6 +75,11 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			s.Stop(context.WithoutCancel(ctx))
 		}
 	}()
+	// The job server of the stream and nightly jobs, first: on Linux,
+	// confined to loopback (launch.StartPrism).
+	if s.Prism, err = launch.StartPrism(ctx); err != nil {
+		return nil, err
+	}
 	s.Emulator, err = pubsubemu.Start(cfg.EmulatorAddr, pubsubemu.Options{DataDir: cfg.DataDir, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("localstack: emulator: %w", err)
