@@ -36,18 +36,24 @@ const (
 // builder of that message.
 // Strings that are not valid UTF-8 (an error quoting raw input, attributes
 // as received) are repaired with U+FFFD, since JSON cannot carry them; the
-// payload travels as bytes, unchanged.
+// payload travels as bytes. Then dl is cut to Pub/Sub's limits before it is
+// built (BoundDeadLetter), so the message always fits them; the error is
+// ErrDeadLetterTooLarge if it still would not.
 func DeadLetterMessage(dl *inventoryv1.DeadLetter) (data []byte, attrs map[string]string, err error) {
-	dl = validUTF8(dl)
+	dl = BoundDeadLetter(validUTF8(dl))
 	data, err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(dl)
 	if err != nil {
 		return nil, nil, fmt.Errorf("encode dead letter %s: %w", dl.GetReason(), err)
 	}
-	return data, map[string]string{
+	attrs = map[string]string{
 		AttrDeadLetterReason: dl.GetReason(),
 		AttrDeadLetterStage:  dl.GetStage(),
 		AttrDeadLetterOrigin: dl.GetOrigin(),
-	}, nil
+	}
+	if n := messageSize(data, attrs); n > PubSubMaxMessageBytes {
+		return nil, nil, fmt.Errorf("encode dead letter %s: %d bytes: %w", dl.GetReason(), n, ErrDeadLetterTooLarge)
+	}
+	return data, attrs, nil
 }
 
 // validUTF8 returns dl, or a copy of it whose strings are valid UTF-8.
@@ -67,6 +73,7 @@ func validUTF8(dl *inventoryv1.DeadLetter) *inventoryv1.DeadLetter {
 	c := &inventoryv1.DeadLetter{
 		Reason: fix(dl.Reason), Error: fix(dl.Error), Payload: dl.Payload, MessageId: fix(dl.MessageId),
 		Stage: fix(dl.Stage), Origin: fix(dl.Origin), DeadLetteredAt: fix(dl.DeadLetteredAt), PublishTime: fix(dl.PublishTime),
+		PayloadBytes: dl.PayloadBytes, PayloadSha256: dl.PayloadSha256, AttributesTruncated: dl.AttributesTruncated,
 	}
 	if dl.Attributes != nil {
 		c.Attributes = make(map[string]string, len(dl.Attributes))

@@ -44,14 +44,20 @@ type ConsumeConfig struct {
 }
 
 // ConsumeStats counts what a consumer did:
-// Received = Applied + Superseded + Duplicates + DeadLettered.
+// Received = Applied + Superseded + Duplicates + DeadLettered + Dropped.
+// Dropped are invalid messages whose dead letter Pub/Sub refused for good
+// (see Consume): logged with their size and hash, and acked.
 type ConsumeStats struct {
-	Received, Applied, Superseded, Duplicates, DeadLettered, Alerts int64
+	Received, Applied, Superseded, Duplicates, DeadLettered, Dropped, Alerts int64
 }
 
 func (s ConsumeStats) String() string {
-	return fmt.Sprintf("received=%d applied=%d superseded=%d duplicates=%d dead_lettered=%d alerts=%d",
+	out := fmt.Sprintf("received=%d applied=%d superseded=%d duplicates=%d dead_lettered=%d alerts=%d",
 		s.Received, s.Applied, s.Superseded, s.Duplicates, s.DeadLettered, s.Alerts)
+	if s.Dropped > 0 {
+		out += fmt.Sprintf(" dropped=%d", s.Dropped)
+	}
+	return out
 }
 
 // Consumer keeps stock from a subscription: it applies each adjustment to
@@ -86,7 +92,11 @@ func NewConsumer(a *Admin, cfg ConsumeConfig) *Consumer {
 // Consume receives adjustments from the subscription and applies them to a
 // Store until ctx ends or the subscription stays idle for MaxIdle. It
 // returns the store and the counts; ctx ending is a normal stop. Invalid messages are dead-lettered
-// with their reason and acked; they never stop the consumer.
+// with their reason and acked; they never stop the consumer. One whose dead
+// letter Pub/Sub refuses for good (invalid or too large: a retry cannot
+// change that) is logged with its size and SHA-256, acked and counted as
+// Dropped rather than redelivered forever; one whose dead letter fails
+// otherwise is nacked and comes back.
 func (c *Consumer) Consume(ctx context.Context) (*Store, ConsumeStats, error) {
 	run := &consumeRun{
 		Consumer: c,
@@ -139,8 +149,8 @@ type consumeRun struct {
 	bg    context.Context // outlives ctx: for draining and the last snapshot
 	dl    *deadLetters
 
-	received, applied, superseded, dups, dead, alerts atomic.Int64
-	last                                              atomic.Int64 // UnixNano of the last message
+	received, applied, superseded, dups, dead, dropped, alerts atomic.Int64
+	last                                                       atomic.Int64 // UnixNano of the last message
 
 	pendMu  sync.Mutex
 	pending []*pubsub.Message // applied, not yet in a snapshot
@@ -226,17 +236,22 @@ func (run *consumeRun) hold(m *pubsub.Message) {
 
 // receive is the subscriber's callback: it applies m, or dead-letters it
 // when it is invalid, then holds it for the next snapshot. A message whose
-// dead letter cannot be published is nacked and not counted.
+// dead letter cannot be published now is nacked and not counted; one whose
+// dead letter Pub/Sub refuses for good is counted as dropped and held.
 func (run *consumeRun) receive(_ context.Context, m *pubsub.Message) {
 	run.last.Store(time.Now().UnixNano())
 	run.received.Add(1)
 	if err := run.apply(m); err != nil {
-		if !run.deadLetter(m, err) {
+		switch run.deadLetter(m, err) {
+		case dlRetry:
 			run.received.Add(-1)
 			m.Nack()
 			return
+		case dlDropped:
+			run.dropped.Add(1)
+		default:
+			run.dead.Add(1)
 		}
-		run.dead.Add(1)
 	}
 	run.hold(m)
 }
@@ -268,24 +283,47 @@ func (run *consumeRun) apply(m *pubsub.Message) error {
 	return nil
 }
 
+// What became of a dead letter.
+type dlOutcome int
+
+const (
+	dlPublished dlOutcome = iota // published, or there is no dead-letter topic
+	dlRetry                      // not published now: nack, it comes back
+	dlDropped                    // refused for good: logged, the message acked
+)
+
 // deadLetter publishes m's dead letter with the reason in err (an
-// *event.Invalid, or else an internal error) and waits for it. It reports
-// whether the dead letter is published (or there is no dead-letter topic).
-func (run *consumeRun) deadLetter(m *pubsub.Message, err error) bool {
+// *event.Invalid, or else an internal error) and waits for it.
+func (run *consumeRun) deadLetter(m *pubsub.Message, err error) dlOutcome {
 	var inv *event.Invalid
 	if !errors.As(err, &inv) {
 		inv = &event.Invalid{Code: event.CodeInternal, Detail: err.Error()}
 	}
-	run.cfg.Logger.Warn("dead-lettered", "message_id", m.ID, "reason", inv.Code, "detail", inv.Detail)
+	run.cfg.Logger.Warn("dead-lettered", "message_id", m.ID, "reason", inv.Code, "detail", cutDetail(inv.Detail))
 	r, err := run.dl.add(run.bg, m.Data, m.Attributes, inv, "message "+m.ID)
 	if err == nil && r != nil {
 		_, err = r.Get(run.bg)
 	}
-	if err != nil {
-		run.cfg.Logger.Error("dead-letter publish failed; message nacked", "message_id", m.ID, "err", err)
-		return false
+	switch {
+	case err == nil:
+		return dlPublished
+	case refused(err):
+		_, size, sum := event.BoundPayload(m.Data)
+		run.cfg.Logger.Error("dead letter refused by Pub/Sub; message acked without it", "message_id", m.ID,
+			"reason", inv.Code, "payload_bytes", size, "payload_sha256", sum, "attributes", len(m.Attributes), "err", err)
+		return dlDropped
 	}
-	return true
+	run.cfg.Logger.Error("dead-letter publish failed; message nacked", "message_id", m.ID, "err", err)
+	return dlRetry
+}
+
+// cutDetail bounds an error detail for a log line (a decoder's error may
+// quote its input).
+func cutDetail(s string) string {
+	if len(s) > event.MaxDeadLetterError {
+		return s[:event.MaxDeadLetterError] + "..."
+	}
+	return s
 }
 
 // onAlert counts an alert and passes it to the configured OnAlert.
@@ -301,7 +339,7 @@ func (run *consumeRun) onAlert(k event.Key, adj *event.Adjustment, r ledger.Resu
 // written even if nothing was pending.
 func (run *consumeRun) finish(ctx context.Context, receiveErr error) (ConsumeStats, error) {
 	st := ConsumeStats{Received: run.received.Load(), Applied: run.applied.Load(), Superseded: run.superseded.Load(),
-		Duplicates: run.dups.Load(), DeadLettered: run.dead.Load(), Alerts: run.alerts.Load()}
+		Duplicates: run.dups.Load(), DeadLettered: run.dead.Load(), Dropped: run.dropped.Load(), Alerts: run.alerts.Load()}
 	if receiveErr != nil && ctx.Err() == nil {
 		return st, fmt.Errorf("broker: consume %s: %w", run.cfg.Subscription, receiveErr)
 	}

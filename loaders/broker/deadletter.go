@@ -8,13 +8,16 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/inventory-events/inventory/internal/event"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 )
 
 // deadLetterMessage renders a rejected payload as the dead-letter topic's
-// message (event.DeadLetterMessage).
+// message (event.DeadLetterMessage, which cuts it to Pub/Sub's limits and
+// keeps the size and SHA-256 of the payload).
 func deadLetterMessage(stage string, payload []byte, attrs map[string]string, inv *event.Invalid, origin string, now time.Time) (*pubsub.Message, error) {
 	data, mattrs, err := event.DeadLetterMessage(&inventoryv1.DeadLetter{
 		Reason: inv.Code, Error: inv.Detail, Payload: payload, Attributes: attrs,
@@ -78,6 +81,15 @@ func (d *deadLetters) wait(ctx context.Context) error {
 		return fmt.Errorf("broker: %d dead letters not published: %w", len(errs), errors.Join(errs...))
 	}
 	return nil
+}
+
+// refused reports whether a dead letter's publish failed for good: Pub/Sub
+// (or the official publisher, before sending) refused the message itself,
+// so publishing it again cannot succeed. The stream's sink
+// (transforms/commit) tells failures apart the same way.
+func refused(err error) bool {
+	return errors.Is(err, pubsub.ErrOversizedMessage) || errors.Is(err, event.ErrDeadLetterTooLarge) ||
+		status.Code(err) == codes.InvalidArgument
 }
 
 func (d *deadLetters) stop() {

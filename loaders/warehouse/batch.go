@@ -1,18 +1,19 @@
 package warehouse
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"reflect"
 	"sort"
 	"time"
+
+	"github.com/inventory-events/inventory/internal/event"
 )
 
 // MaxPayloadBytes bounds the payload stored in a dead_letters row: one bad
 // message of the 10 MB Pub/Sub allows must not make a warehouse request too
-// large to send, which would fail its bundle on every retry.
-const MaxPayloadBytes = 64 << 10
+// large to send, which would fail its bundle on every retry. It is the bound
+// of the dead-letter topic's messages too (event.MaxDeadLetterPayload).
+const MaxPayloadBytes = event.MaxDeadLetterPayload
 
 // TableRows is a batch of rows of one table, as Writers take them. Build it
 // with Rows; the zero value is an empty batch of no table.
@@ -71,12 +72,7 @@ func BoundPayload(r *DeadLetterRow) {
 	if r.PayloadSHA256 != "" || r.Payload == nil {
 		return
 	}
-	sum := sha256.Sum256(r.Payload)
-	r.PayloadBytes = int64(len(r.Payload))
-	r.PayloadSHA256 = hex.EncodeToString(sum[:])
-	if len(r.Payload) > MaxPayloadBytes {
-		r.Payload = r.Payload[:MaxPayloadBytes:MaxPayloadBytes]
-	}
+	r.Payload, r.PayloadBytes, r.PayloadSHA256 = event.BoundPayload(r.Payload)
 }
 
 // Table returns the table of the rows; nil for the zero TableRows.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
@@ -20,7 +21,7 @@ import (
 
 func init() {
 	register.DoFn2x1[warehouse.AlertRow, func([]byte), error](&alertMessageFn{})
-	register.DoFn2x1[warehouse.DeadLetterRow, func([]byte), error](&deadLetterMessageFn{})
+	register.DoFn3x0[context.Context, warehouse.DeadLetterRow, func([]byte)](&deadLetterMessageFn{})
 	register.Emitter1[[]byte]()
 }
 
@@ -108,31 +109,47 @@ func encodeAlert(a *inventoryv1.LowStockAlert, encoding string) ([]byte, error) 
 
 // DeadLetterMessages is a composite transform that turns dead-letter rows
 // into messages for the dead-letter topic: a DeadLetter in JSON, with the
-// attributes of event.DeadLetterAttrKeys. It expects a PCollection of
+// attributes of event.DeadLetterAttrKeys, cut to Pub/Sub's limits
+// (event.DeadLetterMessage). It expects a PCollection of
 // warehouse.DeadLetterRow and returns a PCollection of []byte, each a
-// marshaled pubsubpb.PubsubMessage.
+// marshaled pubsubpb.PubsubMessage (for Dataflow's native write). A row
+// whose message cannot be built is logged and counted
+// (MetricDeadLettersDropped), never an error that would fail its bundle on
+// every retry.
 func DeadLetterMessages(s beam.Scope, rows beam.PCollection) beam.PCollection {
 	s = s.Scope("DeadLetterMessages")
 	return beam.ParDo(s, &deadLetterMessageFn{}, rows)
 }
 
-type deadLetterMessageFn struct{}
+type deadLetterMessageFn struct {
+	dropped beam.Counter
+}
 
-func (f *deadLetterMessageFn) ProcessElement(r warehouse.DeadLetterRow, emit func([]byte)) error {
+func (f *deadLetterMessageFn) Setup() {
+	f.dropped = beam.NewCounter(MetricNamespace, MetricDeadLettersDropped)
+}
+
+func (f *deadLetterMessageFn) ProcessElement(ctx context.Context, r warehouse.DeadLetterRow, emit func([]byte)) {
 	data, attrs, err := deadLetterMessage(r)
-	if err != nil {
-		return err
+	if err == nil {
+		err = emitMessage(emit, data, attrs)
 	}
-	return emitMessage(emit, data, attrs)
+	if err != nil {
+		logDropped(ctx, r, err)
+		f.dropped.Inc(ctx, 1)
+	}
 }
 
 // deadLetterMessage returns the data and attributes of the dead-letter
-// topic's message of a dead-letter row (event.DeadLetterMessage).
+// topic's message of a dead-letter row (event.DeadLetterMessage, which cuts
+// it to Pub/Sub's limits, keeping the size and SHA-256 of the payload).
 func deadLetterMessage(r warehouse.DeadLetterRow) ([]byte, map[string]string, error) {
 	dl := &inventoryv1.DeadLetter{
 		Reason:         r.Reason,
 		Error:          r.Error,
 		Payload:        r.Payload,
+		PayloadBytes:   r.PayloadBytes,
+		PayloadSha256:  r.PayloadSHA256,
 		Attributes:     attrsFromJSON(r.Attributes),
 		MessageId:      r.MessageID,
 		Stage:          r.Stage,
@@ -143,6 +160,15 @@ func deadLetterMessage(r warehouse.DeadLetterRow) ([]byte, map[string]string, er
 		dl.PublishTime = r.PublishTime.UTC().Format(time.RFC3339Nano)
 	}
 	return event.DeadLetterMessage(dl)
+}
+
+// logDropped logs a dead letter left off the topic, with what identifies
+// its payload: the size and SHA-256 of the whole.
+func logDropped(ctx context.Context, r warehouse.DeadLetterRow, err error) {
+	warehouse.BoundPayload(&r)
+	slog.ErrorContext(ctx, "commit: dead letter refused; left off the dead-letter topic, its message acked (the dead_letters row keeps it)",
+		"reason", r.Reason, "message_id", r.MessageID, "origin", r.Origin,
+		"payload_bytes", r.PayloadBytes, "payload_sha256", r.PayloadSHA256, "err", err)
 }
 
 func emitMessage(emit func([]byte), data []byte, attrs map[string]string) error {

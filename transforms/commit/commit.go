@@ -3,6 +3,7 @@ package commit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -11,7 +12,10 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms/pubsubsrc"
 )
@@ -179,6 +183,7 @@ type commitFn struct {
 	buffered int
 	stored   beam.Counter
 	acked    beam.Counter
+	dropped  beam.Counter
 	// inflight is the result of the batch being stored in the background
 	// (nil when none is): see flush.
 	inflight chan flushResult
@@ -186,8 +191,8 @@ type commitFn struct {
 
 // flushResult is what storing one batch did.
 type flushResult struct {
-	rows, acks int
-	err        error
+	rows, acks, dropped int
+	err                 error
 }
 
 func (f *commitFn) Setup(ctx context.Context) error {
@@ -217,6 +222,7 @@ func (f *commitFn) Setup(ctx context.Context) error {
 	}
 	f.stored = beam.NewCounter(MetricNamespace, "rows_stored")
 	f.acked = beam.NewCounter(MetricNamespace, "acked")
+	f.dropped = beam.NewCounter(MetricNamespace, MetricDeadLettersDropped)
 	return nil
 }
 
@@ -273,13 +279,15 @@ func (f *commitFn) wait(ctx context.Context) error {
 	f.inflight = nil
 	f.stored.Inc(ctx, int64(r.rows))
 	f.acked.Inc(ctx, int64(r.acks))
+	f.dropped.Inc(ctx, int64(r.dropped))
 	return r.err
 }
 
 // store publishes the alerts and dead letters of all, stores its rows, then
 // acknowledges its messages (see WriteCommits for why in this order).
 func (f *commitFn) store(ctx context.Context, all *Commit) flushResult {
-	if err := f.publish(ctx, all.Alerts, all.DeadLetters); err != nil {
+	dropped, err := f.publish(ctx, all.Alerts, all.DeadLetters)
+	if err != nil {
 		return flushResult{err: err}
 	}
 	rejected, err := warehouse.WriteAll(ctx, f.w,
@@ -294,11 +302,13 @@ func (f *commitFn) store(ctx context.Context, all *Commit) flushResult {
 	}
 	if len(rejected) > 0 {
 		// Already in dead_letters; tell the dead-letter topic too.
-		if err := f.publish(ctx, nil, rejected); err != nil {
+		n, err := f.publish(ctx, nil, rejected)
+		if err != nil {
 			return flushResult{err: err}
 		}
+		dropped += n
 	}
-	r := flushResult{rows: all.rows()}
+	r := flushResult{rows: all.rows(), dropped: dropped}
 	if len(all.ThresholdAcks) > 0 {
 		if err := f.ack(ctx, f.Opts.ThresholdSubscription, all.ThresholdAcks); err != nil {
 			slog.Warn("commit: acknowledge failed; the threshold changes will be redelivered", "subscription", f.Opts.ThresholdSubscription, "messages", len(all.ThresholdAcks), "err", err)
@@ -316,39 +326,70 @@ func (f *commitFn) store(ctx context.Context, all *Commit) flushResult {
 	return r
 }
 
-func (f *commitFn) publish(ctx context.Context, alerts []warehouse.AlertRow, dead []warehouse.DeadLetterRow) error {
+// publish publishes alerts and dead letters and waits for Pub/Sub to take
+// them. A dead letter that cannot be published at all (refused as invalid
+// or too large, which a retry cannot change) is logged and counted
+// (MetricDeadLettersDropped) and the rest goes on: its dead_letters row is
+// stored all the same, and one message must never fail every bundle after
+// it. Any other failure fails the batch, which is retried. It returns the
+// number of dead letters dropped.
+func (f *commitFn) publish(ctx context.Context, alerts []warehouse.AlertRow, dead []warehouse.DeadLetterRow) (dropped int, err error) {
 	var pending []*pubsub.PublishResult
 	if f.alerts != nil {
 		for _, r := range alerts {
 			data, attrs, err := alertMessage(r, f.Opts.AlertEncoding)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			pending = append(pending, f.alerts.Publish(ctx, &pubsub.Message{Data: data, Attributes: attrs}))
 		}
 	}
+	type deadResult struct {
+		row *warehouse.DeadLetterRow
+		res *pubsub.PublishResult
+	}
+	var deadPending []deadResult
 	if f.dead != nil {
-		for _, r := range dead {
-			data, attrs, err := deadLetterMessage(r)
+		for i := range dead {
+			data, attrs, err := deadLetterMessage(dead[i])
 			if err != nil {
-				return err
+				logDropped(ctx, dead[i], err)
+				dropped++
+				continue
 			}
-			pending = append(pending, f.dead.Publish(ctx, &pubsub.Message{Data: data, Attributes: attrs}))
+			deadPending = append(deadPending, deadResult{&dead[i], f.dead.Publish(ctx, &pubsub.Message{Data: data, Attributes: attrs})})
 		}
 	}
 	// Send now rather than after the publishers' batching delay (10 ms):
 	// the bundle is complete, and the store and the ack wait on this.
-	for _, p := range []*pubsub.Publisher{f.alerts, f.dead} {
-		if p != nil && len(pending) > 0 {
-			p.Flush()
-		}
+	if len(pending) > 0 {
+		f.alerts.Flush()
+	}
+	if len(deadPending) > 0 {
+		f.dead.Flush()
 	}
 	for _, p := range pending {
 		if _, err := p.Get(ctx); err != nil {
-			return fmt.Errorf("commit: publish: %w", err)
+			return 0, fmt.Errorf("commit: publish: %w", err)
 		}
 	}
-	return nil
+	for _, p := range deadPending {
+		if _, err := p.res.Get(ctx); err != nil {
+			if !refused(err) {
+				return 0, fmt.Errorf("commit: publish dead letter: %w", err)
+			}
+			logDropped(ctx, *p.row, err)
+			dropped++
+		}
+	}
+	return dropped, nil
+}
+
+// refused reports whether a publish failed for good: Pub/Sub (or the
+// official publisher, before sending) refused the message itself.
+func refused(err error) bool {
+	return errors.Is(err, pubsub.ErrOversizedMessage) || errors.Is(err, event.ErrDeadLetterTooLarge) ||
+		status.Code(err) == codes.InvalidArgument
 }
 
 func (f *commitFn) ack(ctx context.Context, subscription string, ids []string) error {

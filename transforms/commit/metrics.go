@@ -12,6 +12,13 @@ const (
 	MetricApplied      = "applied"
 	MetricDuplicates   = "duplicates"
 	MetricDeadLettered = "dead_lettered"
+	// MetricDeadLettersDropped counts dead letters that Pub/Sub refused
+	// (or that could not be built): each is logged with its payload's
+	// size and SHA-256 and left off the dead-letter topic, its message
+	// acked all the same, rather than fail every bundle after it. Its
+	// dead_letters row is stored as any other (it is not a fourth term
+	// of the reconciliation).
+	MetricDeadLettersDropped = "dead_letters_dropped"
 )
 
 // Counts is the reconciliation of a run: Received = Applied + Duplicates +

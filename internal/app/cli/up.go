@@ -95,6 +95,7 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 	f.IntVar(&port, "port", 8085, "local Pub/Sub port (0: any)")
 	f.IntVar(&triggerPort, "trigger-port", 8080, "trigger service port (0: any)")
 	f.StringVar(&cfg.DataDir, "data-dir", ".inventory-data", "where the local Pub/Sub persists (empty: memory only)")
+	addMaxTopicBytesFlag(cmd, &cfg.EmulatorMaxTopicBytes)
 	f.StringVar(&cfg.Warehouse, "warehouse", names.Warehouse, "local warehouse directory")
 	f.StringVar(&cfg.Reports, "reports", "./reports-out", "report root directory")
 	f.StringVar(&cfg.Snapshot, "snapshot", "testdata/inventory_state.json", "starting stock of the streaming and nightly jobs")

@@ -28,6 +28,9 @@ type Config struct {
 	// port). DataDir persists it ("": memory only).
 	EmulatorAddr string
 	DataDir      string
+	// EmulatorMaxTopicBytes caps the backlog of each topic of the local
+	// Pub/Sub (pubsubemu.Options.MaxTopicBytes; 0: its default).
+	EmulatorMaxTopicBytes int64
 	// Warehouse is the local warehouse directory; Reports the report root.
 	Warehouse string
 	Reports   string
@@ -80,7 +83,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	if s.Prism, err = launch.StartPrism(ctx); err != nil {
 		return nil, err
 	}
-	s.Emulator, err = pubsubemu.Start(cfg.EmulatorAddr, pubsubemu.Options{DataDir: cfg.DataDir, Logger: cfg.Logger})
+	s.Emulator, err = pubsubemu.Start(cfg.EmulatorAddr, pubsubemu.Options{DataDir: cfg.DataDir, Logger: cfg.Logger, MaxTopicBytes: cfg.EmulatorMaxTopicBytes})
 	if err != nil {
 		return nil, fmt.Errorf("localstack: emulator: %w", err)
 	}

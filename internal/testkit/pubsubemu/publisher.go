@@ -26,7 +26,10 @@ type message struct {
 	pm      *pb.PubsubMessage
 	size    int64
 	publish time.Time
-	refs    atomic.Int32 // subscriptions still holding it (persistence bookkeeping)
+	refs    atomic.Int32 // subscriptions (and snapshots) still holding it
+	// topic counts size in its retained bytes while refs > 0; set before
+	// any subscription holds the message (nil: not counted).
+	topic *topic
 }
 
 func newMessage(seq uint64, pm *pb.PubsubMessage) *message {
@@ -42,6 +45,23 @@ type topic struct {
 	mu    sync.RWMutex
 	proto *pb.Topic
 	subs  []*subscription // copy-on-write
+	// retained is the bytes of the messages its subscriptions and
+	// snapshots hold (Options.MaxTopicBytes).
+	retained atomic.Int64
+}
+
+// retain counts m, which a subscription is about to hold, in t's retained
+// bytes.
+func (t *topic) retain(m *message) {
+	m.topic = t
+	t.retained.Add(m.size)
+}
+
+// release uncounts m, which no subscription holds any more.
+func (m *message) release() {
+	if m.topic != nil {
+		m.topic.retained.Add(-m.size)
+	}
 }
 
 func (g *publisherService) CreateTopic(_ context.Context, in *pb.Topic) (*pb.Topic, error) {
@@ -328,6 +348,9 @@ func (g *publisherService) Publish(_ context.Context, req *pb.PublishRequest) (*
 		}
 	}
 
+	if err := s.checkRetained(t, req); err != nil {
+		return nil, err
+	}
 	now := timestamppb.New(s.now())
 	msgs := make([]*message, len(req.Messages))
 	ids := make([]string, len(req.Messages))
@@ -350,10 +373,36 @@ func (g *publisherService) Publish(_ context.Context, req *pb.PublishRequest) (*
 			OrderingKey: in.OrderingKey,
 		})
 	}
-	if err := s.fanout(subs, msgs); err != nil {
+	if err := s.fanout(t, subs, msgs); err != nil {
 		return nil, status.Errorf(codes.Internal, "publish to %s: %v", req.Topic, err)
 	}
 	return &pb.PublishResponse{MessageIds: ids}, nil
+}
+
+// checkRetained refuses a publish that would take t's retained bytes past
+// Options.MaxTopicBytes, with RESOURCE_EXHAUSTED as Pub/Sub answers a
+// publish past a quota (the official client retries it with backoff until
+// its publish timeout). Concurrent publishes are checked one by one, so
+// they may pass the cap by what is in flight.
+func (s *Server) checkRetained(t *topic, req *pb.PublishRequest) error {
+	limit := s.opts.MaxTopicBytes
+	if limit <= 0 {
+		return nil
+	}
+	var size int64
+	for _, in := range req.Messages {
+		size += int64(len(in.Data) + len(in.OrderingKey))
+		for k, v := range in.Attributes {
+			size += int64(len(k) + len(v))
+		}
+	}
+	if held := t.retained.Load(); held+size > limit {
+		s.log.Warn("publish refused: topic backlog at its cap", "topic", t.name, "retained_bytes", held, "request_bytes", size, "max_topic_bytes", limit)
+		return status.Errorf(codes.ResourceExhausted,
+			"topic %s retains %d bytes of unacknowledged messages; %d more would pass the local Pub/Sub's cap of %d bytes per topic (--max-topic-bytes): ack or seek the subscriptions, or raise the cap",
+			t.name, held, size, limit)
+	}
+	return nil
 }
 
 // checkPublish enforces Pub/Sub's documented limits on a publish request
@@ -395,8 +444,9 @@ func checkPublish(req *pb.PublishRequest) error {
 }
 
 // fanout hands messages to each subscription whose filter accepts them,
-// persisting them first when there is a data dir.
-func (s *Server) fanout(subs []*subscription, msgs []*message) error {
+// persisting them first when there is a data dir, and counts those held in
+// t's retained bytes.
+func (s *Server) fanout(t *topic, subs []*subscription, msgs []*message) error {
 	if len(subs) == 0 {
 		return nil // Pub/Sub drops messages published to a topic with no subscriptions
 	}
@@ -430,6 +480,11 @@ func (s *Server) fanout(subs []*subscription, msgs []*message) error {
 		}
 		if err := s.persistWait(ops...); err != nil {
 			return err
+		}
+	}
+	for _, m := range msgs {
+		if m.refs.Load() > 0 { // no subscription has it yet: refs only grew
+			t.retain(m)
 		}
 	}
 	for i, sub := range subs {
@@ -479,7 +534,7 @@ func (s *Server) forwardDeadLetters(subName, topicName string, dead []*subMsg) {
 			OrderingKey: src.OrderingKey,
 		})
 	}
-	if err := s.fanout(subs, msgs); err != nil {
+	if err := s.fanout(t, subs, msgs); err != nil {
 		s.log.Error("forward dead letters", "subscription", subName, "topic", topicName, "err", err)
 	}
 }

@@ -31,7 +31,18 @@ type Options struct {
 	DataDir string           // "" = in memory only
 	Now     func() time.Time // nil = time.Now (injectable clock for tests)
 	Logger  *slog.Logger     // nil = discard; quiet by default
+	// MaxTopicBytes caps the bytes of messages a topic's subscriptions
+	// and snapshots retain (data, attributes, ordering key; a message
+	// held by several counts once): past it, Publish is refused with
+	// RESOURCE_EXHAUSTED, as Pub/Sub refuses a publish past a quota, until
+	// subscribers ack or retention drops enough. 0 = DefaultMaxTopicBytes;
+	// negative = no cap.
+	MaxTopicBytes int64
 }
+
+// DefaultMaxTopicBytes is the default of Options.MaxTopicBytes: a backlog
+// this large is a stuck subscriber, not a workload of the local stack.
+const DefaultMaxTopicBytes = 1 << 30
 
 const (
 	defaultAckDeadline = 10 * time.Second
@@ -103,6 +114,12 @@ func Start(addr string, opts Options) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	switch {
+	case s.opts.MaxTopicBytes == 0:
+		s.opts.MaxTopicBytes = DefaultMaxTopicBytes
+	case s.opts.MaxTopicBytes < 0:
+		s.opts.MaxTopicBytes = 0 // no cap
 	}
 	var b [4]byte
 	if _, err := rand.Read(b[:]); err != nil {

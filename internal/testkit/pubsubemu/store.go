@@ -370,7 +370,11 @@ func (s *Server) load() error {
 				if m == nil {
 					continue
 				}
-				m.refs.Add(1)
+				if m.refs.Add(1) == 1 {
+					if t := s.topics[sub.proto.Topic]; t != nil {
+						t.retain(m)
+					}
+				}
 				acked, attempts := decodeSubMsg(v)
 				sub.restore(m, acked, attempts)
 			}

@@ -190,9 +190,13 @@ func (sub *subscription) freeLocked(sm *subMsg) {
 		sub.keyDoneLocked(sm)
 	}
 	sm.state = stGone
+	last := sm.m.refs.Add(-1) == 0
+	if last {
+		sm.m.release()
+	}
 	if sub.srv.store != nil {
 		sub.ops = append(sub.ops, subMsgDelete(sub.name, sm.m.seq))
-		if sm.m.refs.Add(-1) == 0 {
+		if last {
 			sub.ops = append(sub.ops, msgDelete(sm.m.seq))
 		}
 	}

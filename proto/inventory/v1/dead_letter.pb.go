@@ -40,25 +40,36 @@ type DeadLetter struct {
 	// Short machine-readable reason code, e.g. "undecodable", "unknown_reason",
 	// "too_late" (the Code constants of internal/event).
 	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
-	// Human-readable detail.
+	// Human-readable detail, cut to 4 KiB.
 	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	// The payload as received.
+	// The payload as received, cut to its first 65,536 bytes (the longest
+	// payload the contract accepts): payload_bytes and payload_sha256
+	// describe the whole, so that a dead letter always fits Pub/Sub's limits.
 	Payload []byte `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
-	// Pub/Sub attributes as received.
+	// Pub/Sub attributes as received; keys past 256 bytes and values past
+	// 1,024 bytes are cut, and past 256 KiB of them the rest is left out
+	// (attributes_truncated says so).
 	Attributes map[string]string `protobuf:"bytes,4,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Pub/Sub message id, if it came from Pub/Sub.
 	MessageId string `protobuf:"bytes,5,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	// Where it was rejected: "publish", "consume", "stream", "warehouse".
 	Stage string `protobuf:"bytes,6,opt,name=stage,proto3" json:"stage,omitempty"`
 	// Where the input came from: "pubsub", "csv", a file position such as
-	// "file.csv:17", "message ID", or a warehouse table.
+	// "file.csv:17", "message ID", or a warehouse table. Cut to 1,024 bytes,
+	// as every attribute value.
 	Origin string `protobuf:"bytes,7,opt,name=origin,proto3" json:"origin,omitempty"`
 	// When it was dead-lettered, RFC 3339.
 	DeadLetteredAt string `protobuf:"bytes,8,opt,name=dead_lettered_at,json=deadLetteredAt,proto3" json:"dead_lettered_at,omitempty"`
 	// Pub/Sub publish time, RFC 3339, if any.
-	PublishTime   string `protobuf:"bytes,9,opt,name=publish_time,json=publishTime,proto3" json:"publish_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PublishTime string `protobuf:"bytes,9,opt,name=publish_time,json=publishTime,proto3" json:"publish_time,omitempty"`
+	// Length in bytes and SHA-256 (lowercase hex) of the whole payload, as
+	// the dead_letters table's payload_bytes and payload_sha256.
+	PayloadBytes  int64  `protobuf:"varint,10,opt,name=payload_bytes,json=payloadBytes,proto3" json:"payload_bytes,omitempty"`
+	PayloadSha256 string `protobuf:"bytes,11,opt,name=payload_sha256,json=payloadSha256,proto3" json:"payload_sha256,omitempty"`
+	// Whether attributes lost anything to the cut above.
+	AttributesTruncated bool `protobuf:"varint,12,opt,name=attributes_truncated,json=attributesTruncated,proto3" json:"attributes_truncated,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *DeadLetter) Reset() {
@@ -154,11 +165,32 @@ func (x *DeadLetter) GetPublishTime() string {
 	return ""
 }
 
+func (x *DeadLetter) GetPayloadBytes() int64 {
+	if x != nil {
+		return x.PayloadBytes
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetPayloadSha256() string {
+	if x != nil {
+		return x.PayloadSha256
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetAttributesTruncated() bool {
+	if x != nil {
+		return x.AttributesTruncated
+	}
+	return false
+}
+
 var File_proto_inventory_v1_dead_letter_proto protoreflect.FileDescriptor
 
 const file_proto_inventory_v1_dead_letter_proto_rawDesc = "" +
 	"\n" +
-	"$proto/inventory/v1/dead_letter.proto\x12\finventory.v1\"\xf7\x02\n" +
+	"$proto/inventory/v1/dead_letter.proto\x12\finventory.v1\"\xf6\x03\n" +
 	"\n" +
 	"DeadLetter\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
@@ -172,7 +204,11 @@ const file_proto_inventory_v1_dead_letter_proto_rawDesc = "" +
 	"\x05stage\x18\x06 \x01(\tR\x05stage\x12\x16\n" +
 	"\x06origin\x18\a \x01(\tR\x06origin\x12(\n" +
 	"\x10dead_lettered_at\x18\b \x01(\tR\x0edeadLetteredAt\x12!\n" +
-	"\fpublish_time\x18\t \x01(\tR\vpublishTime\x1a=\n" +
+	"\fpublish_time\x18\t \x01(\tR\vpublishTime\x12#\n" +
+	"\rpayload_bytes\x18\n" +
+	" \x01(\x03R\fpayloadBytes\x12%\n" +
+	"\x0epayload_sha256\x18\v \x01(\tR\rpayloadSha256\x121\n" +
+	"\x14attributes_truncated\x18\f \x01(\bR\x13attributesTruncated\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01BFZDgithub.com/inventory-events/inventory/proto/inventory/v1;inventoryv1b\x06proto3"
