@@ -668,7 +668,7 @@ func validIDs(t *testing.T, data []byte) map[string]bool {
 		if errors.Is(err, io.EOF) {
 			return out
 		}
-		if err == nil && event.Validate(&a, time.Now()) == nil {
+		if err == nil && event.Validate(&a, clock.Now()) == nil {
 			out[a.EventID] = true
 		}
 	}

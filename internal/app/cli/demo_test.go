@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/testkit/oracle"
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
@@ -149,7 +150,7 @@ func sumCSV(t *testing.T) (received, sold int64) {
 		if errors.Is(err, io.EOF) {
 			return
 		}
-		if err != nil || event.Validate(&a, time.Now()) != nil {
+		if err != nil || event.Validate(&a, clock.Now()) != nil {
 			continue
 		}
 		switch a.Reason {

@@ -12,8 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
@@ -120,7 +120,7 @@ func badLines(t *testing.T, path string) []string {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil || event.Validate(&a, time.Now()) != nil {
+		if err != nil || event.Validate(&a, clock.Now()) != nil {
 			out = append(out, path+":"+strconv.Itoa(r.Line()))
 		}
 	}
