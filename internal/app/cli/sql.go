@@ -30,6 +30,9 @@ INSTALL, SET, PRAGMA, EXPLAIN and the like are refused. On BigQuery a query
 may do what your account's IAM roles allow: query with an account that holds
 roles/bigquery.dataViewer and roles/bigquery.jobUser and nothing more.
 
+Control and format characters in the output (ESC, BEL, bidirectional
+overrides, ...) are printed escaped (\x1b, \u202e; in JSON, \u001b).
+
   inventory sql "SELECT sku, location_id, on_hand FROM stock_levels LIMIT 5"`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -37,7 +40,11 @@ roles/bigquery.dataViewer and roles/bigquery.jobUser and nothing more.
 			if err := checkWarehouseDir(uri); err != nil {
 				return err
 			}
-			return warehouse.Query(cmd.Context(), uri, q, format, cmd.OutOrStdout())
+			out := newEscapeWriter(cmd.OutOrStdout(), format == "json")
+			if err := warehouse.Query(cmd.Context(), uri, q, format, out); err != nil {
+				return err
+			}
+			return out.Close()
 		},
 	}
 	cmd.Flags().StringVar(&uri, "warehouse", names.Warehouse, "local directory or bq://PROJECT.DATASET")
