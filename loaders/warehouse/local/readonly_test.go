@@ -195,3 +195,20 @@ func TestReadOnlyErrorSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryPathsThatAreNotCanonical: the files DuckDB may read are named
+// as the views name them, so a warehouse reached through a relative path
+// or a symbolic link reads like any other.
+func TestQueryPathsThatAreNotCanonical(t *testing.T) {
+	dir := loadFixtures(t)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Dir(dir))
+	for _, d := range []string{link, filepath.Base(dir), "./" + filepath.Base(dir) + "/../" + filepath.Base(dir)} {
+		if n := count(t, d, "SELECT count(*) AS n FROM adjustments"); n != 10 {
+			t.Errorf("%s: %d adjustments, want 10", d, n)
+		}
+	}
+}
