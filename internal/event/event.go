@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
@@ -158,7 +159,7 @@ const (
 	CodeQuantityRange   = "quantity_out_of_range"
 	CodeNegativeCount   = "negative_count"
 	CodeWrongSign       = "wrong_sign"
-	CodeBadSource       = "bad_source"
+	CodeBadSource       = "bad_source" // not UTF-8, too long, or a control character
 	CodeBadCSV          = "bad_csv_row"
 	// CodeTooLate: older than its key's dedup horizon and not covered by a
 	// count (ledger.TooLate), so it cannot be deduplicated safely.
@@ -200,8 +201,8 @@ func Validate(a *Adjustment, now time.Time) error {
 	if err := checkID(a.LocationID, MaxKeyLen, CodeBadLocation, "location_id"); err != nil {
 		return err
 	}
-	if len(a.Source) > MaxSourceLen || !utf8.ValidString(a.Source) {
-		return invalid(CodeBadSource, "source is not UTF-8 text of at most %d bytes", MaxSourceLen)
+	if err := checkText(a.Source, MaxSourceLen, CodeBadSource, "source"); err != nil {
+		return err
 	}
 	if a.Reason <= ReasonUnspecified || a.Reason > TransferOut {
 		return invalid(CodeUnknownReason, "reason %v is not one of the contract's", a.Reason)
@@ -246,6 +247,23 @@ func checkID(s string, max int, code, field string) error {
 		if c <= ' ' || c >= 0x7f {
 			return invalid(code, "%s %q has a blank, control or non-ASCII byte at %d", field, s, i)
 		}
+	}
+	return nil
+}
+
+// checkText accepts UTF-8 text of at most max bytes without control
+// characters (C0, DEL, C1: ESC and BEL among them), which a terminal or a
+// log viewer would act on rather than show. Every string field of the
+// contract is either an identifier (checkID, stricter) or such text.
+func checkText(s string, max int, code, field string) error {
+	if len(s) > max {
+		return invalid(code, "%s is %d bytes, more than %d", field, len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return invalid(code, "%s is not UTF-8", field)
+	}
+	if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
+		return invalid(code, "%s %q has a control character at byte %d", field, s, i)
 	}
 	return nil
 }

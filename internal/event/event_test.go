@@ -167,6 +167,20 @@ func TestValidate(t *testing.T) {
 		{"negative receipt", func(a *Adjustment) { a.Reason = Received }, CodeWrongSign},
 		{"adjusted either way", func(a *Adjustment) { a.Reason, a.Quantity = Adjusted, 3 }, ""},
 		{"bad source", func(a *Adjustment) { a.Source = "\xff" }, CodeBadSource},
+		{"long source", func(a *Adjustment) { a.Source = strings.Repeat("p", MaxSourceLen+1) }, CodeBadSource},
+		{"escape in source", func(a *Adjustment) { a.Source = "pos\x1b[2J\x1b]0;owned\a" }, CodeBadSource},
+		{"bell in source", func(a *Adjustment) { a.Source = "pos\a" }, CodeBadSource},
+		{"newline in source", func(a *Adjustment) { a.Source = "pos\nfake log line" }, CodeBadSource},
+		{"tab in source", func(a *Adjustment) { a.Source = "pos\t1" }, CodeBadSource},
+		{"DEL in source", func(a *Adjustment) { a.Source = "pos\x7f" }, CodeBadSource},
+		{"C1 CSI in source", func(a *Adjustment) { a.Source = "pos\u009b31m" }, CodeBadSource},
+		{"NUL in source", func(a *Adjustment) { a.Source = "pos\x00" }, CodeBadSource},
+		{"unicode source", func(a *Adjustment) { a.Source = "caisse n° 3 – Zürich 🛒" }, ""},
+		{"source with blanks", func(a *Adjustment) { a.Source = "pos store 12" }, ""},
+		{"escape in id", func(a *Adjustment) { a.EventID = "e\x1b[2J" }, CodeBadEventID},
+		{"bell in id", func(a *Adjustment) { a.EventID = "e\a" }, CodeBadEventID},
+		{"C1 in id", func(a *Adjustment) { a.EventID = "e\u009b" }, CodeBadEventID},
+		{"escape in sku", func(a *Adjustment) { a.SKU = "SKU\x1b" }, CodeBadSKU},
 	}
 	for _, tt := range tests {
 		a := ok

@@ -244,3 +244,9 @@ func replaceDate(dir string, date civil.Date, rows warehouse.TableRows) error {
 func schemaOf(t *warehouse.Table) *parquet.Schema {
 	return parquet.SchemaOf(reflect.New(t.RowType).Interface())
 }
+
+// ErrReadOnly is the error of SQL that is not one query: the local
+// warehouse runs SELECT statements only, reading its own Parquet files and
+// nothing else, so no SQL can write a file, attach a database, load an
+// extension or change a setting.
+var ErrReadOnly = errors.New("the warehouse is read-only: SQL runs one query (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE) over its tables")

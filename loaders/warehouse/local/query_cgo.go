@@ -5,8 +5,13 @@ package local
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"errors"
 	"fmt"
+	"io"
 	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -46,6 +51,10 @@ func isVanishedFile(err error) bool {
 }
 
 func queryOnce(ctx context.Context, dir, query string) (*warehouse.Result, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		return nil, err
@@ -59,55 +68,173 @@ func queryOnce(ctx context.Context, dir, query string) (*warehouse.Result, error
 	if _, err := conn.ExecContext(ctx, "SET TimeZone = 'UTC'"); err != nil {
 		return nil, fmt.Errorf("set time zone: %w", err)
 	}
-	for _, t := range warehouse.Tables {
-		files, err := liveFiles(dir, t.Name)
-		if err != nil {
+	files := make([][]string, len(warehouse.Tables))
+	var all []string
+	for i, t := range warehouse.Tables {
+		if files[i], err = liveFiles(dir, t.Name); err != nil {
 			return nil, fmt.Errorf("view %s: %w", t.Name, err)
 		}
 		if queryHook != nil {
 			queryHook(t.Name)
 		}
-		if _, err := conn.ExecContext(ctx, localView(t, files, nil)); err != nil {
-			// Files written before a column was added lack it: the view
-			// reads NULL there, as BigQuery does for a column added later.
-			have, derr := parquetColumns(ctx, conn, files)
-			if derr != nil {
-				return nil, fmt.Errorf("view %s: %w", t.Name, err)
-			}
-			if _, err = conn.ExecContext(ctx, localView(t, files, have)); err == nil {
-				continue
-			}
-			return nil, fmt.Errorf("view %s: %w", t.Name, err)
+		all = append(all, files[i]...)
+	}
+	if err := lockDown(ctx, conn, all); err != nil {
+		return nil, err
+	}
+	for i, t := range warehouse.Tables {
+		if err := createView(ctx, conn, t, files[i]); err != nil {
+			return nil, fmt.Errorf("view %s: %w", t.Name, vanished(err, files[i]))
 		}
 	}
-	rows, err := conn.QueryContext(ctx, query)
+	var res *warehouse.Result
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*duckdb.Conn)
+		if !ok {
+			return fmt.Errorf("driver connection is a %T, not DuckDB's", dc)
+		}
+		res, err = runSelect(ctx, c, query)
+		return err
+	})
+	if err != nil {
+		return nil, vanished(err, all)
+	}
+	return res, nil
+}
+
+// vanished returns err saying "no such file" (isVanishedFile) if one of the
+// files the views list is gone: DuckDB, which then reads the name as a
+// directory to glob, reports it as a path it may not access (lockDown).
+func vanished(err error, files []string) error {
+	for _, f := range files {
+		if _, serr := os.Stat(f); errors.Is(serr, os.ErrNotExist) {
+			return fmt.Errorf("%s: no such file (listed, then removed): %w", f, err)
+		}
+	}
+	return err
+}
+
+// lockDown confines the connection before any view or query runs: DuckDB
+// may open the warehouse's Parquet files of this query (files) and nothing
+// else, for reading or writing; it installs and loads no extension; and no
+// statement may change these settings again. Every query of the local
+// warehouse runs so: an analyst's, the stream's restore and the nightly
+// job's.
+func lockDown(ctx context.Context, conn *sql.Conn, files []string) error {
+	allowed := "[]::VARCHAR[]"
+	if len(files) > 0 {
+		allowed = sqlList(files)
+	}
+	for _, s := range []string{
+		// Before enable_external_access: DuckDB refuses to widen the list
+		// once access is off.
+		"SET allowed_paths = " + allowed,
+		"SET enable_external_access = false",
+		"SET autoinstall_known_extensions = false",
+		"SET autoload_known_extensions = false",
+		"SET lock_configuration = true",
+	} {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("lock down: %s: %w", strings.SplitN(s, " =", 2)[0], err)
+		}
+	}
+	return nil
+}
+
+// createView creates table t's view over files.
+func createView(ctx context.Context, conn *sql.Conn, t *warehouse.Table, files []string) error {
+	_, err := conn.ExecContext(ctx, localView(t, files, nil))
+	if err == nil {
+		return nil
+	}
+	// Files written before a column was added lack it: the view reads NULL
+	// there, as BigQuery does for a column added later.
+	have, derr := parquetColumns(ctx, conn, files)
+	if derr != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, localView(t, files, have))
+	return err
+}
+
+// runSelect prepares q as one statement and runs it if DuckDB's parser
+// says it is a query (a SELECT statement: SELECT, WITH, FROM, VALUES,
+// TABLE, DESCRIBE, SHOW, SUMMARIZE). DuckDB's own parser decides, so no
+// comment, quoting or escape can hide a statement from the check.
+// duckdb.Conn.Prepare refuses more than one statement; database/sql's
+// PrepareContext would run every statement before the last.
+func runSelect(ctx context.Context, c *duckdb.Conn, q string) (*warehouse.Result, error) {
+	ds, err := c.Prepare(q)
+	if err != nil {
+		if strings.Contains(err.Error(), "multi-statement") {
+			return nil, fmt.Errorf("%w: one statement at a time", ErrReadOnly)
+		}
+		if strings.TrimSpace(q) == "" || strings.Contains(err.Error(), "empty query") {
+			return nil, fmt.Errorf("%w: the query is empty", ErrReadOnly)
+		}
+		// A COPY or a table function naming a file other than the
+		// warehouse's fails here, when DuckDB binds it (lockDown).
+		if de := (*duckdb.Error)(nil); errors.As(err, &de) && de.Type == duckdb.ErrorTypePermission {
+			return nil, fmt.Errorf("%w: it reads the warehouse's own files only: %v", ErrReadOnly, err)
+		}
+		return nil, err
+	}
+	stmt := ds.(*duckdb.Stmt)
+	defer stmt.Close()
+	st, err := stmt.StatementType()
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	cols, err := rows.ColumnTypes()
+	if st != duckdb.STATEMENT_TYPE_SELECT {
+		return nil, fmt.Errorf("%w: got %s", ErrReadOnly, statementName(st))
+	}
+	dr, err := stmt.QueryContext(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	res := &warehouse.Result{}
-	for _, c := range cols {
-		res.Columns = append(res.Columns, c.Name())
-	}
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
+	defer dr.Close()
+	res := &warehouse.Result{Columns: dr.Columns()}
+	types := make([]string, len(res.Columns))
+	if tn, ok := dr.(driver.RowsColumnTypeDatabaseTypeName); ok {
+		for i := range types {
+			types[i] = tn.ColumnTypeDatabaseTypeName(i)
 		}
-		if err := rows.Scan(ptrs...); err != nil {
+	}
+	for {
+		vals := make([]driver.Value, len(res.Columns))
+		if err := dr.Next(vals); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
 			return nil, err
 		}
+		row := make([]any, len(vals))
 		for i, v := range vals {
-			vals[i] = normalize(v, cols[i].DatabaseTypeName())
+			row[i] = normalize(v, types[i])
 		}
-		res.Rows = append(res.Rows, vals)
+		res.Rows = append(res.Rows, row)
 	}
-	return res, rows.Err()
+	return res, nil
+}
+
+// statementName names a statement type for the refusal.
+func statementName(t duckdb.StmtType) string {
+	switch t {
+	case duckdb.STATEMENT_TYPE_INSERT, duckdb.STATEMENT_TYPE_UPDATE, duckdb.STATEMENT_TYPE_DELETE:
+		return "a data change (INSERT, UPDATE, DELETE)"
+	case duckdb.STATEMENT_TYPE_COPY, duckdb.STATEMENT_TYPE_EXPORT:
+		return "a COPY or EXPORT"
+	case duckdb.STATEMENT_TYPE_CREATE, duckdb.STATEMENT_TYPE_CREATE_FUNC, duckdb.STATEMENT_TYPE_ALTER, duckdb.STATEMENT_TYPE_DROP:
+		return "a schema change (CREATE, ALTER, DROP)"
+	case duckdb.STATEMENT_TYPE_ATTACH, duckdb.STATEMENT_TYPE_DETACH:
+		return "an ATTACH or DETACH"
+	case duckdb.STATEMENT_TYPE_LOAD, duckdb.STATEMENT_TYPE_EXTENSION:
+		return "an INSTALL or LOAD"
+	case duckdb.STATEMENT_TYPE_SET, duckdb.STATEMENT_TYPE_VARIABLE_SET, duckdb.STATEMENT_TYPE_PRAGMA:
+		return "a SET, RESET or PRAGMA"
+	case duckdb.STATEMENT_TYPE_EXPLAIN:
+		return "an EXPLAIN"
+	}
+	return fmt.Sprintf("a statement of type %d, not a query", int(t))
 }
 
 // localView returns the CREATE VIEW statement of table t: its Parquet files
