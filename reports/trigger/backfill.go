@@ -124,7 +124,7 @@ func (s *server) backfill(w http.ResponseWriter, r *http.Request) {
 			s.log.ErrorContext(r.Context(), "nightly backfill stopped", "from", bf.From, "to", bf.To, "date", date,
 				"job_id", run.JobID, "state", run.State, "error", run.Error)
 			writeJSON(w, http.StatusInternalServerError, map[string]any{
-				"error": fmt.Sprintf("the nightly run for %s ended %s; the backfill stopped there, and the same request resumes it", date, run.State),
+				"error":    fmt.Sprintf("the nightly run for %s ended %s; the backfill stopped there, and the same request resumes it", date, run.State),
 				"backfill": bf})
 			return
 		}
