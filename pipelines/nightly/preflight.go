@@ -14,9 +14,10 @@ import (
 
 // Plan is what Preflight found: what the run will read.
 type Plan struct {
-	// Rows is how many adjustments the warehouse holds for the day, or -1
+	// Rows is how many adjustments the run reads from the warehouse (those
+	// before the end of the day), and DayRows how many are of the day; -1
 	// when the run reads a CSV.
-	Rows int64
+	Rows, DayRows int64
 	// InputBytes is the size of the local CSV input, or -1.
 	InputBytes int64
 	// Opening says where the opening stock comes from.
@@ -31,7 +32,7 @@ type Plan struct {
 // stock, and a day without adjustments is reported with no movement.
 func Preflight(ctx context.Context, cfg Config) (Plan, error) {
 	cfg = cfg.withDefaults()
-	plan := Plan{Rows: -1, InputBytes: -1}
+	plan := Plan{Rows: -1, DayRows: -1, InputBytes: -1}
 	start, end, err := cfg.Window()
 	if err != nil {
 		return plan, err
@@ -69,15 +70,18 @@ func Preflight(ctx context.Context, cfg Config) (Plan, error) {
 	}
 	if cfg.Input == "" {
 		// A day without adjustments is a day like any other (a closed
-		// store, a holiday): its report shows no movement. The count is
-		// for the progress line, and it checks that the warehouse answers.
-		n, err := count(ctx, cfg.Warehouse, fmt.Sprintf(
-			"SELECT count(*) AS n FROM adjustments WHERE event_time >= %s AND event_time < %s",
+		// store, a holiday): its report shows no movement. The counts are
+		// for the progress line, and they check that the warehouse answers.
+		rows, err := warehouse.QueryRows(ctx, cfg.Warehouse, fmt.Sprintf(
+			"SELECT count(*) AS n, COUNT(CASE WHEN event_time >= %s THEN 1 END) AS day FROM adjustments WHERE event_time < %s",
 			warehouse.TimestampSQL(cfg.Warehouse, start.UnixMicro()), warehouse.TimestampSQL(cfg.Warehouse, end.UnixMicro())))
 		if err != nil {
 			return plan, fmt.Errorf("nightly: count the adjustments of %s in %s: %w", cfg.Date, cfg.Warehouse, err)
 		}
-		plan.Rows = n
+		plan.Rows, plan.DayRows = 0, 0
+		if len(rows) == 1 {
+			plan.Rows, plan.DayRows = warehouse.AsInt(rows[0]["n"]), warehouse.AsInt(rows[0]["day"])
+		}
 	}
 	return plan, nil
 }

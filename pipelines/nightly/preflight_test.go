@@ -42,7 +42,7 @@ func TestPreflightFirstNight(t *testing.T) {
 		rows int64
 	}{{day, 2}, {day.AddDays(1), 0}} {
 		plan, err := Preflight(ctx, Config{Date: c.date, Warehouse: wh})
-		if err != nil || plan.Rows != c.rows || !strings.Contains(plan.Opening, "the stream's starting stock") {
+		if err != nil || plan.DayRows != c.rows || plan.Rows != 2 || !strings.Contains(plan.Opening, "the stream's starting stock") {
 			t.Errorf("Preflight %s = %+v, %v; want %d rows, opening from the stream's starting stock", c.date, plan, err, c.rows)
 		}
 	}
