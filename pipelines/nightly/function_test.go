@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/civil"
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/testkit/oracle"
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
@@ -171,7 +172,7 @@ func readReport(t *testing.T, dir string) *reports.Report {
 func TestReportIsAFunctionOfTheData(t *testing.T) {
 	slowtest.Skip(t, "31 Prism jobs")
 	ctx := context.Background()
-	h := newHistory(time.Now())
+	h := newHistory(clock.Now())
 	alone, backfill := h.write(t), h.write(t)
 
 	cfgAlone := Config{Date: h.last, Warehouse: alone, Output: t.TempDir(), Shards: 2, RunID: "alone"}
