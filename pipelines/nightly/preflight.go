@@ -73,14 +73,14 @@ func Preflight(ctx context.Context, cfg Config) (Plan, error) {
 		// store, a holiday): its report shows no movement. The counts are
 		// for the progress line, and they check that the warehouse answers.
 		rows, err := warehouse.QueryRows(ctx, cfg.Warehouse, fmt.Sprintf(
-			"SELECT count(*) AS n, COUNT(CASE WHEN event_time >= %s THEN 1 END) AS day FROM adjustments WHERE event_time < %s",
+			"SELECT count(*) AS n, COUNT(CASE WHEN event_time >= %s THEN 1 END) AS day_rows FROM adjustments WHERE event_time < %s",
 			warehouse.TimestampSQL(cfg.Warehouse, start.UnixMicro()), warehouse.TimestampSQL(cfg.Warehouse, end.UnixMicro())))
 		if err != nil {
 			return plan, fmt.Errorf("nightly: count the adjustments of %s in %s: %w", cfg.Date, cfg.Warehouse, err)
 		}
 		plan.Rows, plan.DayRows = 0, 0
 		if len(rows) == 1 {
-			plan.Rows, plan.DayRows = warehouse.AsInt(rows[0]["n"]), warehouse.AsInt(rows[0]["day"])
+			plan.Rows, plan.DayRows = warehouse.AsInt(rows[0]["n"]), warehouse.AsInt(rows[0]["day_rows"])
 		}
 	}
 	return plan, nil
