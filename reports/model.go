@@ -33,7 +33,7 @@ type Row struct {
 	MinutesOutOfStock float64 `json:"minutes_out_of_stock"`
 	// DaysOfCover is how long the closing stock lasts at the key's average
 	// daily units sold over the 28 days ending with the report date (over
-	// the days of those the key has a summary for, while the history is
+	// the days of those since the key's first data, while the data is
 	// shorter); nil when nothing was sold. Never negative.
 	DaysOfCover     *float64 `json:"days_of_cover"`
 	Threshold       int64    `json:"threshold"`
@@ -61,12 +61,13 @@ func (r *Row) Below() bool { return r.ClosingOnHand < r.Threshold }
 // TrendDays is how many days a trend looks back over.
 const TrendDays = 28
 
-// Day is the whole of one report date, for the trend chart: from
-// daily_summary for the days before the report date, from the rows for the
-// report date itself.
+// Day is the whole of one report date, for the trend chart: replayed from
+// the warehouse's adjustments for the days before the report date (never
+// read from earlier reports), from the rows for the report date itself.
 type Day struct {
 	Date string `json:"date"` // YYYY-MM-DD
-	// Reported is false for a day of the window with no daily_summary.
+	// Reported is false for a day of the window before the warehouse's
+	// data (no key had a known stock).
 	Reported  bool  `json:"reported"`
 	Keys      int64 `json:"keys"`
 	UnitsSold int64 `json:"units_sold"`
@@ -118,7 +119,7 @@ type Totals struct {
 	// date, in the 7 days before those, and the change from one to the
 	// other in percent (nil when nothing was sold in the earlier week).
 	// TrendDays is how many of the 28 days ending with the report date
-	// have a summary: the trends are complete at 28.
+	// have data: the trends are complete at 28.
 	Sold7d     int64    `json:"sold_7d"`
 	SoldPrev7d int64    `json:"sold_prev_7d"`
 	SoldWoWPct *float64 `json:"sold_wow_pct"`
@@ -168,8 +169,8 @@ type Meta struct {
 	GeneratedAt      time.Time
 	// TopN caps the lists of the report (default 10); the rows are complete.
 	TopN int
-	// History are the days before the report date known to daily_summary
-	// (any order; days outside the trend window are ignored).
+	// History are the days before the report date with data (any order;
+	// days outside the trend window are ignored).
 	History []Day
 }
 

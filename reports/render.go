@@ -168,7 +168,7 @@ type page struct {
 	UnitsSold    int64
 	UnitsDamaged int64
 	// FirstDay is the first day of the trend window; Missing lists the
-	// days of it without a summary.
+	// days of it before the warehouse's data.
 	FirstDay string
 	Missing  []string
 }

@@ -242,7 +242,7 @@ func TestHTMLLayout(t *testing.T) {
 	// Trends: the week over week, the 28-day charts, the days missing.
 	for _, want := range []string{`id="sold-7d">145<`, `▼ 3.3%</span> vs the 7 days before (150)`,
 		`<h3>Units sold per day</h3>`, `<h3>Keys below threshold at close</h3>`,
-		`7 of the 28 days have no summary`, `nightly --from 2026-02-11 --to 2026-02-17`} {
+		`7 of the 28 days come before the warehouse's data (grey, 2026-02-11 to 2026-02-17)`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}

@@ -7,6 +7,9 @@
 //	  --snapshot testdata/inventory_state.json --thresholds testdata/thresholds.csv
 //
 // --from and --to (instead of --date) backfill a range of dates, in order.
+// Each day's report is a function of the warehouse's data (the stream's
+// starting stock and the adjustments up to the day's end), whichever days
+// ran before it.
 //
 // On Dataflow (also as a Flex Template) it is launched like any Beam job:
 //
@@ -43,8 +46,8 @@ var (
 	timezone   = flag.String("timezone", "UTC", "IANA time zone of the report day")
 	input      = flag.String("input", "", "adjustments CSV file or glob (local or gs://); default: read the warehouse")
 	wh         = flag.String("warehouse", warehouse.DefaultURI, "local warehouse directory or bq://PROJECT.DATASET")
-	snapshot   = flag.String("snapshot", "", "inventory_state.json for the opening stock when there is no previous daily_summary")
-	thresholds = flag.String("thresholds", "", "sku,location_id,threshold CSV (local or gs://)")
+	snapshot   = flag.String("snapshot", "", "inventory_state.json the stream started from (default: its starting stock in the warehouse's stock_levels)")
+	thresholds = flag.String("thresholds", "", "the stream's sku,location_id,threshold CSV (local or gs://); the live changes in threshold_changes apply over it")
 	defThresh  = flag.Int64("default_threshold", 10, "reorder threshold of keys no rule names")
 	output     = flag.String("output", nightly.DefaultOutput, "report root: local directory or gs://BUCKET/PREFIX")
 	runID      = flag.String("run_id", "", "run ID (default: generated)")
@@ -53,7 +56,7 @@ var (
 	verbose    = flag.Bool("verbose", false, "log the runner's progress (INFO), not only warnings and errors")
 	from       = flag.String("from", "", "backfill: first report date YYYY-MM-DD (with --to, instead of --date; prism only)")
 	to         = flag.String("to", "", "backfill: last report date YYYY-MM-DD")
-	preflight  = flag.Bool("preflight", true, "before a Dataflow launch, check in the warehouse that the day has adjustments and opening stock")
+	preflight  = flag.Bool("preflight", true, "before a Dataflow launch, check the date, the files named and that the warehouse answers")
 )
 
 func main() {

@@ -17,6 +17,13 @@ type config struct {
 	Mode     string // production or local
 	Location *time.Location
 	LogLevel slog.Level
+	// Host is the address the service listens on: every interface in
+	// production (Cloud Run), loopback only locally (the local trigger
+	// checks no token).
+	Host string
+	// Wait is how long a single-date request waits for its run
+	// (trigger.Config.Wait).
+	Wait time.Duration
 
 	// production
 	Dataflow      trigger.DataflowConfig
@@ -26,6 +33,7 @@ type config struct {
 	// local
 	NightlyCommand []string // argv; the report date is passed as --date=YYYY-MM-DD
 	LocalCron      string   // cron spec, or "off"
+	MaxRuns        int      // nightly runs at once
 }
 
 // loadConfig reads:
@@ -34,6 +42,9 @@ type config struct {
 //	MODE                 production (default) or local
 //	TIME_ZONE            IANA zone of report dates (UTC)
 //	LOG_LEVEL            debug, info, warn, error (info)
+//	RUN_WAIT             how long POST ?date= waits for its run: a failed run is answered 500, one
+//	                     still going 503 with Retry-After, so that Scheduler retries (production 100s,
+//	                     under the service's request timeout; local 0: answer 202 at launch)
 //	production:
 //	  PROJECT, REGION, TEMPLATE_GCS_PATH   required
 //	  EXPECTED_AUDIENCE                    required: the audience(s) of callers' ID tokens, comma-separated:
@@ -43,9 +54,10 @@ type config struct {
 //	  TEMPLATE_PARAMETERS                  k=v,k=v passed to every launch
 //	  DATE_PARAMETER                       template parameter for the date (date)
 //	  DATAFLOW_SERVICE_ACCOUNT, TEMP_LOCATION, STAGING_LOCATION, MAX_WORKERS, SUBNETWORK
-//	local:
+//	local (listens on 127.0.0.1 only):
 //	  NIGHTLY_COMMAND      command running the nightly job on Prism, e.g. "bin/nightly --runner=prism"
 //	  LOCAL_CRON           cron spec fired at this service (0 3 * * *), or off
+//	  MAX_RUNS             nightly runs at once (2); more are answered 429
 func loadConfig(getenv func(string) string) (config, error) {
 	env := func(k, def string) string {
 		if v := strings.TrimSpace(getenv(k)); v != "" {
@@ -66,8 +78,20 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("LOG_LEVEL: %w", err)
 	}
 
+	wait := func(def string) error {
+		v := env("RUN_WAIT", def)
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("RUN_WAIT %q: not a duration", v)
+		}
+		c.Wait = d
+		return nil
+	}
 	switch c.Mode {
 	case "production":
+		if err := wait("100s"); err != nil {
+			return c, err
+		}
 		var missing []string
 		for _, k := range []string{"PROJECT", "REGION", "TEMPLATE_GCS_PATH", "EXPECTED_AUDIENCE", "INVOKER_SA_EMAIL"} {
 			if env(k, "") == "" {
@@ -116,6 +140,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 			}
 		}
 	case "local":
+		c.Host = "127.0.0.1"
+		if err := wait("0s"); err != nil {
+			return c, err
+		}
+		n, err := strconv.Atoi(env("MAX_RUNS", strconv.Itoa(trigger.DefaultMaxRunning)))
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("MAX_RUNS %q: not a count of at least 1", env("MAX_RUNS", ""))
+		}
+		c.MaxRuns = n
 		c.NightlyCommand = strings.Fields(env("NIGHTLY_COMMAND", ""))
 		if len(c.NightlyCommand) == 0 {
 			return c, errors.New("MODE=local needs NIGHTLY_COMMAND (the nightly job's command line)")

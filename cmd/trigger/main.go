@@ -40,7 +40,7 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config, logger *slog.Logger) error {
-	srvCfg := trigger.Config{Location: cfg.Location}
+	srvCfg := trigger.Config{Location: cfg.Location, Wait: cfg.Wait}
 	var launcher trigger.Launcher
 	var closeLauncher func(context.Context) error
 	switch cfg.Mode {
@@ -61,15 +61,16 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 		srvCfg.Earliest = earliest(cfg.Dataflow.Parameters["warehouse"], cfg.Location)
 	case "local":
 		ll := trigger.NewLocalLauncher(trigger.CommandRunner(cfg.NightlyCommand, "--date"), logger)
+		ll.MaxRunning = cfg.MaxRuns
 		launcher, closeLauncher = ll, ll.Close
 	}
 
 	srv := &http.Server{
-		Addr:              net.JoinHostPort("", cfg.Port),
+		Addr:              net.JoinHostPort(cfg.Host, cfg.Port),
 		Handler:           trigger.NewServer(srvCfg, launcher, logger),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      2 * time.Minute, // a Dataflow launch can take tens of seconds
+		WriteTimeout:      cfg.Wait + 2*time.Minute, // a Dataflow launch can take tens of seconds, then the wait
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    32 << 10,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
@@ -87,7 +88,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	logger.Info("trigger service listening", "port", cfg.Port, "mode", cfg.Mode)
+	logger.Info("trigger service listening", "address", lis.Addr().String(), "mode", cfg.Mode)
 	select {
 	case err := <-served:
 		return err

@@ -35,7 +35,7 @@ func TestLoadConfigProduction(t *testing.T) {
 	}
 	if c.Port != "8080" || c.Location.String() != "Europe/Berlin" || len(c.InvokerEmails) != 2 ||
 		c.Dataflow.Parameters["warehouse"] != "bq://inventory-prod.inventory" || c.Dataflow.MaxWorkers != 4 ||
-		c.Dataflow.DateParameter != "date" || !slices.Equal(c.Audiences, []string{"https://nightly-trigger-abc-ew.a.run.app", "https://nightly-trigger-123456789012.europe-west1.run.app"}) {
+		c.Dataflow.DateParameter != "date" || c.Wait != 100*time.Second || c.Host != "" || !slices.Equal(c.Audiences, []string{"https://nightly-trigger-abc-ew.a.run.app", "https://nightly-trigger-123456789012.europe-west1.run.app"}) {
 		t.Fatalf("config = %+v", c)
 	}
 }
@@ -56,6 +56,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		"bad parameters":             {func(m map[string]string) { m["TEMPLATE_PARAMETERS"] = "output" }, "key=value"},
 		"bad max workers":            {func(m map[string]string) { m["MAX_WORKERS"] = "-1" }, "MAX_WORKERS"},
 		"local without command":      {func(m map[string]string) { m["MODE"] = "local" }, "NIGHTLY_COMMAND"},
+		"bad run wait":               {func(m map[string]string) { m["RUN_WAIT"] = "soon" }, "RUN_WAIT"},
+		"local bad max runs": {func(m map[string]string) {
+			m["MODE"], m["NIGHTLY_COMMAND"], m["MAX_RUNS"] = "local", "bin/nightly", "0"
+		}, "MAX_RUNS"},
 		"local bad cron": {func(m map[string]string) {
 			m["MODE"], m["NIGHTLY_COMMAND"], m["LOCAL_CRON"] = "local", "bin/nightly", "3am"
 		}, "LOCAL_CRON"},
@@ -100,6 +104,24 @@ func TestRunLocal(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The local trigger checks no token: it answers on loopback only.
+	if cfg.Host != "127.0.0.1" || cfg.MaxRuns != 2 || cfg.Wait != 0 {
+		t.Errorf("local config: host %q, max runs %d, wait %v; want 127.0.0.1, 2, 0", cfg.Host, cfg.MaxRuns, cfg.Wait)
+	}
+	addrs, _ := net.InterfaceAddrs()
+	checked := 0
+	for _, a := range addrs {
+		ip, ok := a.(*net.IPNet)
+		if !ok || ip.IP.IsLoopback() || ip.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		checked++
+		if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip.IP.String(), port), time.Second); err == nil {
+			c.Close()
+			t.Errorf("the local trigger answers on %s, not only on loopback", ip.IP)
+		}
+	}
+	t.Logf("checked %d non-loopback addresses", checked)
 	resp, err = http.Post(base+"/v1/nightly?date=2026-11-24", "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)

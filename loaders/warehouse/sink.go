@@ -2,7 +2,9 @@ package warehouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -48,6 +50,8 @@ type writeFn struct {
 	written beam.Counter
 	rejects beam.Counter
 	flushes beam.Counter
+	// permanent counts the flushes a TableError failed.
+	permanent beam.Counter
 }
 
 func (f *writeFn) Setup(ctx context.Context) error {
@@ -62,6 +66,7 @@ func (f *writeFn) Setup(ctx context.Context) error {
 	f.written = beam.NewCounter("warehouse", "rows_written_"+f.Table)
 	f.rejects = beam.NewCounter("warehouse", "rows_rejected_"+f.Table)
 	f.flushes = beam.NewCounter("warehouse", "flushes_"+f.Table)
+	f.permanent = beam.NewCounter("warehouse", "permanent_errors_"+f.Table)
 	return nil
 }
 
@@ -94,6 +99,15 @@ func (f *writeFn) flush(ctx context.Context, emit func(DeadLetterRow)) error {
 	}
 	rejected, err := f.w.Write(ctx, rows)
 	if err != nil {
+		var te *TableError
+		if errors.As(err, &te) {
+			// Not one bad row: the table refuses every write. The bundle
+			// fails and the runner retries it until the fix is made; say so
+			// loudly each time, never silently.
+			f.permanent.Inc(ctx, 1)
+			slog.ErrorContext(ctx, "warehouse: the table refuses every write; the bundle is retried until it is fixed",
+				"table", te.Table, "problem", te.Problem, "fix", te.Fix, "error", te.Err)
+		}
 		return err
 	}
 	clear(f.buf)

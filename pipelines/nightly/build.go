@@ -13,10 +13,13 @@ type Outputs struct {
 	Gather beam.PCollection
 }
 
-// Build adds the nightly job for cfg to s: sources (the opening stock, the
-// day's adjustments, the streaming stock, and the trend history of the 27
-// days before), the per-key summary, and the publish step that writes the
-// report files, daily_summary and report_runs. A bad Config panics (misuse while the pipeline is built).
+// Build adds the nightly job for cfg to s: sources (the stream's starting
+// stock, the adjustments from there to the end of the day, the streaming
+// stock), the per-key summary (each key replayed from its starting stock:
+// the opening stock, the day and the trends of the days before), and the
+// publish step that writes the report files, daily_summary and report_runs.
+// Nothing is read from earlier reports. A bad Config panics (misuse while
+// the pipeline is built).
 func Build(s beam.Scope, cfg Config) Outputs {
 	cfg = cfg.withDefaults()
 	w := cfg.window()
@@ -31,19 +34,17 @@ func Build(s beam.Scope, cfg Config) Outputs {
 		adjustments = summary.ReadWarehouse(s, cfg.Warehouse, since, w.End, cfg.Shards, cfg.Meter)
 	}
 	streaming := summary.Streaming(s, cfg.Warehouse, w.End, cfg.Shards)
-	history, days := summary.History(s, cfg.Warehouse, cfg.Date.String(), cfg.Shards)
 
-	parts := beam.Flatten(s, opening, adjustments, streaming, history)
+	parts := beam.Flatten(s, opening, adjustments, streaming)
 	opts := summary.Options{Window: w, ThresholdsURI: cfg.Thresholds, DefaultThreshold: cfg.DefaultThreshold,
-		MaxCharts: cfg.MaxCharts}
+		Warehouse: cfg.Warehouse, MaxCharts: cfg.MaxCharts}
 	sums := summary.Summarize(s, parts, opts)
 	gather := summary.GatherAll(s, sums, opts)
 	// The publish step gets the impulse (so that it runs exactly once, even
-	// for an empty day), the Gather and the trend days grouped under one
-	// key, rather than the Gather and the days as side inputs: Prism's
-	// scheduler spins for as long as a stage with a side input runs
-	// (docs/beam-notes.md, "Speed on Prism").
-	inputs := beam.CoGroupByKey(s, beam.AddFixedKey(s, imp), beam.AddFixedKey(s, gather), beam.AddFixedKey(s, days))
+	// for an empty day) and the Gather grouped under one key, rather than
+	// the Gather as a side input: Prism's scheduler spins for as long as a
+	// stage with a side input runs (docs/beam-notes.md, "Speed on Prism").
+	inputs := beam.CoGroupByKey(s, beam.AddFixedKey(s, imp), beam.AddFixedKey(s, gather))
 	published := beam.ParDo(s, newPublishFn(cfg), inputs)
 	beam.GroupByKey(s.Scope("EndStage"), published) // see publishFn.ProcessElement
 	return Outputs{Summaries: sums, Gather: gather}

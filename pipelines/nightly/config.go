@@ -17,6 +17,7 @@ import (
 
 	"cloud.google.com/go/civil"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/reports"
 	"github.com/inventory-events/inventory/transforms/summary"
 )
 
@@ -34,11 +35,14 @@ type Config struct {
 	Input string
 	// Warehouse is the local warehouse directory or bq://PROJECT.DATASET.
 	Warehouse string
-	// Snapshot is the inventory_state.json seeding the opening stock when
-	// Warehouse has no daily_summary for the day before.
+	// Snapshot is the inventory_state.json the stream started from. Empty:
+	// the stream's starting stock is read from the warehouse (stock_levels).
+	// Either way the day's opening stock is that plus every adjustment
+	// before the day.
 	Snapshot string
-	// Thresholds is a sku,location_id,threshold CSV; empty means
-	// DefaultThreshold everywhere.
+	// Thresholds is a sku,location_id,threshold CSV (the stream's); empty
+	// means DefaultThreshold everywhere. The live changes recorded in
+	// Warehouse (threshold_changes) apply over it.
 	Thresholds       string
 	DefaultThreshold int64
 	// Output is the report root (local directory or gs://bucket/prefix);
@@ -118,12 +122,18 @@ func (c Config) Window() (start, end time.Time, err error) {
 	return start, end, nil
 }
 
+// window returns the report day of c and the starts of its trend days: the
+// reports.TrendDays-1 days before it, midnight in its time zone.
 func (c Config) window() summary.Window {
 	start, end, err := c.Window()
 	if err != nil {
 		panic(err)
 	}
-	return summary.Window{Start: start.UnixMicro(), End: end.UnixMicro()}
+	w := summary.Window{Start: start.UnixMicro(), End: end.UnixMicro(), Days: make([]int64, reports.TrendDays-1)}
+	for i := range w.Days {
+		w.Days[i] = time.Date(start.Year(), start.Month(), start.Day()-len(w.Days)+i, 0, 0, 0, 0, start.Location()).UnixMicro()
+	}
+	return w
 }
 
 // Yesterday returns the day before now's date in time zone tz: the default

@@ -3,9 +3,9 @@ package nightly
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +18,6 @@ import (
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
-	_ "github.com/duckdb/duckdb-go/v2" // database/sql driver "duckdb"
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/loaders/warehouse/local"
@@ -40,10 +39,12 @@ var want = map[string]reports.Row{
 	// 18 -5 (08:00) +10 (09:00) -4 (11:00, listed after the count) = 19;
 	// COUNTED 20 at 12:00 (+1); -12 at 15:00 = 8 (LOW); the redelivered a5
 	// changes nothing; +1 = 9. The invalid bad1 and a7 (next day) are out.
+	// The trends add a0's 2 units the day before (since the snapshot at
+	// 22:00): 23 units over 2 days.
 	"SKU-A@S1": {SKU: "SKU-A", LocationID: "S1", OpeningOnHand: 18, ClosingOnHand: 9, Received: 10, Sold: -21,
 		Returned: 1, CountedDelta: 1, NetChange: -9, MinOnHand: 8, Events: 6, AlertsRaised: 1,
-		DaysOfCover: ptr(9.0 / 21), Threshold: 10, StreamingOnHand: ptr[int64](9), Reconciled: true,
-		Sold7d: 21, Sold28d: 21},
+		DaysOfCover: ptr(9.0 / (23.0 / 2)), Threshold: 10, StreamingOnHand: ptr[int64](9), Reconciled: true,
+		Sold7d: 23, Sold28d: 23},
 	// 5 -5 = 0 at 06:00 (OUT) until +6 at 10:30 (270 min); -2 = 4 (OK at
 	// threshold 4); -4 = 0 at 22:00 (OUT) to midnight (120 min).
 	"SKU-B@S1": {SKU: "SKU-B", LocationID: "S1", OpeningOnHand: 5, ClosingOnHand: 0, Received: 6, Sold: -9,
@@ -226,10 +227,10 @@ func TestRunFixture(t *testing.T) {
 		t.Errorf("summary.json: %d charts, stock-outs %v; want charts and SKU-E first", len(rep.Charts), rep.StockOuts)
 	}
 
-	// The next day opens from this day's closing stock; the snapshot is
-	// not used, and a7 (01:00) sells 3 of SKU-A's 9.
+	// The next day opens where this day closed (from the same data, not
+	// from this day's report), and a7 (01:00) sells 3 of SKU-A's 9.
 	next := cfg
-	next.Date, next.RunID, next.Snapshot = day.AddDays(1), "run-3", ""
+	next.Date, next.RunID = day.AddDays(1), "run-3"
 	if _, err := Run(ctx, next); err != nil {
 		t.Fatalf("Run next day: %v", err)
 	}
@@ -238,10 +239,10 @@ func TestRunFixture(t *testing.T) {
 	if a["opening_on_hand"] != int64(9) || a["closing_on_hand"] != int64(6) || a["events"] != int64(1) {
 		t.Errorf("next day SKU-A = %v, want opening 9, closing 6, 1 event", a)
 	}
-	// Trends over the two days: SKU-A sold 21 then 3, 12 a day: 6 units
-	// last half a day.
-	if a["sold_7d"] != int64(24) || a["sold_28d"] != int64(24) || a["days_of_cover"] != 0.5 {
-		t.Errorf("next day SKU-A trends = sold_7d %v, sold_28d %v, days_of_cover %v; want 24, 24, 0.5",
+	// Trends over the three days since the snapshot (22:00 the day
+	// before): SKU-A sold 2, 21 then 3.
+	if cover, _ := a["days_of_cover"].(float64); a["sold_7d"] != int64(26) || a["sold_28d"] != int64(26) || math.Abs(cover-6/(26.0/3)) > 1e-9 {
+		t.Errorf("next day SKU-A trends = sold_7d %v, sold_28d %v, days_of_cover %v; want 26, 26, 6/(26/3)",
 			a["sold_7d"], a["sold_28d"], a["days_of_cover"])
 	}
 	if b := got["SKU-B@S1"]; b["sold_7d"] != int64(9) || b["days_of_cover"] != 0.0 {
@@ -256,7 +257,7 @@ func TestRunFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Totals.TrendDays != 2 || rep.Totals.Sold7d != 33 || len(rep.Days) != reports.TrendDays ||
+	if rep.Totals.TrendDays != 3 || rep.Totals.Sold7d != 35 || len(rep.Days) != reports.TrendDays ||
 		rep.Days[26] != (reports.Day{Date: "2026-03-10", Reported: true, Keys: 5, UnitsSold: 30, KeysBelow: 5, KeysOut: 2}) {
 		t.Errorf("next day summary.json: totals %+v, days %+v", rep.Totals, rep.Days)
 	}
@@ -331,9 +332,9 @@ func TestRunRange(t *testing.T) {
 	if len(res) != 2 || strings.Join(order, " ") != "2026-03-10 2026-03-11" || res[0].RunID == res[1].RunID {
 		t.Errorf("RunRange ran %v (%+v), want 2026-03-10 then 2026-03-11 with their own run ids", order, res)
 	}
-	// The second day opened from the first day's closing.
-	if a := dailySummary(t, wh, day.AddDays(1))["SKU-A@S1"]; a["opening_on_hand"] != int64(9) || a["sold_7d"] != int64(24) {
-		t.Errorf("2026-03-11 SKU-A = %v, want opening 9, sold_7d 24", a)
+	// The second day opened where the first closed.
+	if a := dailySummary(t, wh, day.AddDays(1))["SKU-A@S1"]; a["opening_on_hand"] != int64(9) || a["sold_7d"] != int64(26) {
+		t.Errorf("2026-03-11 SKU-A = %v, want opening 9, sold_7d 26", a)
 	}
 	if n := len(reportRuns(t, wh)); n != 2 {
 		t.Errorf("report_runs has %d rows, want 2", n)
@@ -404,7 +405,7 @@ func TestDataflowDryRun(t *testing.T) {
 	}
 	job := logged.String()
 	for _, want := range []string{"Dry-run: not submitting job!", "JOB_TYPE_BATCH", "nightly/summary.Summarize",
-		"nightly.publishFn", "summary.warehouseReadFn", "summary.historyFn"} {
+		"nightly.publishFn", "summary.warehouseReadFn"} {
 		if !strings.Contains(job, want) {
 			t.Errorf("dry-run output lacks %q", want)
 		}
@@ -469,40 +470,5 @@ func TestWindow(t *testing.T) {
 	y, err := Yesterday("America/New_York", time.Date(2026, 3, 10, 1, 30, 0, 0, time.UTC))
 	if err != nil || y != (civil.Date{Year: 2026, Month: time.March, Day: 8}) {
 		t.Errorf("Yesterday = %v, %v; want 2026-03-08", y, err)
-	}
-}
-
-// TestOldDailySummary runs the job on a warehouse whose daily_summary was
-// written before sold_7d and sold_28d existed: the previous day's closing
-// and sales are read, the missing columns are NULL.
-func TestOldDailySummary(t *testing.T) {
-	ctx := context.Background()
-	wh, out := t.TempDir(), t.TempDir()
-	part := filepath.Join(wh, "daily_summary", "dt=2026-03-09")
-	if err := os.MkdirAll(part, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `COPY (SELECT TIMESTAMP '2026-03-09 00:00:00' AS report_date, 'SKU-A' AS sku,
-		'S1' AS location_id, 20::BIGINT AS opening_on_hand, 18::BIGINT AS closing_on_hand, -5::BIGINT AS sold,
-		10::BIGINT AS threshold, 'old-run' AS run_id) TO '`+filepath.Join(part, "old.parquet")+`' (FORMAT parquet)`); err != nil {
-		t.Fatal(err)
-	}
-	cfg := fixtureConfig(t, wh, out)
-	cfg.Snapshot, cfg.RunID = "", "new-run"
-	if _, err := Run(ctx, cfg); err != nil {
-		t.Fatalf("Run on a warehouse of the previous schema: %v", err)
-	}
-	got := dailySummary(t, wh, day)["SKU-A@S1"]
-	if got["opening_on_hand"] != int64(18) || got["closing_on_hand"] != int64(9) || got["sold_28d"] != int64(26) {
-		t.Errorf("SKU-A = %v, want opening 18 (the old closing), closing 9, sold_28d 26 (5 + 21)", got)
-	}
-	old := dailySummary(t, wh, day.AddDays(-1))["SKU-A@S1"]
-	if old["closing_on_hand"] != int64(18) || old["sold_7d"] != nil {
-		t.Errorf("the old row reads %v, want closing 18 and sold_7d NULL", old)
 	}
 }

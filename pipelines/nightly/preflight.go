@@ -14,9 +14,10 @@ import (
 
 // Plan is what Preflight found: what the run will read.
 type Plan struct {
-	// Rows is how many adjustments the warehouse holds for the day, or -1
+	// Rows is how many adjustments the run reads from the warehouse (those
+	// before the end of the day), and DayRows how many are of the day; -1
 	// when the run reads a CSV.
-	Rows int64
+	Rows, DayRows int64
 	// InputBytes is the size of the local CSV input, or -1.
 	InputBytes int64
 	// Opening says where the opening stock comes from.
@@ -24,13 +25,14 @@ type Plan struct {
 }
 
 // Preflight checks, before anything is written, what would otherwise make
-// the run fail late or report nonsense: the date and time zone, the local
-// files named, that there is an opening stock (the previous day's
-// daily_summary or a snapshot), and that the day has adjustments. Every
-// error names the value at fault.
+// the run fail late: the date and time zone, the local files named, and
+// that the warehouse is there and answers. Every error names the value at
+// fault. It refuses nothing that the data makes normal: a first night with
+// no earlier report and no --snapshot opens from the stream's starting
+// stock, and a day without adjustments is reported with no movement.
 func Preflight(ctx context.Context, cfg Config) (Plan, error) {
 	cfg = cfg.withDefaults()
-	plan := Plan{Rows: -1, InputBytes: -1}
+	plan := Plan{Rows: -1, DayRows: -1, InputBytes: -1}
 	start, end, err := cfg.Window()
 	if err != nil {
 		return plan, err
@@ -61,34 +63,25 @@ func Preflight(ctx context.Context, cfg Config) (Plan, error) {
 				cfg.Warehouse, unwrapPath(err), cfg.Warehouse)
 		}
 	}
-	prev := cfg.Date.AddDays(-1)
 	if cfg.Snapshot != "" {
-		plan.Opening = "the snapshot"
+		plan.Opening = "the snapshot, and the adjustments since"
 	} else {
-		n, err := count(ctx, cfg.Warehouse, fmt.Sprintf(
-			"SELECT count(*) AS n FROM daily_summary WHERE report_date = DATE '%s'", prev))
-		if err != nil {
-			return plan, fmt.Errorf("nightly: opening stock: read daily_summary of %s in %s: %w", prev, cfg.Warehouse, err)
-		}
-		if n == 0 {
-			return plan, fmt.Errorf("nightly: no opening stock for %s: %s has no daily_summary for %s and no --snapshot was given; "+
-				"pass --snapshot FILE (the stock before %s), or run the nightly job for %s first", cfg.Date, cfg.Warehouse, prev, cfg.Date, prev)
-		}
-		plan.Opening = fmt.Sprintf("daily_summary of %s (%d keys)", prev, n)
+		plan.Opening = "the stream's starting stock (stock_levels), and the adjustments since"
 	}
 	if cfg.Input == "" {
-		n, err := count(ctx, cfg.Warehouse, fmt.Sprintf(
-			"SELECT count(*) AS n FROM adjustments WHERE event_time >= %s AND event_time < %s",
+		// A day without adjustments is a day like any other (a closed
+		// store, a holiday): its report shows no movement. The counts are
+		// for the progress line, and they check that the warehouse answers.
+		rows, err := warehouse.QueryRows(ctx, cfg.Warehouse, fmt.Sprintf(
+			"SELECT count(*) AS n, COUNT(CASE WHEN event_time >= %s THEN 1 END) AS day_rows FROM adjustments WHERE event_time < %s",
 			warehouse.TimestampSQL(cfg.Warehouse, start.UnixMicro()), warehouse.TimestampSQL(cfg.Warehouse, end.UnixMicro())))
 		if err != nil {
 			return plan, fmt.Errorf("nightly: count the adjustments of %s in %s: %w", cfg.Date, cfg.Warehouse, err)
 		}
-		if n == 0 {
-			return plan, fmt.Errorf("nightly: %s has no adjustments on %s (%s, %s to %s): nothing to report; "+
-				"is --warehouse right, or did the stream run?", cfg.Warehouse, cfg.Date, cfg.TimeZone,
-				start.Format("2006-01-02 15:04 MST"), end.Format("2006-01-02 15:04 MST"))
+		plan.Rows, plan.DayRows = 0, 0
+		if len(rows) == 1 {
+			plan.Rows, plan.DayRows = warehouse.AsInt(rows[0]["n"]), warehouse.AsInt(rows[0]["day_rows"])
 		}
-		plan.Rows = n
 	}
 	return plan, nil
 }

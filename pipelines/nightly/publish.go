@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register.DoFn6x1[context.Context, int, func(*[]byte) bool, func(*summary.Gather) bool, func(*reports.Day) bool, func(int, int), error](&publishFn{})
+	register.DoFn5x1[context.Context, int, func(*[]byte) bool, func(*summary.Gather) bool, func(int, int), error](&publishFn{})
 	register.Iter1[[]byte]()
 	register.Emitter2[int, int]()
 	register.Iter1[summary.Gather]()
@@ -25,8 +25,7 @@ func init() {
 
 // publishFn is the job's last step: it renders the report files and
 // replaces the date in daily_summary and report_runs. It runs once, on the
-// one group of the impulse, the gathered rows and the trend days (the
-// impulse is always there, so an empty day still gets its report); a retry
+// one group of the impulse and the gathered rows (the impulse is always there, so an empty day still gets its report); a retry
 // rewrites the same files and partitions.
 type publishFn struct {
 	Date      string
@@ -50,24 +49,17 @@ func newPublishFn(cfg Config) *publishFn {
 // ProcessElement publishes. Its emitter is never called: the output only
 // gives the stage an output, since Prism spins a core for the whole bundle
 // of a stage without one (docs/beam-notes.md, "Speed on Prism").
-func (f *publishFn) ProcessElement(ctx context.Context, _ int, _ func(*[]byte) bool, gathers func(*summary.Gather) bool, days func(*reports.Day) bool, _ func(int, int)) error {
+func (f *publishFn) ProcessElement(ctx context.Context, _ int, _ func(*[]byte) bool, gathers func(*summary.Gather) bool, _ func(int, int)) error {
 	var g summary.Gather
 	var one summary.Gather
 	for gathers(&one) {
-		g.Rows = append(g.Rows, one.Rows...)
-		g.Charts = append(g.Charts, one.Charts...)
-		g.Duplicates += one.Duplicates
-		g.Superseded += one.Superseded
-	}
-	var history []reports.Day
-	var day reports.Day
-	for days(&day) {
-		history = append(history, day)
+		g.Merge(one)
 	}
 	date, err := civil.ParseDate(f.Date)
 	if err != nil {
 		return fmt.Errorf("nightly: publish: %w", err)
 	}
+	history := TrendHistory(date, g.Days)
 	rep := reports.New(reports.Meta{Date: f.Date, TimeZone: f.TimeZone,
 		DayStart: time.UnixMicro(f.Window.Start), DayEnd: time.UnixMicro(f.Window.End),
 		RunID: f.RunID, GeneratedAt: time.Now(), TopN: f.TopN, History: history}, g.Rows, g.Series())
@@ -95,6 +87,21 @@ func (f *publishFn) ProcessElement(ctx context.Context, _ int, _ func(*[]byte) b
 		return fmt.Errorf("nightly: publish report_runs: %w", err)
 	}
 	return nil
+}
+
+// TrendHistory returns the trend days before date as the report shows them:
+// days holds the totals of the len(days) days before date, oldest first; a
+// day no key had a known stock on is not Reported.
+func TrendHistory(date civil.Date, days []summary.DayTotals) []reports.Day {
+	out := make([]reports.Day, 0, len(days))
+	for i, d := range days {
+		if d.Keys == 0 && d.UnitsSold == 0 {
+			continue
+		}
+		out = append(out, reports.Day{Date: date.AddDays(i - len(days)).String(), Reported: true, Keys: d.Keys,
+			UnitsSold: d.UnitsSold, KeysBelow: d.KeysBelow, KeysOut: d.KeysOut})
+	}
+	return out
 }
 
 // DailySummaryRows converts the rows of rep to daily_summary rows.

@@ -12,10 +12,19 @@ import (
 // MaxBackfillDays bounds a backfill range: a longer one is most likely a typo.
 const MaxBackfillDays = 366
 
-// Backfill is a range of report dates run one after the other: each date is
-// launched as POST /v1/nightly?date= would (idempotent: a date done already
-// is not run again), and the next one starts when it is done, since each day
-// opens from the day before. The first failure stops it.
+// Backfill is a range of report dates, and how far requests for it got.
+//
+// A backfill is driven by its caller, one bounded request at a time, so
+// that no day is lost when an instance stops (Cloud Run throttles the CPU
+// of an instance outside requests, and stops idle ones): each POST
+// ?from=&to= walks the dates in order, skips those whose run is done (the
+// launcher asks the engine, which outlives the instance), launches the
+// next (idempotent per date: a run already active is joined, not started
+// again) and waits for it, for at most Config.BackfillBudget; then it
+// answers 200 when every date is done, 202 with Retry-After while some are
+// left (the caller repeats the same request), or 500 naming the date whose
+// run failed. A report is a function of the data, not of the days before
+// it, so two callers on one range, or a restart, change no report.
 type Backfill struct {
 	From  string   `json:"from"`
 	To    string   `json:"to"`
@@ -29,7 +38,8 @@ type Backfill struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// backfills holds the server's backfill: one at a time.
+// backfills holds the latest backfill request's progress, for
+// GET /v1/nightly/backfill.
 type backfills struct {
 	mu  sync.Mutex
 	cur *Backfill
@@ -46,15 +56,17 @@ func (b *backfills) get() (Backfill, bool) {
 	return c, true
 }
 
-func (b *backfills) update(f func(*Backfill)) {
+func (b *backfills) set(bf Backfill) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	f(b.cur)
+	bf.Done = append([]string{}, bf.Done...)
+	b.cur = &bf
 }
 
-// backfill answers POST /v1/nightly?from=&to=: 202 with the plan, run in
-// the background; 400 for a bad range, 422 for a range starting before the
-// first day with data, 409 while another backfill runs.
+// backfill answers POST /v1/nightly?from=&to= (see Backfill): 200 when
+// every date is done, 202 while some are left, 500 when a date's run
+// failed; 400 for a bad range, 422 for a range starting before the first
+// day with data, 429 when the launcher is at its limit of runs.
 func (s *server) backfill(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Has("date") {
@@ -66,42 +78,61 @@ func (s *server) backfill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if s.cfg.Earliest != nil {
-		first, ok, err := s.cfg.Earliest(r.Context())
+	if code, msg := s.checkEarliest(r.Context(), dates[0]); code != 0 {
+		writeError(w, code, "from "+msg)
+		return
+	}
+	now := s.cfg.Now().UTC()
+	bf := Backfill{From: dates[0], To: dates[len(dates)-1], Dates: dates, State: StateRunning, Done: []string{},
+		CreatedAt: now, UpdatedAt: now}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.BackfillBudget)
+	defer cancel()
+	for _, date := range dates {
+		bf.Current, bf.UpdatedAt = date, s.cfg.Now().UTC()
+		s.backfills.set(bf)
+		run, err := s.launcher.Lookup(ctx, date)
+		if err != nil || run.State != StateDone {
+			if run, err = s.launchDate(ctx, date); err == nil {
+				if !run.Existing {
+					s.log.InfoContext(ctx, "nightly backfill: run launched", "from", bf.From, "to", bf.To, "date", date,
+						"job_id", run.JobID, "caller", callerOf(r))
+				}
+				run, err = s.await(ctx, run)
+			}
+		}
 		switch {
-		case err != nil:
-			s.log.ErrorContext(r.Context(), "backfill: finding the first day with data failed", "error", err)
-			writeError(w, http.StatusBadGateway, fmt.Sprintf("find the first day with data: %v", err))
+		case err != nil && ctx.Err() == nil:
+			bf.State, bf.Error = StateFailed, date+": the launch failed"
+			s.backfills.set(bf)
+			s.answerLaunchError(w, r, date, err)
 			return
-		case !ok:
-			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("from %s: the warehouse has no data yet", dates[0]))
+		case run.State == StateDone:
+			bf.Done = append(bf.Done, date)
+			continue
+		case run.State.Active() || ctx.Err() != nil:
+			// Out of time: the run goes on; the caller's next request
+			// joins it.
+			bf.UpdatedAt = s.cfg.Now().UTC()
+			s.backfills.set(bf)
+			w.Header().Set("Retry-After", retryAfter)
+			writeJSON(w, http.StatusAccepted, bf)
 			return
-		case dates[0] < first:
-			writeError(w, http.StatusUnprocessableEntity,
-				fmt.Sprintf("from %s is before the first day with data in the warehouse (%s)", dates[0], first))
+		default:
+			bf.State, bf.UpdatedAt = StateFailed, s.cfg.Now().UTC()
+			bf.Error = fmt.Sprintf("%s: run %s ended %s", date, run.JobID, run.State)
+			s.backfills.set(bf)
+			s.log.ErrorContext(r.Context(), "nightly backfill stopped", "from", bf.From, "to", bf.To, "date", date,
+				"job_id", run.JobID, "state", run.State, "error", run.Error)
+			writeJSON(w, http.StatusInternalServerError, map[string]any{
+				"error":    fmt.Sprintf("the nightly run for %s ended %s; the backfill stopped there, and the same request resumes it", date, run.State),
+				"backfill": bf})
 			return
 		}
 	}
-	now := s.cfg.Now().UTC()
-	bf := &Backfill{From: dates[0], To: dates[len(dates)-1], Dates: dates, State: StateRunning, Done: []string{},
-		CreatedAt: now, UpdatedAt: now}
-	s.backfills.mu.Lock()
-	if c := s.backfills.cur; c != nil && c.State.Active() {
-		cur := *c
-		s.backfills.mu.Unlock()
-		writeJSON(w, http.StatusConflict, map[string]any{
-			"error":    fmt.Sprintf("a backfill from %s to %s is running (at %s)", cur.From, cur.To, cur.Current),
-			"backfill": cur})
-		return
-	}
-	s.backfills.cur = bf
-	s.backfills.mu.Unlock()
-	s.log.InfoContext(r.Context(), "nightly backfill started", "from", bf.From, "to", bf.To, "days", len(dates),
-		"caller", callerOf(r))
-	// The backfill outlives the request (it takes one nightly run per day).
-	go s.runBackfill(context.WithoutCancel(r.Context()))
-	cur, _ := s.backfills.get()
-	writeJSON(w, http.StatusAccepted, cur)
+	bf.State, bf.Current, bf.UpdatedAt = StateDone, "", s.cfg.Now().UTC()
+	s.backfills.set(bf)
+	s.log.InfoContext(r.Context(), "nightly backfill done", "from", bf.From, "to", bf.To, "days", len(dates))
+	writeJSON(w, http.StatusOK, bf)
 }
 
 // backfillDates checks a range and returns its dates in order.
@@ -136,42 +167,6 @@ func (s *server) backfillDates(from, to string, nFrom, nTo int) ([]string, error
 		dates[i] = f.AddDate(0, 0, i).Format(DateLayout)
 	}
 	return dates, nil
-}
-
-// runBackfill launches the backfill's dates one after the other, each when
-// the one before is done.
-func (s *server) runBackfill(ctx context.Context) {
-	bf, _ := s.backfills.get()
-	fail := func(date, msg string) {
-		s.log.ErrorContext(ctx, "nightly backfill stopped", "from", bf.From, "to", bf.To, "date", date, "error", msg)
-		s.backfills.update(func(b *Backfill) {
-			b.State, b.Error, b.UpdatedAt = StateFailed, fmt.Sprintf("%s: %s", date, msg), s.cfg.Now().UTC()
-		})
-	}
-	for _, date := range bf.Dates {
-		s.backfills.update(func(b *Backfill) { b.Current, b.UpdatedAt = date, s.cfg.Now().UTC() })
-		s.launching <- struct{}{}
-		run, err := s.launcher.Launch(ctx, date)
-		<-s.launching
-		for err == nil && run.State.Active() {
-			time.Sleep(s.cfg.PollInterval)
-			run, err = s.launcher.Lookup(ctx, date)
-		}
-		if err != nil {
-			fail(date, err.Error())
-			return
-		}
-		if perr := s.cfg.Store.Put(ctx, run); perr != nil {
-			s.log.WarnContext(ctx, "recording nightly run failed", "date", date, "job_id", run.JobID, "error", perr)
-		}
-		if run.State != StateDone {
-			fail(date, fmt.Sprintf("run %s ended %s %s", run.JobID, run.State, run.Error))
-			return
-		}
-		s.backfills.update(func(b *Backfill) { b.Done, b.UpdatedAt = append(b.Done, date), s.cfg.Now().UTC() })
-	}
-	s.backfills.update(func(b *Backfill) { b.State, b.Current, b.UpdatedAt = StateDone, "", s.cfg.Now().UTC() })
-	s.log.InfoContext(ctx, "nightly backfill done", "from", bf.From, "to", bf.To, "days", len(bf.Dates))
 }
 
 // backfillStatus answers GET /v1/nightly/backfill with the latest backfill.

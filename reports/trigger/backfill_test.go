@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -53,33 +55,34 @@ func newBackfillServer(t *testing.T, run trigger.RunFunc, earliest string) http.
 		defer cancel()
 		l.Close(ctx)
 	})
-	return trigger.NewServer(trigger.Config{Location: time.UTC, Now: func() time.Time { return fixedNow },
-		PollInterval: time.Millisecond,
+	return trigger.NewServer(backfillConfig(earliest), l, nil)
+}
+
+func backfillConfig(earliest string) trigger.Config {
+	return trigger.Config{Location: time.UTC, Now: func() time.Time { return fixedNow },
+		PollInterval: time.Millisecond, BackfillBudget: 30 * time.Second,
 		Earliest: func(context.Context) (string, bool, error) {
 			return earliest, earliest != "", nil
-		}}, l, nil)
+		}}
 }
 
-// waitBackfill polls GET /v1/nightly/backfill until it is no longer running.
-func waitBackfill(t *testing.T, h http.Handler) trigger.Backfill {
+// decodeBackfill reads a backfill answer (or its "backfill" member).
+func decodeBackfill(t *testing.T, body []byte) trigger.Backfill {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		rec, _ := do(t, h, "GET", "/v1/nightly/backfill", "", "")
-		var bf trigger.Backfill
-		if err := json.Unmarshal(rec.Body.Bytes(), &bf); err != nil || rec.Code != 200 {
-			t.Fatalf("GET backfill = %d %s", rec.Code, rec.Body)
-		}
-		if !bf.State.Active() {
-			return bf
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("backfill still running: %+v", bf)
-		}
-		time.Sleep(2 * time.Millisecond)
+	var bf trigger.Backfill
+	var wrapped struct{ Backfill *trigger.Backfill }
+	if err := json.Unmarshal(body, &wrapped); err == nil && wrapped.Backfill != nil {
+		return *wrapped.Backfill
 	}
+	if err := json.Unmarshal(body, &bf); err != nil {
+		t.Fatalf("backfill answer %s: %v", body, err)
+	}
+	return bf
 }
 
+// TestBackfillRunsDatesInOrder: one request runs the missing dates of the
+// range in order, one at a time, each waited for, and answers 200 when all
+// are done; a date done before is not run again.
 func TestBackfillRunsDatesInOrder(t *testing.T) {
 	o := &orderedRunner{}
 	h := newBackfillServer(t, o.run, "2026-11-01")
@@ -93,24 +96,17 @@ func TestBackfillRunsDatesInOrder(t *testing.T) {
 	waitDone(t, h, "2026-11-21")
 
 	rec, _ := do(t, h, "POST", "/v1/nightly?from=2026-11-20&to=2026-11-23", "", "")
-	var bf trigger.Backfill
-	if err := json.Unmarshal(rec.Body.Bytes(), &bf); rec.Code != 202 || err != nil ||
-		strings.Join(bf.Dates, " ") != "2026-11-20 2026-11-21 2026-11-22 2026-11-23" || bf.State != trigger.StateRunning {
-		t.Fatalf("backfill = %d %s", rec.Code, rec.Body)
-	}
-	bf = waitBackfill(t, h)
-	if bf.State != trigger.StateDone || strings.Join(bf.Done, " ") != "2026-11-20 2026-11-21 2026-11-22 2026-11-23" {
-		t.Errorf("backfill = %+v, want DONE with the 4 dates", bf)
+	bf := decodeBackfill(t, rec.Body.Bytes())
+	if rec.Code != 200 || bf.State != trigger.StateDone || strings.Join(bf.Done, " ") != "2026-11-20 2026-11-21 2026-11-22 2026-11-23" {
+		t.Fatalf("backfill = %d %s, want 200 DONE with the 4 dates", rec.Code, rec.Body)
 	}
 	want := "start 2026-11-21, end 2026-11-21, start 2026-11-20, end 2026-11-20, " +
 		"start 2026-11-22, end 2026-11-22, start 2026-11-23, end 2026-11-23"
 	if got := o.trace(); got != want {
 		t.Errorf("runs = %s\nwant %s (in order, one at a time, 2026-11-21 not again)", got, want)
 	}
-	for _, d := range bf.Dates {
-		if _, run := do(t, h, "GET", "/v1/nightly/"+d, "", ""); run.State != trigger.StateDone {
-			t.Errorf("run %s = %+v, want DONE", d, run)
-		}
+	if rec, _ := do(t, h, "GET", "/v1/nightly/backfill", "", ""); rec.Code != 200 || decodeBackfill(t, rec.Body.Bytes()).State != trigger.StateDone {
+		t.Errorf("GET backfill = %d %s", rec.Code, rec.Body)
 	}
 }
 
@@ -125,16 +121,17 @@ func waitDone(t *testing.T, h http.Handler, date string) {
 	t.Fatalf("run %s not done", date)
 }
 
+// TestBackfillStopsAtTheFirstFailure: a failed date is answered as a
+// failure (500, naming it), the dates after it are not run, and the same
+// request, once fixed, runs what is missing.
 func TestBackfillStopsAtTheFirstFailure(t *testing.T) {
 	o := &orderedRunner{fail: map[string]bool{"2026-11-21": true}}
 	h := newBackfillServer(t, o.run, "2026-11-01")
-	if rec, _ := do(t, h, "POST", "/v1/nightly?from=2026-11-20&to=2026-11-22", "", ""); rec.Code != 202 {
-		t.Fatalf("backfill = %d %s", rec.Code, rec.Body)
-	}
-	bf := waitBackfill(t, h)
-	if bf.State != trigger.StateFailed || strings.Join(bf.Done, " ") != "2026-11-20" ||
-		!strings.Contains(bf.Error, "2026-11-21") || !strings.Contains(bf.Error, "boom") {
-		t.Errorf("backfill = %+v, want FAILED at 2026-11-21 with its error", bf)
+	rec, _ := do(t, h, "POST", "/v1/nightly?from=2026-11-20&to=2026-11-22", "", "")
+	bf := decodeBackfill(t, rec.Body.Bytes())
+	if rec.Code != 500 || bf.State != trigger.StateFailed || strings.Join(bf.Done, " ") != "2026-11-20" ||
+		!strings.Contains(bf.Error, "2026-11-21") || !strings.Contains(rec.Body.String(), "ended FAILED") {
+		t.Errorf("backfill = %d %s, want 500 FAILED at 2026-11-21", rec.Code, rec.Body)
 	}
 	if strings.Contains(o.trace(), "2026-11-22") {
 		t.Errorf("runs = %s: the date after the failure ran", o.trace())
@@ -143,30 +140,135 @@ func TestBackfillStopsAtTheFirstFailure(t *testing.T) {
 	o.mu.Lock()
 	o.fail = nil
 	o.mu.Unlock()
-	if rec, _ := do(t, h, "POST", "/v1/nightly?from=2026-11-20&to=2026-11-22", "", ""); rec.Code != 202 {
-		t.Fatalf("backfill again = %d %s", rec.Code, rec.Body)
-	}
-	if bf := waitBackfill(t, h); bf.State != trigger.StateDone {
-		t.Errorf("backfill again = %+v, want DONE", bf)
+	if rec, _ := do(t, h, "POST", "/v1/nightly?from=2026-11-20&to=2026-11-22", "", ""); rec.Code != 200 {
+		t.Fatalf("backfill again = %d %s, want 200", rec.Code, rec.Body)
 	}
 	if n := strings.Count(o.trace(), "start 2026-11-20"); n != 1 {
 		t.Errorf("2026-11-20 ran %d times, want once: %s", n, o.trace())
 	}
 }
 
-func TestBackfillOneAtATime(t *testing.T) {
+// TestBackfillOutOfTime: a request that runs out of its budget answers 202
+// with Retry-After and where it is; the run it left goes on, and the next
+// request joins it rather than starting it again.
+func TestBackfillOutOfTime(t *testing.T) {
 	g := newGatedRunner()
-	h := newBackfillServer(t, g.run, "2026-11-01")
-	if rec, _ := do(t, h, "POST", "/v1/nightly?from=2026-11-20&to=2026-11-21", "", ""); rec.Code != 202 {
-		t.Fatalf("backfill = %d %s", rec.Code, rec.Body)
-	}
-	rec, _ := do(t, h, "POST", "/v1/nightly?from=2026-11-10&to=2026-11-11", "", "")
-	if rec.Code != 409 || !strings.Contains(rec.Body.String(), "a backfill from 2026-11-20 to 2026-11-21 is running") {
-		t.Errorf("second backfill = %d %s, want 409 naming the running one", rec.Code, rec.Body)
+	l := trigger.NewLocalLauncher(g.run, nil)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		l.Close(ctx)
+	})
+	cfg := backfillConfig("2026-11-01")
+	cfg.BackfillBudget = 50 * time.Millisecond
+	h := trigger.NewServer(cfg, l, nil)
+	rec, _ := do(t, h, "POST", "/v1/nightly?from=2026-11-20&to=2026-11-21", "", "")
+	bf := decodeBackfill(t, rec.Body.Bytes())
+	if rec.Code != 202 || rec.Header().Get("Retry-After") == "" || bf.Current != "2026-11-20" || len(bf.Done) != 0 {
+		t.Fatalf("backfill out of time = %d %v %s, want 202 with Retry-After at 2026-11-20", rec.Code, rec.Header(), rec.Body)
 	}
 	close(g.release)
-	if bf := waitBackfill(t, h); bf.State != trigger.StateDone {
-		t.Errorf("backfill = %+v", bf)
+	cfg.BackfillBudget = 30 * time.Second
+	h = trigger.NewServer(cfg, l, nil)
+	if rec, _ := do(t, h, "POST", "/v1/nightly?from=2026-11-20&to=2026-11-21", "", ""); rec.Code != 200 {
+		t.Fatalf("backfill again = %d %s, want 200", rec.Code, rec.Body)
+	}
+	if n := g.started("2026-11-20"); n != 1 {
+		t.Errorf("2026-11-20 started %d times, want once", n)
+	}
+}
+
+// engine is a Launcher whose runs live outside the service, as Dataflow
+// jobs do: they outlive a trigger instance. Each run takes a few polls.
+type engine struct {
+	mu       sync.Mutex
+	runs     map[string]*trigger.Run
+	polls    map[string]int
+	launches map[string]int
+}
+
+func newEngine() *engine {
+	return &engine{runs: map[string]*trigger.Run{}, polls: map[string]int{}, launches: map[string]int{}}
+}
+
+func (e *engine) Launch(_ context.Context, date string) (trigger.Run, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r := e.runs[date]; r != nil && (r.State.Active() || r.State == trigger.StateDone) {
+		c := *r
+		c.Existing = true
+		return c, nil
+	}
+	e.launches[date]++
+	r := &trigger.Run{Date: date, JobID: "job-" + date, JobName: trigger.JobName(date), State: trigger.StateRunning, Engine: "test"}
+	e.runs[date] = r
+	return *r, nil
+}
+
+func (e *engine) Lookup(_ context.Context, date string) (trigger.Run, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.runs[date]
+	if r == nil {
+		return trigger.Run{}, trigger.ErrNotFound
+	}
+	if e.polls[date]++; e.polls[date] >= 5 {
+		r.State = trigger.StateDone
+	}
+	return *r, nil
+}
+
+// TestBackfillSurvivesAKilledInstance: the instance serving a backfill is
+// stopped in the middle (its request cancelled, as when Cloud Run stops an
+// instance); the caller repeats the request on a new instance until it
+// answers 200. Every date is run, each exactly once.
+func TestBackfillSurvivesAKilledInstance(t *testing.T) {
+	eng := newEngine()
+	const target = "/v1/nightly?from=2026-11-01&to=2026-11-10"
+	first := trigger.NewServer(backfillConfig("2026-11-01"), eng, nil)
+	ctx, kill := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		req := httptest.NewRequestWithContext(ctx, "POST", target, nil)
+		rec := httptest.NewRecorder()
+		first.ServeHTTP(rec, req)
+		done <- rec.Code
+	}()
+	// Kill the instance once it is in the middle of the range.
+	for {
+		eng.mu.Lock()
+		n := len(eng.runs)
+		eng.mu.Unlock()
+		if n >= 4 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	kill()
+	<-done
+
+	calls := 0
+	for {
+		calls++
+		if calls > 20 {
+			t.Fatal("the backfill never finished")
+		}
+		h := trigger.NewServer(backfillConfig("2026-11-01"), eng, nil) // a new instance each time
+		rec, _ := do(t, h, "POST", target, "", "")
+		if rec.Code == 200 {
+			break
+		}
+		if rec.Code != 202 {
+			t.Fatalf("backfill on a new instance = %d %s", rec.Code, rec.Body)
+		}
+	}
+	eng.mu.Lock()
+	defer eng.mu.Unlock()
+	for d := 1; d <= 10; d++ {
+		date := fmt.Sprintf("2026-11-%02d", d)
+		if r := eng.runs[date]; r == nil || r.State != trigger.StateDone || eng.launches[date] != 1 {
+			t.Errorf("%s: run %+v launched %d times, want DONE, launched once", date, r, eng.launches[date])
+		}
 	}
 }
 
@@ -203,4 +305,17 @@ func TestBackfillRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// started counts the runs of date the runner started.
+func (g *gatedRunner) started(date string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, d := range g.calls {
+		if d == date {
+			n++
+		}
+	}
+	return n
 }

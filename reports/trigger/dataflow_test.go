@@ -209,11 +209,12 @@ func TestServerReportsEngineErrors(t *testing.T) {
 		{"GET", "/v1/nightly/2026-11-24"},
 	} {
 		code, body := doReq(h, tc.method, tc.target)
-		if code != http.StatusBadGateway || !strings.Contains(body, "Unavailable") {
-			t.Errorf("%s %s = %d %s, want 502 with the cause", tc.method, tc.target, code, body)
+		if code != http.StatusBadGateway || strings.Contains(body, "Unavailable") || !strings.Contains(body, "see the service's log") {
+			t.Errorf("%s %s = %d %s, want 502 with a short message, not the engine's words", tc.method, tc.target, code, body)
 		}
 	}
-	if n := strings.Count(logs.String(), `"severity":"ERROR"`); n != 2 {
-		t.Errorf("%d ERROR log lines, want 2:\n%s", n, logs.String())
+	// The engine's words are in the log.
+	if n := strings.Count(logs.String(), `"severity":"ERROR"`); n != 2 || strings.Count(logs.String(), "Unavailable") != 2 {
+		t.Errorf("%d ERROR log lines, want 2 with the cause:\n%s", n, logs.String())
 	}
 }

@@ -17,9 +17,15 @@ import (
 type RunFunc func(ctx context.Context, date string) (result string, err error)
 
 // LocalLauncher is the Launcher of the local stack: it runs a RunFunc in the
-// background, one run per date at a time. A run that is running or done is
-// returned instead of started again; a failed or cancelled one is retried.
+// background, one run per date at a time, and at most MaxRunning at once
+// (ErrBusy beyond). A run that is running or done is returned instead of
+// started again; a failed or cancelled one is retried.
 type LocalLauncher struct {
+	// MaxRunning caps the runs in progress (each is a nightly job on
+	// Prism, a process of its own with the command runner). Set it before
+	// the first Launch. Zero: DefaultMaxRunning.
+	MaxRunning int
+
 	run RunFunc
 	log *slog.Logger
 	now func() time.Time
@@ -35,6 +41,9 @@ type LocalLauncher struct {
 }
 
 var _ Launcher = (*LocalLauncher)(nil)
+
+// DefaultMaxRunning is the default cap of a LocalLauncher's runs at once.
+const DefaultMaxRunning = 2
 
 // NewLocalLauncher returns a LocalLauncher running run. Close stops it.
 func NewLocalLauncher(run RunFunc, logger *slog.Logger) *LocalLauncher {
@@ -59,6 +68,18 @@ func (l *LocalLauncher) Launch(_ context.Context, date string) (Run, error) {
 	if prev, ok := l.runs[date]; ok && (prev.State.Active() || prev.State == StateDone) {
 		prev.Existing = true
 		return prev, nil
+	}
+	running, limit := 0, l.MaxRunning
+	if limit <= 0 {
+		limit = DefaultMaxRunning
+	}
+	for _, r := range l.runs {
+		if r.State.Active() {
+			running++
+		}
+	}
+	if running >= limit {
+		return Run{}, fmt.Errorf("local launch %s: %w (%d running)", date, ErrBusy, running)
 	}
 	l.seq++
 	now := l.now().UTC()

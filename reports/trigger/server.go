@@ -31,13 +31,26 @@ type Config struct {
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 	// Earliest returns the first report date (YYYY-MM-DD) with data in the
-	// warehouse, ok false when it has none: a backfill starting before it
-	// is refused (422). Nil: not checked.
+	// warehouse, ok false when it has none: a date or a backfill starting
+	// before it is refused (422). Nil: not checked.
 	Earliest func(ctx context.Context) (date string, ok bool, err error)
-	// PollInterval is how often a backfill checks the run it waits for.
-	// Zero: 10 s.
+	// PollInterval is how often a waiting request checks its run. Zero:
+	// 10 s.
 	PollInterval time.Duration
+	// Wait is how long POST /v1/nightly?date= waits for its run to end, so
+	// that a failed run is answered as a failure (500) and the caller
+	// (Cloud Scheduler) retries it: 200 when the run is done, 503 with
+	// Retry-After while it still runs (the retry finds the same run). Zero:
+	// answer as soon as the run is launched (202), as the local stack does.
+	Wait time.Duration
+	// BackfillBudget is how long one backfill request works before it
+	// answers (202 with where it is; the caller repeats the request). Zero:
+	// 90 s. Keep it under the request timeout of the platform (Cloud Run).
+	BackfillBudget time.Duration
 }
+
+// retryAfter is the Retry-After of a request that should be repeated.
+const retryAfter = "30"
 
 type server struct {
 	cfg      Config
@@ -74,6 +87,9 @@ func NewServer(cfg Config, launcher Launcher, logger *slog.Logger) http.Handler 
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 10 * time.Second
 	}
+	if cfg.BackfillBudget <= 0 {
+		cfg.BackfillBudget = 90 * time.Second
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -103,7 +119,7 @@ func (s *server) launch(w http.ResponseWriter, r *http.Request) {
 		s.backfill(w, r)
 		return
 	}
-	date, err := s.requestedDate(w, r)
+	date, implicit, err := s.requestedDate(w, r)
 	if err != nil {
 		code := http.StatusBadRequest
 		if errors.Is(err, errBodyTooLarge) {
@@ -112,31 +128,135 @@ func (s *server) launch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, err.Error())
 		return
 	}
+	if code, msg := s.checkEarliest(r.Context(), date); code != 0 {
+		if implicit && code == http.StatusUnprocessableEntity && msg != noData {
+			// Yesterday, by the clock, is before the stream's first day: the
+			// first night after the stream started. Nothing to report.
+			s.log.WarnContext(r.Context(), "nightly: yesterday is before the first day with data; nothing to run", "date", date)
+			writeJSON(w, http.StatusOK, map[string]string{"date": date, "skipped": msg})
+			return
+		}
+		writeError(w, code, msg)
+		return
+	}
 
-	select {
-	case s.launching <- struct{}{}:
-	case <-r.Context().Done():
-		writeError(w, http.StatusServiceUnavailable, "request cancelled while waiting for another launch")
-		return
-	}
-	run, err := s.launcher.Launch(r.Context(), date)
-	<-s.launching
+	run, err := s.launchDate(r.Context(), date)
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "nightly launch failed", "date", date, "error", err)
-		writeError(w, http.StatusBadGateway, fmt.Sprintf("launch nightly run for %s: %v", date, err))
+		s.answerLaunchError(w, r, date, err)
 		return
 	}
-	if err := s.cfg.Store.Put(r.Context(), run); err != nil {
-		s.log.WarnContext(r.Context(), "recording nightly run failed", "date", date, "job_id", run.JobID, "error", err)
-	}
-	code := http.StatusAccepted
-	if run.Existing {
-		code = http.StatusOK
-	} else {
+	if !run.Existing {
 		s.log.InfoContext(r.Context(), "nightly run launched", "date", date, "job_id", run.JobID,
 			"job_name", run.JobName, "engine", run.Engine, "caller", callerOf(r))
 	}
-	writeJSON(w, code, run)
+	if s.cfg.Wait > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Wait)
+		run, err = s.await(ctx, run)
+		cancel()
+		if err != nil && r.Context().Err() == nil {
+			s.answerLaunchError(w, r, date, err)
+			return
+		}
+	}
+	switch {
+	case run.State == StateDone:
+		writeJSON(w, http.StatusOK, run)
+	case !run.State.Active():
+		s.log.ErrorContext(r.Context(), "nightly run failed", "date", date, "job_id", run.JobID, "state", run.State, "error", run.Error)
+		writeJSON(w, http.StatusInternalServerError, map[string]any{
+			"error": fmt.Sprintf("the nightly run for %s ended %s; a new request runs it again", date, run.State), "run": run})
+	case s.cfg.Wait > 0:
+		// Not a success yet: the caller's retry finds this run and waits on.
+		w.Header().Set("Retry-After", retryAfter)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"error": fmt.Sprintf("the nightly run for %s is still %s; repeat the request", date, run.State), "run": run})
+	case run.Existing:
+		writeJSON(w, http.StatusOK, run)
+	default:
+		writeJSON(w, http.StatusAccepted, run)
+	}
+}
+
+// noData is the refusal of a warehouse that holds no data at all.
+const noData = "the warehouse has no data yet"
+
+// checkEarliest refuses (422) a date before the first day with data in the
+// warehouse, the same way for a single date and for a backfill's start. It
+// returns 0 when the date may run.
+func (s *server) checkEarliest(ctx context.Context, date string) (int, string) {
+	if s.cfg.Earliest == nil {
+		return 0, ""
+	}
+	first, ok, err := s.cfg.Earliest(ctx)
+	switch {
+	case err != nil:
+		s.log.ErrorContext(ctx, "finding the first day with data failed", "error", err)
+		return http.StatusBadGateway, "could not find the first day with data in the warehouse; see the service's log"
+	case !ok:
+		return http.StatusUnprocessableEntity, noData
+	case date < first:
+		return http.StatusUnprocessableEntity, fmt.Sprintf("%s is before the first day with data in the warehouse (%s)", date, first)
+	}
+	return 0, ""
+}
+
+// launchDate launches (or finds) the run for date and records it.
+func (s *server) launchDate(ctx context.Context, date string) (Run, error) {
+	select {
+	case s.launching <- struct{}{}:
+	case <-ctx.Done():
+		return Run{}, fmt.Errorf("waiting for another launch: %w", ctx.Err())
+	}
+	run, err := s.launcher.Launch(ctx, date)
+	<-s.launching
+	if err != nil {
+		return Run{}, err
+	}
+	if err := s.cfg.Store.Put(ctx, run); err != nil {
+		s.log.WarnContext(ctx, "recording nightly run failed", "date", date, "job_id", run.JobID, "error", err)
+	}
+	return run, nil
+}
+
+// await polls run until it ends or ctx is done, and returns its latest
+// state (the last one seen when ctx ends first, with no error).
+func (s *server) await(ctx context.Context, run Run) (Run, error) {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for run.State.Active() {
+		select {
+		case <-ctx.Done():
+			return run, nil
+		case <-t.C:
+		}
+		next, err := s.launcher.Lookup(ctx, run.Date)
+		if err != nil {
+			if ctx.Err() != nil {
+				return run, nil
+			}
+			return run, err
+		}
+		existing := run.Existing
+		run = next
+		run.Existing = existing
+	}
+	if err := s.cfg.Store.Put(ctx, run); err != nil {
+		s.log.WarnContext(ctx, "recording nightly run failed", "date", run.Date, "job_id", run.JobID, "error", err)
+	}
+	return run, nil
+}
+
+// answerLaunchError answers a failed launch or lookup: 429 with
+// Retry-After when the launcher is at its limit of runs, else 502 with a
+// short message; the engine's own words go to the log, not to the caller.
+func (s *server) answerLaunchError(w http.ResponseWriter, r *http.Request, date string, err error) {
+	if errors.Is(err, ErrBusy) {
+		w.Header().Set("Retry-After", retryAfter)
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many nightly runs at once; retry %s later", date))
+		return
+	}
+	s.log.ErrorContext(r.Context(), "nightly launch failed", "date", date, "error", err)
+	writeError(w, http.StatusBadGateway, fmt.Sprintf("launching the nightly run for %s failed; see the service's log", date))
 }
 
 func (s *server) status(w http.ResponseWriter, r *http.Request) {
@@ -152,7 +272,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		s.log.ErrorContext(r.Context(), "nightly status lookup failed", "date", date, "error", err)
-		writeError(w, http.StatusBadGateway, fmt.Sprintf("look up nightly run for %s: %v", date, err))
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("looking up the nightly run for %s failed; see the service's log", date))
 		return
 	}
 	if err := s.cfg.Store.Put(r.Context(), run); err != nil {
@@ -174,9 +294,17 @@ func (s *server) list(w http.ResponseWriter, r *http.Request) {
 var errBodyTooLarge = errors.New("request body too large")
 
 // requestedDate reads the report date from the query (?date=), a form or JSON
-// body, or defaults to yesterday. The body is bounded; the date must be a real
-// calendar date, not in the future.
-func (s *server) requestedDate(w http.ResponseWriter, r *http.Request) (string, error) {
+// body, or defaults to yesterday (implicit). The body is bounded; the date
+// must be a real calendar date, not in the future.
+func (s *server) requestedDate(w http.ResponseWriter, r *http.Request) (date string, implicit bool, err error) {
+	date, err = s.parseRequestDate(w, r)
+	if err == nil && date == "" {
+		return Yesterday(s.cfg.Now(), s.cfg.Location), true, nil
+	}
+	return date, false, err
+}
+
+func (s *server) parseRequestDate(w http.ResponseWriter, r *http.Request) (string, error) {
 	q := r.URL.Query()
 	if len(q["date"]) > 1 {
 		return "", errors.New("date given more than once")
@@ -206,7 +334,7 @@ func (s *server) requestedDate(w http.ResponseWriter, r *http.Request) (string, 
 	}
 
 	if date == "" {
-		return Yesterday(s.cfg.Now(), s.cfg.Location), nil
+		return "", nil
 	}
 	d, err := ParseDate(date)
 	if err != nil {

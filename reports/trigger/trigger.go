@@ -70,6 +70,10 @@ type Run struct {
 // ErrNotFound is returned by Launcher.Lookup when no run exists for a date.
 var ErrNotFound = errors.New("trigger: no run for date")
 
+// ErrBusy is returned by Launcher.Launch when as many runs as it allows are
+// running: the caller should retry later (the service answers 429).
+var ErrBusy = errors.New("trigger: too many runs at once")
+
 // Launcher starts and inspects nightly runs. Implementations are idempotent
 // per date: Launch returns the existing run when one is active or done, and
 // starts a new one otherwise (never, failed or cancelled).

@@ -39,6 +39,11 @@ func encodeSummary(v Summary) ([]byte, error) {
 	}
 	b = codec.AppendVarint(b, v.Duplicates)
 	b = codec.AppendVarint(b, v.Superseded)
+	b = codec.AppendUvarint(b, uint64(len(v.Trend)))
+	for _, t := range v.Trend {
+		b = codec.AppendVarint(b, t.Sold)
+		b = codec.AppendUvarint(b, uint64(t.Close))
+	}
 	return b, nil
 }
 
@@ -50,6 +55,12 @@ func decodeSummary(b []byte) (Summary, error) {
 		v.Series = &s
 	}
 	v.Duplicates, v.Superseded = d.Varint(), d.Varint()
+	if n := d.Len(); n > 0 {
+		v.Trend = make([]TrendDay, n)
+		for i := range v.Trend {
+			v.Trend[i] = TrendDay{Sold: d.Varint(), Close: Close(d.Uvarint())}
+		}
+	}
 	if d.Done() != nil {
 		return Summary{}, errCorruptSummary
 	}
@@ -69,6 +80,12 @@ func encodeGather(v Gather) ([]byte, error) {
 	}
 	b = codec.AppendVarint(b, v.Duplicates)
 	b = codec.AppendVarint(b, v.Superseded)
+	b = codec.AppendUvarint(b, uint64(len(v.Days)))
+	for _, t := range v.Days {
+		for _, x := range [...]int64{t.Keys, t.UnitsSold, t.KeysBelow, t.KeysOut} {
+			b = codec.AppendVarint(b, x)
+		}
+	}
 	return b, nil
 }
 
@@ -88,6 +105,12 @@ func decodeGather(b []byte) (Gather, error) {
 		}
 	}
 	v.Duplicates, v.Superseded = d.Varint(), d.Varint()
+	if n := d.Len(); n > 0 {
+		v.Days = make([]DayTotals, n)
+		for i := range v.Days {
+			v.Days[i] = DayTotals{Keys: d.Varint(), UnitsSold: d.Varint(), KeysBelow: d.Varint(), KeysOut: d.Varint()}
+		}
+	}
 	if d.Done() != nil {
 		return Gather{}, errCorruptGather
 	}

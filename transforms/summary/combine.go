@@ -29,6 +29,11 @@ type Options struct {
 	// DefaultThreshold is the threshold of keys no rule names; 0 or less
 	// means ledger.DefaultThreshold.
 	DefaultThreshold int64
+	// Warehouse, if set, holds the live threshold changes
+	// (threshold_changes) made over the thresholds file: the report judges
+	// each key against the threshold in force at each time of the day, as
+	// the stream did.
+	Warehouse string
 	// MaxCharts is how many of the most affected keys keep their on-hand
 	// series for the report's charts (default 6).
 	MaxCharts int
@@ -72,6 +77,7 @@ type summarizeFn struct {
 	Options Options
 
 	th      *ledger.Thresholds
+	changes map[string][]ledger.Change // live changes before the end of the day, by SKU, in order
 	keys    beam.Counter
 	events  beam.Counter
 	early   beam.Counter
@@ -99,6 +105,9 @@ func (f *summarizeFn) Setup(ctx context.Context) error {
 		return fmt.Errorf("summary: %w", err)
 	}
 	f.th = th
+	if f.changes, err = ReadThresholdChanges(ctx, f.Options.Warehouse, f.Options.Window.End); err != nil {
+		return fmt.Errorf("summary: %w", err)
+	}
 	f.keys = beam.NewCounter("nightly", "keys")
 	f.events = beam.NewCounter("nightly", "events")
 	f.early = beam.NewCounter("nightly", "rows_outside_day")
@@ -127,9 +136,7 @@ func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*Par
 		defer close(r.done)
 		sums := make([]Summary, 0, len(p.Items))
 		for _, it := range p.Items {
-			if !it.OnlyHistory() {
-				sums = append(sums, Summarize1(it, f.Options.Window, f.th.Lookup(it.Key())))
-			}
+			sums = append(sums, Summarize1(it, f.Options.Window, LineOf(it.Key(), f.th, f.changes[it.SKU])))
 		}
 		r.sums = sums
 	}()
@@ -203,6 +210,60 @@ type Gather struct {
 	Charts     []Chart
 	Duplicates int64
 	Superseded int64
+	// Days add up the keys' trend days (Window.Days), oldest first.
+	Days []DayTotals
+}
+
+// DayTotals add up the keys of one trend day: how many had a known stock,
+// the units they sold, how many closed below threshold (out of stock
+// included) and out of stock.
+type DayTotals struct {
+	Keys, UnitsSold, KeysBelow, KeysOut int64
+}
+
+// addTrend adds one key's trend days to g.
+func (g *Gather) addTrend(trend []TrendDay) {
+	if len(g.Days) < len(trend) {
+		g.Days = append(g.Days, make([]DayTotals, len(trend)-len(g.Days))...)
+	}
+	for i, t := range trend {
+		d := &g.Days[i]
+		d.UnitsSold += t.Sold
+		if t.Close == CloseUnknown {
+			continue
+		}
+		d.Keys++
+		if t.Close == CloseBelow || t.Close == CloseOut {
+			d.KeysBelow++
+		}
+		if t.Close == CloseOut {
+			d.KeysOut++
+		}
+	}
+}
+
+// addDays adds o's day totals to g's.
+func (g *Gather) addDays(o []DayTotals) {
+	if len(g.Days) < len(o) {
+		g.Days = append(g.Days, make([]DayTotals, len(o)-len(g.Days))...)
+	}
+	for i, t := range o {
+		d := &g.Days[i]
+		d.Keys += t.Keys
+		d.UnitsSold += t.UnitsSold
+		d.KeysBelow += t.KeysBelow
+		d.KeysOut += t.KeysOut
+	}
+}
+
+// Merge adds o to g (the rows, charts, counts and days, not the limit on
+// charts).
+func (g *Gather) Merge(o Gather) {
+	g.Rows = append(g.Rows, o.Rows...)
+	g.Charts = append(g.Charts, o.Charts...)
+	g.Duplicates += o.Duplicates
+	g.Superseded += o.Superseded
+	g.addDays(o.Days)
 }
 
 // Chart is a chart candidate: a key's row and its on-hand series.
@@ -231,6 +292,7 @@ func (f *gatherFn) AddInput(g Gather, s Summary) Gather {
 	g.Rows = append(g.Rows, s.Row)
 	g.Duplicates += s.Duplicates
 	g.Superseded += s.Superseded
+	g.addTrend(s.Trend)
 	if s.Series != nil {
 		g.Charts = append(g.Charts, Chart{Row: s.Row, Series: *s.Series})
 		if len(g.Charts) >= 4*f.max() {
@@ -241,10 +303,7 @@ func (f *gatherFn) AddInput(g Gather, s Summary) Gather {
 }
 
 func (f *gatherFn) MergeAccumulators(a, b Gather) Gather {
-	a.Rows = append(a.Rows, b.Rows...)
-	a.Duplicates += b.Duplicates
-	a.Superseded += b.Superseded
-	a.Charts = append(a.Charts, b.Charts...)
+	a.Merge(b)
 	if len(a.Charts) > f.max() {
 		a.Charts = sortWorst(a.Charts)[:f.max()]
 	}

@@ -157,15 +157,10 @@ func encodePart(p Part) ([]byte, error) {
 	for _, it := range p.Items {
 		b = codec.AppendString(b, it.SKU)
 		b = codec.AppendString(b, it.LocationID)
-		b = codec.AppendFlags(b, it.HasOpening, it.HasStreaming, it.HasHistory)
+		b = codec.AppendFlags(b, it.HasOpening, it.HasStreaming)
 		b = codec.AppendVarint(b, it.OpeningOnHand)
 		b = codec.AppendVarint(b, it.OpeningAt)
 		b = codec.AppendVarint(b, it.StreamingOnHand)
-		if it.HasHistory {
-			b = codec.AppendVarint(b, it.Sold6)
-			b = codec.AppendVarint(b, it.Sold27)
-			b = codec.AppendVarint(b, it.HistoryDays)
-		}
 		b = codec.AppendUvarint(b, uint64(len(it.Events)))
 		for _, e := range it.Events {
 			shared := commonPrefix(prevID, e.ID)
@@ -203,11 +198,8 @@ func decodePart(b []byte) (Part, error) {
 	for i := 0; i < n && d.Err() == nil; i++ {
 		it := &Item{SKU: d.String(), LocationID: d.String()}
 		flags := d.Uvarint()
-		it.HasOpening, it.HasStreaming, it.HasHistory = codec.Flag(flags, 0), codec.Flag(flags, 1), codec.Flag(flags, 2)
+		it.HasOpening, it.HasStreaming = codec.Flag(flags, 0), codec.Flag(flags, 1)
 		it.OpeningOnHand, it.OpeningAt, it.StreamingOnHand = d.Varint(), d.Varint(), d.Varint()
-		if it.HasHistory {
-			it.Sold6, it.Sold27, it.HistoryDays = d.Varint(), d.Varint(), d.Varint()
-		}
 		it.Events = make([]Event, d.Len())
 		for j := range it.Events {
 			shared := d.Uvarint()

@@ -6,6 +6,7 @@ package summary
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"time"
 
@@ -14,9 +15,47 @@ import (
 	"github.com/inventory-events/inventory/reports"
 )
 
-// Window is the report day: [Start, End) in Unix µs.
+// Window is the report day: [Start, End) in Unix µs, and the starts of the
+// trend days before it (Days: the 27 days before the report date, oldest
+// first; each day ends where the next, or the report day, starts).
 type Window struct {
 	Start, End int64
+	Days       []int64
+}
+
+// dayEnd returns the end of trend day i of w.
+func (w Window) dayEnd(i int) int64 {
+	if i+1 < len(w.Days) {
+		return w.Days[i+1]
+	}
+	return w.Start
+}
+
+// Step is a change of a key's threshold: from At (Unix µs) on, Threshold.
+type Step struct {
+	At, Threshold int64
+}
+
+// Line is a key's reorder threshold over time: Base, then each Step in
+// order of time (the live changes of the key's rules).
+type Line struct {
+	Base  int64
+	Steps []Step
+}
+
+// Flat returns the Line of a threshold that never changes.
+func Flat(threshold int64) Line { return Line{Base: threshold} }
+
+// At returns the threshold in force at t: the last step at or before t.
+func (l Line) At(t int64) int64 {
+	th := l.Base
+	for _, s := range l.Steps {
+		if s.At > t {
+			break
+		}
+		th = s.Threshold
+	}
+	return th
 }
 
 // Event is one adjustment of a key, as the replay needs it.
@@ -39,13 +78,10 @@ type Item struct {
 	// end of the day was StreamingOnHand.
 	HasStreaming    bool
 	StreamingOnHand int64
-	// HasHistory: the key has daily_summary rows in the 27 days before the
-	// report date; it sold Sold6 units (positive) in the last 6 of them and
-	// Sold27 in all, and has a row for HistoryDays of them.
-	HasHistory    bool
-	Sold6, Sold27 int64
-	HistoryDays   int64
-	Events        []Event
+	// Events are the key's adjustments from the opening stock's time to the
+	// end of the day: those before the day bring the opening up to its
+	// start and make the trends.
+	Events []Event
 }
 
 // Key returns the stock key of it.
@@ -59,12 +95,6 @@ func (it *Item) merge(o *Item) {
 	if o.HasStreaming {
 		it.HasStreaming, it.StreamingOnHand = true, o.StreamingOnHand
 	}
-	if o.HasHistory {
-		it.HasHistory = true
-		it.Sold6 += o.Sold6
-		it.Sold27 += o.Sold27
-		it.HistoryDays += o.HistoryDays
-	}
 	it.Events = append(it.Events, o.Events...)
 }
 
@@ -75,33 +105,54 @@ type Summary struct {
 	Series *reports.Series
 	// Duplicates and Superseded count the day's events that changed nothing.
 	Duplicates, Superseded int64
+	// Trend is the key's trend days (Window.Days), oldest first; nil when
+	// the window has none.
+	Trend []TrendDay
 }
 
-// OnlyHistory reports whether all that is known of it is its history: a key
-// that had summaries before but is in neither the opening stock, the day's
-// events nor the streaming stock. It gets no row.
-func (it *Item) OnlyHistory() bool {
-	return !it.HasOpening && !it.HasStreaming && len(it.Events) == 0
+// TrendDay is one key's day of the trend window: the units it sold
+// (positive) and how it closed; a day before the key's first data (its
+// first event, or the time of its snapshot) closes CloseUnknown and does
+// not count in its average daily sales.
+type TrendDay struct {
+	Sold  int64
+	Close Close
 }
+
+// Close is how a key closed a day.
+type Close uint8
+
+// Closes: Unknown (no stock known yet), then as ledger severities.
+const (
+	CloseUnknown Close = iota
+	CloseOK
+	CloseBelow // below the threshold, not out
+	CloseOut   // on-hand <= 0
+)
 
 // Summarize1 replays the events of it, in event-time order (ties by
 // event_id), through a ledger.State seeded with the key's opening stock,
-// with the key's threshold. Events before the window bring the opening up
-// to the start of the day; events at or after its end are ignored. The
-// trends add the day's units sold to the key's history (see Item).
-func Summarize1(it *Item, w Window, threshold int64) Summary {
+// judged against the key's threshold in force at each time (th: a live
+// change re-evaluates the key's severity as the stream does). Events before
+// the window bring the opening up to the start of the day and make the
+// trend days of w; events at or after its end are ignored. Every figure is
+// a function of it and w alone: of the data, not of earlier runs.
+func Summarize1(it *Item, w Window, th Line) Summary {
 	evs := sortedEvents(it.Events)
-	d := newDayReplay(it, threshold)
-	i := d.open(evs, w.Start)
+	d := newDayReplay(it, th, len(w.Days))
+	i := d.history(evs, w)
 	for ; i < len(evs) && evs[i].Time < w.End; i++ {
+		d.steps(evs[i].Time, true)
 		d.add(&evs[i])
 	}
+	d.steps(w.End-1, true)
 	d.close(w.End)
 	row := &d.s.Row
-	addTrends(row, it)
+	row.Threshold = d.threshold
+	addTrends(row, d.s.Trend)
 	reconcile(row, it)
 	if reports.Affected(row) {
-		d.s.Series = &reports.Series{SKU: it.SKU, LocationID: it.LocationID, Threshold: threshold, Points: d.points}
+		d.s.Series = &reports.Series{SKU: it.SKU, LocationID: it.LocationID, Threshold: d.threshold, Points: d.points}
 	}
 	return d.s
 }
@@ -120,26 +171,60 @@ func sortedEvents(evs []Event) []Event {
 type dayReplay struct {
 	st        *ledger.State
 	adj       event.Adjustment // reused for each event
-	threshold int64
-	known     bool // on-hand is known (not a key never seen)
-	seenAny   bool // the minimum on-hand has a value
+	line      Line
+	next      int   // the next step of line to apply
+	threshold int64 // in force now
+	inDay     bool  // the replay is in the report day: count alerts
+	known     bool  // on-hand is known (not a key never seen)
+	dataSince int64 // the key has data from then on (a dated opening stock or an applied event)
+	seenAny   bool  // the minimum on-hand has a value
 	s         Summary
 	outSince  int64 // start of the current out-of-stock spell, -1: none
 	outMicros int64 // out of stock so far
 	points    []reports.Point
 }
 
-// newDayReplay starts the replay of it from its opening stock, if known.
-func newDayReplay(it *Item, threshold int64) *dayReplay {
+// newDayReplay starts the replay of it from its opening stock, if known,
+// with trendDays days of trends.
+func newDayReplay(it *Item, th Line, trendDays int) *dayReplay {
 	d := &dayReplay{
-		st: &ledger.State{}, threshold: threshold, known: it.HasOpening, outSince: -1,
+		st: &ledger.State{}, line: th, known: it.HasOpening, outSince: -1, dataSince: math.MaxInt64,
 		adj: event.Adjustment{SKU: it.SKU, LocationID: it.LocationID},
-		s:   Summary{Row: reports.Row{SKU: it.SKU, LocationID: it.LocationID, Threshold: threshold}},
+		s:   Summary{Row: reports.Row{SKU: it.SKU, LocationID: it.LocationID}},
 	}
+	if trendDays > 0 {
+		d.s.Trend = make([]TrendDay, trendDays)
+	}
+	start := int64(math.MinInt64)
 	if it.HasOpening {
-		d.st = ledger.FromSnapshot(it.OpeningOnHand, it.OpeningAt, threshold)
+		start = it.OpeningAt
+	}
+	d.threshold = th.Base
+	d.steps(start, true)
+	if it.HasOpening {
+		d.st = ledger.FromSnapshot(it.OpeningOnHand, it.OpeningAt, d.threshold)
+		if it.OpeningAt != BaselineAt {
+			d.dataSince = it.OpeningAt
+		}
 	}
 	return d
+}
+
+// steps applies the threshold changes up to t (at t too, with inclusive),
+// re-evaluating the key's severity as the stream does; in the report day a
+// change that takes the key below its threshold raises an alert.
+func (d *dayReplay) steps(t int64, inclusive bool) {
+	for d.next < len(d.line.Steps) {
+		s := d.line.Steps[d.next]
+		if s.At > t || (!inclusive && s.At == t) {
+			return
+		}
+		d.next++
+		d.threshold = s.Threshold
+		if r := d.st.Reevaluate(s.Threshold); d.inDay && r.Alert && r.To != ledger.OK {
+			d.s.Row.AlertsRaised++
+		}
+	}
 }
 
 // apply applies e to the key's ledger.
@@ -148,16 +233,50 @@ func (d *dayReplay) apply(e *Event) ledger.Result {
 	return d.st.Apply(&d.adj, d.threshold, 0)
 }
 
-// open applies the events of evs before start, which bring the opening
-// stock up to the start of the day, and opens the day's row and chart
-// there. It returns the index of the first event of the day.
-func (d *dayReplay) open(evs []Event, start int64) int {
+// history applies the events of evs before the day, which bring the
+// opening stock up to its start, noting each trend day of w (units sold,
+// how the key closed), and opens the day's row and chart. It returns the
+// index of the first event of the day.
+func (d *dayReplay) history(evs []Event, w Window) int {
 	i := 0
-	for ; i < len(evs) && evs[i].Time < start; i++ {
-		if r := d.apply(&evs[i]); r.Outcome == ledger.Applied {
+	upTo := func(end int64) int64 {
+		var sold int64
+		for ; i < len(evs) && evs[i].Time < end; i++ {
+			d.steps(evs[i].Time, true)
+			r := d.apply(&evs[i])
+			if r.Outcome != ledger.Applied {
+				continue
+			}
 			d.known = true
+			d.dataSince = min(d.dataSince, evs[i].Time)
+			if evs[i].Reason == event.Sold {
+				sold -= evs[i].Qty
+			}
+		}
+		d.steps(end, false)
+		return sold
+	}
+	if len(w.Days) > 0 {
+		upTo(w.Days[0])
+	}
+	for k := range w.Days {
+		t := &d.s.Trend[k]
+		end := w.dayEnd(k)
+		t.Sold = upTo(end)
+		switch {
+		case d.dataSince >= end:
+			t.Close = CloseUnknown
+		case d.st.OnHand <= 0:
+			t.Close = CloseOut
+		case d.st.OnHand < d.threshold:
+			t.Close = CloseBelow
+		default:
+			t.Close = CloseOK
 		}
 	}
+	upTo(w.Start)
+	d.inDay = true
+	start := w.Start
 	row := &d.s.Row
 	row.OpeningOnHand = d.st.OnHand
 	row.MinOnHand = d.st.OnHand
@@ -240,16 +359,24 @@ func (d *dayReplay) close(end int64) {
 	row.MinutesOutOfStock = float64(d.outMicros) / float64(time.Minute.Microseconds())
 }
 
-// addTrends adds the day's units sold to the key's history: the 7- and
+// addTrends adds the day's units sold to the key's trend days: the 7- and
 // 28-day sales, and the days of cover at that rate.
-func addTrends(row *reports.Row, it *Item) {
-	row.Sold7d = it.Sold6 + row.UnitsSold()
-	row.Sold28d = it.Sold27 + row.UnitsSold()
+func addTrends(row *reports.Row, trend []TrendDay) {
+	row.Sold7d, row.Sold28d = row.UnitsSold(), row.UnitsSold()
+	days := int64(1)
+	for k, t := range trend {
+		row.Sold28d += t.Sold
+		if k >= len(trend)-6 {
+			row.Sold7d += t.Sold
+		}
+		if t.Close != CloseUnknown {
+			days++
+		}
+	}
 	if row.Sold28d > 0 {
-		// The average over the days the key has a summary for: the 28 once
-		// the history is complete, fewer while it builds up.
-		days := float64(min(it.HistoryDays+1, reports.TrendDays))
-		c := float64(max(row.ClosingOnHand, 0)) / (float64(row.Sold28d) / days)
+		// The average over the days the key's stock is known: the 28 once
+		// the data covers them, fewer while it builds up.
+		c := float64(max(row.ClosingOnHand, 0)) / (float64(row.Sold28d) / float64(min(days, reports.TrendDays)))
 		row.DaysOfCover = &c
 	}
 }

@@ -6,17 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"reflect"
 	"time"
 
-	"cloud.google.com/go/civil"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/warehouse"
-	"github.com/inventory-events/inventory/reports"
 	"github.com/inventory-events/inventory/transforms/csvsrc"
 )
 
@@ -26,20 +23,17 @@ func init() {
 	register.DoFn2x0[[]byte, func(int)](&sliceFn{})
 	register.DoFn4x1[context.Context, int, int64, func(int, Part), error](&warehouseReadFn{})
 	register.DoFn3x1[context.Context, []byte, func(int, Part), error](&streamingFn{})
-	register.DoFn4x1[context.Context, []byte, func(int, Part), func(reports.Day), error](&historyFn{})
 	register.Emitter2[int, Part]()
 	register.Emitter1[int64]()
 	register.Emitter1[int]()
-	register.Emitter1[reports.Day]()
-	register.Iter1[reports.Day]()
-	beam.RegisterType(reflect.TypeFor[reports.Day]())
 }
 
-// Opening returns the opening stock of every key known before the day of
-// w (date, YYYY-MM-DD), as Parts of shards, and a singleton: the earliest
-// event time that can still change it, the start of the day after a
-// previous daily_summary, else the snapshot's as_of. Every shard's Part
-// carries that bound too (Part.Since), and the replay drops earlier events.
+// Opening returns the starting stock of every key (see openingFn) for the
+// day of w (date, YYYY-MM-DD), as Parts of shards, and a singleton: the
+// earliest event time that can still change it. Every shard's Part carries
+// that bound too (Part.Since), and the replay drops earlier events; the
+// replay of the events from there to the day makes the opening stock and
+// the trends.
 func Opening(s beam.Scope, wh, snapshot, date string, w Window, shards int) (parts, since beam.PCollection) {
 	return beam.ParDo2(s, &openingFn{Warehouse: wh, Snapshot: snapshot, Date: date, Window: w, Shards: shards},
 		beam.Impulse(s))
@@ -74,15 +68,11 @@ func Streaming(s beam.Scope, wh string, end int64, shards int) beam.PCollection 
 	return beam.ParDo(s, &streamingFn{Warehouse: wh, End: end, Shards: shards}, beam.Impulse(s))
 }
 
-// History returns the trend window's history before date (YYYY-MM-DD): per
-// key, as Parts of shards, and the whole of each day, as reports.Day.
-func History(s beam.Scope, wh, date string, shards int) (parts, days beam.PCollection) {
-	return beam.ParDo2(s, &historyFn{Warehouse: wh, Date: date, Shards: shards}, beam.Impulse(s))
-}
-
-// openingFn emits the opening stock of every key known before the day, and
-// the earliest event time that can still change it: the start of the day
-// after a previous daily_summary, else the snapshot's as_of.
+// openingFn emits the stock every key started from, and the earliest event
+// time that can still change it: the snapshot, if one is given (from its
+// as_of); else the stream's own starting stock, read from the warehouse
+// (from before every event). Never an earlier report: a day's figures are
+// a function of the data, whichever runs came before.
 type openingFn struct {
 	Warehouse string
 	Snapshot  string
@@ -91,31 +81,22 @@ type openingFn struct {
 	Shards    int
 }
 
+// baselineSQL reads the stream's starting stock of every key it changed:
+// the on-hand before the first change it stored (by processed_at), which
+// is the snapshot's on-hand of the key the stream started from, or 0.
+// DuckDB and BigQuery both run it (BigQuery's QUALIFY wants a WHERE).
+const baselineSQL = `SELECT sku, location_id, previous_on_hand FROM stock_levels WHERE TRUE
+QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at, event_time, event_id) = 1`
+
+// BaselineAt is the time of the stream's starting stock when it is read
+// from the warehouse: before every valid event, so that the replay applies
+// them all.
+var BaselineAt = event.MinEventTime.UnixMicro() - 1
+
 func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int, Part), since func(int64)) error {
-	d, err := civil.ParseDate(f.Date)
-	if err != nil {
-		return fmt.Errorf("summary: opening: %w", err)
-	}
-	prev := d.AddDays(-1)
-	rows, err := warehouse.QueryRows(ctx, f.Warehouse, fmt.Sprintf(
-		"SELECT sku, location_id, closing_on_hand FROM daily_summary WHERE report_date = DATE '%s'", prev))
-	if err != nil {
-		return fmt.Errorf("summary: opening: read daily_summary %s: %w", prev, err)
-	}
 	sh := NewSharded(f.Shards)
 	var sinceAt int64
-	switch {
-	case len(rows) > 0:
-		// The previous closing is the stock just before the day: an event
-		// at midnight belongs to the day.
-		at := f.Window.Start - 1
-		for _, r := range rows {
-			sku, loc := warehouse.AsString(r["sku"]), warehouse.AsString(r["location_id"])
-			it := sh.Part(sku, loc).Item(sku, loc)
-			it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, warehouse.AsInt(r["closing_on_hand"]), at
-		}
-		sinceAt = f.Window.Start
-	case f.Snapshot != "":
+	if f.Snapshot != "" {
 		snap, err := snapshot.Read(ctx, f.Snapshot)
 		if err != nil {
 			return fmt.Errorf("summary: opening: %w", err)
@@ -132,10 +113,17 @@ func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int,
 			x.HasOpening, x.OpeningOnHand, x.OpeningAt = true, it.OnHand, at
 		}
 		sinceAt = earliest
-	default:
-		slog.Warn("summary: no daily_summary of the day before and no snapshot: every key opens at 0",
-			"warehouse", f.Warehouse, "previous", prev.String())
-		sinceAt = f.Window.Start
+	} else {
+		rows, err := warehouse.QueryRows(ctx, f.Warehouse, baselineSQL)
+		if err != nil {
+			return fmt.Errorf("summary: opening: read the stream's starting stock from stock_levels: %w", err)
+		}
+		for _, r := range rows {
+			sku, loc := warehouse.AsString(r["sku"]), warehouse.AsString(r["location_id"])
+			it := sh.Part(sku, loc).Item(sku, loc)
+			it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, warehouse.AsInt(r["previous_on_hand"]), BaselineAt
+		}
+		sinceAt = BaselineAt
 	}
 	since(sinceAt)
 	sh.SetSince(sinceAt)
@@ -288,69 +276,5 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at D
 		it.HasStreaming, it.StreamingOnHand = true, warehouse.AsInt(r["on_hand"])
 	}
 	sh.Emit(emit)
-	return nil
-}
-
-// historyFn reads the trend window's history from daily_summary: the 27
-// report dates before the day (with the day itself, the 28 days of the
-// trends). It emits per key the units sold in the last 6 and in all 27 of
-// those days and how many of them the key has a row for (one Part per key
-// shard, merged with the day's replay), and the whole of each of those
-// days for the trend chart. Only those 27 partitions are read.
-type historyFn struct {
-	Warehouse string
-	Date      string // report date, YYYY-MM-DD
-	Shards    int
-}
-
-// historyBounds returns the first and last report dates historyFn reads,
-// and the first of the last 6.
-func historyBounds(d civil.Date) (first, last, week civil.Date) {
-	return d.AddDays(-(reports.TrendDays - 1)), d.AddDays(-1), d.AddDays(-6)
-}
-
-// historyKeysSQL and historyDaysSQL are the same text in DuckDB and in
-// GoogleSQL.
-const historyKeysSQL = `SELECT sku, location_id,
-  SUM(CASE WHEN report_date >= DATE '%[3]s' THEN -sold ELSE 0 END) AS sold_6,
-  SUM(-sold) AS sold_27, COUNT(*) AS days
-FROM daily_summary
-WHERE report_date BETWEEN DATE '%[1]s' AND DATE '%[2]s'
-GROUP BY sku, location_id`
-
-const historyDaysSQL = `SELECT report_date, COUNT(*) AS keys, SUM(-sold) AS units_sold,
-  SUM(CASE WHEN closing_on_hand < threshold THEN 1 ELSE 0 END) AS keys_below,
-  SUM(CASE WHEN closing_on_hand <= 0 THEN 1 ELSE 0 END) AS keys_out
-FROM daily_summary
-WHERE report_date BETWEEN DATE '%[1]s' AND DATE '%[2]s'
-GROUP BY report_date
-ORDER BY report_date`
-
-func (f *historyFn) ProcessElement(ctx context.Context, _ []byte, emit func(int, Part), day func(reports.Day)) error {
-	d, err := civil.ParseDate(f.Date)
-	if err != nil {
-		return fmt.Errorf("summary: history: %w", err)
-	}
-	first, last, week := historyBounds(d)
-	rows, err := warehouse.QueryRows(ctx, f.Warehouse, fmt.Sprintf(historyKeysSQL, first, last, week))
-	if err != nil {
-		return fmt.Errorf("summary: history: read daily_summary %s to %s: %w", first, last, err)
-	}
-	sh := NewSharded(f.Shards)
-	for _, r := range rows {
-		sku, loc := warehouse.AsString(r["sku"]), warehouse.AsString(r["location_id"])
-		it := sh.Part(sku, loc).Item(sku, loc)
-		it.HasHistory = true
-		it.Sold6, it.Sold27, it.HistoryDays = warehouse.AsInt(r["sold_6"]), warehouse.AsInt(r["sold_27"]), warehouse.AsInt(r["days"])
-	}
-	sh.Emit(emit)
-	rows, err = warehouse.QueryRows(ctx, f.Warehouse, fmt.Sprintf(historyDaysSQL, first, last))
-	if err != nil {
-		return fmt.Errorf("summary: history: read daily totals %s to %s: %w", first, last, err)
-	}
-	for _, r := range rows {
-		day(reports.Day{Date: fmt.Sprint(r["report_date"]), Reported: true, Keys: warehouse.AsInt(r["keys"]),
-			UnitsSold: warehouse.AsInt(r["units_sold"]), KeysBelow: warehouse.AsInt(r["keys_below"]), KeysOut: warehouse.AsInt(r["keys_out"])})
-	}
 	return nil
 }

@@ -24,6 +24,15 @@ func TestMain(m *testing.M) { ptest.Main(m) }
 
 var day = Window{Start: mustTime("2026-03-10T00:00:00Z"), End: mustTime("2026-03-11T00:00:00Z")}
 
+// trendWindow is day with its 27 trend days before it (UTC).
+var trendWindow = func() Window {
+	w := day
+	for i := range reports.TrendDays - 1 {
+		w.Days = append(w.Days, day.Start-int64(reports.TrendDays-1-i)*86400e6)
+	}
+	return w
+}()
+
 func mustTime(s string) int64 {
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
@@ -44,6 +53,8 @@ func TestSummarize1(t *testing.T) {
 		name      string
 		item      Item
 		threshold int64
+		line      *Line // instead of threshold
+		window    Window
 		want      reports.Row
 		dups, sup int64
 	}{{
@@ -59,26 +70,45 @@ func TestSummarize1(t *testing.T) {
 		want: reports.Row{OpeningOnHand: 20, ClosingOnHand: 9, Sold: -13, CountedDelta: 2, NetChange: -11,
 			MinOnHand: 9, Events: 4, AlertsRaised: 1, DaysOfCover: ptr(9.0 / 13), Sold7d: 13, Sold28d: 13},
 	}, {
-		name: "trends: the day's sales added to 9 days of history",
-		item: func() Item {
-			it := opening(40)
-			it.HasHistory, it.Sold6, it.Sold27, it.HistoryDays = true, 30, 57, 9
-			it.Events = []Event{ev("s", "10:00", event.Sold, -3)}
-			return it
-		}(),
+		name: "trends: the day's sales added to those of the 9 days since the snapshot",
+		item: Item{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 97, OpeningAt: day.Start - 9*86400e6,
+			Events: []Event{
+				{ID: "d9", Time: day.Start - 9*86400e6 + 36000e6, Reason: event.Sold, Qty: -27},
+				{ID: "d3", Time: day.Start - 3*86400e6 + 36000e6, Reason: event.Sold, Qty: -30},
+				{ID: "d40", Time: day.Start - 40*86400e6, Reason: event.Sold, Qty: -1000}, // before the snapshot
+				ev("s", "10:00", event.Sold, -3)}},
+		window:    trendWindow,
 		threshold: 10,
-		// 60 units over 10 days: 6 a day; 37 last 6 days.
+		// 60 units over 10 days: 6 a day; 33 in the last 7 days.
 		want: reports.Row{OpeningOnHand: 40, ClosingOnHand: 37, Sold: -3, NetChange: -3, MinOnHand: 37, Events: 1,
 			DaysOfCover: ptr(37.0 / 6), Sold7d: 33, Sold28d: 60},
 	}, {
-		name: "trends: nothing sold today, nothing in the history: no cover",
-		item: func() Item {
-			it := opening(40)
-			it.HasHistory, it.HistoryDays = true, 27
-			return it
-		}(),
+		name: "trends: the stream's starting stock has no date: the average is over the days since the first event",
+		item: Item{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 50, OpeningAt: BaselineAt,
+			Events: []Event{{ID: "d1", Time: day.Start - 86400e6 + 36000e6, Reason: event.Sold, Qty: -10},
+				ev("s", "10:00", event.Sold, -2)}},
+		window:    trendWindow,
+		threshold: 10,
+		// 12 units over 2 days: 6 a day.
+		want: reports.Row{OpeningOnHand: 40, ClosingOnHand: 38, Sold: -2, NetChange: -2, MinOnHand: 38, Events: 1,
+			DaysOfCover: ptr(38.0 / 6), Sold7d: 12, Sold28d: 12},
+	}, {
+		name:      "trends: nothing sold today, nothing before: no cover",
+		item:      opening(40),
+		window:    trendWindow,
 		threshold: 10,
 		want:      reports.Row{OpeningOnHand: 40, ClosingOnHand: 40, MinOnHand: 40, Reconciled: true},
+	}, {
+		name: "a live change the day before applies from the opening; one at noon raises an alert",
+		item: func() Item {
+			it := opening(12)
+			it.Events = []Event{ev("s", "09:00", event.Sold, -1)}
+			return it
+		}(),
+		line: &Line{Base: 10, Steps: []Step{{At: day.Start - 3600e6, Threshold: 5}, {At: mustTime("2026-03-10T12:00:00Z"), Threshold: 30}}},
+		// 12 -1 = 11: OK at 5; at 12:00 the threshold is 30: LOW.
+		want: reports.Row{OpeningOnHand: 12, ClosingOnHand: 11, Sold: -1, NetChange: -1, MinOnHand: 11, Events: 1,
+			AlertsRaised: 1, Threshold: 30, DaysOfCover: ptr(11.0), Sold7d: 1, Sold28d: 1},
 	}, {
 		name: "a delta at the count's time is in the count",
 		item: func() Item {
@@ -122,9 +152,18 @@ func TestSummarize1(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Summarize1(&tc.item, day, tc.threshold)
-			w := tc.want
-			w.SKU, w.LocationID, w.Threshold = "S", "L", tc.threshold
+			line, w := Flat(tc.threshold), tc.want
+			if tc.line != nil {
+				line = *tc.line
+			} else {
+				w.Threshold = tc.threshold
+			}
+			win := tc.window
+			if win.End == 0 {
+				win = day
+			}
+			got := Summarize1(&tc.item, win, line)
+			w.SKU, w.LocationID = "S", "L"
 			if !sameRow(got.Row, w) {
 				t.Errorf("row =\n %+v\nwant\n %+v", show(got.Row), show(w))
 			}
@@ -141,7 +180,7 @@ func TestSummarize1(t *testing.T) {
 func TestSeries(t *testing.T) {
 	it := Item{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 3, OpeningAt: day.Start - 1,
 		Events: []Event{ev("1", "10:00", event.Sold, -3), ev("2", "11:00", event.Counted, 0), ev("3", "12:00", event.Received, 5)}}
-	s := Summarize1(&it, day, 4)
+	s := Summarize1(&it, day, Flat(4))
 	if s.Series == nil {
 		t.Fatal("no series for a key that ran out")
 	}
@@ -177,7 +216,6 @@ func TestPartCoder(t *testing.T) {
 	p.Item("A", "L1").Events = []Event{{ID: "e1", Time: -5, Reason: event.Sold, Qty: -3}, {ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}}
 	b := p.Item("B", "L2")
 	b.HasOpening, b.OpeningOnHand, b.OpeningAt, b.HasStreaming, b.StreamingOnHand = true, -4, 99, true, 12
-	b.HasHistory, b.Sold6, b.Sold27, b.HistoryDays = true, 5, 300, 27
 	enc, got := roundTripPart(t, p)
 	if len(got.Items) != 2 || got.Len() != 2 {
 		t.Fatalf("decoded %d items, %d events", len(got.Items), got.Len())
@@ -186,12 +224,8 @@ func TestPartCoder(t *testing.T) {
 	if a.Events[1] != (Event{ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}) || a.Events[0].Time != -5 {
 		t.Errorf("events = %+v", a.Events)
 	}
-	if !bb.HasOpening || bb.OpeningOnHand != -4 || bb.OpeningAt != 99 || !bb.HasStreaming || bb.StreamingOnHand != 12 ||
-		!bb.HasHistory || bb.Sold6 != 5 || bb.Sold27 != 300 || bb.HistoryDays != 27 {
+	if !bb.HasOpening || bb.OpeningOnHand != -4 || bb.OpeningAt != 99 || !bb.HasStreaming || bb.StreamingOnHand != 12 {
 		t.Errorf("item B = %+v", bb)
-	}
-	if a.HasHistory {
-		t.Errorf("item A has a history: %+v", a)
 	}
 	if _, err := decodePart(enc[:len(enc)-1]); err == nil {
 		t.Error("a truncated Part decodes")
@@ -277,14 +311,10 @@ func TestGatherKeepsWorst(t *testing.T) {
 }
 
 // TestSummarizePipeline merges the Parts of one key coming from different
-// sources (opening, events in two chunks, streaming, history) on Prism. A
-// key known only from its history gets no row.
+// sources (opening, events in two chunks, streaming) on Prism.
 func TestSummarizePipeline(t *testing.T) {
 	slowtest.Skip(t, "a Prism job")
-	opening, chunk1, chunk2, stream, hist := NewPart(), NewPart(), NewPart(), NewPart(), NewPart()
-	h := hist.Item("S", "L")
-	h.HasHistory, h.Sold6, h.Sold27, h.HistoryDays = true, 10, 40, 20
-	hist.Item("GONE", "L").HasHistory = true
+	opening, chunk1, chunk2, stream := NewPart(), NewPart(), NewPart(), NewPart()
 	it := opening.Item("S", "L")
 	it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, 10, day.Start-1
 	chunk1.Item("S", "L").Events = []Event{ev("1", "09:00", event.Sold, -4)}
@@ -294,10 +324,10 @@ func TestSummarizePipeline(t *testing.T) {
 	st.HasStreaming, st.StreamingOnHand = true, 1
 
 	p, s := beam.NewPipelineWithRoot()
-	parts := beam.AddFixedKey(s, beam.CreateList(s, []Part{*opening, *chunk1, *chunk2, *stream, *hist}))
+	parts := beam.AddFixedKey(s, beam.CreateList(s, []Part{*opening, *chunk1, *chunk2, *stream}))
 	sums := Summarize(s, parts, Options{Window: day, DefaultThreshold: 3})
 	rows := beam.ParDo(s, describe, sums)
-	passert.Equals(s, rows, "S closing 1 reconciled true sold 19/49", "T closing 2 reconciled false sold 0/0")
+	passert.Equals(s, rows, "S closing 1 reconciled true sold 9/9", "T closing 2 reconciled false sold 0/0")
 	ptest.RunAndValidate(t, p)
 }
 

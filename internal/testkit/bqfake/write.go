@@ -139,7 +139,7 @@ func (s *Server) append(streamName string, md protoreflect.MessageDescriptor, ro
 	if s.failNext > 0 {
 		s.failNext--
 		s.stats.InjectedErrors++
-		return nil, status.Errorf(s.failCode, "bqfake: injected transient error")
+		return nil, status.Errorf(s.failCode, "bqfake: injected error")
 	}
 	tb := s.tables[key]
 	if tb == nil {

@@ -218,6 +218,9 @@ func (b *Writer) Write(ctx context.Context, rows warehouse.TableRows) ([]warehou
 	t := rows.Table()
 	rejected, err := b.append(ctx, rows)
 	if err != nil {
+		if te := b.tableError(t, err); te != nil {
+			return nil, te
+		}
 		return nil, fmt.Errorf("warehouse: write %s: %w", t.Name, err)
 	}
 	if len(rejected) == 0 {
@@ -386,6 +389,28 @@ func (b *Writer) appendWithRetry(ctx context.Context, s *tableStream, data [][]b
 		case <-time.After(pause):
 		}
 	}
+}
+
+// tableError returns the *warehouse.TableError of an append error that
+// is about the table rather than a row or the moment (see transient), with
+// the fix; nil for any other error.
+func (b *Writer) tableError(t *warehouse.Table, err error) error {
+	uri := b.uri()
+	te := &warehouse.TableError{Table: uri + "." + t.Name, Err: err}
+	switch status.Code(err) {
+	case codes.PermissionDenied, codes.Unauthenticated:
+		te.Problem = "permission denied"
+		te.Fix = fmt.Sprintf("grant the job's service account roles/bigquery.dataEditor on dataset %s (deploy/iam.sh)", b.Dataset)
+	case codes.NotFound:
+		te.Problem = "no such table"
+		te.Fix = fmt.Sprintf("create the tables: inventory setup --warehouse %s", uri)
+	case codes.InvalidArgument, codes.FailedPrecondition:
+		te.Problem = "the table's schema differs from the job's"
+		te.Fix = fmt.Sprintf("bring the tables to this release before it writes: inventory setup --warehouse %s (adds the new columns)", uri)
+	default:
+		return nil
+	}
+	return te
 }
 
 // transient reports whether an append error is worth retrying.

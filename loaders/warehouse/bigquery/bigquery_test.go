@@ -3,6 +3,7 @@ package bigquery_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -215,11 +216,66 @@ func TestBigQueryWriteRetriesTransientErrors(t *testing.T) {
 	// A permanent error is not retried.
 	fake.FailAppends(1, codes.PermissionDenied)
 	_, err = w.Write(ctx, warehouse.Rows(rows[:1]))
-	if err == nil || !strings.Contains(err.Error(), "warehouse: write adjustments") || !strings.Contains(err.Error(), "PermissionDenied") {
+	if err == nil || !strings.Contains(err.Error(), "warehouse: table bq://"+project+"."+dataset+".adjustments") || !strings.Contains(err.Error(), "PermissionDenied") {
 		t.Errorf("Write with a permanent error: %v", err)
 	}
 	if got := fake.Stats().AppendRequests; got != 4 {
 		t.Errorf("%d append requests, want 4 (no retry of a permanent error)", got)
+	}
+}
+
+// TestBigQueryTableErrors: a table that refuses the writer (permission
+// denied, no such table, a schema that lacks a column of this release)
+// fails the write at once, not after retries, with a TableError naming the
+// table and the fix; a row that BigQuery refuses is a dead letter instead
+// (TestBigQueryRejectedRowGoesToDeadLetters).
+func TestBigQueryTableErrors(t *testing.T) {
+	ctx := context.Background()
+	rows := []warehouse.AdjustmentRow{adjustment("e1", -1, "2026-03-01T09:00:00Z")}
+	for _, tc := range []struct {
+		name     string
+		setup    func(*testing.T) *bqfake.Server
+		problem  string
+		fix      string
+		requests int
+	}{
+		{"permission denied", func(t *testing.T) *bqfake.Server {
+			f := startBQ(t)
+			f.FailAppends(1, codes.PermissionDenied)
+			return f
+		}, "permission denied", "roles/bigquery.dataEditor", 1},
+		{"no such table", func(t *testing.T) *bqfake.Server {
+			f := bqfake.Start(t)
+			f.SetEnv(t)
+			return f
+		}, "no such table", "inventory setup --warehouse " + bqURI, 1},
+		{"schema of an older release", func(t *testing.T) *bqfake.Server {
+			f := startBQ(t)
+			f.DropColumn(project, dataset, "adjustments", "ingest_time")
+			return f
+		}, "schema differs", "inventory setup --warehouse " + bqURI, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := tc.setup(t)
+			before := fake.Stats().AppendRequests
+			w, err := warehouse.Open(ctx, bqURI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			_, err = w.Write(ctx, warehouse.Rows(rows))
+			var te *warehouse.TableError
+			if !errors.As(err, &te) || te.Table != bqURI+".adjustments" || te.Problem == "" ||
+				!strings.Contains(err.Error(), tc.problem) || !strings.Contains(te.Fix, tc.fix) {
+				t.Fatalf("Write = %v, want a TableError of %s.adjustments: %s, fix %q", err, bqURI, tc.problem, tc.fix)
+			}
+			if n := fake.Stats().AppendRequests - before; n > tc.requests {
+				t.Errorf("%d append requests, want %d: a table error is not retried", n, tc.requests)
+			}
+			if got := len(fake.Rows(project, dataset, "adjustments")); got != 0 {
+				t.Errorf("%d rows stored", got)
+			}
+		})
 	}
 }
 
