@@ -35,13 +35,14 @@ type cloud struct {
 	jobState   string    // what jobs.get answers
 	running    []*df.Job // what jobs.list answers
 	calls      []string  // method and path of each Dataflow call
+	bigquery   []string  // BigQuery REST calls (BIGQUERY_EMULATOR_HOST points here)
 }
 
 const accessToken = "deploycheck-access-token"
 
-// startCloud starts the fakes; close stops them. The key is written to dir
-// (the run's scratch directory, deleted with it).
-func startCloud(dir string) (*cloud, error) {
+// startCloud starts the fakes, with the staging bucket; close stops them.
+// The key is written to dir (the run's scratch directory, deleted with it).
+func startCloud(dir, stagingBkt string) (*cloud, error) {
 	c := &cloud{jobState: "JOB_STATE_DONE"}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", c.token)
@@ -49,6 +50,14 @@ func startCloud(dir string) (*cloud, error) {
 	mux.HandleFunc("GET /v1b3/projects/{project}/locations/{region}/jobs", c.listJobs)
 	mux.HandleFunc("GET /v1b3/projects/{project}/locations/{region}/jobs/{id}", c.getJob)
 	mux.HandleFunc("GET /v1b3/projects/{project}/locations/{region}/jobs/{id}/metrics", c.metrics)
+	// BigQuery stays on this machine too: its calls are recorded and
+	// answered with an error, since no fake here runs queries.
+	mux.HandleFunc("/bigquery/v2/", func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.bigquery = append(c.bigquery, r.Method+" "+strings.TrimPrefix(r.URL.Path, "/bigquery/v2"))
+		c.mu.Unlock()
+		http.Error(w, `{"error":{"code":501,"message":"deploycheck serves no BigQuery"}}`, http.StatusNotImplemented)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
 		c.unexpected = append(c.unexpected, r.Method+" "+r.URL.Path)
@@ -110,6 +119,7 @@ func (c *cloud) env() []string {
 	return []string{
 		"GOOGLE_APPLICATION_CREDENTIALS=" + c.creds,
 		"STORAGE_EMULATOR_HOST=" + strings.TrimPrefix(c.gcs.URL(), "http://"),
+		"BIGQUERY_EMULATOR_HOST=" + strings.TrimPrefix(c.api.URL, "http://"),
 	}
 }
 
@@ -192,4 +202,13 @@ func (c *cloud) takeJobs() (created []*df.Job, unexpected, unauthed, calls []str
 	created, unexpected, unauthed, calls, tokens = c.created, c.unexpected, c.unauthed, c.calls, c.tokens
 	c.created, c.unexpected, c.unauthed, c.calls, c.tokens = nil, nil, nil, nil, 0
 	return
+}
+
+// takeBigQuery returns the BigQuery calls so far and resets the record.
+func (c *cloud) takeBigQuery() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.bigquery
+	c.bigquery = nil
+	return out
 }
