@@ -6,6 +6,7 @@
 #
 #   PROJECT=my-project REGION=europe-west1 deploy/iam.sh
 #   ANALYSTS_GROUP=analysts@example.com PROJECT=... deploy/iam.sh   # also grants analysts
+#   OPERATOR=user:you@example.com PROJECT=... deploy/iam.sh         # Token Creator for the smoke test
 set -euo pipefail
 
 : "${PROJECT:?set PROJECT}"
@@ -79,8 +80,8 @@ LAUNCHER_ROLE=$(custom_role inventoryFlexLauncher "Inventory nightly launcher" d
 # job. run.services.setIamPolicy is needed by gcloud run deploy's invoker
 # setting (see the notes under the IAM table).
 DEPLOYER_ROLE=$(custom_role inventoryDeployer "Inventory deployer" run.services.create,run.services.get,run.services.update,run.services.setIamPolicy,run.operations.get,run.revisions.get,run.revisions.list,cloudscheduler.jobs.create,cloudscheduler.jobs.get,cloudscheduler.jobs.update,cloudscheduler.locations.get)
-# Token Creator on inventory-scheduler for the operator's smoke test of the
-# nightly path (README step 9): an ID token as the Scheduler's account.
+# OPERATOR (user:you@example.com) gets Token Creator on inventory-scheduler
+# for the smoke test of the nightly path (README, step 8).
 : "${OPERATOR:=}"
 
 STREAM="serviceAccount:$(sa inventory-stream)"
@@ -140,7 +141,7 @@ project_role "$DEPLOYER" roles/logging.logWriter
 sa_user inventory-trigger "$DEPLOYER"
 sa_user inventory-scheduler "$DEPLOYER"
 
-# The operator who runs the smoke test of step 9 mints an ID token as
+# The operator who runs the smoke test of step 8 mints an ID token as
 # inventory-scheduler (gcloud auth print-identity-token --impersonate-service-account).
 if [[ -n "${OPERATOR}" ]]; then
   gcloud iam service-accounts add-iam-policy-binding "$(sa inventory-scheduler)" --project "$PROJECT" \
