@@ -72,7 +72,7 @@ func launch(ctx context.Context, c *check, name string, args []string, running [
 	bqCalls := cl.takeBigQuery()
 	if err != nil {
 		if len(bqCalls) > 0 && len(created) == 0 {
-			return nil, fmt.Errorf("%s refused before jobs.create, in the template launcher, after %d BigQuery calls (%s; this rehearsal answers none): %s",
+			return nil, fmt.Errorf("%s refused before jobs.create, in the template launcher, after %d BigQuery calls (%s; the rehearsal's BigQuery is a new warehouse, the first night: counts are 0): %s",
 				name, len(bqCalls), strings.Join(bqCalls, ", "), lastLines(out, 3))
 		}
 		return nil, fmt.Errorf("%s --runner=dataflow: %v: %s", name, err, lastLines(out, 6))
