@@ -13,6 +13,7 @@ import (
 	"go/token"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -97,14 +98,33 @@ func parseDockerfile(t *testing.T, path string) dockerfile {
 	return d
 }
 
+// pinnedImage reports whether a FROM names its image by digest, or by a tag
+// that names one release: a full version (golang:1.26.1-bookworm) or a
+// dated release (flex_templates_base_image_release_20260112_RC00). latest,
+// nonroot and a bare minor version (golang:1.26) move.
+func pinnedImage(ref string) bool {
+	if regexp.MustCompile(`@sha256:[0-9a-f]{64}$`).MatchString(ref) {
+		return true
+	}
+	i := strings.LastIndex(ref, ":")
+	if i < 0 || strings.Contains(ref[i:], "/") {
+		return false
+	}
+	return regexp.MustCompile(`^\d+\.\d+\.\d+(-[a-z0-9]+)?$|^flex_templates_base_image_release_\d{8}_RC\d\d$`).MatchString(ref[i+1:])
+}
+
 func expand(s string, args map[string]string) string {
 	return os.Expand(s, func(k string) string { return args[k] })
 }
 
-// goFiles returns the non-test Go files of dir (relative to the root).
+// goFiles returns the non-test Go files of dir (relative to the root, or
+// absolute).
 func goFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(root, dir, "*.go"))
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(root, dir)
+	}
+	m, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +171,19 @@ func flagNames(t *testing.T, dirs ...string) map[string]bool {
 	return names
 }
 
+// beamDataflowRunnerDir is the source directory of the Beam Go SDK's
+// Dataflow runner in the module cache, at the version go.mod requires.
+func beamDataflowRunnerDir(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/apache/beam/sdks/v2")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("go list -m github.com/apache/beam/sdks/v2: %v %s", err, out)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "go", "pkg", "beam", "runners", "dataflow")
+}
+
 func TestDockerfiles(t *testing.T) {
 	goMod := read(t, "go.mod")
 	m := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindStringSubmatch(goMod)
@@ -181,6 +214,11 @@ func TestDockerfiles(t *testing.T) {
 			if !strings.Contains(d.text, "CGO_ENABLED=0 GOOS=linux GOARCH=amd64") || strings.Contains(d.text, "CGO_ENABLED=1") {
 				t.Error("binary must be static for linux/amd64 (CGO_ENABLED=0 GOOS=linux GOARCH=amd64): Beam stages a job's own binary as the Dataflow worker only then, and the launcher base has no libc to match")
 			}
+			for _, from := range d.froms {
+				if !pinnedImage(from) {
+					t.Errorf("FROM %s is not pinned: give a digest (@sha256:...) or a release tag, never a floating one (deploy/README.md, Base images)", from)
+				}
+			}
 			final := d.froms[len(d.froms)-1]
 			switch job {
 			case "trigger":
@@ -197,6 +235,9 @@ func TestDockerfiles(t *testing.T) {
 				}
 				if d.entrypoint != "/opt/google/dataflow/go_template_launcher" {
 					t.Errorf("entrypoint %q, want the Go template launcher", d.entrypoint)
+				}
+				if uid, _, _ := strings.Cut(d.user, ":"); uid == "" || uid == "0" || uid == "root" {
+					t.Errorf("template image runs as user %q, want a non-root user", d.user)
 				}
 			}
 			if files := goFiles(t, "cmd/"+job); len(files) == 0 {
@@ -285,6 +326,9 @@ func TestTemplateMetadata(t *testing.T) {
 			}
 
 			flags := flagNames(t, "cmd/"+job, "pipelines/"+job)
+			// Beam's Dataflow runner flags (network, subnetwork,
+			// no_use_public_ips) are the binary's flags too.
+			maps.Copy(flags, flagNames(t, beamDataflowRunnerDir(t)))
 			if len(goFiles(t, "cmd/"+job)) == 0 {
 				t.Logf("cmd/%s has no Go source yet: parameters are checked against its flags once it lands", job)
 				return
@@ -361,9 +405,14 @@ func TestCloudbuild(t *testing.T) {
 	}
 	// Template specs in a bucket of their own, apart from the jobs' staging
 	// bucket (which the jobs' accounts write).
-	tb, db := cb.Substitutions["_TEMPLATES_BUCKET"], cb.Substitutions["_DATAFLOW_BUCKET"]
+	tb, db := cb.Substitutions["_TEMPLATES_BUCKET"], cb.Substitutions["_NIGHTLY_BUCKET"]
 	if tb == "" || tb == db {
-		t.Errorf("_TEMPLATES_BUCKET %q must be set and differ from _DATAFLOW_BUCKET %q", tb, db)
+		t.Errorf("_TEMPLATES_BUCKET %q must be set and differ from _NIGHTLY_BUCKET %q", tb, db)
+	}
+	// The nightly job's staging bucket is iam.sh's, and not the stream's.
+	iamBuckets := scriptBuckets(read(t, "deploy/iam.sh"))
+	if "PROJECT"+strings.TrimPrefix(db, "${PROJECT_ID}") != iamBuckets["NIGHTLY_BUCKET"] || iamBuckets["NIGHTLY_BUCKET"] == iamBuckets["STREAM_BUCKET"] {
+		t.Errorf("_NIGHTLY_BUCKET %q: iam.sh has NIGHTLY_BUCKET %q and STREAM_BUCKET %q; want the first, apart from the second", db, iamBuckets["NIGHTLY_BUCKET"], iamBuckets["STREAM_BUCKET"])
 	}
 	if strings.TrimPrefix(tb, "${PROJECT_ID}") != strings.TrimPrefix(regexp.MustCompile(`(?m)^TEMPLATES_BUCKET="\$\{TEMPLATES_BUCKET:-\$\{PROJECT\}([-_a-z]+)\}"`).FindStringSubmatch(read(t, "deploy/iam.sh"))[1], "") {
 		t.Errorf("_TEMPLATES_BUCKET %q is not iam.sh's TEMPLATES_BUCKET", tb)
@@ -490,9 +539,23 @@ func TestCloudbuild(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"STAGING_LOCATION", "TEMP_LOCATION"} {
-		if !strings.HasPrefix(env[k], "gs://${_DATAFLOW_BUCKET}/") {
-			t.Errorf("%s=%s: want the jobs' bucket gs://${_DATAFLOW_BUCKET}/", k, env[k])
+		if !strings.HasPrefix(env[k], "gs://${_NIGHTLY_BUCKET}/") {
+			t.Errorf("%s=%s: want the nightly job's bucket gs://${_NIGHTLY_BUCKET}/", k, env[k])
 		}
+	}
+	// The network: the launcher VM (SUBNETWORK) and the workers (Beam's
+	// flags, as template parameters) on one subnetwork, no public IPs;
+	// the report judges stock by the stream's thresholds.
+	params := map[string]string{}
+	for _, kv := range strings.Split(env["TEMPLATE_PARAMETERS"], ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		params[k] = v
+	}
+	if env["SUBNETWORK"] == "" || params["subnetwork"] != env["SUBNETWORK"] || params["no_use_public_ips"] != "true" {
+		t.Errorf("SUBNETWORK=%q, parameters subnetwork=%q no_use_public_ips=%q: want one subnetwork and no public IPs", env["SUBNETWORK"], params["subnetwork"], params["no_use_public_ips"])
+	}
+	if params["thresholds"] != "gs://${_CONFIG_BUCKET}/thresholds.csv" {
+		t.Errorf("TEMPLATE_PARAMETERS thresholds=%q: the nightly report must judge stock by the thresholds the stream reads", params["thresholds"])
 	}
 	if !strings.HasPrefix(env["DATAFLOW_SERVICE_ACCOUNT"], "inventory-nightly@") {
 		t.Errorf("DATAFLOW_SERVICE_ACCOUNT=%s: the trigger launches as inventory-nightly", env["DATAFLOW_SERVICE_ACCOUNT"])
@@ -500,8 +563,11 @@ func TestCloudbuild(t *testing.T) {
 	if !strings.Contains(text, "id: trigger-audiences") || !strings.Contains(text, "EXPECTED_AUDIENCE=$$audiences") {
 		t.Error("no step adds the service's other URL to EXPECTED_AUDIENCE: a Scheduler job using it would get 401")
 	}
-	if !slices.Contains(deployArgs, "--no-invoker-iam-check") {
-		t.Error("the trigger verifies tokens itself: Cloud Run's invoker check would strip their signatures")
+	// Cloud Run's invoker check stays off until the service accepts a token
+	// whose signature Cloud Run verified and removed (deploy/README.md, IAM
+	// notes); the grant it needs (run.invoker) is in iam.sh already.
+	if !slices.Contains(deployArgs, "--no-invoker-iam-check") && strings.Contains(read(t, "reports/trigger/oidc.go"), "deploy with --no-invoker-iam-check") {
+		t.Error("the service refuses tokens whose signature Cloud Run's invoker check removed: keep --no-invoker-iam-check until it accepts them")
 	}
 }
 
@@ -535,10 +601,7 @@ func scriptGrants(t *testing.T, script string) (grants map[grant]bool, created m
 	for _, m := range regexp.MustCompile(`(?m)^([A-Z_]+)="serviceAccount:\$\(sa (inventory-[a-z-]+)\)"`).FindAllStringSubmatch(script, -1) {
 		members[m[1]] = m[2]
 	}
-	buckets := map[string]string{}
-	for _, m := range regexp.MustCompile(`(?m)^([A-Z_]+_BUCKET)="\$\{[A-Z_]+:-\$\{PROJECT\}([-_a-z]+)\}"`).FindAllStringSubmatch(script, -1) {
-		buckets[m[1]] = "PROJECT" + m[2]
-	}
+	buckets := scriptBuckets(script)
 	member := func(s string) string {
 		s = strings.Trim(s, `"`)
 		if v, ok := strings.CutPrefix(s, "$"); ok {
@@ -560,8 +623,24 @@ func scriptGrants(t *testing.T, script string) (grants map[grant]bool, created m
 		}
 		return "bucket " + b
 	}
+	roles := map[string]string{} // "$LAUNCHER_ROLE" -> projects/PROJECT/roles/inventoryFlexLauncher
+	for id, r := range scriptCustomRoles(t, script) {
+		roles["$"+r.variable] = "projects/PROJECT/roles/" + id
+	}
+	role := func(s string) string {
+		s = strings.Trim(s, `"`)
+		if strings.HasPrefix(s, "$") {
+			r, ok := roles[s]
+			if !ok {
+				t.Fatalf("iam.sh: unknown role %s", s)
+			}
+			return r
+		}
+		return s
+	}
 	grants = map[grant]bool{}
 	add := func(g grant) {
+		g.Role = role(g.Role)
 		if grants[g] {
 			t.Errorf("iam.sh grants %v twice", g)
 		}
@@ -577,6 +656,8 @@ func scriptGrants(t *testing.T, script string) (grants map[grant]bool, created m
 			add(grant{member(f[1]), f[2], "project"})
 		case "dataset_role":
 			add(grant{member(f[1]), f[2], "dataset inventory"})
+		case "table_role":
+			add(grant{member(f[2]), f[3], "table " + f[1]})
 		case "repo_role":
 			add(grant{member(f[1]), f[2], "repository inventory"})
 		case "bucket_role":
@@ -592,7 +673,35 @@ func scriptGrants(t *testing.T, script string) (grants map[grant]bool, created m
 	if m := regexp.MustCompile(`--member "\$SCHEDULER" --role (roles/run\.invoker)`).FindStringSubmatch(script); m != nil {
 		add(grant{"inventory-scheduler", m[1], "service nightly-trigger"})
 	}
+	if m := regexp.MustCompile(`\$\(sa inventory-scheduler\)" --project "\$PROJECT" \\\n\s+--member "\$OPERATOR" --role (roles/iam\.serviceAccountTokenCreator)`).FindStringSubmatch(script); m != nil {
+		add(grant{"operator", m[1], "service account inventory-scheduler"})
+	}
 	return grants, created
+}
+
+// customRole is a role iam.sh defines: custom_role ID TITLE PERMISSIONS.
+type customRole struct {
+	variable    string // LAUNCHER_ROLE
+	permissions []string
+}
+
+func scriptCustomRoles(t *testing.T, script string) map[string]customRole {
+	t.Helper()
+	out := map[string]customRole{}
+	for _, m := range regexp.MustCompile(`(?m)^([A-Z_]+_ROLE)=\$\(custom_role (\w+) "[^"]*" ([a-zA-Z.,]+)\)$`).FindAllStringSubmatch(script, -1) {
+		out[m[2]] = customRole{m[1], strings.Split(m[3], ",")}
+	}
+	return out
+}
+
+// scriptBuckets maps iam.sh's bucket variables to their default names
+// (STREAM_BUCKET -> PROJECT-dataflow-stream).
+func scriptBuckets(script string) map[string]string {
+	buckets := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^([A-Z_]+_BUCKET)="\$\{[A-Z_]+:-\$\{PROJECT\}([-_a-z]+)\}"`).FindAllStringSubmatch(script, -1) {
+		buckets[m[1]] = "PROJECT" + m[2]
+	}
+	return buckets
 }
 
 // readmeGrants parses the IAM table of README.md: | account | API called |
@@ -616,6 +725,9 @@ func readmeGrants(t *testing.T, doc string) map[grant]bool {
 		account := tick.Replace(cells[0])
 		if strings.HasPrefix(account, "group analysts@") {
 			account = "group analysts@"
+		}
+		if strings.HasPrefix(account, "operator") {
+			account = "operator"
 		}
 		if strings.TrimSpace(cells[1]) == "" {
 			t.Errorf("IAM row %q: which API does the account call?", line)
@@ -677,10 +789,15 @@ func TestIAM(t *testing.T) {
 		{grant{"inventory-stream", "roles/pubsub.subscriber", "subscription inventory-sub"}, "the native read pulls inventory-sub"},
 		{grant{"inventory-stream", "roles/pubsub.publisher", "topic low-stock-alerts"}, "the stream publishes alerts"},
 		{grant{"inventory-stream", "roles/pubsub.publisher", "topic inventory-dead-letter"}, "the stream publishes dead letters"},
-		{grant{"inventory-stream", "roles/storage.objectAdmin", "bucket PROJECT-dataflow"}, "Beam stages the worker binary and the model"},
+		{grant{"inventory-stream", "roles/storage.objectAdmin", "bucket PROJECT-dataflow-stream"}, "Beam stages the worker binary and the model"},
+		{grant{"inventory-nightly", "roles/storage.objectAdmin", "bucket PROJECT-dataflow-nightly"}, "Beam stages the worker binary and the model"},
 		{grant{"inventory-nightly", "roles/bigquery.jobUser", "project"}, "the nightly job queries the day's rows"},
 		{grant{"inventory-nightly", "roles/storage.objectAdmin", "bucket PROJECT-reports"}, "the nightly job writes the report"},
-		{grant{"inventory-trigger", "roles/dataflow.developer", "project"}, "the trigger launches the template and lists jobs"},
+		{grant{"inventory-trigger", "projects/PROJECT/roles/inventoryFlexLauncher", "project"}, "the trigger launches the template and lists jobs"},
+		{grant{"inventory-nightly", "roles/bigquery.dataEditor", "table daily_summary"}, "the nightly job loads the day's summary"},
+		{grant{"inventory-nightly", "roles/bigquery.dataEditor", "table report_runs"}, "the nightly job records its run"},
+		{grant{"inventory-stream", "roles/pubsub.subscriber", "subscription threshold-updates-sub"}, "the stream reads live threshold changes"},
+		{grant{"operator", "roles/iam.serviceAccountTokenCreator", "service account inventory-scheduler"}, "the smoke test mints the Scheduler's ID token"},
 		{grant{"inventory-trigger", "roles/iam.serviceAccountUser", "service account inventory-nightly"}, "the trigger launches as inventory-nightly"},
 		{grant{"inventory-trigger", "roles/storage.objectViewer", "bucket PROJECT-dataflow-templates"}, "the launch reads the template spec"},
 		{grant{"inventory-trigger", "roles/bigquery.jobUser", "project"}, "a backfill queries the first day with data"},
@@ -689,6 +806,55 @@ func TestIAM(t *testing.T) {
 	} {
 		if !granted[need.grant] {
 			t.Errorf("iam.sh does not grant %v: %s", need.grant, need.why)
+		}
+	}
+
+	// Narrow (issue 26, item 9): no project-wide admin roles for the
+	// deployer, no dataflow.developer for the trigger, no dataset-wide
+	// writes for the nightly job, no shared staging bucket.
+	for g := range granted {
+		switch {
+		case g.Role == "roles/run.admin" || g.Role == "roles/cloudscheduler.admin" || g.Role == "roles/dataflow.developer" || g.Role == "roles/dataflow.admin":
+			t.Errorf("%v: a custom role with what the account calls, instead", g)
+		case g.Account == "inventory-nightly" && g.On == "dataset inventory" && g.Role != "roles/bigquery.dataViewer":
+			t.Errorf("%v: the nightly job writes only daily_summary and report_runs (table grants)", g)
+		}
+	}
+	staging := map[string]string{}
+	for g := range granted {
+		if strings.HasPrefix(g.On, "bucket PROJECT-dataflow-") && g.Role == "roles/storage.objectAdmin" && g.Account != "inventory-deployer" {
+			if other, ok := staging[g.On]; ok && other != g.Account {
+				t.Errorf("%s and %s share the staging bucket %s", other, g.Account, g.On)
+			}
+			staging[g.On] = g.Account
+		}
+	}
+	roles := scriptCustomRoles(t, script)
+	launcher := roles["inventoryFlexLauncher"].permissions
+	for _, p := range []string{"dataflow.jobs.create", "dataflow.jobs.get", "dataflow.jobs.list"} {
+		if !slices.Contains(launcher, p) {
+			t.Errorf("inventoryFlexLauncher lacks %s, which the trigger calls", p)
+		}
+	}
+	for _, p := range launcher {
+		if p == "dataflow.jobs.cancel" || p == "dataflow.jobs.updateContents" || !strings.HasPrefix(p, "dataflow.jobs.") {
+			t.Errorf("inventoryFlexLauncher has %s: the trigger only launches and looks jobs up", p)
+		}
+	}
+	for _, p := range roles["inventoryDeployer"].permissions {
+		if strings.HasSuffix(p, ".delete") || strings.HasPrefix(p, "resourcemanager.") || strings.HasPrefix(p, "iam.") {
+			t.Errorf("inventoryDeployer has %s", p)
+		}
+	}
+	for id, r := range roles {
+		if !strings.Contains(doc, "`"+id+"`") {
+			t.Errorf("README does not name the custom role %s", id)
+		}
+		for _, p := range r.permissions {
+			short := p[strings.LastIndex(p, ".")+1:]
+			if !strings.Contains(doc, "`"+p+"`") && !strings.Contains(doc, "`"+short+"`") {
+				t.Errorf("README's list of %s lacks %s", id, p)
+			}
 		}
 	}
 

@@ -6,13 +6,15 @@
 #
 #   PROJECT=my-project REGION=europe-west1 deploy/iam.sh
 #   ANALYSTS_GROUP=analysts@example.com PROJECT=... deploy/iam.sh   # also grants analysts
+#   OPERATOR=user:you@example.com PROJECT=... deploy/iam.sh         # Token Creator for the smoke test
 set -euo pipefail
 
 : "${PROJECT:?set PROJECT}"
 : "${REGION:?set REGION}"
 REPOSITORY="${REPOSITORY:-inventory}"
 DATASET="${DATASET:-inventory}"
-DATAFLOW_BUCKET="${DATAFLOW_BUCKET:-${PROJECT}-dataflow}"
+STREAM_BUCKET="${STREAM_BUCKET:-${PROJECT}-dataflow-stream}"
+NIGHTLY_BUCKET="${NIGHTLY_BUCKET:-${PROJECT}-dataflow-nightly}"
 TEMPLATES_BUCKET="${TEMPLATES_BUCKET:-${PROJECT}-dataflow-templates}"
 BUILD_BUCKET="${BUILD_BUCKET:-${PROJECT}_cloudbuild}"
 REPORTS_BUCKET="${REPORTS_BUCKET:-${PROJECT}-reports}"
@@ -41,6 +43,17 @@ subscription_role() { # subscription, member, role
 dataset_role() { # member, role (BigQuery dataset-level binding)
   bq add-iam-policy-binding --member="$1" --role="$2" "${PROJECT}:${DATASET}" >/dev/null
 }
+table_role() { # table, member, role (BigQuery table-level binding; the table exists after inventory setup)
+  bq add-iam-policy-binding --member="$2" --role="$3" "${PROJECT}:${DATASET}.$1" >/dev/null
+}
+custom_role() { # id, title, permissions (comma-separated); prints the role's name
+  if gcloud iam roles describe "$1" --project "$PROJECT" >/dev/null 2>&1; then
+    gcloud iam roles update "$1" --project "$PROJECT" --title "$2" --permissions "$3" --stage GA --quiet >/dev/null
+  else
+    gcloud iam roles create "$1" --project "$PROJECT" --title "$2" --permissions "$3" --stage GA >/dev/null
+  fi
+  echo "projects/${PROJECT}/roles/$1"
+}
 repo_role() { # member, role
   gcloud artifacts repositories add-iam-policy-binding "$REPOSITORY" --project "$PROJECT" \
     --location "$REGION" --member "$1" --role "$2" >/dev/null
@@ -57,6 +70,19 @@ ensure_sa inventory-scheduler "Inventory nightly Scheduler invoker"
 ensure_sa inventory-deployer  "Inventory Cloud Build deployer"
 ensure_sa inventory-publisher "Inventory event publishers"
 ensure_sa inventory-alerts    "Inventory low-stock alert consumer"
+
+# Custom roles where no predefined role is narrow enough.
+# The trigger launches the nightly template and looks jobs up by name; it
+# cannot cancel or update a job (dataflow.developer could: the streaming job).
+LAUNCHER_ROLE=$(custom_role inventoryFlexLauncher "Inventory nightly launcher" dataflow.jobs.create,dataflow.jobs.get,dataflow.jobs.list)
+# The deployer deploys one Cloud Run service and writes one Scheduler job;
+# run.admin and cloudscheduler.admin would also let it delete any service or
+# job. run.services.setIamPolicy is needed by gcloud run deploy's invoker
+# setting (see the notes under the IAM table).
+DEPLOYER_ROLE=$(custom_role inventoryDeployer "Inventory deployer" run.services.create,run.services.get,run.services.update,run.services.setIamPolicy,run.operations.get,run.revisions.get,run.revisions.list,cloudscheduler.jobs.create,cloudscheduler.jobs.get,cloudscheduler.jobs.update,cloudscheduler.locations.get)
+# OPERATOR (user:you@example.com) gets Token Creator on inventory-scheduler
+# for the smoke test of the nightly path (README, step 8).
+: "${OPERATOR:=}"
 
 STREAM="serviceAccount:$(sa inventory-stream)"
 NIGHTLY="serviceAccount:$(sa inventory-nightly)"
@@ -76,21 +102,23 @@ subscription_role threshold-updates-sub "$STREAM" roles/pubsub.viewer
 topic_role low-stock-alerts "$STREAM" roles/pubsub.publisher
 topic_role inventory-dead-letter "$STREAM" roles/pubsub.publisher
 dataset_role "$STREAM" roles/bigquery.dataEditor
-bucket_role "$DATAFLOW_BUCKET" "$STREAM" roles/storage.objectAdmin
+bucket_role "$STREAM_BUCKET" "$STREAM" roles/storage.objectAdmin
 bucket_role "$CONFIG_BUCKET" "$STREAM" roles/storage.objectViewer
 repo_role "$STREAM" roles/artifactregistry.reader
 
 # Nightly job.
 project_role "$NIGHTLY" roles/dataflow.worker
 project_role "$NIGHTLY" roles/bigquery.jobUser
-dataset_role "$NIGHTLY" roles/bigquery.dataEditor
-bucket_role "$DATAFLOW_BUCKET" "$NIGHTLY" roles/storage.objectAdmin
+dataset_role "$NIGHTLY" roles/bigquery.dataViewer
+table_role daily_summary "$NIGHTLY" roles/bigquery.dataEditor
+table_role report_runs "$NIGHTLY" roles/bigquery.dataEditor
+bucket_role "$NIGHTLY_BUCKET" "$NIGHTLY" roles/storage.objectAdmin
 bucket_role "$REPORTS_BUCKET" "$NIGHTLY" roles/storage.objectAdmin
 bucket_role "$CONFIG_BUCKET" "$NIGHTLY" roles/storage.objectViewer
 repo_role "$NIGHTLY" roles/artifactregistry.reader
 
 # Trigger service: launch the nightly template, as inventory-nightly only.
-project_role "$TRIGGER" roles/dataflow.developer
+project_role "$TRIGGER" "$LAUNCHER_ROLE"
 sa_user inventory-nightly "$TRIGGER"
 bucket_role "$TEMPLATES_BUCKET" "$TRIGGER" roles/storage.objectViewer
 project_role "$TRIGGER" roles/bigquery.jobUser
@@ -108,11 +136,17 @@ fi
 repo_role "$DEPLOYER" roles/artifactregistry.writer
 bucket_role "$TEMPLATES_BUCKET" "$DEPLOYER" roles/storage.objectAdmin
 bucket_role "$BUILD_BUCKET" "$DEPLOYER" roles/storage.objectViewer
-project_role "$DEPLOYER" roles/run.admin
-project_role "$DEPLOYER" roles/cloudscheduler.admin
+project_role "$DEPLOYER" "$DEPLOYER_ROLE"
 project_role "$DEPLOYER" roles/logging.logWriter
 sa_user inventory-trigger "$DEPLOYER"
 sa_user inventory-scheduler "$DEPLOYER"
+
+# The operator who runs the smoke test of step 8 mints an ID token as
+# inventory-scheduler (gcloud auth print-identity-token --impersonate-service-account).
+if [[ -n "${OPERATOR}" ]]; then
+  gcloud iam service-accounts add-iam-policy-binding "$(sa inventory-scheduler)" --project "$PROJECT" \
+    --member "$OPERATOR" --role roles/iam.serviceAccountTokenCreator >/dev/null
+fi
 
 # Event publishers and the alert consumer.
 topic_role inventory-topic "$PUBLISHER" roles/pubsub.publisher

@@ -205,6 +205,11 @@ func (a *Admin) Setup(ctx context.Context, cfg SetupConfig) ([]Action, error) {
 			AckDeadlineSeconds: ack, MessageRetentionDuration: week})
 	}
 	for _, s := range subs {
+		// Never expire: Pub/Sub deletes a subscription with no reader for
+		// 31 days by default (threshold-updates-sub between threshold
+		// changes, the dead-letter subscription on a quiet month). An
+		// expiration policy without a TTL is "never".
+		s.ExpirationPolicy = &pubsubpb.ExpirationPolicy{}
 		if err := step(a.ensureSubscription(ctx, s, cfg.DryRun)); err != nil {
 			return acts, err
 		}
@@ -313,6 +318,9 @@ func (a *Admin) ensureSubscription(ctx context.Context, want *pubsubpb.Subscript
 	}
 	if got.GetMessageRetentionDuration().AsDuration() != want.GetMessageRetentionDuration().AsDuration() {
 		paths = append(paths, "message_retention_duration")
+	}
+	if want.ExpirationPolicy != nil && got.GetExpirationPolicy().GetTtl().AsDuration() != want.GetExpirationPolicy().GetTtl().AsDuration() {
+		paths = append(paths, "expiration_policy")
 	}
 	if len(paths) == 0 {
 		return Action{Verb: "unchanged", What: what}, nil

@@ -2,7 +2,9 @@ package broker_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
@@ -71,5 +73,59 @@ func TestSetupForDataflow(t *testing.T) {
 	}
 	if again := run(broker.SetupConfig{ForDataflow: true}); broker.Changed(again) {
 		t.Fatalf("--for-dataflow after switching changed %v", again)
+	}
+}
+
+// TestSetupSubscriptionsNeverExpire: Pub/Sub deletes a subscription nobody
+// reads for 31 days unless its expiration policy has no TTL. Every
+// subscription setup makes never expires, and one an older setup made
+// with the default (the local Pub/Sub gives the same 31 days) is updated.
+func TestSetupSubscriptionsNeverExpire(t *testing.T) {
+	a := startEmulator(t)
+	ctx := context.Background()
+	subs := []string{"inventory-sub", "low-stock-consumer", "inventory-dead-letter-sub", "threshold-updates-sub"}
+	ttl := func(id string) *pubsubpb.ExpirationPolicy {
+		t.Helper()
+		s, err := a.Client.SubscriptionAdminClient.GetSubscription(ctx,
+			&pubsubpb.GetSubscriptionRequest{Subscription: "projects/" + project + "/subscriptions/" + id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.GetExpirationPolicy()
+	}
+	if _, err := a.Setup(ctx, broker.SetupConfig{Project: project, ForDataflow: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range subs {
+		if p := ttl(id); p == nil || p.GetTtl() != nil {
+			t.Errorf("%s: expiration policy %v, want one without a TTL (never expire)", id, p)
+		}
+	}
+
+	// An older subscription with Pub/Sub's default expiry is updated.
+	old := "projects/" + project + "/subscriptions/threshold-updates-sub"
+	if err := a.Client.SubscriptionAdminClient.DeleteSubscription(ctx, &pubsubpb.DeleteSubscriptionRequest{Subscription: old}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: old, Topic: "projects/" + project + "/topics/threshold-updates", AckDeadlineSeconds: 60,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if p := ttl("threshold-updates-sub"); p.GetTtl().AsDuration() != 31*24*time.Hour {
+		t.Fatalf("the local Pub/Sub's default expiry is %v, want Pub/Sub's 31 days", p)
+	}
+	acts, err := a.Setup(ctx, broker.SetupConfig{Project: project, ForDataflow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, act := range acts {
+		if act.What == "subscription threshold-updates-sub" {
+			found = act.Verb == "update" && strings.Contains(act.Note, "expiration_policy")
+		}
+	}
+	if !found || ttl("threshold-updates-sub").GetTtl() != nil {
+		t.Errorf("setup over a default-expiry subscription: %v, then policy %v; want an update to never expire", acts, ttl("threshold-updates-sub"))
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -35,13 +37,14 @@ type cloud struct {
 	jobState   string    // what jobs.get answers
 	running    []*df.Job // what jobs.list answers
 	calls      []string  // method and path of each Dataflow call
+	bigquery   []string  // BigQuery REST calls (BIGQUERY_EMULATOR_HOST points here)
 }
 
 const accessToken = "deploycheck-access-token"
 
-// startCloud starts the fakes; close stops them. The key is written to dir
-// (the run's scratch directory, deleted with it).
-func startCloud(dir string) (*cloud, error) {
+// startCloud starts the fakes, with the staging bucket; close stops them.
+// The key is written to dir (the run's scratch directory, deleted with it).
+func startCloud(dir, stagingBkt string) (*cloud, error) {
 	c := &cloud{jobState: "JOB_STATE_DONE"}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /token", c.token)
@@ -49,6 +52,16 @@ func startCloud(dir string) (*cloud, error) {
 	mux.HandleFunc("GET /v1b3/projects/{project}/locations/{region}/jobs", c.listJobs)
 	mux.HandleFunc("GET /v1b3/projects/{project}/locations/{region}/jobs/{id}", c.getJob)
 	mux.HandleFunc("GET /v1b3/projects/{project}/locations/{region}/jobs/{id}/metrics", c.metrics)
+	// BigQuery stays on this machine too: its calls are recorded. The
+	// warehouse is a new one (the first night): a count is 0; anything
+	// else is answered with an error, since no fake here runs queries.
+	mux.HandleFunc("POST /bigquery/v2/projects/{project}/queries", c.query)
+	mux.HandleFunc("/bigquery/v2/", func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.bigquery = append(c.bigquery, r.Method+" "+strings.TrimPrefix(r.URL.Path, "/bigquery/v2"))
+		c.mu.Unlock()
+		http.Error(w, `{"error":{"code":501,"message":"deploycheck serves no BigQuery"}}`, http.StatusNotImplemented)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
 		c.unexpected = append(c.unexpected, r.Method+" "+r.URL.Path)
@@ -110,6 +123,7 @@ func (c *cloud) env() []string {
 	return []string{
 		"GOOGLE_APPLICATION_CREDENTIALS=" + c.creds,
 		"STORAGE_EMULATOR_HOST=" + strings.TrimPrefix(c.gcs.URL(), "http://"),
+		"BIGQUERY_EMULATOR_HOST=" + strings.TrimPrefix(c.api.URL, "http://"),
 	}
 }
 
@@ -192,4 +206,43 @@ func (c *cloud) takeJobs() (created []*df.Job, unexpected, unauthed, calls []str
 	created, unexpected, unauthed, calls, tokens = c.created, c.unexpected, c.unauthed, c.calls, c.tokens
 	c.created, c.unexpected, c.unauthed, c.calls, c.tokens = nil, nil, nil, nil, 0
 	return
+}
+
+// takeBigQuery returns the BigQuery calls so far and resets the record.
+func (c *cloud) takeBigQuery() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.bigquery
+	c.bigquery = nil
+	return out
+}
+
+// countQuery matches the counts a job asks before it submits: SELECT
+// count(*) AS n FROM ...
+var countQuery = regexp.MustCompile(`(?is)^\s*SELECT\s+count\(\*\)\s+AS\s+(\w+)\s+FROM\s`)
+
+// query answers BigQuery's jobs.query as a warehouse that holds no rows
+// yet: a count is 0. Other queries get 501.
+func (c *cloud) query(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Query string `json:"query"`
+	}
+	err := json.NewDecoder(r.Body).Decode(&req)
+	c.mu.Lock()
+	c.bigquery = append(c.bigquery, "query "+strconv.Quote(oneLine(req.Query)))
+	n := len(c.bigquery)
+	c.mu.Unlock()
+	m := countQuery.FindStringSubmatch(req.Query)
+	if err != nil || m == nil {
+		http.Error(w, `{"error":{"code":501,"message":"deploycheck answers only counts, as an empty warehouse"}}`, http.StatusNotImplemented)
+		return
+	}
+	writeJSON(w, map[string]any{
+		"kind":         "bigquery#queryResponse",
+		"jobReference": map[string]string{"projectId": r.PathValue("project"), "jobId": fmt.Sprintf("deploycheck-query-%d", n)},
+		"schema":       map[string]any{"fields": []map[string]string{{"name": m[1], "type": "INTEGER", "mode": "NULLABLE"}}},
+		"totalRows":    "1",
+		"rows":         []map[string]any{{"f": []map[string]string{{"v": "0"}}}},
+		"jobComplete":  true,
+	})
 }

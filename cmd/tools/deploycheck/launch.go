@@ -31,14 +31,23 @@ type launched struct {
 	detail []string
 }
 
-// launch runs bin with --runner=dataflow and args from a directory outside
-// the repository (as the Flex Template launcher does), against the fakes,
-// and checks what every launch must leave: one jobs.create with the token
-// the credentials got, the worker binary staged byte for byte as bin and
-// named by the job's package, the pipeline model staged where the job
-// says, the job's name and service account.
-func launch(ctx context.Context, c *check, name, jobName, account string, running []*df.Job, args ...string) (*launched, error) {
-	cl, err := startCloud(c.tmp)
+// launch runs the built binary name with args (the command line the
+// template launcher derives from the deploy files) from a directory outside
+// the repository (as the launcher does), against the fakes; the only flag
+// it adds is --dataflow_endpoint, the fake's address. It checks what every
+// launch must leave: one jobs.create with the token the credentials got,
+// the worker binary staged byte for byte as the binary and named by the
+// job's package, the pipeline model staged where the job says, the job's
+// name and service account as the args give them.
+func launch(ctx context.Context, c *check, name string, args []string, running []*df.Job) (*launched, error) {
+	jobName, _ := argValue(args, "job_name")
+	account, _ := argValue(args, "service_account_email")
+	staging, _ := argValue(args, "staging_location")
+	stagingBkt, _, ok := gsPath(staging + "/")
+	if jobName == "" || account == "" || !ok {
+		return nil, fmt.Errorf("%s: the deploy files give no job name, service account or gs:// staging location: %v", name, args)
+	}
+	cl, err := startCloud(c.tmp, stagingBkt)
 	if err != nil {
 		return nil, err
 	}
@@ -57,12 +66,15 @@ func launch(ctx context.Context, c *check, name, jobName, account string, runnin
 		return nil, err
 	}
 	bin := c.bins[name]
-	all := append([]string{"--project=" + project, "--region=" + region,
-		"--staging_location=gs://" + stagingBkt + "/staging", "--dataflow_endpoint=" + cl.endpoint(),
-		"--service_account_email=" + account, "--job_name=" + jobName}, args...)
+	all := append(slices.Clone(args), "--dataflow_endpoint="+cl.endpoint())
 	out, err := c.run(ctx, wd, cl.env(), bin, all...)
 	created, unexpected, unauthed, calls, tokens := cl.takeJobs()
+	bqCalls := cl.takeBigQuery()
 	if err != nil {
+		if len(bqCalls) > 0 && len(created) == 0 {
+			return nil, fmt.Errorf("%s refused before jobs.create, in the template launcher, after %d BigQuery calls (%s; the rehearsal's BigQuery is a new warehouse, the first night: counts are 0): %s",
+				name, len(bqCalls), strings.Join(bqCalls, ", "), lastLines(out, 3))
+		}
 		return nil, fmt.Errorf("%s --runner=dataflow: %v: %s", name, err, lastLines(out, 6))
 	}
 	switch {
@@ -82,6 +94,19 @@ func launch(ctx context.Context, c *check, name, jobName, account string, runnin
 	if env == nil || env.ServiceAccountEmail != account {
 		return nil, fmt.Errorf("job environment's service account %q, want %s", envSA(env), account)
 	}
+	// The network the deploy files give, and no public IPs if they say so.
+	if len(env.WorkerPools) == 1 {
+		wp := env.WorkerPools[0]
+		if v, ok := argValue(args, "subnetwork"); ok && wp.Subnetwork != v {
+			return nil, fmt.Errorf("job's subnetwork %q, the deploy files give %q", wp.Subnetwork, v)
+		}
+		if v, _ := argValue(args, "no_use_public_ips"); v == "true" && wp.IpConfiguration != "WORKER_IP_PRIVATE" {
+			return nil, fmt.Errorf("job's IP configuration %q: the deploy files ask for workers without public IPs", wp.IpConfiguration)
+		}
+		if wp.Subnetwork != "" {
+			l.detail = append(l.detail, fmt.Sprintf("subnetwork %s, %s", wp.Subnetwork, wp.IpConfiguration))
+		}
+	}
 
 	// The worker: the launched binary itself, staged to the staging bucket.
 	want, err := sha256File(bin)
@@ -93,8 +118,8 @@ func launch(ctx context.Context, c *check, name, jobName, account string, runnin
 	}
 	pkg := env.WorkerPools[0].Packages[0]
 	bucket, object, ok := gsPath(pkg.Location)
-	if pkg.Name != "worker" || !ok || bucket != stagingBkt || !strings.HasPrefix(object, "staging/") {
-		return nil, fmt.Errorf("worker package %s at %s, want \"worker\" in gs://%s/staging/", pkg.Name, pkg.Location, stagingBkt)
+	if pkg.Name != "worker" || !ok || bucket != stagingBkt || !strings.HasPrefix(object, strings.TrimPrefix(strings.TrimPrefix(staging, "gs://"+stagingBkt), "/")) {
+		return nil, fmt.Errorf("worker package %s at %s, want \"worker\" in %s", pkg.Name, pkg.Location, staging)
 	}
 	staged, err := cl.gcs.GetObject(bucket, object)
 	if err != nil {
@@ -134,18 +159,22 @@ func launch(ctx context.Context, c *check, name, jobName, account string, runnin
 	return l, nil
 }
 
+// streamJob is the job name the runbook launches and updates the stream as.
+const streamJob = "inventory-stream"
+
 func streamStep(ctx context.Context, c *check) (string, error) {
-	args := []string{
-		"--subscription=projects/" + project + "/subscriptions/inventory-sub",
-		"--alert_topic=projects/" + project + "/topics/low-stock-alerts",
-		"--dead_letter_topic=projects/" + project + "/topics/inventory-dead-letter",
-		"--warehouse=bq://" + project + ".inventory",
-		"--snapshot=gs://" + project + "-config/inventory_state.json",
-		"--thresholds=gs://" + project + "-config/thresholds.csv"}
-	// Beam's other spelling of the runner: it must launch the same way
-	// (off Dataflow the job would look the alert topic up in Pub/Sub first).
-	l, err := launch(ctx, c, "stream", "inventory-stream", sa("inventory-stream"), nil,
-		append([]string{"--runner=DataflowRunner"}, args...)...)
+	g, err := readStreamFlags(c.root)
+	if err != nil {
+		return "", err
+	}
+	if err := checkTemplateParameters(c.root, "stream", stringParams(g)); err != nil {
+		return "", fmt.Errorf("stream-flags.yaml: %w", err)
+	}
+	args, err := launcherArgs(streamJob, g)
+	if err != nil {
+		return "", fmt.Errorf("stream-flags.yaml: %w", err)
+	}
+	l, err := launch(ctx, c, "stream", args, nil)
 	if err != nil {
 		return "", err
 	}
@@ -161,8 +190,12 @@ func streamStep(ctx context.Context, c *check) (string, error) {
 		}
 	}
 	urns := transformsByURN(l.model)
-	if len(urns[pubsubReadURN]) != 1 {
-		return "", fmt.Errorf("graph has %d native Pub/Sub reads (%s), want 1", len(urns[pubsubReadURN]), pubsubReadURN)
+	reads := 1 // the adjustments
+	if _, ok := argValue(args, "threshold_subscription"); ok {
+		reads++ // and the live threshold changes
+	}
+	if len(urns[pubsubReadURN]) != reads {
+		return "", fmt.Errorf("graph has %d native Pub/Sub reads (%s), want %d", len(urns[pubsubReadURN]), pubsubReadURN, reads)
 	}
 	if len(urns[pubsubWriteURN]) != 2 {
 		return "", fmt.Errorf("graph has %d native Pub/Sub writes (%s), want 2 (alerts, dead letters)", len(urns[pubsubWriteURN]), pubsubWriteURN)
@@ -172,32 +205,51 @@ func streamStep(ctx context.Context, c *check) (string, error) {
 		return "", fmt.Errorf("graph has no stateful stage named for stock")
 	}
 
-	// An update: Beam finds the running job by name and replaces it.
-	prev := &df.Job{Id: "2026-11-20_03_00_00-previous", Name: "inventory-stream", CurrentState: "JOB_STATE_RUNNING"}
-	mapping := `{"OldStage":"NewStage"}`
-	u, err := launch(ctx, c, "stream", "inventory-stream", sa("inventory-stream"), []*df.Job{prev},
-		append([]string{"--runner=dataflow", "--update", "--transform_name_mapping=" + mapping}, args...)...)
+	// A later release: the runbook's update, the same flags file and
+	// --update (with --transform-name-mappings when stages were renamed).
+	// Beam finds the running job by name and replaces it.
+	prev := &df.Job{Id: "2026-11-20_03_00_00-previous", Name: streamJob, CurrentState: "JOB_STATE_RUNNING"}
+	g["--update"] = nil
+	g["--transform-name-mappings"] = map[string]any{"OldStage": "NewStage"}
+	uargs, err := launcherArgs(streamJob, g)
+	if err != nil {
+		return "", err
+	}
+	u, err := launch(ctx, c, "stream", uargs, []*df.Job{prev})
 	if err != nil {
 		return "", fmt.Errorf("update: %w", err)
 	}
 	if u.job.ReplaceJobId != prev.Id || u.job.TransformNameMapping["OldStage"] != "NewStage" {
-		return "", fmt.Errorf("update: jobs.create replaces %q with mapping %v, want %s and %s", u.job.ReplaceJobId, u.job.TransformNameMapping, prev.Id, mapping)
+		return "", fmt.Errorf("update: jobs.create replaces %q with mapping %v, want %s and OldStage->NewStage", u.job.ReplaceJobId, u.job.TransformNameMapping, prev.Id)
 	}
-	return strings.Join(append([]string{"--runner=DataflowRunner: JOB_TYPE_STREAMING, Streaming Engine",
-		fmt.Sprintf("native Pub/Sub read %s and 2 writes", strings.Join(urns[pubsubReadURN], "")),
+	return strings.Join(append([]string{"deploy/stream-flags.yaml as the launcher passes it: JOB_TYPE_STREAMING, Streaming Engine",
+		fmt.Sprintf("native Pub/Sub reads %s and 2 writes", strings.Join(urns[pubsubReadURN], ", ")),
 		fmt.Sprintf("stateful stock stage %s", strings.Join(stock, ", "))}, append(l.detail,
-		"--update replaces the running job by name with --transform_name_mapping")...), "; "), nil
+		"--update replaces the running job by name with --transform-name-mappings")...), "; "), nil
 }
 
+// stringParams returns the --parameters of g as strings.
+func stringParams(g gcloudFlags) map[string]string {
+	out := map[string]string{}
+	params, _ := asMap(g["--parameters"])
+	for k, v := range params {
+		out[k] = fmt.Sprint(v)
+	}
+	return out
+}
+
+// nightlyStep launches the nightly binary with what the trigger, configured
+// as deploy/cloudbuild.yaml deploys it, asks Dataflow to launch.
 func nightlyStep(ctx context.Context, c *check) (string, error) {
-	l, err := launch(ctx, c, "nightly", "nightly-summary-"+reportDate, sa("inventory-nightly"), nil,
-		"--runner=dataflow", "--date="+reportDate, "--warehouse=bq://"+project+".inventory",
-		"--output=gs://"+project+"-reports/reports",
-		"--snapshot=gs://"+project+"-config/inventory_state.json",
-		"--thresholds=gs://"+project+"-config/thresholds.csv",
-		// The preflight queries BigQuery, which has no local server here
-		// that runs queries: not rehearsed.
-		"--preflight=false")
+	req, _, err := triggerLaunch(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	args, err := flexLaunchArgs(req)
+	if err != nil {
+		return "", err
+	}
+	l, err := launch(ctx, c, "nightly", args, nil)
 	if err != nil {
 		return "", err
 	}
@@ -210,7 +262,7 @@ func nightlyStep(ctx context.Context, c *check) (string, error) {
 	if n := len(transformsByURN(l.model)[pubsubReadURN]); n != 0 {
 		return "", fmt.Errorf("nightly graph reads Pub/Sub (%d reads)", n)
 	}
-	return strings.Join(append([]string{"JOB_TYPE_BATCH"}, l.detail...), "; "), nil
+	return strings.Join(append([]string{"the trigger's launch request as the launcher passes it: JOB_TYPE_BATCH"}, l.detail...), "; "), nil
 }
 
 // transformsByURN maps each URN to the unique names of the transforms with it.

@@ -28,7 +28,6 @@ import (
 const (
 	project    = "deploycheck"
 	region     = "europe-west1"
-	stagingBkt = project + "-dataflow"
 	reportDate = "2026-11-24"
 )
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"cloud.google.com/go/dataflow/apiv1beta3/dataflowpb"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/inventory-events/inventory/internal/testkit/rehearse"
@@ -25,24 +26,9 @@ import (
 // The launch's parameters must be ones the nightly template declares,
 // matching its regexes, with every required one present.
 func triggerStep(ctx context.Context, c *check) (string, error) {
-	env, err := cloudbuildTriggerEnv(c.root)
+	req, env, err := triggerLaunch(ctx, c)
 	if err != nil {
 		return "", err
-	}
-	params := map[string]string{}
-	for _, kv := range strings.Split(env["TEMPLATE_PARAMETERS"], ",") {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			params[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-	}
-	cfg := trigger.DataflowConfig{
-		Project: env["PROJECT"], Region: env["REGION"], TemplatePath: env["TEMPLATE_GCS_PATH"],
-		Parameters: params, DateParameter: "date", ServiceAccountEmail: env["DATAFLOW_SERVICE_ACCOUNT"],
-		TempLocation: env["TEMP_LOCATION"], StagingLocation: env["STAGING_LOCATION"],
-	}
-	req, err := rehearse.Launch(ctx, cfg, reportDate)
-	if err != nil {
-		return "", fmt.Errorf("trigger launch: %w", err)
 	}
 	lp := req.GetLaunchParameter()
 	switch {
@@ -54,7 +40,7 @@ func triggerStep(ctx context.Context, c *check) (string, error) {
 		return "", fmt.Errorf("job name %s", lp.GetJobName())
 	case lp.GetEnvironment().GetServiceAccountEmail() != sa("inventory-nightly"):
 		return "", fmt.Errorf("launch as %q, want %s", lp.GetEnvironment().GetServiceAccountEmail(), sa("inventory-nightly"))
-	case !strings.HasPrefix(lp.GetEnvironment().GetStagingLocation(), "gs://"+stagingBkt+"/"):
+	case !strings.HasPrefix(lp.GetEnvironment().GetStagingLocation(), "gs://"+project+"-dataflow-nightly/"):
 		return "", fmt.Errorf("staging location %s, want the jobs' bucket", lp.GetEnvironment().GetStagingLocation())
 	}
 	if err := checkTemplateParameters(c.root, "nightly", lp.GetParameters()); err != nil {
@@ -82,6 +68,39 @@ func triggerStep(ctx context.Context, c *check) (string, error) {
 	return fmt.Sprintf("POST /v1/nightly launched %s from %s as %s (a second POST found it); parameters fit the template; Scheduler job %s %q %s created then unchanged, audience %s accepted",
 		lp.GetJobName(), lp.GetContainerSpecGcsPath(), lp.GetEnvironment().GetServiceAccountEmail(),
 		trigger.SchedulerJobID, job.GetSchedule(), job.GetTimeZone(), aud), nil
+}
+
+// triggerLaunch serves the trigger configured as deploy/cloudbuild.yaml
+// deploys it and returns the Flex Template launch it sends for reportDate,
+// and its environment.
+func triggerLaunch(ctx context.Context, c *check) (*dataflowpb.LaunchFlexTemplateRequest, map[string]string, error) {
+	env, err := cloudbuildTriggerEnv(c.root)
+	if err != nil {
+		return nil, nil, err
+	}
+	params := map[string]string{}
+	for _, kv := range strings.Split(env["TEMPLATE_PARAMETERS"], ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			params[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	var maxWorkers int64
+	if v := env["MAX_WORKERS"]; v != "" {
+		if maxWorkers, err = strconv.ParseInt(v, 10, 32); err != nil {
+			return nil, nil, fmt.Errorf("cloudbuild.yaml: MAX_WORKERS %q: %w", v, err)
+		}
+	}
+	cfg := trigger.DataflowConfig{
+		Project: env["PROJECT"], Region: env["REGION"], TemplatePath: env["TEMPLATE_GCS_PATH"],
+		Parameters: params, DateParameter: "date", ServiceAccountEmail: env["DATAFLOW_SERVICE_ACCOUNT"],
+		TempLocation: env["TEMP_LOCATION"], StagingLocation: env["STAGING_LOCATION"],
+		MaxWorkers: int32(maxWorkers), Subnetwork: env["SUBNETWORK"],
+	}
+	req, err := rehearse.Launch(ctx, cfg, reportDate)
+	if err != nil {
+		return nil, nil, fmt.Errorf("trigger launch: %w", err)
+	}
+	return req, env, nil
 }
 
 // cloudbuildTriggerEnv returns the trigger's environment as the deploy step

@@ -48,6 +48,7 @@ const (
 	defaultAckDeadline = 10 * time.Second
 	maxAckDeadline     = 600 * time.Second
 	defaultRetention   = 7 * 24 * time.Hour
+	defaultExpiration  = 31 * 24 * time.Hour // a subscription without a reader
 	minRetention       = 10 * time.Minute
 	maxSubRetention    = 31 * 24 * time.Hour
 	maxMessagesPerResp = 1000

@@ -527,6 +527,9 @@ func (g *subscriberService) CreateSubscription(_ context.Context, in *pb.Subscri
 	if sp.MessageRetentionDuration == nil {
 		sp.MessageRetentionDuration = durationpb.New(defaultRetention)
 	}
+	if sp.ExpirationPolicy == nil { // Pub/Sub's default: 31 days without a reader
+		sp.ExpirationPolicy = &pb.ExpirationPolicy{Ttl: durationpb.New(defaultExpiration)}
+	}
 	if sp.DeadLetterPolicy != nil && sp.DeadLetterPolicy.MaxDeliveryAttempts == 0 {
 		sp.DeadLetterPolicy.MaxDeliveryAttempts = defaultMaxDeliveryAttempts
 	}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/inventory-events/inventory/loaders/warehouse"
+	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
+)
+
+// TestFakeBigQueryIsAnEmptyWarehouse: the rehearsal's BigQuery answers a
+// count as a new warehouse would (0) through the warehouse's own client,
+// records the call, and refuses any other query.
+func TestFakeBigQueryIsAnEmptyWarehouse(t *testing.T) {
+	cl, err := startCloud(t.TempDir(), "deploycheck-dataflow-stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.close()
+	for _, kv := range cl.env() {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "BIGQUERY_EMULATOR_HOST" {
+			t.Setenv(k, v)
+		}
+	}
+	ctx := context.Background()
+	rows, err := warehouse.QueryRows(ctx, "bq://deploycheck.inventory", "SELECT count(*) AS n FROM daily_summary WHERE report_date = DATE '2026-11-23'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || warehouse.AsInt(rows[0]["n"]) != 0 {
+		t.Fatalf("count: %v, want one row n=0", rows)
+	}
+	if _, err := warehouse.QueryRows(ctx, "bq://deploycheck.inventory", "SELECT sku FROM adjustments"); err == nil || !strings.Contains(err.Error(), "501") {
+		t.Errorf("another query: %v, want 501", err)
+	}
+	if got := cl.takeBigQuery(); len(got) != 2 || !strings.Contains(got[0], "daily_summary") {
+		t.Errorf("recorded %v, want both queries", got)
+	}
+}
