@@ -218,8 +218,12 @@ func (c *cloud) takeBigQuery() []string {
 }
 
 // countQuery matches the counts a job asks before it submits: SELECT
-// count(*) AS n FROM ...
-var countQuery = regexp.MustCompile(`(?is)^\s*SELECT\s+count\(\*\)\s+AS\s+(\w+)\s+FROM\s`)
+// count(*) AS n[, COUNT(...) AS m ...] FROM ...; countAlias finds each
+// column's name in its select list.
+var (
+	countQuery = regexp.MustCompile(`(?is)^\s*SELECT\s+(count\(\*\)\s+AS\s+\w+(?:\s*,\s*count\((?:[^()]|\([^()]*\))*\)\s+AS\s+\w+)*)\s+FROM\s`)
+	countAlias = regexp.MustCompile(`(?i)\bAS\s+(\w+)`)
+)
 
 // query answers BigQuery's jobs.query as a warehouse that holds no rows
 // yet: a count is 0. Other queries get 501.
@@ -237,12 +241,17 @@ func (c *cloud) query(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"code":501,"message":"deploycheck answers only counts, as an empty warehouse"}}`, http.StatusNotImplemented)
 		return
 	}
+	var fields, zeros []map[string]string
+	for _, a := range countAlias.FindAllStringSubmatch(m[1], -1) {
+		fields = append(fields, map[string]string{"name": a[1], "type": "INTEGER", "mode": "NULLABLE"})
+		zeros = append(zeros, map[string]string{"v": "0"})
+	}
 	writeJSON(w, map[string]any{
 		"kind":         "bigquery#queryResponse",
 		"jobReference": map[string]string{"projectId": r.PathValue("project"), "jobId": fmt.Sprintf("deploycheck-query-%d", n)},
-		"schema":       map[string]any{"fields": []map[string]string{{"name": m[1], "type": "INTEGER", "mode": "NULLABLE"}}},
+		"schema":       map[string]any{"fields": fields},
 		"totalRows":    "1",
-		"rows":         []map[string]any{{"f": []map[string]string{{"v": "0"}}}},
+		"rows":         []map[string]any{{"f": zeros}},
 		"jobComplete":  true,
 	})
 }

@@ -32,10 +32,18 @@ func TestFakeBigQueryIsAnEmptyWarehouse(t *testing.T) {
 	if len(rows) != 1 || warehouse.AsInt(rows[0]["n"]) != 0 {
 		t.Fatalf("count: %v, want one row n=0", rows)
 	}
+	// The nightly preflight's two counts in one query.
+	rows, err = warehouse.QueryRows(ctx, "bq://deploycheck.inventory", "SELECT count(*) AS n, COUNT(CASE WHEN event_time >= TIMESTAMP '2026-11-24 00:00:00+00' THEN 1 END) AS day_rows FROM adjustments WHERE event_time < TIMESTAMP '2026-11-25 00:00:00+00'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || warehouse.AsInt(rows[0]["n"]) != 0 || warehouse.AsInt(rows[0]["day_rows"]) != 0 || len(rows[0]) != 2 {
+		t.Fatalf("two counts: %v, want one row n=0 day_rows=0", rows)
+	}
 	if _, err := warehouse.QueryRows(ctx, "bq://deploycheck.inventory", "SELECT sku FROM adjustments"); err == nil || !strings.Contains(err.Error(), "501") {
 		t.Errorf("another query: %v, want 501", err)
 	}
-	if got := cl.takeBigQuery(); len(got) != 2 || !strings.Contains(got[0], "daily_summary") {
+	if got := cl.takeBigQuery(); len(got) != 3 || !strings.Contains(got[0], "daily_summary") {
 		t.Errorf("recorded %v, want both queries", got)
 	}
 }
