@@ -82,13 +82,15 @@ at once. On success it prints one summary line.`,
 			cfg.Topic, cfg.DeadLetterTopic = names.Topic, names.DeadLetterTopic
 			st, err := broker.NewPublisher(admin, cfg).Publish(ctx, in)
 			stop()
-			if serr := dead.store(context.WithoutCancel(ctx), wh); serr != nil {
-				err = errors.Join(err, fmt.Errorf("publish: %w", serr))
+			serr := dead.store(context.WithoutCancel(ctx), wh)
+			if serr != nil {
+				serr = fmt.Errorf("publish: %w", serr)
+				err = errors.Join(err, serr)
 			}
 			n := func(i int) string { return console.Thousands(int64(i)) }
 			if ctx.Err() != nil {
 				// One line, instead of one "context canceled" per row.
-				return interrupted(st, args[0], n)
+				return errors.Join(interrupted(st, args[0], n), serr)
 			}
 			if err != nil {
 				return err
