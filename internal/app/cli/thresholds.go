@@ -141,6 +141,11 @@ func probeProject(ctx context.Context, project string) error {
 // likely, though a rule for a SKU still to come is legitimate. A warehouse
 // that cannot be read is no reason to warn.
 func warnUnseen(ctx context.Context, w io.Writer, wh string, c *ledger.Change) {
+	if !strings.HasPrefix(wh, "bq://") {
+		if _, err := os.Stat(wh); err != nil {
+			return // no local warehouse: nothing to compare with
+		}
+	}
 	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 	cond := "sku = " + q(c.SKU)
 	key := "SKU " + c.SKU
