@@ -36,6 +36,9 @@ type PublishConfig struct {
 	OnReject func(line int, payload []byte, inv *event.Invalid)
 	// Now is the clock for validation (time.Now).
 	Now func() time.Time
+	// Skip is how many data rows at the start of the input to pass over
+	// unread (to resume an interrupted publish).
+	Skip int
 }
 
 // PublishStats counts what a publish did. Rows = Published + Rejected.
@@ -48,6 +51,17 @@ type PublishStats struct {
 	Rejected int
 	// Failed publishes could not be delivered after the client's retries.
 	Failed int
+	// Skipped rows were passed over (PublishConfig.Skip); not in Rows.
+	Skipped int
+	// Unconfirmed rows were handed to the client, but an interrupt came
+	// before it confirmed them: dropped by the client, or still in flight
+	// (then they may be stored). Not in Failed.
+	Unconfirmed int
+	// ResumeSkip is the number of data rows at the start of the input
+	// that are settled (published or rejected): Skip it to go on where an
+	// interrupted publish left off. ResumeLine is the line of the first
+	// row that is not.
+	ResumeSkip, ResumeLine int
 }
 
 // Publisher publishes CSV files of adjustments to a topic, one message a
@@ -94,7 +108,12 @@ func (p *Publisher) Publish(ctx context.Context, r io.Reader) (PublishStats, err
 	readErr := run.readAll(ctx, rows)
 	close(run.results)
 	<-run.done
-	if err := run.dl.wait(ctx); err != nil {
+	if run.unsettled == 0 {
+		run.st.ResumeSkip, run.st.ResumeLine = run.st.Skipped+run.st.Rows, rows.Line()+1
+	}
+	// Dead letters are sent under the client's own context: an interrupt
+	// still waits for them, to count them.
+	if err := run.dl.wait(context.WithoutCancel(ctx)); err != nil {
 		readErr = errors.Join(readErr, err)
 	}
 	return run.st, readErr
@@ -135,14 +154,22 @@ type publishRun struct {
 	done     chan struct{} // closed when collect has seen every result
 	mu       sync.Mutex    // guards st's Published, Rejected and Failed, and cfg.Errors
 	st       PublishStats
+	// unsettled is the data row number (from 1, counting skipped rows) of
+	// the first row handed to the client and not published; 0: none.
+	unsettled int
 }
 
 // pendingPublish is a row handed to the client, awaiting its result.
 type pendingPublish struct {
+	row  int // data row number, from 1, counting skipped rows
 	line int
 	raw  []byte
 	res  *pubsub.PublishResult
 }
+
+// interruptGrace bounds how long an interrupted publish waits for the
+// results of the rows in flight.
+const interruptGrace = 10 * time.Second
 
 // start opens the topic's publisher and the dead letters, and starts
 // collecting results.
@@ -173,6 +200,10 @@ func (run *publishRun) readAll(ctx context.Context, rows *event.CSVReader) error
 			return nil
 		}
 		var re *event.RowError
+		if run.st.Skipped < run.cfg.Skip && (err == nil || errors.As(err, &re)) {
+			run.st.Skipped++
+			continue
+		}
 		if errors.As(err, &re) {
 			run.st.Rows++
 			run.reject(ctx, re.Line, []byte(re.Raw), re.Err)
@@ -219,16 +250,34 @@ func (run *publishRun) publish(ctx context.Context, adj *event.Adjustment, line 
 			"source":            adj.Source,
 		},
 	})
-	run.results <- pendingPublish{line: line, raw: data, res: res}
+	run.results <- pendingPublish{row: run.st.Skipped + run.st.Rows, line: line, raw: data, res: res}
 	return nil
 }
 
 // collect waits for each published row's result and counts it: published,
 // rejected by the topic's schema (and dead-lettered), or failed.
+//
+// A row the client accepted is sent under the client's own context, so when
+// ctx ends (an interrupt) collect waits up to interruptGrace more for the
+// results in flight, and counts what is still unknown as Unconfirmed, with
+// no error line each.
 func (run *publishRun) collect(ctx context.Context) {
 	defer close(run.done)
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(interruptGrace, cancel) })()
 	for p := range run.results {
-		_, err := p.res.Get(ctx)
+		_, err := p.res.Get(wctx)
+		if err != nil && !isSchemaReject(err) && run.unsettled == 0 {
+			run.unsettled = p.row
+			run.st.ResumeSkip, run.st.ResumeLine = p.row-1, p.line
+		}
+		if err != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			run.mu.Lock()
+			run.st.Unconfirmed++
+			run.mu.Unlock()
+			continue
+		}
 		if err == nil {
 			run.mu.Lock()
 			run.st.Published++

@@ -10,6 +10,8 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -39,13 +41,21 @@ line (the LowStockAlert message).`,
 				return fmt.Errorf("alerts: --format %q is neither table nor json", format)
 			}
 			ctx := cmd.Context()
-			client, err := pubsub.NewClient(ctx, g.Project)
+			admin, err := broker.NewAdmin(ctx, g.Project)
 			if err != nil {
-				return fmt.Errorf("pubsub.NewClient: %w", err)
+				return err
 			}
-			defer client.Close()
+			defer admin.Close()
+			// An unreachable Pub/Sub is an error, not "0 alerts".
+			if err := probePubSub(ctx, admin); err != nil {
+				return fmt.Errorf("alerts: %w", err)
+			}
 			p := &alertPrinter{w: cmd.OutOrStdout(), json: format == "json", color: isTerminal(cmd.OutOrStdout())}
-			n, err := followAlerts(ctx, client, pubsubsrc.SubscriptionPath(g.Project, sub), follow, idle, p.print)
+			var watch *connWatch
+			if follow {
+				watch = &connWatch{w: cmd.ErrOrStderr(), probe: func(ctx context.Context) error { return probePubSub(ctx, admin) }}
+			}
+			n, err := followAlerts(ctx, admin.Client, pubsubsrc.SubscriptionPath(g.Project, sub), follow, idle, watch, p.print)
 			if !follow {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%d alerts\n", n)
 			}
@@ -63,16 +73,56 @@ line (the LowStockAlert message).`,
 	return cmd
 }
 
+// followPull bounds one pull of --follow: how long a lost connection can go
+// unnoticed when no alert arrives.
+const followPull = 10 * time.Second
+
+// connWatch tells, on w, when --follow loses Pub/Sub and when it is back:
+// an empty pull and a dead emulator look alike, so a pull that ends with
+// an error is followed by a probe.
+type connWatch struct {
+	w     io.Writer
+	probe func(context.Context) error
+	lost  bool
+}
+
+// failed is called after a pull that ended in an error. It reports whether
+// Pub/Sub is unreachable (and says so once).
+func (c *connWatch) failed(ctx context.Context) bool {
+	err := c.probe(ctx)
+	if ctx.Err() != nil {
+		return false
+	}
+	if err == nil {
+		c.ok()
+		return false
+	}
+	if !c.lost {
+		c.lost = true
+		fmt.Fprintf(c.w, "alerts: connection lost: %v; retrying\n", err)
+	}
+	return true
+}
+
+// ok is called after a pull that answered.
+func (c *connWatch) ok() {
+	if c.lost {
+		c.lost = false
+		fmt.Fprintf(c.w, "alerts: connection to Pub/Sub at %s is back\n", pubsubHost())
+	}
+}
+
 // followAlerts pulls alerts from sub, hands each to print and acks it once
 // printed. It returns the number printed. Without follow it stops after a
-// pull that waited idle for nothing.
-func followAlerts(ctx context.Context, c *pubsub.Client, sub string, follow bool, idle time.Duration,
+// pull that waited idle for nothing. With follow, watch (when set) is told
+// of each pull's outcome.
+func followAlerts(ctx context.Context, c *pubsub.Client, sub string, follow bool, idle time.Duration, watch *connWatch,
 	print func(*inventoryv1.LowStockAlert) error) (int, error) {
 	n := 0
 	for {
 		wait := idle
 		if follow {
-			wait = 30 * time.Second
+			wait = followPull
 		}
 		pctx, cancel := context.WithTimeout(ctx, wait)
 		resp, err := c.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{Subscription: sub, MaxMessages: 500})
@@ -80,7 +130,18 @@ func followAlerts(ctx context.Context, c *pubsub.Client, sub string, follow bool
 		if ctx.Err() != nil {
 			return n, ctx.Err()
 		}
-		if err != nil && pctx.Err() == nil {
+		if watch != nil && err != nil && watch.failed(ctx) {
+			select {
+			case <-ctx.Done():
+				return n, ctx.Err()
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		if watch != nil && err == nil {
+			watch.ok()
+		}
+		if err != nil && pctx.Err() == nil && (watch == nil || status.Code(err) != codes.Unavailable) {
 			return n, fmt.Errorf("alerts: pull %s: %w", sub, err)
 		}
 		msgs := resp.GetReceivedMessages()

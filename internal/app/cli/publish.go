@@ -34,6 +34,9 @@ at once. On success it prints one summary line.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if cfg.Skip < 0 {
+				return fmt.Errorf("publish: --skip %d is negative", cfg.Skip)
+			}
 			var in io.Reader = cmd.InOrStdin()
 			var size int64 = -1
 			cfg.Name = args[0]
@@ -79,13 +82,19 @@ at once. On success it prints one summary line.`,
 			cfg.Topic, cfg.DeadLetterTopic = names.Topic, names.DeadLetterTopic
 			st, err := broker.NewPublisher(admin, cfg).Publish(ctx, in)
 			stop()
-			if serr := dead.store(context.WithoutCancel(ctx), wh); serr != nil {
-				err = errors.Join(err, fmt.Errorf("publish: %w", serr))
+			serr := dead.store(context.WithoutCancel(ctx), wh)
+			if serr != nil {
+				serr = fmt.Errorf("publish: %w", serr)
+				err = errors.Join(err, serr)
+			}
+			n := func(i int) string { return console.Thousands(int64(i)) }
+			if ctx.Err() != nil {
+				// One line, instead of one "context canceled" per row.
+				return errors.Join(interrupted(st, args[0], n), serr)
 			}
 			if err != nil {
 				return err
 			}
-			n := func(i int) string { return console.Thousands(int64(i)) }
 			if st.Rejected > 0 || st.Failed > 0 {
 				where := names.DeadLetterTopic
 				if wh != "" {
@@ -99,12 +108,34 @@ at once. On success it prints one summary line.`,
 				}
 				return fmt.Errorf("publish: %s of %s rows rejected (to %s)%s; %s published", n(st.Rejected), n(st.Rows), where, failed, n(st.Published))
 			}
-			fmt.Fprintf(errw, "published %s rows of %s to %s as %s in %s\n", n(st.Published), cfg.Name, names.Topic, cfg.Format, time.Since(t0).Round(time.Millisecond))
+			skipped := ""
+			if st.Skipped > 0 {
+				skipped = " (after skipping " + n(st.Skipped) + ")"
+			}
+			fmt.Fprintf(errw, "published %s rows of %s%s to %s as %s in %s\n", n(st.Published), cfg.Name, skipped, names.Topic, cfg.Format, time.Since(t0).Round(time.Millisecond))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&cfg.Format, "format", "json", "json, or proto (encoded as the topic's schema binding says)")
 	cmd.Flags().StringVar(&names.Topic, "topic", names.Topic, "topic id")
+	cmd.Flags().IntVar(&cfg.Skip, "skip", 0, "pass over the first `N` data rows (to resume an interrupted publish)")
 	cmd.Flags().StringVar(&whURI, "warehouse", warehouse.DefaultURI, "warehouse whose dead_letters also gets the rejected rows (default: ./warehouse when it exists; empty: none)")
 	return cmd
+}
+
+// interrupted is publish's one line on an interrupt: what was published,
+// and where to resume.
+func interrupted(st broker.PublishStats, file string, n func(int) string) error {
+	msg := n(st.Published) + " published"
+	if st.Rejected > 0 {
+		msg += ", " + n(st.Rejected) + " rejected"
+	}
+	if st.Failed > 0 {
+		msg += ", " + n(st.Failed) + " failed"
+	}
+	if st.Unconfirmed > 0 {
+		msg += ", " + n(st.Unconfirmed) + " in flight (may be stored; republishing them is safe: events are deduplicated by event_id)"
+	}
+	return fmt.Errorf("publish interrupted: %s; resume from line %d with: inventory publish --skip=%d %s",
+		msg, st.ResumeLine, st.ResumeSkip, file)
 }

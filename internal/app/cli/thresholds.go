@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -60,6 +61,12 @@ func newThresholdsSetCmd(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A stopped Pub/Sub is said at once, not after a minute as a
+			// hint to run setup.
+			if err := probeProject(ctx, g.Project); err != nil {
+				return fmt.Errorf("thresholds set: %w", err)
+			}
+			warnUnseen(ctx, cmd.ErrOrStderr(), wh, &c)
 			if err := publishChange(ctx, g.Project, topic, &c); err != nil {
 				return err
 			}
@@ -117,6 +124,43 @@ func whoami() string {
 	}
 	host, _ := os.Hostname()
 	return cmp.Or(name, "unknown") + "@" + cmp.Or(host, "unknown")
+}
+
+// probeProject runs probePubSub with a client of project.
+func probeProject(ctx context.Context, project string) error {
+	admin, err := broker.NewAdmin(ctx, project)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	return probePubSub(ctx, admin)
+}
+
+// warnUnseen warns on w when the warehouse wh holds no stock_levels or
+// adjustments row of c's key (of its SKU, for LOCATION "*"): a typo, most
+// likely, though a rule for a SKU still to come is legitimate. A warehouse
+// that cannot be read is no reason to warn.
+func warnUnseen(ctx context.Context, w io.Writer, wh string, c *ledger.Change) {
+	if !strings.HasPrefix(wh, "bq://") {
+		if _, err := os.Stat(wh); err != nil {
+			return // no local warehouse: nothing to compare with
+		}
+	}
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	cond := "sku = " + q(c.SKU)
+	key := "SKU " + c.SKU
+	if c.LocationID != "*" {
+		cond += " AND location_id = " + q(c.LocationID)
+		key += " at " + c.LocationID
+	}
+	rows, err := warehouse.QueryRows(ctx, wh, fmt.Sprintf(
+		"SELECT (SELECT count(*) FROM (SELECT 1 FROM stock_levels WHERE %[1]s LIMIT 1)) + (SELECT count(*) FROM (SELECT 1 FROM adjustments WHERE %[1]s LIMIT 1)) AS n", cond))
+	if err != nil || len(rows) != 1 {
+		return
+	}
+	if n, ok := rows[0]["n"].(int64); ok && n == 0 {
+		fmt.Fprintf(w, "thresholds set: warning: %s was never seen in %s (no stock_levels or adjustments row); publishing the rule anyway\n", key, wh)
+	}
 }
 
 // publishChange publishes c to topic in the topic's schema encoding.

@@ -103,7 +103,7 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 	f.StringVar(&cfg.Cron, "schedule", trigger.DefaultSchedule, "cron spec of the nightly summary")
 	f.StringVar(&cfg.TimeZone, "timezone", "UTC", "time zone of the schedule and of report dates")
 	f.BoolVar(&noCron, "no-cron", false, "do not fire the nightly schedule")
-	f.DurationVar(&cfg.CompactEvery, "compact-every", localstack.DefaultCompactEvery, "how often to compact the warehouse's small files (negative: never; `inventory compact` does it once)")
+	f.DurationVar(&cfg.CompactEvery, "compact-every", localstack.DefaultCompactEvery, "how often to compact the warehouse's small files (negative: never; inventory compact does it once)")
 	f.StringVar(&debugAddr, "debug-addr", "", "serve net/http/pprof at host:port, e.g. localhost:6060 (port 0: any; empty: off)")
 	return cmd
 }
