@@ -242,12 +242,7 @@ func (s *State) Apply(a *event.Adjustment, threshold int64, horizon time.Duratio
 		}
 		s.OnHand += a.Quantity
 	}
-	r.OnHand = s.OnHand
-	to := Classify(s.OnHand, threshold)
-	if to != s.Severity && (s.Severity != Unknown || to != OK) {
-		r.Alert, r.From, r.To = true, s.Severity, to
-	}
-	s.Severity = to
+	s.settle(&r, threshold)
 	return r
 }
 
@@ -285,13 +280,20 @@ func (s *State) ApplyChecked(a *event.Adjustment, threshold int64, horizon time.
 	s.Folded += a.Quantity
 	s.FoldedThrough = max(s.FoldedThrough, a.EventTime)
 	s.OnHand += a.Quantity
+	s.settle(&r, threshold)
+	return r
+}
+
+// settle records the on-hand an applied event left in r, and the key's new
+// severity, with an alert in r if it changed (a key with no snapshot does
+// not alert on starting OK).
+func (s *State) settle(r *Result, threshold int64) {
 	r.OnHand = s.OnHand
 	to := Classify(s.OnHand, threshold)
 	if to != s.Severity && (s.Severity != Unknown || to != OK) {
 		r.Alert, r.From, r.To = true, s.Severity, to
 	}
 	s.Severity = to
-	return r
 }
 
 // after reports whether an event at (t, id) comes after the count at
