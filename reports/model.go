@@ -45,6 +45,11 @@ type Row struct {
 	Sold28d int64 `json:"sold_28d"`
 }
 
+// StreamCompared reports whether the report had a streaming stock to
+// reconcile with: false for a run on a CSV alone, whose keys are then all
+// unreconciled without a stream to disagree with.
+func (r *Report) StreamCompared() bool { return r.Totals.StreamKeys > 0 }
+
 // UnitsSold is the positive number of units sold on the day.
 func (r *Row) UnitsSold() int64 { return -r.Sold }
 
@@ -114,7 +119,14 @@ type Totals struct {
 	KeysStockedOut    int64   `json:"keys_stocked_out"`     // out at some time of the day
 	KeysBelow         int64   `json:"keys_below_threshold"` // closing < threshold, out of stock included
 	MinutesOutOfStock float64 `json:"minutes_out_of_stock"`
-	Mismatches        int64   `json:"mismatches"`
+	// Mismatches counts the rows not reconciled: the keys whose batch
+	// closing differs from the streaming stock, or that the stream never
+	// saw although they had events. StreamKeys counts the keys that have a
+	// streaming stock; 0 means no stream ran over this data (a run on a
+	// CSV alone): there was nothing to compare with, and Mismatches is
+	// every key with events (StreamCompared).
+	Mismatches int64 `json:"mismatches"`
+	StreamKeys int64 `json:"stream_keys"`
 	// Trends: units sold (positive) in the 7 days ending with the report
 	// date, in the 7 days before those, and the change from one to the
 	// other in percent (nil when nothing was sold in the earlier week).
@@ -218,6 +230,9 @@ func New(m Meta, rows []Row, charts []Series) *Report {
 		}
 		t.Sold7d += x.Sold7d
 		t.Sold28d += x.Sold28d
+		if x.StreamingOnHand != nil {
+			t.StreamKeys++
+		}
 		if !x.Reconciled {
 			t.Mismatches++
 			r.Mismatches = append(r.Mismatches, *x)

@@ -293,6 +293,52 @@ func TestHTMLAtScale(t *testing.T) {
 	}
 }
 
+// TestWithoutStream: a report from a CSV alone, where no key has a
+// streaming stock, says there was no stream to compare with instead of
+// showing every key with events as a mismatch in red; with a stream, a
+// mismatch is still shown as one.
+func TestWithoutStream(t *testing.T) {
+	r := sample()
+	rows := slices.Clone(r.Rows)
+	for i := range rows {
+		rows[i].StreamingOnHand, rows[i].Reconciled = nil, rows[i].Events == 0
+	}
+	csvOnly := New(Meta{Date: r.Date, TimeZone: r.TimeZone, DayStart: r.DayStart, DayEnd: r.DayEnd}, rows, nil)
+	if csvOnly.StreamCompared() || csvOnly.Totals.StreamKeys != 0 || csvOnly.Totals.Mismatches != 4 {
+		t.Fatalf("without a stream: compared %v, stream keys %d, mismatches %d; want false, 0, 4",
+			csvOnly.StreamCompared(), csvOnly.Totals.StreamKeys, csvOnly.Totals.Mismatches)
+	}
+	if !r.StreamCompared() || r.Totals.StreamKeys != 3 {
+		t.Fatalf("with a stream: compared %v, stream keys %d; want true, 3", r.StreamCompared(), r.Totals.StreamKeys)
+	}
+	var b bytes.Buffer
+	if err := WriteHTML(&b, csvOnly); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	card := page[strings.LastIndex(page[:strings.Index(page, `id="mismatches"`)], `<div class="card`):]
+	card = card[:strings.Index(card, "</div></div>")]
+	if strings.Contains(card, "bad") || !strings.Contains(page, "no stream to compare with") ||
+		!strings.Contains(page, `id="no-stream"`) || strings.Contains(page, `id="mismatch-table"`) {
+		t.Errorf("the page of a CSV-only report shows mismatches:\n%s", card)
+	}
+	b.Reset()
+	if err := WriteMarkdown(&b, csvOnly); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "| no stream to compare with |") {
+		t.Errorf("the Markdown of a CSV-only report does not say there was no stream:\n%s", b.String())
+	}
+	b.Reset()
+	if err := WriteHTML(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if page := b.String(); !strings.Contains(page, `<div class="card bad"><div class="label">Stream mismatches</div><div class="value" id="mismatches">2<`) ||
+		strings.Contains(page, "no stream to compare with") {
+		t.Errorf("the page of a report with a stream does not show its 2 mismatches in red")
+	}
+}
+
 func TestRoundTicks(t *testing.T) {
 	for _, tc := range []struct {
 		lo, hi float64
