@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,10 +28,6 @@ import (
 	"github.com/inventory-events/inventory/reports/trigger"
 )
 
-// demoMarker marks a warehouse directory the demo made, so that a second
-// demo may replace it without touching a warehouse it did not make.
-const demoMarker = ".inventory-demo"
-
 // DemoConfig is what `inventory demo` runs on.
 type DemoConfig struct {
 	Events, Snapshot, Thresholds string
@@ -46,11 +43,16 @@ func newDemoCmd(g *Globals) *cobra.Command {
 		Short: "Run the whole system locally on the sample data, end to end, then stop",
 		Long: `demo starts the local Pub/Sub, creates the topics, subscriptions, schemas and
 warehouse tables, starts the streaming job on Prism, publishes the sample CSV
-(the first half with the JSON publisher, the second with the Protobuf one),
-waits until the stream has applied every event, prints the alerts that reached
-low-stock-consumer and the keys below threshold, calls the nightly trigger over
-HTTP for the sample day, waits for the nightly job, prints a summary and the
-report's path, and stops everything. The warehouse and the report stay.`,
+in file order (the first half with the JSON publisher, the second with the
+Protobuf one), waits until the stream has applied every event, prints the
+alerts that reached low-stock-consumer and the keys below threshold, calls the
+nightly trigger over HTTP for the sample day, waits for the nightly job, prints
+a summary and the report's path, and stops everything. The warehouse and the
+report stay.
+
+The demo replaces the warehouse and reports directories only when they hold
+nothing but its own last run; it refuses any other (one that inventory up
+wrote into, or is using), and says what to run instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ran, err := reexecConfined(); ran {
@@ -63,8 +65,8 @@ report's path, and stops everything. The warehouse and the report stay.`,
 	f.StringVar(&cfg.Events, "events", "testdata/inventory_adjustments.csv", "adjustments CSV to publish")
 	f.StringVar(&cfg.Snapshot, "snapshot", "testdata/inventory_state.json", "starting stock")
 	f.StringVar(&cfg.Thresholds, "thresholds", "testdata/thresholds.csv", "reorder thresholds")
-	f.StringVar(&cfg.Warehouse, "warehouse", names.Warehouse, "local warehouse directory (replaced if an earlier demo made it)")
-	f.StringVar(&cfg.Reports, "reports", "./reports-out", "report root directory")
+	f.StringVar(&cfg.Warehouse, "warehouse", names.Warehouse, "local warehouse directory (replaced only if it holds nothing but the last demo's run)")
+	f.StringVar(&cfg.Reports, "reports", "./reports-out", "report root directory (replaced only if it holds nothing but the last demo's run)")
 	f.StringVar(&cfg.Date, "date", "", "nightly report date (default: the snapshot's day)")
 	f.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up after this long")
 	return cmd
@@ -75,10 +77,20 @@ func RunDemo(ctx context.Context, g *Globals, cfg DemoConfig, out io.Writer) (er
 	d := &demoRun{cfg: cfg, out: out, t0: time.Now()}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
+	dirs, err := claimDemoDirs(cfg.Warehouse, cfg.Reports)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// After the stack stopped (the deferred call below runs first).
+		if ferr := dirs.finish(); ferr != nil && err == nil {
+			err = ferr
+		}
+	}()
 	if err := startPrism(ctx, out); err != nil {
 		return err
 	}
-	if err := d.start(ctx, g); err != nil {
+	if err := d.start(ctx, g, dirs); err != nil {
 		return err
 	}
 	defer func() {
@@ -105,7 +117,7 @@ func RunDemo(ctx context.Context, g *Globals, cfg DemoConfig, out io.Writer) (er
 	}
 	report, _ := filepath.Abs(filepath.Join(d.cfg.Reports, d.cfg.Date, "index.html"))
 	d.step(8, "report: %s", report)
-	fmt.Fprintf(out, "          explore: go run ./cmd/inventory sql --warehouse %s \"SELECT * FROM low_stock_alerts LIMIT 5\"\n", d.cfg.Warehouse)
+	fmt.Fprintf(out, "          explore: %s sql --warehouse %s \"SELECT * FROM low_stock_alerts LIMIT 5\"\n", selfCommand(), shellQuote(d.cfg.Warehouse))
 	return nil
 }
 
@@ -123,12 +135,9 @@ func (d *demoRun) step(n int, format string, args ...any) {
 	fmt.Fprintf(d.out, "[%d/8 %5.1fs] %s\n", n, time.Since(d.t0).Seconds(), fmt.Sprintf(format, args...))
 }
 
-// start clears the warehouse an earlier demo made, takes the report date
-// from the starting snapshot if none is set, and starts the local stack.
-func (d *demoRun) start(ctx context.Context, g *Globals) error {
-	if err := freshWarehouse(d.cfg.Warehouse); err != nil {
-		return err
-	}
+// start takes the report date from the starting snapshot if none is set,
+// and starts the local stack on the demo's directories.
+func (d *demoRun) start(ctx context.Context, g *Globals, dirs *demoDirs) error {
 	start, err := snapshot.Read(ctx, d.cfg.Snapshot)
 	if err != nil {
 		return err
@@ -139,14 +148,24 @@ func (d *demoRun) start(ctx context.Context, g *Globals) error {
 	d.stack, err = localstack.Start(ctx, localstack.Config{
 		Project: g.Project, EmulatorAddr: "127.0.0.1:0", Warehouse: d.cfg.Warehouse, Reports: d.cfg.Reports,
 		Snapshot: d.cfg.Snapshot, Thresholds: d.cfg.Thresholds, TriggerAddr: "127.0.0.1:0", TimeZone: "UTC",
-		Logger: g.Logger,
+		Logger: g.Logger, Holder: "inventory demo", WarehouseClaim: dirs.claim,
 	})
 	return err
 }
 
-// publish publishes the events, the first half with the JSON publisher and
-// the rest as Protobuf, stores the refused rows in dead_letters, and
-// reports them (step 3). It returns how many were published.
+// publish publishes the events in file order, the first half with the JSON
+// publisher and the rest as Protobuf, stores the refused rows in
+// dead_letters, and reports them (step 3). It returns how many were
+// published.
+//
+// In file order, one at a time (broker.PublishConfig.InOrder): the
+// client's concurrent batches would reach the topic in a different order
+// each run, and the stream judges each key's events in the order they
+// arrive. On-hand ends the same in any order, but the on-hand an alert
+// shows and whether a short dip below threshold raises one at all depend
+// on it: three runs printed 30, 28 and 30 alerts. The sample is in
+// event-time order, so the stream also agrees with the nightly job, which
+// replays each key in event-time order.
 func (d *demoRun) publish(ctx context.Context) (int, error) {
 	first, second, err := splitCSV(d.cfg.Events)
 	if err != nil {
@@ -159,7 +178,7 @@ func (d *demoRun) publish(ctx context.Context) (int, error) {
 		format := []string{"json", "proto"}[i]
 		pubs[i], err = broker.NewPublisher(d.stack.Admin, broker.PublishConfig{
 			Topic: names.Topic, DeadLetterTopic: names.DeadLetterTopic, Format: format,
-			Name: d.cfg.Events, Errors: &rejected, OnReject: dead.add}).Publish(ctx, bytes.NewReader(part))
+			Name: d.cfg.Events, Errors: &rejected, OnReject: dead.add, InOrder: true}).Publish(ctx, bytes.NewReader(part))
 		if err != nil {
 			return 0, err
 		}
@@ -168,7 +187,7 @@ func (d *demoRun) publish(ctx context.Context) (int, error) {
 	if err := dead.store(ctx, d.cfg.Warehouse); err != nil {
 		return 0, fmt.Errorf("demo: %w", err)
 	}
-	d.step(3, "published %s: %d as JSON, %d as Protobuf; %d bad rows refused, dead-lettered and stored in dead_letters",
+	d.step(3, "published %s in file order: %d rows as JSON, %d as Protobuf; %d bad rows refused, dead-lettered and stored in dead_letters",
 		d.cfg.Events, pubs[0].Published, pubs[1].Published, pubs[0].Rejected+pubs[1].Rejected)
 	for _, l := range strings.Split(strings.TrimSpace(rejected.String()), "\n") {
 		if l != "" {
@@ -195,8 +214,30 @@ func (d *demoRun) waitApplied(ctx context.Context, published int) error {
 	if err != nil {
 		return fmt.Errorf("demo: waiting for the stream: %w", err)
 	}
-	d.step(4, "the stream applied %d/%d events", applied, published)
+	st, err := countBy(ctx, d.cfg.Warehouse, "SELECT status, count(DISTINCT event_id) FROM adjustments GROUP BY status")
+	if err != nil {
+		return err
+	}
+	d.step(4, "the stream took %d/%d events (adjustments): %d applied, %d superseded by a later count, %d duplicates",
+		applied, published, st["APPLIED"], st["SUPERSEDED"], st["DUPLICATE"])
 	return nil
+}
+
+// countBy runs sql, which returns (name, count) rows, and returns the
+// counts by name.
+func countBy(ctx context.Context, wh, sql string) (map[string]int64, error) {
+	_, rows, err := warehouse.QueryTable(ctx, wh, sql)
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	out := map[string]int64{}
+	for _, r := range rows {
+		if len(r) == 2 {
+			name, _ := r[0].(string)
+			out[name] = asInt64(r[1])
+		}
+	}
+	return out, nil
 }
 
 // showAlerts lists the alerts that reached low-stock-consumer, once they
@@ -206,7 +247,19 @@ func (d *demoRun) showAlerts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.step(5, "%d alerts reached low-stock-consumer:", len(alerts))
+	bySeverity := map[string]int64{}
+	for _, a := range alerts {
+		bySeverity[a.GetSeverity().String()]++
+	}
+	stored, err := countBy(ctx, d.cfg.Warehouse, "SELECT severity, count(DISTINCT alert_id) FROM low_stock_alerts GROUP BY severity")
+	if err != nil {
+		return err
+	}
+	agree := "as low_stock_alerts holds"
+	if !maps.Equal(bySeverity, stored) {
+		agree = fmt.Sprintf("but low_stock_alerts holds %s", severities(stored))
+	}
+	d.step(5, "%d alerts reached low-stock-consumer: %s, %s", len(alerts), severities(bySeverity), agree)
 	for _, a := range alerts {
 		fmt.Fprintf(d.out, "          %-9s %s@%s on_hand=%d threshold=%d (event %s at %s)\n", a.GetSeverity(), a.GetSku(), a.GetLocationId(),
 			a.GetOnHand(), a.GetThreshold(), a.GetEventId(), a.GetEventTime())
@@ -232,7 +285,41 @@ func (d *demoRun) nightly(ctx context.Context) error {
 		return fmt.Errorf("demo: nightly job %s: %s %s", run.JobID, run.State, run.Error)
 	}
 	d.step(7, "nightly job done: %s", run.Result)
-	return warehouse.Query(ctx, d.cfg.Warehouse, fmt.Sprintf(summarySQL, d.cfg.Date), "table", indent(d.out))
+	if err := warehouse.Query(ctx, d.cfg.Warehouse, fmt.Sprintf(summarySQL, d.cfg.Date), "table", indent(d.out)); err != nil {
+		return err
+	}
+	return d.crossCheck(ctx)
+}
+
+// crossCheck compares the nightly summary's counts with the stream's
+// tables for the report date, and says whether they agree: the adjustments
+// applied, and the alerts that took a key LOW or OUT.
+func (d *demoRun) crossCheck(ctx context.Context) error {
+	nightly, err := countBy(ctx, d.cfg.Warehouse, fmt.Sprintf(`SELECT 'applied', sum(events) FROM daily_summary WHERE report_date = DATE '%[1]s'
+UNION ALL SELECT 'alerts', sum(alerts_raised) FROM daily_summary WHERE report_date = DATE '%[1]s'`, d.cfg.Date))
+	if err != nil {
+		return err
+	}
+	stream, err := countBy(ctx, d.cfg.Warehouse, fmt.Sprintf(`SELECT 'applied', count(DISTINCT event_id) FROM adjustments
+  WHERE status = 'APPLIED' AND CAST(event_time AS DATE) = DATE '%[1]s'
+UNION ALL SELECT 'alerts', count(DISTINCT alert_id) FROM low_stock_alerts
+  WHERE severity IN ('LOW', 'OUT') AND CAST(event_time AS DATE) = DATE '%[1]s'`, d.cfg.Date))
+	if err != nil {
+		return err
+	}
+	counts := fmt.Sprintf("%d adjustments applied (adjustments), %d LOW or OUT alerts (low_stock_alerts)", stream["applied"], stream["alerts"])
+	if maps.Equal(nightly, stream) {
+		fmt.Fprintf(d.out, "          the stream's tables agree for %s: %s\n", d.cfg.Date, counts)
+		return nil
+	}
+	fmt.Fprintf(d.out, "          the stream's tables differ for %s: %s; the stream judges each key's events in the order they arrived, the nightly job in event-time order\n",
+		d.cfg.Date, counts)
+	return nil
+}
+
+// severities lists alert counts by severity: "12 LOW, 0 OUT, 18 RECOVERED".
+func severities(n map[string]int64) string {
+	return fmt.Sprintf("%d LOW, %d OUT, %d RECOVERED", n["LOW"], n["OUT"], n["RECOVERED"])
 }
 
 const belowThresholdSQL = `SELECT sku, location_id, on_hand, threshold, severity FROM (
@@ -240,36 +327,13 @@ const belowThresholdSQL = `SELECT sku, location_id, on_hand, threshold, severity
   QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at DESC, event_time DESC) = 1)
 WHERE on_hand < threshold ORDER BY on_hand, sku, location_id`
 
-const summarySQL = `SELECT count(*) AS keys, sum(received) AS received, -sum(sold) AS sold,
-  sum(alerts_raised) AS alerts, count(*) FILTER (WHERE closing_on_hand <= 0) AS out_of_stock,
-  count(*) FILTER (WHERE NOT reconciled) AS mismatches
+// summarySQL is the nightly summary of a date, labelled with what each
+// number counts: adjustments are events, received and sold are units.
+const summarySQL = `SELECT count(*) AS keys, sum(events) AS adjustments_applied,
+  sum(received) AS units_received, -sum(sold) AS units_sold,
+  sum(alerts_raised) AS low_or_out_alerts, count(*) FILTER (WHERE closing_on_hand <= 0) AS keys_out_of_stock,
+  count(*) FILTER (WHERE NOT reconciled) AS stream_mismatches
 FROM daily_summary WHERE report_date = DATE '%s'`
-
-// freshWarehouse removes a warehouse an earlier demo made; it refuses to
-// touch a non-empty directory the demo did not make.
-func freshWarehouse(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if os.IsNotExist(err) || err == nil && len(entries) == 0 {
-		return writeMarker(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, demoMarker)); err != nil {
-		return fmt.Errorf("demo: %s exists and was not made by the demo; pass --warehouse to use another directory", dir)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	return writeMarker(dir)
-}
-
-func writeMarker(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	return os.WriteFile(filepath.Join(dir, demoMarker), []byte("made by `inventory demo`; the next demo replaces this directory\n"), 0o644)
-}
 
 // splitCSV returns two CSVs, each with the header, holding the first and the
 // second half of the rows of path. The second has a blank line for each row
@@ -296,18 +360,24 @@ func scalar(ctx context.Context, wh, sql string) (int64, error) {
 		return 0, err
 	}
 	for _, v := range rows[0] {
-		switch n := v.(type) {
-		case int64:
-			return n, nil
-		case int32:
-			return int64(n), nil
-		case uint64:
-			return int64(n), nil
-		case float64:
-			return int64(n), nil
-		}
+		return asInt64(v), nil
 	}
 	return 0, nil
+}
+
+// asInt64 is a count or sum as a query returns it (0 for NULL).
+func asInt64(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case int32:
+		return int64(n)
+	case uint64:
+		return int64(n)
+	case float64:
+		return int64(n)
+	}
+	return 0
 }
 
 // waitFor polls check until it reports done, showing progress.

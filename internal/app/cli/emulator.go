@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/inventory-events/inventory/internal/app/localstack"
 	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
 )
 
@@ -33,6 +34,15 @@ which the official clients retry) until subscribers catch up.
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr := net.JoinHostPort(host, strconv.Itoa(port))
+			if dataDir != "" {
+				// The data directory's claim, as `inventory up` takes it: a
+				// second process on it is told who holds it.
+				claim, err := localstack.ClaimDir(dataDir, "data directory", "inventory emulator")
+				if err != nil {
+					return fmt.Errorf("emulator: %w", withInUseHint(err))
+				}
+				defer claim.Release()
+			}
 			srv, err := pubsubemu.Start(addr, pubsubemu.Options{DataDir: dataDir, Logger: g.Logger, MaxTopicBytes: maxTopicBytes})
 			if err != nil {
 				return fmt.Errorf("emulator: %w", err)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -42,6 +43,7 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 			ctx := cmd.Context()
 			cfg.Project = g.Project
 			cfg.Logger = g.Logger
+			cfg.Holder = "inventory up"
 			cfg.EmulatorAddr = net.JoinHostPort(host, strconv.Itoa(port))
 			cfg.TriggerAddr = net.JoinHostPort(host, strconv.Itoa(triggerPort))
 			if noCron {
@@ -54,7 +56,7 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 			}
 			stack, err := localstack.Start(ctx, cfg)
 			if err != nil {
-				return err
+				return withInUseHint(err)
 			}
 			warnExposed(out, "the local Pub/Sub", stack.Emulator.Addr())
 			warnExposed(out, "the trigger", strings.TrimPrefix(stack.TriggerURL, "http://"))
@@ -125,6 +127,26 @@ func serveDebug(addr string) (string, func(), error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	return "http://" + ln.Addr().String() + "/debug/pprof/", func() { srv.Close() }, nil
+}
+
+// withInUseHint adds to a refused claim on a directory of the local stack
+// (localstack.InUseError) what to do about it.
+func withInUseHint(err error) error {
+	var e *localstack.InUseError
+	if !errors.As(err, &e) {
+		return err
+	}
+	stop := "stop it first (Ctrl-C where it runs)"
+	if e.PID > 0 {
+		stop = fmt.Sprintf("stop it first (Ctrl-C where it runs, or kill %d)", e.PID)
+	}
+	switch e.What {
+	case "data directory":
+		return fmt.Errorf("%w: %s, or give this one another --data-dir", err, stop)
+	case "warehouse":
+		return fmt.Errorf("%w, and two streams must not store into one warehouse: %s, or give this one another --warehouse (and --data-dir)", err, stop)
+	}
+	return fmt.Errorf("%w: %s", err, stop)
 }
 
 func orMemory(dir string) string {

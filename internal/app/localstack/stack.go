@@ -46,6 +46,15 @@ type Config struct {
 	// DefaultCompactEvery; negative: never).
 	CompactEvery time.Duration
 	Logger       *slog.Logger
+	// Holder names the command that runs the stack ("inventory up") in the
+	// claims on its directories (ClaimDir): Start claims DataDir and
+	// Warehouse, so that a second stack on either is refused, and Stop
+	// releases them.
+	Holder string
+	// WarehouseClaim, when set, is the caller's claim on Warehouse, which
+	// the caller releases (the demo: it claims the warehouse before it
+	// clears it); Start then takes no claim of its own on it.
+	WarehouseClaim *Claim
 }
 
 // Stack is a running local stack.
@@ -60,6 +69,7 @@ type Stack struct {
 	launcher   *trigger.LocalLauncher
 	cron       *trigger.LocalCron
 	compactor  *compactor
+	claims     []*Claim // released last by Stop
 	// Setup lists what setup did.
 	Setup []string
 }
@@ -78,6 +88,9 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			s.Stop(context.WithoutCancel(ctx))
 		}
 	}()
+	if err := s.claim(); err != nil {
+		return nil, err
+	}
 	// The job server of the stream and nightly jobs, first: on Linux,
 	// confined to loopback (launch.StartPrism).
 	if s.Prism, err = launch.StartPrism(ctx); err != nil {
@@ -150,6 +163,27 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	return s, nil
 }
 
+// claim claims the stack's data directory and local warehouse (see
+// Config.Holder), the data directory first: the local Pub/Sub's own lock on
+// its file would only time out.
+func (s *Stack) claim() error {
+	if s.cfg.DataDir != "" {
+		c, err := ClaimDir(s.cfg.DataDir, "data directory", s.cfg.Holder)
+		if err != nil {
+			return fmt.Errorf("localstack: %w", err)
+		}
+		s.claims = append(s.claims, c)
+	}
+	if s.cfg.WarehouseClaim == nil && warehouse.Scheme(s.cfg.Warehouse) == warehouse.LocalScheme {
+		c, err := ClaimDir(s.cfg.Warehouse, "warehouse", s.cfg.Holder)
+		if err != nil {
+			return fmt.Errorf("localstack: %w", err)
+		}
+		s.claims = append(s.claims, c)
+	}
+	return nil
+}
+
 // Cron returns the local cron, or nil.
 func (s *Stack) Cron() *trigger.LocalCron { return s.cron }
 
@@ -172,7 +206,8 @@ func (s *Stack) runNightly(ctx context.Context, date string) (string, error) {
 // Stop stops everything in reverse order: the cron, the trigger (waiting
 // for a running nightly job), the warehouse compactor, the streaming job (drained first: its source
 // paused until everything it emitted is in the warehouse and acked), then the
-// local Pub/Sub, which flushes its data directory.
+// local Pub/Sub, which flushes its data directory; then it releases the
+// claims on the data directory and the warehouse.
 func (s *Stack) Stop(ctx context.Context) error {
 	var errs []error
 	if s.cron != nil {
@@ -200,6 +235,9 @@ func (s *Stack) Stop(ctx context.Context) error {
 	}
 	if s.Emulator != nil {
 		errs = append(errs, s.Emulator.Close())
+	}
+	for _, c := range s.claims {
+		errs = append(errs, c.Release())
 	}
 	return errors.Join(errs...)
 }
