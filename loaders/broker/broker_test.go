@@ -3,7 +3,9 @@ package broker_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -408,4 +410,63 @@ func TestMain(m *testing.M) {
 		_ = fmt.Sprint()
 	}
 	os.Exit(code)
+}
+
+// TestPublishInOrder: published InOrder, the sample's rows reach the
+// subscription in file order, JSON and Protobuf alike.
+func TestPublishInOrder(t *testing.T) {
+	a := startEmulator(t)
+	setup(t, a, "json")
+	ctx := context.Background()
+	var want []string
+	for _, format := range []string{"json", "proto"} {
+		f, err := os.Open(sampleCSV)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := broker.NewPublisher(a, broker.PublishConfig{Topic: "inventory-topic", DeadLetterTopic: "inventory-dead-letter",
+			Format: format, Now: func() time.Time { return sampleNow }, InOrder: true}).Publish(ctx, f)
+		f.Close()
+		if err != nil || st.Published != 594 {
+			t.Fatalf("publish %s: %d published, %v", format, st.Published, err)
+		}
+		r, _ := os.Open(sampleCSV)
+		rows, _ := event.NewCSVReader(r, sampleCSV)
+		for {
+			var adj event.Adjustment
+			err := rows.Next(&adj)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err == nil && event.Validate(&adj, sampleNow) == nil {
+				want = append(want, adj.EventID)
+			}
+		}
+		r.Close()
+	}
+	var got []string
+	sub := "projects/" + project + "/subscriptions/inventory-sub"
+	for len(got) < len(want) {
+		resp, err := a.Client.SubscriptionAdminClient.Pull(ctx, &pubsubpb.PullRequest{Subscription: sub, MaxMessages: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, m := range resp.GetReceivedMessages() {
+			got = append(got, m.GetMessage().GetAttributes()[event.AttrEventID])
+			ids = append(ids, m.GetAckId())
+		}
+		if len(ids) > 0 {
+			if err := a.Client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{Subscription: sub, AckIds: ids}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("message %d is %s, want %s: not in file order", i, got[i], want[i])
+			}
+		}
+	}
 }

@@ -164,7 +164,7 @@ func TestCommandFor(t *testing.T) {
 		{"/usr/local/bin/inventory", "/usr/local/bin/inventory"},
 		{"/tmp/go-build123/b001/exe/inventory", "go run ./cmd/inventory"},
 		{"/scratch/tmp/inventory", "go run ./cmd/inventory"},
-		{"/home/a b/inventory", "'/home/a b/inventory'"},
+		{"/opt/my tools/inventory", "'/opt/my tools/inventory'"},
 	} {
 		if got := commandFor(tc.arg0, "/scratch/tmp"); got != tc.want {
 			t.Errorf("commandFor(%q) = %q, want %q", tc.arg0, got, tc.want)

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
+	"github.com/inventory-events/inventory/internal/app/localstack"
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/internal/testkit/synth"
 	"github.com/inventory-events/inventory/loaders/broker"
@@ -205,4 +208,75 @@ func TestServeDebug(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(line, "goroutine profile: total ") {
 		t.Fatalf("GET %sgoroutine?debug=1: %s, first line %q", url, resp.Status, line)
 	}
+}
+
+// TestUpClaims: while one `inventory up` runs, a second on the same data
+// directory is refused with the first one's pid, and so is one with
+// another data directory on the same warehouse; the claims go with the
+// first up, when it stops and when it is killed.
+func TestUpClaims(t *testing.T) {
+	slowtest.Skip(t, "runs inventory up (Prism jobs)")
+	dir := t.TempDir()
+	data, wh := filepath.Join(dir, "pubsub"), filepath.Join(dir, "warehouse")
+	args := func(data string) []string {
+		return []string{"--port", "0", "--trigger-port", "0", "--no-cron", "--data-dir", data, "--warehouse", wh,
+			"--reports", filepath.Join(dir, "reports"), "--snapshot", sampleSnap, "--thresholds", sampleTh, "--project", "up-test"}
+	}
+	first := startUp(t, args(data)...)
+	pid := claimPID(t, data)
+	if pid != first.cmd.Process.Pid && parentPID(pid) != first.cmd.Process.Pid {
+		t.Fatalf("the data directory's claim names pid %d, neither up (%d) nor its confined child", pid, first.cmd.Process.Pid)
+	}
+	for _, tc := range []struct{ data, want string }{
+		{data, fmt.Sprintf("the data directory %s is in use by another inventory up (pid %d, since ", data, pid)},
+		{filepath.Join(dir, "pubsub2"), fmt.Sprintf("the warehouse %s is in use by another inventory up (pid %d, since ", wh, pid)},
+	} {
+		out, err := upCommand(os.Args[0], args(tc.data)...).CombinedOutput()
+		t.Logf("second up: %v: %s", err, out)
+		if err == nil || !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), fmt.Sprintf("kill %d", pid)) {
+			t.Errorf("a second up: %v\n%s\nwant a refusal saying %q", err, out, tc.want)
+		}
+	}
+	first.interrupt(t)
+	// Stopped: the next up takes both over; killed: so does the one after.
+	second := startUp(t, args(data)...)
+	p := claimPID(t, data)
+	syscall.Kill(p, syscall.SIGKILL) // the holder: up, or its confined child
+	second.cmd.Process.Kill()
+	second.cmd.Wait()
+	for deadline := time.Now().Add(30 * time.Second); syscall.Kill(p, 0) == nil && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	startUp(t, args(data)...).interrupt(t)
+}
+
+// claimPID is the pid recorded in dir's claim file.
+func claimPID(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, localstack.ClaimFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owner struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(b, &owner); err != nil {
+		t.Fatalf("claim file %q: %v", b, err)
+	}
+	return owner.PID
+}
+
+// parentPID is the parent of process pid, from /proc (0 if unknown).
+func parentPID(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold blanks, so after its ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
