@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -279,4 +280,23 @@ func parentPID(pid int) int {
 	}
 	ppid, _ := strconv.Atoi(f[1])
 	return ppid
+}
+
+// TestEmulatorRespectsClaim: `inventory emulator --data-dir` on a data
+// directory that `inventory up` holds is refused, naming up and its pid.
+func TestEmulatorRespectsClaim(t *testing.T) {
+	dir := t.TempDir()
+	up, err := localstack.ClaimDir(dir, "data directory", "inventory up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Release()
+	root := NewRoot()
+	root.SetArgs([]string{"emulator", "--data-dir", dir, "--port", "0"})
+	root.SetErr(io.Discard)
+	err = root.ExecuteContext(context.Background())
+	want := fmt.Sprintf("emulator: the data directory %s is in use by another inventory up (pid %d, since ", dir, os.Getpid())
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("emulator on a held data directory: %v; want %q", err, want)
+	}
 }
