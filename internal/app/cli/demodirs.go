@@ -249,7 +249,11 @@ func writeDemoRecord(dir string, rec demoRecord) error {
 // reports, in directories of its own.
 func demoElsewhere(warehouse, reports string) string {
 	beside := func(dir string) string {
-		return filepath.Join(filepath.Dir(filepath.Clean(dir)), "demo-"+filepath.Base(filepath.Clean(dir)))
+		p := filepath.Join(filepath.Dir(filepath.Clean(dir)), "demo-"+filepath.Base(filepath.Clean(dir)))
+		if !strings.ContainsRune(p, filepath.Separator) {
+			p = "." + string(filepath.Separator) + p // ./demo-warehouse: a directory, plainly
+		}
+		return p
 	}
 	return fmt.Sprintf("%s demo --warehouse %s --reports %s", selfCommand(), shellQuote(beside(warehouse)), shellQuote(beside(reports)))
 }

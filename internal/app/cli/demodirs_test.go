@@ -171,3 +171,15 @@ func TestCommandFor(t *testing.T) {
 		}
 	}
 }
+
+func TestDemoElsewhere(t *testing.T) {
+	for _, tc := range []struct{ wh, reports, want string }{
+		{"./warehouse", "./reports-out", "demo --warehouse ./demo-warehouse --reports ./demo-reports-out"},
+		{"warehouse/", "reports-out", "demo --warehouse ./demo-warehouse --reports ./demo-reports-out"},
+		{"/data/wh", "/data/my reports", "demo --warehouse /data/demo-wh --reports '/data/demo-my reports'"},
+	} {
+		if got := demoElsewhere(tc.wh, tc.reports); !strings.HasSuffix(got, tc.want) {
+			t.Errorf("demoElsewhere(%q, %q) = %q, want ... %q", tc.wh, tc.reports, got, tc.want)
+		}
+	}
+}
