@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -147,11 +146,13 @@ func (f *stockFn) process(ctx context.Context, sp state.Provider, shard int, bat
 	if err != nil {
 		return fmt.Errorf("stock: read gen of shard %d: %w", shard, err)
 	}
+	f.core.stateRead.Inc(ctx, 8)
 	c := f.cache[shard]
 	if c == nil || !ok || c.gen != gen || !trustCache {
 		if c, err = f.read(sp, shard); err != nil {
 			return err
 		}
+		f.core.stateRead.Inc(ctx, int64(c.base+c.delta))
 		f.cache[shard] = c
 	}
 	c.gen = 0 // changing: not trusted until written
@@ -176,16 +177,20 @@ func (f *stockFn) process(ctx context.Context, sp state.Provider, shard int, bat
 		}
 		out.Merge(&upd)
 		if changed {
-			if err := f.Live.Write(sp, c.live.AppendBinary(nil)); err != nil {
+			b := c.live.AppendBinary(nil)
+			if err := f.Live.Write(sp, b); err != nil {
 				return fmt.Errorf("stock: write thresholds of shard %d: %w", shard, err)
 			}
+			f.core.stateWritten.Inc(ctx, int64(len(b)))
 		}
 	}
 
 	newGen := rand.Int64() | 1
-	if err := f.write(sp, shard, c); err != nil {
+	written, err := f.write(sp, shard, c)
+	if err != nil {
 		return err
 	}
+	f.core.stateWritten.Inc(ctx, int64(written+8))
 	if err := f.Gen.Write(sp, newGen); err != nil {
 		return fmt.Errorf("stock: write gen of shard %d: %w", shard, err)
 	}
@@ -230,31 +235,32 @@ func (f *stockFn) read(sp state.Provider, shard int) (*shardCache, error) {
 }
 
 // write stores the keys of the shard that changed: as one more delta, or,
-// once the deltas would outgrow the base, as a new base.
-func (f *stockFn) write(sp state.Provider, shard int, c *shardCache) error {
+// once the deltas would outgrow the base, as a new base. It returns the
+// bytes written.
+func (f *stockFn) write(sp state.Provider, shard int, c *shardCache) (int, error) {
 	d, n := c.l.AppendChanged(nil)
 	if n == 0 {
-		return nil
+		return 0, nil
 	}
 	if c.delta+len(d) <= max(c.base, deltaFloor) {
 		if err := f.Delta.Add(sp, d); err != nil {
-			return fmt.Errorf("stock: write delta of shard %d: %w", shard, err)
+			return 0, fmt.Errorf("stock: write delta of shard %d: %w", shard, err)
 		}
 		c.delta += len(d)
-		return nil
+		return len(d), nil
 	}
 	b, err := c.l.AppendBinary(nil)
 	if err != nil {
-		return fmt.Errorf("stock: encode ledgers of shard %d: %w", shard, err)
+		return 0, fmt.Errorf("stock: encode ledgers of shard %d: %w", shard, err)
 	}
 	if err := f.Ledger.Write(sp, b); err != nil {
-		return fmt.Errorf("stock: write ledgers of shard %d: %w", shard, err)
+		return 0, fmt.Errorf("stock: write ledgers of shard %d: %w", shard, err)
 	}
 	if err := f.Delta.Clear(sp); err != nil {
-		return fmt.Errorf("stock: clear deltas of shard %d: %w", shard, err)
+		return 0, fmt.Errorf("stock: clear deltas of shard %d: %w", shard, err)
 	}
 	c.base, c.delta = len(b), 0
-	return nil
+	return len(b), nil
 }
 
 // stockCore is what the shard and the per-key stock DoFns share: the ledger
@@ -265,13 +271,27 @@ type stockCore struct {
 	applied  beam.Counter
 	dups     beam.Counter
 	dead     beam.Counter
+	// stateRead and stateWritten count the bytes of Beam state the stage
+	// reads and writes (MetricStateBytesRead, MetricStateBytesWritten).
+	stateRead    beam.Counter
+	stateWritten beam.Counter
 }
+
+// Metric names of the stock stage's state I/O, namespace "stream": bytes of
+// Beam state read and written. Per event they stay flat as a key's history
+// grows (TestHotKeyStateIO).
+const (
+	MetricStateBytesRead    = "state_bytes_read"
+	MetricStateBytesWritten = "state_bytes_written"
+)
 
 func (c *stockCore) setup(horizon time.Duration) {
 	c.horizon = horizon
 	c.applied = beam.NewCounter(commit.MetricNamespace, commit.MetricApplied)
 	c.dups = beam.NewCounter(commit.MetricNamespace, commit.MetricDuplicates)
 	c.dead = beam.NewCounter(commit.MetricNamespace, commit.MetricDeadLettered)
+	c.stateRead = beam.NewCounter(commit.MetricNamespace, MetricStateBytesRead)
+	c.stateWritten = beam.NewCounter(commit.MetricNamespace, MetricStateBytesWritten)
 }
 
 // now returns a processing time that never goes back and moves at least
@@ -366,103 +386,4 @@ func keyEventsFn(_ int, sh Shard, emit func(string, Shard)) {
 	for _, k := range order {
 		emit(stockKey(k), Shard{Records: byKey[k]})
 	}
-}
-
-// ApplyStockPerKey is ApplyStock with one state value per (sku, location)
-// key: it expects a PCollection of KV<string, Shard> from KeyEvents and the
-// Reference side input, and returns a PCollection of Commit, one per input
-// element. An element rewrites only its own key's ledger, and the stage
-// scales out by key: the layout for Dataflow, where each element is one
-// message.
-func ApplyStockPerKey(s beam.Scope, keyed, ref beam.PCollection, horizon time.Duration) beam.PCollection {
-	s = s.Scope("ApplyStockPerKey")
-	return beam.ParDo(s, &keyStockFn{Horizon: horizon}, keyed, beam.SideInput{Input: ref})
-}
-
-// keyStockFn keeps the ledger of one key in Beam state (state.Value, which
-// Dataflow runs for Go).
-type keyStockFn struct {
-	Horizon time.Duration
-
-	Ledger state.Value[[]byte]
-	// Live is the key's live threshold rules: its (sku, location) rule and
-	// its SKU's (sku, *) rule, as RouteThresholdUpdates sent them.
-	Live state.Value[[]byte]
-
-	core stockCore
-}
-
-func (f *keyStockFn) Setup() { f.core.setup(f.Horizon) }
-
-func (f *keyStockFn) ProcessElement(ctx context.Context, sp state.Provider, key string, batch Shard, refIn Reference,
-	emit func(commit.Commit)) error {
-	ref, err := refIn.Data()
-	if err != nil {
-		return err
-	}
-	live := &ledger.Live{}
-	if raw, ok, err := f.Live.Read(sp); err != nil {
-		return fmt.Errorf("stock: read thresholds of %q: %w", key, err)
-	} else if ok {
-		if err := live.UnmarshalBinary(raw); err != nil {
-			return fmt.Errorf("stock: %q: %w", key, err)
-		}
-	}
-	var st *ledger.State
-	known := true // whether the key has stock state or a snapshot
-	get := func(k event.Key, th int64) (*ledger.State, error) {
-		if stockKey(k) != key {
-			return nil, fmt.Errorf("stock: a record of %v in the element of key %q", k, key)
-		}
-		if st != nil {
-			return st, nil
-		}
-		raw, ok, err := f.Ledger.Read(sp)
-		if err != nil {
-			return nil, fmt.Errorf("stock: read ledger of %q: %w", key, err)
-		}
-		if !ok {
-			known = ref.Has(k)
-			st = ref.Initial(k, th)
-			return st, nil
-		}
-		st = new(ledger.State)
-		if err := st.UnmarshalBinary(raw); err != nil {
-			return nil, fmt.Errorf("stock: decode ledger of %q: %w", key, err)
-		}
-		return st, nil
-	}
-	out, err := f.core.apply(ctx, batch, ref, live, get)
-	if err != nil {
-		return err
-	}
-	if len(batch.Updates) > 0 {
-		upd, changed, err := f.core.applyUpdates(batch.Updates, ref, live, func(*Update) []event.Key {
-			sku, loc, _ := strings.Cut(key, " ")
-			return []event.Key{{SKU: sku, LocationID: loc}}
-		}, func(k event.Key, th int64) (*ledger.State, error) {
-			s, err := get(k, th)
-			if err != nil || (len(batch.Records) == 0 && !known) {
-				st = nil // no stock yet: nothing to re-evaluate or store
-				return nil, err
-			}
-			return s, nil
-		})
-		if err != nil {
-			return err
-		}
-		out.Merge(&upd)
-		if changed {
-			if err := f.Live.Write(sp, live.AppendBinary(nil)); err != nil {
-				return fmt.Errorf("stock: write thresholds of %q: %w", key, err)
-			}
-		}
-	}
-	if st != nil {
-		if err := f.Ledger.Write(sp, st.AppendBinary(nil)); err != nil {
-			return fmt.Errorf("stock: write ledger of %q: %w", key, err)
-		}
-	}
-	emit(out)
-	return nil
 }

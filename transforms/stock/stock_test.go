@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { ptest.Main(m) }
 // withoutPrismSplits runs the test's Prism jobs with PrismNoSplitExperiment,
 // as the stream job runs (stream.RunPrism), and restores --experiments
 // after the test.
-func withoutPrismSplits(t *testing.T) {
+func withoutPrismSplits(t testing.TB) {
 	old := *jobopts.Experiments
 	t.Cleanup(func() { *jobopts.Experiments = old })
 	if exps := jobopts.GetExperiments(); !slices.Contains(exps, PrismNoSplitExperiment) {
@@ -242,6 +242,13 @@ func TestStockRules(t *testing.T) {
 		trustCache, deltaFloor = false, 0
 		defer func() { trustCache, deltaFloor = true, 64<<10 }()
 		testStockRules(t, false)
+	})
+	// The per-key layout the same way: its base and change records read
+	// for every element, a new base on every write.
+	t.Run("per-key-read-state", func(t *testing.T) {
+		trustCache, keyChangesFloor = false, 0
+		defer func() { trustCache, keyChangesFloor = true, 4<<10 }()
+		testStockRules(t, true)
 	})
 }
 
