@@ -14,7 +14,7 @@ PROTO     := $(wildcard proto/inventory/v1/*.proto)
 TEST_FLAGS ?= -count=1 -timeout 20m
 
 .PHONY: help demo run up test test-year-ahead test-short deploy-check proto lint fmt vet tidy vuln vuln-db build deps \
-        bench bench-core bench-emulator bench-stream bench-stream-keys bench-nightly soak bench-plots clean
+        bench bench-core bench-emulator bench-stream bench-stream-keys bench-stream-hotkey bench-nightly soak bench-plots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -94,7 +94,7 @@ vuln-db: ## build the vulnerability DB bin/vulndb from the pinned golang.org/x/v
 vuln: vuln-db ## govulncheck (package level, tests included) against bin/vulndb; fails on findings
 	$(GO) run $(GOVULNCHECK) -db file://$(CURDIR)/$(VULNDB) -scan $(VULN_SCAN) -test ./...
 
-bench: bench-core bench-emulator bench-stream bench-nightly bench-restore ## every benchmark
+bench: bench-core bench-emulator bench-stream bench-stream-hotkey bench-nightly bench-restore ## every benchmark
 
 bench-core: ## per-event core: decode, validate, dedup, stock
 	$(GO) test -run XXX -bench . -benchmem ./internal/event ./internal/ledger
@@ -128,6 +128,13 @@ bench-stream-keys: ## streambench at 1k, 10k, 100k and 1M keys, appended to $(ST
 	$(BIN)/streambench --latency_for=0 --skus 200 --locations 50 --results $(STREAM_CSV)
 	$(BIN)/streambench --latency_for=0 --skus 1000 --locations 100 --events 200000 --results $(STREAM_CSV)
 	$(BIN)/streambench --latency_for=0 --skus 1000 --locations 1000 --events 1000000 --spread --results $(STREAM_CSV)
+
+# A hot key against the same events over 1,000 keys, in both state layouts
+# (shards on Prism, per key as on Dataflow), on Prism: events/s and bytes of
+# Beam state per event (transforms/stock BenchmarkHotKey).
+HOTKEY_CSV ?= hotkey-results.csv
+bench-stream-hotkey: ## one key vs 1,000 keys taking 100k events over 7 days, both state layouts, appended to $(HOTKEY_CSV)
+	$(GO) test -run '^$$' -bench BenchmarkHotKey -benchtime 1x ./transforms/stock -args -hotkey_results=$(abspath $(HOTKEY_CSV))
 
 # The CSVs are what the benchmarks wrote: streambench --results $(STREAM_CSV)
 # and `make soak`; a missing one skips its plot.

@@ -1,8 +1,13 @@
 package stock
 
 import (
+	"encoding/csv"
+	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,7 +136,44 @@ func TestHotKeyStateIO(t *testing.T) {
 	}
 }
 
-var hotKeyEvents = flag.Int("hotkey_events", 100_000, "events of BenchmarkHotKey")
+var (
+	hotKeyEvents  = flag.Int("hotkey_events", 100_000, "events of BenchmarkHotKey")
+	hotKeyResults = flag.String("hotkey_results", "", "CSV file BenchmarkHotKey appends its rows to (docs/img/hotkey-results.csv)")
+)
+
+// cpuTime returns the CPU time (user + system) this process used so far:
+// the test binary runs Prism and its workers in process, so a delta is the
+// job's CPU, the runner's included.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// appendHotKeyResult appends one row to the -hotkey_results CSV, with a
+// header when the file is new.
+func appendHotKeyResult(tb testing.TB, row []string) {
+	if *hotKeyResults == "" {
+		return
+	}
+	_, err := os.Stat(*hotKeyResults)
+	isNew := os.IsNotExist(err)
+	f, err := os.OpenFile(*hotKeyResults, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := csv.NewWriter(f)
+	if isNew {
+		w.Write([]string{"layout", "keys", "events", "events_per_s", "cpu_us_per_event", "state_bytes_written_per_event", "state_bytes_read_per_event"})
+	}
+	w.Write(row)
+	w.Flush()
+	if err := errors.Join(w.Error(), f.Close()); err != nil {
+		tb.Fatal(err)
+	}
+}
 
 // BenchmarkHotKey runs the stock stage on Prism in both layouts over
 // 100,000 events spread over 7 days of event time (-hotkey_events): on one
@@ -153,16 +195,23 @@ func BenchmarkHotKey(b *testing.B) {
 			name := fmt.Sprintf("%s/keys=%d", layoutName(perKey), keys)
 			b.Run(name, func(b *testing.B) {
 				var r stockRun
-				start := time.Now()
+				start, cpu0 := time.Now(), cpuTime()
 				for b.Loop() {
 					r = runStock(b, batches, perKey)
 				}
 				if r.counts.Received != int64(n) || !r.counts.Balanced() {
 					b.Fatalf("counters %+v, want %d received, balanced", r.counts, n)
 				}
-				b.ReportMetric(float64(n)*float64(b.N)/time.Since(start).Seconds(), "events/s")
+				total := float64(n) * float64(b.N)
+				rate := total / time.Since(start).Seconds()
+				cpuPer := float64((cpuTime() - cpu0).Microseconds()) / total
+				b.ReportMetric(rate, "events/s")
+				b.ReportMetric(cpuPer, "cpu-us/event")
 				b.ReportMetric(float64(r.written)/float64(n), "state-B-written/event")
 				b.ReportMetric(float64(r.read)/float64(n), "state-B-read/event")
+				appendHotKeyResult(b, []string{layoutName(perKey), strconv.Itoa(keys), strconv.Itoa(n), strconv.FormatFloat(rate, 'f', 0, 64),
+					strconv.FormatFloat(cpuPer, 'f', 1, 64), strconv.FormatFloat(float64(r.written)/float64(n), 'f', 1, 64),
+					strconv.FormatFloat(float64(r.read)/float64(n), 'f', 1, 64)})
 			})
 		}
 	}
