@@ -151,6 +151,7 @@ func (f *keyStockFn) ProcessElement(ctx context.Context, sp state.Provider, key 
 		if err := f.write(ctx, sp, key, c, fresh); err != nil {
 			return err
 		}
+		c.known = true // stored: a threshold change re-evaluates it from now on
 	}
 	newGen := rand.Int64() | 1
 	if err := f.Gen.Write(sp, newGen); err != nil {
