@@ -47,7 +47,7 @@ var (
 	input      = flag.String("input", "", "adjustments CSV file or glob (local or gs://); default: read the warehouse")
 	wh         = flag.String("warehouse", warehouse.DefaultURI, "local warehouse directory or bq://PROJECT.DATASET")
 	snapshot   = flag.String("snapshot", "", "inventory_state.json the stream started from (default: its starting stock in the warehouse's stock_levels)")
-	thresholds = flag.String("thresholds", "", "the stream's sku,location_id,threshold CSV (local or gs://); the live changes in threshold_changes apply over it")
+	thresholds = flag.String("thresholds", "", "the stream's sku,location_id,threshold CSV (local or gs://); the live changes in threshold_changes apply over it (default: each key's latest threshold in stock_levels)")
 	defThresh  = flag.Int64("default_threshold", 10, "reorder threshold of keys no rule names")
 	output     = flag.String("output", nightly.DefaultOutput, "report root: local directory or gs://BUCKET/PREFIX")
 	runID      = flag.String("run_id", "", "run ID (default: generated)")

@@ -41,7 +41,8 @@ type Config struct {
 	// before the day.
 	Snapshot string
 	// Thresholds is a sku,location_id,threshold CSV (the stream's); empty
-	// means DefaultThreshold everywhere. The live changes recorded in
+	// means the threshold the stream last stored for each key in
+	// stock_levels, else DefaultThreshold. The live changes recorded in
 	// Warehouse (threshold_changes) apply over it.
 	Thresholds       string
 	DefaultThreshold int64

@@ -108,7 +108,8 @@ func (h *history) write(t *testing.T) string {
 	for k, a := range firstOf {
 		tm := time.UnixMicro(a.EventTime).UTC()
 		levels = append(levels, warehouse.StockLevelRow{SKU: k.SKU, LocationID: k.LocationID, PreviousOnHand: h.start[k],
-			OnHand: h.start[k] + a.Quantity, EventID: a.EventID, Reason: a.Reason.String(), EventTime: tm, ProcessedAt: tm})
+			OnHand: h.start[k] + a.Quantity, EventID: a.EventID, Reason: a.Reason.String(), EventTime: tm, ProcessedAt: tm,
+			Threshold: h.threshold(k)})
 	}
 	ctx := context.Background()
 	for _, rows := range []warehouse.TableRows{warehouse.Rows(adj), warehouse.Rows(levels),
@@ -118,6 +119,16 @@ func (h *history) write(t *testing.T) string {
 		}
 	}
 	return wh
+}
+
+// threshold is the threshold the stream stored for k in stock_levels: the
+// default, except for SKU-01@STORE-1, which its thresholds file (not given
+// to the nightly job) set to 25.
+func (h *history) threshold(k event.Key) int64 {
+	if k == (event.Key{SKU: "SKU-01", LocationID: "STORE-1"}) {
+		return 25
+	}
+	return 10
 }
 
 // stockAt is the stock of every key just before t, the slow, obvious way.
@@ -210,12 +221,12 @@ func TestReportIsAFunctionOfTheData(t *testing.T) {
 		if g["sold_7d"] != sold7[k] || g["sold_28d"] != sold28[k] {
 			t.Errorf("%s: sold_7d %v, sold_28d %v; the data says %d, %d", name, g["sold_7d"], g["sold_28d"], sold7[k], sold28[k])
 		}
-		wantTh := int64(10)
+		wantTh := h.threshold(k) // from stock_levels: no thresholds file is given
 		if k.SKU == "SKU-00" && k.LocationID == "STORE-0" {
 			wantTh = 60
 		}
 		if g["threshold"] != wantTh {
-			t.Errorf("%s: threshold %v, want %d (the live change recorded in threshold_changes)", name, g["threshold"], wantTh)
+			t.Errorf("%s: threshold %v, want %d (the live change recorded in threshold_changes, else the stream's in stock_levels)", name, g["threshold"], wantTh)
 		}
 	}
 
@@ -263,8 +274,8 @@ func TestReportIsAFunctionOfTheData(t *testing.T) {
 		if q := quiet[name]; q == nil || q["events"] != int64(0) || q["opening_on_hand"] != q["closing_on_hand"] {
 			t.Errorf("%s on the day without adjustments: %v, want a row with no movement", name, q)
 		}
-		if b := before[name]; b == nil || b["threshold"] != int64(10) {
-			t.Errorf("%s the day before the threshold change: %v, want threshold 10", name, b)
+		if b := before[name]; b == nil || b["threshold"] != h.threshold(k) {
+			t.Errorf("%s the day before the threshold change: %v, want threshold %d", name, b, h.threshold(k))
 		}
 	}
 	runs, err := warehouse.QueryRows(ctx, backfill, "SELECT count(*) AS n FROM report_runs WHERE status = 'SUCCEEDED'")

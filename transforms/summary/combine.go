@@ -24,7 +24,8 @@ func init() {
 type Options struct {
 	Window Window
 	// ThresholdsURI is a sku,location_id,threshold CSV (local path or
-	// gs://); empty means DefaultThreshold for every key.
+	// gs://); empty means the threshold of each key's latest stock_levels
+	// row in Warehouse (ReadStreamThresholds), else DefaultThreshold.
 	ThresholdsURI string
 	// DefaultThreshold is the threshold of keys no rule names; 0 or less
 	// means ledger.DefaultThreshold.
@@ -100,12 +101,18 @@ func (f *summarizeFn) Setup(ctx context.Context) error {
 	if def <= 0 {
 		def = ledger.DefaultThreshold
 	}
-	th, err := thresholds.Read(ctx, f.Options.ThresholdsURI, def)
-	if err != nil {
+	var err error
+	if f.changes, err = ReadThresholdChanges(ctx, f.Options.Warehouse, f.Options.Window.End); err != nil {
 		return fmt.Errorf("summary: %w", err)
 	}
-	f.th = th
-	if f.changes, err = ReadThresholdChanges(ctx, f.Options.Warehouse, f.Options.Window.End); err != nil {
+	if f.Options.ThresholdsURI == "" {
+		// No thresholds file: the thresholds the stream judged each key
+		// against, as it stored them in stock_levels.
+		f.th, err = ReadStreamThresholds(ctx, f.Options.Warehouse, f.Options.Window.End, f.changes, def)
+	} else {
+		f.th, err = thresholds.Read(ctx, f.Options.ThresholdsURI, def)
+	}
+	if err != nil {
 		return fmt.Errorf("summary: %w", err)
 	}
 	f.keys = beam.NewCounter("nightly", "keys")

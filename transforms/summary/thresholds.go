@@ -72,3 +72,48 @@ func LineOf(k event.Key, base *ledger.Thresholds, changes []ledger.Change) Line 
 	}
 	return l
 }
+
+// streamThresholdsSQL reads the threshold the stream last judged each key
+// against before a time (%s: a TIMESTAMP literal): the threshold column of
+// the key's latest stock_levels row, by processed_at as in streamingFn.
+const streamThresholdsSQL = `SELECT sku, location_id, threshold FROM stock_levels
+WHERE event_time < %s AND threshold IS NOT NULL
+QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at DESC, event_time DESC) = 1`
+
+// ReadStreamThresholds returns the thresholds of a run given no thresholds
+// file: one rule per key, the threshold of its latest stock_levels row
+// before end (Unix µs), which is what the stream judged it against, with
+// default def for keys the stream never changed. A key that a live change
+// in changes (by SKU, as ReadThresholdChanges returns them) concerns gets
+// no rule: its stored threshold may already be the change's, and a rule
+// for the key would hide a change for its whole SKU (ledger.Effective), so
+// it is judged against def until the first change, then as the changes
+// say. wh "" gives def everywhere.
+func ReadStreamThresholds(ctx context.Context, wh string, end int64, changes map[string][]ledger.Change, def int64) (*ledger.Thresholds, error) {
+	th := ledger.NewThresholds(def)
+	if wh == "" {
+		return th, nil
+	}
+	rows, err := warehouse.QueryRows(ctx, wh, fmt.Sprintf(streamThresholdsSQL, warehouse.TimestampSQL(wh, end)))
+	if err != nil {
+		return nil, fmt.Errorf("read the stream's thresholds from stock_levels of %s: %w", wh, err)
+	}
+	for _, r := range rows {
+		k := event.Key{SKU: warehouse.AsString(r["sku"]), LocationID: warehouse.AsString(r["location_id"])}
+		if changedLive(k, changes[k.SKU]) {
+			continue
+		}
+		th.Add(ledger.Rule{SKU: k.SKU, LocationID: k.LocationID, Threshold: warehouse.AsInt(r["threshold"])})
+	}
+	return th, nil
+}
+
+// changedLive reports whether one of changes (all of k's SKU) applies to k.
+func changedLive(k event.Key, changes []ledger.Change) bool {
+	for i := range changes {
+		if changes[i].Wild() || changes[i].LocationID == k.LocationID {
+			return true
+		}
+	}
+	return false
+}
