@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/inventory-events/inventory/internal/testkit/rehearse"
 )
 
 // flagLiteral matches a string literal that passes a flag: "--name" or
@@ -25,13 +27,13 @@ var flagLiteral = regexp.MustCompile(`^--([a-z][a-z0-9_-]*)(=|$)`)
 // only.
 func TestRehearsalSetsNoFlagOfItsOwn(t *testing.T) {
 	allowed := map[string]bool{}
-	for k, v := range launcherFlags {
+	for k, v := range rehearse.LauncherFlags {
 		allowed[k], allowed[v] = true, true
 	}
-	for _, k := range gcloudOnly {
+	for _, k := range rehearse.GcloudOnly {
 		allowed[k] = true
 	}
-	for k := range rehearsalFlags {
+	for k := range rehearse.RehearsalFlags {
 		allowed[k] = true
 	}
 	var files []string
@@ -78,11 +80,11 @@ func TestRehearsalSetsNoFlagOfItsOwn(t *testing.T) {
 }
 
 func TestLauncherArgs(t *testing.T) {
-	g, err := readStreamFlags("../../..")
+	g, err := rehearse.ReadStreamFlags("../../..", streamFlagVars)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args, err := launcherArgs(streamJob, g)
+	args, err := rehearse.LauncherArgs(streamJob, g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,7 @@ func TestLauncherArgs(t *testing.T) {
 	}
 	// A gcloud flag with no Beam Go flag behind it is refused.
 	g["--enable-streaming-engine"] = nil
-	if _, err := launcherArgs(streamJob, g); err == nil || !strings.Contains(err.Error(), "--enable-streaming-engine") {
+	if _, err := rehearse.LauncherArgs(streamJob, g); err == nil || !strings.Contains(err.Error(), "--enable-streaming-engine") {
 		t.Errorf("--enable-streaming-engine: %v, want an error naming it", err)
 	}
 }

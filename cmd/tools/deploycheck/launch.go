@@ -15,6 +15,8 @@ import (
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	df "google.golang.org/api/dataflow/v1b3"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/inventory-events/inventory/internal/testkit/rehearse"
 )
 
 // Native Pub/Sub transforms Dataflow runs itself (Beam's pubsubio).
@@ -40,9 +42,9 @@ type launched struct {
 // job's package, the pipeline model staged where the job says, the job's
 // name and service account as the args give them.
 func launch(ctx context.Context, c *check, name string, args []string, running []*df.Job) (*launched, error) {
-	jobName, _ := argValue(args, "job_name")
-	account, _ := argValue(args, "service_account_email")
-	staging, _ := argValue(args, "staging_location")
+	jobName, _ := rehearse.ArgValue(args, "job_name")
+	account, _ := rehearse.ArgValue(args, "service_account_email")
+	staging, _ := rehearse.ArgValue(args, "staging_location")
 	stagingBkt, _, ok := gsPath(staging + "/")
 	if jobName == "" || account == "" || !ok {
 		return nil, fmt.Errorf("%s: the deploy files give no job name, service account or gs:// staging location: %v", name, args)
@@ -97,10 +99,10 @@ func launch(ctx context.Context, c *check, name string, args []string, running [
 	// The network the deploy files give, and no public IPs if they say so.
 	if len(env.WorkerPools) == 1 {
 		wp := env.WorkerPools[0]
-		if v, ok := argValue(args, "subnetwork"); ok && wp.Subnetwork != v {
+		if v, ok := rehearse.ArgValue(args, "subnetwork"); ok && wp.Subnetwork != v {
 			return nil, fmt.Errorf("job's subnetwork %q, the deploy files give %q", wp.Subnetwork, v)
 		}
-		if v, _ := argValue(args, "no_use_public_ips"); v == "true" && wp.IpConfiguration != "WORKER_IP_PRIVATE" {
+		if v, _ := rehearse.ArgValue(args, "no_use_public_ips"); v == "true" && wp.IpConfiguration != "WORKER_IP_PRIVATE" {
 			return nil, fmt.Errorf("job's IP configuration %q: the deploy files ask for workers without public IPs", wp.IpConfiguration)
 		}
 		if wp.Subnetwork != "" {
@@ -163,14 +165,14 @@ func launch(ctx context.Context, c *check, name string, args []string, running [
 const streamJob = "inventory-stream"
 
 func streamStep(ctx context.Context, c *check) (string, error) {
-	g, err := readStreamFlags(c.root)
+	g, err := rehearse.ReadStreamFlags(c.root, streamFlagVars)
 	if err != nil {
 		return "", err
 	}
-	if err := checkTemplateParameters(c.root, "stream", stringParams(g)); err != nil {
+	if err := rehearse.CheckTemplateParameters(c.root, "stream", rehearse.StringParams(g)); err != nil {
 		return "", fmt.Errorf("stream-flags.yaml: %w", err)
 	}
-	args, err := launcherArgs(streamJob, g)
+	args, err := rehearse.LauncherArgs(streamJob, g)
 	if err != nil {
 		return "", fmt.Errorf("stream-flags.yaml: %w", err)
 	}
@@ -191,7 +193,7 @@ func streamStep(ctx context.Context, c *check) (string, error) {
 	}
 	urns := transformsByURN(l.model)
 	reads := 1 // the adjustments
-	if _, ok := argValue(args, "threshold_subscription"); ok {
+	if _, ok := rehearse.ArgValue(args, "threshold_subscription"); ok {
 		reads++ // and the live threshold changes
 	}
 	if len(urns[pubsubReadURN]) != reads {
@@ -211,7 +213,7 @@ func streamStep(ctx context.Context, c *check) (string, error) {
 	prev := &df.Job{Id: "2026-11-20_03_00_00-previous", Name: streamJob, CurrentState: "JOB_STATE_RUNNING"}
 	g["--update"] = nil
 	g["--transform-name-mappings"] = map[string]any{"OldStage": "NewStage"}
-	uargs, err := launcherArgs(streamJob, g)
+	uargs, err := rehearse.LauncherArgs(streamJob, g)
 	if err != nil {
 		return "", err
 	}
@@ -228,16 +230,6 @@ func streamStep(ctx context.Context, c *check) (string, error) {
 		"--update replaces the running job by name with --transform-name-mappings")...), "; "), nil
 }
 
-// stringParams returns the --parameters of g as strings.
-func stringParams(g gcloudFlags) map[string]string {
-	out := map[string]string{}
-	params, _ := asMap(g["--parameters"])
-	for k, v := range params {
-		out[k] = fmt.Sprint(v)
-	}
-	return out
-}
-
 // nightlyStep launches the nightly binary with what the trigger, configured
 // as deploy/cloudbuild.yaml deploys it, asks Dataflow to launch.
 func nightlyStep(ctx context.Context, c *check) (string, error) {
@@ -245,7 +237,7 @@ func nightlyStep(ctx context.Context, c *check) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	args, err := flexLaunchArgs(req)
+	args, err := rehearse.FlexLaunchArgs(req)
 	if err != nil {
 		return "", err
 	}

@@ -31,6 +31,18 @@ const (
 	reportDate = "2026-11-24"
 )
 
+// projectNumber is the project's number in the trigger's audience.
+const projectNumber = "123456789012"
+
+// streamFlagVars are the placeholders of deploy/stream-flags.yaml and the
+// values the rehearsal fills in (the runbook's envsubst does the same with
+// the operator's values).
+var streamFlagVars = map[string]string{
+	"PROJECT":    project,
+	"REGION":     region,
+	"SUBNETWORK": "regions/" + region + "/subnetworks/inventory",
+}
+
 func sa(name string) string { return name + "@" + project + ".iam.gserviceaccount.com" }
 
 type step struct {

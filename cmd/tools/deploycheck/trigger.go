@@ -2,17 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"cloud.google.com/go/dataflow/apiv1beta3/dataflowpb"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/inventory-events/inventory/internal/testkit/rehearse"
 	"github.com/inventory-events/inventory/reports/trigger"
@@ -43,7 +39,7 @@ func triggerStep(ctx context.Context, c *check) (string, error) {
 	case !strings.HasPrefix(lp.GetEnvironment().GetStagingLocation(), "gs://"+project+"-dataflow-nightly/"):
 		return "", fmt.Errorf("staging location %s, want the jobs' bucket", lp.GetEnvironment().GetStagingLocation())
 	}
-	if err := checkTemplateParameters(c.root, "nightly", lp.GetParameters()); err != nil {
+	if err := rehearse.CheckTemplateParameters(c.root, "nightly", lp.GetParameters()); err != nil {
 		return "", err
 	}
 
@@ -74,7 +70,7 @@ func triggerStep(ctx context.Context, c *check) (string, error) {
 // deploys it and returns the Flex Template launch it sends for reportDate,
 // and its environment.
 func triggerLaunch(ctx context.Context, c *check) (*dataflowpb.LaunchFlexTemplateRequest, map[string]string, error) {
-	env, err := cloudbuildTriggerEnv(c.root)
+	env, err := rehearse.CloudbuildTriggerEnv(c.root, project, projectNumber)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -101,99 +97,6 @@ func triggerLaunch(ctx context.Context, c *check) (*dataflowpb.LaunchFlexTemplat
 		return nil, nil, fmt.Errorf("trigger launch: %w", err)
 	}
 	return req, env, nil
-}
-
-// cloudbuildTriggerEnv returns the trigger's environment as the deploy step
-// of deploy/cloudbuild.yaml sets it, with the substitutions' defaults and
-// PROJECT_ID=deploycheck, PROJECT_NUMBER=123456789012.
-func cloudbuildTriggerEnv(root string) (map[string]string, error) {
-	b, err := os.ReadFile(filepath.Join(root, "deploy", "cloudbuild.yaml"))
-	if err != nil {
-		return nil, err
-	}
-	var cb struct {
-		Substitutions map[string]string `yaml:"substitutions"`
-		Steps         []struct {
-			ID   string   `yaml:"id"`
-			Args []string `yaml:"args"`
-		} `yaml:"steps"`
-	}
-	if err := yaml.Unmarshal(b, &cb); err != nil {
-		return nil, fmt.Errorf("cloudbuild.yaml: %w", err)
-	}
-	subst := map[string]string{"PROJECT_ID": project, "PROJECT_NUMBER": "123456789012", "BUILD_ID": "deploycheck"}
-	expand := func(s string) string {
-		for range 5 { // substitutions refer to substitutions
-			s = os.Expand(s, func(k string) string {
-				if v, ok := subst[k]; ok {
-					return v
-				}
-				return cb.Substitutions[k]
-			})
-		}
-		return s
-	}
-	for _, s := range cb.Steps {
-		for _, a := range s.Args {
-			v, ok := strings.CutPrefix(a, "--set-env-vars=")
-			if !ok || s.ID != "deploy-trigger" {
-				continue
-			}
-			sep := ","
-			if strings.HasPrefix(v, "^") {
-				end := strings.Index(v[1:], "^") + 1
-				sep, v = v[1:end], v[end+1:]
-			}
-			env := map[string]string{}
-			for _, kv := range strings.Split(v, sep) {
-				k, val, _ := strings.Cut(kv, "=")
-				env[k] = expand(val)
-			}
-			return env, nil
-		}
-	}
-	return nil, fmt.Errorf("cloudbuild.yaml: no deploy-trigger step with --set-env-vars")
-}
-
-// checkTemplateParameters checks params against deploy/templates/JOB-metadata.json:
-// each is declared and matches the declared regexes, and every required one is given.
-func checkTemplateParameters(root, job string, params map[string]string) error {
-	b, err := os.ReadFile(filepath.Join(root, "deploy", "templates", job+"-metadata.json"))
-	if err != nil {
-		return err
-	}
-	var md struct {
-		Parameters []struct {
-			Name       string   `json:"name"`
-			IsOptional bool     `json:"isOptional"`
-			Regexes    []string `json:"regexes"`
-		} `json:"parameters"`
-	}
-	if err := json.Unmarshal(b, &md); err != nil {
-		return fmt.Errorf("%s metadata: %w", job, err)
-	}
-	declared := map[string]bool{}
-	for _, p := range md.Parameters {
-		declared[p.Name] = true
-		v, given := params[p.Name]
-		if !given {
-			if !p.IsOptional {
-				return fmt.Errorf("the launch lacks the %s template's required parameter %s", job, p.Name)
-			}
-			continue
-		}
-		for _, re := range p.Regexes {
-			if !regexp.MustCompile(re).MatchString(v) {
-				return fmt.Errorf("parameter %s=%s does not match the %s template's %s", p.Name, v, job, strconv.Quote(re))
-			}
-		}
-	}
-	for k := range params {
-		if !declared[k] {
-			return fmt.Errorf("the launch passes %s, which the %s template does not declare", k, job)
-		}
-	}
-	return nil
 }
 
 // deployFilesStep runs the cross-checks of deploy/ (go test ./deploy).

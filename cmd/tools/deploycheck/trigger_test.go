@@ -3,10 +3,12 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/inventory-events/inventory/internal/testkit/rehearse"
 )
 
 func TestCloudbuildTriggerEnv(t *testing.T) {
-	env, err := cloudbuildTriggerEnv("../../..")
+	env, err := rehearse.CloudbuildTriggerEnv("../../..", project, projectNumber)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func mapValues(m map[string]string) []string {
 
 func TestCheckTemplateParameters(t *testing.T) {
 	good := map[string]string{"date": "2026-11-24", "warehouse": "bq://p.inventory", "output": "gs://p-reports/reports", "timezone": "Europe/Berlin"}
-	if err := checkTemplateParameters("../../..", "nightly", good); err != nil {
+	if err := rehearse.CheckTemplateParameters("../../..", "nightly", good); err != nil {
 		t.Fatalf("good parameters: %v", err)
 	}
 	for name, c := range map[string]struct {
@@ -51,7 +53,7 @@ func TestCheckTemplateParameters(t *testing.T) {
 			p[k] = v
 		}
 		c.edit(p)
-		if err := checkTemplateParameters("../../..", "nightly", p); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := rehearse.CheckTemplateParameters("../../..", "nightly", p); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error with %q", name, err, c.want)
 		}
 	}
