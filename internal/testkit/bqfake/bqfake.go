@@ -4,6 +4,9 @@
 // the warehouse uses (datasets and tables insert/get/patch, load jobs with
 // media upload, jobs.get).
 //
+// With a QueryEngine (SetQueryEngine), it also answers jobs.query: the
+// engine runs the SQL over a copy of the dataset's tables.
+//
 // The write server decodes each appended row with the descriptor the writer
 // sends, checks it against the table schema the REST side holds (unknown
 // columns, types, REQUIRED columns, TIMESTAMP and DATE ranges) and answers
@@ -50,6 +53,9 @@ type Server struct {
 	failCode codes.Code
 	stats    Stats
 	nextID   int
+	version  int64 // counts every change of stored rows or schemas
+	engine   QueryEngine
+	results  map[string]*bq.GetQueryResultsResponse // "project.job"
 
 	grpcServer *grpc.Server
 	httpServer *http.Server
@@ -66,6 +72,7 @@ type Stats struct {
 	DatasetInserts int
 	// MaxRequestBytes is the size of the largest AppendRows request seen.
 	MaxRequestBytes int
+	Queries         int // jobs.query requests answered
 }
 
 // MaxAppendBytes is BigQuery's limit on one AppendRows request: larger
@@ -78,14 +85,23 @@ type table struct {
 	gen  int
 }
 
+// TB is what Start needs of its caller: a testing.TB, or a program's own
+// (a rehearsal runs the fake outside a test).
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
 // Start starts both servers on loopback ports and stops them when the test
 // ends.
-func Start(t testing.TB) *Server {
+func Start(t TB) *Server {
 	t.Helper()
 	s := &Server{
 		datasets: map[string]*bq.Dataset{},
 		tables:   map[string]*table{},
 		jobs:     map[string]*bq.Job{},
+		results:  map[string]*bq.GetQueryResultsResponse{},
 	}
 	gl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -224,6 +240,7 @@ func (s *Server) DropColumn(project, dataset, tableID, column string) {
 	}
 	tb.meta.Schema.Fields = kept
 	tb.gen++
+	s.version++
 	tb.meta.Etag = fmt.Sprint(tb.gen)
 }
 

@@ -30,6 +30,8 @@ func (s *Server) restHandler() http.Handler {
 	mux.HandleFunc("PUT "+p+"/datasets/{dataset}/tables/{table}", s.patchTable)
 	mux.HandleFunc("POST /upload"+p+"/jobs", s.insertLoadJob)
 	mux.HandleFunc("GET "+p+"/jobs/{job}", s.getJob)
+	mux.HandleFunc("POST "+p+"/queries", s.query)
+	mux.HandleFunc("GET "+p+"/queries/{job}", s.queryResults)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, "notImplemented", fmt.Sprintf("bqfake: %s %s is not implemented", r.Method, r.URL.Path))
 	})
@@ -119,6 +121,7 @@ func (s *Server) insertTable(w http.ResponseWriter, r *http.Request) {
 	t.Etag = "1"
 	t.CreationTime = time.Now().UnixMilli()
 	s.tables[key] = &table{meta: &t, gen: 1}
+	s.version++
 	s.stats.TableInserts++
 	writeJSON(w, &t)
 }
@@ -233,6 +236,7 @@ func (s *Server) patchTable(w http.ResponseWriter, r *http.Request) {
 	next.Etag = strconv.Itoa(tb.gen)
 	next.LastModifiedTime = uint64(time.Now().UnixMilli())
 	tb.meta = &next
+	s.version++
 	s.stats.TablePatches++
 	writeJSON(w, tb.meta)
 }
@@ -367,6 +371,7 @@ func (s *Server) load(load *bq.JobConfigurationLoad, data []byte) error {
 		tb.rows = kept
 	}
 	tb.rows = append(tb.rows, rows...)
+	s.version++
 	return nil
 }
 

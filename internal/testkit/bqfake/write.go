@@ -176,6 +176,7 @@ func (s *Server) append(streamName string, md protoreflect.MessageDescriptor, ro
 	}
 	tb.rows = append(tb.rows, decoded...)
 	s.stats.RowsStored += len(decoded)
+	s.version++
 	return &storagepb.AppendRowsResponse{
 		Response: &storagepb.AppendRowsResponse_AppendResult_{AppendResult: &storagepb.AppendRowsResponse_AppendResult{}},
 	}, nil
