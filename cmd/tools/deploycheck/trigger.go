@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"cloud.google.com/go/dataflow/apiv1beta3/dataflowpb"
@@ -74,23 +73,9 @@ func triggerLaunch(ctx context.Context, c *check) (*dataflowpb.LaunchFlexTemplat
 	if err != nil {
 		return nil, nil, err
 	}
-	params := map[string]string{}
-	for _, kv := range strings.Split(env["TEMPLATE_PARAMETERS"], ",") {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			params[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-	}
-	var maxWorkers int64
-	if v := env["MAX_WORKERS"]; v != "" {
-		if maxWorkers, err = strconv.ParseInt(v, 10, 32); err != nil {
-			return nil, nil, fmt.Errorf("cloudbuild.yaml: MAX_WORKERS %q: %w", v, err)
-		}
-	}
-	cfg := trigger.DataflowConfig{
-		Project: env["PROJECT"], Region: env["REGION"], TemplatePath: env["TEMPLATE_GCS_PATH"],
-		Parameters: params, DateParameter: "date", ServiceAccountEmail: env["DATAFLOW_SERVICE_ACCOUNT"],
-		TempLocation: env["TEMP_LOCATION"], StagingLocation: env["STAGING_LOCATION"],
-		MaxWorkers: int32(maxWorkers), Subnetwork: env["SUBNETWORK"],
+	cfg, err := rehearse.TriggerDataflowConfig(env)
+	if err != nil {
+		return nil, nil, err
 	}
 	req, err := rehearse.Launch(ctx, cfg, reportDate)
 	if err != nil {

@@ -32,6 +32,16 @@ type Dataflow struct {
 	staleLists int
 	seq        int
 	clock      time.Time
+	onLaunch   func(job *dataflowpb.Job, req *dataflowpb.LaunchFlexTemplateRequest)
+}
+
+// OnLaunch makes every launch call f, on a goroutine of its own, with the
+// job it made (QUEUED) and the request: a stand-in for Dataflow's launcher
+// (f runs the job and moves it on with SetState).
+func (d *Dataflow) OnLaunch(f func(job *dataflowpb.Job, req *dataflowpb.LaunchFlexTemplateRequest)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.onLaunch = f
 }
 
 // StartDataflow serves a fake Dataflow API for the test and returns it with
@@ -139,6 +149,9 @@ func (d *Dataflow) LaunchFlexTemplate(_ context.Context, req *dataflowpb.LaunchF
 		return &dataflowpb.LaunchFlexTemplateResponse{}, nil
 	}
 	j := d.addLocked(req.ProjectId, req.Location, p.JobName, dataflowpb.JobState_JOB_STATE_QUEUED)
+	if d.onLaunch != nil {
+		go d.onLaunch(proto.Clone(j).(*dataflowpb.Job), proto.Clone(req).(*dataflowpb.LaunchFlexTemplateRequest))
+	}
 	return &dataflowpb.LaunchFlexTemplateResponse{Job: &dataflowpb.Job{
 		Id: j.Id, ProjectId: j.ProjectId, Location: j.Location, Name: j.Name,
 	}}, nil

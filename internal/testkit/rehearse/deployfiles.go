@@ -13,6 +13,8 @@ import (
 
 	"cloud.google.com/go/dataflow/apiv1beta3/dataflowpb"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/inventory-events/inventory/reports/trigger"
 )
 
 // The rehearsal's job flags come from the deploy files only: the stream's
@@ -284,4 +286,29 @@ func StringParams(g GcloudFlags) map[string]string {
 		out[k] = fmt.Sprint(v)
 	}
 	return out
+}
+
+// TriggerDataflowConfig is the trigger's Dataflow launch configuration from
+// its environment (CloudbuildTriggerEnv), read as cmd/trigger reads it in
+// production.
+func TriggerDataflowConfig(env map[string]string) (trigger.DataflowConfig, error) {
+	params := map[string]string{}
+	for _, kv := range strings.Split(env["TEMPLATE_PARAMETERS"], ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			params[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	var maxWorkers int64
+	if v := env["MAX_WORKERS"]; v != "" {
+		var err error
+		if maxWorkers, err = strconv.ParseInt(v, 10, 32); err != nil {
+			return trigger.DataflowConfig{}, fmt.Errorf("cloudbuild.yaml: MAX_WORKERS %q: %w", v, err)
+		}
+	}
+	return trigger.DataflowConfig{
+		Project: env["PROJECT"], Region: env["REGION"], TemplatePath: env["TEMPLATE_GCS_PATH"],
+		Parameters: params, DateParameter: "date", ServiceAccountEmail: env["DATAFLOW_SERVICE_ACCOUNT"],
+		TempLocation: env["TEMP_LOCATION"], StagingLocation: env["STAGING_LOCATION"],
+		MaxWorkers: int32(maxWorkers), Subnetwork: env["SUBNETWORK"],
+	}, nil
 }
