@@ -13,7 +13,7 @@ PKGS      := ./...
 PROTO     := $(wildcard proto/inventory/v1/*.proto)
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: help demo run up test test-year-ahead test-short deploy-check proto lint fmt vet tidy vuln vuln-db build deps \
+.PHONY: help demo run up test test-year-ahead test-short deploy-check game-day proto lint fmt vet tidy vuln vuln-db build deps \
         bench bench-core bench-emulator bench-stream bench-stream-keys bench-stream-hotkey bench-nightly soak bench-plots clean
 
 help: ## list the targets
@@ -46,6 +46,12 @@ CMDS := ./cmd/inventory ./cmd/stream ./cmd/nightly ./cmd/trigger
 
 deploy-check: ## rehearse the production launch offline: static builds, Dataflow launches against fake APIs, trigger, deploy/ checks
 	$(GO) run ./cmd/tools/deploycheck
+
+# A production fortnight, offline: the deploy files' configuration, the jobs
+# on Prism against local stand-ins of Pub/Sub, BigQuery, GCS, Dataflow and
+# Google's ID tokens (cmd/tools/gameday). One line per day, then a summary.
+game-day: ## play a production fortnight offline with the configuration as deployed (cmd/tools/gameday)
+	$(GO) run ./cmd/tools/gameday
 
 build: ## build the binaries into bin/ (the images build the same commands, see deploy/README.md)
 	$(GO) build -o $(BIN)/ $(CMDS)

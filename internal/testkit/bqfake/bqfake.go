@@ -55,7 +55,10 @@ type Server struct {
 	nextID   int
 	version  int64 // counts every change of stored rows or schemas
 	engine   QueryEngine
-	results  map[string]*bq.GetQueryResultsResponse // "project.job"
+	// failQueries queries containing failQuerySQL fail (FailQueries).
+	failQueries  int
+	failQuerySQL string
+	results      map[string]*bq.GetQueryResultsResponse // "project.job"
 
 	grpcServer *grpc.Server
 	httpServer *http.Server

@@ -39,6 +39,15 @@ func (s *Server) SetQueryEngine(e QueryEngine) {
 	s.engine = e
 }
 
+// FailQueries makes the next n queries whose SQL contains substr fail as
+// BigQuery refuses a caller without bigquery.jobs.create: 403 accessDenied
+// (an error its clients do not retry).
+func (s *Server) FailQueries(n int, substr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failQueries, s.failQuerySQL = n, substr
+}
+
 // Queries returns how many queries the fake answered.
 func (s *Server) Queries() int {
 	s.mu.Lock()
@@ -67,6 +76,13 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 		dataset = d.DatasetId
 	}
 	s.mu.Lock()
+	if s.failQueries > 0 && strings.Contains(req.Query, s.failQuerySQL) {
+		s.failQueries--
+		s.stats.InjectedErrors++
+		s.mu.Unlock()
+		writeError(w, http.StatusForbidden, "accessDenied", "Access Denied: Project "+project+": User does not have bigquery.jobs.create permission in project "+project+".")
+		return
+	}
 	engine, version := s.engine, s.version
 	if engine == nil {
 		s.mu.Unlock()
