@@ -28,6 +28,7 @@ import (
 // moves RUNNING, then DONE or FAILED as the process ends.
 type adapter struct {
 	stand   *stand
+	root    string // the repository: deploy/templates
 	nightly string // the cmd/nightly binary
 	dir     string
 
@@ -58,7 +59,13 @@ func prismArgs(args []string) []string {
 func (a *adapter) launch(job *dataflowpb.Job, req *dataflowpb.LaunchFlexTemplateRequest) {
 	df := a.stand.df
 	run := nightlyRun{Job: job.GetName(), Date: req.GetLaunchParameter().GetParameters()["date"]}
-	args, err := rehearse.FlexLaunchArgs(req)
+	// Dataflow refuses a launch whose parameters the template's metadata
+	// does not declare or match.
+	err := rehearse.CheckTemplateParameters(a.root, "nightly", req.GetLaunchParameter().GetParameters())
+	var args []string
+	if err == nil {
+		args, err = rehearse.FlexLaunchArgs(req)
+	}
 	if err != nil {
 		run.Out = err.Error()
 		df.SetState(job.GetId(), dataflowpb.JobState_JOB_STATE_FAILED)

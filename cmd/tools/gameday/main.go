@@ -99,7 +99,7 @@ func run(root, tmp string, t0 time.Time) int {
 	if err := os.Chdir(tmp); err != nil {
 		fatal(err)
 	}
-	a := &adapter{nightly: bins["nightly"], dir: tmp}
+	a := &adapter{root: root, nightly: bins["nightly"], dir: tmp}
 	st, err := startStand(ctx, root, a)
 	if err != nil {
 		fmt.Printf("FAIL stand-ins: %v\n", err)
@@ -137,6 +137,7 @@ var differences = []string{
 	"a failed bundle fails the job on Prism, where Dataflow retries it (failing loudly each time) until the fix: the game relaunches the stream after a permanent error",
 	"inventory setup runs without the Scheduler flags of runbook step 5 (make deploy-check rehearses the Scheduler job)",
 	"the trigger polls its run every second (production: 10 s); Scheduler's retries are made at once, not after Retry-After",
+	"the Scheduler's calls name the day (?date=), the days being past ones; production's call names none and the trigger takes yesterday",
 	"the Scheduler job's HTTP call is made by this program with an ID token from a fake issuer of Google's keys; Cloud Run's invoker check is not in front",
 	"event times are the past fortnight's, published in a few minutes: a live threshold change (made now) applies to the stream at once, and to reports of days after it only",
 }

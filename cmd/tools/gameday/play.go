@@ -80,6 +80,9 @@ func (g *game) play(ctx context.Context) error {
 		return err
 	}
 	g.params = rehearse.StringParams(fl)
+	if err := rehearse.CheckTemplateParameters(g.root, "stream", g.params); err != nil {
+		return fmt.Errorf("stream-flags.yaml: %w", err)
+	}
 	g.warehouse = g.params["warehouse"]
 	today := civil.DateOf(clock.Now().UTC())
 	first := today.AddDays(-days)
