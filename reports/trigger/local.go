@@ -139,6 +139,21 @@ func (l *LocalLauncher) Lookup(_ context.Context, date string) (Run, error) {
 	return r, nil
 }
 
+// Latest returns the run that changed last, of any date (false: none yet),
+// for the local stack's health signals.
+func (l *LocalLauncher) Latest() (Run, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var last Run
+	for _, r := range l.runs {
+		if last.JobID == "" || r.UpdatedAt.After(last.UpdatedAt) ||
+			r.UpdatedAt.Equal(last.UpdatedAt) && r.CreatedAt.After(last.CreatedAt) {
+			last = r
+		}
+	}
+	return last, last.JobID != ""
+}
+
 // Wait blocks until no run is in progress or ctx is done.
 func (l *LocalLauncher) Wait(ctx context.Context) error {
 	done := make(chan struct{})

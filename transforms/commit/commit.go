@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
@@ -184,6 +185,9 @@ type commitFn struct {
 	stored   beam.Counter
 	acked    beam.Counter
 	dropped  beam.Counter
+	alertsN  beam.Counter
+	commits  beam.Counter
+	latency  beam.Distribution
 	// inflight is the result of the batch being stored in the background
 	// (nil when none is): see flush.
 	inflight chan flushResult
@@ -191,8 +195,11 @@ type commitFn struct {
 
 // flushResult is what storing one batch did.
 type flushResult struct {
-	rows, acks, dropped int
-	err                 error
+	rows, acks, dropped, alerts int
+	// latencies are the publish-to-stored milliseconds of the messages
+	// stored (those with a publish time).
+	latencies []int64
+	err       error
 }
 
 func (f *commitFn) Setup(ctx context.Context) error {
@@ -223,6 +230,9 @@ func (f *commitFn) Setup(ctx context.Context) error {
 	f.stored = beam.NewCounter(MetricNamespace, "rows_stored")
 	f.acked = beam.NewCounter(MetricNamespace, "acked")
 	f.dropped = beam.NewCounter(MetricNamespace, MetricDeadLettersDropped)
+	f.alertsN = beam.NewCounter(MetricNamespace, MetricAlerts)
+	f.commits = beam.NewCounter(MetricNamespace, MetricCommits)
+	f.latency = beam.NewDistribution(MetricNamespace, MetricPublishToStoredMs)
 	return nil
 }
 
@@ -280,6 +290,13 @@ func (f *commitFn) wait(ctx context.Context) error {
 	f.stored.Inc(ctx, int64(r.rows))
 	f.acked.Inc(ctx, int64(r.acks))
 	f.dropped.Inc(ctx, int64(r.dropped))
+	if r.err == nil && r.rows > 0 {
+		f.commits.Inc(ctx, 1)
+		f.alertsN.Inc(ctx, int64(r.alerts))
+		for _, ms := range r.latencies {
+			f.latency.Update(ctx, ms)
+		}
+	}
 	return r.err
 }
 
@@ -308,7 +325,9 @@ func (f *commitFn) store(ctx context.Context, all *Commit) flushResult {
 		}
 		dropped += n
 	}
-	r := flushResult{rows: all.rows(), dropped: dropped}
+	stored := time.Now()
+	r := flushResult{rows: all.rows(), dropped: dropped, alerts: len(all.Alerts), latencies: publishToStored(all, stored)}
+	f.flight.Committed(stored, r.latencies)
 	if len(all.ThresholdAcks) > 0 {
 		if err := f.ack(ctx, f.Opts.ThresholdSubscription, all.ThresholdAcks); err != nil {
 			slog.Warn("commit: acknowledge failed; the threshold changes will be redelivered", "subscription", f.Opts.ThresholdSubscription, "messages", len(all.ThresholdAcks), "err", err)
@@ -324,6 +343,25 @@ func (f *commitFn) store(ctx context.Context, all *Commit) flushResult {
 		r.acks = len(all.Acks)
 	}
 	return r
+}
+
+// publishToStored returns the milliseconds from publish to stored of the
+// messages of all that have a publish time: its adjustments (every event
+// the ledgers saw) and its dead letters.
+func publishToStored(all *Commit, stored time.Time) []int64 {
+	var ms []int64
+	add := func(pt *time.Time) {
+		if pt != nil && !pt.IsZero() {
+			ms = append(ms, max(stored.Sub(*pt).Milliseconds(), 0))
+		}
+	}
+	for i := range all.Adjustments {
+		add(all.Adjustments[i].PublishTime)
+	}
+	for i := range all.DeadLetters {
+		add(all.DeadLetters[i].PublishTime)
+	}
+	return ms
 }
 
 // publish publishes alerts and dead letters and waits for Pub/Sub to take

@@ -38,6 +38,8 @@ type Flight struct {
 	mu      sync.Mutex
 	pending map[string]struct{} // ack ids emitted and not yet stored
 	keepers map[*leaseKeeper]struct{}
+
+	commits commitLog // flight_commits.go
 }
 
 var flights struct {

@@ -271,6 +271,7 @@ type stockCore struct {
 	applied  beam.Counter
 	dups     beam.Counter
 	dead     beam.Counter
+	supers   beam.Counter
 	// stateRead and stateWritten count the bytes of Beam state the stage
 	// reads and writes (MetricStateBytesRead, MetricStateBytesWritten).
 	stateRead    beam.Counter
@@ -290,6 +291,7 @@ func (c *stockCore) setup(horizon time.Duration) {
 	c.applied = beam.NewCounter(commit.MetricNamespace, commit.MetricApplied)
 	c.dups = beam.NewCounter(commit.MetricNamespace, commit.MetricDuplicates)
 	c.dead = beam.NewCounter(commit.MetricNamespace, commit.MetricDeadLettered)
+	c.supers = beam.NewCounter(commit.MetricNamespace, commit.MetricSuperseded)
 	c.stateRead = beam.NewCounter(commit.MetricNamespace, MetricStateBytesRead)
 	c.stateWritten = beam.NewCounter(commit.MetricNamespace, MetricStateBytesWritten)
 }
@@ -307,7 +309,7 @@ func (c *stockCore) now() time.Time {
 // (for changing), and returns the rows and ack ids they caused.
 func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData, live *ledger.Live,
 	get func(k event.Key, threshold int64) (*ledger.State, error)) (commit.Commit, error) {
-	var applied, dups, dead int64
+	var applied, dups, dead, supers int64
 	out := commit.Commit{Adjustments: make([]warehouse.AdjustmentRow, 0, len(batch.Records))}
 	for i := range batch.Records {
 		rec := &batch.Records[i]
@@ -335,6 +337,9 @@ func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData, live *
 			continue
 		case ledger.Duplicate:
 			dups++
+		case ledger.Superseded:
+			applied++ // accepted, without effect on on-hand
+			supers++
 		default:
 			applied++
 		}
@@ -351,6 +356,9 @@ func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData, live *
 	c.dups.Inc(ctx, dups)
 	if dead > 0 {
 		c.dead.Inc(ctx, dead)
+	}
+	if supers > 0 {
+		c.supers.Inc(ctx, supers)
 	}
 	return out, nil
 }

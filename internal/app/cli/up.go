@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/inventory-events/inventory/internal/app/console"
+	"github.com/inventory-events/inventory/internal/app/health"
 	"github.com/inventory-events/inventory/internal/app/localstack"
 	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/reports/trigger"
@@ -21,10 +25,10 @@ import (
 func newUpCmd(g *Globals) *cobra.Command {
 	cfg := localstack.Config{}
 	var (
-		host              string
-		port, triggerPort int
-		noCron            bool
-		debugAddr         string
+		host                       string
+		port, triggerPort, opsPort int
+		noCron                     bool
+		debugAddr                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -41,16 +45,24 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 				return err
 			}
 			ctx := cmd.Context()
+			// The status line stays at the bottom of a terminal; logs and
+			// every other line go above it (out).
+			line := console.NewLine(cmd.ErrOrStderr())
+			out := line.Writer(cmd.ErrOrStderr())
+			logger, err := lineLogger(g, out)
+			if err != nil {
+				return err
+			}
 			cfg.Project = g.Project
-			cfg.Logger = g.Logger
+			cfg.Logger = logger
 			cfg.Holder = "inventory up"
 			cfg.EmulatorAddr = net.JoinHostPort(host, strconv.Itoa(port))
 			cfg.TriggerAddr = net.JoinHostPort(host, strconv.Itoa(triggerPort))
 			if noCron {
 				cfg.Cron = ""
 			}
-			out := cmd.ErrOrStderr()
 			fmt.Fprintln(out, "starting the local stack...")
+			restored := restoredLine(ctx, cfg.Warehouse, cfg.Snapshot)
 			if err := startPrism(ctx, out); err != nil {
 				return err
 			}
@@ -69,6 +81,15 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 				fmt.Fprintln(out, "cron      off")
 			}
 			fmt.Fprintf(out, "reports   %s; warehouse %s (inventory sql \"...\")\n", cfg.Reports, cfg.Warehouse)
+			fmt.Fprintln(out, restored)
+			opsURL, stopOps, err := serveOps(net.JoinHostPort(host, strconv.Itoa(opsPort)), opsMux(stack))
+			if err != nil {
+				stack.Stop(context.WithoutCancel(ctx))
+				return err
+			}
+			defer stopOps()
+			warnExposed(out, "the operations server", strings.TrimPrefix(opsURL, "http://"))
+			fmt.Fprintf(out, "ops       %s/metrics  (Prometheus text: the health signals)\n", opsURL)
 			if debugAddr != "" {
 				url, stopDebug, err := serveDebug(debugAddr)
 				if err != nil {
@@ -80,8 +101,15 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 				fmt.Fprintf(out, "debug     %s  (net/http/pprof)\n", url)
 			}
 			fmt.Fprintln(out, "ready; Ctrl-C stops")
-			go printTally(ctx, out, cfg.Warehouse, 5*time.Second)
+			statusCtx, stopStatus := context.WithCancel(ctx)
+			statusDone := make(chan struct{})
+			go func() {
+				defer close(statusDone)
+				showStatus(statusCtx, line, out, stack.Health, 5*time.Second)
+			}()
 			<-ctx.Done()
+			stopStatus()
+			<-statusDone
 			fmt.Fprintln(out, "stopping...")
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 			defer cancel()
@@ -93,9 +121,10 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&host, "host", "localhost", "interface the local Pub/Sub and the trigger listen on")
+	f.StringVar(&host, "host", "localhost", "interface the local Pub/Sub, the trigger and the operations server listen on")
 	f.IntVar(&port, "port", 8085, "local Pub/Sub port (0: any)")
 	f.IntVar(&triggerPort, "trigger-port", 8080, "trigger service port (0: any)")
+	f.IntVar(&opsPort, "ops-port", 8090, "operations server port: /metrics (0: any)")
 	f.StringVar(&cfg.DataDir, "data-dir", ".inventory-data", "where the local Pub/Sub persists (empty: memory only)")
 	addMaxTopicBytesFlag(cmd, &cfg.EmulatorMaxTopicBytes)
 	f.StringVar(&cfg.Warehouse, "warehouse", names.Warehouse, "local warehouse directory")
@@ -108,6 +137,45 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 	f.DurationVar(&cfg.CompactEvery, "compact-every", localstack.DefaultCompactEvery, "how often to compact the warehouse's small files (negative: never; inventory compact does it once)")
 	f.StringVar(&debugAddr, "debug-addr", "", "serve net/http/pprof at host:port, e.g. localhost:6060 (port 0: any; empty: off)")
 	return cmd
+}
+
+// opsMux is the operations server's mux: /metrics, the stack's health
+// signals in the Prometheus text format. Other pages of the operations
+// server register on it too.
+func opsMux(stack *localstack.Stack) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", health.MetricsHandler(stack.Health))
+	return mux
+}
+
+// serveOps serves mux at addr (up --ops-port) and returns its URL and a
+// stop.
+func serveOps(addr string, mux *http.ServeMux) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("up: operations server: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+// lineLogger is the command's logger writing to w (above up's status
+// line), at the level of --log-level; it becomes the default logger, which
+// the Beam SDK and Prism log to.
+func lineLogger(g *Globals, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(g.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	l := slog.New(console.QuietCancel(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})))
+	g.Logger = l
+	slog.SetDefault(l)
+	return l, nil
 }
 
 // serveDebug serves the net/http/pprof handlers at addr (up --debug-addr,

@@ -45,6 +45,11 @@ type Snapshot struct {
 	Stalled    bool
 	StalledFor time.Duration
 	Reason     string
+
+	// Stream is the streaming job's state: "running", or why it is not
+	// (added for the status line and the page: a job that ended is
+	// stated even while the backlog is empty).
+	Stream string
 }
 
 // NightlyRun is one nightly run as the trigger reports it.

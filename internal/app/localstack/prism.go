@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -26,6 +27,10 @@ type StreamJob struct {
 	id     string
 	done   chan error
 	flight *pubsubsrc.Flight // what the job's sources have in flight
+
+	mu    sync.Mutex
+	ended bool  // the job has ended
+	err   error // why
 }
 
 // StartStream builds the streaming job and starts it on Prism (in-process,
@@ -45,6 +50,9 @@ func StartStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
 	go func() {
 		_, err := stream.RunPrism(context.WithoutCancel(ctx), p)
 		j.flight.Close()
+		j.mu.Lock()
+		j.ended, j.err = true, err
+		j.mu.Unlock()
 		j.done <- err
 	}()
 	deadline := time.Now().Add(2 * time.Minute)
@@ -72,6 +80,13 @@ func StartStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
 
 // Done is closed when the job ends; Err then says why.
 func (j *StreamJob) Done() <-chan error { return j.done }
+
+// Ended reports whether the job has ended, and why.
+func (j *StreamJob) Ended() (bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.ended, j.err
+}
 
 // Drain pauses the job's Pub/Sub sources and waits until every message they
 // emitted is stored and acked (pubsubsrc.Flight.Drain), so that cancelling

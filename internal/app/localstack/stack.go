@@ -12,6 +12,7 @@ import (
 
 	"cloud.google.com/go/civil"
 
+	"github.com/inventory-events/inventory/internal/app/health"
 	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/warehouse"
@@ -70,6 +71,10 @@ type Stack struct {
 	cron       *trigger.LocalCron
 	compactor  *compactor
 	claims     []*Claim // released last by Stop
+	// Health is the stack's health signals (internal/app/health): sampled
+	// every second from the running parts, the last ten minutes kept.
+	Health     *health.Monitor
+	stopHealth func()
 	// Setup lists what setup did.
 	Setup []string
 }
@@ -160,6 +165,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			return nil, err
 		}
 	}
+	s.startHealth()
 	return s, nil
 }
 
@@ -210,6 +216,9 @@ func (s *Stack) runNightly(ctx context.Context, date string) (string, error) {
 // claims on the data directory and the warehouse.
 func (s *Stack) Stop(ctx context.Context) error {
 	var errs []error
+	if s.stopHealth != nil {
+		s.stopHealth()
+	}
 	if s.cron != nil {
 		s.cron.Stop()
 	}
