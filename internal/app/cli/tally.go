@@ -41,32 +41,36 @@ func restoredLine(ctx context.Context, wh, snapshot string) string {
 		console.Thousands(n("events")), console.Thousands(n("keys")), console.Thousands(n("changes")), wh, snapshot)
 }
 
-// statusText is up's status line for a snapshot: the totals since start,
-// the backlog and its lag, the latency and the last commit; a STALLED line
-// when nothing has been stored for a while although messages wait.
+// statusText is up's status line for a snapshot, most telling first (a
+// narrow terminal cuts the end): the backlog and its lag, the last commit,
+// the totals since start, the latency. It is a STALLED line, with the
+// reason, when nothing has been stored for a while although messages wait.
 func statusText(s health.Snapshot) string {
-	totals := fmt.Sprintf("received %s  applied %s  dup %s  superseded %s  dead letters %s  alerts %s",
-		console.Thousands(s.Received), console.Thousands(s.Applied), console.Thousands(s.Duplicate),
-		console.Thousands(s.Superseded), console.Thousands(s.DeadLettered), console.Thousands(s.Alerts))
-	backlog := fmt.Sprintf("backlog %s  lag %s", console.Thousands(s.Backlog), short(s.OldestUnacked))
+	n := console.Thousands
+	backlog := fmt.Sprintf("backlog %s lag %s", n(s.Backlog), short(s.OldestUnacked))
+	totals := fmt.Sprintf("received %s applied %s dup %s superseded %s dead %s alerts %s",
+		n(s.Received), n(s.Applied), n(s.Duplicate), n(s.Superseded), n(s.DeadLettered), n(s.Alerts))
 	if s.Stalled {
-		return fmt.Sprintf("STALLED %s: %s; %s  (%s)", short(s.StalledFor), s.Reason, backlog, totals)
+		return oneLine(fmt.Sprintf("STALLED %s: %s  %s  %s", short(s.StalledFor), s.Reason, backlog, totals))
 	}
-	var b strings.Builder
-	b.WriteString(totals + "  " + backlog)
-	if s.LatencyP50 > 0 {
-		fmt.Fprintf(&b, "  p50 %s p99 %s", short(s.LatencyP50), short(s.LatencyP99))
-	}
+	parts := []string{backlog}
 	if s.LastCommit.IsZero() {
-		b.WriteString("  nothing stored yet")
+		parts = append(parts, "nothing stored yet")
 	} else {
-		fmt.Fprintf(&b, "  stored %s ago", short(s.At.Sub(s.LastCommit)))
+		parts = append(parts, "stored "+short(s.At.Sub(s.LastCommit))+" ago")
 	}
 	if s.Stream != "running" {
-		b.WriteString("  stream " + s.Stream)
+		parts = append(parts, "stream "+s.Stream)
 	}
-	return b.String()
+	parts = append(parts, totals)
+	if s.LatencyP50 > 0 {
+		parts = append(parts, fmt.Sprintf("p50 %s p99 %s", short(s.LatencyP50), short(s.LatencyP99)))
+	}
+	return oneLine(strings.Join(parts, "  "))
 }
+
+// oneLine folds s's line breaks into spaces: a reason may hold several.
+func oneLine(s string) string { return strings.NewReplacer("\r\n", " ", "\n", " ", "\t", " ").Replace(s) }
 
 // short formats a duration for the status line: "0s", "850ms", "12s", "3m10s".
 func short(d time.Duration) string {
@@ -96,9 +100,25 @@ func showStatus(ctx context.Context, line *console.Line, w io.Writer, src health
 		return statusText(s)
 	}
 	if line != nil {
-		stop := line.Tick(time.Second, text)
-		<-ctx.Done()
-		stop()
+		// The line is redrawn every second; a change into or out of
+		// STALLED is also written above it, whole, to stay in the
+		// scrollback.
+		stalled := false
+		update := func() {
+			s, err := src.Snapshot(ctx)
+			t := "health: " + fmt.Sprint(err)
+			if err == nil {
+				t = statusText(s)
+				if s.Stalled != stalled {
+					stalled = s.Stalled
+					fmt.Fprintf(w, "%s  %s\n", s.At.Format("15:04:05"), t)
+				}
+			}
+			line.Set(t)
+		}
+		update()
+		console.Every(ctx, time.Second, update)
+		line.Clear()
 		return
 	}
 	var (

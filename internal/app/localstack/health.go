@@ -3,6 +3,7 @@ package localstack
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,7 +51,7 @@ func (p *prober) read(ctx context.Context) (health.Reading, error) {
 	if ended, err := s.Stream.Ended(); ended {
 		r.StreamDown = "ended"
 		if err != nil {
-			r.StreamDown = "failed: " + err.Error()
+			r.StreamDown = "failed: " + rootCause(err)
 		}
 	}
 	cs := s.Stream.flight.Commits(time.Now().Add(-latencyWindow))
@@ -102,6 +103,13 @@ func (p *prober) close() {
 		p.conn.Close()
 		p.conn = nil
 	}
+}
+
+// rootCause is the last line of a job's error: Prism's error of a failed
+// bundle is the whole plan of the bundle's stage, then the DoFn's error.
+func rootCause(err error) string {
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // nightlyRun is a trigger run as a health signal.

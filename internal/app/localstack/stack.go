@@ -233,7 +233,9 @@ func (s *Stack) Stop(ctx context.Context) error {
 	}
 	if s.Stream != nil {
 		dctx, cancel := context.WithTimeout(ctx, time.Minute)
-		if err := s.Stream.Drain(dctx); err != nil {
+		if ended, _ := s.Stream.Ended(); ended {
+			// A job that failed stores nothing more: no drain to wait for.
+		} else if err := s.Stream.Drain(dctx); err != nil {
 			s.cfg.Logger.Warn("stream not drained before stop; the messages not acked come back on the next start", "err", err)
 		}
 		cancel()
