@@ -70,7 +70,9 @@ func statusText(s health.Snapshot) string {
 }
 
 // oneLine folds s's line breaks into spaces: a reason may hold several.
-func oneLine(s string) string { return strings.NewReplacer("\r\n", " ", "\n", " ", "\t", " ").Replace(s) }
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\t", " ").Replace(s)
+}
 
 // short formats a duration for the status line: "0s", "850ms", "12s", "3m10s".
 func short(d time.Duration) string {
