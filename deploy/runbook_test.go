@@ -245,7 +245,14 @@ var knownMetrics = map[string]string{
 	"dataflow.googleapis.com/job/is_failed":                         "https://cloud.google.com/monitoring/api/metrics_gcp_d_h#gcp-dataflow",
 	"dataflow.googleapis.com/job/system_lag":                        "https://cloud.google.com/monitoring/api/metrics_gcp_d_h#gcp-dataflow",
 	"pubsub.googleapis.com/subscription/oldest_unacked_message_age": "https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-pubsub",
+	"pubsub.googleapis.com/subscription/num_undelivered_messages":   "https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-pubsub",
+	// The job's Beam counters, one time series per counter and step
+	// (labels metric_name, ptransform): see userCounters for the names.
+	userCounter: "https://cloud.google.com/monitoring/api/metrics_gcp_d_h#gcp-dataflow (labels metric_name, ptransform)",
 }
+
+// userCounter is the metric type of the job's Beam counters on Dataflow.
+const userCounter = "dataflow.googleapis.com/job/user_counter"
 
 // promQLName is the name Cloud Monitoring's PromQL gives a metric type:
 // dots become underscores, the first slash a colon, the others underscores.
@@ -295,7 +302,7 @@ func TestAlertPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"dataflow-system-lag.json", "nightly-failed.json", "nightly-missing.json", "pubsub-backlog.json"}
+	want := []string{"dataflow-system-lag.json", "dead-letter-rate.json", "nightly-failed.json", "nightly-missing.json", "pubsub-backlog.json"}
 	var got []string
 	for _, f := range files {
 		got = append(got, filepath.Base(f))
@@ -357,6 +364,7 @@ func TestAlertPolicies(t *testing.T) {
 					used[n] = true
 				}
 			}
+			checkUserCounters(t, string(b))
 			// The resources the policies watch are this deployment's.
 			for _, name := range regexp.MustCompile(`(?:service_name|job_name|subscription_id)\s*=\s*\\?"([^"\\]+)\\?"`).FindAllStringSubmatch(string(b), -1) {
 				if !slices.Contains([]string{"nightly-trigger", "inventory-stream", "inventory-sub"}, name[1]) {
@@ -365,9 +373,12 @@ func TestAlertPolicies(t *testing.T) {
 			}
 		})
 	}
+	for m := range dashboardMetrics(t) {
+		used[m] = true
+	}
 	for m := range knownMetrics {
 		if !used[m] {
-			t.Errorf("no policy uses %s", m)
+			t.Errorf("no policy or dashboard uses %s", m)
 		}
 	}
 }
