@@ -698,6 +698,17 @@ func TestCSVReplay(t *testing.T) {
 	if c.Received != int64(rows) || !c.Balanced() || c.DeadLettered == 0 {
 		t.Errorf("counters %+v: want received = %d rows = applied + duplicates + dead_lettered, some dead letters", c, rows)
 	}
+	// The health signals besides: superseded events, alerts and commits
+	// as the warehouse holds them.
+	stored, err := warehouse.QueryRows(context.Background(), dir, `SELECT
+  (SELECT count(*) FROM adjustments WHERE status = 'SUPERSEDED') AS superseded,
+  (SELECT count(*) FROM low_stock_alerts) AS alerts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sup, alerts := stored[0]["superseded"].(int64), stored[0]["alerts"].(int64); c.Superseded != sup || c.Alerts != alerts || c.Commits == 0 || alerts == 0 {
+		t.Errorf("counters %+v: want superseded %d and alerts %d as stored, some commits", c, sup, alerts)
+	}
 	got, err := finalStock(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
