@@ -139,7 +139,7 @@ func run() (ok bool, err error) {
 		return false, err
 	}
 	wh := filepath.Join(dir, "warehouse")
-	child, err := startUp(bin, dir, "--port", "0", "--trigger-port", "0", "--host", "127.0.0.1", "--no-cron",
+	child, err := startUp(bin, dir, "--port", "0", "--trigger-port", "0", "--ops-port", "0", "--host", "127.0.0.1", "--no-cron",
 		"--data-dir", filepath.Join(dir, "pubsub"), "--warehouse", wh, "--reports", filepath.Join(dir, "reports"),
 		"--snapshot", snap, "--thresholds", th, "--debug-addr", "127.0.0.1:0", "--project", project)
 	if err != nil {

@@ -98,7 +98,7 @@ func TestEmulatorMaxTopicBytes(t *testing.T) {
 func TestUpMaxTopicBytes(t *testing.T) {
 	slowtest.Skip(t, "runs inventory up (Prism jobs)")
 	dir := t.TempDir()
-	up := startUp(t, "--port", "0", "--trigger-port", "0", "--no-cron", "--data-dir", "",
+	up := startUp(t, "--port", "0", "--trigger-port", "0", "--ops-port", "0", "--no-cron", "--data-dir", "",
 		"--warehouse", filepath.Join(dir, "warehouse"), "--reports", filepath.Join(dir, "reports"),
 		"--snapshot", sampleSnap, "--thresholds", sampleTh, "--project", "up-test", "--max-topic-bytes", "20000000")
 	got := fillTopic(t, up.pubsub, "up-test", "capped", 3)

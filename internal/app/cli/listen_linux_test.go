@@ -94,7 +94,7 @@ func upSockets(t *testing.T, cred *syscall.Credential, args ...string) (string, 
 			}
 		}
 	}
-	cmd := upCommand(bin, append([]string{"--port", "0", "--trigger-port", "0", "--no-cron",
+	cmd := upCommand(bin, append([]string{"--port", "0", "--trigger-port", "0", "--ops-port", "0", "--no-cron",
 		"--data-dir", filepath.Join(dir, "pubsub"), "--warehouse", filepath.Join(dir, "warehouse"),
 		"--reports", filepath.Join(dir, "reports"), "--snapshot", sampleSnap, "--thresholds", sampleTh, "--project", "listen-test"}, args...)...)
 	if cred != nil {

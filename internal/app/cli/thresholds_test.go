@@ -32,7 +32,7 @@ func TestLiveThreshold(t *testing.T) {
 	dir := t.TempDir()
 	wh := filepath.Join(dir, "warehouse")
 	const project = "live-threshold"
-	args := []string{"--port", "0", "--trigger-port", "0", "--no-cron", "--data-dir", filepath.Join(dir, "pubsub"),
+	args := []string{"--port", "0", "--trigger-port", "0", "--ops-port", "0", "--no-cron", "--data-dir", filepath.Join(dir, "pubsub"),
 		"--warehouse", wh, "--reports", filepath.Join(dir, "reports"), "--snapshot", sampleSnap, "--thresholds", sampleTh,
 		"--project", project}
 	ctx := context.Background()

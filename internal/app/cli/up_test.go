@@ -129,7 +129,7 @@ func TestUpLosesNothing(t *testing.T) {
 	slowtest.Skip(t, "runs inventory up (Prism jobs)")
 	dir := t.TempDir()
 	wh := filepath.Join(dir, "warehouse")
-	args := []string{"--port", "0", "--trigger-port", "0", "--no-cron", "--data-dir", filepath.Join(dir, "pubsub"),
+	args := []string{"--port", "0", "--trigger-port", "0", "--ops-port", "0", "--no-cron", "--data-dir", filepath.Join(dir, "pubsub"),
 		"--warehouse", wh, "--reports", filepath.Join(dir, "reports"), "--snapshot", sampleSnap, "--thresholds", sampleTh,
 		"--project", "up-test"}
 	// A stream big enough to be stopped half way, then the sample's rows.
