@@ -173,7 +173,8 @@ func checkUserCounters(t *testing.T, text string) {
 // the package (such as commit.MetricReceived), resolved from the code.
 func userCounters(t *testing.T) map[string]bool {
 	t.Helper()
-	consts := map[string]string{} // "pkg.Name" and "Name" -> value
+	consts := map[string]string{}  // "pkg.Name" -> value
+	aliases := map[string]string{} // "pkg.Name" -> "other.Name" (a constant defined as another package's)
 	var calls []*ast.CallExpr
 	var callPkg []string
 	fset := token.NewFileSet()
@@ -192,9 +193,16 @@ func userCounters(t *testing.T) map[string]bool {
 				case *ast.ValueSpec:
 					for i, id := range n.Names {
 						if i < len(n.Values) {
-							if lit, ok := n.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-								v, _ := strconv.Unquote(lit.Value)
-								consts[pkg+"."+id.Name] = v
+							switch v := n.Values[i].(type) {
+							case *ast.BasicLit:
+								if v.Kind == token.STRING {
+									s, _ := strconv.Unquote(v.Value)
+									consts[pkg+"."+id.Name] = s
+								}
+							case *ast.SelectorExpr:
+								if x, ok := v.X.(*ast.Ident); ok {
+									aliases[pkg+"."+id.Name] = x.Name + "." + v.Sel.Name
+								}
 							}
 						}
 					}
@@ -212,6 +220,11 @@ func userCounters(t *testing.T) map[string]bool {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+	}
+	for a, target := range aliases {
+		if v, ok := consts[target]; ok {
+			consts[a] = v
 		}
 	}
 	names := map[string]bool{}
@@ -232,7 +245,7 @@ func userCounters(t *testing.T) map[string]bool {
 			}
 		}
 	}
-	for _, want := range []string{"received", "dead_lettered"} {
+	for _, want := range []string{"received", "dead_lettered", "alerts", "commits"} {
 		if !names[want] {
 			t.Fatalf("found no beam.NewCounter of %q in the job's code: the parser missed it (found %v)", want, names)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -27,6 +28,31 @@ func init() {
 // the global window. A failed flush fails the bundle and the runner retries
 // it: delivery is at-least-once.
 func WriteRows(s beam.Scope, uri, table string, rows beam.PCollection) beam.PCollection {
+	return writeRows(s, uri, table, rows, "")
+}
+
+// The health metrics of the streaming job's sinks, in the namespace the
+// job names (transforms/commit.MetricNamespace): the sink that stores a
+// bundle in one transaction off Dataflow (transforms/commit) and, on
+// Dataflow, WriteRowsHealth report them by these names.
+const (
+	// MetricCommits counts successful warehouse writes of adjustments.
+	MetricCommits = "commits"
+	// MetricPublishToStoredMs is a distribution: per stored event, the
+	// milliseconds from its publish time to the end of the write.
+	MetricPublishToStoredMs = "publish_to_stored_ms"
+	// MetricAlerts counts the low_stock_alerts rows stored.
+	MetricAlerts = "alerts"
+)
+
+// WriteRowsHealth is WriteRows that also reports the health metrics of a
+// streaming sink in the namespace ns: for adjustments MetricCommits and
+// MetricPublishToStoredMs, for low_stock_alerts MetricAlerts.
+func WriteRowsHealth(s beam.Scope, uri, table string, rows beam.PCollection, ns string) beam.PCollection {
+	return writeRows(s, uri, table, rows, ns)
+}
+
+func writeRows(s beam.Scope, uri, table string, rows beam.PCollection, health string) beam.PCollection {
 	s = s.Scope("warehouse.WriteRows." + table)
 	t, err := TableByName(table)
 	if err != nil {
@@ -35,7 +61,7 @@ func WriteRows(s beam.Scope, uri, table string, rows beam.PCollection) beam.PCol
 	if got := rows.Type().Type(); got != t.RowType {
 		panic(fmt.Sprintf("warehouse.WriteRows: table %s takes %v, got PCollection<%v>", table, t.RowType, got))
 	}
-	return beam.ParDo(s, &writeFn{URI: uri, Table: table}, rows)
+	return beam.ParDo(s, &writeFn{URI: uri, Table: table, Health: health}, rows)
 }
 
 // writeFn writes the elements of a bundle to one table.
@@ -44,6 +70,9 @@ type writeFn struct {
 	Table string
 	// BatchRows flushes the buffer when it holds this many rows (default 1000).
 	BatchRows int
+	// Health is the namespace of the health metrics ("": none; see
+	// WriteRowsHealth).
+	Health string
 
 	w       Writer
 	buf     []any
@@ -52,6 +81,9 @@ type writeFn struct {
 	flushes beam.Counter
 	// permanent counts the flushes a TableError failed.
 	permanent beam.Counter
+	commits   beam.Counter
+	alerts    beam.Counter
+	latency   beam.Distribution
 }
 
 func (f *writeFn) Setup(ctx context.Context) error {
@@ -67,6 +99,11 @@ func (f *writeFn) Setup(ctx context.Context) error {
 	f.rejects = beam.NewCounter("warehouse", "rows_rejected_"+f.Table)
 	f.flushes = beam.NewCounter("warehouse", "flushes_"+f.Table)
 	f.permanent = beam.NewCounter("warehouse", "permanent_errors_"+f.Table)
+	if f.Health != "" {
+		f.commits = beam.NewCounter(f.Health, MetricCommits)
+		f.alerts = beam.NewCounter(f.Health, MetricAlerts)
+		f.latency = beam.NewDistribution(f.Health, MetricPublishToStoredMs)
+	}
 	return nil
 }
 
@@ -110,6 +147,9 @@ func (f *writeFn) flush(ctx context.Context, emit func(DeadLetterRow)) error {
 		}
 		return err
 	}
+	if f.Health != "" {
+		f.countHealth(ctx, int64(len(rejected)))
+	}
 	clear(f.buf)
 	f.buf = f.buf[:0]
 	f.flushes.Inc(ctx, 1)
@@ -119,6 +159,23 @@ func (f *writeFn) flush(ctx context.Context, emit func(DeadLetterRow)) error {
 		emit(r)
 	}
 	return nil
+}
+
+// countHealth reports the health metrics of a successful write of f.buf,
+// of which rejected rows went to dead_letters.
+func (f *writeFn) countHealth(ctx context.Context, rejected int64) {
+	switch f.Table {
+	case Adjustments:
+		f.commits.Inc(ctx, 1)
+		stored := time.Now()
+		for _, r := range f.buf {
+			if a, ok := r.(AdjustmentRow); ok && a.PublishTime != nil && !a.PublishTime.IsZero() {
+				f.latency.Update(ctx, max(stored.Sub(*a.PublishTime).Milliseconds(), 0))
+			}
+		}
+	case LowStockAlerts:
+		f.alerts.Inc(ctx, int64(len(f.buf))-rejected)
+	}
 }
 
 func (f *writeFn) Teardown() error {

@@ -235,9 +235,9 @@ func Build(s beam.Scope, cfg Config) {
 	// Rows a table refuses are stored in dead_letters by the sink and go to
 	// the dead-letter topic with the others.
 	dead := beam.Flatten(s.Scope("DeadLetters"), append(thresholdDead, out.DeadLetters,
-		warehouse.WriteRows(s, cfg.Warehouse, warehouse.Adjustments, out.Adjustments),
+		warehouse.WriteRowsHealth(s, cfg.Warehouse, warehouse.Adjustments, out.Adjustments, commit.MetricNamespace),
 		warehouse.WriteRows(s, cfg.Warehouse, warehouse.StockLevels, out.Levels),
-		warehouse.WriteRows(s, cfg.Warehouse, warehouse.LowStockAlerts, out.Alerts),
+		warehouse.WriteRowsHealth(s, cfg.Warehouse, warehouse.LowStockAlerts, out.Alerts, commit.MetricNamespace),
 		warehouse.WriteRows(s, cfg.Warehouse, warehouse.DeadLetters, out.DeadLetters))...)
 	if cfg.AlertTopic != "" {
 		pubsubsrc.WritePubSubNative(s, cfg.Project, cfg.AlertTopic, commit.AlertMessages(s, out.Alerts, cfg.AlertEncoding))

@@ -3,6 +3,8 @@ package commit
 import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/metrics"
+
+	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
 // Metric names, namespace "stream". received = applied + duplicates +
@@ -25,14 +27,14 @@ const (
 	MetricSuperseded = "superseded"
 	// MetricAlerts counts the low-stock alert rows stored (every change
 	// of severity, recoveries included).
-	MetricAlerts = "alerts"
+	MetricAlerts = warehouse.MetricAlerts
 	// MetricCommits counts the sink's successful warehouse commits: its
 	// rate is the "last successful commit" signal on Dataflow.
-	MetricCommits = "commits"
+	MetricCommits = warehouse.MetricCommits
 	// MetricPublishToStoredMs is a distribution: for every message the
 	// sink stored, the milliseconds from its publish time to the end of
 	// the warehouse write.
-	MetricPublishToStoredMs = "publish_to_stored_ms"
+	MetricPublishToStoredMs = warehouse.MetricPublishToStoredMs
 	// MetricDeadLettersDropped counts dead letters that Pub/Sub refused
 	// (or that could not be built): each is logged with its payload's
 	// size and SHA-256 and left off the dead-letter topic, its message
