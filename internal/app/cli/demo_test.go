@@ -217,7 +217,7 @@ func checkDemoRefusedAfterUp(t *testing.T, g *Globals, cfg DemoConfig) {
 		return
 	}
 	ctx := context.Background()
-	up := startUp(t, "--port", "0", "--trigger-port", "0", "--no-cron", "--data-dir", filepath.Join(filepath.Dir(cfg.Warehouse), "pubsub"),
+	up := startUp(t, "--port", "0", "--trigger-port", "0", "--ops-port", "0", "--no-cron", "--data-dir", filepath.Join(filepath.Dir(cfg.Warehouse), "pubsub"),
 		"--warehouse", cfg.Warehouse, "--reports", cfg.Reports, "--snapshot", sampleSnap, "--thresholds", sampleTh, "--project", "demo-test")
 	refused := func(want string) {
 		t.Helper()

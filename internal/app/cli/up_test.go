@@ -220,7 +220,7 @@ func TestUpClaims(t *testing.T) {
 	dir := t.TempDir()
 	data, wh := filepath.Join(dir, "pubsub"), filepath.Join(dir, "warehouse")
 	args := func(data string) []string {
-		return []string{"--port", "0", "--trigger-port", "0", "--no-cron", "--data-dir", data, "--warehouse", wh,
+		return []string{"--port", "0", "--trigger-port", "0", "--ops-port", "0", "--no-cron", "--data-dir", data, "--warehouse", wh,
 			"--reports", filepath.Join(dir, "reports"), "--snapshot", sampleSnap, "--thresholds", sampleTh, "--project", "up-test"}
 	}
 	first := startUp(t, args(data)...)
