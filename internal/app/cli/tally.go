@@ -94,29 +94,24 @@ func short(d time.Duration) string {
 // elsewhere a line is printed every period when a count, the backlog or
 // the state changed, and at least every heartbeat.
 func showStatus(ctx context.Context, line *console.Line, w io.Writer, src health.Source, period time.Duration) {
-	text := func() string {
+	read := func() (health.Snapshot, string, error) {
 		s, err := src.Snapshot(ctx)
 		if err != nil {
-			return "health: " + err.Error()
+			return s, "health: " + err.Error(), err
 		}
-		return statusText(s)
+		return s, statusText(s), nil
 	}
 	if line != nil {
-		// The line is redrawn every second; a change into or out of
-		// STALLED is also written above it, whole, to stay in the
-		// scrollback.
+		// A change into or out of STALLED is also written above the
+		// line, whole, to stay in the scrollback.
 		stalled := false
 		update := func() {
-			s, err := src.Snapshot(ctx)
-			t := "health: " + fmt.Sprint(err)
-			if err == nil {
-				t = statusText(s)
-				if s.Stalled != stalled {
-					stalled = s.Stalled
-					fmt.Fprintf(w, "%s  %s\n", s.At.Format("15:04:05"), t)
-				}
+			s, text, err := read()
+			if err == nil && s.Stalled != stalled {
+				stalled = s.Stalled
+				fmt.Fprintf(w, "%s  %s\n", s.At.Format("15:04:05"), text)
 			}
-			line.Set(t)
+			line.Set(text)
 		}
 		update()
 		console.Every(ctx, time.Second, update)
@@ -128,13 +123,13 @@ func showStatus(ctx context.Context, line *console.Line, w io.Writer, src health
 		printed time.Time
 	)
 	console.Every(ctx, period, func() {
-		s, err := src.Snapshot(ctx)
+		s, text, err := read()
 		key := fmt.Sprint(s.Received, s.Applied, s.Duplicate, s.DeadLettered, s.Alerts, s.Backlog, s.Stalled, s.Stream, err)
 		if key == last && time.Since(printed) < heartbeat {
 			return
 		}
 		last, printed = key, time.Now()
-		fmt.Fprintf(w, "%s  %s\n", printed.Format("15:04:05"), text())
+		fmt.Fprintf(w, "%s  %s\n", printed.Format("15:04:05"), text)
 	})
 }
 

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/inventory-events/inventory/internal/app/console"
 	"github.com/inventory-events/inventory/internal/app/health"
 )
 
@@ -38,5 +41,32 @@ func TestStatusText(t *testing.T) {
 		if got := statusText(s); got != tc.want {
 			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// stalledSource is a health.Source whose stream is stalled.
+type stalledSource struct{ s health.Snapshot }
+
+func (f stalledSource) Snapshot(context.Context) (health.Snapshot, error) { return f.s, nil }
+func (f stalledSource) History() []health.Snapshot                        { return nil }
+
+// TestShowStatusStalled: on a terminal, a STALLED snapshot is drawn on the
+// line and also written above it, whole, with its time, so that it stays
+// in the scrollback.
+func TestShowStatusStalled(t *testing.T) {
+	at := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	src := stalledSource{health.Snapshot{At: at, Backlog: 3, Stalled: true, StalledFor: 20 * time.Second,
+		Reason: "stream job failed: disk full", Stream: "failed: disk full"}}
+	var out strings.Builder
+	line := console.NewLineWidth(&out, 60)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // one update, then stop
+	showStatus(ctx, line, line.Writer(&out), src, time.Second)
+	want := "12:00:00  " + statusText(src.s) + "\n"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("no whole STALLED line above the status line:\n%q\nwant %q", out.String(), want)
+	}
+	if !strings.Contains(out.String(), "\rSTALLED 20s: stream job failed") {
+		t.Errorf("the status line does not show STALLED:\n%q", out.String())
 	}
 }
