@@ -35,8 +35,11 @@ func newUpCmd(g *Globals) *cobra.Command {
 		Short: "Run the local stack until interrupted",
 		Long: `up runs the whole product on this machine until Ctrl-C: the local Pub/Sub
 (persisted in --data-dir), topics, schemas and warehouse tables, the streaming
-job on Prism, the nightly trigger service, and a cron firing the nightly
-schedule at it. Point publishers at it with PUBSUB_EMULATOR_HOST. Ctrl-C stops
+job on Prism, the nightly trigger service, a cron firing the nightly
+schedule at it, and an operations server (--ops-port) serving the health
+signals at /metrics, which a status line also shows (STALLED when nothing is
+stored although messages wait). Point publishers at it with
+PUBSUB_EMULATOR_HOST. Ctrl-C stops
 it all; a message is acked only once its effects are in the warehouse, so
 nothing acknowledged is lost and the rest is delivered after the next start.`,
 		Args: cobra.NoArgs,
