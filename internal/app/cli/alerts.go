@@ -13,9 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/broker"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 	"github.com/inventory-events/inventory/transforms/pubsubsrc"
@@ -177,15 +175,9 @@ func followAlerts(ctx context.Context, c *pubsub.Client, sub string, follow bool
 }
 
 func decodeAlert(m *pubsubpb.PubsubMessage) (*inventoryv1.LowStockAlert, error) {
-	a := &inventoryv1.LowStockAlert{}
-	var err error
-	if m.GetAttributes()[event.AttrEncoding] == event.EncodingBinary {
-		err = proto.Unmarshal(m.GetData(), a)
-	} else {
-		err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(m.GetData(), a)
-	}
+	a, err := broker.DecodeAlert(m)
 	if err != nil {
-		return nil, fmt.Errorf("alerts: message %s is not a LowStockAlert: %w", m.GetMessageId(), err)
+		return nil, fmt.Errorf("alerts: %w", err)
 	}
 	return a, nil
 }

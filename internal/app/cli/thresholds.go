@@ -3,30 +3,19 @@ package cli
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
-	"os/user"
 	"slices"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/inventory-events/inventory/internal/event"
+	"github.com/inventory-events/inventory/internal/app/rulechange"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/thresholds"
 	"github.com/inventory-events/inventory/loaders/warehouse"
-	"github.com/inventory-events/inventory/transforms/commit"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
-	"github.com/inventory-events/inventory/transforms/stock"
 )
 
 func newThresholdsCmd(g *Globals) *cobra.Command {
@@ -98,32 +87,10 @@ func newThresholdsSetCmd(g *Globals) *cobra.Command {
 	return cmd
 }
 
-// newChange validates a change as typed on the command line.
+// newChange validates a change as typed on the command line
+// (rulechange.New, shared with the operations page).
 func newChange(sku, loc, n, by string, now time.Time) (ledger.Change, error) {
-	th, err := ledger.ParseThreshold(n)
-	if err != nil {
-		return ledger.Change{}, fmt.Errorf("thresholds set: %w", err)
-	}
-	if by == "" {
-		by = whoami()
-	}
-	id := make([]byte, 8)
-	rand.Read(id)
-	c := ledger.Change{ID: now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(id), SKU: sku, LocationID: loc,
-		Threshold: th, At: now.UnixMicro(), By: by}
-	if err := c.Validate(); err != nil {
-		return ledger.Change{}, fmt.Errorf("thresholds set: %w", err)
-	}
-	return c, nil
-}
-
-func whoami() string {
-	name := os.Getenv("USER")
-	if u, err := user.Current(); err == nil && name == "" {
-		name = u.Username
-	}
-	host, _ := os.Hostname()
-	return cmp.Or(name, "unknown") + "@" + cmp.Or(host, "unknown")
+	return rulechange.New(sku, loc, n, by, now)
 }
 
 // probeProject runs probePubSub with a client of project.
@@ -136,60 +103,18 @@ func probeProject(ctx context.Context, project string) error {
 	return probePubSub(ctx, admin)
 }
 
-// warnUnseen warns on w when the warehouse wh holds no stock_levels or
-// adjustments row of c's key (of its SKU, for LOCATION "*"): a typo, most
-// likely, though a rule for a SKU still to come is legitimate. A warehouse
-// that cannot be read is no reason to warn.
+// warnUnseen warns on w when the warehouse wh never saw c's key
+// (rulechange.Unseen).
 func warnUnseen(ctx context.Context, w io.Writer, wh string, c *ledger.Change) {
-	if !strings.HasPrefix(wh, "bq://") {
-		if _, err := os.Stat(wh); err != nil {
-			return // no local warehouse: nothing to compare with
-		}
-	}
-	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-	cond := "sku = " + q(c.SKU)
-	key := "SKU " + c.SKU
-	if c.LocationID != "*" {
-		cond += " AND location_id = " + q(c.LocationID)
-		key += " at " + c.LocationID
-	}
-	rows, err := warehouse.QueryRows(ctx, wh, fmt.Sprintf(
-		"SELECT (SELECT count(*) FROM (SELECT 1 FROM stock_levels WHERE %[1]s LIMIT 1)) + (SELECT count(*) FROM (SELECT 1 FROM adjustments WHERE %[1]s LIMIT 1)) AS n", cond))
-	if err != nil || len(rows) != 1 {
-		return
-	}
-	if n, ok := rows[0]["n"].(int64); ok && n == 0 {
-		fmt.Fprintf(w, "thresholds set: warning: %s was never seen in %s (no stock_levels or adjustments row); publishing the rule anyway\n", key, wh)
+	if msg := rulechange.Unseen(ctx, wh, c); msg != "" {
+		fmt.Fprintf(w, "thresholds set: warning: %s\n", msg)
 	}
 }
 
-// publishChange publishes c to topic in the topic's schema encoding.
+// publishChange publishes c to topic in the topic's schema encoding
+// (rulechange.Publish, shared with the operations page).
 func publishChange(ctx context.Context, project, topic string, c *ledger.Change) error {
-	enc, err := commit.LookupTopicEncoding(ctx, project, topic)
-	if err != nil {
-		return fmt.Errorf("thresholds set: %w (run inventory setup)", err)
-	}
-	msg := stock.ThresholdUpdateProto(c)
-	var data []byte
-	if enc == event.EncodingBinary {
-		data, err = proto.Marshal(msg)
-	} else {
-		data, err = protojson.MarshalOptions{UseProtoNames: true}.Marshal(msg)
-	}
-	if err != nil {
-		return fmt.Errorf("thresholds set: encode: %w", err)
-	}
-	client, err := pubsub.NewClient(ctx, project)
-	if err != nil {
-		return fmt.Errorf("pubsub.NewClient: %w", err)
-	}
-	defer client.Close()
-	pub := client.Publisher(pubsubsrc.TopicPath(project, topic))
-	defer pub.Stop()
-	if _, err := pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{"change_id": c.ID}}).Get(ctx); err != nil {
-		return fmt.Errorf("thresholds set: publish to %s: %w", topic, err)
-	}
-	return nil
+	return rulechange.Publish(ctx, project, topic, c)
 }
 
 // waitApplied polls the warehouse until the job has recorded change id.
