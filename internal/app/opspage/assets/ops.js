@@ -1,0 +1,56 @@
+// The operations page's live parts, in plain JavaScript: the health panel
+// is fetched again every few seconds, and the alert feed appends each
+// alert the server sends (server-sent events). Text is set with
+// textContent, never as HTML.
+"use strict";
+
+(function () {
+  var health = document.getElementById("health");
+  function refreshHealth() {
+    fetch("/ops/health", { cache: "no-store" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) { health.innerHTML = html; })
+      .catch(function () { /* the next round tries again */ });
+  }
+  if (health) { setInterval(refreshHealth, 3000); }
+
+  var feed = document.getElementById("alert-feed");
+  var state = document.getElementById("feed-state");
+  if (!feed || !window.EventSource) { return; }
+  function setState(text, ok) {
+    state.textContent = text;
+    state.className = "badge " + (ok ? "ok" : "warn");
+  }
+  function cell(row, text, cls) {
+    var td = document.createElement("td");
+    if (cls) { td.className = cls; }
+    td.textContent = text;
+    row.appendChild(td);
+    return td;
+  }
+  var es = new EventSource("/ops/alerts");
+  es.onopen = function () { setState("live", true); };
+  es.onerror = function () { setState("reconnecting", false); };
+  es.addEventListener("alert", function (ev) {
+    var a = JSON.parse(ev.data);
+    var rows = feed.querySelectorAll("tr[data-alert-id]");
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].getAttribute("data-alert-id") === a.id) { return; }
+    }
+    var tr = document.createElement("tr");
+    tr.setAttribute("data-alert-id", a.id);
+    tr.className = "new";
+    tr.title = "event " + a.event_id + (a.previous ? ", was " + a.previous : "");
+    cell(tr, a.time);
+    var sev = document.createElement("span");
+    sev.className = "sev sev-" + String(a.severity).toLowerCase();
+    sev.textContent = a.severity;
+    cell(tr, "").appendChild(sev);
+    cell(tr, a.sku);
+    cell(tr, a.location);
+    cell(tr, String(a.on_hand), "num");
+    cell(tr, String(a.threshold), "num");
+    feed.insertBefore(tr, feed.firstChild);
+    while (feed.rows.length > 100) { feed.deleteRow(feed.rows.length - 1); }
+  });
+})();
