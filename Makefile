@@ -13,7 +13,7 @@ PKGS      := ./...
 PROTO     := $(wildcard proto/inventory/v1/*.proto)
 TEST_FLAGS ?= -count=1 -timeout 20m
 
-.PHONY: help demo run up test test-year-ahead test-short deploy-check game-day proto lint fmt vet tidy vuln vuln-db build deps \
+.PHONY: help demo run up test test-year-ahead test-short test-browser deploy-check game-day proto lint fmt vet tidy vuln vuln-db build deps \
         bench bench-core bench-emulator bench-stream bench-stream-keys bench-stream-hotkey bench-nightly soak bench-plots clean
 
 help: ## list the targets
@@ -38,6 +38,13 @@ test: ## run every test
 # ahead (internal/clock) finds a fixture whose fixed date will age out.
 test-year-ahead: ## every test with the clock a year ahead (INVENTORY_CLOCK_SHIFT=8760h)
 	INVENTORY_CLOCK_SHIFT=8760h $(GO) test $(TEST_FLAGS) $(PKGS)
+
+# The browser tier: the operations page of a real `inventory up` in headless
+# Chromium from the OS packages (apt-get install -y chromium; $$CHROMIUM
+# names another binary). Without Chromium it skips, or fails when CI=true.
+# OPSPAGE_SCREENSHOTS=docs/img saves the page at 1280 and 390 px wide.
+test-browser: ## the operations page in headless Chromium (needs chromium)
+	$(GO) test -tags browser $(TEST_FLAGS) -run 'InBrowser' ./internal/app/cli/
 
 test-short: ## the unit tier: skips tests that run Prism jobs, child processes or long timers (internal/testkit/slowtest)
 	$(GO) test -short -count=1 $(PKGS)

@@ -35,10 +35,14 @@
     var a = JSON.parse(ev.data);
     var rows = feed.querySelectorAll("tr[data-alert-id]");
     for (var i = 0; i < rows.length; i++) {
-      if (rows[i].getAttribute("data-alert-id") === a.id) { return; }
+      if (rows[i].getAttribute("data-alert-id") === a.id) {
+        rows[i].setAttribute("data-live", "1"); // listed already, now seen live too
+        return;
+      }
     }
     var tr = document.createElement("tr");
     tr.setAttribute("data-alert-id", a.id);
+    tr.setAttribute("data-live", "1");
     tr.className = "new";
     tr.title = "event " + a.event_id + (a.previous ? ", was " + a.previous : "");
     cell(tr, a.time);
@@ -50,7 +54,13 @@
     cell(tr, a.location);
     cell(tr, String(a.on_hand), "num");
     cell(tr, String(a.threshold), "num");
-    feed.insertBefore(tr, feed.firstChild);
+    // Newest first: before the first row that is older (times are
+    // "YYYY-MM-DD hh:mm:ss" UTC, so they compare as text).
+    var before = null;
+    for (var j = 0; j < feed.rows.length; j++) {
+      if (feed.rows[j].cells[0].textContent < a.time) { before = feed.rows[j]; break; }
+    }
+    feed.insertBefore(tr, before);
     while (feed.rows.length > 100) { feed.deleteRow(feed.rows.length - 1); }
   });
 })();
