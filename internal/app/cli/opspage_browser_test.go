@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +64,7 @@ func browser(t *testing.T, path string) context.Context {
 }
 
 // screenshot saves a full-page PNG at width px wide into
-// $OPSPAGE_SCREENSHOTS (unset: not saved).
+// $OPSPAGE_SCREENSHOTS, a path from the repository root (unset: not saved).
 func screenshot(t *testing.T, ctx context.Context, url, name string, width int64, mobile bool) {
 	t.Helper()
 	dir := os.Getenv("OPSPAGE_SCREENSHOTS")
@@ -81,6 +82,9 @@ func screenshot(t *testing.T, ctx context.Context, url, name string, width int64
 	}
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join("..", "..", "..", dir) // this package's folder is internal/app/cli
 	}
 	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		t.Fatal(err)
@@ -106,7 +110,9 @@ func TestOpsPageInBrowser(t *testing.T) {
 	for _, l := range strings.Split(up.stderr.String(), "\n") {
 		f := strings.Fields(l)
 		if len(f) > 1 && f[0] == "ops" {
-			opsURL = f[1]
+			if u, err := url.Parse(f[1]); err == nil {
+				opsURL = u.Scheme + "://" + u.Host + "/"
+			}
 		}
 		if len(f) > 1 && f[0] == "trigger" {
 			triggerURL = strings.TrimSuffix(f[1], "/v1/nightly")

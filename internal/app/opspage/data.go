@@ -31,9 +31,9 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at D
 
 const changesSQL = `SELECT change_id, sku, location_id, threshold, changed_by, changed_at FROM threshold_changes`
 
-const recentAlertsSQL = `SELECT alert_id, sku, location_id, severity, previous_severity, on_hand, threshold, event_id, alert_time
+const recentAlertsSQL = `SELECT alert_id, sku, location_id, severity, previous_severity, on_hand, threshold, event_id, event_time, alert_time
 FROM low_stock_alerts QUALIFY ROW_NUMBER() OVER (PARTITION BY alert_id ORDER BY alert_time) = 1
-ORDER BY alert_time DESC, alert_id LIMIT 20`
+ORDER BY alert_time DESC, event_time DESC, alert_id LIMIT 20`
 
 // rulesNow is the reorder rules in force: the thresholds file with the
 // live changes of threshold_changes over it, and who made each change.
@@ -155,7 +155,10 @@ func ruleList(r *rulesNow, q string) ([]ruleView, int) {
 			out = append(out, v)
 		}
 	}
-	slices.SortFunc(out, func(a, b ruleView) int { return cmp.Or(cmp.Compare(a.SKU, b.SKU), cmp.Compare(a.Location, b.Location)) })
+	// Live changes first, the latest on top; then the file's rules.
+	slices.SortFunc(out, func(a, b ruleView) int {
+		return cmp.Or(cmp.Compare(b.At, a.At), cmp.Compare(a.SKU, b.SKU), cmp.Compare(a.Location, b.Location))
+	})
 	n := len(out)
 	return out[:min(n, maxRows)], n
 }
@@ -169,10 +172,12 @@ func (p *Page) storedAlerts(ctx context.Context) ([]alertView, error) {
 	out := make([]alertView, 0, len(rows))
 	for _, r := range rows {
 		at, _ := r["alert_time"].(time.Time)
+		et, _ := r["event_time"].(time.Time)
 		out = append(out, alertView{ID: warehouse.AsString(r["alert_id"]), Time: at.UTC().Format(timeLayout),
 			Severity: warehouse.AsString(r["severity"]), Previous: warehouse.AsString(r["previous_severity"]),
 			SKU: warehouse.AsString(r["sku"]), Location: warehouse.AsString(r["location_id"]),
-			OnHand: warehouse.AsInt(r["on_hand"]), Threshold: warehouse.AsInt(r["threshold"]), EventID: warehouse.AsString(r["event_id"])})
+			OnHand: warehouse.AsInt(r["on_hand"]), Threshold: warehouse.AsInt(r["threshold"]), EventID: warehouse.AsString(r["event_id"]),
+			Order: order(at, et)})
 	}
 	return out, nil
 }

@@ -40,19 +40,31 @@ type alertView struct {
 	OnHand    int64  `json:"on_hand"`
 	Threshold int64  `json:"threshold"`
 	EventID   string `json:"event_id"`
+	// Order sorts alerts: the alert time, then the event time, as text.
+	Order string `json:"order"`
+}
+
+// orderLayout writes the times of alertView.Order.
+const orderLayout = "2006-01-02T15:04:05.000000"
+
+func order(alertTime, eventTime time.Time) string {
+	return alertTime.UTC().Format(orderLayout) + " " + eventTime.UTC().Format(orderLayout)
 }
 
 func viewOf(a *inventoryv1.LowStockAlert) alertView {
 	at := a.GetAlertTime()
-	if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
-		at = t.UTC().Format(timeLayout)
+	alertTime, err := time.Parse(time.RFC3339Nano, at)
+	if err == nil {
+		at = alertTime.UTC().Format(timeLayout)
 	}
+	eventTime, _ := time.Parse(time.RFC3339Nano, a.GetEventTime())
 	prev := ""
 	if a.GetPreviousSeverity() != inventoryv1.LowStockAlert_SEVERITY_UNSPECIFIED {
 		prev = a.GetPreviousSeverity().String()
 	}
 	return alertView{ID: a.GetAlertId(), Time: at, Severity: a.GetSeverity().String(), Previous: prev, SKU: a.GetSku(),
-		Location: a.GetLocationId(), OnHand: a.GetOnHand(), Threshold: a.GetThreshold(), EventID: a.GetEventId()}
+		Location: a.GetLocationId(), OnHand: a.GetOnHand(), Threshold: a.GetThreshold(), EventID: a.GetEventId(),
+		Order: order(alertTime, eventTime)}
 }
 
 // feed pulls the alert topic through a subscription of its own and hands

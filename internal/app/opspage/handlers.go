@@ -20,6 +20,13 @@ import (
 var funcs = template.FuncMap{
 	"lower": strings.ToLower,
 	"query": url.QueryEscape,
+	// clock is the time of day of a "YYYY-MM-DD hh:mm:ss" time.
+	"clock": func(t string) string {
+		if _, hms, ok := strings.Cut(t, " "); ok {
+			return hms
+		}
+		return t
+	},
 }
 
 // view is everything the page shows.

@@ -166,10 +166,11 @@ func historyChart(hist []health.Snapshot) ([]byte, error) {
 	}
 	g := chart.Chart{
 		Width: width, Height: height,
-		Background: chart.Style{Padding: chart.Box{Top: 28, Left: 8, Right: 8, Bottom: 8}},
+		Background: chart.Style{Padding: chart.Box{Top: 12, Left: 8, Right: 8, Bottom: 8}},
 		XAxis:      chart.XAxis{ValueFormatter: chart.TimeValueFormatterWithFormat("15:04:05"), Style: chart.Style{FontSize: 9}},
-		YAxis:      chart.YAxis{Name: "backlog", NameStyle: chart.Style{FontSize: 9}, Style: chart.Style{FontSize: 9}, Range: &chart.ContinuousRange{Min: 0, Max: max(1, maxOf(back))}},
-		YAxisSecondary: chart.YAxis{Name: "events/s", NameStyle: chart.Style{FontSize: 9}, Style: chart.Style{FontSize: 9},
+		// The legend is the page's, under the image.
+		YAxis: chart.YAxis{Style: chart.Style{FontSize: 9}, Range: &chart.ContinuousRange{Min: 0, Max: max(1, maxOf(back))}},
+		YAxisSecondary: chart.YAxis{Style: chart.Style{FontSize: 9},
 			Range: &chart.ContinuousRange{Min: 0, Max: max(1, maxOf(recv), maxOf(appl))}},
 		Series: []chart.Series{
 			chart.TimeSeries{Name: "received/s", XValues: xs, YValues: recv, YAxis: chart.YAxisSecondary, Style: line(colorReceived, false)},
@@ -177,7 +178,6 @@ func historyChart(hist []health.Snapshot) ([]byte, error) {
 			chart.TimeSeries{Name: "backlog", XValues: xs, YValues: back, Style: line(colorBacklog, false)},
 		},
 	}
-	g.Elements = []chart.Renderable{chart.LegendThin(&g)}
 	var buf bytes.Buffer
 	if err := g.Render(chart.SVG, &buf); err != nil {
 		return nil, fmt.Errorf("opspage: render chart: %w", err)

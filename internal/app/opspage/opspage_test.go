@@ -59,6 +59,7 @@ type testPage struct {
 	srv   *httptest.Server
 	admin *broker.Admin
 	wh    string
+	now   time.Time // the rows' times are relative to it
 }
 
 func startPage(t *testing.T, src health.Source) *testPage {
@@ -135,7 +136,12 @@ func startPage(t *testing.T, src health.Source) *testPage {
 			t.Error(err)
 		}
 	})
-	return &testPage{srv: srv, admin: admin, wh: wh}
+	return &testPage{srv: srv, admin: admin, wh: wh, now: now}
+}
+
+// keyCell is the page's cell of a key.
+func keyCell(sku, loc string) string {
+	return `<td class="key"><span class="sku">` + sku + `</span> <span class="loc">` + loc + `</span></td>`
 }
 
 func get(t *testing.T, u string, hdr ...string) (int, string) {
@@ -164,6 +170,7 @@ func get(t *testing.T, u string, hdr ...string) (int, string) {
 
 func TestPageShowsEveryPanel(t *testing.T) {
 	p := startPage(t, stalled(clock.Now()))
+	now := p.now
 	code, body := get(t, p.srv.URL+"/")
 	if code != http.StatusOK {
 		t.Fatalf("GET /: %d\n%s", code, body)
@@ -176,20 +183,20 @@ func TestPageShowsEveryPanel(t *testing.T) {
 		`<span class="state state-failed">failed</span>`,
 		// Keys: SKU-A low, SKU-B on the default 10, SKU-D below its live
 		// rule 25, the escaped one out; SKU-C (11 > 5) is not listed.
-		`<td>SKU-A</td><td>STORE-1</td><td class="num">3</td><td class="num">10</td><td><span class="sev sev-low">LOW</span>`,
-		`<td>SKU-B</td><td>STORE-1</td><td class="num">10</td><td class="num">10</td><td><span class="sev sev-at">AT</span>`,
-		`<td>SKU-D</td><td>WH-1</td><td class="num">20</td><td class="num">25</td>`,
-		`<td>SKU-&lt;b&gt;x&lt;/b&gt;</td>`,
-		`<tr data-alert-id="al-1"`,
-		`<td>SKU-D</td><td>*</td><td class="num">25</td><td>live</td><td>ana@ops</td>`,
-		`<td>SKU-C</td><td>*</td><td class="num">5</td><td>file</td><td>-</td>`,
+		keyCell("SKU-A", "STORE-1") + `<td class="num">3</td><td class="num">10</td><td><span class="sev sev-low">LOW</span>`,
+		keyCell("SKU-B", "STORE-1") + `<td class="num">10</td><td class="num">10</td><td><span class="sev sev-at">AT</span>`,
+		keyCell("SKU-D", "WH-1") + `<td class="num">20</td><td class="num">25</td>`,
+		`<span class="sku">SKU-&lt;b&gt;x&lt;/b&gt;</span>`,
+		`<tr data-alert-id="al-1" data-order="` + order(now.Add(-time.Minute), now.Add(-time.Minute)) + `"`,
+		keyCell("SKU-D", "*") + `<td class="num">25</td><td>live</td><td class="who"><span class="by">ana@ops</span>`,
+		keyCell("SKU-C", "*") + `<td class="num">5</td><td>file</td><td class="who">-</td>`,
 		`<a href="/reports/2026-11-24/index.html">2026-11-24</a>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %s", want)
 		}
 	}
-	if strings.Contains(body, "<b>x</b>") || strings.Contains(body, "SKU-C</td><td>STORE-2") {
+	if strings.Contains(body, "<b>x</b>") || strings.Contains(body, keyCell("SKU-C", "STORE-2")) {
 		t.Errorf("the page shows raw HTML or a key above its threshold:\n%s", body)
 	}
 	if !strings.Contains(body, "2026-11-24") || strings.Index(body, "2026-11-24") > strings.Index(body, "2026-11-23") {
@@ -199,7 +206,7 @@ func TestPageShowsEveryPanel(t *testing.T) {
 	_, body = get(t, p.srv.URL+"/?q=wh-1")
 	_, keys, _ := strings.Cut(body, `id="low-keys"`)
 	keys, _, _ = strings.Cut(keys, "</table>")
-	if !strings.Contains(keys, "<td>SKU-D</td><td>WH-1</td>") || strings.Contains(keys, "<td>SKU-A</td>") {
+	if !strings.Contains(keys, keyCell("SKU-D", "WH-1")) || strings.Contains(keys, `"sku">SKU-A<`) {
 		t.Errorf("search wh-1 shows another key or misses SKU-D")
 	}
 	if code, body := get(t, p.srv.URL+"/reports/2026-11-23/index.html"); code != 200 || !strings.Contains(body, "report 2026-11-23") {
@@ -208,7 +215,8 @@ func TestPageShowsEveryPanel(t *testing.T) {
 	if code, _ := get(t, p.srv.URL+"/reports/.secret"); code != http.StatusNotFound {
 		t.Errorf("a dot file of the report root: %d, want 404", code)
 	}
-	if code, body := get(t, p.srv.URL+"/ops/chart.svg"); code != 200 || !strings.HasPrefix(body, "<svg") || !strings.Contains(body, "received/s") {
+	if code, body := get(t, p.srv.URL+"/ops/chart.svg"); code != 200 || !strings.HasPrefix(body, "<svg") ||
+		!strings.Contains(body, "stroke:rgba(21,101,192,1.0)") || !strings.Contains(body, "stroke:rgba(239,108,0,1.0)") { // received/s, backlog
 		t.Errorf("chart: %d %.200q", code, body)
 	}
 	if code, _ := get(t, p.srv.URL+"/", "Host", "rebind.example.com"); code != http.StatusMisdirectedRequest {

@@ -44,21 +44,29 @@
     tr.setAttribute("data-alert-id", a.id);
     tr.setAttribute("data-live", "1");
     tr.className = "new";
-    tr.title = "event " + a.event_id + (a.previous ? ", was " + a.previous : "");
-    cell(tr, a.time);
+    tr.setAttribute("data-order", a.order);
+    tr.title = a.time + " UTC, event " + a.event_id + (a.previous ? ", was " + a.previous : "");
+    cell(tr, a.time.slice(a.time.indexOf(" ") + 1), "time");
     var sev = document.createElement("span");
     sev.className = "sev sev-" + String(a.severity).toLowerCase();
     sev.textContent = a.severity;
     cell(tr, "").appendChild(sev);
-    cell(tr, a.sku);
-    cell(tr, a.location);
-    cell(tr, String(a.on_hand), "num");
-    cell(tr, String(a.threshold), "num");
-    // Newest first: before the first row that is older (times are
-    // "YYYY-MM-DD hh:mm:ss" UTC, so they compare as text).
+    var key = cell(tr, "", "key");
+    var sku = document.createElement("span");
+    sku.className = "sku";
+    sku.textContent = a.sku;
+    var loc = document.createElement("span");
+    loc.className = "loc";
+    loc.textContent = a.location;
+    key.appendChild(sku);
+    key.appendChild(document.createTextNode(" "));
+    key.appendChild(loc);
+    cell(tr, a.on_hand + " / " + a.threshold, "num");
+    // Newest first: before the first row that is older (data-order is
+    // the alert time then the event time, UTC, which compare as text).
     var before = null;
     for (var j = 0; j < feed.rows.length; j++) {
-      if (feed.rows[j].cells[0].textContent < a.time) { before = feed.rows[j]; break; }
+      if ((feed.rows[j].getAttribute("data-order") || "") < a.order) { before = feed.rows[j]; break; }
     }
     feed.insertBefore(tr, before);
     while (feed.rows.length > 100) { feed.deleteRow(feed.rows.length - 1); }
