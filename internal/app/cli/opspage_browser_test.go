@@ -24,23 +24,24 @@ import (
 // The browser tier (make test-browser): the operations page of a real
 // `inventory up`, driven in headless Chromium from the OS packages.
 
-// chromiumPath finds Chromium ($CHROMIUM, else chromium on the PATH). Where
-// there is none the test is skipped, except in CI (CI=true), where it
-// fails.
+// chromiumPath finds Chromium: $CHROMIUM when set, else chromium on the
+// PATH. Where there is none the test is skipped, except in CI (CI=true),
+// where it fails.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{os.Getenv("CHROMIUM"), "chromium", "chromium-browser"} {
-		if p == "" {
-			continue
-		}
-		if path, err := exec.LookPath(p); err == nil {
+	names := []string{"chromium", "chromium-browser"}
+	if c := os.Getenv("CHROMIUM"); c != "" {
+		names = []string{c}
+	}
+	for _, n := range names {
+		if path, err := exec.LookPath(n); err == nil {
 			return path
 		}
 	}
 	if os.Getenv("CI") == "true" {
-		t.Fatal("no Chromium ($CHROMIUM, chromium): install it (apt-get install -y chromium); CI=true, so this is a failure")
+		t.Fatalf("no Chromium (%s): install it (apt-get install -y chromium); CI=true, so this is a failure", strings.Join(names, ", "))
 	}
-	t.Skip("no Chromium ($CHROMIUM, chromium): apt-get install -y chromium")
+	t.Skipf("no Chromium (%s): apt-get install -y chromium", strings.Join(names, ", "))
 	return ""
 }
 
