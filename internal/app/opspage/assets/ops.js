@@ -6,10 +6,23 @@
 
 (function () {
   var health = document.getElementById("health");
+  var rounds = 0;
   function refreshHealth() {
     fetch("/ops/health", { cache: "no-store" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
-      .then(function (html) { health.innerHTML = html; })
+      .then(function (html) {
+        var next = document.createElement("div");
+        next.innerHTML = html;
+        // The chart keeps its element, so that it does not blink; it is
+        // drawn again every other round.
+        var chart = health.querySelector("img.chart");
+        var slot = next.querySelector("img.chart");
+        if (chart && slot) {
+          slot.replaceWith(chart);
+          if (++rounds % 2 === 0) { chart.src = "/ops/chart.svg?t=" + Date.now(); }
+        }
+        health.replaceChildren.apply(health, Array.prototype.slice.call(next.childNodes));
+      })
       .catch(function () { /* the next round tries again */ });
   }
   if (health) { setInterval(refreshHealth, 3000); }
