@@ -38,7 +38,7 @@ func newUpCmd(g *Globals) *cobra.Command {
 job on Prism, the nightly trigger service, a cron firing the nightly
 schedule at it, and an operations server (--ops-port) serving the health
 signals at /metrics, which a status line also shows (STALLED when nothing is
-stored although messages wait). Point publishers at it with
+stored although messages wait), and the live operations page at /. Point publishers at it with
 PUBSUB_EMULATOR_HOST. Ctrl-C stops
 it all; a message is acked only once its effects are in the warehouse, so
 nothing acknowledged is lost and the rest is delivered after the next start.`,
@@ -85,14 +85,23 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 			}
 			fmt.Fprintf(out, "reports   %s; warehouse %s (inventory sql \"...\")\n", cfg.Reports, cfg.Warehouse)
 			fmt.Fprintln(out, restored)
-			opsURL, stopOps, err := serveOps(net.JoinHostPort(host, strconv.Itoa(opsPort)), opsMux(stack))
+			mux := opsMux(stack)
+			stopPage, err := registerOpsPage(ctx, mux, cfg, stack.Health)
 			if err != nil {
 				stack.Stop(context.WithoutCancel(ctx))
 				return err
 			}
+			opsURL, stopOps, err := serveOps(net.JoinHostPort(host, strconv.Itoa(opsPort)), mux)
+			if err != nil {
+				stopPage()
+				stack.Stop(context.WithoutCancel(ctx))
+				return err
+			}
 			defer stopOps()
+			defer stopPage() // first: it ends the page's event streams, which the server's stop waits for
 			warnExposed(out, "the operations server", strings.TrimPrefix(opsURL, "http://"))
 			fmt.Fprintf(out, "ops       %s/metrics  (Prometheus text: the health signals)\n", opsURL)
+			fmt.Fprintf(out, "page      %s/  (the operations page: health, low keys, live alerts, thresholds, reports)\n", opsURL)
 			if debugAddr != "" {
 				url, stopDebug, err := serveDebug(debugAddr)
 				if err != nil {
@@ -114,6 +123,7 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 			stopStatus()
 			<-statusDone
 			fmt.Fprintln(out, "stopping...")
+			stopPage()
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 			defer cancel()
 			if err := stack.Stop(stopCtx); err != nil {
@@ -127,7 +137,7 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 	f.StringVar(&host, "host", "localhost", "interface the local Pub/Sub, the trigger and the operations server listen on")
 	f.IntVar(&port, "port", 8085, "local Pub/Sub port (0: any)")
 	f.IntVar(&triggerPort, "trigger-port", 8080, "trigger service port (0: any)")
-	f.IntVar(&opsPort, "ops-port", 8090, "operations server port: /metrics (0: any)")
+	f.IntVar(&opsPort, "ops-port", 8090, "operations server port: /metrics and the operations page (0: any)")
 	f.StringVar(&cfg.DataDir, "data-dir", ".inventory-data", "where the local Pub/Sub persists (empty: memory only)")
 	addMaxTopicBytesFlag(cmd, &cfg.EmulatorMaxTopicBytes)
 	f.StringVar(&cfg.Warehouse, "warehouse", names.Warehouse, "local warehouse directory")
