@@ -20,7 +20,7 @@ import (
 // binary links a test tool (internal/testkit); every main is under cmd/.
 
 // domainCore is the domain core: the event contract in Go and the ledger rules.
-var domainCore = []string{"internal/event", "internal/ledger", "internal/codec", "internal/names", "internal/clock"}
+var domainCore = []string{"internal/event", "internal/ledger", "internal/codec", "internal/names", "internal/clock", "internal/registry"}
 
 // aboveCore are the folders the domain core may not import, in its code or its tests.
 var aboveCore = []string{"internal/app", "loaders", "pipelines", "transforms", "reports", "cmd"}

@@ -3,9 +3,7 @@ package stock
 import (
 	"cmp"
 	"context"
-	crand "crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -18,6 +16,7 @@ import (
 	"github.com/inventory-events/inventory/internal/codec"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/internal/registry"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/thresholds"
 )
@@ -155,16 +154,10 @@ var refCache struct {
 }
 
 // handoffs hold the reference data that ReadReferenceInProcess's job step
-// read, for the stock DoFns of the same job in this process, by handoff id:
-// the last few, so that a process running job after job (tests) does not
-// keep them all.
-var handoffs struct {
-	sync.Mutex
-	m   map[string]*handoff
-	ids []string // oldest first
-}
-
-const handoffsKept = 8
+// read, for the stock DoFns of the same job in this process, by handoff id
+// (registry says why not a side input): the last few, so that a process
+// running job after job (tests) does not keep them all.
+var handoffs = registry.Table[*handoff]{Keep: 8}
 
 // handoff is the reference data of one job: ready is closed once data or
 // err is set.
@@ -174,24 +167,10 @@ type handoff struct {
 	err   error
 }
 
-// handoffOf returns the handoff of id, adding it if needed.
+// handoffOf returns the handoff of id, adding it if needed: the reading
+// step and the stock DoFns may come to it in either order.
 func handoffOf(id string) *handoff {
-	handoffs.Lock()
-	defer handoffs.Unlock()
-	if h := handoffs.m[id]; h != nil {
-		return h
-	}
-	if handoffs.m == nil {
-		handoffs.m = map[string]*handoff{}
-	}
-	if len(handoffs.ids) == handoffsKept {
-		delete(handoffs.m, handoffs.ids[0])
-		handoffs.ids = handoffs.ids[1:]
-	}
-	h := &handoff{ready: make(chan struct{})}
-	handoffs.m[id] = h
-	handoffs.ids = append(handoffs.ids, id)
-	return h
+	return handoffs.LookupOrAdd(id, func() *handoff { return &handoff{ready: make(chan struct{})} })
 }
 
 // waitReference waits for the reference data of handoff id.
@@ -294,9 +273,7 @@ func ReadReference(s beam.Scope, o ReferenceOptions) beam.PCollection {
 //     stage's sources (docs/beam-notes.md).
 func ReadReferenceInProcess(s beam.Scope, o ReferenceOptions) string {
 	s = s.Scope("ReadReference")
-	var b [16]byte
-	_, _ = crand.Read(b[:])
-	id := hex.EncodeToString(b[:])
+	id := registry.NewID("reference-")
 	beam.ParDo(s, &readReferenceFn{Opts: o, Handoff: id}, beam.Impulse(s))
 	return id
 }
