@@ -18,7 +18,7 @@
 // process (Prism in-process, tests, the local stack). On a remote worker
 // the id names nothing: each user says what it does then (fail, or count
 // nothing). Three tables exist: the Pub/Sub sources' Flight
-// (transforms/pubsubsrc), the stock stage's reference data handed over in
+// (transforms/pubsubio), the stock stage's reference data handed over in
 // memory (transforms/stock), and the nightly readers' Meter
 // (transforms/summary).
 package registry

@@ -21,7 +21,7 @@ import (
 	"github.com/inventory-events/inventory/pipelines/launch"
 	"github.com/inventory-events/inventory/transforms/commit"
 	"github.com/inventory-events/inventory/transforms/csvsrc"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
 
@@ -64,7 +64,7 @@ type Config struct {
 	Warehouse string
 	// Shards is how many hash shards of the key space hold stock state.
 	Shards int
-	// Flight is the ID of a pubsubsrc.Flight in this process that tracks
+	// Flight is the ID of a pubsubio.Flight in this process that tracks
 	// what the job's Pub/Sub sources emitted, for a drain before a cancel
 	// (local runs with in-process workers; "": the process's default).
 	Flight string
@@ -164,7 +164,7 @@ func Build(s beam.Scope, cfg Config) {
 
 // buildPrism is the job off Dataflow: the project's Pub/Sub source, stock
 // state by hash shard (a bundle pays Prism's per-element cost once per
-// shard, not once per key), and one sink (commit.WriteCommits) that stores
+// shard, not once per key), and one sink (commit.Write) that stores
 // the rows of each bundle as one warehouse transaction, publishes the
 // alerts and dead letters, then acks the messages: nothing is acked before
 // all it caused is stored.
@@ -177,14 +177,14 @@ func buildPrism(s beam.Scope, cfg Config) {
 		// shards they concern.
 		ts := s.Scope("Thresholds")
 		updates, rejected := stock.ShardThresholdUpdates(ts, readPrismThresholds(ts, cfg), cfg.Shards)
-		commit.WriteCommits(s.Scope("RejectedThresholds"), rejected, sink)
+		commit.Write(s.Scope("RejectedThresholds"), rejected, sink)
 		events = beam.Flatten(ts, dec.Events, updates)
 	}
 	stocked := applyStockPrism(s, cfg, events)
 	// One sink per producer rather than one after a Flatten: Prism fuses
 	// each with its producer, so commits are never encoded.
-	commit.WriteCommits(s.Scope("Rejected"), dec.Rejected, sink)
-	commit.WriteCommits(s.Scope("Stock"), stocked, sink)
+	commit.Write(s.Scope("Rejected"), dec.Rejected, sink)
+	commit.Write(s.Scope("Stock"), stocked, sink)
 }
 
 // buildDataflow is the job on Dataflow: the native Pub/Sub read, which acks
@@ -199,7 +199,7 @@ func buildDataflow(s beam.Scope, cfg Config) {
 	if cfg.ThresholdSubscription != "" {
 		keyed, thresholdDead = routeThresholdsDataflow(s, cfg, dec.Events, keyed, ref)
 	}
-	stocked := stock.ApplyStockPerKey(s, keyed, ref, cfg.Horizon)
+	stocked := stock.ApplyPerKey(s, keyed, ref, cfg.Horizon)
 	writeDataflow(s, cfg, beam.Flatten(s.Scope("Outputs"), dec.Rejected, stocked), thresholdDead)
 }
 
@@ -207,15 +207,15 @@ func buildDataflow(s beam.Scope, cfg Config) {
 // Pub/Sub source, as batches of messages.
 func readPrism(s beam.Scope, cfg Config) beam.PCollection {
 	if cfg.Input != "" {
-		return csvsrc.ReadCSV(s, cfg.Input)
+		return csvsrc.Read(s, cfg.Input)
 	}
-	return pubsubsrc.ReadPubSub(s, pubsubsrc.PullOptions{Project: cfg.Project, Subscription: cfg.Subscription,
+	return pubsubio.Read(s, pubsubio.PullOptions{Project: cfg.Project, Subscription: cfg.Subscription,
 		MaxMessages: cfg.MaxMessages, MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval, Flight: cfg.Flight})
 }
 
 // readPrismThresholds reads the threshold changes off Dataflow.
 func readPrismThresholds(s beam.Scope, cfg Config) beam.PCollection {
-	return pubsubsrc.ReadPubSub(s, pubsubsrc.PullOptions{Project: cfg.Project, Subscription: cfg.ThresholdSubscription,
+	return pubsubio.Read(s, pubsubio.PullOptions{Project: cfg.Project, Subscription: cfg.ThresholdSubscription,
 		MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval, Flight: cfg.Flight})
 }
 
@@ -223,9 +223,9 @@ func readPrismThresholds(s beam.Scope, cfg Config) beam.PCollection {
 // Pub/Sub read.
 func readDataflow(s beam.Scope, cfg Config) beam.PCollection {
 	if cfg.Input != "" {
-		return csvsrc.ReadCSV(s, cfg.Input)
+		return csvsrc.Read(s, cfg.Input)
 	}
-	return pubsubsrc.ReadPubSubNative(s, cfg.Project, cfg.Subscription, pubsubsrc.NativeReadOptions{
+	return pubsubio.ReadNative(s, cfg.Project, cfg.Subscription, pubsubio.NativeReadOptions{
 		IDAttribute: cfg.IDAttribute, TimestampAttribute: cfg.TimestampAttribute})
 }
 
@@ -243,9 +243,9 @@ func decode(s beam.Scope, cfg Config, batches beam.PCollection) stock.Decoded {
 // a side input otherwise.
 func applyStockPrism(s beam.Scope, cfg Config, events beam.PCollection) beam.PCollection {
 	if cfg.InProcess {
-		return stock.ApplyStockInProcess(s, events, stock.ReadReferenceInProcess(s, cfg.referenceOptions()), cfg.Horizon)
+		return stock.ApplyInProcess(s, events, stock.ReadReferenceInProcess(s, cfg.referenceOptions()), cfg.Horizon)
 	}
-	return stock.ApplyStock(s, events, stock.ReadReference(s, cfg.referenceOptions()), cfg.Horizon)
+	return stock.Apply(s, events, stock.ReadReference(s, cfg.referenceOptions()), cfg.Horizon)
 }
 
 // routeThresholdsDataflow adds the threshold changes to the keyed events
@@ -254,7 +254,7 @@ func applyStockPrism(s beam.Scope, cfg Config, events beam.PCollection) beam.PCo
 // keyed events with the changes, and the dead letters of the changes.
 func routeThresholdsDataflow(s beam.Scope, cfg Config, events, keyed, ref beam.PCollection) (beam.PCollection, []beam.PCollection) {
 	ts := s.Scope("Thresholds")
-	raw := pubsubsrc.ReadPubSubNative(ts, cfg.Project, cfg.ThresholdSubscription, pubsubsrc.NativeReadOptions{})
+	raw := pubsubio.ReadNative(ts, cfg.Project, cfg.ThresholdSubscription, pubsubio.NativeReadOptions{})
 	updates, bad := stock.KeyThresholdUpdates(ts, raw)
 	routes := beam.Flatten(ts, stock.RegisterLocations(ts, events), updates)
 	routed, changes := stock.RouteThresholdUpdates(ts, routes, ref)
@@ -275,10 +275,10 @@ func writeDataflow(s beam.Scope, cfg Config, commits beam.PCollection, threshold
 		warehouse.WriteRowsHealth(s, cfg.Warehouse, warehouse.LowStockAlerts, out.Alerts, commit.MetricNamespace),
 		warehouse.WriteRows(s, cfg.Warehouse, warehouse.DeadLetters, out.DeadLetters))...)
 	if cfg.AlertTopic != "" {
-		pubsubsrc.WritePubSubNative(s, cfg.Project, cfg.AlertTopic, commit.AlertMessages(s, out.Alerts, cfg.AlertEncoding))
+		pubsubio.WriteNative(s, cfg.Project, cfg.AlertTopic, commit.AlertMessages(s, out.Alerts, cfg.AlertEncoding))
 	}
 	if cfg.DeadLetterTopic != "" {
-		pubsubsrc.WritePubSubNative(s, cfg.Project, cfg.DeadLetterTopic, commit.DeadLetterMessages(s, dead))
+		pubsubio.WriteNative(s, cfg.Project, cfg.DeadLetterTopic, commit.DeadLetterMessages(s, dead))
 	}
 }
 
@@ -293,12 +293,12 @@ func (c Config) referenceOptions() stock.ReferenceOptions {
 
 // commitOptions configures the sink off Dataflow. A CSV replay acks
 // nothing.
-func (c Config) commitOptions() commit.CommitOptions {
+func (c Config) commitOptions() commit.Options {
 	sub := c.Subscription
 	if c.Input != "" {
 		sub = ""
 	}
-	return commit.CommitOptions{Warehouse: c.Warehouse, Project: c.Project,
+	return commit.Options{Warehouse: c.Warehouse, Project: c.Project,
 		Subscription: sub, ThresholdSubscription: c.ThresholdSubscription,
 		AlertTopic: c.AlertTopic, AlertEncoding: c.AlertEncoding, DeadLetterTopic: c.DeadLetterTopic, Flight: c.Flight}
 }

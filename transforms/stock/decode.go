@@ -17,11 +17,11 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms/commit"
 	"github.com/inventory-events/inventory/transforms/csvsrc"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func init() {
-	register.DoFn4x1[context.Context, pubsubsrc.Batch, func(beam.EventTime, int, Shard), func(commit.Commit), error](&decodeFn{})
+	register.DoFn4x1[context.Context, pubsubio.Batch, func(beam.EventTime, int, Shard), func(commit.Commit), error](&decodeFn{})
 	register.Emitter3[beam.EventTime, int, Shard]()
 	register.Emitter1[commit.Commit]()
 }
@@ -52,7 +52,7 @@ type Decoded struct {
 // Commit with their ack ids.
 // It counts every message in the metric stream/received.
 func DecodeEvents(s beam.Scope, batches beam.PCollection, shards int, origin string) Decoded {
-	s = s.Scope("DecodeEvents")
+	s = s.Scope("stock.DecodeEvents")
 	if shards <= 0 {
 		shards = DefaultShards
 	}
@@ -75,7 +75,7 @@ func (f *decodeFn) Setup() {
 	f.buf = make([][]Record, f.Shards)
 }
 
-func (f *decodeFn) ProcessElement(ctx context.Context, b pubsubsrc.Batch, emit func(beam.EventTime, int, Shard), reject func(commit.Commit)) error {
+func (f *decodeFn) ProcessElement(ctx context.Context, b pubsubio.Batch, emit func(beam.EventTime, int, Shard), reject func(commit.Commit)) error {
 	now := clock.Now()
 	var rejected commit.Commit
 	for i := range b.Messages {
@@ -113,7 +113,7 @@ func (f *decodeFn) ProcessElement(ctx context.Context, b pubsubsrc.Batch, emit f
 
 // decodeMessage decodes and validates one message into a. Errors are
 // *event.Invalid.
-func decodeMessage(m *pubsubsrc.Message, now time.Time, a *event.Adjustment) error {
+func decodeMessage(m *pubsubio.Message, now time.Time, a *event.Adjustment) error {
 	if code := m.Attributes[csvsrc.AttrCSVError]; code != "" {
 		return &event.Invalid{Code: code, Detail: m.Attributes[csvsrc.AttrCSVDetail]}
 	}
@@ -124,7 +124,7 @@ func decodeMessage(m *pubsubsrc.Message, now time.Time, a *event.Adjustment) err
 }
 
 // deadLetter builds the dead-letter row of message m refused with err.
-func deadLetter(m *pubsubsrc.Message, err error, origin string, now time.Time) warehouse.DeadLetterRow {
+func deadLetter(m *pubsubio.Message, err error, origin string, now time.Time) warehouse.DeadLetterRow {
 	code := event.CodeInternal
 	var inv *event.Invalid
 	if errors.As(err, &inv) {

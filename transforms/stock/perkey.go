@@ -15,14 +15,14 @@ import (
 	"github.com/inventory-events/inventory/transforms/commit"
 )
 
-// ApplyStockPerKey is ApplyStock with the state of each (sku, location) key
+// ApplyPerKey is Apply with the state of each (sku, location) key
 // apart: it expects a PCollection of KV<string, Shard> from KeyEvents and the
 // Reference side input, and returns a PCollection of Commit, one per input
 // element. An element writes only what it changed in its own key's ledger,
 // and the stage scales out by key: the layout for Dataflow, where each
 // element is one message.
-func ApplyStockPerKey(s beam.Scope, keyed, ref beam.PCollection, horizon time.Duration) beam.PCollection {
-	s = s.Scope("ApplyStockPerKey")
+func ApplyPerKey(s beam.Scope, keyed, ref beam.PCollection, horizon time.Duration) beam.PCollection {
+	s = s.Scope("stock.ApplyPerKey")
 	return beam.ParDo(s, &keyStockFn{Horizon: horizon}, keyed, beam.SideInput{Input: ref})
 }
 

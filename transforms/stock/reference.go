@@ -255,14 +255,14 @@ type ReferenceOptions struct {
 
 // ReadReference is a composite transform that reads the reference data at
 // job start and returns a PCollection holding one Reference, for use as a
-// side input of ApplyStock.
+// side input of Apply.
 func ReadReference(s beam.Scope, o ReferenceOptions) beam.PCollection {
-	s = s.Scope("ReadReference")
+	s = s.Scope("stock.ReadReference")
 	return beam.ParDo(s, &readReferenceFn{Opts: o}, beam.Impulse(s))
 }
 
 // ReadReferenceInProcess adds a step that reads the reference data at job
-// start and hands it to ApplyStockInProcess's DoFns in memory, and returns
+// start and hands it to ApplyInProcess's DoFns in memory, and returns
 // the id of that handoff. It is for a runner whose workers run in this
 // process (Prism in-process), and spares the stock stage a side input:
 //   - Prism gives the SDK no side-input cache tokens, so a side input is
@@ -272,7 +272,7 @@ func ReadReference(s beam.Scope, o ReferenceOptions) beam.PCollection {
 //     input watermark moves, so the events waited for the slower of the
 //     stage's sources (docs/beam-notes.md).
 func ReadReferenceInProcess(s beam.Scope, o ReferenceOptions) string {
-	s = s.Scope("ReadReference")
+	s = s.Scope("stock.ReadReference")
 	id := registry.NewID("reference-")
 	beam.ParDo(s, &readReferenceFn{Opts: o, Handoff: id}, beam.Impulse(s))
 	return id

@@ -8,7 +8,7 @@ import (
 
 	"github.com/inventory-events/inventory/internal/codec"
 	"github.com/inventory-events/inventory/internal/event"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func init() {
@@ -23,7 +23,7 @@ type Record struct {
 	MessageID   string
 	PublishTime int64 // Unix µs
 	Attributes  map[string]string
-	AckID       string // see pubsubsrc.Message.AckID
+	AckID       string // see pubsubio.Message.AckID
 }
 
 // Shard is the valid adjustments of one batch whose keys hash to one shard,
@@ -57,7 +57,7 @@ func encodeShard(v Shard) []byte {
 		b = codec.AppendString(b, a.Source)
 		b = codec.AppendString(b, rec.MessageID)
 		b = codec.AppendVarint(b, rec.PublishTime)
-		b = pubsubsrc.AppendAttrs(b, rec.Attributes)
+		b = pubsubio.AppendAttrs(b, rec.Attributes)
 		b = codec.AppendString(b, rec.AckID)
 	}
 	return appendUpdates(b, v.Updates)
@@ -78,7 +78,7 @@ func decodeShard(b []byte) (Shard, error) {
 		a.Source = r.String()
 		rec.MessageID = r.String()
 		rec.PublishTime = r.Varint()
-		rec.Attributes = pubsubsrc.ReadAttrs(r)
+		rec.Attributes = pubsubio.ReadAttrs(r)
 		rec.AckID = r.String()
 	}
 	v.Updates = readUpdates(r)

@@ -24,7 +24,7 @@ func init() {
 	register.Emitter2[string, Shard]()
 }
 
-// ApplyStock is a composite transform that applies adjustments to the stock
+// Apply is a composite transform that applies adjustments to the stock
 // of their (sku, location) key with the ledger semantics (internal/ledger).
 // It expects a PCollection of KV<int, Shard> from DecodeEvents and a
 // PCollection of one Reference (thresholds and snapshot) as a side input.
@@ -34,24 +34,24 @@ func init() {
 // adjustments (every event, APPLIED/SUPERSEDED/DUPLICATE), stock_levels
 // (every change of on-hand), alerts (every change of severity) and dead
 // letters (events too late to deduplicate) that the element's records
-// caused, with their ack ids. WriteCommits stores them; Unpack splits them.
+// caused, with their ack ids. commit.Write stores them; Unpack splits them.
 //
 // State is one value per shard holding the ledgers of the shard's keys
 // (state.Value, which Dataflow runs for Go); see ledgers.
 //
 // On Prism, run the job with the experiment PrismNoSplitExperiment
 // (prism.go).
-func ApplyStock(s beam.Scope, events, ref beam.PCollection, horizon time.Duration) beam.PCollection {
-	s = s.Scope("ApplyStock")
+func Apply(s beam.Scope, events, ref beam.PCollection, horizon time.Duration) beam.PCollection {
+	s = s.Scope("stock.Apply")
 	return beam.ParDo(s, &stockFn{Horizon: horizon}, events, beam.SideInput{Input: ref})
 }
 
-// ApplyStockInProcess is ApplyStock with the reference data handed over in
+// ApplyInProcess is Apply with the reference data handed over in
 // memory by ReadReferenceInProcess (handoff, its id) rather than as a side
 // input: for Prism in this process. Its first bundles wait until the data
 // is read.
-func ApplyStockInProcess(s beam.Scope, events beam.PCollection, handoff string, horizon time.Duration) beam.PCollection {
-	s = s.Scope("ApplyStock")
+func ApplyInProcess(s beam.Scope, events beam.PCollection, handoff string, horizon time.Duration) beam.PCollection {
+	s = s.Scope("stock.Apply")
 	return beam.ParDo(s, &stockInProcessFn{Horizon: horizon, Handoff: handoff}, events)
 }
 
@@ -363,7 +363,7 @@ func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData, live *
 	return out, nil
 }
 
-// stockKey is the state key of (sku, location) in ApplyStockPerKey: the SKU,
+// stockKey is the state key of (sku, location) in ApplyPerKey: the SKU,
 // a space and the location. The contract forbids blanks in either, so the
 // key is unambiguous, and it reads well in Dataflow's monitoring.
 func stockKey(k event.Key) string { return k.SKU + " " + k.LocationID }
@@ -373,7 +373,7 @@ func stockKey(k event.Key) string { return k.SKU + " " + k.LocationID }
 // PCollection of KV<string, Shard>, one element per key of each input
 // element (keyed by stockKey), its records in arrival order.
 func KeyEvents(s beam.Scope, events beam.PCollection) beam.PCollection {
-	s = s.Scope("KeyEvents")
+	s = s.Scope("stock.KeyEvents")
 	return beam.ParDo(s, keyEventsFn, events)
 }
 

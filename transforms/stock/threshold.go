@@ -20,7 +20,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 	"github.com/inventory-events/inventory/transforms/commit"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 // Live reorder thresholds. `inventory thresholds set` publishes a
@@ -32,8 +32,8 @@ import (
 // its parts.
 
 func init() {
-	register.DoFn4x1[context.Context, pubsubsrc.Batch, func(int, Shard), func(commit.Commit), error](&shardUpdatesFn{})
-	register.DoFn4x1[context.Context, pubsubsrc.Batch, func(string, route), func(warehouse.DeadLetterRow), error](&keyUpdatesFn{})
+	register.DoFn4x1[context.Context, pubsubio.Batch, func(int, Shard), func(commit.Commit), error](&shardUpdatesFn{})
+	register.DoFn4x1[context.Context, pubsubio.Batch, func(string, route), func(warehouse.DeadLetterRow), error](&keyUpdatesFn{})
 	register.Emitter2[int, Shard]()
 	register.Emitter2[string, route]()
 	register.Emitter1[warehouse.ThresholdChangeRow]()
@@ -63,14 +63,14 @@ type Update struct {
 	// to several).
 	Record bool
 	AckID  string
-	// Shards is the shard count of ApplyStock, so that a shard takes only
+	// Shards is the shard count of Apply, so that a shard takes only
 	// its own keys of a (sku, *) change (0 on Dataflow).
 	Shards int
 }
 
 // decodeThresholdUpdate decodes and validates a threshold-updates message
 // by its googclient_schemaencoding attribute (JSON, the default, or BINARY).
-func decodeThresholdUpdate(m *pubsubsrc.Message) (ledger.Change, error) {
+func decodeThresholdUpdate(m *pubsubio.Message) (ledger.Change, error) {
 	var u inventoryv1.ThresholdUpdate
 	var err error
 	switch enc := m.Attributes[event.AttrEncoding]; enc {
@@ -107,14 +107,14 @@ func ThresholdUpdateProto(c *ledger.Change) *inventoryv1.ThresholdUpdate {
 }
 
 // ShardThresholdUpdates is a composite transform that routes threshold
-// updates to the shards of ApplyStock (Prism). It expects a PCollection of
-// Batch (from ReadPubSub of the threshold-updates subscription) and
+// updates to the shards of Apply (Prism). It expects a PCollection of
+// Batch (from pubsubio.Read of the threshold-updates subscription) and
 // returns a PCollection of KV<int, Shard> holding Updates only: a
 // (sku, location) change goes to its key's shard, a (sku, *) change to
 // every shard (the one of key (sku, *) records it and carries its ack),
 // and a PCollection of Commit with the dead letters of invalid messages.
 func ShardThresholdUpdates(s beam.Scope, batches beam.PCollection, shards int) (beam.PCollection, beam.PCollection) {
-	s = s.Scope("ShardThresholdUpdates")
+	s = s.Scope("stock.ShardThresholdUpdates")
 	if shards <= 0 {
 		shards = DefaultShards
 	}
@@ -125,7 +125,7 @@ type shardUpdatesFn struct {
 	Shards int
 }
 
-func (f *shardUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, emit func(int, Shard), reject func(commit.Commit)) error {
+func (f *shardUpdatesFn) ProcessElement(_ context.Context, b pubsubio.Batch, emit func(int, Shard), reject func(commit.Commit)) error {
 	now := time.Now()
 	var rejected commit.Commit
 	for i := range b.Messages {
@@ -170,7 +170,7 @@ type route struct {
 // again later is sent again, which covers a registration lost with a failed
 // bundle.
 func RegisterLocations(s beam.Scope, events beam.PCollection) beam.PCollection {
-	s = s.Scope("RegisterLocations")
+	s = s.Scope("stock.RegisterLocations")
 	return beam.ParDo(s, &locationsFn{}, events)
 }
 
@@ -201,13 +201,13 @@ func (f *locationsFn) ProcessElement(_ int, sh Shard, emit func(string, route)) 
 // PCollection of KV<string, route> and one of the dead-letter rows of
 // invalid messages.
 func KeyThresholdUpdates(s beam.Scope, batches beam.PCollection) (beam.PCollection, beam.PCollection) {
-	s = s.Scope("KeyThresholdUpdates")
+	s = s.Scope("stock.KeyThresholdUpdates")
 	return beam.ParDo2(s, &keyUpdatesFn{}, batches)
 }
 
 type keyUpdatesFn struct{}
 
-func (f *keyUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, emit func(string, route), reject func(warehouse.DeadLetterRow)) error {
+func (f *keyUpdatesFn) ProcessElement(_ context.Context, b pubsubio.Batch, emit func(string, route), reject func(warehouse.DeadLetterRow)) error {
 	now := time.Now()
 	for i := range b.Messages {
 		m := &b.Messages[i]
@@ -222,7 +222,7 @@ func (f *keyUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, emit
 }
 
 // RouteThresholdUpdates is a composite transform that fans threshold
-// changes out to the per-key stock stage (ApplyStockPerKey). It expects a
+// changes out to the per-key stock stage (ApplyPerKey). It expects a
 // PCollection of KV<string, route> keyed by SKU (RegisterLocations and
 // KeyThresholdUpdates, flattened) and the Reference side input, and keeps
 // per SKU in state the locations seen and the SKU's live rules. A
@@ -233,7 +233,7 @@ func (f *keyUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, emit
 // stockKey, holding Updates, and a PCollection of
 // warehouse.ThresholdChangeRow, one per change received.
 func RouteThresholdUpdates(s beam.Scope, routes, ref beam.PCollection) (beam.PCollection, beam.PCollection) {
-	s = s.Scope("RouteThresholdUpdates")
+	s = s.Scope("stock.RouteThresholdUpdates")
 	return beam.ParDo2(s, &routeFn{}, routes, beam.SideInput{Input: ref})
 }
 

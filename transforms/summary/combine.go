@@ -22,7 +22,7 @@ func init() {
 
 // Options configure the summary of one day.
 type Options struct {
-	Window Window
+	Day Day
 	// ThresholdsURI is a sku,location_id,threshold CSV (local path or
 	// gs://); empty means the threshold of each key's latest stock_levels
 	// row in Warehouse (ReadStreamThresholds), else DefaultThreshold.
@@ -102,13 +102,13 @@ func (f *summarizeFn) Setup(ctx context.Context) error {
 		def = ledger.DefaultThreshold
 	}
 	var err error
-	if f.changes, err = ReadThresholdChanges(ctx, f.Options.Warehouse, f.Options.Window.End); err != nil {
+	if f.changes, err = ReadThresholdChanges(ctx, f.Options.Warehouse, f.Options.Day.End); err != nil {
 		return fmt.Errorf("summary: %w", err)
 	}
 	if f.Options.ThresholdsURI == "" {
 		// No thresholds file: the thresholds the stream judged each key
 		// against, as it stored them in stock_levels.
-		f.th, err = ReadStreamThresholds(ctx, f.Options.Warehouse, f.Options.Window.End, f.changes, def)
+		f.th, err = ReadStreamThresholds(ctx, f.Options.Warehouse, f.Options.Day.End, f.changes, def)
 	} else {
 		f.th, err = thresholds.Read(ctx, f.Options.ThresholdsURI, def)
 	}
@@ -143,7 +143,7 @@ func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*Par
 		defer close(r.done)
 		sums := make([]Summary, 0, len(p.Items))
 		for _, it := range p.Items {
-			sums = append(sums, Summarize1(it, f.Options.Window, LineOf(it.Key(), f.th, f.changes[it.SKU])))
+			sums = append(sums, SummarizeKey(it, f.Options.Day, LineOf(it.Key(), f.th, f.changes[it.SKU])))
 		}
 		r.sums = sums
 	}()
@@ -217,7 +217,7 @@ type Gather struct {
 	Charts     []Chart
 	Duplicates int64
 	Superseded int64
-	// Days add up the keys' trend days (Window.Days), oldest first.
+	// Days add up the keys' trend days (Day.Days), oldest first.
 	Days []DayTotals
 }
 

@@ -15,16 +15,16 @@ import (
 	"github.com/inventory-events/inventory/reports"
 )
 
-// Window is the report day: [Start, End) in Unix µs, and the starts of the
+// Day is the report day: [Start, End) in Unix µs, and the starts of the
 // trend days before it (Days: the 27 days before the report date, oldest
 // first; each day ends where the next, or the report day, starts).
-type Window struct {
+type Day struct {
 	Start, End int64
 	Days       []int64
 }
 
 // dayEnd returns the end of trend day i of w.
-func (w Window) dayEnd(i int) int64 {
+func (w Day) dayEnd(i int) int64 {
 	if i+1 < len(w.Days) {
 		return w.Days[i+1]
 	}
@@ -105,7 +105,7 @@ type Summary struct {
 	Series *reports.Series
 	// Duplicates and Superseded count the day's events that changed nothing.
 	Duplicates, Superseded int64
-	// Trend is the key's trend days (Window.Days), oldest first; nil when
+	// Trend is the key's trend days (Day.Days), oldest first; nil when
 	// the window has none.
 	Trend []TrendDay
 }
@@ -130,14 +130,14 @@ const (
 	CloseOut   // on-hand <= 0
 )
 
-// Summarize1 replays the events of it, in event-time order (ties by
+// SummarizeKey replays the events of it, in event-time order (ties by
 // event_id), through a ledger.State seeded with the key's opening stock,
 // judged against the key's threshold in force at each time (th: a live
 // change re-evaluates the key's severity as the stream does). Events before
 // the window bring the opening up to the start of the day and make the
 // trend days of w; events at or after its end are ignored. Every figure is
 // a function of it and w alone: of the data, not of earlier runs.
-func Summarize1(it *Item, w Window, th Line) Summary {
+func SummarizeKey(it *Item, w Day, th Line) Summary {
 	evs := sortedEvents(it.Events)
 	d := newDayReplay(it, th, len(w.Days))
 	i := d.history(evs, w)
@@ -237,7 +237,7 @@ func (d *dayReplay) apply(e *Event) ledger.Result {
 // opening stock up to its start, noting each trend day of w (units sold,
 // how the key closed), and opens the day's row and chart. It returns the
 // index of the first event of the day.
-func (d *dayReplay) history(evs []Event, w Window) int {
+func (d *dayReplay) history(evs []Event, w Day) int {
 	i := 0
 	upTo := func(end int64) int64 {
 		var sold int64

@@ -34,8 +34,8 @@ func init() {
 // that bound too (Part.Since), and the replay drops earlier events; the
 // replay of the events from there to the day makes the opening stock and
 // the trends.
-func Opening(s beam.Scope, wh, snapshot, date string, w Window, shards int) (parts, since beam.PCollection) {
-	return beam.ParDo2(s, &openingFn{Warehouse: wh, Snapshot: snapshot, Date: date, Window: w, Shards: shards},
+func Opening(s beam.Scope, wh, snapshot, date string, w Day, shards int) (parts, since beam.PCollection) {
+	return beam.ParDo2(s, &openingFn{Warehouse: wh, Snapshot: snapshot, Date: date, Day: w, Shards: shards},
 		beam.Impulse(s))
 }
 
@@ -77,7 +77,7 @@ type openingFn struct {
 	Warehouse string
 	Snapshot  string
 	Date      string // report date, YYYY-MM-DD
-	Window    Window
+	Day       Day
 	Shards    int
 }
 
@@ -101,11 +101,11 @@ func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int,
 		if err != nil {
 			return fmt.Errorf("summary: opening: %w", err)
 		}
-		if snap.AsOf.UnixMicro() >= f.Window.End {
+		if snap.AsOf.UnixMicro() >= f.Day.End {
 			slog.Warn("summary: the snapshot is newer than the report day; the day's events before it are ignored",
 				"snapshot", f.Snapshot, "as_of", snap.AsOf, "date", f.Date)
 		}
-		earliest := f.Window.Start
+		earliest := f.Day.Start
 		for _, it := range snap.Items {
 			at := snap.Time(it).UnixMicro()
 			earliest = min(earliest, at)

@@ -22,10 +22,10 @@ import (
 
 func TestMain(m *testing.M) { ptest.Main(m) }
 
-var day = Window{Start: mustTime("2026-03-10T00:00:00Z"), End: mustTime("2026-03-11T00:00:00Z")}
+var day = Day{Start: mustTime("2026-03-10T00:00:00Z"), End: mustTime("2026-03-11T00:00:00Z")}
 
 // trendWindow is day with its 27 trend days before it (UTC).
-var trendWindow = func() Window {
+var trendWindow = func() Day {
 	w := day
 	for i := range reports.TrendDays - 1 {
 		w.Days = append(w.Days, day.Start-int64(reports.TrendDays-1-i)*86400e6)
@@ -54,7 +54,7 @@ func TestSummarize1(t *testing.T) {
 		item      Item
 		threshold int64
 		line      *Line // instead of threshold
-		window    Window
+		window    Day
 		want      reports.Row
 		dups, sup int64
 	}{{
@@ -162,7 +162,7 @@ func TestSummarize1(t *testing.T) {
 			if win.End == 0 {
 				win = day
 			}
-			got := Summarize1(&tc.item, win, line)
+			got := SummarizeKey(&tc.item, win, line)
 			w.SKU, w.LocationID = "S", "L"
 			if !sameRow(got.Row, w) {
 				t.Errorf("row =\n %+v\nwant\n %+v", show(got.Row), show(w))
@@ -180,7 +180,7 @@ func TestSummarize1(t *testing.T) {
 func TestSeries(t *testing.T) {
 	it := Item{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 3, OpeningAt: day.Start - 1,
 		Events: []Event{ev("1", "10:00", event.Sold, -3), ev("2", "11:00", event.Counted, 0), ev("3", "12:00", event.Received, 5)}}
-	s := Summarize1(&it, day, Flat(4))
+	s := SummarizeKey(&it, day, Flat(4))
 	if s.Series == nil {
 		t.Fatal("no series for a key that ran out")
 	}
@@ -325,7 +325,7 @@ func TestSummarizePipeline(t *testing.T) {
 
 	p, s := beam.NewPipelineWithRoot()
 	parts := beam.AddFixedKey(s, beam.CreateList(s, []Part{*opening, *chunk1, *chunk2, *stream}))
-	sums := Summarize(s, parts, Options{Window: day, DefaultThreshold: 3})
+	sums := Summarize(s, parts, Options{Day: day, DefaultThreshold: 3})
 	rows := beam.ParDo(s, describe, sums)
 	passert.Equals(s, rows, "S closing 1 reconciled true sold 9/9", "T closing 2 reconciled false sold 0/0")
 	ptest.RunAndValidate(t, p)
@@ -351,7 +351,7 @@ func TestSummarizeManyShards(t *testing.T) {
 	}
 	p, s := beam.NewPipelineWithRoot()
 	kv := beam.ParDo(s, shardOf, beam.CreateList(s, parts))
-	sums := Summarize(s, kv, Options{Window: day, DefaultThreshold: 3})
+	sums := Summarize(s, kv, Options{Day: day, DefaultThreshold: 3})
 	passert.Count(s, sums, "summaries", shards*keys)
 	passert.Equals(s, stats.Sum(s, beam.ParDo(s, closing, sums)), want)
 	ptest.RunAndValidate(t, p)

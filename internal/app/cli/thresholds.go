@@ -25,7 +25,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/thresholds"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms/commit"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
 
@@ -184,7 +184,7 @@ func publishChange(ctx context.Context, project, topic string, c *ledger.Change)
 		return fmt.Errorf("pubsub.NewClient: %w", err)
 	}
 	defer client.Close()
-	pub := client.Publisher(pubsubsrc.TopicPath(project, topic))
+	pub := client.Publisher(pubsubio.TopicPath(project, topic))
 	defer pub.Stop()
 	if _, err := pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{"change_id": c.ID}}).Get(ctx); err != nil {
 		return fmt.Errorf("thresholds set: publish to %s: %w", topic, err)
