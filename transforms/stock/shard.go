@@ -12,13 +12,13 @@ import (
 )
 
 func init() {
-	beam.RegisterType(reflect.TypeOf(Shard{}))
-	beam.RegisterCoder(reflect.TypeOf(Shard{}), encodeShard, decodeShard)
+	beam.RegisterType(reflect.TypeOf(shardBatch{}))
+	beam.RegisterCoder(reflect.TypeOf(shardBatch{}), encodeShard, decodeShard)
 }
 
-// Record is one valid adjustment with the Pub/Sub metadata the warehouse
+// eventRecord is one valid adjustment with the Pub/Sub metadata the warehouse
 // keeps.
-type Record struct {
+type eventRecord struct {
 	Adj         event.Adjustment
 	MessageID   string
 	PublishTime int64 // Unix µs
@@ -26,13 +26,13 @@ type Record struct {
 	AckID       string // see pubsubio.Message.AckID
 }
 
-// Shard is the valid adjustments of one batch whose keys hash to one shard,
-// in arrival order. It travels as KV<int, Shard>, the int being the shard.
-type Shard struct {
-	Records []Record
+// shardBatch is the valid adjustments of one batch whose keys hash to one shard,
+// in arrival order. It travels as KV<int, shardBatch>, the int being the shard.
+type shardBatch struct {
+	Records []eventRecord
 	// Updates are threshold changes for the shard's or key's stock
 	// (threshold.go); an element holds records or updates, not both.
-	Updates []Update
+	Updates []thresholdUpdate
 }
 
 func wrapCoderErr(err error) error {
@@ -42,7 +42,7 @@ func wrapCoderErr(err error) error {
 	return nil
 }
 
-func encodeShard(v Shard) []byte {
+func encodeShard(v shardBatch) []byte {
 	b := make([]byte, 0, 128*len(v.Records)+8)
 	b = codec.AppendUvarint(b, uint64(len(v.Records)))
 	for i := range v.Records {
@@ -63,9 +63,9 @@ func encodeShard(v Shard) []byte {
 	return appendUpdates(b, v.Updates)
 }
 
-func decodeShard(b []byte) (Shard, error) {
+func decodeShard(b []byte) (shardBatch, error) {
 	r := codec.NewReader(b)
-	v := Shard{Records: make([]Record, r.Len())}
+	v := shardBatch{Records: make([]eventRecord, r.Len())}
 	for i := range v.Records {
 		rec := &v.Records[i]
 		a := &rec.Adj

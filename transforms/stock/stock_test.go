@@ -213,11 +213,11 @@ func stockCases() []stockCase {
 	}}
 }
 
-func testReference() Reference {
+func testReference() reference {
 	th := ledger.NewThresholds(10)
 	th.Add(ledger.Rule{SKU: "T", LocationID: "L1", Threshold: 5})
 	th.Add(ledger.Rule{SKU: "T", LocationID: "*", Threshold: 30})
-	return newReference(th, t0.UnixMicro(), []SnapshotItem{
+	return newReference(th, t0.UnixMicro(), []snapshotItem{
 		{SKU: "S", LocationID: "L1", OnHand: 20},
 		{SKU: "P", LocationID: "L1", OnHand: 4},
 	}, nil)
@@ -334,14 +334,14 @@ func TestAttributesJSON(t *testing.T) {
 func init() {
 	register.Function2x0(soldEvents)
 	register.Function2x0(slowLevels)
-	register.Emitter2[int, Shard]()
+	register.Emitter2[int, shardBatch]()
 	register.Emitter1[int64]()
 }
 
-// soldEvents makes event i a sale of one unit of S@L1, alone in a Shard
+// soldEvents makes event i a sale of one unit of S@L1, alone in a shardBatch
 // element of shard 0.
-func soldEvents(i int, emit func(int, Shard)) {
-	emit(0, Shard{Records: []Record{{MessageID: fmt.Sprint("m", i),
+func soldEvents(i int, emit func(int, shardBatch)) {
+	emit(0, shardBatch{Records: []eventRecord{{MessageID: fmt.Sprint("m", i),
 		Adj: event.Adjustment{EventID: fmt.Sprint("e", i), SKU: "S", LocationID: "L1", Reason: event.Sold,
 			Quantity: -1, EventTime: at(1 + i), Source: "test"}}}})
 }

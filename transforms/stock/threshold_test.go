@@ -49,12 +49,12 @@ func thresholdMsg(id, sku, loc string, th int64, h int) pubsubio.Message {
 }
 
 // noEvents emits no events.
-func noEvents(pubsubio.Batch, func(int, Shard)) {}
+func noEvents(pubsubio.Batch, func(int, shardBatch)) {}
 
-func thresholdReference() Reference {
+func thresholdReference() reference {
 	th := ledger.NewThresholds(10)
 	th.Add(ledger.Rule{SKU: "W", LocationID: "L2", Threshold: 5})
-	return newReference(th, t0.UnixMicro(), []SnapshotItem{
+	return newReference(th, t0.UnixMicro(), []snapshotItem{
 		{SKU: "W", LocationID: "L1", OnHand: 20},
 		{SKU: "W", LocationID: "L2", OnHand: 8},
 		{SKU: "W", LocationID: "L3", OnHand: 50},

@@ -1,5 +1,5 @@
 // Package summary holds the nightly job's Beam building blocks: the per-key
-// bags of a day's adjustments and opening stock (Part), the combiner that
+// bags of a day's adjustments and opening stock (part), the combiner that
 // replays each key's day through the shared ledger rules (Summarize), and
 // the global combiner that gathers the rows and charts of the report.
 package summary
@@ -31,23 +31,23 @@ func (w Day) dayEnd(i int) int64 {
 	return w.Start
 }
 
-// Step is a change of a key's threshold: from At (Unix µs) on, Threshold.
-type Step struct {
+// thresholdStep is a change of a key's threshold: from At (Unix µs) on, Threshold.
+type thresholdStep struct {
 	At, Threshold int64
 }
 
-// Line is a key's reorder threshold over time: Base, then each Step in
+// thresholdLine is a key's reorder threshold over time: Base, then each thresholdStep in
 // order of time (the live changes of the key's rules).
-type Line struct {
+type thresholdLine struct {
 	Base  int64
-	Steps []Step
+	Steps []thresholdStep
 }
 
-// Flat returns the Line of a threshold that never changes.
-func Flat(threshold int64) Line { return Line{Base: threshold} }
+// flatLine returns the thresholdLine of a threshold that never changes.
+func flatLine(threshold int64) thresholdLine { return thresholdLine{Base: threshold} }
 
 // At returns the threshold in force at t: the last step at or before t.
-func (l Line) At(t int64) int64 {
+func (l thresholdLine) At(t int64) int64 {
 	th := l.Base
 	for _, s := range l.Steps {
 		if s.At > t {
@@ -58,16 +58,16 @@ func (l Line) At(t int64) int64 {
 	return th
 }
 
-// Event is one adjustment of a key, as the replay needs it.
-type Event struct {
+// keyEvent is one adjustment of a key, as the replay needs it.
+type keyEvent struct {
 	ID     string
 	Time   int64 // Unix µs
 	Reason event.Reason
 	Qty    int64
 }
 
-// Item is everything known about one key for the report day.
-type Item struct {
+// keyItem is everything known about one key for the report day.
+type keyItem struct {
 	SKU, LocationID string
 	// HasOpening: the key's stock was OpeningOnHand at OpeningAt (Unix µs),
 	// from the previous day's summary or the snapshot.
@@ -81,14 +81,14 @@ type Item struct {
 	// Events are the key's adjustments from the opening stock's time to the
 	// end of the day: those before the day bring the opening up to its
 	// start and make the trends.
-	Events []Event
+	Events []keyEvent
 }
 
 // Key returns the stock key of it.
-func (it *Item) Key() event.Key { return event.Key{SKU: it.SKU, LocationID: it.LocationID} }
+func (it *keyItem) Key() event.Key { return event.Key{SKU: it.SKU, LocationID: it.LocationID} }
 
 // merge adds o's facts to it.
-func (it *Item) merge(o *Item) {
+func (it *keyItem) merge(o *keyItem) {
 	if o.HasOpening && (!it.HasOpening || o.OpeningAt > it.OpeningAt) {
 		it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, o.OpeningOnHand, o.OpeningAt
 	}
@@ -130,14 +130,14 @@ const (
 	CloseOut   // on-hand <= 0
 )
 
-// SummarizeKey replays the events of it, in event-time order (ties by
+// summarizeKey replays the events of it, in event-time order (ties by
 // event_id), through a ledger.State seeded with the key's opening stock,
 // judged against the key's threshold in force at each time (th: a live
 // change re-evaluates the key's severity as the stream does). Events before
 // the window bring the opening up to the start of the day and make the
 // trend days of w; events at or after its end are ignored. Every figure is
 // a function of it and w alone: of the data, not of earlier runs.
-func SummarizeKey(it *Item, w Day, th Line) Summary {
+func summarizeKey(it *keyItem, w Day, th thresholdLine) Summary {
 	evs := sortedEvents(it.Events)
 	d := newDayReplay(it, th, len(w.Days))
 	i := d.history(evs, w)
@@ -158,9 +158,9 @@ func SummarizeKey(it *Item, w Day, th Line) Summary {
 }
 
 // sortedEvents returns a copy of evs in event-time order, ties by id.
-func sortedEvents(evs []Event) []Event {
+func sortedEvents(evs []keyEvent) []keyEvent {
 	evs = slices.Clone(evs)
-	slices.SortFunc(evs, func(a, b Event) int {
+	slices.SortFunc(evs, func(a, b keyEvent) int {
 		return cmp.Or(cmp.Compare(a.Time, b.Time), cmp.Compare(a.ID, b.ID))
 	})
 	return evs
@@ -171,7 +171,7 @@ func sortedEvents(evs []Event) []Event {
 type dayReplay struct {
 	st        *ledger.State
 	adj       event.Adjustment // reused for each event
-	line      Line
+	line      thresholdLine
 	next      int   // the next step of line to apply
 	threshold int64 // in force now
 	inDay     bool  // the replay is in the report day: count alerts
@@ -186,7 +186,7 @@ type dayReplay struct {
 
 // newDayReplay starts the replay of it from its opening stock, if known,
 // with trendDays days of trends.
-func newDayReplay(it *Item, th Line, trendDays int) *dayReplay {
+func newDayReplay(it *keyItem, th thresholdLine, trendDays int) *dayReplay {
 	d := &dayReplay{
 		st: &ledger.State{}, line: th, known: it.HasOpening, outSince: -1, dataSince: math.MaxInt64,
 		adj: event.Adjustment{SKU: it.SKU, LocationID: it.LocationID},
@@ -203,7 +203,7 @@ func newDayReplay(it *Item, th Line, trendDays int) *dayReplay {
 	d.steps(start, true)
 	if it.HasOpening {
 		d.st = ledger.FromSnapshot(it.OpeningOnHand, it.OpeningAt, d.threshold)
-		if it.OpeningAt != BaselineAt {
+		if it.OpeningAt != baselineAt {
 			d.dataSince = it.OpeningAt
 		}
 	}
@@ -228,7 +228,7 @@ func (d *dayReplay) steps(t int64, inclusive bool) {
 }
 
 // apply applies e to the key's ledger.
-func (d *dayReplay) apply(e *Event) ledger.Result {
+func (d *dayReplay) apply(e *keyEvent) ledger.Result {
 	d.adj.EventID, d.adj.EventTime, d.adj.Reason, d.adj.Quantity = e.ID, e.Time, e.Reason, e.Qty
 	return d.st.Apply(&d.adj, d.threshold, 0)
 }
@@ -237,7 +237,7 @@ func (d *dayReplay) apply(e *Event) ledger.Result {
 // opening stock up to its start, noting each trend day of w (units sold,
 // how the key closed), and opens the day's row and chart. It returns the
 // index of the first event of the day.
-func (d *dayReplay) history(evs []Event, w Day) int {
+func (d *dayReplay) history(evs []keyEvent, w Day) int {
 	i := 0
 	upTo := func(end int64) int64 {
 		var sold int64
@@ -291,7 +291,7 @@ func (d *dayReplay) history(evs []Event, w Day) int {
 // add applies one event of the day and adds it to the row, the
 // out-of-stock time and the chart; duplicates and superseded events are
 // only counted.
-func (d *dayReplay) add(e *Event) {
+func (d *dayReplay) add(e *keyEvent) {
 	r := d.apply(e)
 	switch r.Outcome {
 	case ledger.Duplicate:
@@ -326,7 +326,7 @@ func (d *dayReplay) add(e *Event) {
 
 // addByReason adds e's units to the row's total of its reason; a count
 // adds the change it made (r).
-func addByReason(row *reports.Row, e *Event, r ledger.Result) {
+func addByReason(row *reports.Row, e *keyEvent, r ledger.Result) {
 	switch e.Reason {
 	case event.Received:
 		row.Received += e.Qty
@@ -384,7 +384,7 @@ func addTrends(row *reports.Row, trend []TrendDay) {
 // reconcile compares the row's closing stock with the streaming stock,
 // which must match; a key the stream never saw matches only if nothing
 // happened to it.
-func reconcile(row *reports.Row, it *Item) {
+func reconcile(row *reports.Row, it *keyItem) {
 	if it.HasStreaming {
 		v := it.StreamingOnHand
 		row.StreamingOnHand = &v

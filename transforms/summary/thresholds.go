@@ -17,11 +17,11 @@ import (
 const thresholdChangesSQL = `SELECT change_id, sku, location_id, threshold, changed_at FROM threshold_changes
 WHERE changed_at < %s`
 
-// ReadThresholdChanges returns the live threshold changes recorded in the
+// readThresholdChanges returns the live threshold changes recorded in the
 // warehouse at wh (threshold_changes) made before end (Unix µs), by SKU,
 // in the order they apply ((changed_at, change_id), as the stream orders
 // them). A redelivered change is read once. wh "" reads nothing.
-func ReadThresholdChanges(ctx context.Context, wh string, end int64) (map[string][]ledger.Change, error) {
+func readThresholdChanges(ctx context.Context, wh string, end int64) (map[string][]ledger.Change, error) {
 	if wh == "" {
 		return nil, nil
 	}
@@ -48,12 +48,12 @@ func ReadThresholdChanges(ctx context.Context, wh string, end int64) (map[string
 	return out, nil
 }
 
-// LineOf returns the threshold of k over time: the rules of base (the
+// lineOf returns the threshold of k over time: the rules of base (the
 // thresholds file), then each live change of k's rules (changes: those of
 // k's SKU, in order) from its time on, resolved as the stream resolves
 // them (ledger.Effective).
-func LineOf(k event.Key, base *ledger.Thresholds, changes []ledger.Change) Line {
-	l := Line{Base: base.Lookup(k)}
+func lineOf(k event.Key, base *ledger.Thresholds, changes []ledger.Change) thresholdLine {
+	l := thresholdLine{Base: base.Lookup(k)}
 	if len(changes) == 0 {
 		return l
 	}
@@ -66,7 +66,7 @@ func LineOf(k event.Key, base *ledger.Thresholds, changes []ledger.Change) Line 
 		}
 		live.Set(c, nil)
 		if th := ledger.Effective(k, base, live); th != cur {
-			l.Steps = append(l.Steps, Step{At: c.At, Threshold: th})
+			l.Steps = append(l.Steps, thresholdStep{At: c.At, Threshold: th})
 			cur = th
 		}
 	}
@@ -84,7 +84,7 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at D
 // file: one rule per key, the threshold of its latest stock_levels row
 // before end (Unix µs), which is what the stream judged it against, with
 // default def for keys the stream never changed. A key that a live change
-// in changes (by SKU, as ReadThresholdChanges returns them) concerns gets
+// in changes (by SKU, as readThresholdChanges returns them) concerns gets
 // no rule: its stored threshold may already be the change's, and a rule
 // for the key would hide a change for its whole SKU (ledger.Effective), so
 // it is judged against def until the first change, then as the changes

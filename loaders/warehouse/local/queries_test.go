@@ -202,7 +202,7 @@ func TestLocalConcurrentWriterAndReader(t *testing.T) {
 func TestLocalReplaceDate(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	day := warehouse.Date(2026, 3, 1)
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	for _, closing := range []int64{1, 2} {
 		rows := []warehouse.DailySummaryRow{{ReportDate: day, SKU: "A", LocationID: "L1", ClosingOnHand: closing}}
 		if err := warehouse.ReplaceDate(ctx, dir, civilDate(day), rows); err != nil {
