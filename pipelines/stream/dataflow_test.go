@@ -108,12 +108,12 @@ func TestDataflowStockKeyedPerKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := model.GetComponents()
-	var stock []string
+	var stages []string
 	for _, tr := range c.GetTransforms() {
 		if !strings.Contains(tr.GetUniqueName(), "StockFn") && !strings.Contains(tr.GetUniqueName(), "stockFn") {
 			continue
 		}
-		stock = append(stock, tr.GetUniqueName())
+		stages = append(stages, tr.GetUniqueName())
 		main := c.GetPcollections()[tr.GetInputs()["i0"]]
 		kv := c.GetCoders()[main.GetCoderId()]
 		if kv.GetSpec().GetUrn() != "beam:coder:kv:v1" {
@@ -124,8 +124,8 @@ func TestDataflowStockKeyedPerKey(t *testing.T) {
 			t.Errorf("%s: key coder %s, want string_utf8 (the stock key)", tr.GetUniqueName(), key.GetSpec().GetUrn())
 		}
 	}
-	if !slices.Equal(stock, []string{"stock.ApplyPerKey/stock.keyStockFn"}) {
-		t.Errorf("stock stages %v, want the per-key one only", stock)
+	if !slices.Equal(stages, []string{"stock.ApplyPerKey/stock.keyStockFn"}) {
+		t.Errorf("stock stages %v, want the per-key one only", stages)
 	}
 }
 

@@ -34,8 +34,8 @@ func init() {
 // that bound too (part.Since), and the replay drops earlier events; the
 // replay of the events from there to the day makes the opening stock and
 // the trends.
-func Opening(s beam.Scope, wh, snapshot, date string, w Day, shards int) (parts, since beam.PCollection) {
-	return beam.ParDo2(s, &openingFn{Warehouse: wh, Snapshot: snapshot, Date: date, Day: w, Shards: shards},
+func Opening(s beam.Scope, wh, snapshotURI, date string, w Day, shards int) (parts, since beam.PCollection) {
+	return beam.ParDo2(s, &openingFn{Warehouse: wh, Snapshot: snapshotURI, Date: date, Day: w, Shards: shards},
 		beam.Impulse(s))
 }
 
