@@ -143,7 +143,7 @@ func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*par
 		defer close(r.done)
 		sums := make([]Summary, 0, len(p.Items))
 		for _, it := range p.Items {
-			sums = append(sums, summarizeKey(it, f.Options.Day, lineOf(it.Key(), f.th, f.changes[it.SKU])))
+			sums = append(sums, summarizeKey(it, f.Options.Day, LineOf(it.Key(), f.th, f.changes[it.SKU])))
 		}
 		r.sums = sums
 	}()

@@ -31,23 +31,23 @@ func (w Day) dayEnd(i int) int64 {
 	return w.Start
 }
 
-// thresholdStep is a change of a key's threshold: from At (Unix µs) on, Threshold.
-type thresholdStep struct {
+// Step is a change of a key's threshold: from At (Unix µs) on, Threshold.
+type Step struct {
 	At, Threshold int64
 }
 
-// thresholdLine is a key's reorder threshold over time: Base, then each thresholdStep in
+// Line is a key's reorder threshold over time: Base, then each Step in
 // order of time (the live changes of the key's rules).
-type thresholdLine struct {
+type Line struct {
 	Base  int64
-	Steps []thresholdStep
+	Steps []Step
 }
 
-// flatLine returns the thresholdLine of a threshold that never changes.
-func flatLine(threshold int64) thresholdLine { return thresholdLine{Base: threshold} }
+// Flat returns the Line of a threshold that never changes.
+func Flat(threshold int64) Line { return Line{Base: threshold} }
 
 // At returns the threshold in force at t: the last step at or before t.
-func (l thresholdLine) At(t int64) int64 {
+func (l Line) At(t int64) int64 {
 	th := l.Base
 	for _, s := range l.Steps {
 		if s.At > t {
@@ -137,7 +137,7 @@ const (
 // the window bring the opening up to the start of the day and make the
 // trend days of w; events at or after its end are ignored. Every figure is
 // a function of it and w alone: of the data, not of earlier runs.
-func summarizeKey(it *keyItem, w Day, th thresholdLine) Summary {
+func summarizeKey(it *keyItem, w Day, th Line) Summary {
 	evs := sortedEvents(it.Events)
 	d := newDayReplay(it, th, len(w.Days))
 	i := d.history(evs, w)
@@ -171,7 +171,7 @@ func sortedEvents(evs []keyEvent) []keyEvent {
 type dayReplay struct {
 	st        *ledger.State
 	adj       event.Adjustment // reused for each event
-	line      thresholdLine
+	line      Line
 	next      int   // the next step of line to apply
 	threshold int64 // in force now
 	inDay     bool  // the replay is in the report day: count alerts
@@ -186,7 +186,7 @@ type dayReplay struct {
 
 // newDayReplay starts the replay of it from its opening stock, if known,
 // with trendDays days of trends.
-func newDayReplay(it *keyItem, th thresholdLine, trendDays int) *dayReplay {
+func newDayReplay(it *keyItem, th Line, trendDays int) *dayReplay {
 	d := &dayReplay{
 		st: &ledger.State{}, line: th, known: it.HasOpening, outSince: -1, dataSince: math.MaxInt64,
 		adj: event.Adjustment{SKU: it.SKU, LocationID: it.LocationID},

@@ -53,7 +53,7 @@ func TestSummarize1(t *testing.T) {
 		name      string
 		item      keyItem
 		threshold int64
-		line      *thresholdLine // instead of threshold
+		line      *Line // instead of threshold
 		window    Day
 		want      reports.Row
 		dups, sup int64
@@ -105,7 +105,7 @@ func TestSummarize1(t *testing.T) {
 			it.Events = []keyEvent{ev("s", "09:00", event.Sold, -1)}
 			return it
 		}(),
-		line: &thresholdLine{Base: 10, Steps: []thresholdStep{{At: day.Start - 3600e6, Threshold: 5}, {At: mustTime("2026-03-10T12:00:00Z"), Threshold: 30}}},
+		line: &Line{Base: 10, Steps: []Step{{At: day.Start - 3600e6, Threshold: 5}, {At: mustTime("2026-03-10T12:00:00Z"), Threshold: 30}}},
 		// 12 -1 = 11: OK at 5; at 12:00 the threshold is 30: LOW.
 		want: reports.Row{OpeningOnHand: 12, ClosingOnHand: 11, Sold: -1, NetChange: -1, MinOnHand: 11, Events: 1,
 			AlertsRaised: 1, Threshold: 30, DaysOfCover: ptr(11.0), Sold7d: 1, Sold28d: 1},
@@ -152,7 +152,7 @@ func TestSummarize1(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			line, w := flatLine(tc.threshold), tc.want
+			line, w := Flat(tc.threshold), tc.want
 			if tc.line != nil {
 				line = *tc.line
 			} else {
@@ -180,7 +180,7 @@ func TestSummarize1(t *testing.T) {
 func TestSeries(t *testing.T) {
 	it := keyItem{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 3, OpeningAt: day.Start - 1,
 		Events: []keyEvent{ev("1", "10:00", event.Sold, -3), ev("2", "11:00", event.Counted, 0), ev("3", "12:00", event.Received, 5)}}
-	s := summarizeKey(&it, day, flatLine(4))
+	s := summarizeKey(&it, day, Flat(4))
 	if s.Series == nil {
 		t.Fatal("no series for a key that ran out")
 	}

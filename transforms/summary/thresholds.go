@@ -48,12 +48,12 @@ func readThresholdChanges(ctx context.Context, wh string, end int64) (map[string
 	return out, nil
 }
 
-// lineOf returns the threshold of k over time: the rules of base (the
+// LineOf returns the threshold of k over time: the rules of base (the
 // thresholds file), then each live change of k's rules (changes: those of
 // k's SKU, in order) from its time on, resolved as the stream resolves
 // them (ledger.Effective).
-func lineOf(k event.Key, base *ledger.Thresholds, changes []ledger.Change) thresholdLine {
-	l := thresholdLine{Base: base.Lookup(k)}
+func LineOf(k event.Key, base *ledger.Thresholds, changes []ledger.Change) Line {
+	l := Line{Base: base.Lookup(k)}
 	if len(changes) == 0 {
 		return l
 	}
@@ -66,7 +66,7 @@ func lineOf(k event.Key, base *ledger.Thresholds, changes []ledger.Change) thres
 		}
 		live.Set(c, nil)
 		if th := ledger.Effective(k, base, live); th != cur {
-			l.Steps = append(l.Steps, thresholdStep{At: c.At, Threshold: th})
+			l.Steps = append(l.Steps, Step{At: c.At, Threshold: th})
 			cur = th
 		}
 	}
