@@ -20,7 +20,7 @@ import (
 // binary links a test tool (internal/testkit); every main is under cmd/.
 
 // domainCore is the domain core: the event contract in Go and the ledger rules.
-var domainCore = []string{"internal/event", "internal/ledger", "internal/codec", "internal/names", "internal/clock"}
+var domainCore = []string{"internal/event", "internal/ledger", "internal/codec", "internal/names", "internal/clock", "internal/registry"}
 
 // aboveCore are the folders the domain core may not import, in its code or its tests.
 var aboveCore = []string{"internal/app", "loaders", "pipelines", "transforms", "reports", "cmd"}
@@ -201,6 +201,49 @@ func TestEveryMainUnderCmd(t *testing.T) {
 		}
 		if !pkg.main && under(dir, "cmd") {
 			t.Errorf("%s is under cmd/ but is not a main package: cmd/ holds binaries only", dir)
+		}
+	}
+}
+
+// layerRank orders the Layout's layers from the top: a package may import
+// its own layer or one ranked lower, never one ranked higher (a climb back
+// up). Following the streaming job's configuration from cmd/stream through
+// stream.Build to the transforms and loaders it configures thus only goes
+// down. The first matching prefix wins.
+var layerRank = []struct {
+	prefix string
+	rank   int
+}{
+	{"cmd", 7},
+	{"internal/app", 6},
+	{"pipelines", 5},
+	{"transforms", 4},
+	{"internal/testkit", 3},
+	{"reports", 2},
+	{"loaders", 2},
+	{"internal", 1}, // the domain core
+	{"proto", 0},
+}
+
+func rankOf(dir string) (int, bool) {
+	for _, l := range layerRank {
+		if under(dir, l.prefix) {
+			return l.rank, true
+		}
+	}
+	return 0, false
+}
+
+func TestImportsGoDown(t *testing.T) {
+	for dir, pkg := range goPackages(t) {
+		from, ok := rankOf(dir)
+		if !ok {
+			continue // docs, deploy: tests only
+		}
+		for imp := range pkg.imports {
+			if to, ok := rankOf(imp); ok && to > from {
+				t.Errorf("%s imports %s, a layer above it (layerRank)", dir, imp)
+			}
 		}
 	}
 }

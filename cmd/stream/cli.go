@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/inventory-events/inventory/internal/app/console"
-	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/pipelines/stream"
 )
 
@@ -91,91 +86,12 @@ func explicit(fs *flag.FlagSet) map[string]bool {
 	return set
 }
 
-// checkConfig checks what cfg names before anything is built: the files
-// exist, and Pub/Sub is used only with a project. Without a project a CSV
-// replay publishes nothing (unless a topic is asked for explicitly, which
-// is an error) and note says so, once.
-func checkConfig(cfg *stream.Config, set map[string]bool) (note string, err error) {
-	for _, f := range []struct{ flag, path string }{{"input", cfg.Input}, {"thresholds", cfg.Thresholds}, {"snapshot", cfg.Snapshot}} {
-		if f.path == "" || strings.Contains(f.path, "://") {
-			continue
-		}
-		fi, err := os.Stat(f.path)
-		if err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return "", fmt.Errorf("--%s %q: %w", f.flag, f.path, err)
-		}
-		if fi.IsDir() {
-			return "", fmt.Errorf("--%s %q is a directory, want a file", f.flag, f.path)
-		}
-	}
-	if cfg.Project != "" || cfg.Subscription != "" || cfg.Input == "" {
-		return "", nil
-	}
-	for _, t := range []struct{ flag, topic string }{{"alert_topic", cfg.AlertTopic}, {"dead_letter_topic", cfg.DeadLetterTopic}} {
-		if set[t.flag] && t.topic != "" {
-			return "", fmt.Errorf("--%s %q needs --project (or PUBSUB_PROJECT_ID) to publish to", t.flag, t.topic)
-		}
-	}
-	cfg.AlertTopic, cfg.DeadLetterTopic = "", ""
-	if cfg.AlertEncoding == "" {
-		cfg.AlertEncoding = "JSON"
-	}
-	return fmt.Sprintf("no --project: alerts and dead letters go to the warehouse only (%s, tables %s and %s)",
-		cfg.Warehouse, warehouse.LowStockAlerts, warehouse.DeadLetters), nil
-}
-
-// csvRows counts the data rows of a local CSV (its lines but the header),
-// or returns -1.
-func csvRows(path string) int64 {
-	if path == "" || strings.Contains(path, "://") {
-		return -1
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return -1
-	}
-	defer f.Close()
-	var n int64
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if len(sc.Bytes()) > 0 {
-			n++
-		}
-	}
-	if sc.Err() != nil {
-		return -1
-	}
-	return max(n-1, 0)
-}
-
-// progressSQL counts the rows a CSV replay has stored: each row becomes an
-// adjustment or a dead letter.
-const progressSQL = "SELECT (SELECT count(*) FROM adjustments) + (SELECT count(*) FROM dead_letters) AS n"
-
 // replayProgress shows on line how many rows of a CSV replay the local
 // warehouse holds, against the rows of the file, until stop is called.
 func replayProgress(ctx context.Context, line *console.Line, cfg stream.Config) (stop func()) {
-	if line == nil || cfg.Input == "" || strings.HasPrefix(cfg.Warehouse, "bq://") {
+	total, stored, ok := stream.ReplayRows(ctx, cfg)
+	if line == nil || !ok {
 		return func() {}
-	}
-	total := csvRows(cfg.Input)
-	stored := func() int64 {
-		rows, err := warehouse.QueryRows(ctx, cfg.Warehouse, progressSQL)
-		if err != nil || len(rows) == 0 {
-			return -1
-		}
-		switch n := rows[0]["n"].(type) {
-		case int64:
-			return n
-		case float64:
-			return int64(n)
-		}
-		return -1
 	}
 	base := max(stored(), 0)
 	t0 := time.Now()

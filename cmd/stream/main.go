@@ -15,7 +15,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -24,16 +23,13 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/gcpopts"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/dataflow"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 
 	"github.com/inventory-events/inventory/internal/app/console"
-	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
 	"github.com/inventory-events/inventory/pipelines/launch"
 	"github.com/inventory-events/inventory/pipelines/stream"
-	"github.com/inventory-events/inventory/transforms/commit"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
 
@@ -83,12 +79,8 @@ func main() {
 			os.Exit(code)
 		}
 	}
-	project := *gcpopts.Project
-	if project == "" {
-		project = os.Getenv("PUBSUB_PROJECT_ID")
-	}
 	cfg := stream.Config{
-		Runner: runner, Project: project, Subscription: *subscription, Input: *input, ThresholdSubscription: *thresholdSub,
+		Runner: runner, Project: *gcpopts.Project, Subscription: *subscription, Input: *input, ThresholdSubscription: *thresholdSub,
 		Thresholds: *thresholds, Snapshot: *snapshot, DefaultThreshold: *defaultThreshold,
 		AlertTopic: *alertTopic, AlertEncoding: *alertEncoding, DeadLetterTopic: *deadLetterTopic,
 		Warehouse: *warehouseURI, Shards: *shards, Horizon: *horizon, MaxMessages: *maxMessages, MaxBatchWait: *maxBatchWait,
@@ -96,53 +88,18 @@ func main() {
 		RestoreScope: *restoreScope,
 		InProcess:    local,
 	}
-	note, err := checkConfig(&cfg, explicit(flag.CommandLine))
+	note, err := cfg.Prepare(ctx, explicit(flag.CommandLine))
 	if err != nil {
 		console.Fatal("stream", err)
 	}
 	if note != "" {
 		slog.Warn("stream: " + note)
 	}
-	if cfg.AlertEncoding == "" {
-		cfg.AlertEncoding = event.EncodingJSON
-		if cfg.AlertTopic != "" && !cfg.Dataflow() {
-			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			enc, err := commit.LookupTopicEncoding(lctx, project, cfg.AlertTopic)
-			cancel()
-			if err != nil {
-				console.Fatal("stream", fmt.Errorf("alert topic %s of project %q: encoding: %w (set --alert_encoding)", cfg.AlertTopic, project, err))
-			}
-			cfg.AlertEncoding = enc
-		}
-	}
-	if err := cfg.Validate(); err != nil {
-		console.Fatal("stream", err)
-	}
-
-	if local {
-		pr, err := launch.StartPrism(ctx)
-		if err != nil {
-			console.Fatal("stream", err)
-		}
-		if pr.Note != "" {
-			slog.Warn("stream: " + pr.Note)
-		}
-	}
-	p, s := beam.NewPipelineWithRoot()
-	stream.Build(s, cfg)
-	if !cfg.Dataflow() {
-		stream.UsePrismExperiments()
-	}
 	stop := replayProgress(ctx, line, cfg)
-	pr, err := beamx.RunWithMetrics(ctx, p)
+	_, err = stream.Run(ctx, cfg)
 	stop()
 	if err != nil {
 		console.Fatal("stream", err)
-	}
-	if cfg.Input != "" && pr != nil {
-		c := commit.CountsOf(pr)
-		slog.Info("stream: done", "received", c.Received, "applied", c.Applied,
-			"duplicates", c.Duplicates, "dead_lettered", c.DeadLettered, "balanced", c.Balanced())
 	}
 }
 

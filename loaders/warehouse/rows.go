@@ -157,11 +157,6 @@ const (
 	RunFailed    = "FAILED"
 )
 
-// Date returns t's calendar day as a DATE column value: midnight UTC.
-func Date(year int, month time.Month, day int) time.Time {
-	return time.Date(year, month, day, 0, 0, 0, 0, time.UTC)
-}
-
 func init() {
 	// Rows carry time.Time and pointers, which Beam's schema coder does not
 	// take; a JSON coder keeps them exact (UTC, nanoseconds, nil). Beam

@@ -36,7 +36,7 @@ func Build(s beam.Scope, cfg Config) Outputs {
 	streaming := summary.Streaming(s, cfg.Warehouse, w.End, cfg.Shards)
 
 	parts := beam.Flatten(s, opening, adjustments, streaming)
-	opts := summary.Options{Window: w, ThresholdsURI: cfg.Thresholds, DefaultThreshold: cfg.DefaultThreshold,
+	opts := summary.Options{Day: w, ThresholdsURI: cfg.Thresholds, DefaultThreshold: cfg.DefaultThreshold,
 		Warehouse: cfg.Warehouse, MaxCharts: cfg.MaxCharts}
 	sums := summary.Summarize(s, parts, opts)
 	gather := summary.GatherAll(s, sums, opts)

@@ -125,12 +125,12 @@ func (c Config) Window() (start, end time.Time, err error) {
 
 // window returns the report day of c and the starts of its trend days: the
 // reports.TrendDays-1 days before it, midnight in its time zone.
-func (c Config) window() summary.Window {
+func (c Config) window() summary.Day {
 	start, end, err := c.Window()
 	if err != nil {
 		panic(err)
 	}
-	w := summary.Window{Start: start.UnixMicro(), End: end.UnixMicro(), Days: make([]int64, reports.TrendDays-1)}
+	w := summary.Day{Start: start.UnixMicro(), End: end.UnixMicro(), Days: make([]int64, reports.TrendDays-1)}
 	for i := range w.Days {
 		w.Days[i] = time.Date(start.Year(), start.Month(), start.Day()-len(w.Days)+i, 0, 0, 0, 0, start.Location()).UnixMicro()
 	}

@@ -30,7 +30,7 @@ func init() {
 type publishFn struct {
 	Date      string
 	TimeZone  string
-	Window    summary.Window
+	Window    summary.Day
 	Warehouse string
 	Output    string
 	RunID     string

@@ -27,9 +27,9 @@ func TestThresholdsFromStockLevels(t *testing.T) {
 	}
 	end := clock.Now().UTC().Truncate(24 * time.Hour)
 	at := func(h int) time.Time { return end.Add(time.Duration(h) * time.Hour) }
-	level := func(sku, loc string, th int64, event, processed time.Time) warehouse.StockLevelRow {
-		return warehouse.StockLevelRow{SKU: sku, LocationID: loc, OnHand: 5, PreviousOnHand: 6, EventID: sku + loc + event.String(),
-			Reason: "SOLD", EventTime: event, ProcessedAt: processed, Threshold: th}
+	level := func(sku, loc string, th int64, eventTime, processed time.Time) warehouse.StockLevelRow {
+		return warehouse.StockLevelRow{SKU: sku, LocationID: loc, OnHand: 5, PreviousOnHand: 6, EventID: sku + loc + eventTime.String(),
+			Reason: "SOLD", EventTime: eventTime, ProcessedAt: processed, Threshold: th}
 	}
 	levels := []warehouse.StockLevelRow{
 		// The latest by processed_at counts, not by event time (a late delta).

@@ -24,7 +24,7 @@ import (
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 	"github.com/inventory-events/inventory/transforms/commit"
 	"github.com/inventory-events/inventory/transforms/csvsrc"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
 
@@ -135,7 +135,7 @@ func TestCorpusThroughStream(t *testing.T) {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		resp, err := st.admin.Client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{
-			Subscription: pubsubsrc.SubscriptionPath(project, "inventory-dead-letter-sub"), MaxMessages: 1000})
+			Subscription: pubsubio.SubscriptionPath(project, "inventory-dead-letter-sub"), MaxMessages: 1000})
 		if err == nil {
 			for _, m := range resp.GetReceivedMessages() {
 				dl, err := badinput.CheckDeadLetter(m.GetMessage().GetData(), m.GetMessage().GetAttributes())
@@ -279,7 +279,7 @@ func TestOversizedEventDoesNotStopStream(t *testing.T) {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		resp, err := st.admin.Client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{
-			Subscription: pubsubsrc.SubscriptionPath(project, "inventory-dead-letter-sub"), MaxMessages: 10})
+			Subscription: pubsubio.SubscriptionPath(project, "inventory-dead-letter-sub"), MaxMessages: 10})
 		for _, m := range resp.GetReceivedMessages() {
 			if dl, err = badinput.CheckDeadLetter(m.GetMessage().GetData(), m.GetMessage().GetAttributes()); err != nil {
 				t.Error(err)
@@ -308,20 +308,20 @@ func TestCorpusDeadLettersOnDataflowPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b pubsubsrc.Batch
+	var b pubsubio.Batch
 	want := map[string]string{}
 	for i, c := range cases {
 		m, err := c.Message(corpusDir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.Messages = append(b.Messages, pubsubsrc.Message{ID: fmt.Sprint(i), Data: m.Data, Attributes: m.Attributes})
+		b.Messages = append(b.Messages, pubsubio.Message{ID: fmt.Sprint(i), Data: m.Data, Attributes: m.Attributes})
 		want[badinput.PayloadSHA256(m.Data)] = c.Reason
 	}
 	p, s := beam.NewPipelineWithRoot()
 	dec := stock.DecodeEvents(s, beam.Create(s, b), 1, stock.OriginPubSub)
 	msgs := commit.DeadLetterMessages(s, commit.Unpack(s, dec.Rejected).DeadLetters)
-	beam.ParDo0(s, &publishRawFn{Topic: pubsubsrc.TopicPath(project, DefaultDeadLetterTopic)}, msgs)
+	beam.ParDo0(s, &publishRawFn{Topic: pubsubio.TopicPath(project, DefaultDeadLetterTopic)}, msgs)
 	UsePrismExperiments()
 	pr, err := ptest.RunWithMetrics(p)
 	if err != nil {
@@ -338,7 +338,7 @@ func TestCorpusDeadLettersOnDataflowPath(t *testing.T) {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		resp, _ := st.admin.Client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{
-			Subscription: pubsubsrc.SubscriptionPath(project, "inventory-dead-letter-sub"), MaxMessages: 1000})
+			Subscription: pubsubio.SubscriptionPath(project, "inventory-dead-letter-sub"), MaxMessages: 1000})
 		for _, m := range resp.GetReceivedMessages() {
 			dl, err := badinput.CheckDeadLetter(m.GetMessage().GetData(), m.GetMessage().GetAttributes())
 			if err != nil {
@@ -374,7 +374,7 @@ type publishRawFn struct {
 
 func (f *publishRawFn) Setup(ctx context.Context) error {
 	var err error
-	f.client, err = pubsubsrc.NewClient(ctx, project)
+	f.client, err = pubsubio.NewClient(ctx, project)
 	return err
 }
 

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/inventory-events/inventory/internal/event"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
 
@@ -66,10 +66,10 @@ func TestDataflowDryRun(t *testing.T) {
 	}
 	out := logs.buf.String()
 	for _, want := range []string{
-		pubsubsrc.PubSubReadURN,
+		pubsubio.ReadURN,
 		"projects/inventory-prod/subscriptions/inventory-sub",
 		"projects/inventory-prod/subscriptions/threshold-updates-sub",
-		pubsubsrc.PubSubWriteURN,
+		pubsubio.WriteURN,
 		"projects/inventory-prod/topics/low-stock-alerts",
 		"projects/inventory-prod/topics/inventory-dead-letter",
 		`"type": "JOB_TYPE_STREAMING"`,
@@ -78,7 +78,7 @@ func TestDataflowDryRun(t *testing.T) {
 			t.Errorf("dry run output lacks %q", want)
 		}
 	}
-	for _, unwanted := range []string{"pubsubsrc.pullFn", "commit.commitFn", "stock.stockFn", "stock.shardUpdatesFn"} {
+	for _, unwanted := range []string{"pubsubio.pullFn", "commit.commitFn", "stock.stockFn", "stock.shardUpdatesFn"} {
 		if strings.Contains(out, unwanted) {
 			t.Errorf("dry run output has %q: the Dataflow job must use the native Pub/Sub transforms", unwanted)
 		}
@@ -108,12 +108,12 @@ func TestDataflowStockKeyedPerKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := model.GetComponents()
-	var stock []string
+	var stages []string
 	for _, tr := range c.GetTransforms() {
 		if !strings.Contains(tr.GetUniqueName(), "StockFn") && !strings.Contains(tr.GetUniqueName(), "stockFn") {
 			continue
 		}
-		stock = append(stock, tr.GetUniqueName())
+		stages = append(stages, tr.GetUniqueName())
 		main := c.GetPcollections()[tr.GetInputs()["i0"]]
 		kv := c.GetCoders()[main.GetCoderId()]
 		if kv.GetSpec().GetUrn() != "beam:coder:kv:v1" {
@@ -124,8 +124,8 @@ func TestDataflowStockKeyedPerKey(t *testing.T) {
 			t.Errorf("%s: key coder %s, want string_utf8 (the stock key)", tr.GetUniqueName(), key.GetSpec().GetUrn())
 		}
 	}
-	if !slices.Equal(stock, []string{"ApplyStockPerKey/stock.keyStockFn"}) {
-		t.Errorf("stock stages %v, want the per-key one only", stock)
+	if !slices.Equal(stages, []string{"stock.ApplyPerKey/stock.keyStockFn"}) {
+		t.Errorf("stock stages %v, want the per-key one only", stages)
 	}
 }
 
@@ -196,7 +196,7 @@ func TestDataflowThresholdsReachStock(t *testing.T) {
 		seen[id] = true
 		tr := c.GetTransforms()[id]
 		names = append(names, tr.GetUniqueName())
-		if tr.GetSpec().GetUrn() == pubsubsrc.PubSubReadURN {
+		if tr.GetSpec().GetUrn() == pubsubio.ReadURN {
 			var rp pipepb.PubSubReadPayload
 			if err := proto.Unmarshal(tr.GetSpec().GetPayload(), &rp); err != nil {
 				t.Fatal(err)

@@ -2,16 +2,51 @@ package stream
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 
 	"github.com/inventory-events/inventory/pipelines/launch"
+	"github.com/inventory-events/inventory/transforms/commit"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
+
+// Run builds the job of a prepared Config (Config.Prepare) and runs it on
+// the runner of --runner until it ends, as cmd/stream does: off Dataflow
+// with PrismExperiments, and with cfg.InProcess on Prism started in this
+// process (launch.StartPrism). A bounded replay (Input) logs its counters
+// at the end.
+func Run(ctx context.Context, cfg Config) (beam.PipelineResult, error) {
+	if cfg.InProcess {
+		pr, err := launch.StartPrism(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if pr.Note != "" {
+			slog.Warn("stream: " + pr.Note)
+		}
+	}
+	p, s := beam.NewPipelineWithRoot()
+	Build(s, cfg)
+	if !cfg.Dataflow() {
+		UsePrismExperiments()
+	}
+	res, err := beamx.RunWithMetrics(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Input != "" && res != nil {
+		c := commit.CountsOf(res)
+		slog.Info("stream: done", "received", c.Received, "applied", c.Applied,
+			"duplicates", c.Duplicates, "dead_lettered", c.DeadLettered, "balanced", c.Balanced())
+	}
+	return res, nil
+}
 
 // PrismExperiments returns the experiments a stream job must run with on
 // any runner but Dataflow: Prism's dynamic splitting of bundles off

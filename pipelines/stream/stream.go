@@ -21,7 +21,7 @@ import (
 	"github.com/inventory-events/inventory/pipelines/launch"
 	"github.com/inventory-events/inventory/transforms/commit"
 	"github.com/inventory-events/inventory/transforms/csvsrc"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
 
@@ -64,7 +64,7 @@ type Config struct {
 	Warehouse string
 	// Shards is how many hash shards of the key space hold stock state.
 	Shards int
-	// Flight is the ID of a pubsubsrc.Flight in this process that tracks
+	// Flight is the ID of a pubsubio.Flight in this process that tracks
 	// what the job's Pub/Sub sources emitted, for a drain before a cancel
 	// (local runs with in-process workers; "": the process's default).
 	Flight string
@@ -147,102 +147,158 @@ func (c Config) withDefaults() Config {
 
 // Build adds the job to s. It panics on an invalid Config.
 //
-// Off Dataflow, one sink (commit.WriteCommits) stores the rows of each
-// bundle as one warehouse transaction, publishes the alerts and dead letters,
-// then acks the messages: nothing is acked before all it caused is stored.
-// On Dataflow the native Pub/Sub read acks once the service has checkpointed
-// what it read, so the rows go to the usual per-table sinks and the native
-// Pub/Sub write.
+// The job has one graph per runner, made of the same named stages (read,
+// decode, reference, stock, write; see the README's "Follow one event"):
+// buildPrism for every runner but Dataflow, buildDataflow for Dataflow.
 func Build(s beam.Scope, cfg Config) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
-	var batches beam.PCollection
-	origin := stock.OriginPubSub
-	switch {
-	case cfg.Input != "":
-		batches = csvsrc.ReadCSV(s, cfg.Input)
-		origin = stock.OriginCSV
-	case cfg.Dataflow():
-		batches = pubsubsrc.ReadPubSubNative(s, cfg.Project, cfg.Subscription, pubsubsrc.NativeReadOptions{
-			IDAttribute: cfg.IDAttribute, TimestampAttribute: cfg.TimestampAttribute})
-	default:
-		batches = pubsubsrc.ReadPubSub(s, pubsubsrc.PullOptions{Project: cfg.Project, Subscription: cfg.Subscription,
-			MaxMessages: cfg.MaxMessages, MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval, Flight: cfg.Flight})
+	if cfg.Dataflow() {
+		buildDataflow(s, cfg)
+	} else {
+		buildPrism(s, cfg)
 	}
-	dec := stock.DecodeEvents(s, batches, cfg.Shards, origin)
-	refOpts := stock.ReferenceOptions{Thresholds: cfg.Thresholds, Snapshot: cfg.Snapshot,
-		Default: cfg.DefaultThreshold, Horizon: cfg.Horizon}
-	if cfg.Restore {
-		refOpts.RestoreFrom, refOpts.RestoreScope = cfg.Warehouse, cfg.RestoreScope
-	}
+}
 
-	if !cfg.Dataflow() {
-		// Prism: state by hash shard, so that a bundle pays Prism's
-		// per-element cost once per shard, not once per key.
-		sub := cfg.Subscription
-		if cfg.Input != "" {
-			sub = ""
-		}
-		opts := commit.CommitOptions{Warehouse: cfg.Warehouse, Project: cfg.Project,
-			Subscription: sub, ThresholdSubscription: cfg.ThresholdSubscription,
-			AlertTopic: cfg.AlertTopic, AlertEncoding: cfg.AlertEncoding, DeadLetterTopic: cfg.DeadLetterTopic, Flight: cfg.Flight}
-		events := dec.Events
-		if cfg.ThresholdSubscription != "" {
-			// Threshold changes join the events at the stock stage, on
-			// the shards they concern.
-			ts := s.Scope("Thresholds")
-			raw := pubsubsrc.ReadPubSub(ts, pubsubsrc.PullOptions{Project: cfg.Project, Subscription: cfg.ThresholdSubscription,
-				MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval, Flight: cfg.Flight})
-			updates, rejected := stock.ShardThresholdUpdates(ts, raw, cfg.Shards)
-			commit.WriteCommits(s.Scope("RejectedThresholds"), rejected, opts)
-			events = beam.Flatten(ts, dec.Events, updates)
-		}
-		var stocked beam.PCollection
-		if cfg.InProcess {
-			stocked = stock.ApplyStockInProcess(s, events, stock.ReadReferenceInProcess(s, refOpts), cfg.Horizon)
-		} else {
-			stocked = stock.ApplyStock(s, events, stock.ReadReference(s, refOpts), cfg.Horizon)
-		}
-		// One sink per producer rather than one after a Flatten: Prism
-		// fuses each with its producer, so commits are never encoded.
-		commit.WriteCommits(s.Scope("Rejected"), dec.Rejected, opts)
-		commit.WriteCommits(s.Scope("Stock"), stocked, opts)
-		return
+// buildPrism is the job off Dataflow: the project's Pub/Sub source, stock
+// state by hash shard (a bundle pays Prism's per-element cost once per
+// shard, not once per key), and one sink (commit.Write) that stores
+// the rows of each bundle as one warehouse transaction, publishes the
+// alerts and dead letters, then acks the messages: nothing is acked before
+// all it caused is stored.
+func buildPrism(s beam.Scope, cfg Config) {
+	sink := cfg.commitOptions()
+	dec := decode(s, cfg, readPrism(s, cfg))
+	events := dec.Events
+	if cfg.ThresholdSubscription != "" {
+		// Threshold changes join the events at the stock stage, on the
+		// shards they concern.
+		ts := s.Scope("Thresholds")
+		updates, rejected := stock.ShardThresholdUpdates(ts, readPrismThresholds(ts, cfg), cfg.Shards)
+		commit.Write(s.Scope("RejectedThresholds"), rejected, sink)
+		events = beam.Flatten(ts, dec.Events, updates)
 	}
+	stocked := applyStockPrism(s, cfg, events)
+	// One sink per producer rather than one after a Flatten: Prism fuses
+	// each with its producer, so commits are never encoded.
+	commit.Write(s.Scope("Rejected"), dec.Rejected, sink)
+	commit.Write(s.Scope("Stock"), stocked, sink)
+}
 
-	// Dataflow: state per (sku, location), so that the stage scales out by
-	// key and an event rewrites only its key's ledger.
-	ref := stock.ReadReference(s, refOpts)
+// buildDataflow is the job on Dataflow: the native Pub/Sub read, which acks
+// once the service has checkpointed what it read, stock state per (sku,
+// location), so that the stage scales out by key and an event rewrites only
+// its key's ledger, then the per-table sinks and the native Pub/Sub write.
+func buildDataflow(s beam.Scope, cfg Config) {
+	dec := decode(s, cfg, readDataflow(s, cfg))
+	ref := stock.ReadReference(s, cfg.referenceOptions())
 	keyed := stock.KeyEvents(s, dec.Events)
 	var thresholdDead []beam.PCollection
 	if cfg.ThresholdSubscription != "" {
-		// Threshold changes go through a router keyed by SKU, which knows
-		// the SKU's locations, to the keys they concern (see the README).
-		ts := s.Scope("Thresholds")
-		raw := pubsubsrc.ReadPubSubNative(ts, cfg.Project, cfg.ThresholdSubscription, pubsubsrc.NativeReadOptions{})
-		updates, bad := stock.KeyThresholdUpdates(ts, raw)
-		routes := beam.Flatten(ts, stock.RegisterLocations(ts, dec.Events), updates)
-		routed, changes := stock.RouteThresholdUpdates(ts, routes, ref)
-		keyed = beam.Flatten(ts, keyed, routed)
-		thresholdDead = append(thresholdDead, bad, warehouse.WriteRows(ts, cfg.Warehouse, warehouse.ThresholdChanges, changes),
-			warehouse.WriteRows(ts, cfg.Warehouse, warehouse.DeadLetters, bad))
+		keyed, thresholdDead = routeThresholdsDataflow(s, cfg, dec.Events, keyed, ref)
 	}
-	stock := stock.ApplyStockPerKey(s, keyed, ref, cfg.Horizon)
-	commits := beam.Flatten(s.Scope("Outputs"), dec.Rejected, stock)
+	stocked := stock.ApplyPerKey(s, keyed, ref, cfg.Horizon)
+	writeDataflow(s, cfg, beam.Flatten(s.Scope("Outputs"), dec.Rejected, stocked), thresholdDead)
+}
+
+// readPrism is the read off Dataflow: the CSV replay or the project's
+// Pub/Sub source, as batches of messages.
+func readPrism(s beam.Scope, cfg Config) beam.PCollection {
+	if cfg.Input != "" {
+		return csvsrc.Read(s, cfg.Input)
+	}
+	return pubsubio.Read(s, pubsubio.PullOptions{Project: cfg.Project, Subscription: cfg.Subscription,
+		MaxMessages: cfg.MaxMessages, MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval, Flight: cfg.Flight})
+}
+
+// readPrismThresholds reads the threshold changes off Dataflow.
+func readPrismThresholds(s beam.Scope, cfg Config) beam.PCollection {
+	return pubsubio.Read(s, pubsubio.PullOptions{Project: cfg.Project, Subscription: cfg.ThresholdSubscription,
+		MaxBatchWait: cfg.MaxBatchWait, PollInterval: cfg.PollInterval, Flight: cfg.Flight})
+}
+
+// readDataflow is the read on Dataflow: the CSV replay or the native
+// Pub/Sub read.
+func readDataflow(s beam.Scope, cfg Config) beam.PCollection {
+	if cfg.Input != "" {
+		return csvsrc.Read(s, cfg.Input)
+	}
+	return pubsubio.ReadNative(s, cfg.Project, cfg.Subscription, pubsubio.NativeReadOptions{
+		IDAttribute: cfg.IDAttribute, TimestampAttribute: cfg.TimestampAttribute})
+}
+
+// decode turns the read's batches into events by shard and dead letters.
+func decode(s beam.Scope, cfg Config, batches beam.PCollection) stock.Decoded {
+	origin := stock.OriginPubSub
+	if cfg.Input != "" {
+		origin = stock.OriginCSV
+	}
+	return stock.DecodeEvents(s, batches, cfg.Shards, origin)
+}
+
+// applyStockPrism is the stock stage by shard, its reference data handed
+// over in memory when the workers run in this process (InProcess) and as
+// a side input otherwise.
+func applyStockPrism(s beam.Scope, cfg Config, events beam.PCollection) beam.PCollection {
+	if cfg.InProcess {
+		return stock.ApplyInProcess(s, events, stock.ReadReferenceInProcess(s, cfg.referenceOptions()), cfg.Horizon)
+	}
+	return stock.Apply(s, events, stock.ReadReference(s, cfg.referenceOptions()), cfg.Horizon)
+}
+
+// routeThresholdsDataflow adds the threshold changes to the keyed events
+// on Dataflow: they go through a router keyed by SKU, which knows the SKU's
+// locations, to the keys they concern (see the README). It returns the
+// keyed events with the changes, and the dead letters of the changes.
+func routeThresholdsDataflow(s beam.Scope, cfg Config, events, keyed, ref beam.PCollection) (beam.PCollection, []beam.PCollection) {
+	ts := s.Scope("Thresholds")
+	raw := pubsubio.ReadNative(ts, cfg.Project, cfg.ThresholdSubscription, pubsubio.NativeReadOptions{})
+	updates, bad := stock.KeyThresholdUpdates(ts, raw)
+	routes := beam.Flatten(ts, stock.RegisterLocations(ts, events), updates)
+	routed, changes := stock.RouteThresholdUpdates(ts, routes, ref)
+	return beam.Flatten(ts, keyed, routed), []beam.PCollection{bad,
+		warehouse.WriteRows(ts, cfg.Warehouse, warehouse.ThresholdChanges, changes),
+		warehouse.WriteRows(ts, cfg.Warehouse, warehouse.DeadLetters, bad)}
+}
+
+// writeDataflow stores the commits on Dataflow, one sink per table, and
+// publishes the alerts and dead letters with the native Pub/Sub write.
+// Rows a table refuses are stored in dead_letters by the sink and go to
+// the dead-letter topic with the others.
+func writeDataflow(s beam.Scope, cfg Config, commits beam.PCollection, thresholdDead []beam.PCollection) {
 	out := commit.Unpack(s, commits)
-	// Rows a table refuses are stored in dead_letters by the sink and go to
-	// the dead-letter topic with the others.
 	dead := beam.Flatten(s.Scope("DeadLetters"), append(thresholdDead, out.DeadLetters,
 		warehouse.WriteRowsHealth(s, cfg.Warehouse, warehouse.Adjustments, out.Adjustments, commit.MetricNamespace),
 		warehouse.WriteRows(s, cfg.Warehouse, warehouse.StockLevels, out.Levels),
 		warehouse.WriteRowsHealth(s, cfg.Warehouse, warehouse.LowStockAlerts, out.Alerts, commit.MetricNamespace),
 		warehouse.WriteRows(s, cfg.Warehouse, warehouse.DeadLetters, out.DeadLetters))...)
 	if cfg.AlertTopic != "" {
-		pubsubsrc.WritePubSubNative(s, cfg.Project, cfg.AlertTopic, commit.AlertMessages(s, out.Alerts, cfg.AlertEncoding))
+		pubsubio.WriteNative(s, cfg.Project, cfg.AlertTopic, commit.AlertMessages(s, out.Alerts, cfg.AlertEncoding))
 	}
 	if cfg.DeadLetterTopic != "" {
-		pubsubsrc.WritePubSubNative(s, cfg.Project, cfg.DeadLetterTopic, commit.DeadLetterMessages(s, dead))
+		pubsubio.WriteNative(s, cfg.Project, cfg.DeadLetterTopic, commit.DeadLetterMessages(s, dead))
 	}
+}
+
+// referenceOptions names the stock stage's reference data.
+func (c Config) referenceOptions() stock.ReferenceOptions {
+	o := stock.ReferenceOptions{Thresholds: c.Thresholds, Snapshot: c.Snapshot, Default: c.DefaultThreshold, Horizon: c.Horizon}
+	if c.Restore {
+		o.RestoreFrom, o.RestoreScope = c.Warehouse, c.RestoreScope
+	}
+	return o
+}
+
+// commitOptions configures the sink off Dataflow. A CSV replay acks
+// nothing.
+func (c Config) commitOptions() commit.Options {
+	sub := c.Subscription
+	if c.Input != "" {
+		sub = ""
+	}
+	return commit.Options{Warehouse: c.Warehouse, Project: c.Project,
+		Subscription: sub, ThresholdSubscription: c.ThresholdSubscription,
+		AlertTopic: c.AlertTopic, AlertEncoding: c.AlertEncoding, DeadLetterTopic: c.DeadLetterTopic, Flight: c.Flight}
 }

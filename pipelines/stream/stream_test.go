@@ -37,7 +37,7 @@ import (
 	"github.com/inventory-events/inventory/pipelines/launch"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 	"github.com/inventory-events/inventory/transforms/commit"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func TestMain(m *testing.M) {
@@ -368,7 +368,7 @@ type alertSink struct {
 func consumeAlerts(t *testing.T, st *stack) *alertSink {
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &alertSink{stop: cancel, done: make(chan struct{})}
-	sub := pubsubsrc.SubscriptionPath(project, "low-stock-consumer")
+	sub := pubsubio.SubscriptionPath(project, "low-stock-consumer")
 	go func() {
 		defer close(a.done)
 		c := st.admin.Client.SubscriptionAdminClient
@@ -587,7 +587,7 @@ func TestRestartLosesNoMessage(t *testing.T) {
 	cfg := st.config()
 	cfg.MaxMessages = 20 // small bundles, so that the stop lands mid-stream
 	wantIDs := validIDs(t, data)
-	fl := pubsubsrc.NewFlight()
+	fl := pubsubio.NewFlight()
 	defer fl.Close()
 	cfg.Flight = fl.ID()
 	j := startJob(t, cfg)

@@ -16,7 +16,7 @@ import (
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func init() {
@@ -32,7 +32,7 @@ func init() {
 // and returns a PCollection of []byte, each a marshaled
 // pubsubpb.PubsubMessage (for Dataflow's native write).
 func AlertMessages(s beam.Scope, alerts beam.PCollection, encoding string) beam.PCollection {
-	s = s.Scope("AlertMessages")
+	s = s.Scope("commit.AlertMessages")
 	if encoding != event.EncodingJSON && encoding != event.EncodingBinary {
 		panic(fmt.Sprintf("commit.AlertMessages: encoding %q is neither JSON nor BINARY", encoding))
 	}
@@ -117,7 +117,7 @@ func encodeAlert(a *inventoryv1.LowStockAlert, encoding string) ([]byte, error) 
 // (MetricDeadLettersDropped), never an error that would fail its bundle on
 // every retry.
 func DeadLetterMessages(s beam.Scope, rows beam.PCollection) beam.PCollection {
-	s = s.Scope("DeadLetterMessages")
+	s = s.Scope("commit.DeadLetterMessages")
 	return beam.ParDo(s, &deadLetterMessageFn{}, rows)
 }
 
@@ -183,12 +183,12 @@ func emitMessage(emit func([]byte), data []byte, attrs map[string]string) error 
 // LookupTopicEncoding returns the schema encoding of a topic ("JSON" or
 // "BINARY"), or "JSON" if it has no schema.
 func LookupTopicEncoding(ctx context.Context, project, topic string) (string, error) {
-	c, err := pubsubsrc.NewClient(ctx, project)
+	c, err := pubsubio.NewClient(ctx, project)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	t, err := c.TopicAdminClient.GetTopic(ctx, &pubsubpb.GetTopicRequest{Topic: pubsubsrc.TopicPath(project, topic)})
+	t, err := c.TopicAdminClient.GetTopic(ctx, &pubsubpb.GetTopicRequest{Topic: pubsubio.TopicPath(project, topic)})
 	if err != nil {
 		return "", fmt.Errorf("pubsub GetTopic %s: %w", topic, err)
 	}

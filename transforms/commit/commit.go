@@ -18,7 +18,7 @@ import (
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/warehouse"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func init() {
@@ -34,7 +34,7 @@ func init() {
 }
 
 // Commit is everything one element of the job produced from a set of
-// messages, and the ack ids of those messages: the unit that WriteCommits
+// messages, and the ack ids of those messages: the unit that Write
 // stores, publishes and then acknowledges, so that a message is acked only
 // once all it caused is durable.
 type Commit struct {
@@ -85,7 +85,7 @@ type Rows struct {
 // its rows, one PCollection per table (ack ids are dropped: use it where the
 // source acks by itself, or for tests).
 func Unpack(s beam.Scope, commits beam.PCollection) Rows {
-	s = s.Scope("Unpack")
+	s = s.Scope("commit.Unpack")
 	adj, lvl, alerts, dead := beam.ParDo4(s, &unpackFn{}, commits)
 	return Rows{Adjustments: adj, Levels: lvl, Alerts: alerts, DeadLetters: dead}
 }
@@ -108,8 +108,8 @@ func (unpackFn) ProcessElement(c Commit, adj func(warehouse.AdjustmentRow), lvl 
 	}
 }
 
-// CommitOptions configures WriteCommits.
-type CommitOptions struct {
+// Options configures Write.
+type Options struct {
 	// Warehouse is a local directory or bq://PROJECT.DATASET.
 	Warehouse string
 	// Project and Subscription name where the ack ids come from ("": no
@@ -127,13 +127,13 @@ type CommitOptions struct {
 	// BatchRows stores what is buffered once it holds this many rows
 	// (default 2000); a bundle's end always stores.
 	BatchRows int
-	// Flight is the ID of the pubsubsrc.Flight whose sources emitted the
+	// Flight is the ID of the pubsubio.Flight whose sources emitted the
 	// messages ("": the process's default): the sink tells it what is
 	// stored, which ends the messages' leases and lets a drain finish.
 	Flight string
 }
 
-// WriteCommits is a composite transform that makes the job's outputs
+// Write is a composite transform that makes the job's outputs
 // durable and then acknowledges the messages they came from. For what a
 // bundle buffered it, in this order:
 //
@@ -153,8 +153,8 @@ type CommitOptions struct {
 //
 // A crash at any point leaves the messages unacked, so Pub/Sub delivers them
 // again; the restored ledgers see those already stored as duplicates.
-func WriteCommits(s beam.Scope, commits beam.PCollection, o CommitOptions) {
-	s = s.Scope("WriteCommits")
+func Write(s beam.Scope, commits beam.PCollection, o Options) {
+	s = s.Scope("commit.Write")
 	endStage(s, beam.ParDo(s, &commitFn{Opts: o}, commits))
 }
 
@@ -173,9 +173,9 @@ func endStage(s beam.Scope, out beam.PCollection) {
 }
 
 type commitFn struct {
-	Opts CommitOptions
+	Opts Options
 
-	flight   *pubsubsrc.Flight
+	flight   *pubsubio.Flight
 	w        warehouse.Writer
 	client   *pubsub.Client
 	alerts   *pubsub.Publisher
@@ -203,7 +203,7 @@ type flushResult struct {
 }
 
 func (f *commitFn) Setup(ctx context.Context) error {
-	fl, err := pubsubsrc.LookupFlight(f.Opts.Flight)
+	fl, err := pubsubio.LookupFlight(f.Opts.Flight)
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -217,14 +217,14 @@ func (f *commitFn) Setup(ctx context.Context) error {
 		f.Opts.BatchRows = 2000
 	}
 	if f.Opts.Subscription != "" || f.Opts.ThresholdSubscription != "" || f.Opts.AlertTopic != "" || f.Opts.DeadLetterTopic != "" {
-		if f.client, err = pubsubsrc.NewClient(ctx, f.Opts.Project); err != nil {
+		if f.client, err = pubsubio.NewClient(ctx, f.Opts.Project); err != nil {
 			return err
 		}
 		if f.Opts.AlertTopic != "" {
-			f.alerts = f.client.Publisher(pubsubsrc.TopicPath(f.Opts.Project, f.Opts.AlertTopic))
+			f.alerts = f.client.Publisher(pubsubio.TopicPath(f.Opts.Project, f.Opts.AlertTopic))
 		}
 		if f.Opts.DeadLetterTopic != "" {
-			f.dead = f.client.Publisher(pubsubsrc.TopicPath(f.Opts.Project, f.Opts.DeadLetterTopic))
+			f.dead = f.client.Publisher(pubsubio.TopicPath(f.Opts.Project, f.Opts.DeadLetterTopic))
 		}
 	}
 	f.stored = beam.NewCounter(MetricNamespace, "rows_stored")
@@ -301,7 +301,7 @@ func (f *commitFn) wait(ctx context.Context) error {
 }
 
 // store publishes the alerts and dead letters of all, stores its rows, then
-// acknowledges its messages (see WriteCommits for why in this order).
+// acknowledges its messages (see Write for why in this order).
 func (f *commitFn) store(ctx context.Context, all *Commit) flushResult {
 	dropped, err := f.publish(ctx, all.Alerts, all.DeadLetters)
 	if err != nil {
@@ -431,8 +431,8 @@ func refused(err error) bool {
 }
 
 func (f *commitFn) ack(ctx context.Context, subscription string, ids []string) error {
-	sub := pubsubsrc.SubscriptionPath(f.Opts.Project, subscription)
-	return pubsubsrc.InAckChunks(ids, func(part []string) error {
+	sub := pubsubio.SubscriptionPath(f.Opts.Project, subscription)
+	return pubsubio.InAckChunks(ids, func(part []string) error {
 		if err := f.client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{
 			Subscription: sub, AckIds: part}); err != nil {
 			return fmt.Errorf("pubsub acknowledge: %w", err)

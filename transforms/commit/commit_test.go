@@ -18,7 +18,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local" // the tests' warehouse directories
 	"github.com/inventory-events/inventory/transforms/commit"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func TestMain(m *testing.M) { ptest.Main(m) }
@@ -54,7 +54,7 @@ func oversized() warehouse.DeadLetterRow {
 		MessageID: "m-9mb", Stage: warehouse.StageStream, Origin: "pubsub", DeadLetteredAt: time.Now().UTC()}
 }
 
-// writeCommits runs WriteCommits over commits into a fresh warehouse and
+// writeCommits runs Write over commits into a fresh warehouse and
 // returns it and the job's counter of dropped dead letters.
 func writeCommits(t *testing.T, deadLetterTopic string, commits ...commit.Commit) (string, int64) {
 	t.Helper()
@@ -64,7 +64,7 @@ func writeCommits(t *testing.T, deadLetterTopic string, commits ...commit.Commit
 	}
 	p, s := beam.NewPipelineWithRoot()
 	in := beam.CreateList(s, commits)
-	commit.WriteCommits(s, in, commit.CommitOptions{Warehouse: dir, Project: project, DeadLetterTopic: deadLetterTopic})
+	commit.Write(s, in, commit.Options{Warehouse: dir, Project: project, DeadLetterTopic: deadLetterTopic})
 	pr, err := ptest.RunWithMetrics(p)
 	if err != nil {
 		t.Fatalf("run: %v", err)
@@ -109,7 +109,7 @@ func TestWriteCommitsPublishesOversizedDeadLetter(t *testing.T) {
 	}
 	ctx := context.Background()
 	resp, err := a.Client.SubscriptionAdminClient.Pull(ctx, &pubsubpb.PullRequest{
-		Subscription: pubsubsrc.SubscriptionPath(project, names.DeadLetterSubscription), MaxMessages: 10})
+		Subscription: pubsubio.SubscriptionPath(project, names.DeadLetterSubscription), MaxMessages: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestWriteCommitsDropsRefusedDeadLetter(t *testing.T) {
 	a := localPubSub(t)
 	ctx := context.Background()
 	refusing := "dead-letter-with-a-schema"
-	if _, err := a.Client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: pubsubsrc.TopicPath(project, refusing),
+	if _, err := a.Client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: pubsubio.TopicPath(project, refusing),
 		SchemaSettings: &pubsubpb.SchemaSettings{Schema: "projects/" + project + "/schemas/" + names.Schema, Encoding: pubsubpb.Encoding_JSON}}); err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,12 @@ import (
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/objects"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func init() {
-	register.DoFn3x1[context.Context, []byte, func(pubsubsrc.Batch), error](&readCSVFn{})
-	register.Emitter1[pubsubsrc.Batch]()
+	register.DoFn3x1[context.Context, []byte, func(pubsubio.Batch), error](&readCSVFn{})
+	register.Emitter1[pubsubio.Batch]()
 }
 
 // Attributes put on replayed CSV rows. A row that cannot be parsed travels
@@ -32,11 +32,11 @@ const (
 // defaultBatchSize is how many messages make one Batch.
 const defaultBatchSize = 1000
 
-// ReadCSV is a composite transform that reads an adjustments CSV (a local
+// Read is a composite transform that reads an adjustments CSV (a local
 // path or gs://) and returns it as a bounded PCollection of Batch, each row a
 // message in the JSON schema encoding whose ID is "FILE:LINE", in file order.
-func ReadCSV(s beam.Scope, uri string) beam.PCollection {
-	s = s.Scope("ReadCSV")
+func Read(s beam.Scope, uri string) beam.PCollection {
+	s = s.Scope("csvsrc.Read")
 	return beam.ParDo(s, &readCSVFn{URI: uri, BatchSize: defaultBatchSize}, beam.Impulse(s))
 }
 
@@ -45,7 +45,7 @@ type readCSVFn struct {
 	BatchSize int
 }
 
-func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(pubsubsrc.Batch)) error {
+func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(pubsubio.Batch)) error {
 	rc, err := objects.Open(ctx, f.URI)
 	if err != nil {
 		return fmt.Errorf("read csv %s: %w", f.URI, err)
@@ -56,7 +56,7 @@ func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(pubs
 		return fmt.Errorf("read csv: %w", err)
 	}
 	size := max(f.BatchSize, 1)
-	b := pubsubsrc.Batch{Messages: make([]pubsubsrc.Message, 0, size)}
+	b := pubsubio.Batch{Messages: make([]pubsubio.Message, 0, size)}
 	for {
 		var a event.Adjustment
 		err := cr.Next(&a)
@@ -64,7 +64,7 @@ func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(pubs
 			break
 		}
 		line := strconv.Itoa(cr.Line())
-		m := pubsubsrc.Message{ID: f.URI + ":" + line}
+		m := pubsubio.Message{ID: f.URI + ":" + line}
 		var rowErr *event.RowError
 		var inv *event.Invalid
 		switch {
@@ -89,7 +89,7 @@ func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(pubs
 		b.Messages = append(b.Messages, m)
 		if len(b.Messages) == size {
 			emit(b)
-			b = pubsubsrc.Batch{Messages: make([]pubsubsrc.Message, 0, size)}
+			b = pubsubio.Batch{Messages: make([]pubsubio.Message, 0, size)}
 		}
 	}
 	if len(b.Messages) > 0 {

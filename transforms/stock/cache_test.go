@@ -61,7 +61,7 @@ func (m *memState) ClearBagState(t state.Transaction) error {
 
 // process runs one element through f as a runner would: on an error, the
 // element's state writes are rolled back.
-func (m *memState) process(t *testing.T, f *stockFn, shard int, batch Shard) (commit.Commit, error) {
+func (m *memState) process(t *testing.T, f *stockFn, shard int, batch shardBatch) (commit.Commit, error) {
 	t.Helper()
 	values, bags := maps.Clone(m.values), maps.Clone(m.bags)
 	var out commit.Commit
@@ -82,13 +82,13 @@ func TestStockCacheAfterFailedWrite(t *testing.T) {
 		Delta: state.MakeBagState[[]byte]("delta"), Live: state.MakeValueState[[]byte]("live")}
 	f.Setup()
 	m := newMemState()
-	batch := func(from, n int) Shard {
-		var recs []Record
+	batch := func(from, n int) shardBatch {
+		var recs []eventRecord
 		for i := from; i < from+n; i++ {
-			recs = append(recs, Record{MessageID: fmt.Sprint("m", i), Adj: event.Adjustment{EventID: fmt.Sprint("e", i),
+			recs = append(recs, eventRecord{MessageID: fmt.Sprint("m", i), Adj: event.Adjustment{EventID: fmt.Sprint("e", i),
 				SKU: "S", LocationID: "L1", Reason: event.Sold, Quantity: -1, EventTime: at(1 + i), Source: "test"}})
 		}
-		return Shard{Records: recs}
+		return shardBatch{Records: recs}
 	}
 	if _, err := m.process(t, f, 0, batch(0, 3)); err != nil { // the key's base: 20 - 3
 		t.Fatal(err)

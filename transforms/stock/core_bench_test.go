@@ -9,13 +9,13 @@ import (
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 // benchMessages returns one JSON message per key, with the offsets of the
 // digits of its event id and of its event_time, to rewrite in place.
 type benchMsg struct {
-	m       pubsubsrc.Message
+	m       pubsubio.Message
 	idAt    int
 	timeAt  int
 	timeLen int
@@ -35,7 +35,7 @@ func benchMessages(keys int, base time.Time) []benchMsg {
 			panic(err)
 		}
 		ts := base.Format(time.RFC3339)
-		out[i] = benchMsg{m: pubsubsrc.Message{ID: "m", Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}},
+		out[i] = benchMsg{m: pubsubio.Message{ID: "m", Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}},
 			idAt: bytes.Index(data, []byte("0000000000")), timeAt: bytes.Index(data, []byte(ts)), timeLen: len(ts)}
 		if out[i].idAt < 0 || out[i].timeAt < 0 {
 			panic("benchMessages: payload layout: " + string(data))

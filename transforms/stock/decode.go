@@ -17,12 +17,12 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms/commit"
 	"github.com/inventory-events/inventory/transforms/csvsrc"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func init() {
-	register.DoFn4x1[context.Context, pubsubsrc.Batch, func(beam.EventTime, int, Shard), func(commit.Commit), error](&decodeFn{})
-	register.Emitter3[beam.EventTime, int, Shard]()
+	register.DoFn4x1[context.Context, pubsubio.Batch, func(beam.EventTime, int, shardBatch), func(commit.Commit), error](&decodeFn{})
+	register.Emitter3[beam.EventTime, int, shardBatch]()
 	register.Emitter1[commit.Commit]()
 }
 
@@ -37,7 +37,7 @@ const (
 
 // Decoded is the output of DecodeEvents.
 type Decoded struct {
-	Events beam.PCollection // KV<int, Shard>
+	Events beam.PCollection // KV<int, shardBatch>
 	// Rejected is the invalid messages: one Commit per batch that had any,
 	// holding their dead letters and ack ids.
 	Rejected beam.PCollection // Commit
@@ -46,13 +46,13 @@ type Decoded struct {
 // DecodeEvents is a composite transform that decodes and validates the
 // messages of each batch by their googclient_schemaencoding attribute (JSON
 // or BINARY). It expects a PCollection of Batch and returns the valid
-// adjustments as KV<int, Shard> (the int is the hash shard of the key,
+// adjustments as KV<int, shardBatch> (the int is the hash shard of the key,
 // shards in [0, shards)), timestamped with the batch's earliest event_time,
 // and the invalid messages as dead letters with their reason code, in a
 // Commit with their ack ids.
 // It counts every message in the metric stream/received.
 func DecodeEvents(s beam.Scope, batches beam.PCollection, shards int, origin string) Decoded {
-	s = s.Scope("DecodeEvents")
+	s = s.Scope("stock.DecodeEvents")
 	if shards <= 0 {
 		shards = DefaultShards
 	}
@@ -66,21 +66,21 @@ type decodeFn struct {
 
 	received beam.Counter
 	dead     beam.Counter
-	buf      [][]Record
+	buf      [][]eventRecord
 }
 
 func (f *decodeFn) Setup() {
 	f.received = beam.NewCounter(commit.MetricNamespace, commit.MetricReceived)
 	f.dead = beam.NewCounter(commit.MetricNamespace, commit.MetricDeadLettered)
-	f.buf = make([][]Record, f.Shards)
+	f.buf = make([][]eventRecord, f.Shards)
 }
 
-func (f *decodeFn) ProcessElement(ctx context.Context, b pubsubsrc.Batch, emit func(beam.EventTime, int, Shard), reject func(commit.Commit)) error {
+func (f *decodeFn) ProcessElement(ctx context.Context, b pubsubio.Batch, emit func(beam.EventTime, int, shardBatch), reject func(commit.Commit)) error {
 	now := clock.Now()
 	var rejected commit.Commit
 	for i := range b.Messages {
 		m := &b.Messages[i]
-		var rec Record
+		var rec eventRecord
 		if err := decodeMessage(m, now, &rec.Adj); err != nil {
 			rejected.DeadLetters = append(rejected.DeadLetters, deadLetter(m, err, f.Origin, now))
 			if m.AckID != "" {
@@ -105,7 +105,7 @@ func (f *decodeFn) ProcessElement(ctx context.Context, b pubsubsrc.Batch, emit f
 		for i := range recs {
 			ts = min(ts, recs[i].Adj.EventTime)
 		}
-		emit(mtime.FromTime(time.UnixMicro(ts)), sh, Shard{Records: recs})
+		emit(mtime.FromTime(time.UnixMicro(ts)), sh, shardBatch{Records: recs})
 		f.buf[sh] = nil // the emitted slice now belongs to the runner
 	}
 	return nil
@@ -113,7 +113,7 @@ func (f *decodeFn) ProcessElement(ctx context.Context, b pubsubsrc.Batch, emit f
 
 // decodeMessage decodes and validates one message into a. Errors are
 // *event.Invalid.
-func decodeMessage(m *pubsubsrc.Message, now time.Time, a *event.Adjustment) error {
+func decodeMessage(m *pubsubio.Message, now time.Time, a *event.Adjustment) error {
 	if code := m.Attributes[csvsrc.AttrCSVError]; code != "" {
 		return &event.Invalid{Code: code, Detail: m.Attributes[csvsrc.AttrCSVDetail]}
 	}
@@ -124,7 +124,7 @@ func decodeMessage(m *pubsubsrc.Message, now time.Time, a *event.Adjustment) err
 }
 
 // deadLetter builds the dead-letter row of message m refused with err.
-func deadLetter(m *pubsubsrc.Message, err error, origin string, now time.Time) warehouse.DeadLetterRow {
+func deadLetter(m *pubsubio.Message, err error, origin string, now time.Time) warehouse.DeadLetterRow {
 	code := event.CodeInternal
 	var inv *event.Invalid
 	if errors.As(err, &inv) {

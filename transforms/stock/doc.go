@@ -4,7 +4,7 @@
 // they start from.
 //
 // Elements are batched on purpose. Prism's cost is per element, so the
-// source emits one Batch per pull, decoding turns it into at most one Shard
+// source emits one Batch per pull, decoding turns it into at most one shardBatch
 // per shard of the key space, and the stock DoFn keeps the ledgers of every
 // (sku, location) key of a shard in that shard's state. Semantics stay per
 // key: each key has its own ledger.State; the shard only groups them.

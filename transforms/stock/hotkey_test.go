@@ -19,20 +19,20 @@ import (
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/transforms/commit"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 // hotKeyBatches returns n events over keys keys, in batches of perBatch
 // messages, their event times spread evenly over span and ending an hour
 // before now, all inside the dedup horizon: almost every one is applied and
 // keeps its id. Every countEvery-th event is a count ("few counts").
-func hotKeyBatches(keys, n, perBatch int, span time.Duration) []pubsubsrc.Batch {
+func hotKeyBatches(keys, n, perBatch int, span time.Duration) []pubsubio.Batch {
 	const countEvery = 10_000
 	end := clock.Now().Add(-time.Hour).UTC()
 	start := end.Add(-span)
 	step := span / time.Duration(n)
-	var out []pubsubsrc.Batch
-	var b pubsubsrc.Batch
+	var out []pubsubio.Batch
+	var b pubsubio.Batch
 	for i := range n {
 		k := i % keys
 		a := event.Adjustment{EventID: fmt.Sprintf("hot-%08d", i), SKU: fmt.Sprintf("SKU-%05d", k/10), LocationID: fmt.Sprintf("STORE-%03d", k%10),
@@ -47,10 +47,10 @@ func hotKeyBatches(keys, n, perBatch int, span time.Duration) []pubsubsrc.Batch 
 		if err != nil {
 			panic(err)
 		}
-		b.Messages = append(b.Messages, pubsubsrc.Message{ID: a.EventID, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}})
+		b.Messages = append(b.Messages, pubsubio.Message{ID: a.EventID, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}})
 		if len(b.Messages) == perBatch {
 			out = append(out, b)
-			b = pubsubsrc.Batch{}
+			b = pubsubio.Batch{}
 		}
 	}
 	if len(b.Messages) > 0 {
@@ -67,15 +67,15 @@ type stockRun struct {
 
 // runStock runs DecodeEvents and the stock stage, in the shard or the
 // per-key layout, on Prism over batches, and returns its counters.
-func runStock(tb testing.TB, batches []pubsubsrc.Batch, perKey bool) stockRun {
+func runStock(tb testing.TB, batches []pubsubio.Batch, perKey bool) stockRun {
 	tb.Helper()
 	p, s := beam.NewPipelineWithRoot()
 	dec := DecodeEvents(s, beam.CreateList(s, batches), 4, OriginPubSub)
 	ref := beam.Create(s, newReference(ledger.NewThresholds(10), 0, nil, nil))
 	if perKey {
-		ApplyStockPerKey(s, KeyEvents(s, dec.Events), ref, 0)
+		ApplyPerKey(s, KeyEvents(s, dec.Events), ref, 0)
 	} else {
-		ApplyStock(s, dec.Events, ref, 0)
+		Apply(s, dec.Events, ref, 0)
 	}
 	pr, err := ptest.RunWithMetrics(p)
 	if err != nil {

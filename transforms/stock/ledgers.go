@@ -113,7 +113,7 @@ func (e *ledgerEntry) decode(k event.Key) (*ledger.State, error) {
 // Get returns the ledger of k for changing, creating it from the reference
 // data (snapshot or empty) if the shard has never seen k. threshold is the
 // key's threshold, used to classify a snapshot's starting stock.
-func (l *ledgers) Get(k event.Key, ref *RefData, threshold int64) (*ledger.State, error) {
+func (l *ledgers) Get(k event.Key, ref *refData, threshold int64) (*ledger.State, error) {
 	e := l.keys[k]
 	if e == nil {
 		var st *ledger.State
@@ -249,7 +249,7 @@ func (l *ledgers) Has(k event.Key) bool { return l.keys[k] != nil }
 // keysOf returns the keys a threshold change concerns in this shard: its
 // key, or for a (sku, *) change every key of the SKU that the shard holds or
 // that ref's snapshot has and mine accepts.
-func (l *ledgers) keysOf(c *ledger.Change, ref *RefData, mine func(event.Key) bool) []event.Key {
+func (l *ledgers) keysOf(c *ledger.Change, ref *refData, mine func(event.Key) bool) []event.Key {
 	if !c.Wild() {
 		return []event.Key{c.Key()}
 	}

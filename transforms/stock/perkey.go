@@ -15,14 +15,14 @@ import (
 	"github.com/inventory-events/inventory/transforms/commit"
 )
 
-// ApplyStockPerKey is ApplyStock with the state of each (sku, location) key
-// apart: it expects a PCollection of KV<string, Shard> from KeyEvents and the
-// Reference side input, and returns a PCollection of Commit, one per input
+// ApplyPerKey is Apply with the state of each (sku, location) key
+// apart: it expects a PCollection of KV<string, shardBatch> from KeyEvents and the
+// reference side input, and returns a PCollection of Commit, one per input
 // element. An element writes only what it changed in its own key's ledger,
 // and the stage scales out by key: the layout for Dataflow, where each
 // element is one message.
-func ApplyStockPerKey(s beam.Scope, keyed, ref beam.PCollection, horizon time.Duration) beam.PCollection {
-	s = s.Scope("ApplyStockPerKey")
+func ApplyPerKey(s beam.Scope, keyed, ref beam.PCollection, horizon time.Duration) beam.PCollection {
+	s = s.Scope("stock.ApplyPerKey")
 	return beam.ParDo(s, &keyStockFn{Horizon: horizon}, keyed, beam.SideInput{Input: ref})
 }
 
@@ -83,7 +83,7 @@ func (f *keyStockFn) Setup() {
 	f.core.setup(f.Horizon)
 }
 
-func (f *keyStockFn) ProcessElement(ctx context.Context, sp state.Provider, key string, batch Shard, refIn Reference,
+func (f *keyStockFn) ProcessElement(ctx context.Context, sp state.Provider, key string, batch shardBatch, refIn reference,
 	emit func(commit.Commit)) error {
 	ref, err := refIn.Data()
 	if err != nil {
@@ -122,7 +122,7 @@ func (f *keyStockFn) ProcessElement(ctx context.Context, sp state.Provider, key 
 		return err
 	}
 	if len(batch.Updates) > 0 {
-		upd, changed, err := f.core.applyUpdates(batch.Updates, ref, c.live, func(*Update) []event.Key {
+		upd, changed, err := f.core.applyUpdates(batch.Updates, ref, c.live, func(*thresholdUpdate) []event.Key {
 			sku, loc, _ := strings.Cut(key, " ")
 			return []event.Key{{SKU: sku, LocationID: loc}}
 		}, func(k event.Key, th int64) (*ledger.State, error) {

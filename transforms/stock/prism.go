@@ -1,7 +1,7 @@
 package stock
 
 // PrismNoSplitExperiment turns off Prism's dynamic splitting of bundles. A
-// job with ApplyStock must run with it on Prism (stream.RunPrism sets it).
+// job with Apply must run with it on Prism (stream.RunPrism sets it).
 //
 // Prism (Beam v2.77.0) marks every stage splittable, stateful ones
 // included. When a bundle makes no progress for a progress tick (100 ms;

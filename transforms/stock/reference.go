@@ -3,9 +3,7 @@ package stock
 import (
 	"cmp"
 	"context"
-	crand "crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -18,35 +16,36 @@ import (
 	"github.com/inventory-events/inventory/internal/codec"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/internal/registry"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/thresholds"
 )
 
 func init() {
-	beam.RegisterType(reflect.TypeOf(Reference{}))
-	beam.RegisterCoder(reflect.TypeOf(Reference{}), encodeReference, decodeReference)
-	register.DoFn3x1[context.Context, []byte, func(Reference), error](&readReferenceFn{})
-	register.Emitter1[Reference]()
+	beam.RegisterType(reflect.TypeOf(reference{}))
+	beam.RegisterCoder(reflect.TypeOf(reference{}), encodeReference, decodeReference)
+	register.DoFn3x1[context.Context, []byte, func(reference), error](&readReferenceFn{})
+	register.Emitter1[reference]()
 }
 
-// Reference is the reference data the stock DoFn looks keys up in: the
+// reference is the reference data the stock DoFn looks keys up in: the
 // reorder thresholds and the starting snapshot. It is a side input. Its coder
 // keeps it as raw bytes plus a digest, and Lookup parses it once per worker
 // per digest, so a large snapshot is not decoded again for every bundle.
-type Reference struct {
+type reference struct {
 	Digest string // sha256 of Raw
 	Raw    []byte
 }
 
-// SnapshotItem is one key of the starting snapshot.
-type SnapshotItem struct {
+// snapshotItem is one key of the starting snapshot.
+type snapshotItem struct {
 	SKU, LocationID string
 	OnHand          int64
 	AsOf            int64  // Unix µs; 0: the snapshot's
 	State           []byte // optional whole ledger (ledger.State.AppendBinary)
 }
 
-// stockItem is a SnapshotItem without its key: the parsed snapshot holds
+// stockItem is a snapshotItem without its key: the parsed snapshot holds
 // one per key, a million at 1M keys, so it keeps no copy of the key's
 // strings (which parseReference interns).
 type stockItem struct {
@@ -55,13 +54,13 @@ type stockItem struct {
 	State  []byte
 }
 
-// item returns it as the SnapshotItem of k.
-func (it stockItem) item(k event.Key) SnapshotItem {
-	return SnapshotItem{SKU: k.SKU, LocationID: k.LocationID, OnHand: it.OnHand, AsOf: it.AsOf, State: it.State}
+// item returns it as the snapshotItem of k.
+func (it stockItem) item(k event.Key) snapshotItem {
+	return snapshotItem{SKU: k.SKU, LocationID: k.LocationID, OnHand: it.OnHand, AsOf: it.AsOf, State: it.State}
 }
 
-// RefData is the parsed Reference.
-type RefData struct {
+// refData is the parsed reference.
+type refData struct {
 	Thresholds *ledger.Thresholds
 	// AsOf is the snapshot's time (Unix µs) and Stock its items per key.
 	AsOf  int64
@@ -73,17 +72,17 @@ type RefData struct {
 
 // Threshold returns the threshold of k: (sku, location), (sku, *), default,
 // with the restored live changes over the file's rules.
-func (d *RefData) Threshold(k event.Key) int64 { return ledger.Effective(k, d.Thresholds, d.Live) }
+func (d *refData) Threshold(k event.Key) int64 { return ledger.Effective(k, d.Thresholds, d.Live) }
 
 // Has reports whether the snapshot (or the restore) has a ledger of k.
-func (d *RefData) Has(k event.Key) bool {
+func (d *refData) Has(k event.Key) bool {
 	_, ok := d.Stock.Get(k)
 	return ok
 }
 
 // Initial returns the starting ledger of a key seen for the first time: the
 // snapshot's on-hand at its as_of, or the zero state (no count, 0 on hand).
-func (d *RefData) Initial(k event.Key, threshold int64) *ledger.State {
+func (d *refData) Initial(k event.Key, threshold int64) *ledger.State {
 	_, st := d.initial(k, threshold)
 	return st
 }
@@ -91,7 +90,7 @@ func (d *RefData) Initial(k event.Key, threshold int64) *ledger.State {
 // initial is Initial, with the snapshot's copy of k if it has k (else k):
 // a ledger made for k can then share the snapshot's strings rather than
 // keep the event's.
-func (d *RefData) initial(k event.Key, threshold int64) (event.Key, *ledger.State) {
+func (d *refData) initial(k event.Key, threshold int64) (event.Key, *ledger.State) {
 	key, it, ok := d.Stock.lookup(k)
 	if !ok {
 		return k, &ledger.State{}
@@ -110,8 +109,8 @@ func (d *RefData) initial(k event.Key, threshold int64) (event.Key, *ledger.Stat
 }
 
 // newReference encodes thresholds, a snapshot (items at asOf, Unix µs) and
-// the live threshold changes restored (nil: none) as a Reference.
-func newReference(th *ledger.Thresholds, asOf int64, items []SnapshotItem, live *ledger.Live) Reference {
+// the live threshold changes restored (nil: none) as a reference.
+func newReference(th *ledger.Thresholds, asOf int64, items []snapshotItem, live *ledger.Live) reference {
 	if th == nil {
 		th = ledger.NewThresholds(ledger.DefaultThreshold)
 	}
@@ -134,68 +133,48 @@ func newReference(th *ledger.Thresholds, asOf int64, items []SnapshotItem, live 
 	}
 	b = live.AppendBinary(b)
 	sum := sha256.Sum256(b)
-	return Reference{Digest: string(sum[:]), Raw: b}
+	return reference{Digest: string(sum[:]), Raw: b}
 }
 
-func encodeReference(r Reference) []byte {
+func encodeReference(r reference) []byte {
 	return append([]byte(r.Digest), r.Raw...)
 }
 
-func decodeReference(b []byte) (Reference, error) {
+func decodeReference(b []byte) (reference, error) {
 	if len(b) < sha256.Size {
-		return Reference{}, wrapCoderErr(codec.ErrCorrupt)
+		return reference{}, wrapCoderErr(codec.ErrCorrupt)
 	}
-	return Reference{Digest: string(b[:sha256.Size]), Raw: b[sha256.Size:]}, nil
+	return reference{Digest: string(b[:sha256.Size]), Raw: b[sha256.Size:]}, nil
 }
 
 var refCache struct {
 	sync.Mutex
 	digest string
-	data   *RefData
+	data   *refData
 }
 
 // handoffs hold the reference data that ReadReferenceInProcess's job step
-// read, for the stock DoFns of the same job in this process, by handoff id:
-// the last few, so that a process running job after job (tests) does not
-// keep them all.
-var handoffs struct {
-	sync.Mutex
-	m   map[string]*handoff
-	ids []string // oldest first
-}
-
-const handoffsKept = 8
+// read, for the stock DoFns of the same job in this process, by handoff id
+// (registry says why not a side input): the last few, so that a process
+// running job after job (tests) does not keep them all.
+var handoffs = registry.Table[*handoff]{Keep: 8}
 
 // handoff is the reference data of one job: ready is closed once data or
 // err is set.
 type handoff struct {
 	ready chan struct{}
-	data  *RefData
+	data  *refData
 	err   error
 }
 
-// handoffOf returns the handoff of id, adding it if needed.
+// handoffOf returns the handoff of id, adding it if needed: the reading
+// step and the stock DoFns may come to it in either order.
 func handoffOf(id string) *handoff {
-	handoffs.Lock()
-	defer handoffs.Unlock()
-	if h := handoffs.m[id]; h != nil {
-		return h
-	}
-	if handoffs.m == nil {
-		handoffs.m = map[string]*handoff{}
-	}
-	if len(handoffs.ids) == handoffsKept {
-		delete(handoffs.m, handoffs.ids[0])
-		handoffs.ids = handoffs.ids[1:]
-	}
-	h := &handoff{ready: make(chan struct{})}
-	handoffs.m[id] = h
-	handoffs.ids = append(handoffs.ids, id)
-	return h
+	return handoffs.LookupOrAdd(id, func() *handoff { return &handoff{ready: make(chan struct{})} })
 }
 
 // waitReference waits for the reference data of handoff id.
-func waitReference(ctx context.Context, id string) (*RefData, error) {
+func waitReference(ctx context.Context, id string) (*refData, error) {
 	h := handoffOf(id)
 	select {
 	case <-h.ready:
@@ -206,7 +185,7 @@ func waitReference(ctx context.Context, id string) (*RefData, error) {
 }
 
 // Data returns the parsed reference data, cached by digest.
-func (r Reference) Data() (*RefData, error) {
+func (r reference) Data() (*refData, error) {
 	refCache.Lock()
 	defer refCache.Unlock()
 	if refCache.data != nil && refCache.digest == r.Digest {
@@ -220,9 +199,9 @@ func (r Reference) Data() (*RefData, error) {
 	return d, nil
 }
 
-func parseReference(b []byte) (*RefData, error) {
+func parseReference(b []byte) (*refData, error) {
 	rd := codec.NewReader(b)
-	d := &RefData{Thresholds: ledger.NewThresholds(rd.Varint())}
+	d := &refData{Thresholds: ledger.NewThresholds(rd.Varint())}
 	for n := rd.Uvarint(); n > 0 && rd.Err() == nil; n-- {
 		sku, loc := rd.String(), rd.String()
 		d.Thresholds.Add(ledger.Rule{SKU: sku, LocationID: loc, Threshold: rd.Varint()})
@@ -275,15 +254,15 @@ type ReferenceOptions struct {
 }
 
 // ReadReference is a composite transform that reads the reference data at
-// job start and returns a PCollection holding one Reference, for use as a
-// side input of ApplyStock.
+// job start and returns a PCollection holding one reference, for use as a
+// side input of Apply.
 func ReadReference(s beam.Scope, o ReferenceOptions) beam.PCollection {
-	s = s.Scope("ReadReference")
+	s = s.Scope("stock.ReadReference")
 	return beam.ParDo(s, &readReferenceFn{Opts: o}, beam.Impulse(s))
 }
 
 // ReadReferenceInProcess adds a step that reads the reference data at job
-// start and hands it to ApplyStockInProcess's DoFns in memory, and returns
+// start and hands it to ApplyInProcess's DoFns in memory, and returns
 // the id of that handoff. It is for a runner whose workers run in this
 // process (Prism in-process), and spares the stock stage a side input:
 //   - Prism gives the SDK no side-input cache tokens, so a side input is
@@ -293,10 +272,8 @@ func ReadReference(s beam.Scope, o ReferenceOptions) beam.PCollection {
 //     input watermark moves, so the events waited for the slower of the
 //     stage's sources (docs/beam-notes.md).
 func ReadReferenceInProcess(s beam.Scope, o ReferenceOptions) string {
-	s = s.Scope("ReadReference")
-	var b [16]byte
-	_, _ = crand.Read(b[:])
-	id := hex.EncodeToString(b[:])
+	s = s.Scope("stock.ReadReference")
+	id := registry.NewID("reference-")
 	beam.ParDo(s, &readReferenceFn{Opts: o, Handoff: id}, beam.Impulse(s))
 	return id
 }
@@ -308,7 +285,7 @@ type readReferenceFn struct {
 	Handoff string
 }
 
-func (f *readReferenceFn) ProcessElement(ctx context.Context, _ []byte, emit func(Reference)) error {
+func (f *readReferenceFn) ProcessElement(ctx context.Context, _ []byte, emit func(reference)) error {
 	if f.Handoff == "" {
 		ref, err := loadReference(ctx, f.Opts)
 		if err != nil {
@@ -335,31 +312,31 @@ func (f *readReferenceFn) ProcessElement(ctx context.Context, _ []byte, emit fun
 // loadReference reads the reference data: thresholds, snapshot and, with
 // RestoreFrom, the ledgers restored from the warehouse, which replace the
 // snapshot's items of their keys.
-func loadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
+func loadReference(ctx context.Context, o ReferenceOptions) (reference, error) {
 	ref, err := loadFiles(ctx, o.Thresholds, o.Snapshot, o.Default)
 	if err != nil || o.RestoreFrom == "" {
 		return ref, err
 	}
 	data, err := ref.Data()
 	if err != nil {
-		return Reference{}, err
+		return reference{}, err
 	}
 	// Thresholds first: the replay below judges events with them.
 	live, err := restoreThresholds(ctx, o.RestoreFrom)
 	if err != nil {
-		return Reference{}, err
+		return reference{}, err
 	}
 	if live.Len() > 0 {
 		slog.Info("stream: live threshold changes restored from the warehouse", "warehouse", o.RestoreFrom, "rules", live.Len())
-		items := make([]SnapshotItem, 0, data.Stock.Len())
+		items := make([]snapshotItem, 0, data.Stock.Len())
 		for k, it := range data.Stock.All() {
 			items = append(items, it.item(k))
 		}
 		if data, err = newReference(data.Thresholds, data.AsOf, items, live).Data(); err != nil {
-			return Reference{}, err
+			return reference{}, err
 		}
 	}
-	var restored []SnapshotItem
+	var restored []snapshotItem
 	var st restoreStats
 	switch o.RestoreScope {
 	case ScopeRecent:
@@ -370,13 +347,13 @@ func loadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 		err = fmt.Errorf("restore: scope %q is neither %s nor %s", o.RestoreScope, ScopeFull, ScopeRecent)
 	}
 	if err != nil {
-		return Reference{}, err
+		return reference{}, err
 	}
 	if st.Keys > 0 {
 		slog.Info("stream: ledgers restored from the warehouse", "warehouse", o.RestoreFrom, "scope", cmp.Or(o.RestoreScope, ScopeFull),
 			"keys", st.Keys, "adjustments", st.Rows, "severities", st.Alerts, "took", st.Took.Round(time.Millisecond))
 	}
-	items := make([]SnapshotItem, 0, data.Stock.Len()+len(restored))
+	items := make([]snapshotItem, 0, data.Stock.Len()+len(restored))
 	seen := make(map[event.Key]bool, len(restored))
 	for _, it := range restored {
 		seen[event.Key{SKU: it.SKU, LocationID: it.LocationID}] = true
@@ -390,24 +367,24 @@ func loadReference(ctx context.Context, o ReferenceOptions) (Reference, error) {
 	return newReference(data.Thresholds, data.AsOf, items, data.Live), nil
 }
 
-func loadFiles(ctx context.Context, thresholdsURI, snapshotURI string, def int64) (Reference, error) {
+func loadFiles(ctx context.Context, thresholdsURI, snapshotURI string, def int64) (reference, error) {
 	if def <= 0 {
 		def = ledger.DefaultThreshold
 	}
 	th, err := thresholds.Read(ctx, thresholdsURI, def)
 	if err != nil {
-		return Reference{}, fmt.Errorf("read thresholds: %w", err)
+		return reference{}, fmt.Errorf("read thresholds: %w", err)
 	}
 	var asOf int64
-	var items []SnapshotItem
+	var items []snapshotItem
 	if snapshotURI != "" {
 		f, err := snapshot.Read(ctx, snapshotURI)
 		if err != nil {
-			return Reference{}, fmt.Errorf("read snapshot: %w", err)
+			return reference{}, fmt.Errorf("read snapshot: %w", err)
 		}
 		asOf = f.AsOf.UnixMicro()
 		for _, it := range f.Items {
-			items = append(items, SnapshotItem{SKU: it.SKU, LocationID: it.LocationID, OnHand: it.OnHand,
+			items = append(items, snapshotItem{SKU: it.SKU, LocationID: it.LocationID, OnHand: it.OnHand,
 				AsOf: f.Time(it).UnixMicro(), State: it.State})
 		}
 	}

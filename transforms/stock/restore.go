@@ -49,7 +49,7 @@ type restoreStats struct {
 //
 // It reads every stored adjustment; see docs/streaming.md for the cost and
 // for what Dataflow does instead.
-func restore(ctx context.Context, uri string, ref *RefData, horizon time.Duration) ([]SnapshotItem, restoreStats, error) {
+func restore(ctx context.Context, uri string, ref *refData, horizon time.Duration) ([]snapshotItem, restoreStats, error) {
 	start := time.Now()
 	var st restoreStats
 	if _, err := warehouse.Recover(uri); err != nil {
@@ -109,10 +109,10 @@ func restore(ctx context.Context, uri string, ref *RefData, horizon time.Duratio
 }
 
 // snapshotItems turns restored ledgers into the side input's items.
-func snapshotItems(states map[event.Key]*ledger.State) []SnapshotItem {
-	items := make([]SnapshotItem, 0, len(states))
+func snapshotItems(states map[event.Key]*ledger.State) []snapshotItem {
+	items := make([]snapshotItem, 0, len(states))
 	for k, s := range states {
-		items = append(items, SnapshotItem{SKU: k.SKU, LocationID: k.LocationID, OnHand: s.OnHand, AsOf: s.MaxTime, State: s.AppendBinary(nil)})
+		items = append(items, snapshotItem{SKU: k.SKU, LocationID: k.LocationID, OnHand: s.OnHand, AsOf: s.MaxTime, State: s.AppendBinary(nil)})
 	}
 	return items
 }
@@ -203,7 +203,7 @@ func windowStart(latest int64, horizon time.Duration) time.Time {
 // (newest time and latest count per key), and full rows only from the
 // oldest key window on: a key that has been quiet for long makes it read
 // further back (docs/streaming.md).
-func restoreRecent(ctx context.Context, uri string, ref *RefData, horizon time.Duration) ([]SnapshotItem, restoreStats, error) {
+func restoreRecent(ctx context.Context, uri string, ref *refData, horizon time.Duration) ([]snapshotItem, restoreStats, error) {
 	start := time.Now()
 	var st restoreStats
 	if horizon <= 0 {

@@ -42,7 +42,7 @@ func testRestoreRecent(t *testing.T, now time.Time) {
 	horizon := 3 * 24 * time.Hour
 	th := ledger.NewThresholds(10)
 	keys := []event.Key{{SKU: "A", LocationID: "L1"}, {SKU: "B", LocationID: "L1"}, {SKU: "C", LocationID: "L2"}, {SKU: "D", LocationID: "L2"}}
-	ref, err := newReference(th, start.UnixMicro(), []SnapshotItem{{SKU: "A", LocationID: "L1", OnHand: 40},
+	ref, err := newReference(th, start.UnixMicro(), []snapshotItem{{SKU: "A", LocationID: "L1", OnHand: 40},
 		{SKU: "D", LocationID: "L2", OnHand: 15}}, nil).Data()
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func testRestoreRecent(t *testing.T, now time.Time) {
 		}
 		res := s.Apply(&a, th.Lookup(k), horizon)
 		proc = proc.Add(time.Second)
-		rec := &Record{Adj: a, MessageID: "m-" + a.EventID}
+		rec := &eventRecord{Adj: a, MessageID: "m-" + a.EventID}
 		if res.Outcome == ledger.TooLate {
 			continue
 		}

@@ -45,7 +45,7 @@ func TestRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	th := ledger.NewThresholds(10)
-	base := newReference(th, t0.UnixMicro(), []SnapshotItem{{SKU: "K", LocationID: "L1", OnHand: 20}, {SKU: "S", LocationID: "L1", OnHand: 50}}, nil)
+	base := newReference(th, t0.UnixMicro(), []snapshotItem{{SKU: "K", LocationID: "L1", OnHand: 20}, {SKU: "S", LocationID: "L1", OnHand: 50}}, nil)
 	data, err := base.Data()
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 )
 
 // adjustmentRow is the adjustments row of rec, which Apply gave outcome.
-func adjustmentRow(rec *Record, outcome ledger.Outcome, now time.Time) warehouse.AdjustmentRow {
+func adjustmentRow(rec *eventRecord, outcome ledger.Outcome, now time.Time) warehouse.AdjustmentRow {
 	a := &rec.Adj
 	row := warehouse.AdjustmentRow{
 		EventID:    a.EventID,
@@ -81,7 +81,7 @@ func alertRow(a *event.Adjustment, res ledger.Result, threshold int64, now time.
 
 // tooLateDeadLetter is the dead-letter row of an event older than its key's
 // dedup horizon. The payload is the event in the JSON encoding.
-func tooLateDeadLetter(rec *Record, now time.Time) warehouse.DeadLetterRow {
+func tooLateDeadLetter(rec *eventRecord, now time.Time) warehouse.DeadLetterRow {
 	payload, _ := event.MarshalJSON(&rec.Adj)
 	row := warehouse.DeadLetterRow{
 		Reason: event.CodeTooLate,

@@ -8,31 +8,31 @@ import (
 
 	"github.com/inventory-events/inventory/internal/codec"
 	"github.com/inventory-events/inventory/internal/event"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func init() {
-	beam.RegisterType(reflect.TypeOf(Shard{}))
-	beam.RegisterCoder(reflect.TypeOf(Shard{}), encodeShard, decodeShard)
+	beam.RegisterType(reflect.TypeOf(shardBatch{}))
+	beam.RegisterCoder(reflect.TypeOf(shardBatch{}), encodeShard, decodeShard)
 }
 
-// Record is one valid adjustment with the Pub/Sub metadata the warehouse
+// eventRecord is one valid adjustment with the Pub/Sub metadata the warehouse
 // keeps.
-type Record struct {
+type eventRecord struct {
 	Adj         event.Adjustment
 	MessageID   string
 	PublishTime int64 // Unix µs
 	Attributes  map[string]string
-	AckID       string // see pubsubsrc.Message.AckID
+	AckID       string // see pubsubio.Message.AckID
 }
 
-// Shard is the valid adjustments of one batch whose keys hash to one shard,
-// in arrival order. It travels as KV<int, Shard>, the int being the shard.
-type Shard struct {
-	Records []Record
+// shardBatch is the valid adjustments of one batch whose keys hash to one shard,
+// in arrival order. It travels as KV<int, shardBatch>, the int being the shard.
+type shardBatch struct {
+	Records []eventRecord
 	// Updates are threshold changes for the shard's or key's stock
 	// (threshold.go); an element holds records or updates, not both.
-	Updates []Update
+	Updates []thresholdUpdate
 }
 
 func wrapCoderErr(err error) error {
@@ -42,7 +42,7 @@ func wrapCoderErr(err error) error {
 	return nil
 }
 
-func encodeShard(v Shard) []byte {
+func encodeShard(v shardBatch) []byte {
 	b := make([]byte, 0, 128*len(v.Records)+8)
 	b = codec.AppendUvarint(b, uint64(len(v.Records)))
 	for i := range v.Records {
@@ -57,15 +57,15 @@ func encodeShard(v Shard) []byte {
 		b = codec.AppendString(b, a.Source)
 		b = codec.AppendString(b, rec.MessageID)
 		b = codec.AppendVarint(b, rec.PublishTime)
-		b = pubsubsrc.AppendAttrs(b, rec.Attributes)
+		b = pubsubio.AppendAttrs(b, rec.Attributes)
 		b = codec.AppendString(b, rec.AckID)
 	}
 	return appendUpdates(b, v.Updates)
 }
 
-func decodeShard(b []byte) (Shard, error) {
+func decodeShard(b []byte) (shardBatch, error) {
 	r := codec.NewReader(b)
-	v := Shard{Records: make([]Record, r.Len())}
+	v := shardBatch{Records: make([]eventRecord, r.Len())}
 	for i := range v.Records {
 		rec := &v.Records[i]
 		a := &rec.Adj
@@ -78,7 +78,7 @@ func decodeShard(b []byte) (Shard, error) {
 		a.Source = r.String()
 		rec.MessageID = r.String()
 		rec.PublishTime = r.Varint()
-		rec.Attributes = pubsubsrc.ReadAttrs(r)
+		rec.Attributes = pubsubio.ReadAttrs(r)
 		rec.AckID = r.String()
 	}
 	v.Updates = readUpdates(r)

@@ -17,41 +17,41 @@ import (
 )
 
 func init() {
-	register.DoFn6x1[context.Context, state.Provider, int, Shard, Reference, func(commit.Commit), error](&stockFn{})
-	register.DoFn5x1[context.Context, state.Provider, int, Shard, func(commit.Commit), error](&stockInProcessFn{})
-	register.DoFn6x1[context.Context, state.Provider, string, Shard, Reference, func(commit.Commit), error](&keyStockFn{})
+	register.DoFn6x1[context.Context, state.Provider, int, shardBatch, reference, func(commit.Commit), error](&stockFn{})
+	register.DoFn5x1[context.Context, state.Provider, int, shardBatch, func(commit.Commit), error](&stockInProcessFn{})
+	register.DoFn6x1[context.Context, state.Provider, string, shardBatch, reference, func(commit.Commit), error](&keyStockFn{})
 	register.Function3x0(keyEventsFn)
-	register.Emitter2[string, Shard]()
+	register.Emitter2[string, shardBatch]()
 }
 
-// ApplyStock is a composite transform that applies adjustments to the stock
+// Apply is a composite transform that applies adjustments to the stock
 // of their (sku, location) key with the ledger semantics (internal/ledger).
-// It expects a PCollection of KV<int, Shard> from DecodeEvents and a
-// PCollection of one Reference (thresholds and snapshot) as a side input.
+// It expects a PCollection of KV<int, shardBatch> from DecodeEvents and a
+// PCollection of one reference (thresholds and snapshot) as a side input.
 // horizon bounds the dedup memory per key (0: ledger.DefaultHorizon).
 //
 // It returns a PCollection of Commit, one per input element: the
 // adjustments (every event, APPLIED/SUPERSEDED/DUPLICATE), stock_levels
 // (every change of on-hand), alerts (every change of severity) and dead
 // letters (events too late to deduplicate) that the element's records
-// caused, with their ack ids. WriteCommits stores them; Unpack splits them.
+// caused, with their ack ids. commit.Write stores them; Unpack splits them.
 //
 // State is one value per shard holding the ledgers of the shard's keys
 // (state.Value, which Dataflow runs for Go); see ledgers.
 //
 // On Prism, run the job with the experiment PrismNoSplitExperiment
 // (prism.go).
-func ApplyStock(s beam.Scope, events, ref beam.PCollection, horizon time.Duration) beam.PCollection {
-	s = s.Scope("ApplyStock")
+func Apply(s beam.Scope, events, ref beam.PCollection, horizon time.Duration) beam.PCollection {
+	s = s.Scope("stock.Apply")
 	return beam.ParDo(s, &stockFn{Horizon: horizon}, events, beam.SideInput{Input: ref})
 }
 
-// ApplyStockInProcess is ApplyStock with the reference data handed over in
+// ApplyInProcess is Apply with the reference data handed over in
 // memory by ReadReferenceInProcess (handoff, its id) rather than as a side
 // input: for Prism in this process. Its first bundles wait until the data
 // is read.
-func ApplyStockInProcess(s beam.Scope, events beam.PCollection, handoff string, horizon time.Duration) beam.PCollection {
-	s = s.Scope("ApplyStock")
+func ApplyInProcess(s beam.Scope, events beam.PCollection, handoff string, horizon time.Duration) beam.PCollection {
+	s = s.Scope("stock.Apply")
 	return beam.ParDo(s, &stockInProcessFn{Horizon: horizon, Handoff: handoff}, events)
 }
 
@@ -75,7 +75,7 @@ func (f *stockInProcessFn) Setup() {
 	f.fn.Setup()
 }
 
-func (f *stockInProcessFn) ProcessElement(ctx context.Context, sp state.Provider, shard int, batch Shard,
+func (f *stockInProcessFn) ProcessElement(ctx context.Context, sp state.Provider, shard int, batch shardBatch,
 	emit func(commit.Commit)) error {
 	ref, err := waitReference(ctx, f.Handoff)
 	if err != nil {
@@ -130,7 +130,7 @@ func (f *stockFn) Setup() {
 	f.core.setup(f.Horizon)
 }
 
-func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard int, batch Shard, refIn Reference,
+func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard int, batch shardBatch, refIn reference,
 	emit func(commit.Commit)) error {
 	ref, err := refIn.Data()
 	if err != nil {
@@ -140,7 +140,7 @@ func (f *stockFn) ProcessElement(ctx context.Context, sp state.Provider, shard i
 }
 
 // process applies batch to the shard's ledgers and emits what it caused.
-func (f *stockFn) process(ctx context.Context, sp state.Provider, shard int, batch Shard, ref *RefData,
+func (f *stockFn) process(ctx context.Context, sp state.Provider, shard int, batch shardBatch, ref *refData,
 	emit func(commit.Commit)) error {
 	gen, ok, err := f.Gen.Read(sp)
 	if err != nil {
@@ -164,7 +164,7 @@ func (f *stockFn) process(ctx context.Context, sp state.Provider, shard int, bat
 		return err
 	}
 	if len(batch.Updates) > 0 {
-		upd, changed, err := f.core.applyUpdates(batch.Updates, ref, c.live, func(u *Update) []event.Key {
+		upd, changed, err := f.core.applyUpdates(batch.Updates, ref, c.live, func(u *thresholdUpdate) []event.Key {
 			return c.l.keysOf(&u.Change, ref, func(k event.Key) bool { return k.Shard(u.Shards) == shard })
 		}, func(k event.Key, th int64) (*ledger.State, error) {
 			if !c.l.Has(k) && !ref.Has(k) {
@@ -307,7 +307,7 @@ func (c *stockCore) now() time.Time {
 
 // apply applies batch's records in order to the ledgers that get returns
 // (for changing), and returns the rows and ack ids they caused.
-func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData, live *ledger.Live,
+func (c *stockCore) apply(ctx context.Context, batch shardBatch, ref *refData, live *ledger.Live,
 	get func(k event.Key, threshold int64) (*ledger.State, error)) (commit.Commit, error) {
 	var applied, dups, dead, supers int64
 	out := commit.Commit{Adjustments: make([]warehouse.AdjustmentRow, 0, len(batch.Records))}
@@ -363,26 +363,26 @@ func (c *stockCore) apply(ctx context.Context, batch Shard, ref *RefData, live *
 	return out, nil
 }
 
-// stockKey is the state key of (sku, location) in ApplyStockPerKey: the SKU,
+// stockKey is the state key of (sku, location) in ApplyPerKey: the SKU,
 // a space and the location. The contract forbids blanks in either, so the
 // key is unambiguous, and it reads well in Dataflow's monitoring.
 func stockKey(k event.Key) string { return k.SKU + " " + k.LocationID }
 
 // KeyEvents is a composite transform that re-keys DecodeEvents' output by
-// stock key. It expects a PCollection of KV<int, Shard> and returns a
-// PCollection of KV<string, Shard>, one element per key of each input
+// stock key. It expects a PCollection of KV<int, shardBatch> and returns a
+// PCollection of KV<string, shardBatch>, one element per key of each input
 // element (keyed by stockKey), its records in arrival order.
 func KeyEvents(s beam.Scope, events beam.PCollection) beam.PCollection {
-	s = s.Scope("KeyEvents")
+	s = s.Scope("stock.KeyEvents")
 	return beam.ParDo(s, keyEventsFn, events)
 }
 
-func keyEventsFn(_ int, sh Shard, emit func(string, Shard)) {
+func keyEventsFn(_ int, sh shardBatch, emit func(string, shardBatch)) {
 	if len(sh.Records) == 1 { // Dataflow: one message per element
 		emit(stockKey(sh.Records[0].Adj.Key()), sh)
 		return
 	}
-	byKey := map[event.Key][]Record{}
+	byKey := map[event.Key][]eventRecord{}
 	var order []event.Key
 	for _, rec := range sh.Records {
 		k := rec.Adj.Key()
@@ -392,6 +392,6 @@ func keyEventsFn(_ int, sh Shard, emit func(string, Shard)) {
 		byKey[k] = append(byKey[k], rec)
 	}
 	for _, k := range order {
-		emit(stockKey(k), Shard{Records: byKey[k]})
+		emit(stockKey(k), shardBatch{Records: byKey[k]})
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms/commit"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func TestMain(m *testing.M) { ptest.Main(m) }
@@ -65,26 +65,26 @@ var t0 = time.Now().Add(-30 * 24 * time.Hour).Truncate(time.Hour).UTC()
 func at(h int) int64 { return t0.Add(time.Duration(h) * time.Hour).UnixMicro() }
 
 // adj returns a JSON message of an adjustment at hour h after t0.
-func adj(id, sku, loc string, reason event.Reason, qty int64, h int) pubsubsrc.Message {
+func adj(id, sku, loc string, reason event.Reason, qty int64, h int) pubsubio.Message {
 	a := event.Adjustment{EventID: id, SKU: sku, LocationID: loc, Reason: reason, Quantity: qty, EventTime: at(h), Source: "test"}
 	data, err := event.MarshalJSON(&a)
 	if err != nil {
 		panic(err)
 	}
-	return pubsubsrc.Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}
+	return pubsubio.Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}
 }
 
-func raw(id, data, encoding string) pubsubsrc.Message {
-	return pubsubsrc.Message{ID: "m-" + id, Data: []byte(data), Attributes: map[string]string{event.AttrEncoding: encoding}}
+func raw(id, data, encoding string) pubsubio.Message {
+	return pubsubio.Message{ID: "m-" + id, Data: []byte(data), Attributes: map[string]string{event.AttrEncoding: encoding}}
 }
 
-func binaryMsg(id, sku, loc string, reason event.Reason, qty int64, h int) pubsubsrc.Message {
+func binaryMsg(id, sku, loc string, reason event.Reason, qty int64, h int) pubsubio.Message {
 	a := event.Adjustment{EventID: id, SKU: sku, LocationID: loc, Reason: reason, Quantity: qty, EventTime: at(h), Source: "test"}
 	data, err := event.MarshalBinary(&a)
 	if err != nil {
 		panic(err)
 	}
-	return pubsubsrc.Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingBinary}}
+	return pubsubio.Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingBinary}}
 }
 
 // stockCase is one rule of the contract. Each case uses its own SKUs, so
@@ -92,7 +92,7 @@ func binaryMsg(id, sku, loc string, reason event.Reason, qty int64, h int) pubsu
 // in the order given.
 type stockCase struct {
 	name   string
-	msgs   []pubsubsrc.Message
+	msgs   []pubsubio.Message
 	levels []string // every change of on-hand
 	alerts []string
 	adjs   []string // statuses
@@ -107,7 +107,7 @@ func stockCases() []stockCase {
 	)
 	return []stockCase{{
 		name: "count arriving before older deltas",
-		msgs: []pubsubsrc.Message{
+		msgs: []pubsubio.Message{
 			adj("c1", "A", "L1", cnt, 50, 10),
 			adj("c2", "A", "L1", sold, -5, 5), // before the count: superseded
 			adj("c3", "A", "L1", sold, -5, 15),
@@ -117,7 +117,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"c1 APPLIED", "c2 SUPERSEDED", "c3 APPLIED", "c4 SUPERSEDED"},
 	}, {
 		name: "newer count replaces, older count changes nothing",
-		msgs: []pubsubsrc.Message{
+		msgs: []pubsubio.Message{
 			adj("n1", "N", "L1", rcv, 30, 1),
 			adj("n2", "N", "L1", cnt, 20, 5),
 			adj("n3", "N", "L1", cnt, 99, 3),
@@ -128,7 +128,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"n1 APPLIED", "n2 APPLIED", "n3 SUPERSEDED", "n4 SUPERSEDED", "n5 APPLIED"},
 	}, {
 		name: "duplicates are counted, never applied again",
-		msgs: []pubsubsrc.Message{
+		msgs: []pubsubio.Message{
 			adj("d1", "D", "L1", rcv, 20, 1),
 			adj("d1", "D", "L1", rcv, 20, 1),
 			adj("d2", "D", "L1", sold, -15, 2),
@@ -140,7 +140,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"d1 APPLIED", "d1 DUPLICATE", "d2 APPLIED", "d1 DUPLICATE", "d2 DUPLICATE"},
 	}, {
 		name: "threshold lookup: (sku, location), then (sku, *), then default",
-		msgs: []pubsubsrc.Message{
+		msgs: []pubsubio.Message{
 			adj("t1", "T", "L1", rcv, 8, 1),  // rule T,L1 = 5: OK
 			adj("t2", "T", "L2", rcv, 8, 1),  // rule T,* = 30: LOW
 			adj("t3", "U", "L1", rcv, 8, 1),  // default 10: LOW
@@ -151,7 +151,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"t1 APPLIED", "t2 APPLIED", "t3 APPLIED", "t4 APPLIED"},
 	}, {
 		name: "alert sequence OK->LOW->OUT->LOW->OK from a snapshot",
-		msgs: []pubsubsrc.Message{
+		msgs: []pubsubio.Message{
 			adj("s1", "S", "L1", sold, -12, 1),
 			adj("s2", "S", "L1", sold, -3, 2), // stays LOW: no alert
 			adj("s3", "S", "L1", sold, -5, 3),
@@ -166,7 +166,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"s1 APPLIED", "s2 APPLIED", "s3 APPLIED", "s4 APPLIED", "s5 APPLIED", "s6 APPLIED", "s7 APPLIED"},
 	}, {
 		name: "snapshot: older deltas are superseded, a LOW start emits nothing",
-		msgs: []pubsubsrc.Message{
+		msgs: []pubsubio.Message{
 			adj("p1", "P", "L1", sold, -1, -2), // before the snapshot
 			adj("p2", "P", "L1", sold, -1, 1),  // LOW -> LOW
 		},
@@ -174,7 +174,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"p1 SUPERSEDED", "p2 APPLIED"},
 	}, {
 		name: "no snapshot: first event alerts only if LOW or OUT",
-		msgs: []pubsubsrc.Message{
+		msgs: []pubsubio.Message{
 			adj("f1", "F", "L1", event.Adjusted, -2, 1),
 			adj("f2", "F", "L2", cnt, 0, 1),
 			adj("f3", "F", "L3", rcv, 100, 1),
@@ -184,7 +184,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"f1 APPLIED", "f2 APPLIED", "f3 APPLIED"},
 	}, {
 		name: "invalid events are dead-lettered with their reason",
-		msgs: []pubsubsrc.Message{
+		msgs: []pubsubio.Message{
 			raw("x1", "{not json", event.EncodingJSON),
 			raw("x2", `{"foo": 1, "bar": [true]}`, event.EncodingJSON),
 			raw("x3", `{"event_id":"x3","sku":"X","location_id":"L1","reason":"STOLEN","quantity":-1,"event_time":"2026-01-01T00:00:00Z"}`, event.EncodingJSON),
@@ -203,7 +203,7 @@ func stockCases() []stockCase {
 		adjs:   []string{"x10 APPLIED"},
 	}, {
 		name: "older than the dedup horizon and after the count: too_late",
-		msgs: []pubsubsrc.Message{
+		msgs: []pubsubio.Message{
 			adj("h1", "H", "L1", rcv, 50, 20*24),
 			adj("h2", "H", "L1", rcv, 5, 24), // 19 days older than the newest event
 		},
@@ -213,18 +213,18 @@ func stockCases() []stockCase {
 	}}
 }
 
-func testReference() Reference {
+func testReference() reference {
 	th := ledger.NewThresholds(10)
 	th.Add(ledger.Rule{SKU: "T", LocationID: "L1", Threshold: 5})
 	th.Add(ledger.Rule{SKU: "T", LocationID: "*", Threshold: 30})
-	return newReference(th, t0.UnixMicro(), []SnapshotItem{
+	return newReference(th, t0.UnixMicro(), []snapshotItem{
 		{SKU: "S", LocationID: "L1", OnHand: 20},
 		{SKU: "P", LocationID: "L1", OnHand: 4},
 	}, nil)
 }
 
 // TestStockRules runs every rule of the contract as a case through
-// DecodeEvents and ApplyStock on the test runner (Prism), in both state
+// DecodeEvents and Apply on the test runner (Prism), in both state
 // layouts: by shard (Prism's) and per key (Dataflow's).
 func TestStockRules(t *testing.T) {
 	slowtest.Skip(t, "Prism jobs")
@@ -256,11 +256,11 @@ func testStockRules(t *testing.T, perKey bool) {
 	withoutPrismSplits(t)
 	cases := stockCases()
 	p, s := beam.NewPipelineWithRoot()
-	var batches []pubsubsrc.Batch
+	var batches []pubsubio.Batch
 	var levels, alerts, adjs, dead []string
 	received := 0
 	for _, c := range cases {
-		batches = append(batches, pubsubsrc.Batch{Messages: c.msgs})
+		batches = append(batches, pubsubio.Batch{Messages: c.msgs})
 		received += len(c.msgs)
 		levels = append(levels, c.levels...)
 		alerts = append(alerts, c.alerts...)
@@ -291,16 +291,16 @@ func testStockRules(t *testing.T, perKey bool) {
 	}
 }
 
-// stockPipeline is DecodeEvents + ApplyStock (or KeyEvents +
-// ApplyStockPerKey), unpacked into rows with the dead letters of both.
+// stockPipeline is DecodeEvents + Apply (or KeyEvents +
+// ApplyPerKey), unpacked into rows with the dead letters of both.
 func stockPipeline(s beam.Scope, batches beam.PCollection, perKey bool) commit.Rows {
 	dec := DecodeEvents(s, batches, 4, OriginPubSub)
 	ref := beam.Create(s, testReference())
 	var commits beam.PCollection
 	if perKey {
-		commits = ApplyStockPerKey(s, KeyEvents(s, dec.Events), ref, 0)
+		commits = ApplyPerKey(s, KeyEvents(s, dec.Events), ref, 0)
 	} else {
-		commits = ApplyStock(s, dec.Events, ref, 0)
+		commits = Apply(s, dec.Events, ref, 0)
 	}
 	return commit.Unpack(s, beam.Flatten(s, dec.Rejected, commits))
 }
@@ -334,14 +334,14 @@ func TestAttributesJSON(t *testing.T) {
 func init() {
 	register.Function2x0(soldEvents)
 	register.Function2x0(slowLevels)
-	register.Emitter2[int, Shard]()
+	register.Emitter2[int, shardBatch]()
 	register.Emitter1[int64]()
 }
 
-// soldEvents makes event i a sale of one unit of S@L1, alone in a Shard
+// soldEvents makes event i a sale of one unit of S@L1, alone in a shardBatch
 // element of shard 0.
-func soldEvents(i int, emit func(int, Shard)) {
-	emit(0, Shard{Records: []Record{{MessageID: fmt.Sprint("m", i),
+func soldEvents(i int, emit func(int, shardBatch)) {
+	emit(0, shardBatch{Records: []eventRecord{{MessageID: fmt.Sprint("m", i),
 		Adj: event.Adjustment{EventID: fmt.Sprint("e", i), SKU: "S", LocationID: "L1", Reason: event.Sold,
 			Quantity: -1, EventTime: at(1 + i), Source: "test"}}}})
 }
@@ -357,7 +357,7 @@ func slowLevels(c commit.Commit, emit func(int64)) {
 }
 
 // TestStockSurvivesSlowBundles sends 20 sales of one key, as 20 elements of
-// one shard, through ApplyStock into a slow sink on Prism: each sale must be
+// one shard, through Apply into a slow sink on Prism: each sale must be
 // applied to the stock the previous one left, so the on-hands seen are
 // 19, 18, ... 0 once each. Without PrismNoSplitExperiment, Prism splits the slow
 // bundle, runs the rest of the shard in a second bundle from the state the
@@ -374,7 +374,7 @@ func TestStockSurvivesSlowBundles(t *testing.T) {
 		want = append(want, int64(20-1-i)) // S@L1 starts at 20
 	}
 	events := beam.ParDo(s, soldEvents, beam.CreateList(s, ids))
-	commits := ApplyStock(s, events, beam.Create(s, testReference()), 0)
+	commits := Apply(s, events, beam.Create(s, testReference()), 0)
 	passert.Equals(s, beam.ParDo(s, slowLevels, commits), want...)
 	ptest.RunAndValidate(t, p)
 }

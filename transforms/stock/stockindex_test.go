@@ -55,7 +55,7 @@ func TestReferenceHandoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *RefData)
+	got := make(chan *refData)
 	go func() {
 		d, err := waitReference(context.Background(), "handoff-ok")
 		if err != nil {

@@ -11,17 +11,17 @@ import (
 
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func init() {
 	register.Function2x0(payloadToBatch)
-	register.Emitter1[pubsubsrc.Batch]()
+	register.Emitter1[pubsubio.Batch]()
 }
 
 // payloadToBatch wraps one JSON payload as a one-message batch.
-func payloadToBatch(data []byte, emit func(pubsubsrc.Batch)) {
-	emit(pubsubsrc.Batch{Messages: []pubsubsrc.Message{{ID: "ts", Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}}})
+func payloadToBatch(data []byte, emit func(pubsubio.Batch)) {
+	emit(pubsubio.Batch{Messages: []pubsubio.Message{{ID: "ts", Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}}})
 }
 
 // TestStreamOutOfOrderAndLate feeds events with TestStream, moving the

@@ -20,7 +20,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 	"github.com/inventory-events/inventory/transforms/commit"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 // Live reorder thresholds. `inventory thresholds set` publishes a
@@ -32,13 +32,13 @@ import (
 // its parts.
 
 func init() {
-	register.DoFn4x1[context.Context, pubsubsrc.Batch, func(int, Shard), func(commit.Commit), error](&shardUpdatesFn{})
-	register.DoFn4x1[context.Context, pubsubsrc.Batch, func(string, route), func(warehouse.DeadLetterRow), error](&keyUpdatesFn{})
-	register.Emitter2[int, Shard]()
+	register.DoFn4x1[context.Context, pubsubio.Batch, func(int, shardBatch), func(commit.Commit), error](&shardUpdatesFn{})
+	register.DoFn4x1[context.Context, pubsubio.Batch, func(string, route), func(warehouse.DeadLetterRow), error](&keyUpdatesFn{})
+	register.Emitter2[int, shardBatch]()
 	register.Emitter2[string, route]()
 	register.Emitter1[warehouse.ThresholdChangeRow]()
-	register.DoFn3x0[int, Shard, func(string, route)](&locationsFn{})
-	register.DoFn7x1[context.Context, state.Provider, string, route, Reference, func(string, Shard), func(warehouse.ThresholdChangeRow), error](&routeFn{})
+	register.DoFn3x0[int, shardBatch, func(string, route)](&locationsFn{})
+	register.DoFn7x1[context.Context, state.Provider, string, route, reference, func(string, shardBatch), func(warehouse.ThresholdChangeRow), error](&routeFn{})
 	beam.RegisterType(reflect.TypeOf(route{}))
 	beam.RegisterCoder(reflect.TypeOf(route{}), encodeRoute, decodeRoute)
 }
@@ -54,8 +54,8 @@ const codeBadThreshold = "bad_threshold"
 // severity a threshold change moved (on-hand unchanged).
 const reasonThresholdChange = "THRESHOLD_CHANGE"
 
-// Update is one threshold change on its way to the stock stage.
-type Update struct {
+// thresholdUpdate is one threshold change on its way to the stock stage.
+type thresholdUpdate struct {
 	Change    ledger.Change
 	MessageID string
 	// Record marks the one element of a change that stores its
@@ -63,14 +63,14 @@ type Update struct {
 	// to several).
 	Record bool
 	AckID  string
-	// Shards is the shard count of ApplyStock, so that a shard takes only
+	// Shards is the shard count of Apply, so that a shard takes only
 	// its own keys of a (sku, *) change (0 on Dataflow).
 	Shards int
 }
 
 // decodeThresholdUpdate decodes and validates a threshold-updates message
 // by its googclient_schemaencoding attribute (JSON, the default, or BINARY).
-func decodeThresholdUpdate(m *pubsubsrc.Message) (ledger.Change, error) {
+func decodeThresholdUpdate(m *pubsubio.Message) (ledger.Change, error) {
 	var u inventoryv1.ThresholdUpdate
 	var err error
 	switch enc := m.Attributes[event.AttrEncoding]; enc {
@@ -107,14 +107,14 @@ func ThresholdUpdateProto(c *ledger.Change) *inventoryv1.ThresholdUpdate {
 }
 
 // ShardThresholdUpdates is a composite transform that routes threshold
-// updates to the shards of ApplyStock (Prism). It expects a PCollection of
-// Batch (from ReadPubSub of the threshold-updates subscription) and
-// returns a PCollection of KV<int, Shard> holding Updates only: a
+// updates to the shards of Apply (Prism). It expects a PCollection of
+// Batch (from pubsubio.Read of the threshold-updates subscription) and
+// returns a PCollection of KV<int, shardBatch> holding Updates only: a
 // (sku, location) change goes to its key's shard, a (sku, *) change to
 // every shard (the one of key (sku, *) records it and carries its ack),
 // and a PCollection of Commit with the dead letters of invalid messages.
 func ShardThresholdUpdates(s beam.Scope, batches beam.PCollection, shards int) (beam.PCollection, beam.PCollection) {
-	s = s.Scope("ShardThresholdUpdates")
+	s = s.Scope("stock.ShardThresholdUpdates")
 	if shards <= 0 {
 		shards = DefaultShards
 	}
@@ -125,7 +125,7 @@ type shardUpdatesFn struct {
 	Shards int
 }
 
-func (f *shardUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, emit func(int, Shard), reject func(commit.Commit)) error {
+func (f *shardUpdatesFn) ProcessElement(_ context.Context, b pubsubio.Batch, emit func(int, shardBatch), reject func(commit.Commit)) error {
 	now := time.Now()
 	var rejected commit.Commit
 	for i := range b.Messages {
@@ -138,13 +138,13 @@ func (f *shardUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, em
 			}
 			continue
 		}
-		u := Update{Change: c, MessageID: m.ID, Record: true, AckID: m.AckID, Shards: f.Shards}
+		u := thresholdUpdate{Change: c, MessageID: m.ID, Record: true, AckID: m.AckID, Shards: f.Shards}
 		home := c.Key().Shard(f.Shards)
-		emit(home, Shard{Updates: []Update{u}})
+		emit(home, shardBatch{Updates: []thresholdUpdate{u}})
 		if c.Wild() {
 			for sh := range f.Shards {
 				if sh != home {
-					emit(sh, Shard{Updates: []Update{{Change: c, MessageID: m.ID, Shards: f.Shards}}})
+					emit(sh, shardBatch{Updates: []thresholdUpdate{{Change: c, MessageID: m.ID, Shards: f.Shards}}})
 				}
 			}
 		}
@@ -159,18 +159,18 @@ func (f *shardUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, em
 // SKU: locations the stream saw for it, and changes of its rules.
 type route struct {
 	Locations []string
-	Updates   []Update
+	Updates   []thresholdUpdate
 }
 
 // RegisterLocations is a composite transform that tells the threshold
 // router which locations each SKU has stock at. It expects the
-// KV<int, Shard> of DecodeEvents and returns a PCollection of
+// KV<int, shardBatch> of DecodeEvents and returns a PCollection of
 // KV<string, route> keyed by SKU. Each worker sends a (sku, location) once
 // per locationsTTL, so that the router sees few elements; a location seen
 // again later is sent again, which covers a registration lost with a failed
 // bundle.
 func RegisterLocations(s beam.Scope, events beam.PCollection) beam.PCollection {
-	s = s.Scope("RegisterLocations")
+	s = s.Scope("stock.RegisterLocations")
 	return beam.ParDo(s, &locationsFn{}, events)
 }
 
@@ -181,7 +181,7 @@ type locationsFn struct {
 	since time.Time
 }
 
-func (f *locationsFn) ProcessElement(_ int, sh Shard, emit func(string, route)) {
+func (f *locationsFn) ProcessElement(_ int, sh shardBatch, emit func(string, route)) {
 	if f.seen == nil || time.Since(f.since) > locationsTTL {
 		f.seen, f.since = map[event.Key]bool{}, time.Now()
 	}
@@ -201,13 +201,13 @@ func (f *locationsFn) ProcessElement(_ int, sh Shard, emit func(string, route)) 
 // PCollection of KV<string, route> and one of the dead-letter rows of
 // invalid messages.
 func KeyThresholdUpdates(s beam.Scope, batches beam.PCollection) (beam.PCollection, beam.PCollection) {
-	s = s.Scope("KeyThresholdUpdates")
+	s = s.Scope("stock.KeyThresholdUpdates")
 	return beam.ParDo2(s, &keyUpdatesFn{}, batches)
 }
 
 type keyUpdatesFn struct{}
 
-func (f *keyUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, emit func(string, route), reject func(warehouse.DeadLetterRow)) error {
+func (f *keyUpdatesFn) ProcessElement(_ context.Context, b pubsubio.Batch, emit func(string, route), reject func(warehouse.DeadLetterRow)) error {
 	now := time.Now()
 	for i := range b.Messages {
 		m := &b.Messages[i]
@@ -216,24 +216,24 @@ func (f *keyUpdatesFn) ProcessElement(_ context.Context, b pubsubsrc.Batch, emit
 			reject(deadLetter(m, err, originThresholds, now))
 			continue
 		}
-		emit(c.SKU, route{Updates: []Update{{Change: c, MessageID: m.ID, Record: true, AckID: m.AckID}}})
+		emit(c.SKU, route{Updates: []thresholdUpdate{{Change: c, MessageID: m.ID, Record: true, AckID: m.AckID}}})
 	}
 	return nil
 }
 
 // RouteThresholdUpdates is a composite transform that fans threshold
-// changes out to the per-key stock stage (ApplyStockPerKey). It expects a
+// changes out to the per-key stock stage (ApplyPerKey). It expects a
 // PCollection of KV<string, route> keyed by SKU (RegisterLocations and
-// KeyThresholdUpdates, flattened) and the Reference side input, and keeps
+// KeyThresholdUpdates, flattened) and the reference side input, and keeps
 // per SKU in state the locations seen and the SKU's live rules. A
 // (sku, location) change goes to that key; a (sku, *) change to every
 // location of the SKU: those registered, and those of the snapshot or
 // restored at start; a location registered after a (sku, *) change is sent
-// that change. It returns a PCollection of KV<string, Shard> keyed by
+// that change. It returns a PCollection of KV<string, shardBatch> keyed by
 // stockKey, holding Updates, and a PCollection of
 // warehouse.ThresholdChangeRow, one per change received.
 func RouteThresholdUpdates(s beam.Scope, routes, ref beam.PCollection) (beam.PCollection, beam.PCollection) {
-	s = s.Scope("RouteThresholdUpdates")
+	s = s.Scope("stock.RouteThresholdUpdates")
 	return beam.ParDo2(s, &routeFn{}, routes, beam.SideInput{Input: ref})
 }
 
@@ -242,8 +242,8 @@ type routeFn struct {
 	Live      state.Value[[]byte]
 }
 
-func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku string, r route, refIn Reference,
-	emit func(string, Shard), record func(warehouse.ThresholdChangeRow)) error {
+func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku string, r route, refIn reference,
+	emit func(string, shardBatch), record func(warehouse.ThresholdChangeRow)) error {
 	ref, err := refIn.Data()
 	if err != nil {
 		return err
@@ -279,7 +279,7 @@ func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku strin
 		locs, added = append(locs, loc), true
 		if haveWild {
 			c := ledger.Change{ID: wild.ID, SKU: sku, LocationID: ledger.Wildcard, Threshold: wild.Threshold, At: wild.At}
-			emit(stockKey(event.Key{SKU: sku, LocationID: loc}), Shard{Updates: []Update{{Change: c}}})
+			emit(stockKey(event.Key{SKU: sku, LocationID: loc}), shardBatch{Updates: []thresholdUpdate{{Change: c}}})
 		}
 	}
 	liveChanged := false
@@ -293,7 +293,7 @@ func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku strin
 			continue
 		}
 		if !c.Wild() {
-			emit(stockKey(c.Key()), Shard{Updates: []Update{{Change: c, MessageID: u.MessageID}}})
+			emit(stockKey(c.Key()), shardBatch{Updates: []thresholdUpdate{{Change: c, MessageID: u.MessageID}}})
 			continue
 		}
 		targets := slices.Clone(locs)
@@ -303,7 +303,7 @@ func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku strin
 			}
 		}
 		for _, loc := range targets {
-			emit(stockKey(event.Key{SKU: sku, LocationID: loc}), Shard{Updates: []Update{{Change: c, MessageID: u.MessageID}}})
+			emit(stockKey(event.Key{SKU: sku, LocationID: loc}), shardBatch{Updates: []thresholdUpdate{{Change: c, MessageID: u.MessageID}}})
 		}
 	}
 	if added {
@@ -326,7 +326,7 @@ func (f *routeFn) ProcessElement(_ context.Context, sp state.Provider, sku strin
 // changeRow is the threshold_changes row of a change received: applied or
 // not (a later change of its rule came first), and the rule's previous
 // value (had false: none).
-func changeRow(u *Update, applied bool, prev int64, had bool, now time.Time) warehouse.ThresholdChangeRow {
+func changeRow(u *thresholdUpdate, applied bool, prev int64, had bool, now time.Time) warehouse.ThresholdChangeRow {
 	c := &u.Change
 	row := warehouse.ThresholdChangeRow{ChangeID: c.ID, SKU: c.SKU, LocationID: c.LocationID, Threshold: c.Threshold,
 		ChangedBy: c.By, ChangedAt: time.UnixMicro(c.At).UTC(), Applied: applied, MessageID: u.MessageID, RecordedAt: now}
@@ -342,8 +342,8 @@ func changeRow(u *Update, applied bool, prev int64, had bool, now time.Time) war
 // the rows they caused: stock_levels and alerts of the keys whose severity
 // changed, the threshold_changes rows and acks of the updates marked
 // Record.
-func (c *stockCore) applyUpdates(updates []Update, ref *RefData, live *ledger.Live,
-	keysOf func(u *Update) []event.Key, get func(k event.Key, threshold int64) (*ledger.State, error)) (commit.Commit, bool, error) {
+func (c *stockCore) applyUpdates(updates []thresholdUpdate, ref *refData, live *ledger.Live,
+	keysOf func(u *thresholdUpdate) []event.Key, get func(k event.Key, threshold int64) (*ledger.State, error)) (commit.Commit, bool, error) {
 	var out commit.Commit
 	changed := false
 	for i := range updates {
@@ -399,7 +399,7 @@ func (c *stockCore) applyUpdates(updates []Update, ref *RefData, live *ledger.Li
 	return out, changed, nil
 }
 
-func appendUpdates(b []byte, us []Update) []byte {
+func appendUpdates(b []byte, us []thresholdUpdate) []byte {
 	b = codec.AppendUvarint(b, uint64(len(us)))
 	for i := range us {
 		u := &us[i]
@@ -416,14 +416,14 @@ func appendUpdates(b []byte, us []Update) []byte {
 	return b
 }
 
-func readUpdates(r *codec.Reader) []Update {
+func readUpdates(r *codec.Reader) []thresholdUpdate {
 	n := r.Len()
 	if n == 0 {
 		return nil
 	}
-	us := make([]Update, n)
+	us := make([]thresholdUpdate, n)
 	for i := range us {
-		us[i] = Update{Change: ledger.ReadChange(r), MessageID: r.String(), Record: r.Uvarint() == 1, AckID: r.String(), Shards: int(r.Uvarint())}
+		us[i] = thresholdUpdate{Change: ledger.ReadChange(r), MessageID: r.String(), Record: r.Uvarint() == 1, AckID: r.String(), Shards: int(r.Uvarint())}
 	}
 	return us
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms/commit"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func init() {
@@ -39,22 +39,22 @@ func commitChanges(c commit.Commit, emit func(warehouse.ThresholdChangeRow)) {
 
 // thresholdMsg is a threshold-updates message (JSON) of a change made at
 // hour h after t0.
-func thresholdMsg(id, sku, loc string, th int64, h int) pubsubsrc.Message {
+func thresholdMsg(id, sku, loc string, th int64, h int) pubsubio.Message {
 	c := ledger.Change{ID: id, SKU: sku, LocationID: loc, Threshold: th, At: at(h), By: "test"}
 	data, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(ThresholdUpdateProto(&c))
 	if err != nil {
 		panic(err)
 	}
-	return pubsubsrc.Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}
+	return pubsubio.Message{ID: "m-" + id, Data: data, Attributes: map[string]string{event.AttrEncoding: event.EncodingJSON}}
 }
 
 // noEvents emits no events.
-func noEvents(pubsubsrc.Batch, func(int, Shard)) {}
+func noEvents(pubsubio.Batch, func(int, shardBatch)) {}
 
-func thresholdReference() Reference {
+func thresholdReference() reference {
 	th := ledger.NewThresholds(10)
 	th.Add(ledger.Rule{SKU: "W", LocationID: "L2", Threshold: 5})
-	return newReference(th, t0.UnixMicro(), []SnapshotItem{
+	return newReference(th, t0.UnixMicro(), []snapshotItem{
 		{SKU: "W", LocationID: "L1", OnHand: 20},
 		{SKU: "W", LocationID: "L2", OnHand: 8},
 		{SKU: "W", LocationID: "L3", OnHand: 50},
@@ -83,7 +83,7 @@ func testThresholdUpdates(t *testing.T, perKey bool) {
 	withoutPrismSplits(t)
 	p, s := beam.NewPipelineWithRoot()
 	bad := thresholdMsg("bad-sku", "W X", "L1", 5, 1)
-	batches := beam.Create(s, pubsubsrc.Batch{Messages: []pubsubsrc.Message{
+	batches := beam.Create(s, pubsubio.Batch{Messages: []pubsubio.Message{
 		thresholdMsg("u1", "W", "*", 25, 1),  // W@L1 20 < 25: LOW; L2 keeps its rule 5; L3 50 OK
 		thresholdMsg("u2", "V", "L1", 20, 1), // 15 < 20: LOW
 		thresholdMsg("u3", "U", "L1", 2, 1),  // U@L1 was LOW (3 < 10): 3 >= 2 RECOVERED
@@ -97,12 +97,12 @@ func testThresholdUpdates(t *testing.T, perKey bool) {
 	if perKey {
 		updates, rejected := KeyThresholdUpdates(s, batches)
 		routed, ch := RouteThresholdUpdates(s, beam.Flatten(s, RegisterLocations(s, events), updates), ref)
-		commits := ApplyStockPerKey(s, routed, ref, 0)
+		commits := ApplyPerKey(s, routed, ref, 0)
 		rows := commit.Unpack(s, commits)
 		alerts, changes, dead = rows.Alerts, ch, rejected
 	} else {
 		updates, rejected := ShardThresholdUpdates(s, batches, 4)
-		commits := ApplyStock(s, beam.Flatten(s, events, updates), ref, 0)
+		commits := Apply(s, beam.Flatten(s, events, updates), ref, 0)
 		rows := commit.Unpack(s, beam.Flatten(s, commits, rejected))
 		alerts, changes, dead = rows.Alerts, beam.ParDo(s, commitChanges, commits), rows.DeadLetters
 	}

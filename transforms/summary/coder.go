@@ -12,7 +12,7 @@ import (
 )
 
 // Summary and Gather travel between stages with compact binary coders, as
-// Part does: the one Gather of a day holds every key's row and is encoded
+// part does: the one Gather of a day holds every key's row and is encoded
 // and decoded several times on its way to the publish step (a combine's
 // accumulators, then the publish step's side input), which with JSON cost
 // a third of a second of CPU at 30,000 keys, on the job's critical path.

@@ -14,15 +14,15 @@ import (
 )
 
 func init() {
-	register.DoFn4x1[context.Context, int, func(*Part) bool, func(Summary), error](&summarizeFn{})
+	register.DoFn4x1[context.Context, int, func(*part) bool, func(Summary), error](&summarizeFn{})
 	register.Emitter1[Summary]()
-	register.Iter1[Part]()
+	register.Iter1[part]()
 	register.Combiner3[Gather, Summary, Gather](&gatherFn{})
 }
 
 // Options configure the summary of one day.
 type Options struct {
-	Window Window
+	Day Day
 	// ThresholdsURI is a sku,location_id,threshold CSV (local path or
 	// gs://); empty means the threshold of each key's latest stock_levels
 	// row in Warehouse (ReadStreamThresholds), else DefaultThreshold.
@@ -41,7 +41,7 @@ type Options struct {
 }
 
 // Summarize is a composite transform that computes the summary of each key
-// of the day. It expects a PCollection of KV<int, Part> (shard, a batch of
+// of the day. It expects a PCollection of KV<int, part> (shard, a batch of
 // keys with their events, opening and streaming stock, from any number of
 // sources) and returns a PCollection of Summary, one per key: the Parts of
 // a shard are grouped and merged, then each key's day is replayed.
@@ -65,7 +65,7 @@ func GatherAll(s beam.Scope, summaries beam.PCollection, o Options) beam.PCollec
 }
 
 // summarizeFn merges the Parts of a shard, drops the events before its
-// bound (Part.Since), and replays each of its keys.
+// bound (part.Since), and replays each of its keys.
 //
 // The replays run on other goroutines, one per core, while the next
 // shard's Parts are decoded and merged: a runner may hand every shard to
@@ -102,13 +102,13 @@ func (f *summarizeFn) Setup(ctx context.Context) error {
 		def = ledger.DefaultThreshold
 	}
 	var err error
-	if f.changes, err = ReadThresholdChanges(ctx, f.Options.Warehouse, f.Options.Window.End); err != nil {
+	if f.changes, err = readThresholdChanges(ctx, f.Options.Warehouse, f.Options.Day.End); err != nil {
 		return fmt.Errorf("summary: %w", err)
 	}
 	if f.Options.ThresholdsURI == "" {
 		// No thresholds file: the thresholds the stream judged each key
 		// against, as it stored them in stock_levels.
-		f.th, err = ReadStreamThresholds(ctx, f.Options.Warehouse, f.Options.Window.End, f.changes, def)
+		f.th, err = ReadStreamThresholds(ctx, f.Options.Warehouse, f.Options.Day.End, f.changes, def)
 	} else {
 		f.th, err = thresholds.Read(ctx, f.Options.ThresholdsURI, def)
 	}
@@ -132,7 +132,7 @@ func (f *summarizeFn) StartBundle(context.Context, func(Summary)) {
 // ProcessElement merges the shard's Parts and starts the replay of its
 // keys, waiting while every core has one; then it emits the Summaries of
 // the replays done so far.
-func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*Part) bool, emit func(Summary)) error {
+func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*part) bool, emit func(Summary)) error {
 	p := mergeParts(parts)
 	f.early.Inc(ctx, p.dropBefore())
 	r := &replay{done: make(chan struct{})}
@@ -143,7 +143,7 @@ func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*Par
 		defer close(r.done)
 		sums := make([]Summary, 0, len(p.Items))
 		for _, it := range p.Items {
-			sums = append(sums, Summarize1(it, f.Options.Window, LineOf(it.Key(), f.th, f.changes[it.SKU])))
+			sums = append(sums, summarizeKey(it, f.Options.Day, LineOf(it.Key(), f.th, f.changes[it.SKU])))
 		}
 		r.sums = sums
 	}()
@@ -186,11 +186,11 @@ func (f *summarizeFn) emitDone(ctx context.Context, emit func(Summary), wait boo
 }
 
 // mergeParts merges the Parts of parts into the largest of them.
-func mergeParts(parts func(*Part) bool) *Part {
-	var all []*Part
+func mergeParts(parts func(*part) bool) *part {
+	var all []*part
 	largest := 0
 	for {
-		var p Part
+		var p part
 		if !parts(&p) {
 			break
 		}
@@ -200,7 +200,7 @@ func mergeParts(parts func(*Part) bool) *Part {
 		all = append(all, &p)
 	}
 	if len(all) == 0 {
-		return NewPart()
+		return newPart()
 	}
 	acc := all[largest]
 	for i, p := range all {
@@ -217,7 +217,7 @@ type Gather struct {
 	Charts     []Chart
 	Duplicates int64
 	Superseded int64
-	// Days add up the keys' trend days (Window.Days), oldest first.
+	// Days add up the keys' trend days (Day.Days), oldest first.
 	Days []DayTotals
 }
 

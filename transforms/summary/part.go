@@ -9,14 +9,14 @@ import (
 	"github.com/inventory-events/inventory/internal/event"
 )
 
-// Part is a bag of Items of one shard: a batch of keys with their events,
+// part is a bag of Items of one shard: a batch of keys with their events,
 // opening or streaming stock. Sources pre-aggregate into Parts, so that the
 // pipeline moves a few large elements rather than one per adjustment.
-type Part struct {
-	Items map[event.Key]*Item
+type part struct {
+	Items map[event.Key]*keyItem
 	// HasSince: Since is the earliest event time that can still change the
 	// day (Opening's since): the replay drops the events before it. The
-	// opening source sets it on its Part of every shard (Sharded.SetSince),
+	// opening source sets it on its part of every shard (sharded.SetSince),
 	// so that the bound reaches the replay with the data. As a side input of
 	// the CSV reader it made Prism's scheduler spin for as long as the
 	// reader ran (docs/beam-notes.md, "Speed on Prism").
@@ -24,33 +24,33 @@ type Part struct {
 	Since    int64
 }
 
-// NewPart returns an empty Part.
-func NewPart() *Part { return &Part{Items: map[event.Key]*Item{}} }
+// newPart returns an empty part.
+func newPart() *part { return &part{Items: map[event.Key]*keyItem{}} }
 
 // Item returns the item of k, adding it if needed.
-func (p *Part) Item(sku, loc string) *Item {
+func (p *part) Item(sku, loc string) *keyItem {
 	k := event.Key{SKU: sku, LocationID: loc}
 	it := p.Items[k]
 	if it == nil {
-		it = &Item{SKU: sku, LocationID: loc}
+		it = &keyItem{SKU: sku, LocationID: loc}
 		p.Items[k] = it
 	}
 	return it
 }
 
 // AddEvent adds an event of a key.
-func (p *Part) AddEvent(a *event.Adjustment) {
+func (p *part) AddEvent(a *event.Adjustment) {
 	it := p.Item(a.SKU, a.LocationID)
-	it.Events = append(it.Events, Event{ID: a.EventID, Time: a.EventTime, Reason: a.Reason, Qty: a.Quantity})
+	it.Events = append(it.Events, keyEvent{ID: a.EventID, Time: a.EventTime, Reason: a.Reason, Qty: a.Quantity})
 }
 
 // Merge adds o's items to p; of two bounds (Since), the later one holds.
-func (p *Part) Merge(o *Part) {
+func (p *part) Merge(o *part) {
 	if o.HasSince && (!p.HasSince || o.Since > p.Since) {
 		p.HasSince, p.Since = true, o.Since
 	}
 	if p.Items == nil {
-		p.Items = map[event.Key]*Item{}
+		p.Items = map[event.Key]*keyItem{}
 	}
 	for k, it := range o.Items {
 		if mine := p.Items[k]; mine != nil {
@@ -63,7 +63,7 @@ func (p *Part) Merge(o *Part) {
 
 // dropBefore removes the events before p.Since, if p has a bound, and
 // returns how many it removed.
-func (p *Part) dropBefore() int64 {
+func (p *part) dropBefore() int64 {
 	if !p.HasSince {
 		return 0
 	}
@@ -82,7 +82,7 @@ func (p *Part) dropBefore() int64 {
 }
 
 // Len returns the number of events in p.
-func (p *Part) Len() int {
+func (p *part) Len() int {
 	n := 0
 	for _, it := range p.Items {
 		n += len(it.Events)
@@ -90,41 +90,41 @@ func (p *Part) Len() int {
 	return n
 }
 
-// Sharded splits items into one Part per shard, of n.
-type Sharded struct {
+// sharded splits items into one part per shard, of n.
+type sharded struct {
 	N     int
-	Parts map[int]*Part
+	Parts map[int]*part
 }
 
-// NewSharded returns an empty Sharded of n shards.
-func NewSharded(n int) *Sharded { return &Sharded{N: n, Parts: map[int]*Part{}} }
+// newSharded returns an empty sharded of n shards.
+func newSharded(n int) *sharded { return &sharded{N: n, Parts: map[int]*part{}} }
 
-// Part returns the Part of the key's shard.
-func (s *Sharded) Part(sku, loc string) *Part {
+// Part returns the part of the key's shard.
+func (s *sharded) Part(sku, loc string) *part {
 	i := event.Key{SKU: sku, LocationID: loc}.Shard(s.N)
 	p := s.Parts[i]
 	if p == nil {
-		p = NewPart()
+		p = newPart()
 		s.Parts[i] = p
 	}
 	return p
 }
 
-// SetSince sets the bound of every shard's Part (see Part.Since), adding
+// SetSince sets the bound of every shard's part (see part.Since), adding
 // the Parts of the shards that have no item.
-func (s *Sharded) SetSince(since int64) {
+func (s *sharded) SetSince(since int64) {
 	for i := range s.N {
 		p := s.Parts[i]
 		if p == nil {
-			p = NewPart()
+			p = newPart()
 			s.Parts[i] = p
 		}
 		p.HasSince, p.Since = true, since
 	}
 }
 
-// Emit emits every Part with its shard and empties s.
-func (s *Sharded) Emit(emit func(int, Part)) {
+// Emit emits every part with its shard and empties s.
+func (s *sharded) Emit(emit func(int, part)) {
 	for i, p := range s.Parts {
 		emit(i, *p)
 	}
@@ -132,8 +132,8 @@ func (s *Sharded) Emit(emit func(int, Part)) {
 }
 
 func init() {
-	beam.RegisterType(reflect.TypeFor[Part]())
-	beam.RegisterCoder(reflect.TypeFor[Part](), encodePart, decodePart)
+	beam.RegisterType(reflect.TypeFor[part]())
+	beam.RegisterCoder(reflect.TypeFor[part](), encodePart, decodePart)
 }
 
 // encodePart writes p compactly: varints and length-prefixed strings.
@@ -147,7 +147,7 @@ func init() {
 //     written before it, then the rest (ids of one source share a prefix:
 //     a name, a date, a sequence's leading digits, a ULID's or UUIDv7's
 //     time).
-func encodePart(p Part) ([]byte, error) {
+func encodePart(p part) ([]byte, error) {
 	b := make([]byte, 0, 64+p.Len()*16)
 	b = codec.AppendFlags(b, p.HasSince)
 	b = codec.AppendVarint(b, p.Since)
@@ -186,34 +186,34 @@ func commonPrefix(a, b string) int {
 	return n
 }
 
-var errCorrupt = errors.New("summary: corrupt encoded Part")
+var errCorrupt = errors.New("summary: corrupt encoded part")
 
-func decodePart(b []byte) (Part, error) {
+func decodePart(b []byte) (part, error) {
 	d := codec.NewReader(b)
 	hasSince, since := codec.Flag(d.Uvarint(), 0), d.Varint()
 	n := d.Len()
-	p := Part{Items: make(map[event.Key]*Item, min(n, 1<<16)), HasSince: hasSince, Since: since}
+	p := part{Items: make(map[event.Key]*keyItem, min(n, 1<<16)), HasSince: hasSince, Since: since}
 	var id []byte // the id read last
 	var prevTime int64
 	for i := 0; i < n && d.Err() == nil; i++ {
-		it := &Item{SKU: d.String(), LocationID: d.String()}
+		it := &keyItem{SKU: d.String(), LocationID: d.String()}
 		flags := d.Uvarint()
 		it.HasOpening, it.HasStreaming = codec.Flag(flags, 0), codec.Flag(flags, 1)
 		it.OpeningOnHand, it.OpeningAt, it.StreamingOnHand = d.Varint(), d.Varint(), d.Varint()
-		it.Events = make([]Event, d.Len())
+		it.Events = make([]keyEvent, d.Len())
 		for j := range it.Events {
 			shared := d.Uvarint()
 			if shared > uint64(len(id)) {
-				return Part{}, errCorrupt
+				return part{}, errCorrupt
 			}
 			id = append(id[:shared], d.Bytes()...)
 			prevTime += d.Varint()
-			it.Events[j] = Event{ID: string(id), Time: prevTime, Reason: event.Reason(d.Uvarint()), Qty: d.Varint()}
+			it.Events[j] = keyEvent{ID: string(id), Time: prevTime, Reason: event.Reason(d.Uvarint()), Qty: d.Varint()}
 		}
 		p.Items[it.Key()] = it
 	}
 	if d.Done() != nil {
-		return Part{}, errCorrupt
+		return part{}, errCorrupt
 	}
 	return p, nil
 }

@@ -1,5 +1,5 @@
 // Package summary holds the nightly job's Beam building blocks: the per-key
-// bags of a day's adjustments and opening stock (Part), the combiner that
+// bags of a day's adjustments and opening stock (part), the combiner that
 // replays each key's day through the shared ledger rules (Summarize), and
 // the global combiner that gathers the rows and charts of the report.
 package summary
@@ -15,16 +15,16 @@ import (
 	"github.com/inventory-events/inventory/reports"
 )
 
-// Window is the report day: [Start, End) in Unix µs, and the starts of the
+// Day is the report day: [Start, End) in Unix µs, and the starts of the
 // trend days before it (Days: the 27 days before the report date, oldest
 // first; each day ends where the next, or the report day, starts).
-type Window struct {
+type Day struct {
 	Start, End int64
 	Days       []int64
 }
 
 // dayEnd returns the end of trend day i of w.
-func (w Window) dayEnd(i int) int64 {
+func (w Day) dayEnd(i int) int64 {
 	if i+1 < len(w.Days) {
 		return w.Days[i+1]
 	}
@@ -58,16 +58,16 @@ func (l Line) At(t int64) int64 {
 	return th
 }
 
-// Event is one adjustment of a key, as the replay needs it.
-type Event struct {
+// keyEvent is one adjustment of a key, as the replay needs it.
+type keyEvent struct {
 	ID     string
 	Time   int64 // Unix µs
 	Reason event.Reason
 	Qty    int64
 }
 
-// Item is everything known about one key for the report day.
-type Item struct {
+// keyItem is everything known about one key for the report day.
+type keyItem struct {
 	SKU, LocationID string
 	// HasOpening: the key's stock was OpeningOnHand at OpeningAt (Unix µs),
 	// from the previous day's summary or the snapshot.
@@ -81,14 +81,14 @@ type Item struct {
 	// Events are the key's adjustments from the opening stock's time to the
 	// end of the day: those before the day bring the opening up to its
 	// start and make the trends.
-	Events []Event
+	Events []keyEvent
 }
 
 // Key returns the stock key of it.
-func (it *Item) Key() event.Key { return event.Key{SKU: it.SKU, LocationID: it.LocationID} }
+func (it *keyItem) Key() event.Key { return event.Key{SKU: it.SKU, LocationID: it.LocationID} }
 
 // merge adds o's facts to it.
-func (it *Item) merge(o *Item) {
+func (it *keyItem) merge(o *keyItem) {
 	if o.HasOpening && (!it.HasOpening || o.OpeningAt > it.OpeningAt) {
 		it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, o.OpeningOnHand, o.OpeningAt
 	}
@@ -105,7 +105,7 @@ type Summary struct {
 	Series *reports.Series
 	// Duplicates and Superseded count the day's events that changed nothing.
 	Duplicates, Superseded int64
-	// Trend is the key's trend days (Window.Days), oldest first; nil when
+	// Trend is the key's trend days (Day.Days), oldest first; nil when
 	// the window has none.
 	Trend []TrendDay
 }
@@ -130,14 +130,14 @@ const (
 	CloseOut   // on-hand <= 0
 )
 
-// Summarize1 replays the events of it, in event-time order (ties by
+// summarizeKey replays the events of it, in event-time order (ties by
 // event_id), through a ledger.State seeded with the key's opening stock,
 // judged against the key's threshold in force at each time (th: a live
 // change re-evaluates the key's severity as the stream does). Events before
 // the window bring the opening up to the start of the day and make the
 // trend days of w; events at or after its end are ignored. Every figure is
 // a function of it and w alone: of the data, not of earlier runs.
-func Summarize1(it *Item, w Window, th Line) Summary {
+func summarizeKey(it *keyItem, w Day, th Line) Summary {
 	evs := sortedEvents(it.Events)
 	d := newDayReplay(it, th, len(w.Days))
 	i := d.history(evs, w)
@@ -158,9 +158,9 @@ func Summarize1(it *Item, w Window, th Line) Summary {
 }
 
 // sortedEvents returns a copy of evs in event-time order, ties by id.
-func sortedEvents(evs []Event) []Event {
+func sortedEvents(evs []keyEvent) []keyEvent {
 	evs = slices.Clone(evs)
-	slices.SortFunc(evs, func(a, b Event) int {
+	slices.SortFunc(evs, func(a, b keyEvent) int {
 		return cmp.Or(cmp.Compare(a.Time, b.Time), cmp.Compare(a.ID, b.ID))
 	})
 	return evs
@@ -186,7 +186,7 @@ type dayReplay struct {
 
 // newDayReplay starts the replay of it from its opening stock, if known,
 // with trendDays days of trends.
-func newDayReplay(it *Item, th Line, trendDays int) *dayReplay {
+func newDayReplay(it *keyItem, th Line, trendDays int) *dayReplay {
 	d := &dayReplay{
 		st: &ledger.State{}, line: th, known: it.HasOpening, outSince: -1, dataSince: math.MaxInt64,
 		adj: event.Adjustment{SKU: it.SKU, LocationID: it.LocationID},
@@ -203,7 +203,7 @@ func newDayReplay(it *Item, th Line, trendDays int) *dayReplay {
 	d.steps(start, true)
 	if it.HasOpening {
 		d.st = ledger.FromSnapshot(it.OpeningOnHand, it.OpeningAt, d.threshold)
-		if it.OpeningAt != BaselineAt {
+		if it.OpeningAt != baselineAt {
 			d.dataSince = it.OpeningAt
 		}
 	}
@@ -228,7 +228,7 @@ func (d *dayReplay) steps(t int64, inclusive bool) {
 }
 
 // apply applies e to the key's ledger.
-func (d *dayReplay) apply(e *Event) ledger.Result {
+func (d *dayReplay) apply(e *keyEvent) ledger.Result {
 	d.adj.EventID, d.adj.EventTime, d.adj.Reason, d.adj.Quantity = e.ID, e.Time, e.Reason, e.Qty
 	return d.st.Apply(&d.adj, d.threshold, 0)
 }
@@ -237,7 +237,7 @@ func (d *dayReplay) apply(e *Event) ledger.Result {
 // opening stock up to its start, noting each trend day of w (units sold,
 // how the key closed), and opens the day's row and chart. It returns the
 // index of the first event of the day.
-func (d *dayReplay) history(evs []Event, w Window) int {
+func (d *dayReplay) history(evs []keyEvent, w Day) int {
 	i := 0
 	upTo := func(end int64) int64 {
 		var sold int64
@@ -291,7 +291,7 @@ func (d *dayReplay) history(evs []Event, w Window) int {
 // add applies one event of the day and adds it to the row, the
 // out-of-stock time and the chart; duplicates and superseded events are
 // only counted.
-func (d *dayReplay) add(e *Event) {
+func (d *dayReplay) add(e *keyEvent) {
 	r := d.apply(e)
 	switch r.Outcome {
 	case ledger.Duplicate:
@@ -326,7 +326,7 @@ func (d *dayReplay) add(e *Event) {
 
 // addByReason adds e's units to the row's total of its reason; a count
 // adds the change it made (r).
-func addByReason(row *reports.Row, e *Event, r ledger.Result) {
+func addByReason(row *reports.Row, e *keyEvent, r ledger.Result) {
 	switch e.Reason {
 	case event.Received:
 		row.Received += e.Qty
@@ -384,7 +384,7 @@ func addTrends(row *reports.Row, trend []TrendDay) {
 // reconcile compares the row's closing stock with the streaming stock,
 // which must match; a key the stream never saw matches only if nothing
 // happened to it.
-func reconcile(row *reports.Row, it *Item) {
+func reconcile(row *reports.Row, it *keyItem) {
 	if it.HasStreaming {
 		v := it.StreamingOnHand
 		row.StreamingOnHand = &v

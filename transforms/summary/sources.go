@@ -18,31 +18,31 @@ import (
 )
 
 func init() {
-	register.DoFn4x1[context.Context, []byte, func(int, Part), func(int64), error](&openingFn{})
-	register.DoFn3x1[context.Context, csvsrc.Range, func(int, Part), error](&csvReadFn{})
+	register.DoFn4x1[context.Context, []byte, func(int, part), func(int64), error](&openingFn{})
+	register.DoFn3x1[context.Context, csvsrc.Range, func(int, part), error](&csvReadFn{})
 	register.DoFn2x0[[]byte, func(int)](&sliceFn{})
-	register.DoFn4x1[context.Context, int, int64, func(int, Part), error](&warehouseReadFn{})
-	register.DoFn3x1[context.Context, []byte, func(int, Part), error](&streamingFn{})
-	register.Emitter2[int, Part]()
+	register.DoFn4x1[context.Context, int, int64, func(int, part), error](&warehouseReadFn{})
+	register.DoFn3x1[context.Context, []byte, func(int, part), error](&streamingFn{})
+	register.Emitter2[int, part]()
 	register.Emitter1[int64]()
 	register.Emitter1[int]()
 }
 
 // Opening returns the starting stock of every key (see openingFn) for the
 // day of w (date, YYYY-MM-DD), as Parts of shards, and a singleton: the
-// earliest event time that can still change it. Every shard's Part carries
-// that bound too (Part.Since), and the replay drops earlier events; the
+// earliest event time that can still change it. Every shard's part carries
+// that bound too (part.Since), and the replay drops earlier events; the
 // replay of the events from there to the day makes the opening stock and
 // the trends.
-func Opening(s beam.Scope, wh, snapshot, date string, w Window, shards int) (parts, since beam.PCollection) {
-	return beam.ParDo2(s, &openingFn{Warehouse: wh, Snapshot: snapshot, Date: date, Window: w, Shards: shards},
+func Opening(s beam.Scope, wh, snapshotURI, date string, w Day, shards int) (parts, since beam.PCollection) {
+	return beam.ParDo2(s, &openingFn{Warehouse: wh, Snapshot: snapshotURI, Date: date, Day: w, Shards: shards},
 		beam.Impulse(s))
 }
 
 // ReadCSV returns the adjustments of the CSV files of glob as Parts of
 // shards, read in byte ranges of about chunkBytes in parallel: the valid
 // rows before end. Invalid rows are counted and logged, not read. The rows
-// before the opening stock's bound are dropped by the replay (Part.Since),
+// before the opening stock's bound are dropped by the replay (part.Since),
 // not here: a side input would make Prism's scheduler spin a core for as
 // long as the reader runs. meter is the ID of a Meter in this process that
 // counts the bytes read ("": none).
@@ -77,7 +77,7 @@ type openingFn struct {
 	Warehouse string
 	Snapshot  string
 	Date      string // report date, YYYY-MM-DD
-	Window    Window
+	Day       Day
 	Shards    int
 }
 
@@ -88,24 +88,24 @@ type openingFn struct {
 const baselineSQL = `SELECT sku, location_id, previous_on_hand FROM stock_levels WHERE TRUE
 QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at, event_time, event_id) = 1`
 
-// BaselineAt is the time of the stream's starting stock when it is read
+// baselineAt is the time of the stream's starting stock when it is read
 // from the warehouse: before every valid event, so that the replay applies
 // them all.
-var BaselineAt = event.MinEventTime.UnixMicro() - 1
+var baselineAt = event.MinEventTime.UnixMicro() - 1
 
-func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int, Part), since func(int64)) error {
-	sh := NewSharded(f.Shards)
+func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int, part), since func(int64)) error {
+	sh := newSharded(f.Shards)
 	var sinceAt int64
 	if f.Snapshot != "" {
 		snap, err := snapshot.Read(ctx, f.Snapshot)
 		if err != nil {
 			return fmt.Errorf("summary: opening: %w", err)
 		}
-		if snap.AsOf.UnixMicro() >= f.Window.End {
+		if snap.AsOf.UnixMicro() >= f.Day.End {
 			slog.Warn("summary: the snapshot is newer than the report day; the day's events before it are ignored",
 				"snapshot", f.Snapshot, "as_of", snap.AsOf, "date", f.Date)
 		}
-		earliest := f.Window.Start
+		earliest := f.Day.Start
 		for _, it := range snap.Items {
 			at := snap.Time(it).UnixMicro()
 			earliest = min(earliest, at)
@@ -121,9 +121,9 @@ func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int,
 		for _, r := range rows {
 			sku, loc := warehouse.AsString(r["sku"]), warehouse.AsString(r["location_id"])
 			it := sh.Part(sku, loc).Item(sku, loc)
-			it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, warehouse.AsInt(r["previous_on_hand"]), BaselineAt
+			it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, warehouse.AsInt(r["previous_on_hand"]), baselineAt
 		}
-		sinceAt = BaselineAt
+		sinceAt = baselineAt
 	}
 	since(sinceAt)
 	sh.SetSince(sinceAt)
@@ -132,7 +132,7 @@ func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int,
 }
 
 // csvReadFn reads the rows of one range, validates them, and emits them
-// pre-aggregated: one Part per key shard. Rows at or after End (they cannot
+// pre-aggregated: one part per key shard. Rows at or after End (they cannot
 // change the day) are skipped.
 type csvReadFn struct {
 	End    int64
@@ -150,14 +150,14 @@ func (f *csvReadFn) Setup() {
 	f.skipped = beam.NewCounter("nightly", "rows_outside_day")
 }
 
-func (f *csvReadFn) ProcessElement(ctx context.Context, rg csvsrc.Range, emit func(int, Part)) error {
+func (f *csvReadFn) ProcessElement(ctx context.Context, rg csvsrc.Range, emit func(int, part)) error {
 	cr, err := csvsrc.OpenRange(ctx, rg)
 	if err != nil {
 		return fmt.Errorf("summary: read csv: %w", err)
 	}
 	now := time.Now()
 	cr.Now = func() time.Time { return now }
-	sh := NewSharded(f.Shards)
+	sh := newSharded(f.Shards)
 	var a event.Adjustment
 	var n, bad, skipped int64
 	for {
@@ -220,7 +220,7 @@ func (f *warehouseReadFn) Setup() {
 	f.meter = lookupMeter(f.Meter)
 }
 
-func (f *warehouseReadFn) ProcessElement(ctx context.Context, slice int, since int64, emit func(int, Part)) error {
+func (f *warehouseReadFn) ProcessElement(ctx context.Context, slice int, since int64, emit func(int, part)) error {
 	hash := fmt.Sprintf("hash(sku || '|' || location_id) %% %d = %d", f.Slices, slice)
 	if warehouse.IsBigQuery(f.Warehouse) {
 		hash = fmt.Sprintf("MOD(ABS(FARM_FINGERPRINT(CONCAT(sku, '|', location_id))), %d) = %d", f.Slices, slice)
@@ -232,7 +232,7 @@ WHERE event_time >= %s AND event_time < %s AND status != 'DUPLICATE' AND %s`,
 	if err != nil {
 		return fmt.Errorf("summary: read adjustments slice %d: %w", slice, err)
 	}
-	sh := NewSharded(f.Shards)
+	sh := newSharded(f.Shards)
 	var a event.Adjustment
 	for _, r := range rows {
 		reason, ok := event.ParseReason(warehouse.AsString(r["reason"]))
@@ -261,7 +261,7 @@ type streamingFn struct {
 	Shards    int
 }
 
-func (f *streamingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int, Part)) error {
+func (f *streamingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int, part)) error {
 	q := fmt.Sprintf(`SELECT sku, location_id, on_hand FROM stock_levels WHERE event_time < %s
 QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at DESC, event_time DESC) = 1`,
 		warehouse.TimestampSQL(f.Warehouse, f.End))
@@ -269,7 +269,7 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at D
 	if err != nil {
 		return fmt.Errorf("summary: read stock_levels: %w", err)
 	}
-	sh := NewSharded(f.Shards)
+	sh := newSharded(f.Shards)
 	for _, r := range rows {
 		sku, loc := warehouse.AsString(r["sku"]), warehouse.AsString(r["location_id"])
 		it := sh.Part(sku, loc).Item(sku, loc)

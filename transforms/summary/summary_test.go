@@ -22,10 +22,10 @@ import (
 
 func TestMain(m *testing.M) { ptest.Main(m) }
 
-var day = Window{Start: mustTime("2026-03-10T00:00:00Z"), End: mustTime("2026-03-11T00:00:00Z")}
+var day = Day{Start: mustTime("2026-03-10T00:00:00Z"), End: mustTime("2026-03-11T00:00:00Z")}
 
 // trendWindow is day with its 27 trend days before it (UTC).
-var trendWindow = func() Window {
+var trendWindow = func() Day {
 	w := day
 	for i := range reports.TrendDays - 1 {
 		w.Days = append(w.Days, day.Start-int64(reports.TrendDays-1-i)*86400e6)
@@ -41,27 +41,27 @@ func mustTime(s string) int64 {
 	return t.UnixMicro()
 }
 
-func ev(id, hhmm string, r event.Reason, q int64) Event {
-	return Event{ID: id, Time: mustTime("2026-03-10T" + hhmm + ":00Z"), Reason: r, Qty: q}
+func ev(id, hhmm string, r event.Reason, q int64) keyEvent {
+	return keyEvent{ID: id, Time: mustTime("2026-03-10T" + hhmm + ":00Z"), Reason: r, Qty: q}
 }
 
 func TestSummarize1(t *testing.T) {
-	opening := func(n int64) Item {
-		return Item{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: n, OpeningAt: day.Start - 1}
+	opening := func(n int64) keyItem {
+		return keyItem{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: n, OpeningAt: day.Start - 1}
 	}
 	tests := []struct {
 		name      string
-		item      Item
+		item      keyItem
 		threshold int64
 		line      *Line // instead of threshold
-		window    Window
+		window    Day
 		want      reports.Row
 		dups, sup int64
 	}{{
 		name: "count mid-day, a sale before it listed after it, a redelivery",
-		item: func() Item {
+		item: func() keyItem {
 			it := opening(20)
-			it.Events = []Event{ev("c", "12:00", event.Counted, 15), ev("s1", "08:00", event.Sold, -3),
+			it.Events = []keyEvent{ev("c", "12:00", event.Counted, 15), ev("s1", "08:00", event.Sold, -3),
 				ev("s2", "11:00", event.Sold, -4), ev("s3", "14:00", event.Sold, -6), ev("s3", "14:00", event.Sold, -6)}
 			return it
 		}(),
@@ -71,8 +71,8 @@ func TestSummarize1(t *testing.T) {
 			MinOnHand: 9, Events: 4, AlertsRaised: 1, DaysOfCover: ptr(9.0 / 13), Sold7d: 13, Sold28d: 13},
 	}, {
 		name: "trends: the day's sales added to those of the 9 days since the snapshot",
-		item: Item{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 97, OpeningAt: day.Start - 9*86400e6,
-			Events: []Event{
+		item: keyItem{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 97, OpeningAt: day.Start - 9*86400e6,
+			Events: []keyEvent{
 				{ID: "d9", Time: day.Start - 9*86400e6 + 36000e6, Reason: event.Sold, Qty: -27},
 				{ID: "d3", Time: day.Start - 3*86400e6 + 36000e6, Reason: event.Sold, Qty: -30},
 				{ID: "d40", Time: day.Start - 40*86400e6, Reason: event.Sold, Qty: -1000}, // before the snapshot
@@ -84,8 +84,8 @@ func TestSummarize1(t *testing.T) {
 			DaysOfCover: ptr(37.0 / 6), Sold7d: 33, Sold28d: 60},
 	}, {
 		name: "trends: the stream's starting stock has no date: the average is over the days since the first event",
-		item: Item{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 50, OpeningAt: BaselineAt,
-			Events: []Event{{ID: "d1", Time: day.Start - 86400e6 + 36000e6, Reason: event.Sold, Qty: -10},
+		item: keyItem{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 50, OpeningAt: baselineAt,
+			Events: []keyEvent{{ID: "d1", Time: day.Start - 86400e6 + 36000e6, Reason: event.Sold, Qty: -10},
 				ev("s", "10:00", event.Sold, -2)}},
 		window:    trendWindow,
 		threshold: 10,
@@ -100,9 +100,9 @@ func TestSummarize1(t *testing.T) {
 		want:      reports.Row{OpeningOnHand: 40, ClosingOnHand: 40, MinOnHand: 40, Reconciled: true},
 	}, {
 		name: "a live change the day before applies from the opening; one at noon raises an alert",
-		item: func() Item {
+		item: func() keyItem {
 			it := opening(12)
-			it.Events = []Event{ev("s", "09:00", event.Sold, -1)}
+			it.Events = []keyEvent{ev("s", "09:00", event.Sold, -1)}
 			return it
 		}(),
 		line: &Line{Base: 10, Steps: []Step{{At: day.Start - 3600e6, Threshold: 5}, {At: mustTime("2026-03-10T12:00:00Z"), Threshold: 30}}},
@@ -111,18 +111,18 @@ func TestSummarize1(t *testing.T) {
 			AlertsRaised: 1, Threshold: 30, DaysOfCover: ptr(11.0), Sold7d: 1, Sold28d: 1},
 	}, {
 		name: "a delta at the count's time is in the count",
-		item: func() Item {
+		item: func() keyItem {
 			it := opening(5)
-			it.Events = []Event{ev("a-count", "10:00", event.Counted, 7), ev("b-recv", "10:00", event.Received, 3)}
+			it.Events = []keyEvent{ev("a-count", "10:00", event.Counted, 7), ev("b-recv", "10:00", event.Received, 3)}
 			return it
 		}(),
 		threshold: 2, sup: 1,
 		want: reports.Row{OpeningOnHand: 5, ClosingOnHand: 7, CountedDelta: 2, NetChange: 2, MinOnHand: 5, Events: 1},
 	}, {
 		name: "out of stock twice, the second time to the end of the day",
-		item: func() Item {
+		item: func() keyItem {
 			it := opening(2)
-			it.Events = []Event{ev("1", "01:00", event.Sold, -2), ev("2", "01:30", event.Received, 1),
+			it.Events = []keyEvent{ev("1", "01:00", event.Sold, -2), ev("2", "01:30", event.Received, 1),
 				ev("3", "23:00", event.Damaged, -1), ev("4", "23:30", event.Adjusted, -1)}
 			return it
 		}(),
@@ -138,15 +138,15 @@ func TestSummarize1(t *testing.T) {
 		want:      reports.Row{MinutesOutOfStock: 1440, Reconciled: true},
 	}, {
 		name: "the snapshot is older than the day: events before the day make the opening",
-		item: Item{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 10, OpeningAt: day.Start - 3600e6,
-			Events: []Event{{ID: "pre", Time: day.Start - 60e6, Reason: event.Sold, Qty: -4},
+		item: keyItem{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 10, OpeningAt: day.Start - 3600e6,
+			Events: []keyEvent{{ID: "pre", Time: day.Start - 60e6, Reason: event.Sold, Qty: -4},
 				{ID: "old", Time: day.Start - 7200e6, Reason: event.Sold, Qty: -100}, // before the snapshot
 				ev("in", "09:00", event.TransferIn, 2), {ID: "next", Time: day.End, Reason: event.Sold, Qty: -1}}},
 		threshold: 3,
 		want:      reports.Row{OpeningOnHand: 6, ClosingOnHand: 8, TransferIn: 2, NetChange: 2, MinOnHand: 6, Events: 1},
 	}, {
 		name:      "a new key",
-		item:      Item{SKU: "S", LocationID: "L", Events: []Event{ev("r", "06:00", event.Received, 4)}},
+		item:      keyItem{SKU: "S", LocationID: "L", Events: []keyEvent{ev("r", "06:00", event.Received, 4)}},
 		threshold: 10,
 		want:      reports.Row{ClosingOnHand: 4, Received: 4, NetChange: 4, MinOnHand: 4, Events: 1, AlertsRaised: 1},
 	}}
@@ -162,7 +162,7 @@ func TestSummarize1(t *testing.T) {
 			if win.End == 0 {
 				win = day
 			}
-			got := Summarize1(&tc.item, win, line)
+			got := summarizeKey(&tc.item, win, line)
 			w.SKU, w.LocationID = "S", "L"
 			if !sameRow(got.Row, w) {
 				t.Errorf("row =\n %+v\nwant\n %+v", show(got.Row), show(w))
@@ -178,9 +178,9 @@ func TestSummarize1(t *testing.T) {
 }
 
 func TestSeries(t *testing.T) {
-	it := Item{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 3, OpeningAt: day.Start - 1,
-		Events: []Event{ev("1", "10:00", event.Sold, -3), ev("2", "11:00", event.Counted, 0), ev("3", "12:00", event.Received, 5)}}
-	s := Summarize1(&it, day, Flat(4))
+	it := keyItem{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 3, OpeningAt: day.Start - 1,
+		Events: []keyEvent{ev("1", "10:00", event.Sold, -3), ev("2", "11:00", event.Counted, 0), ev("3", "12:00", event.Received, 5)}}
+	s := summarizeKey(&it, day, Flat(4))
 	if s.Series == nil {
 		t.Fatal("no series for a key that ran out")
 	}
@@ -198,7 +198,7 @@ func TestSeries(t *testing.T) {
 }
 
 // roundTripPart encodes p and decodes it again.
-func roundTripPart(t *testing.T, p *Part) ([]byte, Part) {
+func roundTripPart(t *testing.T, p *part) ([]byte, part) {
 	t.Helper()
 	enc, err := encodePart(*p)
 	if err != nil {
@@ -212,8 +212,8 @@ func roundTripPart(t *testing.T, p *Part) ([]byte, Part) {
 }
 
 func TestPartCoder(t *testing.T) {
-	p := NewPart()
-	p.Item("A", "L1").Events = []Event{{ID: "e1", Time: -5, Reason: event.Sold, Qty: -3}, {ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}}
+	p := newPart()
+	p.Item("A", "L1").Events = []keyEvent{{ID: "e1", Time: -5, Reason: event.Sold, Qty: -3}, {ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}}
 	b := p.Item("B", "L2")
 	b.HasOpening, b.OpeningOnHand, b.OpeningAt, b.HasStreaming, b.StreamingOnHand = true, -4, 99, true, 12
 	enc, got := roundTripPart(t, p)
@@ -221,14 +221,14 @@ func TestPartCoder(t *testing.T) {
 		t.Fatalf("decoded %d items, %d events", len(got.Items), got.Len())
 	}
 	a, bb := got.Items[event.Key{SKU: "A", LocationID: "L1"}], got.Items[event.Key{SKU: "B", LocationID: "L2"}]
-	if a.Events[1] != (Event{ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}) || a.Events[0].Time != -5 {
+	if a.Events[1] != (keyEvent{ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}) || a.Events[0].Time != -5 {
 		t.Errorf("events = %+v", a.Events)
 	}
 	if !bb.HasOpening || bb.OpeningOnHand != -4 || bb.OpeningAt != 99 || !bb.HasStreaming || bb.StreamingOnHand != 12 {
 		t.Errorf("item B = %+v", bb)
 	}
 	if _, err := decodePart(enc[:len(enc)-1]); err == nil {
-		t.Error("a truncated Part decodes")
+		t.Error("a truncated part decodes")
 	}
 }
 
@@ -238,11 +238,11 @@ func TestPartCoderEvents(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	ids := []string{"", "e", "evt-1-00000001", "evt-1-00000002", "evt-1-00000002", "evt-1-000", "evt-2-00000001", "ünï", "\x00x"}
 	times := []int64{0, -1, math.MinInt64, math.MaxInt64, 1 << 60, -(1 << 62), 1_795_000_000_000_000}
-	p := NewPart()
-	want := map[event.Key][]Event{}
+	p := newPart()
+	want := map[event.Key][]keyEvent{}
 	for i := range 50 {
 		k := event.Key{SKU: fmt.Sprintf("SKU-%d", i%7), LocationID: "L"}
-		e := Event{ID: ids[rng.IntN(len(ids))] + strings.Repeat("9", rng.IntN(3)), Time: times[rng.IntN(len(times))] + rng.Int64N(1000),
+		e := keyEvent{ID: ids[rng.IntN(len(ids))] + strings.Repeat("9", rng.IntN(3)), Time: times[rng.IntN(len(times))] + rng.Int64N(1000),
 			Reason: event.Reason(rng.IntN(8)), Qty: rng.Int64() >> rng.IntN(64)}
 		it := p.Item(k.SKU, k.LocationID)
 		it.Events = append(it.Events, e)
@@ -255,8 +255,8 @@ func TestPartCoderEvents(t *testing.T) {
 		}
 	}
 	// A shared prefix longer than the id before it is corrupt, not a panic.
-	bad := NewPart()
-	bad.Item("A", "L").Events = []Event{{ID: "abc"}}
+	bad := newPart()
+	bad.Item("A", "L").Events = []keyEvent{{ID: "abc"}}
 	enc, _ := encodePart(*bad)
 	i := bytes.Index(enc, []byte("\x00\x03abc")) // shared 0, then "abc"
 	if i < 0 {
@@ -272,12 +272,12 @@ func TestPartCoderEvents(t *testing.T) {
 // few minutes apart, take about half their plain size (the shuffle's
 // bytes, see encodePart).
 func TestPartCoderCompact(t *testing.T) {
-	p := NewPart()
+	p := newPart()
 	start := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC).UnixMicro()
 	plain := 0
 	for i := range 3000 {
 		it := p.Item(fmt.Sprintf("SKU-%05d", i%100), "STORE-001")
-		e := Event{ID: fmt.Sprintf("evt-1-%08d", i*7), Time: start + int64(i)*28_800_000, Reason: event.Sold, Qty: -2}
+		e := keyEvent{ID: fmt.Sprintf("evt-1-%08d", i*7), Time: start + int64(i)*28_800_000, Reason: event.Sold, Qty: -2}
 		it.Events = append(it.Events, e)
 		plain += 1 + len(e.ID) + 8 + 1 + 1 // length, id, time, reason, quantity
 	}
@@ -314,18 +314,18 @@ func TestGatherKeepsWorst(t *testing.T) {
 // sources (opening, events in two chunks, streaming) on Prism.
 func TestSummarizePipeline(t *testing.T) {
 	slowtest.Skip(t, "a Prism job")
-	opening, chunk1, chunk2, stream := NewPart(), NewPart(), NewPart(), NewPart()
+	opening, chunk1, chunk2, stream := newPart(), newPart(), newPart(), newPart()
 	it := opening.Item("S", "L")
 	it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, 10, day.Start-1
-	chunk1.Item("S", "L").Events = []Event{ev("1", "09:00", event.Sold, -4)}
-	chunk2.Item("S", "L").Events = []Event{ev("2", "10:00", event.Sold, -5), ev("1", "09:00", event.Sold, -4)}
-	chunk2.Item("T", "L").Events = []Event{ev("3", "10:00", event.Received, 2)}
+	chunk1.Item("S", "L").Events = []keyEvent{ev("1", "09:00", event.Sold, -4)}
+	chunk2.Item("S", "L").Events = []keyEvent{ev("2", "10:00", event.Sold, -5), ev("1", "09:00", event.Sold, -4)}
+	chunk2.Item("T", "L").Events = []keyEvent{ev("3", "10:00", event.Received, 2)}
 	st := stream.Item("S", "L")
 	st.HasStreaming, st.StreamingOnHand = true, 1
 
 	p, s := beam.NewPipelineWithRoot()
-	parts := beam.AddFixedKey(s, beam.CreateList(s, []Part{*opening, *chunk1, *chunk2, *stream}))
-	sums := Summarize(s, parts, Options{Window: day, DefaultThreshold: 3})
+	parts := beam.AddFixedKey(s, beam.CreateList(s, []part{*opening, *chunk1, *chunk2, *stream}))
+	sums := Summarize(s, parts, Options{Day: day, DefaultThreshold: 3})
 	rows := beam.ParDo(s, describe, sums)
 	passert.Equals(s, rows, "S closing 1 reconciled true sold 9/9", "T closing 2 reconciled false sold 0/0")
 	ptest.RunAndValidate(t, p)
@@ -337,21 +337,21 @@ func TestSummarizePipeline(t *testing.T) {
 func TestSummarizeManyShards(t *testing.T) {
 	slowtest.Skip(t, "a Prism job")
 	const shards, keys = 64, 40
-	var parts []Part
+	var parts []part
 	var want int64
 	for sh := range shards {
-		p := NewPart()
+		p := newPart()
 		for k := range keys {
 			it := p.Item(fmt.Sprintf("S%d-%d", sh, k), "L")
 			it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, int64(sh), day.Start-1
-			it.Events = []Event{ev(fmt.Sprintf("e%d-%d", sh, k), "09:00", event.Received, int64(k))}
+			it.Events = []keyEvent{ev(fmt.Sprintf("e%d-%d", sh, k), "09:00", event.Received, int64(k))}
 			want += int64(sh + k)
 		}
 		parts = append(parts, *p)
 	}
 	p, s := beam.NewPipelineWithRoot()
 	kv := beam.ParDo(s, shardOf, beam.CreateList(s, parts))
-	sums := Summarize(s, kv, Options{Window: day, DefaultThreshold: 3})
+	sums := Summarize(s, kv, Options{Day: day, DefaultThreshold: 3})
 	passert.Count(s, sums, "summaries", shards*keys)
 	passert.Equals(s, stats.Sum(s, beam.ParDo(s, closing, sums)), want)
 	ptest.RunAndValidate(t, p)
@@ -364,8 +364,8 @@ func init() {
 
 func closing(x Summary) int64 { return x.Row.ClosingOnHand }
 
-// shardOf keys a Part by its first key's SKU, one shard per Part.
-func shardOf(p Part, emit func(int, Part)) {
+// shardOf keys a part by its first key's SKU, one shard per part.
+func shardOf(p part, emit func(int, part)) {
 	for k := range p.Items {
 		var sh int
 		fmt.Sscanf(k.SKU, "S%d-", &sh)

@@ -17,11 +17,11 @@ import (
 const thresholdChangesSQL = `SELECT change_id, sku, location_id, threshold, changed_at FROM threshold_changes
 WHERE changed_at < %s`
 
-// ReadThresholdChanges returns the live threshold changes recorded in the
+// readThresholdChanges returns the live threshold changes recorded in the
 // warehouse at wh (threshold_changes) made before end (Unix µs), by SKU,
 // in the order they apply ((changed_at, change_id), as the stream orders
 // them). A redelivered change is read once. wh "" reads nothing.
-func ReadThresholdChanges(ctx context.Context, wh string, end int64) (map[string][]ledger.Change, error) {
+func readThresholdChanges(ctx context.Context, wh string, end int64) (map[string][]ledger.Change, error) {
 	if wh == "" {
 		return nil, nil
 	}
@@ -84,7 +84,7 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY sku, location_id ORDER BY processed_at D
 // file: one rule per key, the threshold of its latest stock_levels row
 // before end (Unix µs), which is what the stream judged it against, with
 // default def for keys the stream never changed. A key that a live change
-// in changes (by SKU, as ReadThresholdChanges returns them) concerns gets
+// in changes (by SKU, as readThresholdChanges returns them) concerns gets
 // no rule: its stored threshold may already be the change's, and a rule
 // for the key would hide a change for its whole SKU (ledger.Effective), so
 // it is judged against def until the first change, then as the changes

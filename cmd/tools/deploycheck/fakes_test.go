@@ -47,3 +47,26 @@ func TestFakeBigQueryIsAnEmptyWarehouse(t *testing.T) {
 		t.Errorf("recorded %v, want both queries", got)
 	}
 }
+
+// TestCheckRenames: a mapping must name steps of the running release, lead
+// to steps of the new graph, and leave no step of the old graph behind.
+func TestCheckRenames(t *testing.T) {
+	prev := []string{"A", "A/x.fn", "A/x.other", "B", "B/y.fn", "C"}
+	cur := []string{"p.A", "p.A/x.fn", "p.A/z.other", "p.B", "p.B/y.fn", "C"}
+	ok := map[string]string{"A": "p.A", "A/x.other": "p.A/z.other", "B": "p.B"}
+	if err := checkRenames(prev, cur, ok); err != nil {
+		t.Errorf("checkRenames of a whole mapping: %v", err)
+	}
+	for name, m := range map[string]map[string]string{
+		"a step left behind":        {"A": "p.A", "B": "p.B"},
+		"an old name of no step":    {"A": "p.A", "A/x.other": "p.A/z.other", "B": "p.B", "D": "p.D"},
+		"a new name of no new step": {"A": "p.A", "A/x.other": "p.A/z.other", "B": "p.B", "C": "q.C"},
+	} {
+		if err := checkRenames(prev, cur, m); err == nil {
+			t.Errorf("checkRenames with %s: no error", name)
+		}
+	}
+	if err := checkRenames(cur, cur, nil); err != nil {
+		t.Errorf("checkRenames of an unchanged graph without renames: %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	pipepb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/pipeline_v1"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"go.yaml.in/yaml/v3"
 	df "google.golang.org/api/dataflow/v1b3"
 	"google.golang.org/protobuf/proto"
 
@@ -207,12 +209,28 @@ func streamStep(ctx context.Context, c *check) (string, error) {
 		return "", fmt.Errorf("graph has no stateful stage named for stock")
 	}
 
-	// A later release: the runbook's update, the same flags file and
-	// --update (with --transform-name-mappings when stages were renamed).
-	// Beam finds the running job by name and replaces it.
+	// A later release: the runbook's update, the same flags file with
+	// deploy/stream-renames.yaml and --update. Beam finds the running job by
+	// name and replaces it; the renamed steps keep their state through the
+	// mapping, which must lead every step of the running release's graph
+	// (deploy/stream-steps.txt) to a step of this one.
+	renames, err := readRenames(c.root)
+	if err != nil {
+		return "", err
+	}
+	prevSteps, err := readSteps(c.root)
+	if err != nil {
+		return "", err
+	}
+	steps := stepNames(l.model)
+	if err := checkRenames(prevSteps, steps, renames); err != nil {
+		return "", fmt.Errorf("deploy/stream-renames.yaml against deploy/stream-steps.txt: %w (this graph's steps:\n%s)", err, strings.Join(steps, "\n"))
+	}
 	prev := &df.Job{Id: "2026-11-20_03_00_00-previous", Name: streamJob, CurrentState: "JOB_STATE_RUNNING"}
 	g["--update"] = nil
-	g["--transform-name-mappings"] = map[string]any{"OldStage": "NewStage"}
+	if len(renames) > 0 {
+		g["--transform-name-mappings"] = renames
+	}
 	uargs, err := rehearse.LauncherArgs(streamJob, g)
 	if err != nil {
 		return "", err
@@ -221,13 +239,96 @@ func streamStep(ctx context.Context, c *check) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("update: %w", err)
 	}
-	if u.job.ReplaceJobId != prev.Id || u.job.TransformNameMapping["OldStage"] != "NewStage" {
-		return "", fmt.Errorf("update: jobs.create replaces %q with mapping %v, want %s and OldStage->NewStage", u.job.ReplaceJobId, u.job.TransformNameMapping, prev.Id)
+	if u.job.ReplaceJobId != prev.Id || !maps.Equal(u.job.TransformNameMapping, renames) {
+		return "", fmt.Errorf("update: jobs.create replaces %q with mapping %v, want %s and deploy/stream-renames.yaml's %v", u.job.ReplaceJobId, u.job.TransformNameMapping, prev.Id, renames)
 	}
 	return strings.Join(append([]string{"deploy/stream-flags.yaml as the launcher passes it: JOB_TYPE_STREAMING, Streaming Engine",
 		fmt.Sprintf("native Pub/Sub reads %s and 2 writes", strings.Join(urns[pubsubReadURN], ", ")),
 		fmt.Sprintf("stateful stock stage %s", strings.Join(stock, ", "))}, append(l.detail,
-		"--update replaces the running job by name with --transform-name-mappings")...), "; "), nil
+		fmt.Sprintf("--update replaces the running job by name with the %d renames of deploy/stream-renames.yaml, which lead all %d steps of deploy/stream-steps.txt to this graph's %d", len(renames), len(prevSteps), len(steps)))...), "; "), nil
+}
+
+// readRenames reads the transform name mapping of deploy/stream-renames.yaml.
+func readRenames(root string) (map[string]string, error) {
+	b, err := os.ReadFile(filepath.Join(root, "deploy", "stream-renames.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var f map[string]map[string]string
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("stream-renames.yaml: %w", err)
+	}
+	for k := range f {
+		if k != "--transform-name-mappings" {
+			return nil, fmt.Errorf("stream-renames.yaml sets %s: it holds --transform-name-mappings only", k)
+		}
+	}
+	return f["--transform-name-mappings"], nil
+}
+
+// readSteps reads deploy/stream-steps.txt: one step name a line, # comments.
+func readSteps(root string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(root, "deploy", "stream-steps.txt"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	return out, nil
+}
+
+// stepNames returns the unique names of the model's transforms, sorted.
+func stepNames(p *pipepb.Pipeline) []string {
+	var out []string
+	for _, t := range p.GetComponents().GetTransforms() {
+		out = append(out, t.GetUniqueName())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkRenames checks a transform name mapping against the previous
+// graph's step names (prev) and the new graph's (cur): every old name is a
+// step of prev, every new one a step of cur, and every step of prev, its
+// longest matching old-name prefix replaced (as Dataflow maps them), is a
+// step of cur.
+func checkRenames(prev, cur []string, renames map[string]string) error {
+	var errs []string
+	for _, old := range slices.Sorted(maps.Keys(renames)) {
+		if !slices.Contains(prev, old) {
+			errs = append(errs, fmt.Sprintf("%s is not a step of the running release", old))
+		}
+		if !slices.Contains(cur, renames[old]) {
+			errs = append(errs, fmt.Sprintf("%s maps to %s, which is not a step of the new graph", old, renames[old]))
+		}
+	}
+	for _, step := range prev {
+		if to := renamed(step, renames); !slices.Contains(cur, to) {
+			errs = append(errs, fmt.Sprintf("step %s (as %s) is not in the new graph: map it", step, to))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// renamed returns step with the longest old-name prefix in renames replaced.
+func renamed(step string, renames map[string]string) string {
+	best := ""
+	for old := range renames {
+		if strings.HasPrefix(step, old) && len(old) > len(best) {
+			best = old
+		}
+	}
+	if best == "" {
+		return step
+	}
+	return renames[best] + strings.TrimPrefix(step, best)
 }
 
 // nightlyStep launches the nightly binary with what the trigger, configured

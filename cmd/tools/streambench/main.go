@@ -53,7 +53,7 @@ import (
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
 	"github.com/inventory-events/inventory/pipelines/stream"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
 
@@ -341,7 +341,7 @@ type latency struct {
 
 func (e *env) readAlerts(ctx context.Context, st *stamps) *alertReader {
 	ar := &alertReader{markers: map[string]time.Time{}}
-	sub := pubsubsrc.SubscriptionPath(project, names.AlertSubscription)
+	sub := pubsubio.SubscriptionPath(project, names.AlertSubscription)
 	c := e.admin.Client.SubscriptionAdminClient
 	go func() {
 		for ctx.Err() == nil {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/inventory-events/inventory/loaders/broker"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 func newAlertsCmd(g *Globals) *cobra.Command {
@@ -53,7 +53,7 @@ line (the LowStockAlert message).`,
 			if follow {
 				watch = &connWatch{w: cmd.ErrOrStderr(), probe: func(ctx context.Context) error { return probePubSub(ctx, admin) }}
 			}
-			n, err := followAlerts(ctx, admin.Client, pubsubsrc.SubscriptionPath(g.Project, sub), follow, idle, watch, p.print)
+			n, err := followAlerts(ctx, admin.Client, pubsubio.SubscriptionPath(g.Project, sub), follow, idle, watch, p.print)
 			if !follow {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%d alerts\n", n)
 			}

@@ -20,7 +20,7 @@ import (
 	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/loaders/broker"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 // TestPublishInterrupted: an interrupt in the middle of a publish prints
@@ -131,7 +131,7 @@ func pullIDs(t *testing.T, addr string) map[string]bool {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	sub := pubsubsrc.SubscriptionPath("p", broker.DefaultNames().Subscription)
+	sub := pubsubio.SubscriptionPath("p", broker.DefaultNames().Subscription)
 	ids := map[string]bool{}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)

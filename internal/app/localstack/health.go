@@ -16,7 +16,7 @@ import (
 	"github.com/inventory-events/inventory/pipelines/stream"
 	"github.com/inventory-events/inventory/reports/trigger"
 	"github.com/inventory-events/inventory/transforms/commit"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 // latencyWindow is how far back the status line's latency percentiles look.
@@ -38,7 +38,7 @@ type prober struct {
 func (p *prober) read(ctx context.Context) (health.Reading, error) {
 	var r health.Reading
 	s := p.s
-	st, err := s.Emulator.SubscriptionStats(pubsubsrc.SubscriptionPath(s.cfg.Project, stream.DefaultSubscription))
+	st, err := s.Emulator.SubscriptionStats(pubsubio.SubscriptionPath(s.cfg.Project, stream.DefaultSubscription))
 	if err != nil {
 		return r, err
 	}

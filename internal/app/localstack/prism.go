@@ -19,14 +19,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/inventory-events/inventory/pipelines/stream"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 // StreamJob is the streaming job running on Prism in this process.
 type StreamJob struct {
 	id     string
 	done   chan error
-	flight *pubsubsrc.Flight // what the job's sources have in flight
+	flight *pubsubio.Flight // what the job's sources have in flight
 
 	mu    sync.Mutex
 	ended bool  // the job has ended
@@ -43,7 +43,7 @@ func StartStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
 		beam.Init()
 	}
 	before, _ := jobIDs(ctx)
-	j := &StreamJob{done: make(chan error, 1), flight: pubsubsrc.NewFlight()}
+	j := &StreamJob{done: make(chan error, 1), flight: pubsubio.NewFlight()}
 	cfg.Flight = j.flight.ID()
 	p, s := beam.NewPipelineWithRoot()
 	stream.Build(s, cfg)
@@ -89,7 +89,7 @@ func (j *StreamJob) Ended() (bool, error) {
 }
 
 // Drain pauses the job's Pub/Sub sources and waits until every message they
-// emitted is stored and acked (pubsubsrc.Flight.Drain), so that cancelling
+// emitted is stored and acked (pubsubio.Flight.Drain), so that cancelling
 // the job afterwards loses nothing.
 func (j *StreamJob) Drain(ctx context.Context) error {
 	return j.flight.Drain(ctx)

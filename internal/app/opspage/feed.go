@@ -18,7 +18,7 @@ import (
 
 	"github.com/inventory-events/inventory/loaders/broker"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 // subscriptionPrefix names the page's own subscriptions of the alert topic:
@@ -86,7 +86,7 @@ func newFeed(admin *broker.Admin, topic string, log *slog.Logger) *feed {
 	id := make([]byte, 6)
 	rand.Read(id)
 	return &feed{admin: admin, topic: topic, log: log, listeners: map[chan alertView]struct{}{}, stopped: make(chan struct{}),
-		sub: pubsubsrc.SubscriptionPath(admin.Project, subscriptionPrefix+hex.EncodeToString(id))}
+		sub: pubsubio.SubscriptionPath(admin.Project, subscriptionPrefix+hex.EncodeToString(id))}
 }
 
 // run creates the subscription (retrying while Pub/Sub or the topic is not
@@ -94,7 +94,7 @@ func newFeed(admin *broker.Admin, topic string, log *slog.Logger) *feed {
 func (f *feed) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		_, err := f.admin.Client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
-			Name: f.sub, Topic: pubsubsrc.TopicPath(f.admin.Project, f.topic), AckDeadlineSeconds: 10,
+			Name: f.sub, Topic: pubsubio.TopicPath(f.admin.Project, f.topic), AckDeadlineSeconds: 10,
 			// A subscription left behind by a crash goes away by itself.
 			ExpirationPolicy:         &pubsubpb.ExpirationPolicy{Ttl: durationpb.New(24 * time.Hour)},
 			MessageRetentionDuration: durationpb.New(10 * time.Minute),

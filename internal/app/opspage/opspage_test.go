@@ -24,7 +24,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
 const project = "opspage-test"
@@ -242,7 +242,7 @@ func pullChanges(t *testing.T, a *broker.Admin) []*pubsubpb.ReceivedMessage {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	resp, err := a.Client.SubscriptionAdminClient.Pull(ctx, &pubsubpb.PullRequest{
-		Subscription: pubsubsrc.SubscriptionPath(project, names.ThresholdSubscription), MaxMessages: 10})
+		Subscription: pubsubio.SubscriptionPath(project, names.ThresholdSubscription), MaxMessages: 10})
 	if err != nil && ctx.Err() == nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestAlertFeed(t *testing.T) {
 	a := &inventoryv1.LowStockAlert{AlertId: "al-live", Sku: "SKU-A", LocationId: "STORE-1", Severity: inventoryv1.LowStockAlert_LOW,
 		OnHand: 3, Threshold: 40, AlertTime: clock.Now().UTC().Format(time.RFC3339Nano)}
 	data, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(a)
-	pub := p.admin.Client.Publisher(pubsubsrc.TopicPath(project, names.AlertTopic))
+	pub := p.admin.Client.Publisher(pubsubio.TopicPath(project, names.AlertTopic))
 	defer pub.Stop()
 	go func() {
 		for ctx.Err() == nil && !p.srvFeedLive() {
@@ -362,7 +362,7 @@ func TestAlertFeed(t *testing.T) {
 // srvFeedLive reports whether the page's subscription exists.
 func (p *testPage) srvFeedLive() bool {
 	it := p.admin.Client.TopicAdminClient.ListTopicSubscriptions(context.Background(), &pubsubpb.ListTopicSubscriptionsRequest{
-		Topic: pubsubsrc.TopicPath(project, names.AlertTopic)})
+		Topic: pubsubio.TopicPath(project, names.AlertTopic)})
 	for {
 		s, err := it.Next()
 		if err != nil {

@@ -23,7 +23,7 @@ import (
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/transforms/commit"
-	"github.com/inventory-events/inventory/transforms/pubsubsrc"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
 
@@ -81,7 +81,7 @@ func Publish(ctx context.Context, project, topic string, c *ledger.Change) error
 		return fmt.Errorf("pubsub.NewClient: %w", err)
 	}
 	defer client.Close()
-	pub := client.Publisher(pubsubsrc.TopicPath(project, topic))
+	pub := client.Publisher(pubsubio.TopicPath(project, topic))
 	defer pub.Stop()
 	if _, err := pub.Publish(ctx, &pubsub.Message{Data: data, Attributes: map[string]string{"change_id": c.ID}}).Get(ctx); err != nil {
 		return fmt.Errorf("thresholds set: publish to %s: %w", topic, err)

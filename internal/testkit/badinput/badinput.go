@@ -100,20 +100,20 @@ func (c Case) Payload(dir string) ([]byte, error) {
 
 // generate builds c's payload of c.Size bytes.
 func (c Case) generate() ([]byte, error) {
-	const event = `{"event_id": %q, "sku": "SKU-1", "location_id": "STORE-1", "reason": "RECEIVED", "quantity": 1, "event_time": "2026-11-24T10:00:00Z", "source": "pos"}`
+	const eventJSON = `{"event_id": %q, "sku": "SKU-1", "location_id": "STORE-1", "reason": "RECEIVED", "quantity": 1, "event_time": "2026-11-24T10:00:00Z", "source": "pos"}`
 	switch c.Generate {
 	case "padded_event":
-		b := []byte(fmt.Sprintf(event, "big-padded-"+c.Name))
+		b := []byte(fmt.Sprintf(eventJSON, "big-padded-"+c.Name))
 		if len(b) < c.Size {
 			b = append(b, bytes.Repeat([]byte(" "), c.Size-len(b))...)
 		}
 		return b, nil
 	case "long_event_id":
-		n := c.Size - len(fmt.Sprintf(event, ""))
+		n := c.Size - len(fmt.Sprintf(eventJSON, ""))
 		if n < 1 {
 			return nil, fmt.Errorf("badinput: case %s: size %d too small", c.Name, c.Size)
 		}
-		return []byte(fmt.Sprintf(event, strings.Repeat("e", n))), nil
+		return []byte(fmt.Sprintf(eventJSON, strings.Repeat("e", n))), nil
 	}
 	return nil, fmt.Errorf("badinput: case %s: unknown generator %q", c.Name, c.Generate)
 }

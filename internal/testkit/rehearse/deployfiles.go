@@ -107,7 +107,7 @@ func LauncherArgs(jobName string, g GcloudFlags) ([]string, error) {
 		switch v := v.(type) {
 		case nil:
 			args = append(args, beam) // a boolean flag
-		case map[string]any, GcloudFlags: // --transform-name-mappings: Beam takes JSON
+		case map[string]any, map[string]string, GcloudFlags: // --transform-name-mappings: Beam takes JSON
 			b, err := json.Marshal(v)
 			if err != nil {
 				return nil, err

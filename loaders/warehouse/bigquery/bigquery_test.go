@@ -168,7 +168,7 @@ func TestBigQueryWriteDecodedRows(t *testing.T) {
 		t.Fatalf("Write: %v", err)
 	}
 	days := 1.5
-	summary := warehouse.DailySummaryRow{ReportDate: warehouse.Date(2026, 3, 1), SKU: "SKU-1", LocationID: "L1", ClosingOnHand: 3, Sold: -2, DaysOfCover: &days, Reconciled: true, RunID: "r1"}
+	summary := warehouse.DailySummaryRow{ReportDate: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), SKU: "SKU-1", LocationID: "L1", ClosingOnHand: 3, Sold: -2, DaysOfCover: &days, Reconciled: true, RunID: "r1"}
 	if _, err := w.Write(ctx, warehouse.Rows([]warehouse.DailySummaryRow{summary})); err != nil {
 		t.Fatalf("Write summary: %v", err)
 	}
@@ -330,11 +330,11 @@ func TestBigQueryReplaceDate(t *testing.T) {
 	row := func(sku string, date time.Time, closing int64) warehouse.DailySummaryRow {
 		return warehouse.DailySummaryRow{ReportDate: date, SKU: sku, LocationID: "L1", ClosingOnHand: closing, RunID: "r"}
 	}
-	if err := warehouse.ReplaceDate(ctx, bqURI, day.AddDays(1), []warehouse.DailySummaryRow{row("A", warehouse.Date(2026, 3, 2), 9)}); err != nil {
+	if err := warehouse.ReplaceDate(ctx, bqURI, day.AddDays(1), []warehouse.DailySummaryRow{row("A", time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), 9)}); err != nil {
 		t.Fatalf("ReplaceDate next day: %v", err)
 	}
 	for _, closing := range []int64{1, 2} {
-		rows := []warehouse.DailySummaryRow{row("A", warehouse.Date(2026, 3, 1), closing), row("B", warehouse.Date(2026, 3, 1), closing)}
+		rows := []warehouse.DailySummaryRow{row("A", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), closing), row("B", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), closing)}
 		if err := warehouse.ReplaceDate(ctx, bqURI, day, rows); err != nil {
 			t.Fatalf("ReplaceDate: %v", err)
 		}
@@ -348,7 +348,7 @@ func TestBigQueryReplaceDate(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("daily_summary after two runs: %v, want %v", got, want)
 	}
-	if err := warehouse.ReplaceDate(ctx, bqURI, day, []warehouse.DailySummaryRow{row("A", warehouse.Date(2026, 3, 2), 1)}); err == nil {
+	if err := warehouse.ReplaceDate(ctx, bqURI, day, []warehouse.DailySummaryRow{row("A", time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), 1)}); err == nil {
 		t.Error("ReplaceDate with a row of another date: no error")
 	}
 }

@@ -75,18 +75,18 @@ func load[T warehouse.Row](t *testing.T, w warehouse.Writer, table string) {
 func TestAnalystQueriesLocal(t *testing.T) {
 	ctx := context.Background()
 	dir := loadFixtures(t)
-	local := docQueries(t, "local")
+	localSQL := docQueries(t, "local")
 	bq := docQueries(t, "bigquery")
 	names := []string{"current_stock", "below_threshold", "alerts_per_day", "top_sellers_yesterday", "dead_letters_by_reason", "stock_history", "adjustments_by_status"}
-	if len(local) != len(names) || len(bq) != len(names) {
-		t.Fatalf("docs have %d local and %d bigquery queries, want %d each", len(local), len(bq), len(names))
+	if len(localSQL) != len(names) || len(bq) != len(names) {
+		t.Fatalf("docs have %d local and %d bigquery queries, want %d each", len(localSQL), len(bq), len(names))
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			if bq[name] == "" {
 				t.Errorf("no GoogleSQL version")
 			}
-			q := strings.ReplaceAll(local[name], "current_date", "DATE '2026-03-03'")
+			q := strings.ReplaceAll(localSQL[name], "current_date", "DATE '2026-03-03'")
 			var out bytes.Buffer
 			if err := warehouse.Query(ctx, dir, q, "csv", &out); err != nil {
 				t.Fatal(err)
@@ -202,7 +202,7 @@ func TestLocalConcurrentWriterAndReader(t *testing.T) {
 func TestLocalReplaceDate(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	day := warehouse.Date(2026, 3, 1)
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	for _, closing := range []int64{1, 2} {
 		rows := []warehouse.DailySummaryRow{{ReportDate: day, SKU: "A", LocationID: "L1", ClosingOnHand: closing}}
 		if err := warehouse.ReplaceDate(ctx, dir, civilDate(day), rows); err != nil {

@@ -1,4 +1,4 @@
-package pubsubsrc
+package pubsubio
 
 import (
 	"testing"

@@ -1,4 +1,4 @@
-package pubsubsrc
+package pubsubio
 
 import (
 	"fmt"
@@ -17,15 +17,15 @@ import (
 // implements. (Beam's pubsubio emits the same, but does not build next to
 // cloud.google.com/go/pubsub/v2; see docs/beam-notes.md.)
 const (
-	PubSubReadURN  = "beam:transform:pubsub_read:v1"
-	PubSubWriteURN = "beam:transform:pubsub_write:v1"
+	ReadURN  = "beam:transform:pubsub_read:v1"
+	WriteURN = "beam:transform:pubsub_write:v1"
 )
 
 func init() {
 	register.Function2x1(nativeToBatch)
 }
 
-// NativeReadOptions configures ReadPubSubNative.
+// NativeReadOptions configures ReadNative.
 type NativeReadOptions struct {
 	// IDAttribute, if set, is the attribute Dataflow deduplicates on.
 	IDAttribute string
@@ -34,19 +34,19 @@ type NativeReadOptions struct {
 	TimestampAttribute string
 }
 
-// ReadPubSubNative is a composite transform that reads a subscription with
+// ReadNative is a composite transform that reads a subscription with
 // the runner's native Pub/Sub source (Dataflow). It returns an unbounded
 // PCollection of Batch, one message each: on Dataflow the per-element cost
 // is low, and acking after commit is the service's.
-func ReadPubSubNative(s beam.Scope, project, subscription string, o NativeReadOptions) beam.PCollection {
-	s = s.Scope("ReadPubSubNative")
+func ReadNative(s beam.Scope, project, subscription string, o NativeReadOptions) beam.PCollection {
+	s = s.Scope("pubsubio.ReadNative")
 	payload := &pipepb.PubSubReadPayload{
 		Subscription:       SubscriptionPath(project, subscription),
 		IdAttribute:        o.IDAttribute,
 		TimestampAttribute: o.TimestampAttribute,
 		WithAttributes:     true,
 	}
-	out := beam.External(s, PubSubReadURN, protox.MustEncode(payload), nil,
+	out := beam.External(s, ReadURN, protox.MustEncode(payload), nil,
 		[]beam.FullType{typex.New(reflectx.ByteSlice)}, false)
 	return beam.ParDo(s, nativeToBatch, out[0])
 }
@@ -64,11 +64,11 @@ func nativeToBatch(raw []byte, emit func(Batch)) error {
 	return nil
 }
 
-// WritePubSubNative is a composite transform that publishes to a topic with
+// WriteNative is a composite transform that publishes to a topic with
 // the runner's native Pub/Sub sink (Dataflow). It expects a PCollection of
 // []byte, each a marshaled pubsubpb.PubsubMessage.
-func WritePubSubNative(s beam.Scope, project, topic string, msgs beam.PCollection) {
-	s = s.Scope("WritePubSubNative")
+func WriteNative(s beam.Scope, project, topic string, msgs beam.PCollection) {
+	s = s.Scope("pubsubio.WriteNative")
 	payload := &pipepb.PubSubWritePayload{Topic: TopicPath(project, topic)}
-	beam.External(s, PubSubWriteURN, protox.MustEncode(payload), []beam.PCollection{msgs}, nil, false)
+	beam.External(s, WriteURN, protox.MustEncode(payload), []beam.PCollection{msgs}, nil, false)
 }

@@ -1,4 +1,4 @@
-package pubsubsrc
+package pubsubio
 
 import (
 	"context"
@@ -117,7 +117,7 @@ func TestLeaseKeeper(t *testing.T) {
 			t.Fatalf("held messages delivered again: %q", got)
 		}
 	}
-	// One is acked and released, as WriteCommits does; the other only
+	// One is acked and released, as commit.Write does; the other only
 	// released (its ack failed, say): one deadline later only it is back.
 	if err := client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{Subscription: sub, AckIds: acks[:1]}); err != nil {
 		t.Fatal(err)

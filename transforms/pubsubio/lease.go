@@ -1,4 +1,4 @@
-package pubsubsrc
+package pubsubio
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 )
 
-// Leases. The Pub/Sub source pulls and WriteCommits acks, after the message
+// Leases. The Pub/Sub source pulls and commit.Write acks, after the message
 // has crossed the job's stages and been stored: seconds later on a busy
 // machine, and more than the subscription's ack deadline on an overloaded
 // one. A message whose deadline passes is delivered again while the first
@@ -25,7 +25,7 @@ import (
 //
 // So, as the client library's Receive does, a leaseKeeper in the source's
 // process keeps the messages it pulled: every third of the ack deadline it
-// extends the deadline of each message not yet acked, until WriteCommits
+// extends the deadline of each message not yet acked, until commit.Write
 // acks it (Flight.Stored) or MaxExtension has passed since the pull. A
 // killed job stops extending, so its messages come back one ack deadline
 // later, as before. Releasing works across DoFns because Prism runs the

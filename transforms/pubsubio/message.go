@@ -1,4 +1,4 @@
-package pubsubsrc
+package pubsubio
 
 import (
 	"fmt"
@@ -33,7 +33,7 @@ type Batch struct {
 
 func wrapCoderErr(err error) error {
 	if err != nil {
-		return fmt.Errorf("pubsubsrc: decode element: %w", err)
+		return fmt.Errorf("pubsubio: decode element: %w", err)
 	}
 	return nil
 }

@@ -1,13 +1,13 @@
-package pubsubsrc
+package pubsubio
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/inventory-events/inventory/internal/registry"
 )
 
 // Flight is what one job's Pub/Sub sources in this process have in flight:
@@ -18,8 +18,8 @@ import (
 // The code that runs a job owns its Flight: it creates one (NewFlight),
 // passes its ID in the job's options (PullOptions.Flight and the commit
 // sink's options), drains it before it cancels the job, and closes it. The
-// job's DoFns find it by ID (LookupFlight): DoFns are serialized into the
-// job, so an ID is how a process-level object reaches them. Its memory is
+// job's DoFns find it by ID (LookupFlight) in a registry.Table, which says
+// why an ID is how a process-level object reaches them. Its memory is
 // bounded by what is in flight: an ack id is forgotten once its message is
 // stored.
 //
@@ -42,10 +42,8 @@ type Flight struct {
 	commits commitLog // flight_commits.go
 }
 
-var flights struct {
-	mu  sync.Mutex
-	ids map[string]*Flight
-}
+// flights are the Flights of this process by ID, until Close.
+var flights registry.Table[*Flight]
 
 // defaultFlight serves jobs whose options name no Flight (a job run on its
 // own, as cmd/stream on Prism does): their sources and sinks in this
@@ -55,15 +53,8 @@ var defaultFlight = newFlight("")
 // NewFlight returns a new Flight, registered in this process under a
 // fresh ID until Close.
 func NewFlight() *Flight {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	f := newFlight("flight-" + hex.EncodeToString(b[:]))
-	flights.mu.Lock()
-	defer flights.mu.Unlock()
-	if flights.ids == nil {
-		flights.ids = map[string]*Flight{}
-	}
-	flights.ids[f.id] = f
+	f := newFlight(registry.NewID("flight-"))
+	flights.Add(f.id, f)
 	return f
 }
 
@@ -78,9 +69,7 @@ func LookupFlight(id string) (*Flight, error) {
 	if id == "" {
 		return defaultFlight, nil
 	}
-	flights.mu.Lock()
-	defer flights.mu.Unlock()
-	f, ok := flights.ids[id]
+	f, ok := flights.Lookup(id)
 	if !ok {
 		return nil, fmt.Errorf("pubsub source: flight %q is not registered in this process (jobs naming a flight need in-process workers)", id)
 	}
@@ -91,11 +80,7 @@ func LookupFlight(id string) (*Flight, error) {
 func (f *Flight) ID() string { return f.id }
 
 // Close unregisters the Flight. Call it once its job has ended.
-func (f *Flight) Close() {
-	flights.mu.Lock()
-	defer flights.mu.Unlock()
-	delete(flights.ids, f.id)
-}
+func (f *Flight) Close() { flights.Remove(f.id) }
 
 // Pause stops (true) or resumes (false) pulling in the Flight's sources. A
 // paused source still acks what it emitted before.

@@ -1,4 +1,4 @@
-package pubsubsrc
+package pubsubio
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func init() {
 	beam.RegisterCoder(reflect.TypeOf(pullRestriction{}), encodePullRestriction, decodePullRestriction)
 }
 
-// PullOptions configures ReadPubSub.
+// PullOptions configures Read.
 type PullOptions struct {
 	Project      string
 	Subscription string // an id or projects/P/subscriptions/S
@@ -64,14 +64,14 @@ type PullOptions struct {
 	MaxOutstanding int
 }
 
-// ReadPubSub is a composite transform that reads a Pub/Sub subscription
+// Read is a composite transform that reads a Pub/Sub subscription
 // with synchronous Pull from an unbounded splittable DoFn, and returns an
 // unbounded PCollection of Batch, one per bundle (up to MaxMessages messages
 // gathered for up to MaxBatchWait), timestamped with the oldest publish time
 // of the batch.
 //
 // Ack after storing: the source never acks. Each Message carries its ack id
-// through decoding and the stock DoFn to WriteCommits, which acks it once
+// through decoding and the stock DoFn to commit.Write, which acks it once
 // everything the message caused is stored. A crash before that leaves it
 // unacked: Pub/Sub redelivers it and the stock ledgers, restored from the
 // warehouse at start, see the stored ones as duplicates. (Acking when the
@@ -81,10 +81,10 @@ type PullOptions struct {
 // see docs/beam-notes.md.) Until the sink acks, the source extends the
 // messages' ack deadlines, as the client library's Receive does (lease.go),
 // so a slow job is not sent its messages again meanwhile.
-func ReadPubSub(s beam.Scope, o PullOptions) beam.PCollection {
-	s = s.Scope("ReadPubSub")
+func Read(s beam.Scope, o PullOptions) beam.PCollection {
+	s = s.Scope("pubsubio.Read")
 	if o.Project == "" || o.Subscription == "" {
-		panic("pubsubsrc.ReadPubSub: project and subscription are required")
+		panic("pubsubio.Read: project and subscription are required")
 	}
 	o.Subscription = SubscriptionPath(o.Project, o.Subscription)
 	fn := &pullFn{PullOptions: o}
@@ -108,7 +108,7 @@ func TopicPath(project, topic string) string {
 }
 
 // pullRestriction is the restriction of the Pub/Sub source. It never ends
-// and holds nothing: the sink acknowledges (see ReadPubSub).
+// and holds nothing: the sink acknowledges (see Read).
 type pullRestriction struct{}
 
 // encodePullRestriction writes one zero byte: what an empty list of ack ids
