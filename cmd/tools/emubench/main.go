@@ -34,7 +34,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
+	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 )
 
 type result struct {

@@ -42,10 +42,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/inventory-events/inventory/internal/app/console"
+	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/internal/names"
-	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
 	"github.com/inventory-events/inventory/internal/testkit/synth"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/snapshot"
