@@ -9,7 +9,7 @@ import (
 )
 
 // takeLocked delivers up to maxMsgs messages (and about maxBytes).
-func (sub *subscription) takeLocked(maxMsgs int, maxBytes int64, st *stream, now time.Time) []*pb.ReceivedMessage {
+func (sub *subscription) takeLocked(maxMsgs int, maxBytes int64, st *streamFlow, now time.Time) []*pb.ReceivedMessage {
 	deadline := sub.ackDeadline
 	if st != nil && st.ackDeadline > 0 {
 		deadline = st.ackDeadline

@@ -28,15 +28,6 @@ type keyState struct {
 	take    uint64 // the take that holds the key; 0 = released, free for the next take
 }
 
-// stream is one StreamingPull connection's flow-control state (guarded by sub.mu).
-type stream struct {
-	maxMsgs     int
-	maxBytes    int64
-	outMsgs     int
-	outBytes    int64
-	ackDeadline time.Duration
-}
-
 type subscription struct {
 	srv    *Server
 	name   string
@@ -66,7 +57,7 @@ type subscription struct {
 	timers      timerHeap
 	keys        map[string]*keyState
 	takeSeq     uint64
-	streams     map[*stream]struct{}
+	streams     map[*streamFlow]struct{}
 	notify      chan struct{} // closed and replaced when messages or capacity appear
 
 	ackPrefix string
@@ -91,7 +82,7 @@ func (s *Server) newSubscription(sp *pb.Subscription) (*subscription, error) {
 		filter:      f,
 		outstanding: map[string]*subMsg{},
 		keys:        map[string]*keyState{},
-		streams:     map[*stream]struct{}{},
+		streams:     map[*streamFlow]struct{}{},
 		notify:      make(chan struct{}),
 		ackPrefix:   s.bootID + "-",
 	}
