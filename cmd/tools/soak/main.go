@@ -27,35 +27,27 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
-
-	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/internal/testkit/synth"
 	"github.com/inventory-events/inventory/loaders/broker"
-	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/warehouse"
+
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local" // the soak's local warehouse
 )
 
@@ -90,16 +82,6 @@ func main() {
 	if !ok {
 		os.Exit(1)
 	}
-}
-
-// sampleRow is one line of the CSV.
-type sampleRow struct {
-	elapsed    time.Duration
-	rssMiB     float64
-	goroutines int
-	published  int64
-	stored     int64
-	publishing bool // taken while publishing (the summary compares those)
 }
 
 func run() (ok bool, err error) {
@@ -290,332 +272,4 @@ func run() (ok bool, err error) {
 		fmt.Fprintln(os.Stderr, "FAIL")
 	}
 	return ok, nil
-}
-
-// summarize prints RSS after warm-up against the last sample taken while
-// publishing, and the goroutines of the first and that sample.
-func summarize(w io.Writer, samples []sampleRow) {
-	var pub []sampleRow
-	for _, s := range samples {
-		if s.publishing {
-			pub = append(pub, s)
-		}
-	}
-	if len(pub) < 2 {
-		fmt.Fprintln(w, "too few samples for a summary")
-		return
-	}
-	last := pub[len(pub)-1]
-	// The baseline is minute 5; a run shorter than 10 minutes uses its middle.
-	at := min(baselineAt, last.elapsed/2)
-	base := pub[0]
-	for _, s := range pub {
-		if s.elapsed >= at {
-			base = s
-			break
-		}
-	}
-	peak := 0.0
-	for _, s := range samples {
-		peak = max(peak, s.rssMiB)
-	}
-	fmt.Fprintf(w, "RSS %.1f MiB at %s, %.1f MiB at %s (%+.1f%%), peak %.1f MiB\n", base.rssMiB, clock(base.elapsed),
-		last.rssMiB, clock(last.elapsed), 100*(last.rssMiB-base.rssMiB)/base.rssMiB, peak)
-	fmt.Fprintf(w, "goroutines %d at %s, %d at %s (after warm-up at %s: %d)\n", pub[0].goroutines, clock(pub[0].elapsed),
-		last.goroutines, clock(last.elapsed), clock(base.elapsed), base.goroutines)
-}
-
-func clock(d time.Duration) string {
-	s := int(d.Seconds())
-	return fmt.Sprintf("%02d:%02d", s/60, s%60)
-}
-
-// writeReference writes the snapshot (every key, as of c.Start) and the
-// thresholds the child starts from.
-func writeReference(dir string, c synth.Config) (snap, th string, err error) {
-	snap, th = filepath.Join(dir, "state.json"), filepath.Join(dir, "thresholds.csv")
-	if err := os.WriteFile(snap, snapshot.Marshal(synth.Snapshot(c)), 0o644); err != nil {
-		return "", "", err
-	}
-	var b bytes.Buffer
-	if err := synth.WriteThresholds(&b, c); err != nil {
-		return "", "", err
-	}
-	return snap, th, os.WriteFile(th, b.Bytes(), 0o644)
-}
-
-// upChild is `inventory up` as a child process.
-type upChild struct {
-	cmd    *exec.Cmd
-	pubsub string
-	debug  string // the pprof base URL
-	exited chan error
-}
-
-// startUp starts `bin up args...` in its own process group (a Ctrl-C at the
-// terminal reaches only soak, which stops it in order), logging to
-// dir/up.log, and waits until it says it is ready.
-func startUp(bin, dir string, args ...string) (*upChild, error) {
-	logf, err := os.Create(filepath.Join(dir, "up.log"))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, append([]string{"up"}, args...)...)
-	cmd.Dir = dir
-	cmd.Stdout = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start inventory up: %w", err)
-	}
-	c := &upChild{cmd: cmd, exited: make(chan error, 1)}
-	ready := make(chan struct{})
-	go func(ready chan struct{}) {
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			l := sc.Text()
-			fmt.Fprintln(logf, l)
-			if ready == nil {
-				continue
-			}
-			switch f := strings.Fields(l); {
-			case len(f) > 1 && f[0] == "pubsub":
-				c.pubsub = f[1]
-			case len(f) > 1 && f[0] == "debug":
-				c.debug = f[1]
-			case l == "ready; Ctrl-C stops":
-				close(ready)
-				ready = nil
-			}
-		}
-		c.exited <- cmd.Wait()
-		logf.Close()
-	}(ready)
-	select {
-	case <-ready:
-	case err := <-c.exited:
-		return nil, fmt.Errorf("inventory up exited before it was ready (%v); see %s", err, logf.Name())
-	case <-time.After(5 * time.Minute):
-		cmd.Process.Kill()
-		return nil, fmt.Errorf("inventory up not ready in 5 minutes; see %s", logf.Name())
-	}
-	if c.pubsub == "" || c.debug == "" {
-		return nil, fmt.Errorf("inventory up did not print its pubsub and debug addresses; see %s", logf.Name())
-	}
-	return c, nil
-}
-
-// interrupt sends SIGINT and waits for a clean exit.
-func (c *upChild) interrupt(timeout time.Duration) error {
-	if err := c.cmd.Process.Signal(os.Interrupt); err != nil {
-		return err
-	}
-	select {
-	case err := <-c.exited:
-		c.exited <- err
-		return err
-	case <-time.After(timeout):
-		c.cmd.Process.Kill()
-		return fmt.Errorf("not stopped %s after SIGINT: killed", timeout)
-	}
-}
-
-// kill ends the child if it still runs.
-func (c *upChild) kill() {
-	select {
-	case err := <-c.exited:
-		c.exited <- err
-	default:
-		c.cmd.Process.Kill()
-	}
-}
-
-// rssMiB reads VmRSS of pid.
-func rssMiB(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for l := range strings.Lines(string(b)) {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, errors.New("no VmRSS")
-}
-
-// goroutines reads the total of the child's goroutine profile.
-func goroutines(base string) (int, error) {
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(base + "goroutine?debug=1")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	line, err := bufio.NewReader(resp.Body).ReadString('\n')
-	if err != nil {
-		return 0, err
-	}
-	n, ok := strings.CutPrefix(strings.TrimSpace(line), "goroutine profile: total ")
-	if !ok {
-		return 0, fmt.Errorf("goroutine profile starts with %q", line)
-	}
-	return strconv.Atoi(n)
-}
-
-// scalar runs a one-value query on the warehouse.
-func scalar(ctx context.Context, wh, sql string) (int64, error) {
-	rows, err := warehouse.QueryRows(ctx, wh, sql)
-	if err != nil {
-		return 0, err
-	}
-	if len(rows) != 1 || len(rows[0]) != 1 {
-		return 0, fmt.Errorf("%s: %d rows", sql, len(rows))
-	}
-	for _, v := range rows[0] {
-		if n, ok := v.(int64); ok {
-			return n, nil
-		}
-		return 0, fmt.Errorf("%s: %T", sql, v)
-	}
-	return 0, nil
-}
-
-// drain receives and acks sub, counting, until ctx ends: the consumer of
-// the alerts and of the dead letters, without whom their backlogs would
-// grow in the child's memory.
-func drain(ctx context.Context, admin *broker.Admin, sub string, n *atomic.Int64) {
-	err := admin.Client.Subscriber(sub).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
-		n.Add(1)
-		m.Ack()
-	})
-	if err != nil && ctx.Err() == nil {
-		fmt.Fprintf(os.Stderr, "drain %s: %v\n", sub, err)
-	}
-}
-
-// chunkSeconds is the length of the stream generated at a time.
-const chunkSeconds = 10
-
-// publish publishes generated adjustments at --rate until ctx ends, and
-// waits for every result. published counts the events the server took.
-func publish(ctx context.Context, admin *broker.Admin, gen synth.Config, published *atomic.Int64) (failed int64, err error) {
-	pub := admin.Client.Publisher(names.Topic)
-	pub.PublishSettings.CountThreshold = 500
-	pub.PublishSettings.DelayThreshold = 5 * time.Millisecond
-	chunks := make(chan []*pubsub.Message, 2)
-	genErr := make(chan error, 1)
-	// Only the chunks of --duration: one more would have event times past
-	// now, and at --time_scale 4000 more than the day ahead that
-	// validation allows.
-	n := int((*duration + chunkSeconds*time.Second - 1) / (chunkSeconds * time.Second))
-	go func() {
-		defer close(chunks)
-		for i := range n {
-			msgs, err := chunk(gen, i)
-			if err != nil {
-				genErr <- err
-				return
-			}
-			select {
-			case chunks <- msgs:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	results := make(chan *pubsub.PublishResult, 100_000)
-	var nfailed atomic.Int64
-	collected := make(chan struct{})
-	go func() {
-		defer close(collected)
-		for r := range results {
-			if _, err := r.Get(context.Background()); err != nil {
-				if nfailed.Add(1) == 1 {
-					fmt.Fprintln(os.Stderr, "publish failed:", err)
-				}
-				continue
-			}
-			published.Add(1)
-		}
-	}()
-	start := time.Now()
-	sent := 0
-	tk := time.NewTicker(10 * time.Millisecond)
-	defer tk.Stop()
-	var pending []*pubsub.Message
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-tk.C:
-		}
-		due := int(time.Since(start).Seconds() * float64(*rate))
-		for sent < due {
-			if len(pending) == 0 {
-				var ok bool
-				if pending, ok = <-chunks; !ok {
-					break loop
-				}
-			}
-			results <- pub.Publish(context.WithoutCancel(ctx), pending[0])
-			pending = pending[1:]
-			sent++
-		}
-	}
-	pub.Stop()
-	close(results)
-	<-collected
-	select {
-	case err := <-genErr:
-		return nfailed.Load(), err
-	default:
-	}
-	return nfailed.Load(), nil
-}
-
-// chunk generates the i-th chunkSeconds of the stream: valid adjustments
-// over every key, event times in that chunk's seconds from gen.Start, event
-// ids soak-<i>-<n>, JSON with the attributes `inventory publish` sets.
-func chunk(gen synth.Config, i int) ([]*pubsub.Message, error) {
-	c := gen
-	c.Events = *rate * chunkSeconds
-	c.Seed = uint64(i) + 1
-	c.Start = gen.Start.Add(time.Minute + time.Duration(i**timeScale)*chunkSeconds*time.Second)
-	c.Span = time.Duration(*timeScale) * chunkSeconds * time.Second
-	var buf bytes.Buffer
-	if err := synth.Generate(&buf, c); err != nil {
-		return nil, err
-	}
-	cr, err := event.NewCSVReader(&buf, "synth")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*pubsub.Message, 0, c.Events)
-	for n := 0; ; n++ {
-		var a event.Adjustment
-		err := cr.Next(&a)
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("generate: %w", err)
-		}
-		a.EventID = fmt.Sprintf("soak-%d-%d", i, n)
-		if err := event.Validate(&a, time.Now()); err != nil {
-			return nil, fmt.Errorf("generate: %s: %w", a.EventID, err)
-		}
-		data, err := event.MarshalJSON(&a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, &pubsub.Message{Data: data, Attributes: map[string]string{
-			event.AttrEventTime: event.FormatTime(a.EventTime), event.AttrEventID: a.EventID, "source": a.Source}})
-	}
 }
