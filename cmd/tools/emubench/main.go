@@ -8,7 +8,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -34,6 +33,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/inventory-events/inventory/cmd/tools/internal/benchkit"
 	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 )
 
@@ -234,7 +234,7 @@ func runCase(name string) (res result) {
 	if err != nil && dctx.Err() == nil { // hitting the drain cap is a result, not an error
 		res.Err = err.Error()
 	}
-	res.PeakRSSMB = peakRSSMB()
+	res.PeakRSSMB = benchkit.PeakRSS()
 	cancel()
 	runtime.GC()
 	var ms runtime.MemStats
@@ -311,23 +311,6 @@ func drainPull(ctx context.Context, c *pubsub.Client, sub string, n int) (int, e
 		got.Store(int64(len(seen)))
 	}
 	return int(got.Load()), nil
-}
-
-// peakRSSMB reads VmHWM from /proc/self/status.
-func peakRSSMB() float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 func newSchemaClient(ctx context.Context, opts []option.ClientOption) (*vkit.SchemaClient, error) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
+
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/internal/testkit/synth"

@@ -28,7 +28,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,7 +36,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -47,7 +45,6 @@ import (
 	"github.com/inventory-events/inventory/internal/testkit/synth"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/warehouse"
-
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local" // the soak's local warehouse
 )
 
@@ -99,37 +96,23 @@ func run() (ok bool, err error) {
 			fmt.Fprintf(os.Stderr, "kept %s (up's log: %s)\n", dir, filepath.Join(dir, "up.log"))
 		}
 	}()
-	bin := *inventoryBin
-	if bin == "" {
-		bin = filepath.Join(dir, "inventory")
-		fmt.Fprintln(os.Stderr, "building ./cmd/inventory (minutes when the build cache is cold) ...")
-		b := exec.Command("go", "build", "-o", bin, "./cmd/inventory")
-		b.Stdout, b.Stderr = os.Stderr, os.Stderr
-		if err := b.Run(); err != nil {
-			return false, fmt.Errorf("build inventory: %w", err)
-		}
+	bin, err := inventoryBinary(dir)
+	if err != nil {
+		return false, err
 	}
-	start := time.Now().UTC().Truncate(time.Second)
 	// Event times run --time_scale times faster than the clock and end at
 	// about now, so that a run can reach the ledgers' 8-day dedup horizon:
 	// before it, every key keeps every event id by design and memory grows
 	// with the events; after it, pruning balances the growth.
+	start := time.Now().UTC().Truncate(time.Second)
 	gen := synth.Config{SKUs: *skus, Locations: *locations,
 		Start: start.Add(-time.Minute - time.Duration(*timeScale)*(*duration))}
-	snap, th, err := writeReference(dir, gen)
-	if err != nil {
-		return false, err
-	}
 	wh := filepath.Join(dir, "warehouse")
-	child, err := startUp(bin, dir, "--port", "0", "--trigger-port", "0", "--ops-port", "0", "--host", "127.0.0.1", "--no-cron",
-		"--data-dir", filepath.Join(dir, "pubsub"), "--warehouse", wh, "--reports", filepath.Join(dir, "reports"),
-		"--snapshot", snap, "--thresholds", th, "--debug-addr", "127.0.0.1:0", "--project", project)
+	child, err := startStack(bin, dir, wh, gen)
 	if err != nil {
 		return false, err
 	}
 	defer child.kill()
-	fmt.Fprintf(os.Stderr, "inventory up ready (pid %d, pubsub %s, %s); publishing %d events/s for %s over %d keys\n",
-		child.cmd.Process.Pid, child.pubsub, child.debug, *rate, *duration, *skus**locations)
 
 	ctx := context.Background()
 	os.Setenv("PUBSUB_EMULATOR_HOST", child.pubsub)
@@ -138,114 +121,123 @@ func run() (ok bool, err error) {
 		return false, err
 	}
 	defer admin.Close()
-	var alerts, deadLetters atomic.Int64
-	drainCtx, stopDrain := context.WithCancel(ctx)
-	var drains sync.WaitGroup
-	for sub, n := range map[string]*atomic.Int64{names.AlertSubscription: &alerts, names.DeadLetterSubscription: &deadLetters} {
-		drains.Go(func() { drain(drainCtx, admin, sub, n) })
-	}
-	defer func() { stopDrain(); drains.Wait() }()
-
-	// The sampler runs from here to the end of the settling.
-	csvFile, err := os.Create(*out)
+	cons := startConsumers(ctx, admin)
+	defer cons.stop()
+	smp, err := startSampler(ctx, child, wh, cons)
 	if err != nil {
 		return false, err
 	}
-	defer csvFile.Close()
-	cw := csv.NewWriter(csvFile)
-	cw.Write([]string{"elapsed_s", "rss_mib", "goroutines", "published", "stored"})
-	cw.Flush()
-	var (
-		published  atomic.Int64
-		publishing atomic.Bool
-		mu         sync.Mutex
-		samples    []sampleRow
-	)
-	publishing.Store(true)
-	t0 := time.Now()
-	take := func() sampleRow {
-		s := sampleRow{elapsed: time.Since(t0), published: published.Load(), publishing: publishing.Load()}
-		s.rssMiB, _ = rssMiB(child.cmd.Process.Pid)
-		s.goroutines, _ = goroutines(child.debug)
-		q0 := time.Now()
-		n, err := scalar(ctx, wh, "SELECT count(*) FROM adjustments")
-		if err == nil {
-			s.stored = n
-		} else {
-			// Not fatal (the next sample counts again), but never a silent 0.
-			s.stored = -1
-			fmt.Fprintf(os.Stderr, "%s  counting the warehouse failed: %v\n", clock(s.elapsed), err)
-		}
-		countTime := time.Since(q0)
-		mu.Lock()
-		defer mu.Unlock()
-		samples = append(samples, s)
-		cw.Write([]string{strconv.FormatFloat(s.elapsed.Seconds(), 'f', 1, 64), strconv.FormatFloat(s.rssMiB, 'f', 1, 64),
-			strconv.Itoa(s.goroutines), strconv.FormatInt(s.published, 10), strconv.FormatInt(s.stored, 10)})
-		cw.Flush()
-		fmt.Fprintf(os.Stderr, "%s  rss %7.1f MiB  goroutines %5d  published %10d  stored %10d (count %s)  alerts %d  dead letters %d\n",
-			clock(s.elapsed), s.rssMiB, s.goroutines, s.published, s.stored, countTime.Round(time.Millisecond), alerts.Load(), deadLetters.Load())
-		return s
-	}
-	sampleCtx, stopSampling := context.WithCancel(ctx)
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		tk := time.NewTicker(*sample)
-		defer tk.Stop()
-		for {
-			select {
-			case <-sampleCtx.Done():
-				return
-			case <-tk.C:
-				take()
-			}
-		}
-	}()
-	take()
+	defer smp.close()
 
-	// Publish until --duration or Ctrl-C.
+	res, err := publishAndSettle(ctx, admin, gen, smp, wh)
+	if err != nil {
+		return false, err
+	}
+	cons.stop()
+	fmt.Fprintln(os.Stderr, "stopping inventory up (SIGINT) ...")
+	res.stopErr = child.interrupt(3 * time.Minute)
+	if res.stopErr != nil {
+		fmt.Fprintln(os.Stderr, "inventory up did not stop cleanly:", res.stopErr)
+	}
+	return check(ctx, wh, res, smp, cons)
+}
+
+// inventoryBinary returns --inventory, or builds ./cmd/inventory into dir.
+func inventoryBinary(dir string) (string, error) {
+	if *inventoryBin != "" {
+		return *inventoryBin, nil
+	}
+	bin := filepath.Join(dir, "inventory")
+	fmt.Fprintln(os.Stderr, "building ./cmd/inventory (minutes when the build cache is cold) ...")
+	b := exec.Command("go", "build", "-o", bin, "./cmd/inventory")
+	b.Stdout, b.Stderr = os.Stderr, os.Stderr
+	if err := b.Run(); err != nil {
+		return "", fmt.Errorf("build inventory: %w", err)
+	}
+	return bin, nil
+}
+
+// startStack writes the reference data of gen and starts `inventory up` on
+// it, in dir, storing to the warehouse wh.
+func startStack(bin, dir, wh string, gen synth.Config) (*upChild, error) {
+	snap, th, err := writeReference(dir, gen)
+	if err != nil {
+		return nil, err
+	}
+	child, err := startUp(bin, dir, "--port", "0", "--trigger-port", "0", "--ops-port", "0", "--host", "127.0.0.1", "--no-cron",
+		"--data-dir", filepath.Join(dir, "pubsub"), "--warehouse", wh, "--reports", filepath.Join(dir, "reports"),
+		"--snapshot", snap, "--thresholds", th, "--debug-addr", "127.0.0.1:0", "--project", project)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "inventory up ready (pid %d, pubsub %s, %s); publishing %d events/s for %s over %d keys\n",
+		child.cmd.Process.Pid, child.pubsub, child.debug, *rate, *duration, *skus**locations)
+	return child, nil
+}
+
+// consumers drain low-stock-consumer and the dead-letter subscription, as
+// their consumers would, counting what they read.
+type consumers struct {
+	alerts, deadLetters atomic.Int64
+	cancel              context.CancelFunc
+	wg                  sync.WaitGroup
+}
+
+func startConsumers(ctx context.Context, admin *broker.Admin) *consumers {
+	c := &consumers{}
+	ctx, c.cancel = context.WithCancel(ctx)
+	for sub, n := range map[string]*atomic.Int64{names.AlertSubscription: &c.alerts, names.DeadLetterSubscription: &c.deadLetters} {
+		c.wg.Go(func() { drain(ctx, admin, sub, n) })
+	}
+	return c
+}
+
+// stop ends the drains and waits for them; it may be called again.
+func (c *consumers) stop() {
+	c.cancel()
+	c.wg.Wait()
+}
+
+// outcome is what the run observed, for the checks.
+type outcome struct {
+	total, failed, stored int64
+	stopErr               error
+}
+
+// publishAndSettle publishes until --duration or Ctrl-C, then waits up to
+// --settle for every event to be stored, and stops the sampler.
+func publishAndSettle(ctx context.Context, admin *broker.Admin, gen synth.Config, smp *sampler, wh string) (outcome, error) {
 	pubCtx, stopPub := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	pubCtx, cancelPub := context.WithTimeout(pubCtx, *duration)
-	failed, err := publish(pubCtx, admin, gen, &published)
+	failed, err := publish(pubCtx, admin, gen, &smp.published)
 	cancelPub()
 	stopPub()
-	publishing.Store(false)
+	smp.publishing.Store(false)
 	if err != nil {
-		stopSampling()
-		<-sampled
-		return false, err
+		return outcome{}, err
 	}
-	total := published.Load()
+	res := outcome{total: smp.published.Load(), failed: failed, stored: -1}
 	fmt.Fprintf(os.Stderr, "%s  stopped publishing: %d published, %d failed; waiting up to %s for every event to be stored\n",
-		clock(time.Since(t0)), total, failed, *settle)
-	deadline := time.Now().Add(*settle)
-	stored := int64(-1)
-	for time.Now().Before(deadline) {
-		if stored, err = scalar(ctx, wh, "SELECT count(DISTINCT event_id) FROM adjustments"); err == nil && stored >= total {
+		clock(time.Since(smp.t0)), res.total, failed, *settle)
+	for deadline := time.Now().Add(*settle); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+		if res.stored, err = warehouse.QueryInt(ctx, wh, "SELECT count(DISTINCT event_id) FROM adjustments"); err == nil && res.stored >= res.total {
 			break
 		}
-		time.Sleep(2 * time.Second)
 	}
-	take()
-	stopSampling()
-	<-sampled
-	if stored < total {
-		fmt.Fprintf(os.Stderr, "only %d of %d events stored after %s\n", stored, total, *settle)
+	smp.take()
+	smp.stop()
+	if res.stored < res.total {
+		fmt.Fprintf(os.Stderr, "only %d of %d events stored after %s\n", res.stored, res.total, *settle)
 	}
-	stopDrain()
-	drains.Wait()
+	return res, nil
+}
 
-	fmt.Fprintln(os.Stderr, "stopping inventory up (SIGINT) ...")
-	stopErr := child.interrupt(3 * time.Minute)
-	if stopErr != nil {
-		fmt.Fprintln(os.Stderr, "inventory up did not stop cleanly:", stopErr)
-	}
-
-	// The checks, on the warehouse as the child left it.
-	rows, err1 := scalar(ctx, wh, "SELECT count(*) FROM adjustments")
-	distinct, err2 := scalar(ctx, wh, "SELECT count(DISTINCT event_id) FROM adjustments")
-	twice, err3 := scalar(ctx, wh, `SELECT count(*) FROM (SELECT event_id FROM adjustments WHERE status = 'APPLIED'
+// check checks the warehouse as the child left it: every event stored, none
+// applied twice; it prints the summary and the verdict.
+func check(ctx context.Context, wh string, res outcome, smp *sampler, cons *consumers) (bool, error) {
+	rows, err1 := warehouse.QueryInt(ctx, wh, "SELECT count(*) FROM adjustments")
+	distinct, err2 := warehouse.QueryInt(ctx, wh, "SELECT count(DISTINCT event_id) FROM adjustments")
+	twice, err3 := warehouse.QueryInt(ctx, wh, `SELECT count(*) FROM (SELECT event_id FROM adjustments WHERE status = 'APPLIED'
 	  GROUP BY event_id HAVING count(*) > 1)`)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return false, fmt.Errorf("checks: %w", err)
@@ -257,15 +249,13 @@ func run() (ok bool, err error) {
 	if err != nil || len(lat) != 1 {
 		return false, fmt.Errorf("checks: latency: %w", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	summarize(os.Stderr, samples)
+	summarize(os.Stderr, smp.all())
 	fmt.Fprintf(os.Stderr, "published %d (%d failed), adjustments rows %d, distinct event ids %d, missing %d, applied twice %d, alerts read %d, dead letters %d\n",
-		total, failed, rows, distinct, total-distinct, twice, alerts.Load(), deadLetters.Load())
+		res.total, res.failed, rows, distinct, res.total-distinct, twice, cons.alerts.Load(), cons.deadLetters.Load())
 	fmt.Fprintf(os.Stderr, "publish to stored: p50 %v ms, p99 %v ms, max %v ms; %v events over 10 s\n",
 		lat[0]["p50"], lat[0]["p99"], lat[0]["max"], lat[0]["over10s"])
 	fmt.Fprintf(os.Stderr, "samples in %s\n", *out)
-	ok = distinct == total && twice == 0 && failed == 0 && stopErr == nil
+	ok := distinct == res.total && twice == 0 && res.failed == 0 && res.stopErr == nil
 	if ok {
 		fmt.Fprintln(os.Stderr, "PASS: every event stored, none applied twice")
 	} else {

@@ -3,17 +3,20 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/inventory-events/inventory/cmd/tools/internal/benchkit"
 	"github.com/inventory-events/inventory/loaders/warehouse"
-
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local" // the soak's local warehouse
 )
 
@@ -65,21 +68,6 @@ func clock(d time.Duration) string {
 	return fmt.Sprintf("%02d:%02d", s/60, s%60)
 }
 
-// rssMiB reads VmRSS of pid.
-func rssMiB(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for l := range strings.Lines(string(b)) {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, errors.New("no VmRSS")
-}
-
 // goroutines reads the total of the child's goroutine profile.
 func goroutines(base string) (int, error) {
 	c := http.Client{Timeout: 10 * time.Second}
@@ -99,20 +87,102 @@ func goroutines(base string) (int, error) {
 	return strconv.Atoi(n)
 }
 
-// scalar runs a one-value query on the warehouse.
-func scalar(ctx context.Context, wh, sql string) (int64, error) {
-	rows, err := warehouse.QueryRows(ctx, wh, sql)
+// sampler records a sample every --sample, from its start to its stop, as a
+// line of the CSV --out and a line on stderr.
+type sampler struct {
+	ctx   context.Context
+	child *upChild
+	wh    string
+	cons  *consumers
+	t0    time.Time
+
+	published  atomic.Int64 // events the server took
+	publishing atomic.Bool
+
+	mu      sync.Mutex
+	samples []sampleRow
+	file    *os.File
+	cw      *csv.Writer
+
+	cancel   context.CancelFunc
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// startSampler creates --out, takes a first sample, and samples every
+// --sample until stop.
+func startSampler(ctx context.Context, child *upChild, wh string, cons *consumers) (*sampler, error) {
+	f, err := os.Create(*out)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if len(rows) != 1 || len(rows[0]) != 1 {
-		return 0, fmt.Errorf("%s: %d rows", sql, len(rows))
-	}
-	for _, v := range rows[0] {
-		if n, ok := v.(int64); ok {
-			return n, nil
+	s := &sampler{ctx: ctx, child: child, wh: wh, cons: cons, file: f, cw: csv.NewWriter(f), done: make(chan struct{})}
+	s.cw.Write([]string{"elapsed_s", "rss_mib", "goroutines", "published", "stored"})
+	s.cw.Flush()
+	s.publishing.Store(true)
+	s.t0 = time.Now()
+	var tickCtx context.Context
+	tickCtx, s.cancel = context.WithCancel(ctx)
+	go func() {
+		defer close(s.done)
+		tk := time.NewTicker(*sample)
+		defer tk.Stop()
+		for {
+			select {
+			case <-tickCtx.Done():
+				return
+			case <-tk.C:
+				s.take()
+			}
 		}
-		return 0, fmt.Errorf("%s: %T", sql, v)
+	}()
+	s.take()
+	return s, nil
+}
+
+// take records one sample.
+func (s *sampler) take() sampleRow {
+	r := sampleRow{elapsed: time.Since(s.t0), published: s.published.Load(), publishing: s.publishing.Load()}
+	r.rssMiB, _ = benchkit.RSS(s.child.cmd.Process.Pid)
+	r.goroutines, _ = goroutines(s.child.debug)
+	q0 := time.Now()
+	n, err := warehouse.QueryInt(s.ctx, s.wh, "SELECT count(*) FROM adjustments")
+	if err == nil {
+		r.stored = n
+	} else {
+		// Not fatal (the next sample counts again), but never a silent 0.
+		r.stored = -1
+		fmt.Fprintf(os.Stderr, "%s  counting the warehouse failed: %v\n", clock(r.elapsed), err)
 	}
-	return 0, nil
+	countTime := time.Since(q0)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.samples = append(s.samples, r)
+	s.cw.Write([]string{strconv.FormatFloat(r.elapsed.Seconds(), 'f', 1, 64), strconv.FormatFloat(r.rssMiB, 'f', 1, 64),
+		strconv.Itoa(r.goroutines), strconv.FormatInt(r.published, 10), strconv.FormatInt(r.stored, 10)})
+	s.cw.Flush()
+	fmt.Fprintf(os.Stderr, "%s  rss %7.1f MiB  goroutines %5d  published %10d  stored %10d (count %s)  alerts %d  dead letters %d\n",
+		clock(r.elapsed), r.rssMiB, r.goroutines, r.published, r.stored, countTime.Round(time.Millisecond), s.cons.alerts.Load(), s.cons.deadLetters.Load())
+	return r
+}
+
+// stop ends the sampling and waits for a sample in progress.
+func (s *sampler) stop() {
+	s.stopOnce.Do(func() {
+		s.cancel()
+		<-s.done
+	})
+}
+
+// close stops the sampling and closes --out.
+func (s *sampler) close() {
+	s.stop()
+	s.file.Close()
+}
+
+// all returns the samples taken.
+func (s *sampler) all() []sampleRow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.samples)
 }

@@ -3,16 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/inventory-events/inventory/internal/names"
 	inventoryv1 "github.com/inventory-events/inventory/proto/inventory/v1"
 	"github.com/inventory-events/inventory/transforms/pubsubsrc"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // latencySeed is the synth seed of the latency phase's events (their ids
@@ -112,12 +112,4 @@ func (ar *alertReader) take(prefix string) (l []time.Duration, others int) {
 	others += ar.unstamped
 	ar.unstamped = 0
 	return l, others
-}
-
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	return ds[min(len(ds)-1, int(p*float64(len(ds))))]
 }

@@ -1,21 +1,20 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
-	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
+
+	"github.com/inventory-events/inventory/cmd/tools/internal/benchkit"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/internal/testkit/synth"
@@ -30,55 +29,8 @@ type env struct {
 	dir     string
 }
 
-// startEmulator starts the local Pub/Sub: in a child process (this binary
-// with --serve_emulator), so that the peak RSS measured here is the job's
-// and the consumer's, not the broker's backlog; or, with
-// --emulator_in_process, in this process. It returns its address.
-func startEmulator() (addr string, stop func(), err error) {
-	if *emuInProc {
-		srv, err := pubsubemu.Start("127.0.0.1:0", pubsubemu.Options{})
-		if err != nil {
-			return "", nil, err
-		}
-		return srv.Addr(), func() { srv.Close() }, nil
-	}
-	cmd := exec.Command(os.Args[0], "--serve_emulator")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start the emulator: %w", err)
-	}
-	stop = func() { in.Close(); cmd.Wait() }
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		stop()
-		return "", nil, fmt.Errorf("the emulator's address: %w", err)
-	}
-	return strings.TrimSpace(line), stop, nil
-}
-
-// serveEmulator is the child of startEmulator: it serves until its stdin
-// closes.
-func serveEmulator() error {
-	srv, err := pubsubemu.Start("127.0.0.1:0", pubsubemu.Options{})
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	fmt.Println(srv.Addr())
-	_, err = io.Copy(io.Discard, os.Stdin)
-	return err
-}
-
 func newEnv(ctx context.Context) (*env, error) {
-	addr, stopEmu, err := startEmulator()
+	addr, stopEmu, err := benchkit.StartEmulator(*emuInProc)
 	if err != nil {
 		return nil, err
 	}
@@ -172,18 +124,27 @@ type payload struct {
 	data []byte
 }
 
+// generated is a stream of valid adjustments as JSON payloads, with the
+// reference data it starts from.
+type generated struct {
+	msgs       []payload
+	thresholds string // the thresholds file
+	snapshot   string // the snapshot file
+	keys       int    // the keys the events touch
+}
+
 // generate returns n valid adjustments as JSON payloads, with thresholds
 // and a snapshot written to dir. Event times start at start.
-func generate(n int, seed uint64, start time.Time, dir string) ([]payload, string, string, error) {
+func generate(n int, seed uint64, start time.Time, dir string) (generated, error) {
 	cfg := synth.Config{Events: n, SKUs: *skus, Locations: *locations, Seed: seed, Start: start, Span: time.Duration(n) * time.Millisecond}
 	cfg.Defaults()
 	var buf bytes.Buffer
 	if err := synth.Generate(&buf, cfg); err != nil {
-		return nil, "", "", err
+		return generated{}, err
 	}
 	cr, err := event.NewCSVReader(&buf, "synth")
 	if err != nil {
-		return nil, "", "", err
+		return generated{}, err
 	}
 	var out []payload
 	keys := map[event.Key]struct{}{}
@@ -204,24 +165,23 @@ func generate(n int, seed uint64, start time.Time, dir string) ([]payload, strin
 		a.EventID = fmt.Sprintf("%s-%d", a.EventID, seed)
 		data, err := event.MarshalJSON(&a)
 		if err != nil {
-			return nil, "", "", err
+			return generated{}, err
 		}
 		out = append(out, payload{id: a.EventID, data: data})
 	}
-	touched = len(keys)
 	th := filepath.Join(dir, "thresholds.csv")
 	var tb bytes.Buffer
 	if err := synth.WriteThresholds(&tb, cfg); err != nil {
-		return nil, "", "", err
+		return generated{}, err
 	}
 	if err := os.WriteFile(th, tb.Bytes(), 0o644); err != nil {
-		return nil, "", "", err
+		return generated{}, err
 	}
 	snap := filepath.Join(dir, "state.json")
 	if err := os.WriteFile(snap, snapshot.Marshal(synth.Snapshot(cfg)), 0o644); err != nil {
-		return nil, "", "", err
+		return generated{}, err
 	}
-	return out, th, snap, nil
+	return generated{msgs: out, thresholds: th, snapshot: snap, keys: len(keys)}, nil
 }
 
 // markers returns one event per shard of keys no other event uses, each

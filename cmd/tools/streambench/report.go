@@ -4,36 +4,19 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/pprof"
-	"strconv"
-	"strings"
 	"time"
 
 	jobpb "github.com/apache/beam/sdks/v2/go/pkg/beam/model/jobmanagement_v1"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/jobopts"
-	"github.com/inventory-events/inventory/internal/ledger"
-	"github.com/inventory-events/inventory/loaders/snapshot"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/inventory-events/inventory/internal/ledger"
+	"github.com/inventory-events/inventory/loaders/snapshot"
 )
 
-// writeHeapProfile writes the live heap, after a GC, to path.
-func writeHeapProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("memprofile: %w", err)
-	}
-	runtime.GC()
-	if err := pprof.WriteHeapProfile(f); err != nil {
-		f.Close()
-		return fmt.Errorf("memprofile: %w", err)
-	}
-	return f.Close()
-}
-
 // appendResult appends the throughput phase's figures to a CSV file.
-func appendResult(path string, events int, jobRate, baseRate, jobPeak, basePeak float64) error {
+func appendResult(path string, keys, events int, jobRate, baseRate, jobPeak, basePeak float64) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("results: %w", err)
@@ -45,28 +28,11 @@ func appendResult(path string, events int, jobRate, baseRate, jobPeak, basePeak 
 	if baseRate > 0 {
 		ratio = jobRate / baseRate
 	}
-	fmt.Fprintf(f, "%d,%d,%.0f,%.0f,%.2f,%.0f,%.0f\n", touched, events, jobRate, baseRate, ratio, jobPeak, basePeak)
+	fmt.Fprintf(f, "%d,%d,%.0f,%.0f,%.2f,%.0f,%.0f\n", keys, events, jobRate, baseRate, ratio, jobPeak, basePeak)
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("results: %w", err)
 	}
 	return nil
-}
-
-// resetPeakRSS resets VmHWM (Linux); peakRSS reads it in MiB.
-func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-func peakRSS() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 func loadRef(ctx context.Context, thPath, snapPath string) (*ledger.Thresholds, *snapshot.File, error) {
