@@ -17,7 +17,6 @@ import (
 
 	"github.com/inventory-events/inventory/cmd/tools/internal/benchkit"
 	"github.com/inventory-events/inventory/loaders/warehouse"
-	_ "github.com/inventory-events/inventory/loaders/warehouse/local" // the soak's local warehouse
 )
 
 // sampleRow is one line of the CSV.

@@ -30,6 +30,8 @@ import (
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/ledger"
 	"github.com/inventory-events/inventory/loaders/broker"
+	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
+	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
 	"github.com/inventory-events/inventory/pipelines/stream"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
