@@ -92,7 +92,6 @@ func tableMetadata(t *warehouse.Table) *bq.TableMetadata {
 }
 
 func setupTable(ctx context.Context, tbl *bq.Table, t *warehouse.Table, dsName string, dryRun bool) (string, error) {
-	wantSchema := schema(t)
 	name := dsName + "." + t.Name
 	md, err := tbl.Metadata(ctx)
 	if isNotFound(err) {
@@ -107,41 +106,31 @@ func setupTable(ctx context.Context, tbl *bq.Table, t *warehouse.Table, dsName s
 	if err != nil {
 		return "", fmt.Errorf("get: %w", err)
 	}
-	existing := map[string]*bq.FieldSchema{}
-	for _, f := range md.Schema {
-		existing[f.Name] = f
+	update, did, notes := tableUpdate(md, t)
+	suffix := ""
+	if len(notes) > 0 {
+		suffix = "; warning: " + strings.Join(notes, "; ")
 	}
-	merged := make(bq.Schema, 0, len(md.Schema)+len(wantSchema))
-	var added, described, notes []string
-	for _, f := range md.Schema {
-		c := *f
-		for _, want := range wantSchema {
-			if want.Name != f.Name {
-				continue
-			}
-			if want.Type != f.Type {
-				notes = append(notes, fmt.Sprintf("column %s is %s, want %s", f.Name, f.Type, want.Type))
-			}
-			if want.Description != f.Description {
-				c.Description = want.Description
-				described = append(described, f.Name)
-			}
-		}
-		merged = append(merged, &c)
+	if len(did) == 0 {
+		return fmt.Sprintf("table %s: unchanged%s", name, suffix), nil
 	}
-	for _, want := range wantSchema {
-		if _, ok := existing[want.Name]; !ok {
-			c := *want
-			c.Required = false // BigQuery adds columns as NULLABLE only
-			merged = append(merged, &c)
-			added = append(added, want.Name)
-		}
+	if dryRun {
+		return fmt.Sprintf("table %s: would update: %s%s", name, strings.Join(did, "; "), suffix), nil
 	}
+	if _, err := tbl.Update(ctx, update, md.ETag); err != nil {
+		return "", fmt.Errorf("update: %w", err)
+	}
+	return fmt.Sprintf("table %s: updated: %s%s", name, strings.Join(did, "; "), suffix), nil
+}
+
+// tableUpdate compares an existing table with its definition t: the update
+// that brings it to t, what the update does, and the differences it cannot
+// fix (notes).
+func tableUpdate(md *bq.TableMetadata, t *warehouse.Table) (update bq.TableMetadataToUpdate, did, notes []string) {
+	merged, added, described, notes := mergeSchema(md.Schema, schema(t))
 	if tp := md.TimePartitioning; tp == nil || tp.Field != t.PartitionColumn {
 		notes = append(notes, fmt.Sprintf("not partitioned by %s (recreate the table to change it)", t.PartitionColumn))
 	}
-	update := bq.TableMetadataToUpdate{}
-	var did []string
 	if len(added) > 0 || len(described) > 0 {
 		update.Schema = merged
 		if len(added) > 0 {
@@ -159,18 +148,41 @@ func setupTable(ctx context.Context, tbl *bq.Table, t *warehouse.Table, dsName s
 		update.Clustering = &bq.Clustering{Fields: t.Clustering}
 		did = append(did, "clustered by "+strings.Join(t.Clustering, ", "))
 	}
-	suffix := ""
-	if len(notes) > 0 {
-		suffix = "; warning: " + strings.Join(notes, "; ")
+	return update, did, notes
+}
+
+// mergeSchema returns the existing schema with the wanted descriptions and
+// the missing columns added (as NULLABLE, the only way BigQuery adds them),
+// the columns added and described, and notes on type mismatches.
+func mergeSchema(have, want bq.Schema) (merged bq.Schema, added, described, notes []string) {
+	existing := map[string]*bq.FieldSchema{}
+	for _, f := range have {
+		existing[f.Name] = f
 	}
-	if len(did) == 0 {
-		return fmt.Sprintf("table %s: unchanged%s", name, suffix), nil
+	merged = make(bq.Schema, 0, len(have)+len(want))
+	for _, f := range have {
+		c := *f
+		for _, w := range want {
+			if w.Name != f.Name {
+				continue
+			}
+			if w.Type != f.Type {
+				notes = append(notes, fmt.Sprintf("column %s is %s, want %s", f.Name, f.Type, w.Type))
+			}
+			if w.Description != f.Description {
+				c.Description = w.Description
+				described = append(described, f.Name)
+			}
+		}
+		merged = append(merged, &c)
 	}
-	if dryRun {
-		return fmt.Sprintf("table %s: would update: %s%s", name, strings.Join(did, "; "), suffix), nil
+	for _, w := range want {
+		if _, ok := existing[w.Name]; !ok {
+			c := *w
+			c.Required = false // BigQuery adds columns as NULLABLE only
+			merged = append(merged, &c)
+			added = append(added, w.Name)
+		}
 	}
-	if _, err := tbl.Update(ctx, update, md.ETag); err != nil {
-		return "", fmt.Errorf("update: %w", err)
-	}
-	return fmt.Sprintf("table %s: updated: %s%s", name, strings.Join(did, "; "), suffix), nil
+	return merged, added, described, notes
 }
