@@ -737,3 +737,27 @@ func codeSpans(text string) []span {
 	flush()
 	return out
 }
+
+// TestPackageDocInDocGo: a package's doc comment is where a reader looks
+// for it, in doc.go or in the file named like the package, and only there.
+func TestPackageDocInDocGo(t *testing.T) {
+	fset := token.NewFileSet()
+	for _, f := range trackedFiles(t) {
+		if !strings.HasSuffix(f, ".go") || strings.HasSuffix(f, "_test.go") || slices.Contains(strings.Split(f, "/"), "testdata") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, filepath.Join(root, filepath.FromSlash(f)), nil, parser.PackageClauseOnly|parser.ParseComments)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		if file.Doc == nil || file.Name.Name == "main" || strings.HasPrefix(file.Doc.Text(), "Code generated") {
+			continue
+		}
+		if base := strings.TrimSuffix(path.Base(f), ".go"); base != "doc" && base != file.Name.Name {
+			t.Errorf("%s holds the doc of package %s: move it to doc.go (or %s.go)", f, file.Name.Name, file.Name.Name)
+		}
+	}
+}
