@@ -287,8 +287,8 @@ func ReadReference(s beam.Scope, o ReferenceOptions) beam.PCollection {
 // the id of that handoff. It is for a runner whose workers run in this
 // process (Prism in-process), and spares the stock stage a side input:
 //   - Prism gives the SDK no side-input cache tokens, so a side input is
-//     read afresh for every bundle: at 1M keys ~30 MB, copied three times
-//     per bundle;
+//     read afresh for every bundle, and copied three times per bundle
+//     (figures: docs/benchmarks.md#figures-behind-the-code);
 //   - Prism schedules a stateful stage with a side input only when its
 //     input watermark moves, so the events waited for the slower of the
 //     stage's sources (docs/beam-notes.md).

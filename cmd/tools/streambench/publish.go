@@ -82,7 +82,7 @@ func (s *stamps) get(id string) (time.Time, bool) {
 // and records when each was published in st (markers only if markersOnly:
 // the throughput phase measures no other latency, and a million stamps
 // would weigh on the peak RSS it reports). It clears each entry of msgs
-// once Pub/Sub has it, so that a million payloads (250 MB) do not weigh on
+// once Pub/Sub has it, so that a million payloads do not weigh on
 // that peak either while the job runs: pass a copy of what is needed after.
 func (e *env) publish(ctx context.Context, msgs []payload, perSec int, st *stamps, markersOnly bool) error {
 	var results []*pubsub.PublishResult
