@@ -45,7 +45,7 @@ type PullOptions struct {
 	// threshold subscription sat in a long poll (the local Pub/Sub's
 	// longest), the events waited with it (figures: docs/benchmarks.md#figures-behind-the-code).
 	// A shorter deadline on the long poll would lose an answer now and then
-	// instead (see pull).
+	// instead (see pull). Upstream report: docs/beam-notes.md#upstream-issues-ready-to-file, item 4.
 	PollInterval time.Duration
 	// AckDeadline is what the source extends the deadline of a pulled
 	// message to, every third of it, until the message is acked (default:
@@ -321,7 +321,8 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	if len(b.Messages) == 0 {
 		// Nothing to pull: wait here, not in the runner. Prism keeps a
 		// delayed residual as a processing-time event, and the idle stack
-		// then took several times the CPU (docs/benchmarks.md#figures-behind-the-code).
+		// then took several times the CPU (docs/benchmarks.md#figures-behind-the-code;
+		// upstream report: docs/beam-notes.md#upstream-issues-ready-to-file, item 5).
 		select {
 		case <-ctx.Done():
 			return sdf.StopProcessing(), ctx.Err()

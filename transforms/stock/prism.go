@@ -14,5 +14,5 @@ package stock
 // forgotten, so a redelivery is applied again. TestKillAndRestart caught it
 // under load; TestStockSurvivesSlowBundles reproduces it.
 // Nothing here needs those splits: the Pub/Sub source refuses them, and a
-// stock bundle is small.
+// stock bundle is small. Upstream report: docs/beam-notes.md#upstream-issues-ready-to-file, item 2.
 const PrismNoSplitExperiment = "prism_disable_sdf_split"

@@ -291,7 +291,9 @@ func ReadReference(s beam.Scope, o ReferenceOptions) beam.PCollection {
 //     (figures: docs/benchmarks.md#figures-behind-the-code);
 //   - Prism schedules a stateful stage with a side input only when its
 //     input watermark moves, so the events waited for the slower of the
-//     stage's sources (docs/beam-notes.md).
+//     stage's sources.
+//
+// Upstream reports: docs/beam-notes.md#upstream-issues-ready-to-file, items 3 and 4.
 func ReadReferenceInProcess(s beam.Scope, o ReferenceOptions) string {
 	s = s.Scope("ReadReference")
 	var b [16]byte
