@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"maps"
 	"os"
@@ -359,4 +362,402 @@ func trackedFiles(t *testing.T) []string {
 		t.Fatalf("list the repository's files: %v", err)
 	}
 	return files
+}
+
+// goDecl is what the docs may name of one exported identifier: a function's
+// parameters, or a type's methods and fields.
+type goDecl struct {
+	params   int  // parameters of a function, -1 for a type, var or const
+	variadic bool // its last parameter is ...T
+	members  map[string]*goDecl
+}
+
+// goAPI is every package of the module (outside testdata), keyed by
+// package name, then by folder, then by exported identifier (with the
+// tests, benchmarks and examples of its test files).
+func goAPI(t *testing.T) map[string]map[string]map[string]*goDecl {
+	t.Helper()
+	api := map[string]map[string]map[string]*goDecl{}
+	fset := token.NewFileSet()
+	for _, f := range trackedFiles(t) {
+		if !strings.HasSuffix(f, ".go") || slices.Contains(strings.Split(f, "/"), "testdata") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, filepath.Join(root, filepath.FromSlash(f)), nil, parser.SkipObjectResolution)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		pkg := strings.TrimSuffix(file.Name.Name, "_test")
+		if pkg == "main" {
+			continue
+		}
+		if strings.HasSuffix(f, "_test.go") {
+			// Of a test file, the docs may name the tests and benchmarks.
+			file.Decls = slices.DeleteFunc(file.Decls, func(d ast.Decl) bool {
+				fd, ok := d.(*ast.FuncDecl)
+				return !ok || fd.Recv != nil || !regexp.MustCompile(`^(Test|Benchmark|Example|Fuzz)`).MatchString(fd.Name.Name)
+			})
+		}
+		byDir := api[pkg]
+		if byDir == nil {
+			byDir = map[string]map[string]*goDecl{}
+			api[pkg] = byDir
+		}
+		decls := byDir[path.Dir(f)]
+		if decls == nil {
+			decls = map[string]*goDecl{}
+			byDir[path.Dir(f)] = decls
+		}
+		addDecls(decls, file)
+	}
+	return api
+}
+
+// addDecls adds a file's exported declarations, and the exported methods and
+// fields of its types, to decls.
+func addDecls(decls map[string]*goDecl, file *ast.File) {
+	typeDecl := func(name string) *goDecl {
+		d := decls[name]
+		if d == nil {
+			d = &goDecl{params: -1, members: map[string]*goDecl{}}
+			decls[name] = d
+		}
+		return d
+	}
+	for _, d := range file.Decls {
+		switch d := d.(type) {
+		case *ast.FuncDecl:
+			fn := funcDecl(d.Type)
+			if d.Recv == nil {
+				if d.Name.IsExported() {
+					decls[d.Name.Name] = fn
+				}
+				continue
+			}
+			if recv := receiverName(d.Recv.List[0].Type); recv != "" && d.Name.IsExported() {
+				typeDecl(recv).members[d.Name.Name] = fn
+			}
+		case *ast.GenDecl:
+			for _, s := range d.Specs {
+				switch s := s.(type) {
+				case *ast.TypeSpec:
+					td := typeDecl(s.Name.Name)
+					var fields *ast.FieldList
+					switch tt := s.Type.(type) {
+					case *ast.StructType:
+						fields = tt.Fields
+					case *ast.InterfaceType:
+						fields = tt.Methods
+					}
+					for _, f := range fieldsOf(fields) {
+						for _, n := range f.Names {
+							if ft, ok := f.Type.(*ast.FuncType); ok {
+								td.members[n.Name] = funcDecl(ft)
+							} else {
+								td.members[n.Name] = &goDecl{params: -1}
+							}
+						}
+					}
+				case *ast.ValueSpec:
+					for _, n := range s.Names {
+						if n.IsExported() {
+							decls[n.Name] = &goDecl{params: -1}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func fieldsOf(fl *ast.FieldList) []*ast.Field {
+	if fl == nil {
+		return nil
+	}
+	return fl.List
+}
+
+func funcDecl(ft *ast.FuncType) *goDecl {
+	d := &goDecl{}
+	for _, f := range fieldsOf(ft.Params) {
+		d.params += max(1, len(f.Names))
+		_, d.variadic = f.Type.(*ast.Ellipsis)
+	}
+	return d
+}
+
+func receiverName(e ast.Expr) string {
+	for {
+		switch x := e.(type) {
+		case *ast.StarExpr:
+			e = x.X
+		case *ast.IndexExpr:
+			e = x.X
+		case *ast.IndexListExpr:
+			e = x.X
+		case *ast.Ident:
+			return x.Name
+		default:
+			return ""
+		}
+	}
+}
+
+var (
+	// qualifiedName is pkg.Name, pkg.Type.Member or (*pkg.Type).Method in a
+	// code span, with the arguments of a call.
+	qualifiedName = regexp.MustCompile(`(?:^|[^\w.])(?:\(\*)?([a-z][a-z0-9]*)\.([A-Z]\w*\*?)\)?(?:\.([A-Z]\w*))?(\([^()]*\))?`)
+	// bareCall is Name(args) or Type.Method(args) in a code span.
+	bareCall = regexp.MustCompile(`(?:^|[^\w.*])([A-Z]\w*)(?:\.([A-Z]\w*))?(\([^()]*\))`)
+)
+
+// TestDocsNameRealIdentifiers keeps the READMEs and docs/*.md true to the
+// code: every pkg.Name in a code span, where pkg is a package of this
+// module, names an exported identifier of it (pkg.Type.Method a method or
+// field), and a call written with its arguments has as many as the function
+// takes (an argument "..." elides some; "opts..." needs a variadic function).
+// In a package's own README a bare Name(args) or Type.Method(args) is
+// checked the same way against the package and the packages under it.
+func TestDocsNameRealIdentifiers(t *testing.T) {
+	api := goAPI(t)
+	checked := 0
+	for _, md := range trackedFiles(t) {
+		if path.Base(md) != "README.md" && !(path.Dir(md) == "docs" && strings.HasSuffix(md, ".md")) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(md)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := path.Dir(md)
+		for _, span := range codeSpans(string(b)) {
+			for _, m := range qualifiedName.FindAllStringSubmatch(span.text, -1) {
+				byDir, ok := api[m[1]]
+				if !ok {
+					continue // not a package of this module
+				}
+				checked++
+				if msg := checkName(byDir, m[2], m[3], m[4]); msg != "" {
+					t.Errorf("%s:%d: `%s`: %s", md, span.line, strings.TrimSpace(m[0]), msg)
+				}
+			}
+			local := packagesUnder(api, dir)
+			if len(local) == 0 || path.Base(md) != "README.md" {
+				continue
+			}
+			for _, m := range bareCall.FindAllStringSubmatch(span.text, -1) {
+				checked++
+				// A bare name is the package's (or a method of one of its
+				// types, named alone), else another package's the README
+				// mentions in passing.
+				msg := checkName(withMethods(local), m[1], m[2], m[3])
+				if strings.Contains(msg, "no such") {
+					msg = checkName(withMethods(packagesUnder(api, ".")), m[1], m[2], m[3])
+				}
+				if msg != "" {
+					t.Errorf("%s:%d: `%s`: %s", md, span.line, strings.TrimSpace(m[0]), msg)
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no identifier checked: the code span parser is broken")
+	}
+}
+
+// packagesUnder returns the declarations of the packages in dir and below.
+func packagesUnder(api map[string]map[string]map[string]*goDecl, dir string) map[string]map[string]*goDecl {
+	out := map[string]map[string]*goDecl{}
+	for _, byDir := range api {
+		for d, decls := range byDir {
+			if dir == "." || d == dir || strings.HasPrefix(d, dir+"/") {
+				out[d] = decls
+			}
+		}
+	}
+	return out
+}
+
+// withMethods adds, to a copy of pkgs' declarations, every method and field
+// under its own name, as a README names them when the type is clear.
+func withMethods(pkgs map[string]map[string]*goDecl) map[string]map[string]*goDecl {
+	out := map[string]map[string]*goDecl{}
+	for dir, decls := range pkgs {
+		all := maps.Clone(decls)
+		for _, d := range decls {
+			for name, m := range d.members {
+				if _, ok := all[name]; !ok {
+					all[name] = m
+				}
+			}
+		}
+		out[dir] = all
+	}
+	return out
+}
+
+// checkName says what is wrong with name (and member, and the call's
+// arguments) in any of the packages given; "" when one of them has it so.
+func checkName(pkgs map[string]map[string]*goDecl, name, member, call string) string {
+	var found []*goDecl
+	for _, decls := range pkgs {
+		d, ok := decls[name]
+		if prefix, wild := strings.CutSuffix(name, "*"); wild {
+			ok = slices.ContainsFunc(slices.Collect(maps.Keys(decls)), func(n string) bool { return strings.HasPrefix(n, prefix) })
+			d = &goDecl{params: -1}
+		}
+		if !ok {
+			continue
+		}
+		if member != "" {
+			if d = d.members[member]; d == nil {
+				continue
+			}
+		}
+		found = append(found, d)
+	}
+	full := name
+	if member != "" {
+		full += "." + member
+	}
+	if len(found) == 0 {
+		where := "any package of the module"
+		if len(pkgs) <= 3 {
+			where = strings.Join(slices.Sorted(maps.Keys(pkgs)), ", ")
+		}
+		return fmt.Sprintf("%s: no such exported identifier in %s", full, where)
+	}
+	if call == "" {
+		return ""
+	}
+	var want []string
+	for _, d := range found {
+		if d.params < 0 || argsFit(d, splitArgs(call[1:len(call)-1])) {
+			return ""
+		}
+		w := fmt.Sprintf("%d arguments", d.params)
+		if d.variadic {
+			w = fmt.Sprintf("%d or more arguments", d.params-1)
+		}
+		if !slices.Contains(want, w) {
+			want = append(want, w)
+		}
+	}
+	return fmt.Sprintf("%s takes %s, not %s", full, strings.Join(want, " or "), call)
+}
+
+func argsFit(d *goDecl, args []string) bool {
+	n := len(args)
+	for _, a := range args {
+		switch {
+		case a == "..." || a == "…":
+			return true // elided
+		case strings.HasSuffix(a, "..."):
+			if !d.variadic {
+				return false
+			}
+			n--
+		}
+	}
+	if d.variadic {
+		return n >= d.params-1
+	}
+	return n == d.params
+}
+
+// splitArgs splits a call's arguments on the commas outside brackets.
+func splitArgs(s string) []string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	var out []string
+	depth, start := 0, 0
+	for i, r := range s {
+		switch r {
+		case '(', '[', '{':
+			depth++
+		case ')', ']', '}':
+			depth--
+		case ',':
+			if depth == 0 {
+				out = append(out, strings.TrimSpace(s[start:i]))
+				start = i + 1
+			}
+		}
+	}
+	return append(out, strings.TrimSpace(s[start:]))
+}
+
+type span struct {
+	text string
+	line int
+}
+
+// codeSpans returns the inline code spans of a Markdown text, outside
+// fenced code blocks; a span may run over the lines of a paragraph.
+func codeSpans(text string) []span {
+	var out []span
+	fence := ""
+	var para []string // the paragraph's lines so far
+	first := 0        // the line number of its first line
+	flush := func() {
+		joined := strings.Join(para, "\n")
+		for _, loc := range codeSpan.FindAllStringIndex(joined, -1) {
+			m := joined[loc[0]:loc[1]]
+			out = append(out, span{strings.Trim(strings.ReplaceAll(m, "\n", " "), "`"), first + strings.Count(joined[:loc[0]], "\n")})
+		}
+		para = nil
+	}
+	for i, line := range strings.Split(text, "\n") {
+		if f, ok := fenceOf(line); ok {
+			flush()
+			switch {
+			case fence == "":
+				fence = f
+			case strings.HasPrefix(f, fence):
+				fence = ""
+			}
+			continue
+		}
+		if fence != "" {
+			continue
+		}
+		if strings.TrimSpace(line) == "" {
+			flush()
+			continue
+		}
+		if len(para) == 0 {
+			first = i + 1
+		}
+		para = append(para, line)
+	}
+	flush()
+	return out
+}
+
+// TestPackageDocInDocGo: a package's doc comment is where a reader looks
+// for it, in doc.go or in the file named like the package, and only there.
+func TestPackageDocInDocGo(t *testing.T) {
+	fset := token.NewFileSet()
+	for _, f := range trackedFiles(t) {
+		if !strings.HasSuffix(f, ".go") || strings.HasSuffix(f, "_test.go") || slices.Contains(strings.Split(f, "/"), "testdata") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, filepath.Join(root, filepath.FromSlash(f)), nil, parser.PackageClauseOnly|parser.ParseComments)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		if file.Doc == nil || file.Name.Name == "main" || strings.HasPrefix(file.Doc.Text(), "Code generated") {
+			continue
+		}
+		if base := strings.TrimSuffix(path.Base(f), ".go"); base != "doc" && base != file.Name.Name {
+			t.Errorf("%s holds the doc of package %s: move it to doc.go (or %s.go)", f, file.Name.Name, file.Name.Name)
+		}
+	}
 }

@@ -17,7 +17,9 @@ import (
 // The Layout's layering rules, checked on the import lines of every Go file:
 // the domain core imports nothing of the application or of the layers above
 // it; the application (internal/app) is imported by cmd/ alone; no deployed
-// binary links a test tool (internal/testkit); every main is under cmd/.
+// binary links a test tool (internal/testkit) or a local emulator
+// (internal/emulator); every main is under cmd/, and cmd/ holds nothing
+// else but the binaries' own internal/ packages.
 
 // domainCore is the domain core: the event contract in Go and the ledger rules.
 var domainCore = []string{"internal/event", "internal/ledger", "internal/codec", "internal/names", "internal/clock", "internal/registry"}
@@ -27,6 +29,10 @@ var aboveCore = []string{"internal/app", "loaders", "pipelines", "transforms", "
 
 // deployed are the binaries that run in production.
 var deployed = []string{"cmd/stream", "cmd/nightly", "cmd/trigger"}
+
+// localOnly are the folders no deployed binary links: the test tools, and
+// the local stand-ins the CLI ships for running everything on one machine.
+var localOnly = []string{"internal/testkit", "internal/emulator"}
 
 // goPackage is one folder's Go files, as far as layering goes.
 type goPackage struct {
@@ -157,7 +163,7 @@ func TestApplicationSitsAboveEverything(t *testing.T) {
 	}
 }
 
-func TestDeployedBinariesLinkNoTestTool(t *testing.T) {
+func TestDeployedBinariesLinkNothingLocal(t *testing.T) {
 	pkgs := goPackages(t)
 	for _, bin := range deployed {
 		if pkgs[bin] == nil || !pkgs[bin].main {
@@ -171,13 +177,13 @@ func TestDeployedBinariesLinkNoTestTool(t *testing.T) {
 		for len(queue) > 0 {
 			dir := queue[0]
 			queue = queue[1:]
-			if under(dir, "internal/testkit") {
+			if under(dir, localOnly...) {
 				chain := []string{dir}
 				for p := from[dir]; p != ""; p = from[p] {
 					chain = append(chain, p)
 				}
 				slices.Reverse(chain)
-				t.Errorf("%s links the test tool %s: %s", bin, dir, strings.Join(chain, " -> "))
+				t.Errorf("%s links %s, which is for local use only: %s", bin, dir, strings.Join(chain, " -> "))
 				continue
 			}
 			pkg := pkgs[dir]
@@ -199,8 +205,8 @@ func TestEveryMainUnderCmd(t *testing.T) {
 		if pkg.main && !under(dir, "cmd") {
 			t.Errorf("%s is a main package outside cmd/: move it to cmd/ (tools to cmd/tools/)", dir)
 		}
-		if !pkg.main && under(dir, "cmd") {
-			t.Errorf("%s is under cmd/ but is not a main package: cmd/ holds binaries only", dir)
+		if !pkg.main && under(dir, "cmd") && !slices.Contains(strings.Split(dir, "/"), "internal") {
+			t.Errorf("%s is under cmd/ but is not a main package: cmd/ holds binaries, and what they share under an internal/ folder", dir)
 		}
 	}
 }

@@ -1,6 +1,3 @@
-// Package reports holds the nightly summary's model and its renderers: the
-// manager's HTML page with charts (self-contained, viewable offline), and
-// CSV, JSON and Markdown for machines and chat.
 package reports
 
 import (
@@ -198,6 +195,46 @@ func New(m Meta, rows []Row, charts []Series) *Report {
 	r := &Report{Date: m.Date, TimeZone: m.TimeZone, DayStart: m.DayStart.UTC(), DayEnd: m.DayEnd.UTC(),
 		RunID: m.RunID, GeneratedAt: m.GeneratedAt.UTC(), Rows: rows}
 	t := &r.Totals
+	r.addRows(rows)
+	r.ByReason = []Movement{
+		{"RECEIVED", t.Received}, {"SOLD", t.Sold}, {"RETURNED", t.Returned}, {"DAMAGED", t.Damaged},
+		{"ADJUSTED", t.Adjusted}, {"TRANSFER_IN", t.TransferIn}, {"TRANSFER_OUT", t.TransferOut},
+		{"COUNTED", t.CountedDelta},
+	}
+	slices.SortStableFunc(r.StockOuts, func(a, b Row) int {
+		return cmp.Or(-cmp.Compare(a.MinutesOutOfStock, b.MinutesOutOfStock), cmp.Compare(a.ClosingOnHand, b.ClosingOnHand))
+	})
+	slices.SortStableFunc(r.BelowThreshold, Urgency)
+	movers := slices.Clone(rows)
+	slices.SortStableFunc(movers, func(a, b Row) int {
+		return cmp.Or(-cmp.Compare(a.UnitsSold(), b.UnitsSold()), -cmp.Compare(abs(a.NetChange), abs(b.NetChange)))
+	})
+	movers = slices.DeleteFunc(movers, func(x Row) bool { return x.Events == 0 })
+	r.TopMovers = movers[:min(len(movers), m.TopN)]
+	slices.SortFunc(charts, func(a, b Series) int {
+		return cmp.Or(cmp.Compare(a.SKU, b.SKU), cmp.Compare(a.LocationID, b.LocationID))
+	})
+	r.Charts = charts
+	r.Days = days(m, r)
+	for i, d := range r.Days {
+		if d.Reported {
+			t.TrendDays++
+		}
+		if i >= len(r.Days)-14 && i < len(r.Days)-7 {
+			t.SoldPrev7d += d.UnitsSold
+		}
+	}
+	if t.SoldPrev7d > 0 {
+		pct := 100 * float64(t.Sold7d-t.SoldPrev7d) / float64(t.SoldPrev7d)
+		t.SoldWoWPct = &pct
+	}
+	return r
+}
+
+// addRows adds rows to the totals, and the stocked-out, below-threshold
+// and mismatched ones to their lists.
+func (r *Report) addRows(rows []Row) {
+	t := &r.Totals
 	skus, locs := map[string]bool{}, map[string]bool{}
 	for i := range rows {
 		x := &rows[i]
@@ -239,39 +276,6 @@ func New(m Meta, rows []Row, charts []Series) *Report {
 		}
 	}
 	t.SKUs, t.Locations = int64(len(skus)), int64(len(locs))
-	r.ByReason = []Movement{
-		{"RECEIVED", t.Received}, {"SOLD", t.Sold}, {"RETURNED", t.Returned}, {"DAMAGED", t.Damaged},
-		{"ADJUSTED", t.Adjusted}, {"TRANSFER_IN", t.TransferIn}, {"TRANSFER_OUT", t.TransferOut},
-		{"COUNTED", t.CountedDelta},
-	}
-	slices.SortStableFunc(r.StockOuts, func(a, b Row) int {
-		return cmp.Or(-cmp.Compare(a.MinutesOutOfStock, b.MinutesOutOfStock), cmp.Compare(a.ClosingOnHand, b.ClosingOnHand))
-	})
-	slices.SortStableFunc(r.BelowThreshold, Urgency)
-	movers := slices.Clone(rows)
-	slices.SortStableFunc(movers, func(a, b Row) int {
-		return cmp.Or(-cmp.Compare(a.UnitsSold(), b.UnitsSold()), -cmp.Compare(abs(a.NetChange), abs(b.NetChange)))
-	})
-	movers = slices.DeleteFunc(movers, func(x Row) bool { return x.Events == 0 })
-	r.TopMovers = movers[:min(len(movers), m.TopN)]
-	slices.SortFunc(charts, func(a, b Series) int {
-		return cmp.Or(cmp.Compare(a.SKU, b.SKU), cmp.Compare(a.LocationID, b.LocationID))
-	})
-	r.Charts = charts
-	r.Days = days(m, r)
-	for i, d := range r.Days {
-		if d.Reported {
-			t.TrendDays++
-		}
-		if i >= len(r.Days)-14 && i < len(r.Days)-7 {
-			t.SoldPrev7d += d.UnitsSold
-		}
-	}
-	if t.SoldPrev7d > 0 {
-		pct := 100 * float64(t.Sold7d-t.SoldPrev7d) / float64(t.SoldPrev7d)
-		t.SoldWoWPct = &pct
-	}
-	return r
 }
 
 // days returns the trend window of r: the 28 days ending with its date,

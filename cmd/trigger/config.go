@@ -77,92 +77,110 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(env("LOG_LEVEL", "info"))); err != nil {
 		return c, fmt.Errorf("LOG_LEVEL: %w", err)
 	}
-
-	wait := func(def string) error {
-		v := env("RUN_WAIT", def)
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return fmt.Errorf("RUN_WAIT %q: not a duration", v)
-		}
-		c.Wait = d
-		return nil
-	}
 	switch c.Mode {
 	case "production":
-		if err := wait("100s"); err != nil {
-			return c, err
-		}
-		var missing []string
-		for _, k := range []string{"PROJECT", "REGION", "TEMPLATE_GCS_PATH", "EXPECTED_AUDIENCE", "INVOKER_SA_EMAIL"} {
-			if env(k, "") == "" {
-				missing = append(missing, k)
-			}
-		}
-		if len(missing) > 0 {
-			return c, fmt.Errorf("MODE=production needs %s", strings.Join(missing, ", "))
-		}
-		params, err := parseKV(env("TEMPLATE_PARAMETERS", ""))
-		if err != nil {
-			return c, fmt.Errorf("TEMPLATE_PARAMETERS: %w", err)
-		}
-		var maxWorkers int64
-		if v := env("MAX_WORKERS", ""); v != "" {
-			if maxWorkers, err = strconv.ParseInt(v, 10, 32); err != nil || maxWorkers < 0 {
-				return c, fmt.Errorf("MAX_WORKERS %q: not a count", v)
-			}
-		}
-		c.Dataflow = trigger.DataflowConfig{
-			Project:             env("PROJECT", ""),
-			Region:              env("REGION", ""),
-			TemplatePath:        env("TEMPLATE_GCS_PATH", ""),
-			Parameters:          params,
-			DateParameter:       env("DATE_PARAMETER", "date"),
-			ServiceAccountEmail: env("DATAFLOW_SERVICE_ACCOUNT", ""),
-			TempLocation:        env("TEMP_LOCATION", ""),
-			StagingLocation:     env("STAGING_LOCATION", ""),
-			MaxWorkers:          int32(maxWorkers),
-			Subnetwork:          env("SUBNETWORK", ""),
-		}
-		if !strings.HasPrefix(c.Dataflow.TemplatePath, "gs://") {
-			return c, fmt.Errorf("TEMPLATE_GCS_PATH %q: want gs://", c.Dataflow.TemplatePath)
-		}
-		if c.Dataflow.Parameters[c.Dataflow.DateParameter] != "" {
-			return c, fmt.Errorf("TEMPLATE_PARAMETERS must not set %s: the trigger sets it", c.Dataflow.DateParameter)
-		}
-		for _, a := range strings.Split(env("EXPECTED_AUDIENCE", ""), ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				c.Audiences = append(c.Audiences, a)
-			}
-		}
-		for _, e := range strings.Split(env("INVOKER_SA_EMAIL", ""), ",") {
-			if e = strings.TrimSpace(e); e != "" {
-				c.InvokerEmails = append(c.InvokerEmails, e)
-			}
-		}
+		err = c.loadProduction(env)
 	case "local":
-		c.Host = "127.0.0.1"
-		if err := wait("0s"); err != nil {
-			return c, err
-		}
-		n, err := strconv.Atoi(env("MAX_RUNS", strconv.Itoa(trigger.DefaultMaxRunning)))
-		if err != nil || n < 1 {
-			return c, fmt.Errorf("MAX_RUNS %q: not a count of at least 1", env("MAX_RUNS", ""))
-		}
-		c.MaxRuns = n
-		c.NightlyCommand = strings.Fields(env("NIGHTLY_COMMAND", ""))
-		if len(c.NightlyCommand) == 0 {
-			return c, errors.New("MODE=local needs NIGHTLY_COMMAND (the nightly job's command line)")
-		}
-		c.LocalCron = env("LOCAL_CRON", trigger.DefaultSchedule)
-		if c.LocalCron != "off" {
-			if _, err := trigger.ParseCron(c.LocalCron); err != nil {
-				return c, fmt.Errorf("LOCAL_CRON: %w", err)
-			}
-		}
+		err = c.loadLocal(env)
 	default:
-		return c, fmt.Errorf("MODE %q: want production or local", c.Mode)
+		err = fmt.Errorf("MODE %q: want production or local", c.Mode)
 	}
-	return c, nil
+	return c, err
+}
+
+// loadWait reads RUN_WAIT, def when unset.
+func (c *config) loadWait(env func(k, def string) string, def string) error {
+	v := env("RUN_WAIT", def)
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return fmt.Errorf("RUN_WAIT %q: not a duration", v)
+	}
+	c.Wait = d
+	return nil
+}
+
+// loadProduction reads what MODE=production needs: the Dataflow template
+// launch and the OIDC callers.
+func (c *config) loadProduction(env func(k, def string) string) error {
+	if err := c.loadWait(env, "100s"); err != nil {
+		return err
+	}
+	var missing []string
+	for _, k := range []string{"PROJECT", "REGION", "TEMPLATE_GCS_PATH", "EXPECTED_AUDIENCE", "INVOKER_SA_EMAIL"} {
+		if env(k, "") == "" {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("MODE=production needs %s", strings.Join(missing, ", "))
+	}
+	params, err := parseKV(env("TEMPLATE_PARAMETERS", ""))
+	if err != nil {
+		return fmt.Errorf("TEMPLATE_PARAMETERS: %w", err)
+	}
+	var maxWorkers int64
+	if v := env("MAX_WORKERS", ""); v != "" {
+		if maxWorkers, err = strconv.ParseInt(v, 10, 32); err != nil || maxWorkers < 0 {
+			return fmt.Errorf("MAX_WORKERS %q: not a count", v)
+		}
+	}
+	c.Dataflow = trigger.DataflowConfig{
+		Project:             env("PROJECT", ""),
+		Region:              env("REGION", ""),
+		TemplatePath:        env("TEMPLATE_GCS_PATH", ""),
+		Parameters:          params,
+		DateParameter:       env("DATE_PARAMETER", "date"),
+		ServiceAccountEmail: env("DATAFLOW_SERVICE_ACCOUNT", ""),
+		TempLocation:        env("TEMP_LOCATION", ""),
+		StagingLocation:     env("STAGING_LOCATION", ""),
+		MaxWorkers:          int32(maxWorkers),
+		Subnetwork:          env("SUBNETWORK", ""),
+	}
+	if !strings.HasPrefix(c.Dataflow.TemplatePath, "gs://") {
+		return fmt.Errorf("TEMPLATE_GCS_PATH %q: want gs://", c.Dataflow.TemplatePath)
+	}
+	if c.Dataflow.Parameters[c.Dataflow.DateParameter] != "" {
+		return fmt.Errorf("TEMPLATE_PARAMETERS must not set %s: the trigger sets it", c.Dataflow.DateParameter)
+	}
+	c.Audiences = commaList(env("EXPECTED_AUDIENCE", ""))
+	c.InvokerEmails = commaList(env("INVOKER_SA_EMAIL", ""))
+	return nil
+}
+
+// loadLocal reads what MODE=local needs: the nightly job's command line,
+// the runs at once and the in-process schedule.
+func (c *config) loadLocal(env func(k, def string) string) error {
+	c.Host = "127.0.0.1"
+	if err := c.loadWait(env, "0s"); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(env("MAX_RUNS", strconv.Itoa(trigger.DefaultMaxRunning)))
+	if err != nil || n < 1 {
+		return fmt.Errorf("MAX_RUNS %q: not a count of at least 1", env("MAX_RUNS", ""))
+	}
+	c.MaxRuns = n
+	c.NightlyCommand = strings.Fields(env("NIGHTLY_COMMAND", ""))
+	if len(c.NightlyCommand) == 0 {
+		return errors.New("MODE=local needs NIGHTLY_COMMAND (the nightly job's command line)")
+	}
+	c.LocalCron = env("LOCAL_CRON", trigger.DefaultSchedule)
+	if c.LocalCron != "off" {
+		if _, err := trigger.ParseCron(c.LocalCron); err != nil {
+			return fmt.Errorf("LOCAL_CRON: %w", err)
+		}
+	}
+	return nil
+}
+
+// commaList splits a comma-separated list, dropping blanks.
+func commaList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func parseKV(s string) (map[string]string, error) {

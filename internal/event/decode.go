@@ -227,21 +227,9 @@ func scanJSON(b []byte, a *Adjustment) (ok bool, err error) {
 			a.Quantity, i, ok = scanInt(s, i)
 		case "reason":
 			bit = 64
-			if i < len(s) && s[i] == '"' {
-				var name string
-				name, i, ok = scanString(s, i)
-				if ok {
-					if v, found := inventoryv1.InventoryAdjustment_Reason_value[name]; found {
-						a.Reason = Reason(v)
-					} else {
-						reasonErr = invalid(CodeUnknownReason, "reason %q is not one of the contract's", name)
-					}
-				}
-			} else {
-				var v int64
-				v, i, ok = scanInt(s, i)
-				ok = ok && v >= -1<<31 && v < 1<<31
-				a.Reason = Reason(v)
+			var r Reason
+			if r, i, ok, reasonErr = scanReason(s, i); ok && reasonErr == nil {
+				a.Reason = r
 			}
 		default:
 			return false, nil // unknown field, or an unusual spelling: let protojson judge
@@ -269,6 +257,23 @@ func scanJSON(b []byte, a *Adjustment) (ok bool, err error) {
 		return true, reasonErr
 	}
 	return true, setTime(a, eventTime)
+}
+
+// scanReason scans a reason at s[i:], by name or by number; a name the
+// contract lacks is an error of the event, not of its JSON.
+func scanReason(s string, i int) (r Reason, next int, ok bool, err error) {
+	if i < len(s) && s[i] == '"' {
+		name, next, ok := scanString(s, i)
+		if !ok {
+			return 0, next, false, nil
+		}
+		if v, found := inventoryv1.InventoryAdjustment_Reason_value[name]; found {
+			return Reason(v), next, true, nil
+		}
+		return 0, next, true, invalid(CodeUnknownReason, "reason %q is not one of the contract's", name)
+	}
+	v, next, ok := scanInt(s, i)
+	return Reason(v), next, ok && v >= -1<<31 && v < 1<<31, nil
 }
 
 func skipWS(s string, i int) int {

@@ -4,9 +4,8 @@ import "iter"
 
 // IDs is the set of event ids a key has seen within the horizon, each with
 // its event time. It is a slice while small and a map from idsMapAt ids on:
-// most keys see a handful of events in 8 days, and a Go map costs about
-// 200 bytes even for one id (1M keys with one event each: 250 MB in maps,
-// 60 MB in slices).
+// most keys see a handful of events in 8 days, and a Go map costs several
+// times a slice even for one id (figures: docs/benchmarks.md#figures-behind-the-code).
 type IDs struct {
 	few  []idTime
 	many map[string]int64

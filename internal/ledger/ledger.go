@@ -153,7 +153,7 @@ type State struct {
 	// (changes.go).
 	changes *changeLog
 	// Severity sits with the other small fields at the end, so that a
-	// State takes 160 bytes rather than 176 (16 MB at 1M keys).
+	// State packs without padding (figures: docs/benchmarks.md#figures-behind-the-code).
 	Severity Severity
 	tracking bool
 }

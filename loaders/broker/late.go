@@ -73,16 +73,9 @@ func (a *Admin) ReplayLate(ctx context.Context, cfg LateConfig) (LateStats, erro
 	if len(dead) == 0 {
 		return st, nil
 	}
-	stored := map[LateEvent]bool{}
-	rows, err := warehouse.QueryRows(ctx, cfg.Warehouse, storedIDsSQL)
+	stored, err := storedEvents(ctx, cfg.Warehouse)
 	if err != nil {
 		return st, fmt.Errorf("broker: replay late: read adjustments: %w", err)
-	}
-	for _, r := range rows {
-		sku, _ := r["sku"].(string)
-		loc, _ := r["location_id"].(string)
-		id, _ := r["event_id"].(string)
-		stored[LateEvent{event.Key{SKU: sku, LocationID: loc}, id}] = true
 	}
 	encoding, err := a.topicEncoding(ctx, cfg.Topic)
 	if err != nil {
@@ -108,15 +101,7 @@ func (a *Admin) ReplayLate(ctx context.Context, cfg LateConfig) (LateStats, erro
 			continue
 		}
 		k := LateEvent{adj.Key(), adj.EventID}
-		switch {
-		case stored[k]:
-			st.Stored++
-			continue
-		case seen[k]:
-			st.Repeated++
-			continue
-		case adj.Reason == event.Counted:
-			st.Counts++
+		if !st.replayable(k, &adj, stored, seen) {
 			continue
 		}
 		seen[k] = true
@@ -142,6 +127,39 @@ func (a *Admin) ReplayLate(ctx context.Context, cfg LateConfig) (LateStats, erro
 		st.Published++
 	}
 	return st, nil
+}
+
+// storedEvents returns the events the adjustments table holds.
+func storedEvents(ctx context.Context, wh string) (map[LateEvent]bool, error) {
+	rows, err := warehouse.QueryRows(ctx, wh, storedIDsSQL)
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[LateEvent]bool, len(rows))
+	for _, r := range rows {
+		sku, _ := r["sku"].(string)
+		loc, _ := r["location_id"].(string)
+		id, _ := r["event_id"].(string)
+		stored[LateEvent{event.Key{SKU: sku, LocationID: loc}, id}] = true
+	}
+	return stored, nil
+}
+
+// replayable says whether the late event k is to be replayed: not stored
+// since, not already seen in this run, not a count (left alone, see
+// LateStats.Counts); it counts the others.
+func (st *LateStats) replayable(k LateEvent, adj *event.Adjustment, stored, seen map[LateEvent]bool) bool {
+	switch {
+	case stored[k]:
+		st.Stored++
+	case seen[k]:
+		st.Repeated++
+	case adj.Reason == event.Counted:
+		st.Counts++
+	default:
+		return true
+	}
+	return false
 }
 
 // encodeAs encodes adj in a topic's schema encoding (JSON when none is bound).

@@ -162,6 +162,26 @@ func QueryRows(ctx context.Context, uri, sql string) ([]map[string]any, error) {
 	return out, nil
 }
 
+// QueryInt runs sql like Query and returns its one value, a number (a count,
+// a sum) as an int64; it fails unless the result is one row of one column.
+func QueryInt(ctx context.Context, uri, sql string) (int64, error) {
+	res, err := query(ctx, uri, sql)
+	if err != nil {
+		return 0, err
+	}
+	if len(res.Rows) != 1 || len(res.Columns) != 1 {
+		return 0, fmt.Errorf("warehouse: query %q: %d rows of %d columns, want one value", sql, len(res.Rows), len(res.Columns))
+	}
+	switch v := res.Rows[0][0].(type) {
+	case int64:
+		return v, nil
+	case float64:
+		return int64(v), nil
+	default:
+		return 0, fmt.Errorf("warehouse: query %q: a %T, want a number", sql, v)
+	}
+}
+
 // QueryTable runs sql like QueryRows and returns the column names and the
 // rows as slices in column order, which is lighter for many rows.
 func QueryTable(ctx context.Context, uri, sql string) ([]string, [][]any, error) {

@@ -168,6 +168,7 @@ func Write(s beam.Scope, commits beam.PCollection, o Options) {
 // flight (half of the job's CPU in streambench, most of it for nothing).
 // With an output, the channel closes only at the bundle's end. The sink
 // emits nothing, and the GroupByKey receives nothing and holds nothing.
+// Upstream report: docs/beam-notes.md#upstream-issues-ready-to-file, item 1.
 func endStage(s beam.Scope, out beam.PCollection) {
 	beam.GroupByKey(s.Scope("EndStage"), out)
 }

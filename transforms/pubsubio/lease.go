@@ -20,8 +20,8 @@ import (
 // a duplicate) but it is wasted work that slows the job further, and each
 // extra delivery counts towards the subscription's max delivery attempts,
 // after which Pub/Sub forwards the message to the dead-letter topic without
-// the job ever storing it. (On a 2-core machine at load 8, a job without
-// leases stored 4 events/s, most of its work being redeliveries.)
+// the job ever storing it. (Under load, a job without leases spent most of
+// its work on redeliveries; figures: docs/benchmarks.md#figures-behind-the-code.)
 //
 // So, as the client library's Receive does, a leaseKeeper in the source's
 // process keeps the messages it pulled: every third of the ack deadline it

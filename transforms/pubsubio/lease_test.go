@@ -9,7 +9,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
-	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
+	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 )
 
 // clock is a settable time for the emulator and the keeper.

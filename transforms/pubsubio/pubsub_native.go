@@ -15,7 +15,8 @@ import (
 
 // The URNs of the runner-native Pub/Sub transforms, which only Dataflow
 // implements. (Beam's pubsubio emits the same, but does not build next to
-// cloud.google.com/go/pubsub/v2; see docs/beam-notes.md.)
+// cloud.google.com/go/pubsub/v2; upstream report:
+// docs/beam-notes.md#upstream-issues-ready-to-file, item 7.)
 const (
 	ReadURN  = "beam:transform:pubsub_read:v1"
 	WriteURN = "beam:transform:pubsub_write:v1"

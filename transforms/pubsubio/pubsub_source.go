@@ -42,10 +42,10 @@ type PullOptions struct {
 	// between pulls, and Prism runs a stateful stage with a side input only
 	// as its input watermark, the slower source's, moves. The stream's stock
 	// stage reads the events and the threshold changes; while the idle
-	// threshold subscription sat in a 5 s long poll (the local Pub/Sub's
-	// longest), the events waited with it (the soak: publish to stock stage
-	// p50 2.4 s). A shorter deadline on the long poll would lose an answer
-	// now and then instead (see pull).
+	// threshold subscription sat in a long poll (the local Pub/Sub's
+	// longest), the events waited with it (figures: docs/benchmarks.md#figures-behind-the-code).
+	// A shorter deadline on the long poll would lose an answer now and then
+	// instead (see pull). Upstream report: docs/beam-notes.md#upstream-issues-ready-to-file, item 4.
 	PollInterval time.Duration
 	// AckDeadline is what the source extends the deadline of a pulled
 	// message to, every third of it, until the message is acked (default:
@@ -321,7 +321,8 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	if len(b.Messages) == 0 {
 		// Nothing to pull: wait here, not in the runner. Prism keeps a
 		// delayed residual as a processing-time event, and the idle stack
-		// then took 15% of a core rather than 3-6%.
+		// then took several times the CPU (docs/benchmarks.md#figures-behind-the-code;
+		// upstream report: docs/beam-notes.md#upstream-issues-ready-to-file, item 5).
 		select {
 		case <-ctx.Done():
 			return sdf.StopProcessing(), ctx.Err()

@@ -39,7 +39,7 @@ type ledgerEntry struct {
 
 // encoded is a key's whole encoding (raw) and the change records laid over
 // it, in order. It lives apart from ledgerEntry so that a decoded key, the
-// common case, costs 24 bytes of entry rather than 64 (40 MB at 1M keys).
+// common case, has a smaller entry (figures: docs/benchmarks.md#figures-behind-the-code).
 type encoded struct {
 	raw     []byte
 	pending [][]byte

@@ -12,7 +12,7 @@ package stock
 // update one shard's ledgers from the same starting point, and one set of
 // updates is lost: stock off by the lost events, and those events' ids
 // forgotten, so a redelivery is applied again. TestKillAndRestart caught it
-// at load 8 (1 run in 3); TestStockSurvivesSlowBundles reproduces it in 3 s.
+// under load; TestStockSurvivesSlowBundles reproduces it.
 // Nothing here needs those splits: the Pub/Sub source refuses them, and a
-// stock bundle is small.
+// stock bundle is small. Upstream report: docs/beam-notes.md#upstream-issues-ready-to-file, item 2.
 const PrismNoSplitExperiment = "prism_disable_sdf_split"

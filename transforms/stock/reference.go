@@ -266,11 +266,13 @@ func ReadReference(s beam.Scope, o ReferenceOptions) beam.PCollection {
 // the id of that handoff. It is for a runner whose workers run in this
 // process (Prism in-process), and spares the stock stage a side input:
 //   - Prism gives the SDK no side-input cache tokens, so a side input is
-//     read afresh for every bundle: at 1M keys ~30 MB, copied three times
-//     per bundle;
+//     read afresh for every bundle, and copied three times per bundle
+//     (figures: docs/benchmarks.md#figures-behind-the-code);
 //   - Prism schedules a stateful stage with a side input only when its
 //     input watermark moves, so the events waited for the slower of the
-//     stage's sources (docs/beam-notes.md).
+//     stage's sources.
+//
+// Upstream reports: docs/beam-notes.md#upstream-issues-ready-to-file, items 3 and 4.
 func ReadReferenceInProcess(s beam.Scope, o ReferenceOptions) string {
 	s = s.Scope("stock.ReadReference")
 	id := registry.NewID("reference-")

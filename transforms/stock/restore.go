@@ -205,78 +205,130 @@ func windowStart(latest int64, horizon time.Duration) time.Time {
 // further back (docs/streaming.md).
 func restoreRecent(ctx context.Context, uri string, ref *refData, horizon time.Duration) ([]snapshotItem, restoreStats, error) {
 	start := time.Now()
-	var st restoreStats
 	if horizon <= 0 {
 		horizon = ledger.DefaultHorizon
 	}
+	r := &recentRestore{ref: ref, horizon: horizon, states: map[event.Key]*ledger.State{}}
 	if _, err := warehouse.Recover(uri); err != nil {
-		return nil, st, fmt.Errorf("restore: %w", err)
+		return nil, r.st, fmt.Errorf("restore: %w", err)
 	}
-	type level struct {
-		onHand   int64
-		severity ledger.Severity
+	var err error
+	if r.levels, err = readLevels(ctx, uri); err != nil {
+		return nil, r.st, fmt.Errorf("restore: read stock_levels: %w", err)
 	}
-	levels := map[event.Key]level{}
+	if r.latest, err = readLatest(ctx, uri); err != nil {
+		return nil, r.st, fmt.Errorf("restore: read the latest event times: %w", err)
+	}
+	if len(r.latest) == 0 {
+		r.st.Took = time.Since(start)
+		return nil, r.st, nil // nothing stored yet
+	}
+	if r.counts, err = readCounts(ctx, uri); err != nil {
+		return nil, r.st, fmt.Errorf("restore: read the latest counts: %w", err)
+	}
+	if err := r.replayWindows(ctx, uri); err != nil {
+		return nil, r.st, fmt.Errorf("restore: read adjustments: %w", err)
+	}
+	r.settle()
+	items := snapshotItems(r.states)
+	r.st.Keys = len(items)
+	r.st.Took = time.Since(start)
+	if r.st.Mismatches > 0 {
+		slog.Warn("restore: on-hand replayed from a count inside the window differs from stock_levels", "keys", r.st.Mismatches)
+	}
+	return items, r.st, nil
+}
+
+// recentRestore is restoreRecent's work in progress: what it read of the
+// stored aggregates, and the ledgers rebuilt so far.
+type recentRestore struct {
+	ref     *refData
+	horizon time.Duration
+	levels  map[event.Key]storedLevel
+	latest  map[event.Key]int64 // each key's newest event time
+	counts  map[event.Key]storedCount
+	states  map[event.Key]*ledger.State
+	st      restoreStats
+}
+
+// storedLevel is a key's last stock_levels row.
+type storedLevel struct {
+	onHand   int64
+	severity ledger.Severity
+}
+
+// storedCount is a key's latest stored count.
+type storedCount struct {
+	id      string
+	qty, at int64
+}
+
+func readLevels(ctx context.Context, uri string) (map[event.Key]storedLevel, error) {
+	levels := map[event.Key]storedLevel{}
 	err := queryEach(ctx, uri, restoreLevelsSQL, []string{"sku", "location_id", "on_hand", "severity"}, func(r []any) {
 		sku, _ := r[0].(string)
 		loc, _ := r[1].(string)
 		onHand, _ := r[2].(int64)
 		sev, _ := r[3].(string)
-		levels[event.Key{SKU: sku, LocationID: loc}] = level{onHand, ledger.ParseSeverity(sev)}
+		levels[event.Key{SKU: sku, LocationID: loc}] = storedLevel{onHand, ledger.ParseSeverity(sev)}
 	})
-	if err != nil {
-		return nil, st, fmt.Errorf("restore: read stock_levels: %w", err)
-	}
+	return levels, err
+}
+
+func readLatest(ctx context.Context, uri string) (map[event.Key]int64, error) {
 	latest := map[event.Key]int64{}
-	err = queryEach(ctx, uri, restoreLatestSQL, []string{"sku", "location_id", "latest"}, func(r []any) {
+	err := queryEach(ctx, uri, restoreLatestSQL, []string{"sku", "location_id", "latest"}, func(r []any) {
 		sku, _ := r[0].(string)
 		loc, _ := r[1].(string)
 		at, _ := r[2].(time.Time)
 		latest[event.Key{SKU: sku, LocationID: loc}] = at.UnixMicro()
 	})
-	if err != nil {
-		return nil, st, fmt.Errorf("restore: read the latest event times: %w", err)
-	}
-	if len(latest) == 0 {
-		st.Took = time.Since(start)
-		return nil, st, nil // nothing stored yet
-	}
-	type count struct {
-		id      string
-		qty, at int64
-	}
-	counts := map[event.Key]count{}
-	err = queryEach(ctx, uri, restoreCountsSQL, []string{"sku", "location_id", "event_id", "quantity", "event_time"}, func(r []any) {
+	return latest, err
+}
+
+func readCounts(ctx context.Context, uri string) (map[event.Key]storedCount, error) {
+	counts := map[event.Key]storedCount{}
+	err := queryEach(ctx, uri, restoreCountsSQL, []string{"sku", "location_id", "event_id", "quantity", "event_time"}, func(r []any) {
 		sku, _ := r[0].(string)
 		loc, _ := r[1].(string)
 		id, _ := r[2].(string)
 		qty, _ := r[3].(int64)
 		at, _ := r[4].(time.Time)
-		counts[event.Key{SKU: sku, LocationID: loc}] = count{id, qty, at.UnixMicro()}
+		counts[event.Key{SKU: sku, LocationID: loc}] = storedCount{id, qty, at.UnixMicro()}
 	})
-	if err != nil {
-		return nil, st, fmt.Errorf("restore: read the latest counts: %w", err)
-	}
+	return counts, err
+}
 
-	// Each key's window starts a horizon (and the sweep grace) behind its
-	// own newest event; the query reads from the oldest of them.
-	fromOf := func(k event.Key) int64 { return windowStart(latest[k], horizon).UnixMicro() }
-	from := windowStart(slices.Min(slices.Collect(maps.Values(latest))), horizon)
-	// base is a key's ledger before its window: its current count, if that
-	// is older than the window (else the snapshot, and the window's replay
-	// applies the count).
-	base := func(k event.Key, th int64) *ledger.State {
-		s := ref.Initial(k, th)
-		c, ok := counts[k]
-		if ok && c.at < fromOf(k) && (!s.HasCount || ledger.CountsAfter(c.at, c.id, s.CountTime, s.CountEventID)) {
-			s = ledger.FromSnapshot(c.qty, c.at, th)
-			s.CountEventID = c.id
-		}
+// fromOf is where key k's window starts: a horizon (and the sweep grace)
+// behind its own newest event.
+func (r *recentRestore) fromOf(k event.Key) int64 {
+	return windowStart(r.latest[k], r.horizon).UnixMicro()
+}
+
+// state returns key k's ledger, started at its base: its ledger before its
+// window, its current count if that is older than the window (else the
+// snapshot, and the window's replay applies the count).
+func (r *recentRestore) state(k event.Key, th int64) *ledger.State {
+	if s := r.states[k]; s != nil {
 		return s
 	}
-	states := map[event.Key]*ledger.State{}
-	err = queryEach(ctx, uri, fmt.Sprintf(restoreRecentSQL, from.Format("2006-01-02 15:04:05")), restoreColumns, func(r []any) {
-		a, stored, aerr := adjustmentOf(r)
+	s := r.ref.Initial(k, th)
+	c, ok := r.counts[k]
+	if ok && c.at < r.fromOf(k) && (!s.HasCount || ledger.CountsAfter(c.at, c.id, s.CountTime, s.CountEventID)) {
+		s = ledger.FromSnapshot(c.qty, c.at, th)
+		s.CountEventID = c.id
+	}
+	r.states[k] = s
+	return s
+}
+
+// replayWindows replays every key's stored adjustments of its window, read
+// from the oldest window's start on.
+func (r *recentRestore) replayWindows(ctx context.Context, uri string) error {
+	from := windowStart(slices.Min(slices.Collect(maps.Values(r.latest))), r.horizon)
+	var err error
+	qerr := queryEach(ctx, uri, fmt.Sprintf(restoreRecentSQL, from.Format("2006-01-02 15:04:05")), restoreColumns, func(row []any) {
+		a, stored, aerr := adjustmentOf(row)
 		if aerr != nil {
 			if err == nil {
 				err = aerr
@@ -284,30 +336,28 @@ func restoreRecent(ctx context.Context, uri string, ref *refData, horizon time.D
 			return
 		}
 		k := a.Key()
-		if a.EventTime < fromOf(k) {
+		if a.EventTime < r.fromOf(k) {
 			return // before this key's window
 		}
-		th := ref.Threshold(k)
-		s := states[k]
-		if s == nil {
-			s = base(k, th)
-			states[k] = s
-		}
-		replayStored(s, &a, stored, th, horizon)
-		st.Rows++
+		th := r.ref.Threshold(k)
+		replayStored(r.state(k, th), &a, stored, th, r.horizon)
+		r.st.Rows++
 	})
-	if err != nil {
-		return nil, st, fmt.Errorf("restore: read adjustments: %w", err)
+	if qerr != nil {
+		return qerr
 	}
-	for k, at := range latest {
-		th := ref.Threshold(k)
-		s := states[k]
-		if s == nil {
-			s = base(k, th)
-			states[k] = s
-		}
-		l, stored := levels[k]
-		switch kf := fromOf(k); {
+	return err
+}
+
+// settle gives every key with stored events its ledger, and lays the
+// stored on-hand and severity over what the replay left: the deltas between
+// a count and the window are not read, they are what the stored on-hand says
+// they sum to.
+func (r *recentRestore) settle() {
+	for k, at := range r.latest {
+		s := r.state(k, r.ref.Threshold(k))
+		l, stored := r.levels[k]
+		switch kf := r.fromOf(k); {
 		case !stored:
 			// On-hand never changed: the base and the window say it all.
 		case !s.HasCount || s.CountTime < kf:
@@ -319,21 +369,14 @@ func restoreRecent(ctx context.Context, uri string, ref *refData, horizon time.D
 				s.FoldedThrough = max(s.FoldedThrough, kf-1)
 			}
 		case s.OnHand != l.onHand:
-			st.Mismatches++
+			r.st.Mismatches++
 		}
 		s.MaxTime = max(s.MaxTime, at)
 		if stored && l.severity != ledger.Unknown {
 			s.Severity = l.severity
-			st.Alerts++
+			r.st.Alerts++
 		}
 	}
-	items := snapshotItems(states)
-	st.Keys = len(items)
-	st.Took = time.Since(start)
-	if st.Mismatches > 0 {
-		slog.Warn("restore: on-hand replayed from a count inside the window differs from stock_levels", "keys", st.Mismatches)
-	}
-	return items, st, nil
 }
 
 // replayStored applies a stored adjustment to its key's ledger again. A row

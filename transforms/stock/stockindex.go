@@ -9,9 +9,9 @@ import (
 )
 
 // stockIndex is the snapshot's items by key: two slices sorted by (sku,
-// location), searched by bisection. At 1M keys it takes 72 MB where a Go map
-// took 148 MB (half its slots empty after growth), and a SKU's keys are
-// adjacent, which a (sku, *) threshold change looks up.
+// location), searched by bisection. It takes half what a Go map took (whose
+// slots are half empty after growth; figures: docs/benchmarks.md#figures-behind-the-code),
+// and a SKU's keys are adjacent, which a (sku, *) threshold change looks up.
 type stockIndex struct {
 	keys  []event.Key
 	items []stockItem

@@ -69,7 +69,8 @@ func GatherAll(s beam.Scope, summaries beam.PCollection, o Options) beam.PCollec
 //
 // The replays run on other goroutines, one per core, while the next
 // shard's Parts are decoded and merged: a runner may hand every shard to
-// one bundle (Prism does, and the stage ran on one core), and a shard's keys
+// one bundle (Prism does, and the stage ran on one core; upstream report:
+// docs/beam-notes.md#upstream-issues-ready-to-file, item 9), and a shard's keys
 // need nothing from any other's. Summaries are emitted in shard order, as
 // each shard's replay is done, by the ProcessElement that finds it done or
 // else by FinishBundle. All of it is in the global window, the job's only

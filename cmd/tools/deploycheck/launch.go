@@ -51,27 +51,66 @@ func launch(ctx context.Context, c *check, name string, args []string, running [
 	if jobName == "" || account == "" || !ok {
 		return nil, fmt.Errorf("%s: the deploy files give no job name, service account or gs:// staging location: %v", name, args)
 	}
-	cl, err := startCloud(c.tmp, stagingBkt)
+	cl, err := startLaunchCloud(c, stagingBkt, running)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.close()
+	l, err := runLaunch(ctx, c, cl, name, args)
+	if err != nil {
+		return nil, err
+	}
+	job := l.job
+	if job.Name != jobName {
+		return nil, fmt.Errorf("job name %q, want %q", job.Name, jobName)
+	}
+	env := job.Environment
+	if env == nil || env.ServiceAccountEmail != account {
+		return nil, fmt.Errorf("job environment's service account %q, want %s", envSA(env), account)
+	}
+	if err := l.checkNetwork(args); err != nil {
+		return nil, err
+	}
+	if err := l.checkWorker(cl, c.bins[name], staging, stagingBkt); err != nil {
+		return nil, err
+	}
+	if err := l.readModel(cl); err != nil {
+		return nil, err
+	}
+	l.detail = append(l.detail, fmt.Sprintf("service account %s", account))
+	return l, nil
+}
+
+// startLaunchCloud starts the fake Google APIs for one launch, with the
+// jobs already running and the config bucket's reference data.
+func startLaunchCloud(c *check, stagingBkt string, running []*df.Job) (*cloud, error) {
+	cl, err := startCloud(c.tmp, stagingBkt)
+	if err != nil {
+		return nil, err
+	}
 	cl.running = running
 	cl.gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: project + "-config"})
 	for _, f := range []string{"inventory_state.json", "thresholds.csv"} {
 		b, err := os.ReadFile(filepath.Join(c.root, "testdata", f))
 		if err != nil {
+			cl.close()
 			return nil, err
 		}
 		cl.gcs.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: project + "-config", Name: f}, Content: b})
 	}
+	return cl, nil
+}
+
+// runLaunch runs the binary of name with the deploy files' args against
+// cl, and checks that it made one authenticated jobs.create and nothing
+// the fake does not serve.
+func runLaunch(ctx context.Context, c *check, cl *cloud, name string, args []string) (*launched, error) {
 	wd := filepath.Join(c.tmp, "launch-"+name) // not in the repository: no source to rebuild from
 	if err := os.MkdirAll(wd, 0o755); err != nil {
 		return nil, err
 	}
-	bin := c.bins[name]
 	all := append(slices.Clone(args), "--dataflow_endpoint="+cl.endpoint())
-	out, err := c.run(ctx, wd, cl.env(), bin, all...)
+	out, err := c.run(ctx, wd, cl.env(), c.bins[name], all...)
 	created, unexpected, unauthed, calls, tokens := cl.takeJobs()
 	bqCalls := cl.takeBigQuery()
 	if err != nil {
@@ -89,52 +128,60 @@ func launch(ctx context.Context, c *check, name string, args []string, running [
 	case tokens == 0 || len(unauthed) > 0:
 		return nil, fmt.Errorf("%s: %d tokens from the key's token_uri; calls without that token: %v", name, tokens, unauthed)
 	}
-	l := &launched{job: created[0], out: out}
-	job := l.job
-	if job.Name != jobName {
-		return nil, fmt.Errorf("job name %q, want %q", job.Name, jobName)
-	}
-	env := job.Environment
-	if env == nil || env.ServiceAccountEmail != account {
-		return nil, fmt.Errorf("job environment's service account %q, want %s", envSA(env), account)
-	}
-	// The network the deploy files give, and no public IPs if they say so.
-	if len(env.WorkerPools) == 1 {
-		wp := env.WorkerPools[0]
-		if v, ok := rehearse.ArgValue(args, "subnetwork"); ok && wp.Subnetwork != v {
-			return nil, fmt.Errorf("job's subnetwork %q, the deploy files give %q", wp.Subnetwork, v)
-		}
-		if v, _ := rehearse.ArgValue(args, "no_use_public_ips"); v == "true" && wp.IpConfiguration != "WORKER_IP_PRIVATE" {
-			return nil, fmt.Errorf("job's IP configuration %q: the deploy files ask for workers without public IPs", wp.IpConfiguration)
-		}
-		if wp.Subnetwork != "" {
-			l.detail = append(l.detail, fmt.Sprintf("subnetwork %s, %s", wp.Subnetwork, wp.IpConfiguration))
-		}
-	}
+	return &launched{job: created[0], out: out}, nil
+}
 
-	// The worker: the launched binary itself, staged to the staging bucket.
+// checkNetwork checks the network the deploy files give, and no public IPs
+// if they say so.
+func (l *launched) checkNetwork(args []string) error {
+	env := l.job.Environment
+	if len(env.WorkerPools) != 1 {
+		return nil
+	}
+	wp := env.WorkerPools[0]
+	if v, ok := rehearse.ArgValue(args, "subnetwork"); ok && wp.Subnetwork != v {
+		return fmt.Errorf("job's subnetwork %q, the deploy files give %q", wp.Subnetwork, v)
+	}
+	if v, _ := rehearse.ArgValue(args, "no_use_public_ips"); v == "true" && wp.IpConfiguration != "WORKER_IP_PRIVATE" {
+		return fmt.Errorf("job's IP configuration %q: the deploy files ask for workers without public IPs", wp.IpConfiguration)
+	}
+	if wp.Subnetwork != "" {
+		l.detail = append(l.detail, fmt.Sprintf("subnetwork %s, %s", wp.Subnetwork, wp.IpConfiguration))
+	}
+	return nil
+}
+
+// checkWorker checks that the worker is the launched binary bin itself,
+// staged to the staging bucket.
+func (l *launched) checkWorker(cl *cloud, bin, staging, stagingBkt string) error {
+	env := l.job.Environment
 	want, err := sha256File(bin)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(env.WorkerPools) != 1 || len(env.WorkerPools[0].Packages) == 0 {
-		return nil, fmt.Errorf("job has no worker package: %+v", env.WorkerPools)
+		return fmt.Errorf("job has no worker package: %+v", env.WorkerPools)
 	}
 	pkg := env.WorkerPools[0].Packages[0]
 	bucket, object, ok := gsPath(pkg.Location)
 	if pkg.Name != "worker" || !ok || bucket != stagingBkt || !strings.HasPrefix(object, strings.TrimPrefix(strings.TrimPrefix(staging, "gs://"+stagingBkt), "/")) {
-		return nil, fmt.Errorf("worker package %s at %s, want \"worker\" in %s", pkg.Name, pkg.Location, staging)
+		return fmt.Errorf("worker package %s at %s, want \"worker\" in %s", pkg.Name, pkg.Location, staging)
 	}
 	staged, err := cl.gcs.GetObject(bucket, object)
 	if err != nil {
-		return nil, fmt.Errorf("worker %s is not in the staging bucket: %w", pkg.Location, err)
+		return fmt.Errorf("worker %s is not in the staging bucket: %w", pkg.Location, err)
 	}
 	if got := sha256Hex(staged.Content); got != want || pkg.Sha256 != want {
-		return nil, fmt.Errorf("staged worker sha256 %s, job's package says %s, launched binary %s: Beam staged something else", got, pkg.Sha256, want)
+		return fmt.Errorf("staged worker sha256 %s, job's package says %s, launched binary %s: Beam staged something else", got, pkg.Sha256, want)
 	}
 	l.detail = append(l.detail, fmt.Sprintf("worker = launched binary (%d MB) at %s", len(staged.Content)>>20, pkg.Location))
+	return nil
+}
 
-	// The pipeline model the job names.
+// readModel reads the staged pipeline model the job names, and checks that
+// the job's options and environment agree on the experiments.
+func (l *launched) readModel(cl *cloud) error {
+	env := l.job.Environment
 	var opts struct {
 		Options struct {
 			PipelineURL string   `json:"pipelineUrl"`
@@ -142,25 +189,24 @@ func launch(ctx context.Context, c *check, name string, args []string, running [
 		} `json:"options"`
 	}
 	if err := json.Unmarshal(env.SdkPipelineOptions, &opts); err != nil {
-		return nil, fmt.Errorf("job's sdkPipelineOptions: %w", err)
+		return fmt.Errorf("job's sdkPipelineOptions: %w", err)
 	}
 	mb, mo, ok := gsPath(opts.Options.PipelineURL)
 	if !ok {
-		return nil, fmt.Errorf("job's pipelineUrl %q is not gs://", opts.Options.PipelineURL)
+		return fmt.Errorf("job's pipelineUrl %q is not gs://", opts.Options.PipelineURL)
 	}
 	m, err := cl.gcs.GetObject(mb, mo)
 	if err != nil {
-		return nil, fmt.Errorf("model %s is not staged: %w", opts.Options.PipelineURL, err)
+		return fmt.Errorf("model %s is not staged: %w", opts.Options.PipelineURL, err)
 	}
 	l.model = &pipepb.Pipeline{}
 	if err := proto.Unmarshal(m.Content, l.model); err != nil {
-		return nil, fmt.Errorf("staged model: %w", err)
+		return fmt.Errorf("staged model: %w", err)
 	}
 	if !slices.Equal(opts.Options.Experiments, env.Experiments) {
-		return nil, fmt.Errorf("experiments differ: options %v, environment %v", opts.Options.Experiments, env.Experiments)
+		return fmt.Errorf("experiments differ: options %v, environment %v", opts.Options.Experiments, env.Experiments)
 	}
-	l.detail = append(l.detail, fmt.Sprintf("service account %s", account))
-	return l, nil
+	return nil
 }
 
 // streamJob is the job name the runbook launches and updates the stream as.

@@ -8,7 +8,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -34,7 +33,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
+	"github.com/inventory-events/inventory/cmd/tools/internal/benchkit"
+	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 )
 
 type result struct {
@@ -143,34 +143,12 @@ func runCase(name string) (res result) {
 	res.Case = name
 	server, path, _ := strings.Cut(name, "/")
 	ctx := context.Background()
-	var addr string
-	switch server {
-	case "emulator", "emulator+schema", "emulator+datadir":
-		opts := pubsubemu.Options{}
-		if server == "emulator+datadir" {
-			dir, err := os.MkdirTemp("", "emubench")
-			if err != nil {
-				res.Err = err.Error()
-				return res
-			}
-			defer os.RemoveAll(dir)
-			opts.DataDir = dir
-		}
-		s, err := pubsubemu.Start("127.0.0.1:0", opts)
-		if err != nil {
-			res.Err = err.Error()
-			return res
-		}
-		defer s.Close()
-		addr = s.Addr()
-	case "pstest":
-		s := pstest.NewServer()
-		defer s.Close()
-		addr = s.Addr
-	default:
-		res.Err = "unknown case " + name
+	addr, stop, err := startServer(server)
+	if err != nil {
+		res.Err = err.Error()
 		return res
 	}
+	defer stop()
 	copts := []option.ClientOption{
 		option.WithEndpoint(addr),
 		option.WithoutAuthentication(),
@@ -183,28 +161,8 @@ func runCase(name string) (res result) {
 		return res
 	}
 	defer c.Close()
-	topic := "projects/" + project + "/topics/inventory-topic"
-	sub := "projects/" + project + "/subscriptions/inventory-sub"
-	tp := &pb.Topic{Name: topic}
-	if server == "emulator+schema" {
-		sc, err := newSchemaClient(ctx, copts)
-		if err != nil {
-			res.Err = err.Error()
-			return res
-		}
-		s, err := sc.CreateSchema(ctx, &pb.CreateSchemaRequest{Parent: "projects/" + project, SchemaId: "adjustment",
-			Schema: &pb.Schema{Type: pb.Schema_PROTOCOL_BUFFER, Definition: schemaDef}})
-		if err != nil {
-			res.Err = err.Error()
-			return res
-		}
-		tp.SchemaSettings = &pb.SchemaSettings{Schema: s.Name, Encoding: pb.Encoding_JSON}
-	}
-	if _, err := c.TopicAdminClient.CreateTopic(ctx, tp); err != nil {
-		res.Err = err.Error()
-		return res
-	}
-	if _, err := c.SubscriptionAdminClient.CreateSubscription(ctx, &pb.Subscription{Name: sub, Topic: topic, AckDeadlineSeconds: 60}); err != nil {
+	topic, sub, err := createResources(ctx, c, copts, server == "emulator+schema")
+	if err != nil {
 		res.Err = err.Error()
 		return res
 	}
@@ -234,13 +192,67 @@ func runCase(name string) (res result) {
 	if err != nil && dctx.Err() == nil { // hitting the drain cap is a result, not an error
 		res.Err = err.Error()
 	}
-	res.PeakRSSMB = peakRSSMB()
+	res.PeakRSSMB = benchkit.PeakRSS()
 	cancel()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.HeapMB = float64(ms.HeapInuse) / (1 << 20)
 	return res
+}
+
+// startServer starts the server of a case: the local Pub/Sub (with a data
+// directory for emulator+datadir) or pstest. It returns its address.
+func startServer(server string) (addr string, stop func(), err error) {
+	switch server {
+	case "emulator", "emulator+schema", "emulator+datadir":
+		opts := pubsubemu.Options{}
+		dir := ""
+		if server == "emulator+datadir" {
+			if dir, err = os.MkdirTemp("", "emubench"); err != nil {
+				return "", nil, err
+			}
+			opts.DataDir = dir
+		}
+		s, err := pubsubemu.Start("127.0.0.1:0", opts)
+		if err != nil {
+			os.RemoveAll(dir)
+			return "", nil, err
+		}
+		return s.Addr(), func() { s.Close(); os.RemoveAll(dir) }, nil
+	case "pstest":
+		s := pstest.NewServer()
+		return s.Addr, func() { s.Close() }, nil
+	default:
+		return "", nil, errors.New("unknown server " + server)
+	}
+}
+
+// createResources creates the benchmark's topic (with a Protobuf schema if
+// schema) and subscription, and returns their names.
+func createResources(ctx context.Context, c *pubsub.Client, copts []option.ClientOption, schema bool) (topic, sub string, err error) {
+	topic = "projects/" + project + "/topics/inventory-topic"
+	sub = "projects/" + project + "/subscriptions/inventory-sub"
+	tp := &pb.Topic{Name: topic}
+	if schema {
+		sc, err := newSchemaClient(ctx, copts)
+		if err != nil {
+			return "", "", err
+		}
+		s, err := sc.CreateSchema(ctx, &pb.CreateSchemaRequest{Parent: "projects/" + project, SchemaId: "adjustment",
+			Schema: &pb.Schema{Type: pb.Schema_PROTOCOL_BUFFER, Definition: schemaDef}})
+		if err != nil {
+			return "", "", err
+		}
+		tp.SchemaSettings = &pb.SchemaSettings{Schema: s.Name, Encoding: pb.Encoding_JSON}
+	}
+	if _, err := c.TopicAdminClient.CreateTopic(ctx, tp); err != nil {
+		return "", "", err
+	}
+	if _, err := c.SubscriptionAdminClient.CreateSubscription(ctx, &pb.Subscription{Name: sub, Topic: topic, AckDeadlineSeconds: 60}); err != nil {
+		return "", "", err
+	}
+	return topic, sub, nil
 }
 
 func publishAll(ctx context.Context, c *pubsub.Client, topic string, n int) error {
@@ -311,23 +323,6 @@ func drainPull(ctx context.Context, c *pubsub.Client, sub string, n int) (int, e
 		got.Store(int64(len(seen)))
 	}
 	return int(got.Load()), nil
-}
-
-// peakRSSMB reads VmHWM from /proc/self/status.
-func peakRSSMB() float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 func newSchemaClient(ctx context.Context, opts []option.ClientOption) (*vkit.SchemaClient, error) {

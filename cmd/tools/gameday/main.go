@@ -4,7 +4,7 @@
 // against local stand-ins of Google Cloud, and the jobs run on Prism with
 // exactly the command lines Dataflow's template launcher would give them.
 //
-// The stand-ins: the local Pub/Sub (internal/testkit/pubsubemu), the
+// The stand-ins: the local Pub/Sub (internal/emulator/pubsubemu), the
 // BigQuery fake (Storage Write API and REST; its queries answered by DuckDB,
 // internal/testkit/bqfake/duckq), fake-gcs-server, the fake Dataflow API
 // (internal/testkit/gcpfake) whose launches an adapter runs as cmd/nightly on

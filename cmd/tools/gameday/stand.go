@@ -24,10 +24,10 @@ import (
 	"google.golang.org/api/idtoken"
 	"google.golang.org/api/option"
 
+	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 	"github.com/inventory-events/inventory/internal/testkit/bqfake"
 	"github.com/inventory-events/inventory/internal/testkit/bqfake/duckq"
 	"github.com/inventory-events/inventory/internal/testkit/gcpfake"
-	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
 	"github.com/inventory-events/inventory/internal/testkit/rehearse"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/reports/trigger"

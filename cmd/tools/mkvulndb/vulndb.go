@@ -110,25 +110,34 @@ func Build(osvDir, outDir string, keep func(module string) bool) (Stats, error) 
 		}
 	}
 
-	modules := make([]*moduleMeta, 0, len(index))
-	for _, m := range index {
-		slices.SortFunc(m.Vulns, func(a, b moduleVuln) int { return strings.Compare(a.ID, b.ID) })
-		modules = append(modules, m)
-	}
-	slices.SortFunc(modules, func(a, b *moduleMeta) int { return strings.Compare(a.Path, b.Path) })
-	st.Modules = len(modules)
-	if err := writeJSON(filepath.Join(tmp, "index", "modules.json"), modules); err != nil {
-		return st, err
-	}
-	if err := writeJSON(filepath.Join(tmp, "index", "db.json"), struct {
-		Modified time.Time `json:"modified"`
-	}{newest}); err != nil {
+	if st.Modules, err = writeIndex(tmp, index, newest); err != nil {
 		return st, err
 	}
 	if err := os.RemoveAll(outDir); err != nil {
 		return st, err
 	}
 	return st, os.Rename(tmp, outDir)
+}
+
+// writeIndex writes the database's index of dir: the modules with their
+// vulnerabilities sorted, and the database's modification time. It returns
+// the count of modules.
+func writeIndex(dir string, index map[string]*moduleMeta, newest time.Time) (int, error) {
+	modules := make([]*moduleMeta, 0, len(index))
+	for _, m := range index {
+		slices.SortFunc(m.Vulns, func(a, b moduleVuln) int { return strings.Compare(a.ID, b.ID) })
+		modules = append(modules, m)
+	}
+	slices.SortFunc(modules, func(a, b *moduleMeta) int { return strings.Compare(a.Path, b.Path) })
+	if err := writeJSON(filepath.Join(dir, "index", "modules.json"), modules); err != nil {
+		return 0, err
+	}
+	if err := writeJSON(filepath.Join(dir, "index", "db.json"), struct {
+		Modified time.Time `json:"modified"`
+	}{newest}); err != nil {
+		return 0, err
+	}
+	return len(modules), nil
 }
 
 // checkReplaceable refuses to remove an outDir that is neither missing, empty

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -25,13 +24,6 @@ func TestGoroutines(t *testing.T) {
 	}
 	if _, err := goroutines(srv.URL + "/elsewhere/"); err == nil {
 		t.Error("a page that is not the goroutine profile gave no error")
-	}
-}
-
-func TestRSS(t *testing.T) {
-	mib, err := rssMiB(os.Getpid())
-	if err != nil || mib < 1 || mib > 64<<10 {
-		t.Errorf("rssMiB(self) = %v, %v", mib, err)
 	}
 }
 

@@ -201,7 +201,7 @@ func (d *demoRun) publish(ctx context.Context) (int, error) {
 // the published events (step 4), showing progress on a terminal.
 func (d *demoRun) waitApplied(ctx context.Context, published int) error {
 	applied, err := waitFor(ctx, func() (int64, bool, error) {
-		n, err := scalar(ctx, d.cfg.Warehouse, "SELECT count(DISTINCT event_id) FROM adjustments")
+		n, err := warehouse.QueryInt(ctx, d.cfg.Warehouse, "SELECT count(DISTINCT event_id) FROM adjustments")
 		return n, n >= int64(published), err
 	}, func(n int64) {
 		if isTerminal(d.out) {
@@ -354,17 +354,6 @@ func splitCSV(path string) ([]byte, []byte, error) {
 	return []byte(header + strings.Join(rows[:half], "")), []byte(header + strings.Repeat("\n", half) + strings.Join(rows[half:], "")), nil
 }
 
-func scalar(ctx context.Context, wh, sql string) (int64, error) {
-	rows, err := warehouse.QueryRows(ctx, wh, sql)
-	if err != nil || len(rows) == 0 {
-		return 0, err
-	}
-	for _, v := range rows[0] {
-		return asInt64(v), nil
-	}
-	return 0, nil
-}
-
 // asInt64 is a count or sum as a query returns it (0 for NULL).
 func asInt64(v any) int64 {
 	switch n := v.(type) {
@@ -410,7 +399,7 @@ func pullAlerts(ctx context.Context, stack *localstack.Stack, wh string) ([]*inv
 	seen := map[string]*inventoryv1.LowStockAlert{}
 	var order []string
 	for {
-		want, err := scalar(ctx, wh, "SELECT count(DISTINCT alert_id) FROM low_stock_alerts")
+		want, err := warehouse.QueryInt(ctx, wh, "SELECT count(DISTINCT alert_id) FROM low_stock_alerts")
 		if err != nil {
 			return nil, err
 		}

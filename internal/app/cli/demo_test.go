@@ -158,7 +158,7 @@ func checkPrintedCounts(t *testing.T, out, wh string) {
 	t.Helper()
 	ctx := context.Background()
 	count := func(sql string) int64 {
-		n, err := scalar(ctx, wh, sql)
+		n, err := warehouse.QueryInt(ctx, wh, sql)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +229,7 @@ func checkDemoRefusedAfterUp(t *testing.T, g *Globals, cfg DemoConfig) {
 		t.Logf("refused: %v", err)
 	}
 	refused("the warehouse " + cfg.Warehouse + " is in use by another inventory up (pid ")
-	before, err := scalar(ctx, cfg.Warehouse, "SELECT count(DISTINCT event_id) FROM adjustments")
+	before, err := warehouse.QueryInt(ctx, cfg.Warehouse, "SELECT count(DISTINCT event_id) FROM adjustments")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func checkDemoRefusedAfterUp(t *testing.T, g *Globals, cfg DemoConfig) {
 	want := before + int64(st.Published)
 	n := before
 	for deadline := time.Now().Add(2 * time.Minute); n < want && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if n, err = scalar(ctx, cfg.Warehouse, "SELECT count(DISTINCT event_id) FROM adjustments"); err != nil {
+		if n, err = warehouse.QueryInt(ctx, cfg.Warehouse, "SELECT count(DISTINCT event_id) FROM adjustments"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -259,7 +259,7 @@ func checkDemoRefusedAfterUp(t *testing.T, g *Globals, cfg DemoConfig) {
 		t.Fatalf("up stored %d of %d events", n-before, st.Published)
 	}
 	refused("warehouse " + cfg.Warehouse + " changed since the demo of ")
-	if n, err := scalar(ctx, cfg.Warehouse, "SELECT count(DISTINCT event_id) FROM adjustments"); err != nil || n != want {
+	if n, err := warehouse.QueryInt(ctx, cfg.Warehouse, "SELECT count(DISTINCT event_id) FROM adjustments"); err != nil || n != want {
 		t.Fatalf("after the refused demo the warehouse holds %d events (%v), want %d", n, err, want)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/inventory-events/inventory/internal/app/localstack"
-	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
+	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 )
 
 func newEmulatorCmd(g *Globals) *cobra.Command {

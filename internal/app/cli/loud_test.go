@@ -14,8 +14,8 @@ import (
 	"testing"
 
 	"github.com/inventory-events/inventory/internal/clock"
+	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 	"github.com/inventory-events/inventory/internal/event"
-	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 	"github.com/inventory-events/inventory/internal/ledger"
-	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )

@@ -110,10 +110,10 @@ func TestLiveThreshold(t *testing.T) {
 		t.Errorf("after the restart the sale left %v, want on_hand 29, threshold 40, LOW", l)
 	}
 	up.interrupt(t)
-	if n, err := scalar(ctx, wh, "SELECT count(*) FROM low_stock_alerts WHERE sku = 'SKU-LIVE'"); err != nil || n != 1 {
+	if n, err := warehouse.QueryInt(ctx, wh, "SELECT count(*) FROM low_stock_alerts WHERE sku = 'SKU-LIVE'"); err != nil || n != 1 {
 		t.Errorf("%d alerts of SKU-LIVE (%v), want the one LOW", n, err)
 	}
-	if n, err := scalar(ctx, wh, "SELECT count(*) FROM threshold_changes WHERE sku = 'SKU-LIVE' AND applied"); err != nil || n != 1 {
+	if n, err := warehouse.QueryInt(ctx, wh, "SELECT count(*) FROM threshold_changes WHERE sku = 'SKU-LIVE' AND applied"); err != nil || n != 1 {
 		t.Errorf("%d threshold_changes of SKU-LIVE (%v), want 1", n, err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/inventory-events/inventory/internal/testkit/slowtest"
 	"github.com/inventory-events/inventory/internal/testkit/synth"
 	"github.com/inventory-events/inventory/loaders/broker"
+	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
 // TestMain lets a test run this package's CLI as a child process: the test
@@ -156,7 +157,7 @@ func TestUpLosesNothing(t *testing.T) {
 		return st.Published
 	}
 	count := func() int64 {
-		n, err := scalar(ctx, wh, "SELECT count(DISTINCT event_id) FROM adjustments")
+		n, err := warehouse.QueryInt(ctx, wh, "SELECT count(DISTINCT event_id) FROM adjustments")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ import (
 	"cloud.google.com/go/civil"
 
 	"github.com/inventory-events/inventory/internal/app/health"
-	"github.com/inventory-events/inventory/internal/testkit/pubsubemu"
+	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	"github.com/inventory-events/inventory/pipelines/launch"

@@ -138,7 +138,6 @@ func Generate(w io.Writer, c Config) error {
 		return fmt.Errorf("synth: %w", err)
 	}
 	th := Thresholds(c)
-	sources := []string{"pos", "wms", "ecom", "cycle-count"}
 	for i := range c.Events {
 		// A few hot keys: half the traffic goes to a tenth of the keys.
 		k := rng.IntN(nkeys)
@@ -151,32 +150,9 @@ func Generate(w io.Writer, c Config) error {
 			SKU:        SKU(sku),
 			LocationID: Location(loc),
 			EventTime:  c.Start.Add(time.Duration(offs[i]) * time.Millisecond).UnixMicro(),
-			Source:     sources[0],
+			Source:     sourcePOS,
 		}
-		threshold := th.Lookup(a.Key())
-		switch p := rng.IntN(100); {
-		case stock[k] < threshold && p < 30: // reorder arrives
-			a.Reason, a.Quantity, a.Source = event.Received, int64(20+rng.IntN(40)), sources[1]
-		case p < 55:
-			a.Reason, a.Quantity = event.Sold, -int64(1+rng.IntN(4))
-		case p < 65:
-			a.Reason, a.Quantity, a.Source = event.Received, int64(5+rng.IntN(30)), sources[1]
-		case p < 72:
-			a.Reason, a.Quantity, a.Source = event.Returned, int64(1+rng.IntN(2)), sources[2]
-		case p < 76:
-			a.Reason, a.Quantity = event.Damaged, -int64(1+rng.IntN(2))
-		case p < 80:
-			a.Reason, a.Quantity, a.Source = event.Adjusted, int64(rng.IntN(5)-2), sources[1]
-			if a.Quantity == 0 {
-				a.Quantity = 1
-			}
-		case p < 85:
-			a.Reason, a.Quantity, a.Source = event.Counted, max(0, stock[k]+int64(rng.IntN(5)-2)), sources[3]
-		case p < 93:
-			a.Reason, a.Quantity, a.Source = event.TransferIn, int64(2+rng.IntN(10)), sources[1]
-		default:
-			a.Reason, a.Quantity, a.Source = event.TransferOut, -int64(1+rng.IntN(6)), sources[1]
-		}
+		pickMovement(rng, &a, stock[k], th.Lookup(a.Key()))
 		if c.InvalidEvery > 0 && (i+1)%c.InvalidEvery == 0 {
 			if err := writeInvalid(cw, &a, i/c.InvalidEvery); err != nil {
 				return err
@@ -200,6 +176,43 @@ func Generate(w io.Writer, c Config) error {
 		return fmt.Errorf("synth: %w", err)
 	}
 	return nil
+}
+
+// The sources of the generated events.
+const (
+	sourcePOS        = "pos"
+	sourceWMS        = "wms"
+	sourceEcom       = "ecom"
+	sourceCycleCount = "cycle-count"
+)
+
+// pickMovement draws a's reason, quantity and source: mostly sales and
+// receipts, a reorder when the key is below its threshold, counts near the
+// stock on hand.
+func pickMovement(rng *rand.Rand, a *event.Adjustment, onHand, threshold int64) {
+	switch p := rng.IntN(100); {
+	case onHand < threshold && p < 30: // reorder arrives
+		a.Reason, a.Quantity, a.Source = event.Received, int64(20+rng.IntN(40)), sourceWMS
+	case p < 55:
+		a.Reason, a.Quantity = event.Sold, -int64(1+rng.IntN(4))
+	case p < 65:
+		a.Reason, a.Quantity, a.Source = event.Received, int64(5+rng.IntN(30)), sourceWMS
+	case p < 72:
+		a.Reason, a.Quantity, a.Source = event.Returned, int64(1+rng.IntN(2)), sourceEcom
+	case p < 76:
+		a.Reason, a.Quantity = event.Damaged, -int64(1+rng.IntN(2))
+	case p < 80:
+		a.Reason, a.Quantity, a.Source = event.Adjusted, int64(rng.IntN(5)-2), sourceWMS
+		if a.Quantity == 0 {
+			a.Quantity = 1
+		}
+	case p < 85:
+		a.Reason, a.Quantity, a.Source = event.Counted, max(0, onHand+int64(rng.IntN(5)-2)), sourceCycleCount
+	case p < 93:
+		a.Reason, a.Quantity, a.Source = event.TransferIn, int64(2+rng.IntN(10)), sourceWMS
+	default:
+		a.Reason, a.Quantity, a.Source = event.TransferOut, -int64(1+rng.IntN(6)), sourceWMS
+	}
 }
 
 // writeInvalid writes a row that breaks one rule, cycling through the kinds.

@@ -1,8 +1,3 @@
-// Package pubsubemu is a local Pub/Sub broker that serves the Pub/Sub gRPC
-// API (Publisher, Subscriber, SchemaService) to the official client through
-// PUBSUB_EMULATOR_HOST. Unlike pstest it enforces schemas, keeps Pub/Sub's
-// delivery semantics (ack deadlines, redelivery, dead letters, retention,
-// ordering keys), is fast with large backlogs, and can persist to a directory.
 package pubsubemu
 
 import (
@@ -99,35 +94,10 @@ type Server struct {
 // Start listens on addr ("127.0.0.1:0" for a free port, "localhost:8085" ...)
 // and serves in the background.
 func Start(addr string, opts Options) (*Server, error) {
-	s := &Server{
-		opts:     opts,
-		log:      opts.Logger,
-		now:      opts.Now,
-		topics:   map[string]*topic{},
-		subs:     map[string]*subscription{},
-		schemas:  map[string]*schema{},
-		snaps:    map[string]*snapshot{},
-		policies: map[string]*iampb.Policy{},
-		stop:     make(chan struct{}),
+	s, err := newServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("pubsubemu start: %w", err)
 	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	switch {
-	case s.opts.MaxTopicBytes == 0:
-		s.opts.MaxTopicBytes = DefaultMaxTopicBytes
-	case s.opts.MaxTopicBytes < 0:
-		s.opts.MaxTopicBytes = 0 // no cap
-	}
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return nil, fmt.Errorf("pubsubemu start: boot id: %w", err)
-	}
-	s.bootID = hex.EncodeToString(b[:])
-
 	if opts.DataDir != "" {
 		st, err := openStore(opts.DataDir)
 		if err != nil {
@@ -153,6 +123,47 @@ func Start(addr string, opts Options) (*Server, error) {
 		}
 		return nil, fmt.Errorf("pubsubemu start: listen %s: %w", addr, err)
 	}
+	s.serve(lis)
+	s.log.Info("pubsubemu listening", "addr", lis.Addr().String(), "data_dir", opts.DataDir)
+	return s, nil
+}
+
+// newServer returns an empty server with opts' defaults filled in.
+func newServer(opts Options) (*Server, error) {
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger,
+		now:      opts.Now,
+		topics:   map[string]*topic{},
+		subs:     map[string]*subscription{},
+		schemas:  map[string]*schema{},
+		snaps:    map[string]*snapshot{},
+		policies: map[string]*iampb.Policy{},
+		stop:     make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	switch {
+	case s.opts.MaxTopicBytes == 0:
+		s.opts.MaxTopicBytes = DefaultMaxTopicBytes
+	case s.opts.MaxTopicBytes < 0:
+		s.opts.MaxTopicBytes = 0 // no cap
+	}
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("boot id: %w", err)
+	}
+	s.bootID = hex.EncodeToString(b[:])
+	return s, nil
+}
+
+// serve registers the gRPC services, starts the push subscriptions restored
+// from the data dir, and serves lis and the ticker in the background.
+func (s *Server) serve(lis net.Listener) {
 	s.lis = lis
 	s.gs = grpc.NewServer(
 		grpc.MaxRecvMsgSize(64<<20),
@@ -164,7 +175,7 @@ func Start(addr string, opts Options) (*Server, error) {
 	iampb.RegisterIAMPolicyServer(s.gs, &iamService{s: s})
 
 	s.mu.RLock()
-	for _, sub := range s.subs { // push subscriptions restored from the data dir
+	for _, sub := range s.subs {
 		sub.mu.Lock()
 		sub.syncPushLocked()
 		sub.mu.Unlock()
@@ -181,8 +192,6 @@ func Start(addr string, opts Options) (*Server, error) {
 		defer s.wg.Done()
 		s.ticker()
 	}()
-	s.log.Info("pubsubemu listening", "addr", lis.Addr().String(), "data_dir", opts.DataDir)
-	return s, nil
 }
 
 // Addr returns host:port, usable as PUBSUB_EMULATOR_HOST.

@@ -10,8 +10,8 @@ type subMsg struct {
 	holder   bool // holds its ordering key (ordered subscriptions)
 	hidx     int  // index in the timer heap, -1 when absent
 	ackID    string
-	due      time.Time // ack deadline (outstanding) or end of retry backoff (delayed)
-	st       *stream   // stream it was delivered on, for flow control
+	due      time.Time   // ack deadline (outstanding) or end of retry backoff (delayed)
+	st       *streamFlow // stream it was delivered on, for flow control
 }
 
 const (

@@ -262,129 +262,28 @@ func subMsgDelete(sub string, seq uint64) storeOp {
 	return storeOp{kind: opDelete, bucket: subBucket(sub), key: seqKey(seq)}
 }
 
-// load rebuilds schemas, topics, subscriptions and backlogs from the data dir.
+// load rebuilds schemas, topics, subscriptions and backlogs from the data dir,
+// then deletes the messages no subscription or snapshot holds any more.
 func (s *Server) load() error {
 	var garbage []uint64
 	err := s.store.db.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		var topics []*pb.Topic
-		var subs []*pb.Subscription
-		var snaps []*pb.Snapshot
-		if err := meta.ForEach(func(k, v []byte) error {
-			key := string(k)
-			switch {
-			case len(key) > 2 && key[:2] == kindSchema:
-				rec := &pb.ListSchemaRevisionsResponse{}
-				if err := proto.Unmarshal(v, rec); err != nil {
-					return fmt.Errorf("schema %s: %w", key[2:], err)
-				}
-				sc := &schema{name: key[2:]}
-				for _, rp := range rec.Schemas {
-					desc, err := compileSchema(context.Background(), rp.Type, rp.Definition)
-					if err != nil {
-						return fmt.Errorf("schema %s revision %s: %w", sc.name, rp.RevisionId, err)
-					}
-					sc.revisions = append(sc.revisions, &schemaRevision{proto: rp, desc: desc})
-				}
-				if len(sc.revisions) > 0 {
-					s.schemas[sc.name] = sc
-				}
-			case len(key) > 2 && key[:2] == kindTopic:
-				tp := &pb.Topic{}
-				if err := proto.Unmarshal(v, tp); err != nil {
-					return fmt.Errorf("topic %s: %w", key[2:], err)
-				}
-				topics = append(topics, tp)
-			case len(key) > 2 && key[:2] == kindSub:
-				sp := &pb.Subscription{}
-				if err := proto.Unmarshal(v, sp); err != nil {
-					return fmt.Errorf("subscription %s: %w", key[2:], err)
-				}
-				subs = append(subs, sp)
-			case len(key) > 2 && key[:2] == kindPolicy:
-				p := &iampb.Policy{}
-				if err := proto.Unmarshal(v, p); err != nil {
-					return fmt.Errorf("iam policy of %s: %w", key[2:], err)
-				}
-				s.policies[key[2:]] = p
-			case len(key) > 2 && key[:2] == kindSnapshot:
-				sn := &pb.Snapshot{}
-				if err := proto.Unmarshal(v, sn); err != nil {
-					return fmt.Errorf("snapshot %s: %w", key[2:], err)
-				}
-				snaps = append(snaps, sn)
-			}
-			return nil
-		}); err != nil {
+		meta, err := s.loadMeta(tx)
+		if err != nil {
 			return err
 		}
-		for _, tp := range topics {
-			s.topics[tp.Name] = &topic{name: tp.Name, proto: tp}
+		holders, err := s.restoreResources(meta)
+		if err != nil {
+			return err
 		}
-		for _, sp := range subs {
-			sub, err := s.newSubscription(sp)
-			if err != nil {
-				return fmt.Errorf("subscription %s: %w", sp.Name, err)
-			}
-			s.subs[sp.Name] = sub
-			if t := s.topics[sp.Topic]; t != nil {
-				t.subs = append(t.subs, sub)
-			}
-		}
-		holders := make([]*subscription, 0, len(s.subs)+len(snaps))
-		for _, sub := range s.subs {
-			holders = append(holders, sub)
-		}
-		for _, sn := range snaps {
-			h, err := s.newSnapshotHolder(sn)
-			if err != nil {
-				return fmt.Errorf("snapshot %s: %w", sn.Name, err)
-			}
-			s.snaps[sn.Name] = &snapshot{proto: sn, held: h}
-			holders = append(holders, h)
-			if t := s.topics[sn.Topic]; t != nil {
-				t.subs = append(t.subs, h)
-			}
-		}
-		// Messages, then each subscription's (and snapshot's) backlog in publish order.
-		msgs := map[uint64]*message{}
-		var maxSeq uint64
-		c := tx.Bucket(bucketMsgs).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			pm := &pb.PubsubMessage{}
-			if err := proto.Unmarshal(v, pm); err != nil {
-				return fmt.Errorf("message %x: %w", k, err)
-			}
-			seq := binary.BigEndian.Uint64(k)
-			msgs[seq] = newMessage(seq, pm)
-			maxSeq = max(maxSeq, seq)
-		}
-		for _, sub := range holders {
-			b := tx.Bucket([]byte(subBucket(sub.name)))
-			if b == nil {
-				continue
-			}
-			c := b.Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				m := msgs[binary.BigEndian.Uint64(k)]
-				if m == nil {
-					continue
-				}
-				if m.refs.Add(1) == 1 {
-					if t := s.topics[sub.proto.Topic]; t != nil {
-						t.retain(m)
-					}
-				}
-				acked, attempts := decodeSubMsg(v)
-				sub.restore(m, acked, attempts)
-			}
+		msgs, err := s.restoreBacklogs(tx, holders)
+		if err != nil {
+			return err
 		}
 		for seq, m := range msgs {
 			if m.refs.Load() == 0 {
 				garbage = append(garbage, seq)
 			}
 		}
-		s.msgSeq.Store(maxSeq)
 		s.log.Info("pubsubemu restored data dir", "schemas", len(s.schemas), "topics", len(s.topics),
 			"subscriptions", len(s.subs), "messages", len(msgs)-len(garbage))
 		return nil
@@ -400,4 +299,148 @@ func (s *Server) load() error {
 		return s.persistWait(ops...)
 	}
 	return nil
+}
+
+// storedMeta is the resources read from the meta bucket that load builds
+// after the schemas (which loadMeta restores at once).
+type storedMeta struct {
+	topics []*pb.Topic
+	subs   []*pb.Subscription
+	snaps  []*pb.Snapshot
+}
+
+// loadMeta reads the meta bucket: it restores schemas and IAM policies and
+// returns the topics, subscriptions and snapshots.
+func (s *Server) loadMeta(tx *bolt.Tx) (storedMeta, error) {
+	var meta storedMeta
+	err := tx.Bucket(bucketMeta).ForEach(func(k, v []byte) error {
+		key := string(k)
+		if len(key) <= 2 {
+			return nil
+		}
+		kind, name := key[:2], key[2:]
+		switch kind {
+		case kindSchema:
+			return s.loadSchema(name, v)
+		case kindTopic:
+			tp := &pb.Topic{}
+			if err := proto.Unmarshal(v, tp); err != nil {
+				return fmt.Errorf("topic %s: %w", name, err)
+			}
+			meta.topics = append(meta.topics, tp)
+		case kindSub:
+			sp := &pb.Subscription{}
+			if err := proto.Unmarshal(v, sp); err != nil {
+				return fmt.Errorf("subscription %s: %w", name, err)
+			}
+			meta.subs = append(meta.subs, sp)
+		case kindPolicy:
+			p := &iampb.Policy{}
+			if err := proto.Unmarshal(v, p); err != nil {
+				return fmt.Errorf("iam policy of %s: %w", name, err)
+			}
+			s.policies[name] = p
+		case kindSnapshot:
+			sn := &pb.Snapshot{}
+			if err := proto.Unmarshal(v, sn); err != nil {
+				return fmt.Errorf("snapshot %s: %w", name, err)
+			}
+			meta.snaps = append(meta.snaps, sn)
+		}
+		return nil
+	})
+	return meta, err
+}
+
+// loadSchema restores a schema from its stored revisions, compiling each.
+func (s *Server) loadSchema(name string, v []byte) error {
+	rec := &pb.ListSchemaRevisionsResponse{}
+	if err := proto.Unmarshal(v, rec); err != nil {
+		return fmt.Errorf("schema %s: %w", name, err)
+	}
+	sc := &schema{name: name}
+	for _, rp := range rec.Schemas {
+		desc, err := compileSchema(context.Background(), rp.Type, rp.Definition)
+		if err != nil {
+			return fmt.Errorf("schema %s revision %s: %w", sc.name, rp.RevisionId, err)
+		}
+		sc.revisions = append(sc.revisions, &schemaRevision{proto: rp, desc: desc})
+	}
+	if len(sc.revisions) > 0 {
+		s.schemas[sc.name] = sc
+	}
+	return nil
+}
+
+// restoreResources builds the topics, subscriptions and snapshots, and
+// returns every holder of messages: the subscriptions and the snapshots.
+func (s *Server) restoreResources(meta storedMeta) ([]*subscription, error) {
+	for _, tp := range meta.topics {
+		s.topics[tp.Name] = &topic{name: tp.Name, proto: tp}
+	}
+	for _, sp := range meta.subs {
+		sub, err := s.newSubscription(sp)
+		if err != nil {
+			return nil, fmt.Errorf("subscription %s: %w", sp.Name, err)
+		}
+		s.subs[sp.Name] = sub
+		if t := s.topics[sp.Topic]; t != nil {
+			t.subs = append(t.subs, sub)
+		}
+	}
+	holders := make([]*subscription, 0, len(s.subs)+len(meta.snaps))
+	for _, sub := range s.subs {
+		holders = append(holders, sub)
+	}
+	for _, sn := range meta.snaps {
+		h, err := s.newSnapshotHolder(sn)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot %s: %w", sn.Name, err)
+		}
+		s.snaps[sn.Name] = &snapshot{proto: sn, held: h}
+		holders = append(holders, h)
+		if t := s.topics[sn.Topic]; t != nil {
+			t.subs = append(t.subs, h)
+		}
+	}
+	return holders, nil
+}
+
+// restoreBacklogs reads the messages, then each holder's backlog in publish
+// order, and returns the messages by sequence number.
+func (s *Server) restoreBacklogs(tx *bolt.Tx, holders []*subscription) (map[uint64]*message, error) {
+	msgs := map[uint64]*message{}
+	var maxSeq uint64
+	c := tx.Bucket(bucketMsgs).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		pm := &pb.PubsubMessage{}
+		if err := proto.Unmarshal(v, pm); err != nil {
+			return nil, fmt.Errorf("message %x: %w", k, err)
+		}
+		seq := binary.BigEndian.Uint64(k)
+		msgs[seq] = newMessage(seq, pm)
+		maxSeq = max(maxSeq, seq)
+	}
+	for _, sub := range holders {
+		b := tx.Bucket([]byte(subBucket(sub.name)))
+		if b == nil {
+			continue
+		}
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			m := msgs[binary.BigEndian.Uint64(k)]
+			if m == nil {
+				continue
+			}
+			if m.refs.Add(1) == 1 {
+				if t := s.topics[sub.proto.Topic]; t != nil {
+					t.retain(m)
+				}
+			}
+			acked, attempts := decodeSubMsg(v)
+			sub.restore(m, acked, attempts)
+		}
+	}
+	s.msgSeq.Store(maxSeq)
+	return msgs, nil
 }

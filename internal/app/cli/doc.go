@@ -1,0 +1,3 @@
+// Package cli is the operator's command line, `inventory`: one binary for
+// setting up, feeding, watching and running the product.
+package cli
