@@ -18,8 +18,8 @@ import (
 
 	"github.com/inventory-events/inventory/internal/app/health"
 	"github.com/inventory-events/inventory/internal/clock"
-	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
+	"github.com/inventory-events/inventory/internal/names"
 	"github.com/inventory-events/inventory/loaders/broker"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"
