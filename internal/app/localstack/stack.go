@@ -142,31 +142,40 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 			return nil, fmt.Errorf("localstack: compactor: %w", err)
 		}
 	}
-	s.launcher = trigger.NewLocalLauncher(s.runNightly, cfg.Logger)
-	ln, err := net.Listen("tcp", cfg.TriggerAddr)
-	if err != nil {
-		return nil, fmt.Errorf("localstack: trigger: %w", err)
-	}
-	loc, err := time.LoadLocation(cfg.TimeZone)
-	if err != nil {
-		return nil, fmt.Errorf("localstack: time zone: %w", err)
-	}
-	earliest := func(ctx context.Context) (string, bool, error) {
-		d, ok, err := nightly.EarliestDate(ctx, cfg.Warehouse, cfg.TimeZone)
-		return d.String(), ok, err
-	}
-	s.http = &http.Server{Handler: trigger.NewServer(trigger.Config{Location: loc, Earliest: earliest}, s.launcher, cfg.Logger),
-		ReadHeaderTimeout: 5 * time.Second}
-	s.TriggerURL = "http://" + ln.Addr().String()
-	go s.http.Serve(ln)
-	if cfg.Cron != "" {
-		s.cron, err = trigger.StartLocalCron(ctx, cfg.Cron, cfg.TimeZone, s.TriggerURL+"/v1/nightly")
-		if err != nil {
-			return nil, err
-		}
+	if err := s.startTrigger(ctx); err != nil {
+		return nil, err
 	}
 	s.startHealth()
 	return s, nil
+}
+
+// startTrigger starts the nightly trigger service on cfg.TriggerAddr and, if
+// configured, the cron firing the nightly schedule at it.
+func (s *Stack) startTrigger(ctx context.Context) error {
+	s.launcher = trigger.NewLocalLauncher(s.runNightly, s.cfg.Logger)
+	ln, err := net.Listen("tcp", s.cfg.TriggerAddr)
+	if err != nil {
+		return fmt.Errorf("localstack: trigger: %w", err)
+	}
+	loc, err := time.LoadLocation(s.cfg.TimeZone)
+	if err != nil {
+		return fmt.Errorf("localstack: time zone: %w", err)
+	}
+	earliest := func(ctx context.Context) (string, bool, error) {
+		d, ok, err := nightly.EarliestDate(ctx, s.cfg.Warehouse, s.cfg.TimeZone)
+		return d.String(), ok, err
+	}
+	s.http = &http.Server{Handler: trigger.NewServer(trigger.Config{Location: loc, Earliest: earliest}, s.launcher, s.cfg.Logger),
+		ReadHeaderTimeout: 5 * time.Second}
+	s.TriggerURL = "http://" + ln.Addr().String()
+	go s.http.Serve(ln)
+	if s.cfg.Cron != "" {
+		s.cron, err = trigger.StartLocalCron(ctx, s.cfg.Cron, s.cfg.TimeZone, s.TriggerURL+"/v1/nightly")
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // claim claims the stack's data directory and local warehouse (see
