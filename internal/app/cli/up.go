@@ -22,14 +22,17 @@ import (
 	"github.com/inventory-events/inventory/reports/trigger"
 )
 
+// upFlags are up's flags that are not fields of localstack.Config.
+type upFlags struct {
+	host                       string
+	port, triggerPort, opsPort int
+	noCron                     bool
+	debugAddr                  string
+}
+
 func newUpCmd(g *Globals) *cobra.Command {
 	cfg := localstack.Config{}
-	var (
-		host                       string
-		port, triggerPort, opsPort int
-		noCron                     bool
-		debugAddr                  string
-	)
+	var o upFlags
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the local stack until interrupted",
@@ -47,97 +50,14 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 			if ran, err := reexecConfined(); ran {
 				return err
 			}
-			ctx := cmd.Context()
-			// The status line stays at the bottom of a terminal; logs and
-			// every other line go above it (out).
-			line := console.NewLine(cmd.ErrOrStderr())
-			out := line.Writer(cmd.ErrOrStderr())
-			logger, err := lineLogger(g, out)
-			if err != nil {
-				return err
-			}
-			cfg.Project = g.Project
-			cfg.Logger = logger
-			cfg.Holder = "inventory up"
-			cfg.EmulatorAddr = net.JoinHostPort(host, strconv.Itoa(port))
-			cfg.TriggerAddr = net.JoinHostPort(host, strconv.Itoa(triggerPort))
-			if noCron {
-				cfg.Cron = ""
-			}
-			fmt.Fprintln(out, "starting the local stack...")
-			restored := restoredLine(ctx, cfg.Warehouse, cfg.Snapshot)
-			if err := startPrism(ctx, out); err != nil {
-				return err
-			}
-			stack, err := localstack.Start(ctx, cfg)
-			if err != nil {
-				return withInUseHint(err)
-			}
-			warnExposed(out, "the local Pub/Sub", stack.Emulator.Addr())
-			warnExposed(out, "the trigger", strings.TrimPrefix(stack.TriggerURL, "http://"))
-			fmt.Fprintf(out, "pubsub    %s  (export PUBSUB_EMULATOR_HOST=%s; data in %s)\n", stack.Emulator.Addr(), stack.Emulator.Addr(), orMemory(cfg.DataDir))
-			fmt.Fprintf(out, "stream    running on Prism: inventory-sub -> %s, alerts -> low-stock-alerts; thresholds live from threshold-updates-sub\n", cfg.Warehouse)
-			fmt.Fprintf(out, "trigger   %s/v1/nightly  (POST ?date=YYYY-MM-DD; GET /v1/nightly/DATE)\n", stack.TriggerURL)
-			if c := stack.Cron(); c != nil {
-				fmt.Fprintf(out, "cron      %q in %s -> the trigger; next at %s\n", cfg.Cron, cfg.TimeZone, c.Next().Format(time.RFC3339))
-			} else {
-				fmt.Fprintln(out, "cron      off")
-			}
-			fmt.Fprintf(out, "reports   %s; warehouse %s (inventory sql \"...\")\n", cfg.Reports, cfg.Warehouse)
-			fmt.Fprintln(out, restored)
-			mux := opsMux(stack)
-			stopPage, err := registerOpsPage(ctx, mux, cfg, stack.Health)
-			if err != nil {
-				stack.Stop(context.WithoutCancel(ctx))
-				return err
-			}
-			opsURL, stopOps, err := serveOps(net.JoinHostPort(host, strconv.Itoa(opsPort)), mux)
-			if err != nil {
-				stopPage()
-				stack.Stop(context.WithoutCancel(ctx))
-				return err
-			}
-			defer stopOps()
-			defer stopPage() // first: it ends the page's event streams, which the server's stop waits for
-			warnExposed(out, "the operations server", strings.TrimPrefix(opsURL, "http://"))
-			fmt.Fprintf(out, "ops       %s/metrics  (Prometheus text: the health signals)\n", opsURL)
-			fmt.Fprintf(out, "page      %s/  (the operations page: health, low keys, live alerts, thresholds, reports)\n", opsURL)
-			if debugAddr != "" {
-				url, stopDebug, err := serveDebug(debugAddr)
-				if err != nil {
-					stack.Stop(context.WithoutCancel(ctx))
-					return err
-				}
-				defer stopDebug()
-				warnExposed(out, "the debug server (net/http/pprof)", strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/debug/pprof/"))
-				fmt.Fprintf(out, "debug     %s  (net/http/pprof)\n", url)
-			}
-			fmt.Fprintln(out, "ready; Ctrl-C stops")
-			statusCtx, stopStatus := context.WithCancel(ctx)
-			statusDone := make(chan struct{})
-			go func() {
-				defer close(statusDone)
-				showStatus(statusCtx, line, out, stack.Health, 5*time.Second)
-			}()
-			<-ctx.Done()
-			stopStatus()
-			<-statusDone
-			fmt.Fprintln(out, "stopping...")
-			stopPage()
-			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-			defer cancel()
-			if err := stack.Stop(stopCtx); err != nil {
-				return err
-			}
-			fmt.Fprintln(out, "stopped")
-			return nil
+			return runUp(cmd, g, cfg, o)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&host, "host", "localhost", "interface the local Pub/Sub, the trigger and the operations server listen on")
-	f.IntVar(&port, "port", 8085, "local Pub/Sub port (0: any)")
-	f.IntVar(&triggerPort, "trigger-port", 8080, "trigger service port (0: any)")
-	f.IntVar(&opsPort, "ops-port", 8090, "operations server port: /metrics and the operations page (0: any)")
+	f.StringVar(&o.host, "host", "localhost", "interface the local Pub/Sub, the trigger and the operations server listen on")
+	f.IntVar(&o.port, "port", 8085, "local Pub/Sub port (0: any)")
+	f.IntVar(&o.triggerPort, "trigger-port", 8080, "trigger service port (0: any)")
+	f.IntVar(&o.opsPort, "ops-port", 8090, "operations server port: /metrics and the operations page (0: any)")
 	f.StringVar(&cfg.DataDir, "data-dir", ".inventory-data", "where the local Pub/Sub persists (empty: memory only)")
 	addMaxTopicBytesFlag(cmd, &cfg.EmulatorMaxTopicBytes)
 	f.StringVar(&cfg.Warehouse, "warehouse", names.Warehouse, "local warehouse directory")
@@ -146,10 +66,125 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 	f.StringVar(&cfg.Thresholds, "thresholds", "testdata/thresholds.csv", "reorder thresholds")
 	f.StringVar(&cfg.Cron, "schedule", trigger.DefaultSchedule, "cron spec of the nightly summary")
 	f.StringVar(&cfg.TimeZone, "timezone", "UTC", "time zone of the schedule and of report dates")
-	f.BoolVar(&noCron, "no-cron", false, "do not fire the nightly schedule")
+	f.BoolVar(&o.noCron, "no-cron", false, "do not fire the nightly schedule")
 	f.DurationVar(&cfg.CompactEvery, "compact-every", localstack.DefaultCompactEvery, "how often to compact the warehouse's small files (negative: never; inventory compact does it once)")
-	f.StringVar(&debugAddr, "debug-addr", "", "serve net/http/pprof at host:port, e.g. localhost:6060 (port 0: any; empty: off)")
+	f.StringVar(&o.debugAddr, "debug-addr", "", "serve net/http/pprof at host:port, e.g. localhost:6060 (port 0: any; empty: off)")
 	return cmd
+}
+
+// runUp is up's run: it starts the stack, prints its addresses, serves the
+// operations server, and stops it all when ctx is done.
+func runUp(cmd *cobra.Command, g *Globals, cfg localstack.Config, o upFlags) error {
+	ctx := cmd.Context()
+	// The status line stays at the bottom of a terminal; logs and
+	// every other line go above it (out).
+	line := console.NewLine(cmd.ErrOrStderr())
+	out := line.Writer(cmd.ErrOrStderr())
+	logger, err := lineLogger(g, out)
+	if err != nil {
+		return err
+	}
+	cfg.Project = g.Project
+	cfg.Logger = logger
+	cfg.Holder = "inventory up"
+	cfg.EmulatorAddr = net.JoinHostPort(o.host, strconv.Itoa(o.port))
+	cfg.TriggerAddr = net.JoinHostPort(o.host, strconv.Itoa(o.triggerPort))
+	if o.noCron {
+		cfg.Cron = ""
+	}
+	fmt.Fprintln(out, "starting the local stack...")
+	restored := restoredLine(ctx, cfg.Warehouse, cfg.Snapshot)
+	if err := startPrism(ctx, out); err != nil {
+		return err
+	}
+	stack, err := localstack.Start(ctx, cfg)
+	if err != nil {
+		return withInUseHint(err)
+	}
+	printUpAddrs(out, cfg, stack)
+	fmt.Fprintln(out, restored)
+	stopPage, stopServing, err := serveUpOps(ctx, out, cfg, stack, net.JoinHostPort(o.host, strconv.Itoa(o.opsPort)), o.debugAddr)
+	if err != nil {
+		return err
+	}
+	defer stopServing()
+	fmt.Fprintln(out, "ready; Ctrl-C stops")
+	return waitAndStopUp(ctx, line, out, stack, stopPage)
+}
+
+// printUpAddrs prints where the started stack's parts are.
+func printUpAddrs(out io.Writer, cfg localstack.Config, stack *localstack.Stack) {
+	warnExposed(out, "the local Pub/Sub", stack.Emulator.Addr())
+	warnExposed(out, "the trigger", strings.TrimPrefix(stack.TriggerURL, "http://"))
+	fmt.Fprintf(out, "pubsub    %s  (export PUBSUB_EMULATOR_HOST=%s; data in %s)\n", stack.Emulator.Addr(), stack.Emulator.Addr(), orMemory(cfg.DataDir))
+	fmt.Fprintf(out, "stream    running on Prism: inventory-sub -> %s, alerts -> low-stock-alerts; thresholds live from threshold-updates-sub\n", cfg.Warehouse)
+	fmt.Fprintf(out, "trigger   %s/v1/nightly  (POST ?date=YYYY-MM-DD; GET /v1/nightly/DATE)\n", stack.TriggerURL)
+	if c := stack.Cron(); c != nil {
+		fmt.Fprintf(out, "cron      %q in %s -> the trigger; next at %s\n", cfg.Cron, cfg.TimeZone, c.Next().Format(time.RFC3339))
+	} else {
+		fmt.Fprintln(out, "cron      off")
+	}
+	fmt.Fprintf(out, "reports   %s; warehouse %s (inventory sql \"...\")\n", cfg.Reports, cfg.Warehouse)
+}
+
+// serveUpOps serves the operations server at opsAddr (/metrics and the
+// operations page) and, unless debugAddr is empty, net/http/pprof there, and
+// prints their addresses. It returns a stop of the page, which ends its event
+// streams, and a stop of all it serves. On an error it stops the stack.
+func serveUpOps(ctx context.Context, out io.Writer, cfg localstack.Config, stack *localstack.Stack, opsAddr, debugAddr string) (func(), func(), error) {
+	mux := opsMux(stack)
+	stopPage, err := registerOpsPage(ctx, mux, cfg, stack.Health)
+	if err != nil {
+		stack.Stop(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	opsURL, stopOps, err := serveOps(opsAddr, mux)
+	if err != nil {
+		stopPage()
+		stack.Stop(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	// stopPage first: it ends the page's event streams, which the server's
+	// stop waits for.
+	stop := func() { stopPage(); stopOps() }
+	warnExposed(out, "the operations server", strings.TrimPrefix(opsURL, "http://"))
+	fmt.Fprintf(out, "ops       %s/metrics  (Prometheus text: the health signals)\n", opsURL)
+	fmt.Fprintf(out, "page      %s/  (the operations page: health, low keys, live alerts, thresholds, reports)\n", opsURL)
+	if debugAddr == "" {
+		return stopPage, stop, nil
+	}
+	url, stopDebug, err := serveDebug(debugAddr)
+	if err != nil {
+		stack.Stop(context.WithoutCancel(ctx))
+		stop()
+		return nil, nil, err
+	}
+	warnExposed(out, "the debug server (net/http/pprof)", strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/debug/pprof/"))
+	fmt.Fprintf(out, "debug     %s  (net/http/pprof)\n", url)
+	return stopPage, func() { stopDebug(); stop() }, nil
+}
+
+// waitAndStopUp shows the status line until ctx is done, then stops the
+// operations page and the stack.
+func waitAndStopUp(ctx context.Context, line *console.Line, out io.Writer, stack *localstack.Stack, stopPage func()) error {
+	statusCtx, stopStatus := context.WithCancel(ctx)
+	statusDone := make(chan struct{})
+	go func() {
+		defer close(statusDone)
+		showStatus(statusCtx, line, out, stack.Health, 5*time.Second)
+	}()
+	<-ctx.Done()
+	stopStatus()
+	<-statusDone
+	fmt.Fprintln(out, "stopping...")
+	stopPage()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if err := stack.Stop(stopCtx); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "stopped")
+	return nil
 }
 
 // opsMux is the operations server's mux: /metrics, the stack's health
