@@ -33,87 +33,7 @@ many rows were rejected. A bad header, or a Pub/Sub that does not answer, fails
 at once. On success it prints one summary line.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			if cfg.Skip < 0 {
-				return fmt.Errorf("publish: --skip %d is negative", cfg.Skip)
-			}
-			var in io.Reader = cmd.InOrStdin()
-			var size int64 = -1
-			cfg.Name = args[0]
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
-				if err != nil {
-					return fmt.Errorf("publish: %w", err)
-				}
-				defer f.Close()
-				in = f
-				if fi, err := f.Stat(); err == nil {
-					size = fi.Size()
-				}
-			}
-			// What can be checked here is, before the broker is touched.
-			in, err := checkHeader(in, cfg.Name)
-			if err != nil {
-				return err
-			}
-			wh, err := publishWarehouse(whURI, cmd.Flags().Changed("warehouse"))
-			if err != nil {
-				return err
-			}
-			errw := cmd.ErrOrStderr()
-			line := console.NewLine(errw)
-			cfg.Errors = line.Writer(errw)
-			dead := &deadLetterSink{name: cfg.Name}
-			cfg.OnReject = dead.add
-			admin, err := broker.NewAdmin(ctx, g.Project)
-			if err != nil {
-				return err
-			}
-			defer admin.Close()
-			if err := probePubSub(ctx, admin); err != nil {
-				return err
-			}
-			var read atomic.Int64
-			cfg.Progress = func(n int) { read.Add(int64(n)) }
-			t0 := time.Now()
-			stop := line.Tick(200*time.Millisecond, func() string {
-				return console.Bar("publish "+cfg.Name, read.Load(), size, "bytes", time.Since(t0), line.Width())
-			})
-			cfg.Topic, cfg.DeadLetterTopic = names.Topic, names.DeadLetterTopic
-			st, err := broker.NewPublisher(admin, cfg).Publish(ctx, in)
-			stop()
-			serr := dead.store(context.WithoutCancel(ctx), wh)
-			if serr != nil {
-				serr = fmt.Errorf("publish: %w", serr)
-				err = errors.Join(err, serr)
-			}
-			n := func(i int) string { return console.Thousands(int64(i)) }
-			if ctx.Err() != nil {
-				// One line, instead of one "context canceled" per row.
-				return errors.Join(interrupted(st, args[0], n), serr)
-			}
-			if err != nil {
-				return err
-			}
-			if st.Rejected > 0 || st.Failed > 0 {
-				where := names.DeadLetterTopic
-				if wh != "" {
-					where += ", " + wh + " dead_letters"
-				} else {
-					where += "; no warehouse, see --warehouse"
-				}
-				failed := ""
-				if st.Failed > 0 {
-					failed = ", " + n(st.Failed) + " failed"
-				}
-				return fmt.Errorf("publish: %s of %s rows rejected (to %s)%s; %s published", n(st.Rejected), n(st.Rows), where, failed, n(st.Published))
-			}
-			skipped := ""
-			if st.Skipped > 0 {
-				skipped = " (after skipping " + n(st.Skipped) + ")"
-			}
-			fmt.Fprintf(errw, "published %s rows of %s%s to %s as %s in %s\n", n(st.Published), cfg.Name, skipped, names.Topic, cfg.Format, time.Since(t0).Round(time.Millisecond))
-			return nil
+			return runPublish(cmd, g, cfg, names, whURI, args[0])
 		},
 	}
 	cmd.Flags().StringVar(&cfg.Format, "format", "json", "json, or proto (encoded as the topic's schema binding says)")
@@ -122,6 +42,112 @@ at once. On success it prints one summary line.`,
 	cmd.Flags().StringVar(&whURI, "warehouse", warehouse.DefaultURI, "warehouse whose dead_letters also gets the rejected rows (default: ./warehouse when it exists; empty: none)")
 	return cmd
 }
+
+// runPublish is publish's run: it checks file's header and the local
+// Pub/Sub, publishes file's rows with a progress bar, stores the rejected
+// rows in the warehouse wh, and says how it went.
+func runPublish(cmd *cobra.Command, g *Globals, cfg broker.PublishConfig, names broker.Names, whURI, file string) error {
+	ctx := cmd.Context()
+	if cfg.Skip < 0 {
+		return fmt.Errorf("publish: --skip %d is negative", cfg.Skip)
+	}
+	cfg.Name = file
+	in, size, closeIn, err := openPublishInput(cmd.InOrStdin(), file)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	// What can be checked here is, before the broker is touched.
+	in, err = checkHeader(in, cfg.Name)
+	if err != nil {
+		return err
+	}
+	wh, err := publishWarehouse(whURI, cmd.Flags().Changed("warehouse"))
+	if err != nil {
+		return err
+	}
+	errw := cmd.ErrOrStderr()
+	line := console.NewLine(errw)
+	cfg.Errors = line.Writer(errw)
+	dead := &deadLetterSink{name: cfg.Name}
+	cfg.OnReject = dead.add
+	admin, err := broker.NewAdmin(ctx, g.Project)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	if err := probePubSub(ctx, admin); err != nil {
+		return err
+	}
+	var read atomic.Int64
+	cfg.Progress = func(n int) { read.Add(int64(n)) }
+	t0 := time.Now()
+	stop := line.Tick(200*time.Millisecond, func() string {
+		return console.Bar("publish "+cfg.Name, read.Load(), size, "bytes", time.Since(t0), line.Width())
+	})
+	cfg.Topic, cfg.DeadLetterTopic = names.Topic, names.DeadLetterTopic
+	st, err := broker.NewPublisher(admin, cfg).Publish(ctx, in)
+	stop()
+	serr := dead.store(context.WithoutCancel(ctx), wh)
+	if serr != nil {
+		serr = fmt.Errorf("publish: %w", serr)
+		err = errors.Join(err, serr)
+	}
+	if ctx.Err() != nil {
+		// One line, instead of one "context canceled" per row.
+		return errors.Join(interrupted(st, file, publishCount), serr)
+	}
+	if err != nil {
+		return err
+	}
+	return publishSummary(errw, cfg, names, wh, st, time.Since(t0))
+}
+
+// openPublishInput opens publish's input: file, or in for "-". It returns
+// the input's size (-1: unknown) and its close.
+func openPublishInput(in io.Reader, file string) (io.Reader, int64, func(), error) {
+	if file == "-" {
+		return in, -1, func() {}, nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("publish: %w", err)
+	}
+	var size int64 = -1
+	if fi, err := f.Stat(); err == nil {
+		size = fi.Size()
+	}
+	return f, size, func() { f.Close() }, nil
+}
+
+// publishSummary is publish's outcome once every row was read: an error
+// saying how many rows were rejected and where they went, or one summary
+// line on errw.
+func publishSummary(errw io.Writer, cfg broker.PublishConfig, names broker.Names, wh string, st broker.PublishStats, took time.Duration) error {
+	n := publishCount
+	if st.Rejected > 0 || st.Failed > 0 {
+		where := names.DeadLetterTopic
+		if wh != "" {
+			where += ", " + wh + " dead_letters"
+		} else {
+			where += "; no warehouse, see --warehouse"
+		}
+		failed := ""
+		if st.Failed > 0 {
+			failed = ", " + n(st.Failed) + " failed"
+		}
+		return fmt.Errorf("publish: %s of %s rows rejected (to %s)%s; %s published", n(st.Rejected), n(st.Rows), where, failed, n(st.Published))
+	}
+	skipped := ""
+	if st.Skipped > 0 {
+		skipped = " (after skipping " + n(st.Skipped) + ")"
+	}
+	fmt.Fprintf(errw, "published %s rows of %s%s to %s as %s in %s\n", n(st.Published), cfg.Name, skipped, names.Topic, cfg.Format, took.Round(time.Millisecond))
+	return nil
+}
+
+// publishCount is a count of rows in publish's lines: 1,234,567.
+func publishCount(i int) string { return console.Thousands(int64(i)) }
 
 // interrupted is publish's one line on an interrupt: what was published,
 // and where to resume.
