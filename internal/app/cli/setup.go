@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -37,61 +39,7 @@ subscription it reads (the job dead-letters bad input itself); an existing
 inventory-sub loses them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			cfg.Project = g.Project
-			if cfg.ForDataflow && cmd.Flags().Changed("max-delivery-attempts") {
-				return fmt.Errorf("setup: --max-delivery-attempts sets the dead-letter policy, which --for-dataflow leaves out")
-			}
-			admin, err := broker.NewAdmin(ctx, g.Project)
-			if err != nil {
-				return err
-			}
-			defer admin.Close()
-			if err := probePubSub(ctx, admin); err != nil {
-				return err
-			}
-			acts, err := admin.Setup(ctx, cfg)
-			out := cmd.OutOrStdout()
-			changed := broker.Changed(acts)
-			for _, a := range acts {
-				fmt.Fprintln(out, a)
-			}
-			if err != nil {
-				return err
-			}
-			lines, err := warehouse.Setup(ctx, wh, bqLocation, cfg.DryRun)
-			for _, l := range lines {
-				fmt.Fprintln(out, l)
-				if !strings.Contains(l, "unchanged") {
-					changed = true
-				}
-			}
-			if err != nil {
-				return err
-			}
-			if sched.TargetURL != "" {
-				sched.Project = g.Project
-				if cfg.DryRun {
-					fmt.Fprintf(out, "%-12s scheduler job %s (dry run)\n", "ensure", trigger.SchedulerJobID)
-				} else {
-					did, err := trigger.EnsureSchedulerJob(ctx, sched)
-					if err != nil {
-						return err
-					}
-					verb := "unchanged"
-					if did {
-						verb, changed = "update", true
-					}
-					fmt.Fprintf(out, "%-12s scheduler job %s (%s %s -> %s)\n", verb, trigger.SchedulerJobID, sched.Schedule, sched.TimeZone, sched.TargetURL)
-				}
-			}
-			switch {
-			case cfg.DryRun:
-				fmt.Fprintln(out, "dry run: nothing was changed")
-			case !changed:
-				fmt.Fprintln(out, "everything is up to date: nothing changed")
-			}
-			return nil
+			return runSetup(cmd, g, cfg, wh, bqLocation, sched)
 		},
 	}
 	cmd.Flags().StringVar(&cfg.Encoding, "encoding", "json", "schema encoding bound to the topics: json or binary")
@@ -106,4 +54,76 @@ inventory-sub loses them.`,
 	cmd.Flags().StringVar(&sched.Schedule, "schedule", "0 3 * * *", "cron spec of the nightly summary")
 	cmd.Flags().StringVar(&sched.InvokerServiceAccount, "invoker-sa", "", "service account whose OIDC token Cloud Scheduler sends")
 	return cmd
+}
+
+// runSetup is setup's run: topics, subscriptions and schemas, the warehouse
+// tables wh, and the scheduler job when sched has a target; it prints what
+// it did, or would do with --dry-run.
+func runSetup(cmd *cobra.Command, g *Globals, cfg broker.SetupConfig, wh, bqLocation string, sched trigger.SchedulerConfig) error {
+	ctx := cmd.Context()
+	cfg.Project = g.Project
+	if cfg.ForDataflow && cmd.Flags().Changed("max-delivery-attempts") {
+		return fmt.Errorf("setup: --max-delivery-attempts sets the dead-letter policy, which --for-dataflow leaves out")
+	}
+	admin, err := broker.NewAdmin(ctx, g.Project)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	if err := probePubSub(ctx, admin); err != nil {
+		return err
+	}
+	acts, err := admin.Setup(ctx, cfg)
+	out := cmd.OutOrStdout()
+	changed := broker.Changed(acts)
+	for _, a := range acts {
+		fmt.Fprintln(out, a)
+	}
+	if err != nil {
+		return err
+	}
+	lines, err := warehouse.Setup(ctx, wh, bqLocation, cfg.DryRun)
+	for _, l := range lines {
+		fmt.Fprintln(out, l)
+		if !strings.Contains(l, "unchanged") {
+			changed = true
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if sched.TargetURL != "" {
+		sched.Project = g.Project
+		did, err := setupSchedulerJob(ctx, out, sched, cfg.DryRun)
+		if err != nil {
+			return err
+		}
+		changed = changed || did
+	}
+	switch {
+	case cfg.DryRun:
+		fmt.Fprintln(out, "dry run: nothing was changed")
+	case !changed:
+		fmt.Fprintln(out, "everything is up to date: nothing changed")
+	}
+	return nil
+}
+
+// setupSchedulerJob creates or updates the Cloud Scheduler job of sched, or
+// with dryRun only says it would, and reports whether it changed it.
+func setupSchedulerJob(ctx context.Context, out io.Writer, sched trigger.SchedulerConfig, dryRun bool) (bool, error) {
+	if dryRun {
+		fmt.Fprintf(out, "%-12s scheduler job %s (dry run)\n", "ensure", trigger.SchedulerJobID)
+		return false, nil
+	}
+	did, err := trigger.EnsureSchedulerJob(ctx, sched)
+	if err != nil {
+		return false, err
+	}
+	verb := "unchanged"
+	if did {
+		verb = "update"
+	}
+	fmt.Fprintf(out, "%-12s scheduler job %s (%s %s -> %s)\n", verb, trigger.SchedulerJobID, sched.Schedule, sched.TimeZone, sched.TargetURL)
+	return did, nil
 }
