@@ -79,8 +79,9 @@ lint: vet ## gofmt, go vet and go mod tidy must be clean
 	@cp go.mod /tmp/go.mod.lint && cp go.sum /tmp/go.sum.lint && $(GO) mod tidy && \
 	  if ! cmp -s go.mod /tmp/go.mod.lint || ! cmp -s go.sum /tmp/go.sum.lint; then echo "go mod tidy changed go.mod/go.sum"; exit 1; fi
 
-vet: ## go vet
+vet: ## go vet, the browser tier's build-tagged files included
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags browser ./internal/app/cli/
 
 tidy: ## go mod tidy
 	$(GO) mod tidy

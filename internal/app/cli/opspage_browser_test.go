@@ -146,7 +146,7 @@ func TestOpsPageInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 3*time.Minute, "the sample and the count stored", func() bool {
-		n, err := scalar(ctx, wh, "SELECT count(DISTINCT event_id) FROM adjustments")
+		n, err := warehouse.QueryInt(ctx, wh, "SELECT count(DISTINCT event_id) FROM adjustments")
 		return err == nil && n >= int64(st.Published)+1
 	})
 	if _, err := triggerNightly(ctx, triggerURL, "2026-11-24"); err != nil {
