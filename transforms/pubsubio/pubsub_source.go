@@ -274,16 +274,40 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	if !rt.TryClaim([]string(nil)) {
 		return sdf.StopProcessing(), nil
 	}
-	// Pull until the batch is full, MaxBatchWait has passed, or the job has
-	// stored everything emitted before (group commit): while the job is busy
-	// this gathers many small pulls into one element, which is what keeps
-	// Prism's per-element cost down; while it is idle a message goes on at
-	// once rather than wait for a batch that would not be stored sooner.
+	b, acks, oldest, err := f.gather(ctx, min(f.MaxMessages, room))
+	if err != nil {
+		return sdf.StopProcessing(), err
+	}
+	if len(b.Messages) == 0 {
+		return f.idle(ctx, we)
+	}
+	if !rt.TryClaim(acks) {
+		// The restriction was split while we pulled: these messages cannot be
+		// emitted from this bundle. Nack them so they come back at once
+		// rather than after the ack deadline.
+		f.nack(ctx, acks)
+		return sdf.StopProcessing(), nil
+	}
+	f.leases.hold(acks)
+	f.flight.emitted(&b)
+	emit(mtime.FromTime(oldest), b)
+	we.UpdateWatermark(oldest)
+	return sdf.ResumeProcessingIn(0), nil
+}
+
+// gather pulls up to limit messages into one Batch, with their ack ids and
+// the oldest publish time; the error is the context's, once it is done.
+//
+// It pulls until the batch is full, MaxBatchWait has passed, or the job has
+// stored everything emitted before (group commit): while the job is busy
+// this gathers many small pulls into one element, which is what keeps
+// Prism's per-element cost down; while it is idle a message goes on at
+// once rather than wait for a batch that would not be stored sooner.
+func (f *pullFn) gather(ctx context.Context, limit int) (Batch, []string, time.Time, error) {
 	deadline := time.Now().Add(f.MaxBatchWait)
 	var b Batch
 	var acks []string
 	oldest := time.Now()
-	limit := min(f.MaxMessages, room)
 	for first := true; len(b.Messages) < limit; first = false {
 		if !first && (time.Until(deadline) <= 0 || f.flight.Unacked() == 0) {
 			break
@@ -291,7 +315,7 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 		resp, err := f.pull(ctx, limit-len(b.Messages))
 		if err != nil {
 			if ctx.Err() != nil {
-				return sdf.StopProcessing(), ctx.Err()
+				return b, acks, oldest, ctx.Err()
 			}
 			slog.Warn("pubsub source: pull failed", "subscription", f.Subscription, "err", err)
 			break
@@ -313,39 +337,37 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 		if len(got) == 0 {
 			select {
 			case <-ctx.Done():
-				return sdf.StopProcessing(), ctx.Err()
+				return b, acks, oldest, ctx.Err()
 			case <-time.After(min(pullStep, time.Until(deadline))):
 			}
 		}
 	}
-	if len(b.Messages) == 0 {
-		// Nothing to pull: wait here, not in the runner. Prism keeps a
-		// delayed residual as a processing-time event, and the idle stack
-		// then took several times the CPU (docs/benchmarks.md#figures-behind-the-code;
-		// upstream report: docs/beam-notes.md#upstream-issues-ready-to-file, item 5).
-		select {
-		case <-ctx.Done():
-			return sdf.StopProcessing(), ctx.Err()
-		case <-time.After(f.PollInterval):
-		}
-		we.UpdateWatermark(time.Now().Add(-f.MaxBatchWait))
-		return sdf.ResumeProcessingIn(0), nil
+	return b, acks, oldest, nil
+}
+
+// idle waits PollInterval after a pull that found nothing.
+//
+// It waits here, not in the runner. Prism keeps a delayed residual as a
+// processing-time event, and the idle stack then took several times the
+// CPU (docs/benchmarks.md#figures-behind-the-code; upstream report:
+// docs/beam-notes.md#upstream-issues-ready-to-file, item 5).
+func (f *pullFn) idle(ctx context.Context, we *sdf.ManualWatermarkEstimator) (sdf.ProcessContinuation, error) {
+	select {
+	case <-ctx.Done():
+		return sdf.StopProcessing(), ctx.Err()
+	case <-time.After(f.PollInterval):
 	}
-	if !rt.TryClaim(acks) {
-		// The restriction was split while we pulled: these messages cannot be
-		// emitted from this bundle. Nack them so they come back at once
-		// rather than after the ack deadline.
-		nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if err := f.client.SubscriptionAdminClient.ModifyAckDeadline(nctx, &pubsubpb.ModifyAckDeadlineRequest{
-			Subscription: f.Subscription, AckIds: acks, AckDeadlineSeconds: 0}); err != nil {
-			slog.Warn("pubsub source: nack failed; the messages come back after their deadline", "messages", len(acks), "err", err)
-		}
-		cancel()
-		return sdf.StopProcessing(), nil
-	}
-	f.leases.hold(acks)
-	f.flight.emitted(&b)
-	emit(mtime.FromTime(oldest), b)
-	we.UpdateWatermark(oldest)
+	we.UpdateWatermark(time.Now().Add(-f.MaxBatchWait))
 	return sdf.ResumeProcessingIn(0), nil
+}
+
+// nack hands the messages of acks back to the subscription at once (ack
+// deadline 0), even once ctx is done.
+func (f *pullFn) nack(ctx context.Context, acks []string) {
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := f.client.SubscriptionAdminClient.ModifyAckDeadline(nctx, &pubsubpb.ModifyAckDeadlineRequest{
+		Subscription: f.Subscription, AckIds: acks, AckDeadlineSeconds: 0}); err != nil {
+		slog.Warn("pubsub source: nack failed; the messages come back after their deadline", "messages", len(acks), "err", err)
+	}
 }

@@ -255,11 +255,21 @@ func streamStep(ctx context.Context, c *check) (string, error) {
 		return "", fmt.Errorf("graph has no stateful stage named for stock")
 	}
 
-	// A later release: the runbook's update, the same flags file with
-	// deploy/stream-renames.yaml and --update. Beam finds the running job by
-	// name and replaces it; the renamed steps keep their state through the
-	// mapping, which must lead every step of the running release's graph
-	// (deploy/stream-steps.txt) to a step of this one.
+	update, err := streamUpdate(ctx, c, g, l.model)
+	if err != nil {
+		return "", err
+	}
+	return strings.Join(append([]string{"deploy/stream-flags.yaml as the launcher passes it: JOB_TYPE_STREAMING, Streaming Engine",
+		fmt.Sprintf("native Pub/Sub reads %s and 2 writes", strings.Join(urns[pubsubReadURN], ", ")),
+		fmt.Sprintf("stateful stock stage %s", strings.Join(stock, ", "))}, append(l.detail, update)...), "; "), nil
+}
+
+// streamUpdate is a later release: the runbook's update, the same flags
+// file with deploy/stream-renames.yaml and --update. Beam finds the running
+// job by name and replaces it; the renamed steps keep their state through
+// the mapping, which must lead every step of the running release's graph
+// (deploy/stream-steps.txt) to a step of this one (model).
+func streamUpdate(ctx context.Context, c *check, g rehearse.GcloudFlags, model *pipepb.Pipeline) (string, error) {
 	renames, err := readRenames(c.root)
 	if err != nil {
 		return "", err
@@ -268,7 +278,7 @@ func streamStep(ctx context.Context, c *check) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	steps := stepNames(l.model)
+	steps := stepNames(model)
 	if err := checkRenames(prevSteps, steps, renames); err != nil {
 		return "", fmt.Errorf("deploy/stream-renames.yaml against deploy/stream-steps.txt: %w (this graph's steps:\n%s)", err, strings.Join(steps, "\n"))
 	}
@@ -288,10 +298,7 @@ func streamStep(ctx context.Context, c *check) (string, error) {
 	if u.job.ReplaceJobId != prev.Id || !maps.Equal(u.job.TransformNameMapping, renames) {
 		return "", fmt.Errorf("update: jobs.create replaces %q with mapping %v, want %s and deploy/stream-renames.yaml's %v", u.job.ReplaceJobId, u.job.TransformNameMapping, prev.Id, renames)
 	}
-	return strings.Join(append([]string{"deploy/stream-flags.yaml as the launcher passes it: JOB_TYPE_STREAMING, Streaming Engine",
-		fmt.Sprintf("native Pub/Sub reads %s and 2 writes", strings.Join(urns[pubsubReadURN], ", ")),
-		fmt.Sprintf("stateful stock stage %s", strings.Join(stock, ", "))}, append(l.detail,
-		fmt.Sprintf("--update replaces the running job by name with the %d renames of deploy/stream-renames.yaml, which lead all %d steps of deploy/stream-steps.txt to this graph's %d", len(renames), len(prevSteps), len(steps)))...), "; "), nil
+	return fmt.Sprintf("--update replaces the running job by name with the %d renames of deploy/stream-renames.yaml, which lead all %d steps of deploy/stream-steps.txt to this graph's %d", len(renames), len(prevSteps), len(steps)), nil
 }
 
 // readRenames reads the transform name mapping of deploy/stream-renames.yaml.
