@@ -1,22 +1,13 @@
 package main
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/inventory-events/inventory/internal/testkit/rehearse"
 )
-
-// flagLiteral matches a string literal that passes a flag: "--name" or
-// "--name=...".
-var flagLiteral = regexp.MustCompile(`^--([a-z][a-z0-9_-]*)(=|$)`)
 
 // TestRehearsalSetsNoFlagOfItsOwn fails when the rehearsal's code passes a
 // job flag that the deploy files do not set: every "--flag" literal in the
@@ -26,16 +17,7 @@ var flagLiteral = regexp.MustCompile(`^--([a-z][a-z0-9_-]*)(=|$)`)
 // --preflight come from deploy/stream-flags.yaml and the trigger's launch
 // only.
 func TestRehearsalSetsNoFlagOfItsOwn(t *testing.T) {
-	allowed := map[string]bool{}
-	for k, v := range rehearse.LauncherFlags {
-		allowed[k], allowed[v] = true, true
-	}
-	for _, k := range rehearse.GcloudOnly {
-		allowed[k] = true
-	}
-	for k := range rehearse.RehearsalFlags {
-		allowed[k] = true
-	}
+	allowed := rehearse.AllowedFlags()
 	var files []string
 	for _, dir := range []string{".", "../../../internal/testkit/rehearse"} {
 		m, err := filepath.Glob(filepath.Join(dir, "*.go"))
@@ -47,35 +29,17 @@ func TestRehearsalSetsNoFlagOfItsOwn(t *testing.T) {
 	if len(files) < 5 {
 		t.Fatalf("found only %v", files)
 	}
-	seen := 0
-	fset := token.NewFileSet()
-	for _, path := range files {
-		f, err := parser.ParseFile(fset, path, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			lit, ok := n.(*ast.BasicLit)
-			if !ok || lit.Kind != token.STRING {
-				return true
-			}
-			s, err := strconv.Unquote(lit.Value)
-			if err != nil {
-				return true
-			}
-			m := flagLiteral.FindStringSubmatch(s)
-			if m == nil {
-				return true
-			}
-			seen++
-			if name := "--" + m[1]; !allowed[name] {
-				t.Errorf("%s: the rehearsal passes %s itself; a job flag must come from the deploy files (deploy/stream-flags.yaml, deploy/cloudbuild.yaml)", fset.Position(lit.Pos()), name)
-			}
-			return true
-		})
+	uses, err := rehearse.FlagLiterals(files)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if seen < 3 {
-		t.Fatalf("found only %d flag literals: is the scan looking at the right files?", seen)
+	for _, u := range uses {
+		if !allowed[u.Name] {
+			t.Errorf("%s: the rehearsal passes %s itself; a job flag must come from the deploy files (deploy/stream-flags.yaml, deploy/cloudbuild.yaml)", u.Pos, u.Name)
+		}
+	}
+	if len(uses) < 3 {
+		t.Fatalf("found only %d flag literals: is the scan looking at the right files?", len(uses))
 	}
 }
 

@@ -1,23 +1,15 @@
 package main
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/inventory-events/inventory/internal/testkit/rehearse"
 )
-
-// flagLiteral matches a string literal that passes a flag: "--name" or
-// "--name=...".
-var flagLiteral = regexp.MustCompile(`^--([a-z][a-z0-9_-]*)(=|$)`)
 
 // TestGameSetsNoFlagOfItsOwn fails when the game's code passes a flag that
 // the deploy files do not set. Every "--flag" literal in its non-test Go
@@ -29,16 +21,7 @@ var flagLiteral = regexp.MustCompile(`^--([a-z][a-z0-9_-]*)(=|$)`)
 // --preflight, ...) come from deploy/stream-flags.yaml and the trigger's
 // launch only.
 func TestGameSetsNoFlagOfItsOwn(t *testing.T) {
-	allowed := map[string]bool{}
-	for k, v := range rehearse.LauncherFlags {
-		allowed[k], allowed[v] = true, true
-	}
-	for _, k := range rehearse.GcloudOnly {
-		allowed[k] = true
-	}
-	for k := range rehearse.RehearsalFlags {
-		allowed[k] = true
-	}
+	allowed := rehearse.AllowedFlags()
 	runbook, err := os.ReadFile("../../../deploy/README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -64,35 +47,17 @@ func TestGameSetsNoFlagOfItsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	files = slices.DeleteFunc(files, func(p string) bool { return strings.HasSuffix(p, "_test.go") })
-	seen := 0
-	fset := token.NewFileSet()
-	for _, path := range files {
-		f, err := parser.ParseFile(fset, path, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			lit, ok := n.(*ast.BasicLit)
-			if !ok || lit.Kind != token.STRING {
-				return true
-			}
-			s, err := strconv.Unquote(lit.Value)
-			if err != nil {
-				return true
-			}
-			m := flagLiteral.FindStringSubmatch(s)
-			if m == nil {
-				return true
-			}
-			seen++
-			if name := "--" + m[1]; !allowed[name] {
-				t.Errorf("%s: the game passes %s itself; a flag must come from the deploy files (deploy/stream-flags.yaml, deploy/cloudbuild.yaml) or the runbook's commands", fset.Position(lit.Pos()), name)
-			}
-			return true
-		})
+	uses, err := rehearse.FlagLiterals(files)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if seen < 5 {
-		t.Fatalf("found only %d flag literals in %v: is the scan looking at the right files?", seen, files)
+	for _, u := range uses {
+		if !allowed[u.Name] {
+			t.Errorf("%s: the game passes %s itself; a flag must come from the deploy files (deploy/stream-flags.yaml, deploy/cloudbuild.yaml) or the runbook's commands", u.Pos, u.Name)
+		}
+	}
+	if len(uses) < 5 {
+		t.Fatalf("found only %d flag literals in %v: is the scan looking at the right files?", len(uses), files)
 	}
 }
 
