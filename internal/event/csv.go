@@ -2,6 +2,7 @@ package event
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -17,13 +18,32 @@ var CSVColumns = []string{"event_id", "event_time", "sku", "location_id", "reaso
 // CSVReader reads adjustments from CSV, one row at a time, with the line
 // number of each row for error messages. A bad row is an error for that row
 // only: Next can be called again to read on.
+//
+// A line with no quote is split at its commas here; any other record (a
+// quoted field, a line longer than the buffer, the last line without a
+// newline) is read by encoding/csv, which shares the buffered input, so
+// both read the same rows with the same errors (FuzzCSVReaderFastPath
+// compares them). The fast path makes one string a line, where
+// encoding/csv and the copies of its fields made five.
 type CSVReader struct {
+	br   *bufio.Reader
 	r    *csv.Reader
 	name string
 	col  [7]int // index of each CSVColumns entry in a record, -1 if absent
 	cols int    // fields in the header; every row must have as many
-	line int
+	line int    // line of the row last returned
+	// lines is how many lines have been read in all; csvLines how many
+	// of them encoding/csv has counted (it numbers the lines it reads, and
+	// the fast path reads some past it).
+	lines, csvLines int
+	rec             []string
+	strs            map[string]string // SKUs, locations and sources seen (intern)
+	noFast          bool              // tests: encoding/csv only
 }
+
+// maxInterned bounds the strings a CSVReader keeps to share: SKUs,
+// locations and sources repeat from row to row, event ids do not.
+const maxInterned = 1 << 16
 
 // NewCSVReader reads the header of r and returns a reader of its rows. name
 // is used in error messages (a file name, or "-").
@@ -33,17 +53,18 @@ func NewCSVReader(r io.Reader, name string) (*CSVReader, error) {
 	if b, err := br.Peek(3); err == nil && string(b) == "\uFEFF" {
 		_, _ = br.Discard(3)
 	}
-	cr := csv.NewReader(br)
+	cr := csv.NewReader(br) // reads from br itself (bufio.NewReader returns it)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
-	header, err := cr.Read()
+	c := &CSVReader{br: br, r: cr, name: name, strs: map[string]string{}}
+	header, err := c.readCSV()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty file, want a header %s", name, strings.Join(CSVColumns, ","))
 		}
 		return nil, fmt.Errorf("%s: header: %w", name, err)
 	}
-	c := &CSVReader{r: cr, name: name, line: 1, cols: len(header)}
+	c.cols = len(header)
 	for i := range c.col {
 		c.col[i] = -1
 	}
@@ -67,6 +88,89 @@ func NewCSVReader(r io.Reader, name string) (*CSVReader, error) {
 	return c, nil
 }
 
+// read returns the next record's fields, valid until the next call, and
+// sets c.line to its line.
+func (c *CSVReader) read() ([]string, error) {
+	for !c.noFast {
+		n := c.br.Buffered()
+		if n == 0 {
+			if _, err := c.br.Peek(1); err != nil {
+				break // encoding/csv returns the end or the error
+			}
+			n = c.br.Buffered()
+		}
+		buf, _ := c.br.Peek(n)
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 || bytes.IndexByte(buf[:i], '"') >= 0 {
+			break
+		}
+		l := buf[:i]
+		if len(l) > 0 && l[len(l)-1] == '\r' {
+			l = l[:len(l)-1]
+		}
+		c.lines++
+		if len(l) == 0 { // encoding/csv skips empty lines
+			_, _ = c.br.Discard(i + 1)
+			continue
+		}
+		line := string(l)
+		_, _ = c.br.Discard(i + 1)
+		c.line = c.lines
+		c.rec = c.rec[:0]
+		for {
+			j := strings.IndexByte(line, ',')
+			if j < 0 {
+				break
+			}
+			c.rec = append(c.rec, line[:j])
+			line = line[j+1:]
+		}
+		c.rec = append(c.rec, line)
+		return c.rec, nil
+	}
+	return c.readCSV()
+}
+
+// readCSV reads the next record with encoding/csv, numbering its lines
+// from the lines read before it.
+func (c *CSVReader) readCSV() ([]string, error) {
+	off := c.lines - c.csvLines // lines the fast path read past encoding/csv
+	rec, err := c.r.Read()
+	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			// encoding/csv has read the whole line of the error.
+			c.lines, c.csvLines = pe.Line+off, pe.Line
+			moved := *pe
+			moved.StartLine, moved.Line = pe.StartLine+off, pe.Line+off
+			return nil, &moved
+		}
+		return nil, err
+	}
+	if len(rec) > 0 {
+		first, _ := c.r.FieldPos(0)
+		last, _ := c.r.FieldPos(len(rec) - 1)
+		// The last field may hold line breaks (quoted); encoding/csv
+		// turns each into one '\n'.
+		c.csvLines = last + strings.Count(rec[len(rec)-1], "\n")
+		c.lines = c.csvLines + off
+		c.line = first + off
+	}
+	return rec, nil
+}
+
+// intern returns s, shared with the earlier rows that had it.
+func (c *CSVReader) intern(s string) string {
+	if v, ok := c.strs[s]; ok {
+		return v
+	}
+	v := strings.Clone(s)
+	if len(c.strs) < maxInterned {
+		c.strs[v] = v
+	}
+	return v
+}
+
 // RowError is a bad CSV row.
 type RowError struct {
 	Name string
@@ -88,10 +192,7 @@ func (c *CSVReader) Line() int { return c.line }
 // *RowError for a row that cannot be decoded (reading may go on), or
 // another error if the input itself fails. It does not call Validate.
 func (c *CSVReader) Next(a *Adjustment) error {
-	rec, err := c.r.Read()
-	if err == nil && len(rec) > 0 {
-		c.line, _ = c.r.FieldPos(0)
-	}
+	rec, err := c.read()
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
@@ -121,8 +222,8 @@ func (c *CSVReader) Next(a *Adjustment) error {
 			return &RowError{Name: c.name, Line: c.line, Raw: strings.Join(rec, ","), Err: inv}
 		}
 	}
-	a.SKU = strings.Clone(field(2))
-	a.LocationID = strings.Clone(field(3))
+	a.SKU = c.intern(field(2))
+	a.LocationID = c.intern(field(3))
 	if r := field(4); r != "" {
 		reason, ok := ParseReason(r)
 		if !ok {
@@ -143,7 +244,7 @@ func (c *CSVReader) Next(a *Adjustment) error {
 		return bad(CodeBadQuantity, "quantity %q is not a whole number", q)
 	}
 	a.Quantity = v
-	a.Source = strings.Clone(field(6))
+	a.Source = c.intern(field(6))
 	return nil
 }
 

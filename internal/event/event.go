@@ -36,6 +36,15 @@ const (
 // Reasons lists every valid reason in enum order.
 var Reasons = []Reason{Received, Sold, Returned, Damaged, Adjusted, Counted, TransferIn, TransferOut}
 
+// reasonNames are the contract's names of Reasons, by value.
+var reasonNames = func() []string {
+	n := make([]string, len(inventoryv1.InventoryAdjustment_Reason_name))
+	for v, name := range inventoryv1.InventoryAdjustment_Reason_name {
+		n[v] = name
+	}
+	return n
+}()
+
 // String returns the contract's name of r ("SOLD").
 func (r Reason) String() string {
 	if n, ok := inventoryv1.InventoryAdjustment_Reason_name[int32(r)]; ok {
@@ -48,6 +57,11 @@ func (r Reason) String() string {
 // blanks ignored) to its Reason.
 func ParseReason(s string) (Reason, bool) {
 	s = strings.TrimSpace(s)
+	for _, r := range Reasons { // the exact name, without hashing it
+		if s == reasonNames[r] {
+			return r, true
+		}
+	}
 	if v, ok := inventoryv1.InventoryAdjustment_Reason_value[s]; ok && v != 0 {
 		return Reason(v), true
 	}

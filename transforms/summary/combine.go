@@ -134,7 +134,10 @@ func (f *summarizeFn) StartBundle(context.Context, func(Summary)) {
 // keys, waiting while every core has one; then it emits the Summaries of
 // the replays done so far.
 func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*part) bool, emit func(Summary)) error {
-	p := mergeParts(parts)
+	p, err := mergeParts(parts)
+	if err != nil {
+		return fmt.Errorf("summary: decode the shard's parts: %w", err)
+	}
 	f.early.Inc(ctx, p.dropBefore())
 	r := &replay{done: make(chan struct{})}
 	f.pending = append(f.pending, r)
@@ -142,8 +145,8 @@ func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*par
 	go func() {
 		defer func() { <-f.cores }()
 		defer close(r.done)
-		sums := make([]Summary, 0, len(p.Items))
-		for _, it := range p.Items {
+		sums := make([]Summary, 0, len(p.items))
+		for _, it := range p.items {
 			sums = append(sums, summarizeKey(it, f.Options.Day, LineOf(it.Key(), f.th, f.changes[it.SKU])))
 		}
 		r.sums = sums
@@ -186,30 +189,24 @@ func (f *summarizeFn) emitDone(ctx context.Context, emit func(Summary), wait boo
 	}
 }
 
-// mergeParts merges the Parts of parts into the largest of them.
-func mergeParts(parts func(*part) bool) *part {
-	var all []*part
-	largest := 0
+// mergeParts merges the Parts of parts into one, decoding each straight
+// into it.
+func mergeParts(parts func(*part) bool) (*part, error) {
+	acc := newPart()
 	for {
 		var p part
 		if !parts(&p) {
 			break
 		}
-		if len(all) > 0 && len(p.Items) > len(all[largest].Items) {
-			largest = len(all)
+		if p.raw == nil { // not through Beam's coder (a runner that did not encode it)
+			acc.Merge(&p)
+			continue
 		}
-		all = append(all, &p)
-	}
-	if len(all) == 0 {
-		return newPart()
-	}
-	acc := all[largest]
-	for i, p := range all {
-		if i != largest {
-			acc.Merge(p)
+		if err := acc.mergeEncoded(p.raw); err != nil {
+			return nil, err
 		}
 	}
-	return acc
+	return acc, nil
 }
 
 // Gather is every row of the day and the series of the most affected keys.

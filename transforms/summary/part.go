@@ -3,6 +3,7 @@ package summary
 import (
 	"errors"
 	"reflect"
+	"slices"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/inventory-events/inventory/internal/codec"
@@ -13,7 +14,7 @@ import (
 // opening or streaming stock. Sources pre-aggregate into Parts, so that the
 // pipeline moves a few large elements rather than one per adjustment.
 type part struct {
-	Items map[event.Key]*keyItem
+	items map[event.Key]*keyItem // see Items
 	// HasSince: Since is the earliest event time that can still change the
 	// day (Opening's since): the replay drops the events before it. The
 	// opening source sets it on its part of every shard (sharded.SetSince),
@@ -22,18 +23,43 @@ type part struct {
 	// reader ran (docs/beam-notes.md, "Speed on Prism").
 	HasSince bool
 	Since    int64
+	// raw is the part as Beam's coder received it, not decoded yet (see
+	// decodeRaw): the summary stage decodes it straight into the shard's
+	// merged part (mergeParts), with no map and no event slice of its own.
+	raw []byte
+}
+
+// Items returns the part's items by key.
+func (p *part) Items() map[event.Key]*keyItem {
+	p.load()
+	return p.items
+}
+
+// load decodes raw, if p has not been decoded yet.
+func (p *part) load() {
+	if p.raw == nil {
+		return
+	}
+	raw := p.raw
+	*p = part{items: map[event.Key]*keyItem{}}
+	if err := p.mergeEncoded(raw); err != nil {
+		// mergeParts decodes with the error in hand; the other uses of a
+		// part come before any encoding.
+		panic(err)
+	}
 }
 
 // newPart returns an empty part.
-func newPart() *part { return &part{Items: map[event.Key]*keyItem{}} }
+func newPart() *part { return &part{items: map[event.Key]*keyItem{}} }
 
 // Item returns the item of k, adding it if needed.
 func (p *part) Item(sku, loc string) *keyItem {
+	p.load()
 	k := event.Key{SKU: sku, LocationID: loc}
-	it := p.Items[k]
+	it := p.items[k]
 	if it == nil {
 		it = &keyItem{SKU: sku, LocationID: loc}
-		p.Items[k] = it
+		p.items[k] = it
 	}
 	return it
 }
@@ -46,17 +72,19 @@ func (p *part) AddEvent(a *event.Adjustment) {
 
 // Merge adds o's items to p; of two bounds (Since), the later one holds.
 func (p *part) Merge(o *part) {
+	p.load()
+	o.load()
 	if o.HasSince && (!p.HasSince || o.Since > p.Since) {
 		p.HasSince, p.Since = true, o.Since
 	}
-	if p.Items == nil {
-		p.Items = map[event.Key]*keyItem{}
+	if p.items == nil {
+		p.items = map[event.Key]*keyItem{}
 	}
-	for k, it := range o.Items {
-		if mine := p.Items[k]; mine != nil {
+	for k, it := range o.items {
+		if mine := p.items[k]; mine != nil {
 			mine.merge(it)
 		} else {
-			p.Items[k] = it
+			p.items[k] = it
 		}
 	}
 }
@@ -64,11 +92,12 @@ func (p *part) Merge(o *part) {
 // dropBefore removes the events before p.Since, if p has a bound, and
 // returns how many it removed.
 func (p *part) dropBefore() int64 {
+	p.load()
 	if !p.HasSince {
 		return 0
 	}
 	var n int64
-	for _, it := range p.Items {
+	for _, it := range p.items {
 		kept := it.Events[:0]
 		for _, e := range it.Events {
 			if e.Time >= p.Since {
@@ -83,8 +112,9 @@ func (p *part) dropBefore() int64 {
 
 // Len returns the number of events in p.
 func (p *part) Len() int {
+	p.load()
 	n := 0
-	for _, it := range p.Items {
+	for _, it := range p.items {
 		n += len(it.Events)
 	}
 	return n
@@ -133,7 +163,7 @@ func (s *sharded) Emit(emit func(int, part)) {
 
 func init() {
 	beam.RegisterType(reflect.TypeFor[part]())
-	beam.RegisterCoder(reflect.TypeFor[part](), encodePart, decodePart)
+	beam.RegisterCoder(reflect.TypeFor[part](), encodePart, decodeRaw)
 }
 
 // encodePart writes p compactly: varints and length-prefixed strings.
@@ -148,13 +178,16 @@ func init() {
 //     a name, a date, a sequence's leading digits, a ULID's or UUIDv7's
 //     time).
 func encodePart(p part) ([]byte, error) {
+	if p.raw != nil {
+		return p.raw, nil
+	}
 	b := make([]byte, 0, 64+p.Len()*16)
 	b = codec.AppendFlags(b, p.HasSince)
 	b = codec.AppendVarint(b, p.Since)
-	b = codec.AppendUvarint(b, uint64(len(p.Items)))
+	b = codec.AppendUvarint(b, uint64(len(p.items)))
 	var prevID string
 	var prevTime int64
-	for _, it := range p.Items {
+	for _, it := range p.items {
 		b = codec.AppendString(b, it.SKU)
 		b = codec.AppendString(b, it.LocationID)
 		b = codec.AppendFlags(b, it.HasOpening, it.HasStreaming)
@@ -188,32 +221,63 @@ func commonPrefix(a, b string) int {
 
 var errCorrupt = errors.New("summary: corrupt encoded part")
 
+// decodeRaw is the part's Beam decoder: it keeps b (Beam's own copy of the
+// element) to be decoded where the part is used (load, mergeParts).
+func decodeRaw(b []byte) (part, error) {
+	if b == nil {
+		b = []byte{}
+	}
+	return part{raw: b}, nil
+}
+
+// decodePart decodes a part written by encodePart.
 func decodePart(b []byte) (part, error) {
+	p := part{items: map[event.Key]*keyItem{}}
+	if err := p.mergeEncoded(b); err != nil {
+		return part{}, err
+	}
+	return p, nil
+}
+
+// mergeEncoded decodes b (encodePart) into p, as Merge would add it: the
+// events of a key p has are appended to its own, and of two bounds
+// (Since) the later one holds.
+func (p *part) mergeEncoded(b []byte) error {
 	d := codec.NewReader(b)
 	hasSince, since := codec.Flag(d.Uvarint(), 0), d.Varint()
+	if hasSince && (!p.HasSince || since > p.Since) {
+		p.HasSince, p.Since = true, since
+	}
 	n := d.Len()
-	p := part{Items: make(map[event.Key]*keyItem, min(n, 1<<16)), HasSince: hasSince, Since: since}
 	var id []byte // the id read last
 	var prevTime int64
 	for i := 0; i < n && d.Err() == nil; i++ {
-		it := &keyItem{SKU: d.String(), LocationID: d.String()}
+		sku, loc := d.String(), d.String()
 		flags := d.Uvarint()
-		it.HasOpening, it.HasStreaming = codec.Flag(flags, 0), codec.Flag(flags, 1)
-		it.OpeningOnHand, it.OpeningAt, it.StreamingOnHand = d.Varint(), d.Varint(), d.Varint()
-		it.Events = make([]keyEvent, d.Len())
-		for j := range it.Events {
+		o := keyItem{SKU: sku, LocationID: loc, HasOpening: codec.Flag(flags, 0), HasStreaming: codec.Flag(flags, 1),
+			OpeningOnHand: d.Varint(), OpeningAt: d.Varint(), StreamingOnHand: d.Varint()}
+		k := event.Key{SKU: sku, LocationID: loc}
+		it := p.items[k]
+		if it == nil {
+			it = &o
+			p.items[k] = it
+		} else {
+			it.merge(&o)
+		}
+		ne := d.Len()
+		it.Events = slices.Grow(it.Events, ne)
+		for range ne {
 			shared := d.Uvarint()
 			if shared > uint64(len(id)) {
-				return part{}, errCorrupt
+				return errCorrupt
 			}
 			id = append(id[:shared], d.Bytes()...)
 			prevTime += d.Varint()
-			it.Events[j] = keyEvent{ID: string(id), Time: prevTime, Reason: event.Reason(d.Uvarint()), Qty: d.Varint()}
+			it.Events = append(it.Events, keyEvent{ID: string(id), Time: prevTime, Reason: event.Reason(d.Uvarint()), Qty: d.Varint()})
 		}
-		p.Items[it.Key()] = it
 	}
 	if d.Done() != nil {
-		return part{}, errCorrupt
+		return errCorrupt
 	}
-	return p, nil
+	return nil
 }

@@ -217,10 +217,10 @@ func TestPartCoder(t *testing.T) {
 	b := p.Item("B", "L2")
 	b.HasOpening, b.OpeningOnHand, b.OpeningAt, b.HasStreaming, b.StreamingOnHand = true, -4, 99, true, 12
 	enc, got := roundTripPart(t, p)
-	if len(got.Items) != 2 || got.Len() != 2 {
-		t.Fatalf("decoded %d items, %d events", len(got.Items), got.Len())
+	if len(got.Items()) != 2 || got.Len() != 2 {
+		t.Fatalf("decoded %d items, %d events", len(got.Items()), got.Len())
 	}
-	a, bb := got.Items[event.Key{SKU: "A", LocationID: "L1"}], got.Items[event.Key{SKU: "B", LocationID: "L2"}]
+	a, bb := got.Items()[event.Key{SKU: "A", LocationID: "L1"}], got.Items()[event.Key{SKU: "B", LocationID: "L2"}]
 	if a.Events[1] != (keyEvent{ID: "e2", Time: 1 << 60, Reason: event.Counted, Qty: 7}) || a.Events[0].Time != -5 {
 		t.Errorf("events = %+v", a.Events)
 	}
@@ -250,8 +250,8 @@ func TestPartCoderEvents(t *testing.T) {
 	}
 	_, got := roundTripPart(t, p)
 	for k, evs := range want {
-		if !slices.Equal(got.Items[k].Events, evs) {
-			t.Errorf("%v: events %+v, want %+v", k, got.Items[k].Events, evs)
+		if !slices.Equal(got.Items()[k].Events, evs) {
+			t.Errorf("%v: events %+v, want %+v", k, got.Items()[k].Events, evs)
 		}
 	}
 	// A shared prefix longer than the id before it is corrupt, not a panic.
@@ -366,7 +366,7 @@ func closing(x Summary) int64 { return x.Row.ClosingOnHand }
 
 // shardOf keys a part by its first key's SKU, one shard per part.
 func shardOf(p part, emit func(int, part)) {
-	for k := range p.Items {
+	for k := range p.Items() {
 		var sh int
 		fmt.Sscanf(k.SKU, "S%d-", &sh)
 		emit(sh, p)
