@@ -28,8 +28,9 @@ func AsString(v any) string {
 	return fmt.Sprint(v)
 }
 
-// AsInt returns a numeric value of QueryRows as an int64, and 0 for any
-// other value (NULL).
+// AsInt returns a numeric value of QueryRows or QueryTable (a count or a
+// sum) as an int64, and 0 for any other value (NULL). Backends return
+// whole numbers as int64 (Result).
 func AsInt(v any) int64 {
 	switch x := v.(type) {
 	case int64:

@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/inventory-events/inventory/internal/testkit/rehearse"
 )
 
 // project and friends are the names the rehearsal launches with.
@@ -66,14 +68,7 @@ func main() {
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 
-	abs, err := filepath.Abs(*root)
-	if err != nil {
-		fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(abs, "deploy", "cloudbuild.yaml")); err != nil {
-		fatal(fmt.Errorf("deploycheck: %s is not the repository root: %w", abs, err))
-	}
-	tmp, err := os.MkdirTemp("", "deploycheck-")
+	abs, tmp, err := rehearse.Workdir("deploycheck", *root, "deploy/cloudbuild.yaml")
 	if err != nil {
 		fatal(err)
 	}

@@ -31,6 +31,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/inventory-events/inventory/internal/testkit/rehearse"
+
 	// The operator's commands run in this process, as cmd/inventory links them.
 	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
@@ -58,14 +60,7 @@ func main() {
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	t0 := time.Now()
-	abs, err := filepath.Abs(*root)
-	if err != nil {
-		fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(abs, "deploy", "stream-flags.yaml")); err != nil {
-		fatal(fmt.Errorf("gameday: %s is not the repository root: %w", abs, err))
-	}
-	tmp, err := os.MkdirTemp("", "gameday-")
+	abs, tmp, err := rehearse.Workdir("gameday", *root, "deploy/stream-flags.yaml")
 	if err != nil {
 		fatal(err)
 	}

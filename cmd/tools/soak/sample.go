@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/inventory-events/inventory/cmd/tools/internal/benchkit"
+	"github.com/inventory-events/inventory/internal/app/console"
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
@@ -124,16 +125,7 @@ func startSampler(ctx context.Context, child *upChild, wh string, cons *consumer
 	tickCtx, s.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(s.done)
-		tk := time.NewTicker(*sample)
-		defer tk.Stop()
-		for {
-			select {
-			case <-tickCtx.Done():
-				return
-			case <-tk.C:
-				s.take()
-			}
-		}
+		console.Every(tickCtx, *sample, func() { s.take() })
 	}()
 	s.take()
 	return s, nil

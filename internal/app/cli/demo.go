@@ -227,7 +227,7 @@ func countBy(ctx context.Context, wh, sql string) (map[string]int64, error) {
 	for _, r := range rows {
 		if len(r) == 2 {
 			name, _ := r[0].(string)
-			out[name] = asInt64(r[1])
+			out[name] = warehouse.AsInt(r[1])
 		}
 	}
 	return out, nil
@@ -345,21 +345,6 @@ func splitCSV(path string) ([]byte, []byte, error) {
 	header, rows := lines[0], lines[1:]
 	half := len(rows) / 2
 	return []byte(header + strings.Join(rows[:half], "")), []byte(header + strings.Repeat("\n", half) + strings.Join(rows[half:], "")), nil
-}
-
-// asInt64 is a count or sum as a query returns it (0 for NULL).
-func asInt64(v any) int64 {
-	switch n := v.(type) {
-	case int64:
-		return n
-	case int32:
-		return int64(n)
-	case uint64:
-		return int64(n)
-	case float64:
-		return int64(n)
-	}
-	return 0
 }
 
 // waitFor polls check until it reports done, showing progress.

@@ -209,7 +209,7 @@ func runSelect(ctx context.Context, c *duckdb.Conn, q string) (*warehouse.Result
 		}
 		row := make([]any, len(vals))
 		for i, v := range vals {
-			row[i] = normalize(v, types[i])
+			row[i] = Normalize(v, types[i])
 		}
 		res.Rows = append(res.Rows, row)
 	}
@@ -249,7 +249,7 @@ func localView(t *warehouse.Table, files []string, have map[string]bool) string 
 			cols[i] = f.Name
 			switch {
 			case have != nil && !have[f.Name]:
-				cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", duckType(f.Type), f.Name)
+				cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", DuckType(f.Type), f.Name)
 			case f.Type == warehouse.TypeDate:
 				cols[i] = fmt.Sprintf("CAST(%s AS DATE) AS %s", f.Name, f.Name)
 			}
@@ -259,7 +259,7 @@ func localView(t *warehouse.Table, files []string, have map[string]bool) string 
 	}
 	cols := make([]string, len(t.Columns))
 	for i, f := range t.Columns {
-		cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", duckType(f.Type), f.Name)
+		cols[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", DuckType(f.Type), f.Name)
 	}
 	return fmt.Sprintf("CREATE OR REPLACE TEMP VIEW %s AS SELECT %s WHERE false", t.Name, strings.Join(cols, ", "))
 }
@@ -293,13 +293,16 @@ func sqlList(ss []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-func duckType(t warehouse.ColumnType) string {
+// DuckType is the DuckDB type of a column of type t. It also takes
+// BigQuery's standard SQL names (INT64, FLOAT64, BOOL), which a BigQuery
+// table's schema may use for INTEGER, FLOAT and BOOLEAN.
+func DuckType(t warehouse.ColumnType) string {
 	switch t {
-	case warehouse.TypeInteger:
+	case warehouse.TypeInteger, "INT64":
 		return "BIGINT"
-	case warehouse.TypeFloat:
+	case warehouse.TypeFloat, "FLOAT64":
 		return "DOUBLE"
-	case warehouse.TypeBoolean:
+	case warehouse.TypeBoolean, "BOOL":
 		return "BOOLEAN"
 	case warehouse.TypeBytes:
 		return "BLOB"
@@ -312,8 +315,12 @@ func duckType(t warehouse.ColumnType) string {
 	}
 }
 
-// normalize maps a DuckDB value to the types warehouse.Result promises.
-func normalize(v any, dbType string) any {
+// Normalize maps a value DuckDB returned to the types warehouse.Result
+// promises: whole numbers as int64 (a HUGEINT beyond int64, such as a large
+// SUM, as its decimal string), other numbers as float64, a DATE (dbType,
+// the column's type name, is "DATE") as a civil.Date and any other time in
+// UTC. The BigQuery fake's DuckDB engine hands its values on so too.
+func Normalize(v any, dbType string) any {
 	switch x := v.(type) {
 	case nil:
 		return nil

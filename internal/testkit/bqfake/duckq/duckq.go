@@ -20,7 +20,6 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
-	"math/big"
 	"regexp"
 	"strings"
 	"sync"
@@ -31,6 +30,8 @@ import (
 	bq "google.golang.org/api/bigquery/v2"
 
 	"github.com/inventory-events/inventory/internal/testkit/bqfake"
+	"github.com/inventory-events/inventory/loaders/warehouse"
+	"github.com/inventory-events/inventory/loaders/warehouse/local"
 )
 
 // Engine is a bqfake.QueryEngine over one in-memory DuckDB database.
@@ -111,7 +112,8 @@ func (e *Engine) Query(ctx context.Context, query string, version int64, tables 
 			return nil, nil, fmt.Errorf("duckq: scan: %w", err)
 		}
 		for i, v := range vals {
-			vals[i] = bqValue(fields[i].Type, v)
+			// fields[i].Type is "DATE" exactly when DuckDB's type is.
+			vals[i] = local.Normalize(v, fields[i].Type)
 		}
 		out = append(out, vals)
 	}
@@ -131,7 +133,7 @@ func (e *Engine) load(ctx context.Context, tables []bqfake.QueryTable) error {
 	for _, t := range tables {
 		cols := make([]string, len(t.Schema))
 		for i, f := range t.Schema {
-			cols[i] = fmt.Sprintf("%q %s", f.Name, duckType(f.Type))
+			cols[i] = fmt.Sprintf("%q %s", f.Name, local.DuckType(warehouse.ColumnType(f.Type)))
 		}
 		if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TABLE %q (%s)", t.Name, strings.Join(cols, ", "))); err != nil {
 			return fmt.Errorf("duckq: table %s: %w", t.Name, err)
@@ -160,24 +162,6 @@ func (e *Engine) load(ctx context.Context, tables []bqfake.QueryTable) error {
 	return nil
 }
 
-func duckType(bqType string) string {
-	switch bqType {
-	case "INTEGER", "INT64":
-		return "BIGINT"
-	case "FLOAT", "FLOAT64":
-		return "DOUBLE"
-	case "BOOLEAN", "BOOL":
-		return "BOOLEAN"
-	case "BYTES":
-		return "BLOB"
-	case "TIMESTAMP":
-		return "TIMESTAMPTZ"
-	case "DATE":
-		return "DATE"
-	}
-	return "VARCHAR"
-}
-
 func duckValue(v any) driver.Value {
 	if d, ok := v.(civil.Date); ok {
 		return d.In(time.UTC)
@@ -202,38 +186,4 @@ func bqType(duck string) string {
 		return "BYTES"
 	}
 	return "STRING"
-}
-
-// bqValue is a scanned DuckDB value as bqfake hands values on.
-func bqValue(typ string, v any) any {
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case time.Time:
-		if typ == "DATE" {
-			return civil.DateOf(x.UTC())
-		}
-		return x.UTC()
-	case int8:
-		return int64(x)
-	case int16:
-		return int64(x)
-	case int32:
-		return int64(x)
-	case uint8:
-		return int64(x)
-	case uint16:
-		return int64(x)
-	case uint32:
-		return int64(x)
-	case uint64:
-		return int64(x)
-	case *big.Int:
-		return x.Int64()
-	case float32:
-		return float64(x)
-	case duckdb.Decimal:
-		return x.Float64()
-	}
-	return v
 }
