@@ -174,6 +174,13 @@ func TestRunbook(t *testing.T) {
 				}
 				if strings.Contains(line, "--update") {
 					updates++
+					// gcloud is given one flags file: the renames go at its end.
+					if n := strings.Count(line, "--flags-file"); n != 1 {
+						t.Errorf("the update gives gcloud %d flags files, want the one with deploy/stream-renames.yaml appended: %s", n, line)
+					}
+					if !strings.Contains(b, "cat deploy/stream-renames.yaml >> stream-flags.$PROJECT.yaml") {
+						t.Errorf("the block updating the stream does not append deploy/stream-renames.yaml to the flags file: %s", line)
+					}
 					if inRelease {
 						updateAt = append(updateAt, offsets[i])
 					}

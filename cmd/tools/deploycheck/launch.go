@@ -255,7 +255,7 @@ func streamStep(ctx context.Context, c *check) (string, error) {
 		return "", fmt.Errorf("graph has no stateful stage named for stock")
 	}
 
-	update, err := streamUpdate(ctx, c, g, l.model)
+	update, err := streamUpdate(ctx, c, l.model)
 	if err != nil {
 		return "", err
 	}
@@ -269,7 +269,7 @@ func streamStep(ctx context.Context, c *check) (string, error) {
 // job by name and replaces it; the renamed steps keep their state through
 // the mapping, which must lead every step of the running release's graph
 // (deploy/stream-steps.txt) to a step of this one (model).
-func streamUpdate(ctx context.Context, c *check, g rehearse.GcloudFlags, model *pipepb.Pipeline) (string, error) {
+func streamUpdate(ctx context.Context, c *check, model *pipepb.Pipeline) (string, error) {
 	renames, err := readRenames(c.root)
 	if err != nil {
 		return "", err
@@ -283,10 +283,13 @@ func streamUpdate(ctx context.Context, c *check, g rehearse.GcloudFlags, model *
 		return "", fmt.Errorf("deploy/stream-renames.yaml against deploy/stream-steps.txt: %w (this graph's steps:\n%s)", err, strings.Join(steps, "\n"))
 	}
 	prev := &df.Job{Id: "2026-11-20_03_00_00-previous", Name: streamJob, CurrentState: "JOB_STATE_RUNNING"}
-	g["--update"] = nil
-	if len(renames) > 0 {
-		g["--transform-name-mappings"] = renames
+	// The runbook's one flags file: stream-flags.yaml rendered, with
+	// stream-renames.yaml appended.
+	g, err := rehearse.ReadStreamFlags(c.root, streamFlagVars, "stream-renames.yaml")
+	if err != nil {
+		return "", fmt.Errorf("update: the flags file with deploy/stream-renames.yaml appended: %w", err)
 	}
+	g["--update"] = nil
 	uargs, err := rehearse.LauncherArgs(streamJob, g)
 	if err != nil {
 		return "", err

@@ -66,11 +66,23 @@ type GcloudFlags map[string]any
 // ReadStreamFlags reads deploy/stream-flags.yaml with its placeholders
 // filled in from vars (PROJECT, REGION, SUBNETWORK: the runbook's envsubst
 // does the same with the operator's values). A placeholder it has no value
-// for is an error.
-func ReadStreamFlags(root string, vars map[string]string) (GcloudFlags, error) {
+// for is an error. The files of appended (in deploy/) are added to its end,
+// as the runbook's update appends deploy/stream-renames.yaml to the one
+// flags file it gives gcloud; a flag set twice is an error, as in gcloud.
+func ReadStreamFlags(root string, vars map[string]string, appended ...string) (GcloudFlags, error) {
 	b, err := os.ReadFile(filepath.Join(root, "deploy", "stream-flags.yaml"))
 	if err != nil {
 		return nil, err
+	}
+	for _, name := range appended {
+		more, err := os.ReadFile(filepath.Join(root, "deploy", name))
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			b = append(b, '\n')
+		}
+		b = append(b, more...)
 	}
 	var missing []string
 	text := os.Expand(string(b), func(k string) string {
