@@ -31,9 +31,9 @@ const (
 	nameRoom  = 20 // pixels left of the y-axis for its name
 )
 
-// Direction of a reason: "in" adds stock, "out" removes it, "net" is a
+// direction of a reason: "in" adds stock, "out" removes it, "net" is a
 // correction either way.
-func Direction(reason string) string {
+func direction(reason string) string {
 	switch reason {
 	case "RECEIVED", "RETURNED", "TRANSFER_IN":
 		return "in"
@@ -53,7 +53,7 @@ func reasonChart(ms []Movement) (SVG, error) {
 		v := math.Abs(float64(m.Units))
 		maxV = max(maxV, v)
 		c := colorIn
-		switch Direction(m.Reason) {
+		switch direction(m.Reason) {
 		case "out":
 			c = colorOut
 		case "net":
@@ -240,7 +240,7 @@ func hourTicks(start, end time.Time) []chart.Tick {
 // roundTicks returns about five ticks at a round step (1, 2 or 5 times a
 // power of ten, at least 1) covering [lo, hi], and the range they span.
 func roundTicks(lo, hi float64) ([]chart.Tick, *chart.ContinuousRange) {
-	step := RoundStep(hi - lo)
+	step := roundStep(hi - lo)
 	first := math.Floor(lo/step) * step
 	last := math.Ceil(hi/step) * step
 	if last <= first {
@@ -253,9 +253,9 @@ func roundTicks(lo, hi float64) ([]chart.Tick, *chart.ContinuousRange) {
 	return ticks, &chart.ContinuousRange{Min: first, Max: last}
 }
 
-// RoundStep returns the tick step for a span: 1, 2 or 5 times a power of
+// roundStep returns the tick step for a span: 1, 2 or 5 times a power of
 // ten, at least 1, giving at most 5 intervals.
-func RoundStep(span float64) float64 {
+func roundStep(span float64) float64 {
 	if span <= 5 {
 		return 1
 	}

@@ -56,9 +56,9 @@ func (r *Row) Shortfall() int64 { return max(0, r.Threshold-r.ClosingOnHand) }
 // Out reports whether the key closed out of stock (on-hand <= 0).
 func (r *Row) Out() bool { return r.ClosingOnHand <= 0 }
 
-// Below reports whether the key closed below its threshold, out of stock
+// below reports whether the key closed below its threshold, out of stock
 // included.
-func (r *Row) Below() bool { return r.ClosingOnHand < r.Threshold }
+func (r *Row) below() bool { return r.ClosingOnHand < r.Threshold }
 
 // TrendDays is how many days a trend looks back over.
 const TrendDays = 28
@@ -204,7 +204,7 @@ func New(m Meta, rows []Row, charts []Series) *Report {
 	slices.SortStableFunc(r.StockOuts, func(a, b Row) int {
 		return cmp.Or(-cmp.Compare(a.MinutesOutOfStock, b.MinutesOutOfStock), cmp.Compare(a.ClosingOnHand, b.ClosingOnHand))
 	})
-	slices.SortStableFunc(r.BelowThreshold, Urgency)
+	slices.SortStableFunc(r.BelowThreshold, urgency)
 	movers := slices.Clone(rows)
 	slices.SortStableFunc(movers, func(a, b Row) int {
 		return cmp.Or(-cmp.Compare(a.UnitsSold(), b.UnitsSold()), -cmp.Compare(abs(a.NetChange), abs(b.NetChange)))
@@ -261,7 +261,7 @@ func (r *Report) addRows(rows []Row) {
 			t.KeysStockedOut++
 			r.StockOuts = append(r.StockOuts, *x)
 		}
-		if x.Below() {
+		if x.below() {
 			t.KeysBelow++
 			r.BelowThreshold = append(r.BelowThreshold, *x)
 		}
@@ -302,10 +302,10 @@ func days(m Meta, r *Report) []Day {
 	return out
 }
 
-// Urgency orders keys below threshold, most urgent first: out of stock
+// urgency orders keys below threshold, most urgent first: out of stock
 // (the one with the largest shortfall first), then by days of cover
 // (keys that sold nothing last), then by shortfall, then by key.
-func Urgency(a, b Row) int {
+func urgency(a, b Row) int {
 	if c := -cmp.Compare(boolInt(a.Out()), boolInt(b.Out())); c != 0 {
 		return c
 	}
@@ -339,16 +339,16 @@ func abs(v int64) int64 {
 	return v
 }
 
-// Severity of a chart candidate: how badly its day went. Larger is worse.
+// severity of a chart candidate: how badly its day went. Larger is worse.
 // Keys are ranked by minutes out of stock, then alerts, then how far the
 // lowest on-hand fell below the threshold.
-func Severity(r *Row) [3]float64 {
+func severity(r *Row) [3]float64 {
 	return [3]float64{r.MinutesOutOfStock, float64(r.AlertsRaised), float64(r.Threshold - r.MinOnHand)}
 }
 
 // MoreAffected reports whether a's day went worse than b's (ties by key).
 func MoreAffected(a, b *Row) bool {
-	sa, sb := Severity(a), Severity(b)
+	sa, sb := severity(a), severity(b)
 	for i := range sa {
 		if sa[i] != sb[i] {
 			return sa[i] > sb[i]

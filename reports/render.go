@@ -18,8 +18,8 @@ import (
 	"golang.org/x/text/message"
 )
 
-// CSVColumns is the header of summary.csv: the daily_summary columns.
-var CSVColumns = []string{"report_date", "sku", "location_id", "opening_on_hand", "closing_on_hand",
+// csvColumns is the header of summary.csv: the daily_summary columns.
+var csvColumns = []string{"report_date", "sku", "location_id", "opening_on_hand", "closing_on_hand",
 	"received", "sold", "returned", "damaged", "adjusted", "transfer_in", "transfer_out", "counted_delta",
 	"net_change", "min_on_hand", "events", "alerts_raised", "minutes_out_of_stock", "days_of_cover",
 	"threshold", "streaming_on_hand", "reconciled", "sold_7d", "sold_28d"}
@@ -27,7 +27,7 @@ var CSVColumns = []string{"report_date", "sku", "location_id", "opening_on_hand"
 // WriteCSV writes every row of r as summary.csv. NULL is an empty field.
 func WriteCSV(w io.Writer, r *Report) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(CSVColumns); err != nil {
+	if err := cw.Write(csvColumns); err != nil {
 		return fmt.Errorf("reports: write csv: %w", err)
 	}
 	i := strconv.FormatInt
@@ -128,12 +128,12 @@ var funcs = template.FuncMap{
 		return "▼ " + s
 	},
 	"units": func(m Movement) string {
-		if Direction(m.Reason) == "net" {
+		if direction(m.Reason) == "net" {
 			return signed(m.Units)
 		}
 		return groupDigits(abs(m.Units))
 	},
-	"direction": Direction,
+	"direction": direction,
 	"md":        mdText,
 	"deref":     func(v *float64) float64 { return *v },
 	"sub":       func(a, b int) int { return a - b },
@@ -155,8 +155,8 @@ var funcs = template.FuncMap{
 var pageTmpl = template.Must(template.New("index.html.tmpl").Funcs(funcs).ParseFS(templates, "templates/index.html.tmpl"))
 var mdTmpl = texttemplate.Must(texttemplate.New("summary.md.tmpl").Funcs(texttemplate.FuncMap(funcs)).ParseFS(templates, "templates/summary.md.tmpl"))
 
-// ListLimit caps the lists of the HTML and Markdown pages.
-const ListLimit = 25
+// listLimit caps the lists of the HTML and Markdown pages.
+const listLimit = 25
 
 type page struct {
 	*Report
@@ -181,7 +181,7 @@ type stockChart struct {
 // WriteHTML writes r as index.html: one self-contained page (inline CSS
 // and SVG charts, no script, no network) for a manager.
 func WriteHTML(w io.Writer, r *Report) error {
-	p := page{Report: r, Limit: ListLimit, UnitsSold: -r.Totals.Sold, UnitsDamaged: -r.Totals.Damaged}
+	p := page{Report: r, Limit: listLimit, UnitsSold: -r.Totals.Sold, UnitsDamaged: -r.Totals.Damaged}
 	svg, err := reasonChart(r.ByReason)
 	if err != nil {
 		return fmt.Errorf("reports: write html: %w", err)

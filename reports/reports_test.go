@@ -285,8 +285,8 @@ func TestHTMLAtScale(t *testing.T) {
 	}
 	table := page[strings.Index(page, `id="below-threshold"`):]
 	table = table[:strings.Index(table, "</table>")]
-	if n := strings.Count(table, "<tr"); n != ListLimit+1 {
-		t.Errorf("below-threshold table has %d rows, want %d and a header", n-1, ListLimit)
+	if n := strings.Count(table, "<tr"); n != listLimit+1 {
+		t.Errorf("below-threshold table has %d rows, want %d and a header", n-1, listLimit)
 	}
 	if len(page) > 200_000 {
 		t.Errorf("page is %d bytes for 1,500 keys: the lists are not cut", len(page))
@@ -432,12 +432,12 @@ func TestCSVNeutralisesFormulas(t *testing.T) {
 		}
 		for j, cell := range rec {
 			if cell != "" && strings.ContainsRune("=+@\t\r", rune(cell[0])) {
-				t.Errorf("row %d, %s = %q starts like a formula", i, CSVColumns[j], cell)
+				t.Errorf("row %d, %s = %q starts like a formula", i, csvColumns[j], cell)
 			}
 		}
 	}
 	// Negative numbers stay numbers.
-	sold, net := slices.Index(CSVColumns, "sold"), slices.Index(CSVColumns, "net_change")
+	sold, net := slices.Index(csvColumns, "sold"), slices.Index(csvColumns, "net_change")
 	for i, x := range r.Rows {
 		if got, want := recs[i+1][sold], fmt.Sprint(x.Sold); got != want {
 			t.Errorf("row %d: sold %q, want %s", i, got, want)

@@ -21,21 +21,21 @@ import (
 	"time"
 )
 
-// ShiftEnv names the environment variable that moves Now.
-const ShiftEnv = "INVENTORY_CLOCK_SHIFT"
+// shiftEnv names the environment variable that moves Now.
+const shiftEnv = "INVENTORY_CLOCK_SHIFT"
 
 var shift = sync.OnceValue(func() time.Duration {
-	v := os.Getenv(ShiftEnv)
+	v := os.Getenv(shiftEnv)
 	if v == "" {
 		return 0
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		slog.Error("clock: ignoring a shift that is not a Go duration", "env", ShiftEnv, "value", v, "err", err)
+		slog.Error("clock: ignoring a shift that is not a Go duration", "env", shiftEnv, "value", v, "err", err)
 		return 0
 	}
 	if d != 0 {
-		slog.Info("clock: the wall clock is shifted, for tests only", "env", ShiftEnv, "shift", d)
+		slog.Info("clock: the wall clock is shifted, for tests only", "env", shiftEnv, "shift", d)
 	}
 	return d
 })

@@ -21,15 +21,15 @@ func TestShift(t *testing.T) {
 		return
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestShift$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "CLOCK_TEST_CHILD=1", ShiftEnv+"=24h")
+	cmd.Env = append(os.Environ(), "CLOCK_TEST_CHILD=1", shiftEnv+"=24h")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("child with %s=24h: %v\n%s", ShiftEnv, err, out)
+		t.Fatalf("child with %s=24h: %v\n%s", shiftEnv, err, out)
 	}
 }
 
 func TestNoShift(t *testing.T) {
-	if os.Getenv(ShiftEnv) != "" {
-		t.Skipf("%s is set for this run", ShiftEnv)
+	if os.Getenv(shiftEnv) != "" {
+		t.Skipf("%s is set for this run", shiftEnv)
 	}
 	if d := Now().Sub(time.Now()); d < -time.Second || d > time.Second {
 		t.Fatalf("Now is %v off the wall clock with no shift", d)

@@ -11,9 +11,9 @@ import (
 	"strings"
 )
 
-// CSVColumns is the header of an adjustments CSV, in its usual order. Extra
+// csvColumns is the header of an adjustments CSV, in its usual order. Extra
 // columns are ignored; columns may come in any order.
-var CSVColumns = []string{"event_id", "event_time", "sku", "location_id", "reason", "quantity", "source"}
+var csvColumns = []string{"event_id", "event_time", "sku", "location_id", "reason", "quantity", "source"}
 
 // CSVReader reads adjustments from CSV, one row at a time, with the line
 // number of each row for error messages. A bad row is an error for that row
@@ -29,7 +29,7 @@ type CSVReader struct {
 	br   *bufio.Reader
 	r    *csv.Reader
 	name string
-	col  [7]int // index of each CSVColumns entry in a record, -1 if absent
+	col  [7]int // index of each csvColumns entry in a record, -1 if absent
 	cols int    // fields in the header; every row must have as many
 	line int    // line of the row last returned
 	// lines is how many lines have been read in all; csvLines how many
@@ -60,7 +60,7 @@ func NewCSVReader(r io.Reader, name string) (*CSVReader, error) {
 	header, err := c.readCSV()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty file, want a header %s", name, strings.Join(CSVColumns, ","))
+			return nil, fmt.Errorf("%s: empty file, want a header %s", name, strings.Join(csvColumns, ","))
 		}
 		return nil, fmt.Errorf("%s: header: %w", name, err)
 	}
@@ -70,7 +70,7 @@ func NewCSVReader(r io.Reader, name string) (*CSVReader, error) {
 	}
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(h))
-		for j, want := range CSVColumns {
+		for j, want := range csvColumns {
 			if h == want {
 				c.col[j] = i
 			}
@@ -78,12 +78,12 @@ func NewCSVReader(r io.Reader, name string) (*CSVReader, error) {
 	}
 	var missing []string
 	for j, i := range c.col {
-		if i < 0 && CSVColumns[j] != "source" {
-			missing = append(missing, CSVColumns[j])
+		if i < 0 && csvColumns[j] != "source" {
+			missing = append(missing, csvColumns[j])
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("%s: header lacks %s (want %s)", name, strings.Join(missing, ", "), strings.Join(CSVColumns, ","))
+		return nil, fmt.Errorf("%s: header lacks %s (want %s)", name, strings.Join(missing, ", "), strings.Join(csvColumns, ","))
 	}
 	return c, nil
 }
@@ -197,7 +197,7 @@ func (c *CSVReader) Next(a *Adjustment) error {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			c.line = pe.StartLine
-			return &RowError{Name: c.name, Line: pe.StartLine, Err: invalid(CodeBadCSV, "%v", pe.Err)}
+			return &RowError{Name: c.name, Line: pe.StartLine, Err: invalid(codeBadCSV, "%v", pe.Err)}
 		}
 		return err
 	}
@@ -206,7 +206,7 @@ func (c *CSVReader) Next(a *Adjustment) error {
 		return &RowError{Name: c.name, Line: c.line, Raw: strings.Join(rec, ","), Err: invalid(code, format, args...)}
 	}
 	if len(rec) != c.cols {
-		return bad(CodeBadCSV, "%d fields, the header has %d", len(rec), c.cols)
+		return bad(codeBadCSV, "%d fields, the header has %d", len(rec), c.cols)
 	}
 	field := func(j int) string {
 		if c.col[j] < 0 {
@@ -239,7 +239,7 @@ func (c *CSVReader) Next(a *Adjustment) error {
 	if err != nil {
 		var ne *strconv.NumError
 		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
-			return bad(CodeQuantityRange, "quantity %s does not fit in 64 bits", q)
+			return bad(codeQuantityRange, "quantity %s does not fit in 64 bits", q)
 		}
 		return bad(CodeBadQuantity, "quantity %q is not a whole number", q)
 	}
@@ -249,7 +249,7 @@ func (c *CSVReader) Next(a *Adjustment) error {
 }
 
 // WriteCSVHeader writes the standard header to w.
-func WriteCSVHeader(w *csv.Writer) error { return w.Write(CSVColumns) }
+func WriteCSVHeader(w *csv.Writer) error { return w.Write(csvColumns) }
 
 // WriteCSV writes a as one row in the standard column order.
 func WriteCSV(w *csv.Writer, a *Adjustment) error {

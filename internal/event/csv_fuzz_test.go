@@ -47,7 +47,7 @@ func FuzzCSVReader(f *testing.F) {
 					t.Fatal(err)
 				}
 				var back Adjustment
-				if err := DecodeJSON(j, &back); err != nil || back != a {
+				if err := decodeJSON(j, &back); err != nil || back != a {
 					t.Fatalf("accepted row does not round-trip: %+v -> %s -> %+v (%v)", a, j, back, err)
 				}
 			}

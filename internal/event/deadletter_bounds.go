@@ -27,13 +27,13 @@ const (
 // limits, however large the input (a 9 MB payload is 12 MB in base64).
 const (
 	// MaxDeadLetterPayload is the payload bytes kept: a payload the
-	// contract could accept (MaxPayloadLen) is kept whole. The
+	// contract could accept (maxPayloadLen) is kept whole. The
 	// dead_letters table keeps the same (warehouse.BoundPayload).
-	MaxDeadLetterPayload = MaxPayloadLen
-	// MaxDeadLetterAttributes is the bytes of input attributes kept, each
+	MaxDeadLetterPayload = maxPayloadLen
+	// maxDeadLetterAttributes is the bytes of input attributes kept, each
 	// key and value first cut to Pub/Sub's limits: 100 attributes at
 	// those limits, plus the three a schema adds, fit with room to spare.
-	MaxDeadLetterAttributes = 256 << 10
+	maxDeadLetterAttributes = 256 << 10
 	// MaxDeadLetterError is the bytes of the error detail kept.
 	MaxDeadLetterError = 4 << 10
 )
@@ -60,7 +60,7 @@ func BoundPayload(payload []byte) (kept []byte, size int64, sum string) {
 // BoundDeadLetter returns dl, or a copy of it cut to what a dead letter
 // keeps: the payload by BoundPayload (unless PayloadSha256 is already set:
 // the payload was bounded before), each input attribute key and value to
-// Pub/Sub's limits and all of them to MaxDeadLetterAttributes
+// Pub/Sub's limits and all of them to maxDeadLetterAttributes
 // (AttributesTruncated then says so), Error to MaxDeadLetterError, and the
 // strings that become attributes to PubSubMaxAttrValueBytes. Strings are cut
 // on a UTF-8 boundary.
@@ -83,13 +83,13 @@ func BoundDeadLetter(dl *inventoryv1.DeadLetter) *inventoryv1.DeadLetter {
 }
 
 // boundAttributes cuts each key and value to Pub/Sub's limits and keeps,
-// in key order, as many as fit in MaxDeadLetterAttributes bytes.
+// in key order, as many as fit in maxDeadLetterAttributes bytes.
 func boundAttributes(attrs map[string]string, truncated bool) (map[string]string, bool) {
 	if attrs == nil {
 		return nil, truncated
 	}
 	out := make(map[string]string, len(attrs))
-	budget := MaxDeadLetterAttributes
+	budget := maxDeadLetterAttributes
 	for _, k := range slices.Sorted(maps.Keys(attrs)) {
 		v := attrs[k]
 		ck, cv := cutString(k, PubSubMaxAttrKeyBytes), cutString(v, PubSubMaxAttrValueBytes)

@@ -16,8 +16,8 @@ import (
 // Pub/Sub attribute names and values the decoders look at.
 const (
 	AttrEncoding   = "googclient_schemaencoding"
-	AttrSchemaName = "googclient_schemaname"
-	AttrRevision   = "googclient_schemarevisionid"
+	attrSchemaName = "googclient_schemaname"
+	attrRevision   = "googclient_schemarevisionid"
 	EncodingJSON   = "JSON"
 	EncodingBinary = "BINARY"
 	// AttrEventTime and AttrEventID are set by the publisher so that
@@ -36,22 +36,22 @@ const (
 // "BINARY"; empty means JSON, the topic's default) into a. It does not
 // validate; call Validate next. Errors are *Invalid.
 func Decode(data []byte, encoding string, a *Adjustment) error {
-	if len(data) > MaxPayloadLen {
-		return invalid(CodeTooLarge, "payload is %d bytes, more than %d", len(data), MaxPayloadLen)
+	if len(data) > maxPayloadLen {
+		return invalid(CodeTooLarge, "payload is %d bytes, more than %d", len(data), maxPayloadLen)
 	}
 	switch encoding {
 	case "", EncodingJSON:
-		return DecodeJSON(data, a)
+		return decodeJSON(data, a)
 	case EncodingBinary:
-		return DecodeBinary(data, a)
+		return decodeBinary(data, a)
 	default:
 		return invalid(CodeBadEncoding, "schema encoding %q is neither JSON nor BINARY", encoding)
 	}
 }
 
-// DecodeBinary decodes the protobuf wire form of InventoryAdjustment.
+// decodeBinary decodes the protobuf wire form of InventoryAdjustment.
 // Unknown fields are skipped, as proto.Unmarshal does.
-func DecodeBinary(data []byte, a *Adjustment) error {
+func decodeBinary(data []byte, a *Adjustment) error {
 	*a = Adjustment{}
 	// One string for the whole payload: every string field is a substring
 	// of it, so decoding costs one allocation.
@@ -116,7 +116,7 @@ func setTime(a *Adjustment, s string) error {
 	if s == "" {
 		return nil // Validate reports the missing time
 	}
-	t, err := ParseTime(s)
+	t, err := parseTime(s)
 	if err != nil {
 		return invalid(CodeBadTime, "event_time %q is not RFC 3339", s)
 	}
@@ -127,12 +127,12 @@ func setTime(a *Adjustment, s string) error {
 	return nil
 }
 
-// DecodeJSON decodes the proto3 JSON form of InventoryAdjustment, the way
+// decodeJSON decodes the proto3 JSON form of InventoryAdjustment, the way
 // Pub/Sub's JSON schema encoding does: field names in proto or JSON style,
 // int64 as a number or a string, the reason as its name or number, unknown
 // fields rejected. The common flat form is scanned without reflection;
 // anything unusual (escapes, nulls, exponents) goes through protojson.
-func DecodeJSON(data []byte, a *Adjustment) error {
+func decodeJSON(data []byte, a *Adjustment) error {
 	*a = Adjustment{}
 	ok, err := scanJSON(data, a)
 	if ok {
@@ -153,11 +153,11 @@ func decodeJSONSlow(data []byte, a *Adjustment) error {
 		}
 		return invalid(CodeSchemaMismatch, "%v", err)
 	}
-	return FromProto(&m, a)
+	return fromProto(&m, a)
 }
 
-// FromProto copies a decoded wire message into a.
-func FromProto(m *inventoryv1.InventoryAdjustment, a *Adjustment) error {
+// fromProto copies a decoded wire message into a.
+func fromProto(m *inventoryv1.InventoryAdjustment, a *Adjustment) error {
 	*a = Adjustment{
 		EventID:    m.GetEventId(),
 		SKU:        m.GetSku(),
@@ -172,12 +172,12 @@ func FromProto(m *inventoryv1.InventoryAdjustment, a *Adjustment) error {
 // MarshalJSON renders a in the proto3 JSON form that Pub/Sub's JSON schema
 // encoding accepts, with the contract's field names.
 func MarshalJSON(a *Adjustment) ([]byte, error) {
-	return protojson.MarshalOptions{UseProtoNames: true}.Marshal(a.Proto())
+	return protojson.MarshalOptions{UseProtoNames: true}.Marshal(a.proto())
 }
 
 // MarshalBinary renders a in the protobuf wire form.
 func MarshalBinary(a *Adjustment) ([]byte, error) {
-	return proto.Marshal(a.Proto())
+	return proto.Marshal(a.proto())
 }
 
 // scanJSON decodes the flat object form. It returns ok=false when the input

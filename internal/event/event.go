@@ -22,7 +22,7 @@ type Reason int32
 
 // The reasons of the contract.
 const (
-	ReasonUnspecified = Reason(inventoryv1.InventoryAdjustment_REASON_UNSPECIFIED)
+	reasonUnspecified = Reason(inventoryv1.InventoryAdjustment_REASON_UNSPECIFIED)
 	Received          = Reason(inventoryv1.InventoryAdjustment_RECEIVED)
 	Sold              = Reason(inventoryv1.InventoryAdjustment_SOLD)
 	Returned          = Reason(inventoryv1.InventoryAdjustment_RETURNED)
@@ -33,10 +33,10 @@ const (
 	TransferOut       = Reason(inventoryv1.InventoryAdjustment_TRANSFER_OUT)
 )
 
-// Reasons lists every valid reason in enum order.
-var Reasons = []Reason{Received, Sold, Returned, Damaged, Adjusted, Counted, TransferIn, TransferOut}
+// reasons lists every valid reason in enum order.
+var reasons = []Reason{Received, Sold, Returned, Damaged, Adjusted, Counted, TransferIn, TransferOut}
 
-// reasonNames are the contract's names of Reasons, by value.
+// reasonNames are the contract's names of reasons, by value.
 var reasonNames = func() []string {
 	n := make([]string, len(inventoryv1.InventoryAdjustment_Reason_name))
 	for v, name := range inventoryv1.InventoryAdjustment_Reason_name {
@@ -57,7 +57,7 @@ func (r Reason) String() string {
 // blanks ignored) to its Reason.
 func ParseReason(s string) (Reason, bool) {
 	s = strings.TrimSpace(s)
-	for _, r := range Reasons { // the exact name, without hashing it
+	for _, r := range reasons { // the exact name, without hashing it
 		if s == reasonNames[r] {
 			return r, true
 		}
@@ -68,7 +68,7 @@ func ParseReason(s string) (Reason, bool) {
 	if v, ok := inventoryv1.InventoryAdjustment_Reason_value[strings.ToUpper(s)]; ok && v != 0 {
 		return Reason(v), true
 	}
-	return ReasonUnspecified, false
+	return reasonUnspecified, false
 }
 
 // Adjustment is one inventory adjustment, validated or not.
@@ -90,8 +90,8 @@ func (a *Adjustment) Time() time.Time { return time.UnixMicro(a.EventTime).UTC()
 // Key returns the stock key of a.
 func (a *Adjustment) Key() Key { return Key{SKU: a.SKU, LocationID: a.LocationID} }
 
-// Proto converts a to the wire message.
-func (a *Adjustment) Proto() *inventoryv1.InventoryAdjustment {
+// proto converts a to the wire message.
+func (a *Adjustment) proto() *inventoryv1.InventoryAdjustment {
 	return &inventoryv1.InventoryAdjustment{
 		EventId:    a.EventID,
 		Sku:        a.SKU,
@@ -130,8 +130,8 @@ func FormatTime(micros int64) string {
 	return time.UnixMicro(micros).UTC().Format(time.RFC3339Nano)
 }
 
-// ParseTime parses an RFC 3339 time into Unix microseconds.
-func ParseTime(s string) (int64, error) {
+// parseTime parses an RFC 3339 time into Unix microseconds.
+func parseTime(s string) (int64, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return 0, err
@@ -142,12 +142,12 @@ func ParseTime(s string) (int64, error) {
 // Limits of the contract, beyond which an adjustment is dead-lettered.
 const (
 	MaxQuantity   = 1_000_000_000 // |quantity|, and on-hand of a count
-	MaxIDLen      = 128           // event_id
-	MaxKeyLen     = 64            // sku, location_id
-	MaxSourceLen  = 128
-	MaxPayloadLen = 64 << 10 // bytes of one message
-	// MaxFuture is how far past the validation clock an event_time may be.
-	MaxFuture = 24 * time.Hour
+	maxIDLen      = 128           // event_id
+	maxKeyLen     = 64            // sku, location_id
+	maxSourceLen  = 128
+	maxPayloadLen = 64 << 10 // bytes of one message
+	// maxFuture is how far past the validation clock an event_time may be.
+	maxFuture = 24 * time.Hour
 )
 
 // MinEventTime is the earliest event_time accepted.
@@ -160,21 +160,21 @@ const (
 	CodeTooLarge        = "payload_too_large"
 	CodeBadEncoding     = "unknown_encoding" // googclient_schemaencoding not JSON/BINARY
 	CodeUnknownReason   = "unknown_reason"
-	CodeMissingEventID  = "missing_event_id"
-	CodeBadEventID      = "bad_event_id"
-	CodeMissingSKU      = "missing_sku"
-	CodeBadSKU          = "bad_sku"
-	CodeMissingLocation = "missing_location_id"
-	CodeBadLocation     = "bad_location_id"
-	CodeMissingTime     = "missing_event_time"
+	codeMissingEventID  = "missing_event_id"
+	codeBadEventID      = "bad_event_id"
+	codeMissingSKU      = "missing_sku"
+	codeBadSKU          = "bad_sku"
+	codeMissingLocation = "missing_location_id"
+	codeBadLocation     = "bad_location_id"
+	codeMissingTime     = "missing_event_time"
 	CodeBadTime         = "bad_event_time"
-	CodeTimeOutOfRange  = "event_time_out_of_range"
+	codeTimeOutOfRange  = "event_time_out_of_range"
 	CodeBadQuantity     = "bad_quantity"
-	CodeQuantityRange   = "quantity_out_of_range"
-	CodeNegativeCount   = "negative_count"
+	codeQuantityRange   = "quantity_out_of_range"
+	codeNegativeCount   = "negative_count"
 	CodeWrongSign       = "wrong_sign"
-	CodeBadSource       = "bad_source" // not UTF-8, too long, or a control character
-	CodeBadCSV          = "bad_csv_row"
+	codeBadSource       = "bad_source" // not UTF-8, too long, or a control character
+	codeBadCSV          = "bad_csv_row"
 	// CodeTooLate: older than its key's dedup horizon and not covered by a
 	// count (ledger.TooLate), so it cannot be deduplicated safely.
 	CodeTooLate = "too_late"
@@ -198,44 +198,44 @@ func invalid(code, format string, args ...any) *Invalid {
 // far-future bound). It returns nil or an *Invalid.
 func Validate(a *Adjustment, now time.Time) error {
 	if a.EventID == "" {
-		return invalid(CodeMissingEventID, "event_id is empty")
+		return invalid(codeMissingEventID, "event_id is empty")
 	}
-	if err := checkID(a.EventID, MaxIDLen, CodeBadEventID, "event_id"); err != nil {
+	if err := checkID(a.EventID, maxIDLen, codeBadEventID, "event_id"); err != nil {
 		return err
 	}
 	if a.SKU == "" {
-		return invalid(CodeMissingSKU, "sku is empty")
+		return invalid(codeMissingSKU, "sku is empty")
 	}
-	if err := checkID(a.SKU, MaxKeyLen, CodeBadSKU, "sku"); err != nil {
+	if err := checkID(a.SKU, maxKeyLen, codeBadSKU, "sku"); err != nil {
 		return err
 	}
 	if a.LocationID == "" {
-		return invalid(CodeMissingLocation, "location_id is empty")
+		return invalid(codeMissingLocation, "location_id is empty")
 	}
-	if err := checkID(a.LocationID, MaxKeyLen, CodeBadLocation, "location_id"); err != nil {
+	if err := checkID(a.LocationID, maxKeyLen, codeBadLocation, "location_id"); err != nil {
 		return err
 	}
-	if err := checkText(a.Source, MaxSourceLen, CodeBadSource, "source"); err != nil {
+	if err := checkText(a.Source, maxSourceLen, codeBadSource, "source"); err != nil {
 		return err
 	}
-	if a.Reason <= ReasonUnspecified || a.Reason > TransferOut {
+	if a.Reason <= reasonUnspecified || a.Reason > TransferOut {
 		return invalid(CodeUnknownReason, "reason %v is not one of the contract's", a.Reason)
 	}
 	if a.EventTime == 0 {
-		return invalid(CodeMissingTime, "event_time is missing")
+		return invalid(codeMissingTime, "event_time is missing")
 	}
-	if a.EventTime < MinEventTime.UnixMicro() || a.EventTime > now.Add(MaxFuture).UnixMicro() {
-		return invalid(CodeTimeOutOfRange, "event_time %s is before %s or more than %s after %s",
-			FormatTime(a.EventTime), MinEventTime.Format(time.RFC3339), MaxFuture, now.UTC().Format(time.RFC3339))
+	if a.EventTime < MinEventTime.UnixMicro() || a.EventTime > now.Add(maxFuture).UnixMicro() {
+		return invalid(codeTimeOutOfRange, "event_time %s is before %s or more than %s after %s",
+			FormatTime(a.EventTime), MinEventTime.Format(time.RFC3339), maxFuture, now.UTC().Format(time.RFC3339))
 	}
 	q := a.Quantity
 	if q > MaxQuantity || q < -MaxQuantity {
-		return invalid(CodeQuantityRange, "quantity %d is beyond ±%d", q, MaxQuantity)
+		return invalid(codeQuantityRange, "quantity %d is beyond ±%d", q, MaxQuantity)
 	}
 	switch a.Reason {
 	case Counted:
 		if q < 0 {
-			return invalid(CodeNegativeCount, "a COUNTED quantity is the on-hand found and cannot be negative (%d)", q)
+			return invalid(codeNegativeCount, "a COUNTED quantity is the on-hand found and cannot be negative (%d)", q)
 		}
 	case Received, Returned, TransferIn:
 		if q <= 0 {

@@ -51,7 +51,7 @@ func TestDecodeJSON(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var a Adjustment
-			err := DecodeJSON([]byte(tt.in), &a)
+			err := decodeJSON([]byte(tt.in), &a)
 			if code(err) != tt.code {
 				t.Fatalf("error %v, want code %q", err, tt.code)
 			}
@@ -73,7 +73,7 @@ func FuzzDecodeJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var fast, slow Adjustment
-		errFast := DecodeJSON(data, &fast)
+		errFast := decodeJSON(data, &fast)
 		errSlow := decodeJSONSlow(data, &slow)
 		if (errFast == nil) != (errSlow == nil) {
 			t.Fatalf("fast err %v, protojson err %v on %q", errFast, errSlow, data)
@@ -90,7 +90,7 @@ func FuzzDecodeBinary(f *testing.F) {
 	f.Add([]byte{0x08, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var a Adjustment
-		err := DecodeBinary(data, &a)
+		err := decodeBinary(data, &a)
 		var m inventoryv1.InventoryAdjustment
 		perr := proto.Unmarshal(data, &m)
 		if perr != nil {
@@ -106,7 +106,7 @@ func FuzzDecodeBinary(f *testing.F) {
 			t.Fatalf("rejected (%v) what proto.Unmarshal accepts: %q", err, data)
 		}
 		var want Adjustment
-		if FromProto(&m, &want) == nil && a != want {
+		if fromProto(&m, &want) == nil && a != want {
 			t.Fatalf("decoded %+v, proto gives %+v", a, want)
 		}
 	})
@@ -134,7 +134,7 @@ func TestBinaryRoundTrip(t *testing.T) {
 	if err := Decode([]byte("{}"), "AVRO", &got); code(err) != CodeBadEncoding {
 		t.Fatalf("encoding AVRO: %v", err)
 	}
-	if err := Decode(make([]byte, MaxPayloadLen+1), EncodingBinary, &got); code(err) != CodeTooLarge {
+	if err := Decode(make([]byte, maxPayloadLen+1), EncodingBinary, &got); code(err) != CodeTooLarge {
 		t.Fatalf("large: %v", err)
 	}
 }
@@ -147,40 +147,40 @@ func TestValidate(t *testing.T) {
 		code string
 	}{
 		{"valid", func(*Adjustment) {}, ""},
-		{"no id", func(a *Adjustment) { a.EventID = "" }, CodeMissingEventID},
-		{"blank in id", func(a *Adjustment) { a.EventID = "e 1" }, CodeBadEventID},
-		{"no sku", func(a *Adjustment) { a.SKU = "" }, CodeMissingSKU},
-		{"sku with blank", func(a *Adjustment) { a.SKU = " SKU-1" }, CodeBadSKU},
-		{"unicode sku", func(a *Adjustment) { a.SKU = "SKÜ-1" }, CodeBadSKU},
-		{"long sku", func(a *Adjustment) { a.SKU = strings.Repeat("A", 65) }, CodeBadSKU},
-		{"no location", func(a *Adjustment) { a.LocationID = "" }, CodeMissingLocation},
-		{"control in location", func(a *Adjustment) { a.LocationID = "S\x001" }, CodeBadLocation},
+		{"no id", func(a *Adjustment) { a.EventID = "" }, codeMissingEventID},
+		{"blank in id", func(a *Adjustment) { a.EventID = "e 1" }, codeBadEventID},
+		{"no sku", func(a *Adjustment) { a.SKU = "" }, codeMissingSKU},
+		{"sku with blank", func(a *Adjustment) { a.SKU = " SKU-1" }, codeBadSKU},
+		{"unicode sku", func(a *Adjustment) { a.SKU = "SKÜ-1" }, codeBadSKU},
+		{"long sku", func(a *Adjustment) { a.SKU = strings.Repeat("A", 65) }, codeBadSKU},
+		{"no location", func(a *Adjustment) { a.LocationID = "" }, codeMissingLocation},
+		{"control in location", func(a *Adjustment) { a.LocationID = "S\x001" }, codeBadLocation},
 		{"no reason", func(a *Adjustment) { a.Reason = 0 }, CodeUnknownReason},
 		{"reason 99", func(a *Adjustment) { a.Reason = 99 }, CodeUnknownReason},
-		{"no time", func(a *Adjustment) { a.EventTime = 0 }, CodeMissingTime},
-		{"ancient", func(a *Adjustment) { a.EventTime = time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro() }, CodeTimeOutOfRange},
-		{"far future", func(a *Adjustment) { a.EventTime = now.Add(48 * time.Hour).UnixMicro() }, CodeTimeOutOfRange},
-		{"huge", func(a *Adjustment) { a.Quantity = -MaxQuantity - 1 }, CodeQuantityRange},
-		{"negative count", func(a *Adjustment) { a.Reason, a.Quantity = Counted, -1 }, CodeNegativeCount},
+		{"no time", func(a *Adjustment) { a.EventTime = 0 }, codeMissingTime},
+		{"ancient", func(a *Adjustment) { a.EventTime = time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro() }, codeTimeOutOfRange},
+		{"far future", func(a *Adjustment) { a.EventTime = now.Add(48 * time.Hour).UnixMicro() }, codeTimeOutOfRange},
+		{"huge", func(a *Adjustment) { a.Quantity = -MaxQuantity - 1 }, codeQuantityRange},
+		{"negative count", func(a *Adjustment) { a.Reason, a.Quantity = Counted, -1 }, codeNegativeCount},
 		{"zero count", func(a *Adjustment) { a.Reason, a.Quantity = Counted, 0 }, ""},
 		{"positive sale", func(a *Adjustment) { a.Quantity = 1 }, CodeWrongSign},
 		{"negative receipt", func(a *Adjustment) { a.Reason = Received }, CodeWrongSign},
 		{"adjusted either way", func(a *Adjustment) { a.Reason, a.Quantity = Adjusted, 3 }, ""},
-		{"bad source", func(a *Adjustment) { a.Source = "\xff" }, CodeBadSource},
-		{"long source", func(a *Adjustment) { a.Source = strings.Repeat("p", MaxSourceLen+1) }, CodeBadSource},
-		{"escape in source", func(a *Adjustment) { a.Source = "pos\x1b[2J\x1b]0;owned\a" }, CodeBadSource},
-		{"bell in source", func(a *Adjustment) { a.Source = "pos\a" }, CodeBadSource},
-		{"newline in source", func(a *Adjustment) { a.Source = "pos\nfake log line" }, CodeBadSource},
-		{"tab in source", func(a *Adjustment) { a.Source = "pos\t1" }, CodeBadSource},
-		{"DEL in source", func(a *Adjustment) { a.Source = "pos\x7f" }, CodeBadSource},
-		{"C1 CSI in source", func(a *Adjustment) { a.Source = "pos\u009b31m" }, CodeBadSource},
-		{"NUL in source", func(a *Adjustment) { a.Source = "pos\x00" }, CodeBadSource},
+		{"bad source", func(a *Adjustment) { a.Source = "\xff" }, codeBadSource},
+		{"long source", func(a *Adjustment) { a.Source = strings.Repeat("p", maxSourceLen+1) }, codeBadSource},
+		{"escape in source", func(a *Adjustment) { a.Source = "pos\x1b[2J\x1b]0;owned\a" }, codeBadSource},
+		{"bell in source", func(a *Adjustment) { a.Source = "pos\a" }, codeBadSource},
+		{"newline in source", func(a *Adjustment) { a.Source = "pos\nfake log line" }, codeBadSource},
+		{"tab in source", func(a *Adjustment) { a.Source = "pos\t1" }, codeBadSource},
+		{"DEL in source", func(a *Adjustment) { a.Source = "pos\x7f" }, codeBadSource},
+		{"C1 CSI in source", func(a *Adjustment) { a.Source = "pos\u009b31m" }, codeBadSource},
+		{"NUL in source", func(a *Adjustment) { a.Source = "pos\x00" }, codeBadSource},
 		{"unicode source", func(a *Adjustment) { a.Source = "caisse n° 3 – Zürich 🛒" }, ""},
 		{"source with blanks", func(a *Adjustment) { a.Source = "pos store 12" }, ""},
-		{"escape in id", func(a *Adjustment) { a.EventID = "e\x1b[2J" }, CodeBadEventID},
-		{"bell in id", func(a *Adjustment) { a.EventID = "e\a" }, CodeBadEventID},
-		{"C1 in id", func(a *Adjustment) { a.EventID = "e\u009b" }, CodeBadEventID},
-		{"escape in sku", func(a *Adjustment) { a.SKU = "SKU\x1b" }, CodeBadSKU},
+		{"escape in id", func(a *Adjustment) { a.EventID = "e\x1b[2J" }, codeBadEventID},
+		{"bell in id", func(a *Adjustment) { a.EventID = "e\a" }, codeBadEventID},
+		{"C1 in id", func(a *Adjustment) { a.EventID = "e\u009b" }, codeBadEventID},
+		{"escape in sku", func(a *Adjustment) { a.SKU = "SKU\x1b" }, codeBadSKU},
 	}
 	for _, tt := range tests {
 		a := ok
@@ -211,8 +211,8 @@ func TestCSVReader(t *testing.T) {
 		line int
 		code string
 	}
-	want := []row{{"e1", 2, ""}, {"e2", 3, ""}, {"", 4, CodeUnknownReason}, {"", 5, CodeBadCSV}, {"", 6, CodeBadQuantity},
-		{"", 7, CodeQuantityRange}, {"", 8, CodeBadCSV}, {"", 9, CodeBadTime}, {"e9", 10, ""}}
+	want := []row{{"e1", 2, ""}, {"e2", 3, ""}, {"", 4, CodeUnknownReason}, {"", 5, codeBadCSV}, {"", 6, CodeBadQuantity},
+		{"", 7, codeQuantityRange}, {"", 8, codeBadCSV}, {"", 9, CodeBadTime}, {"e9", 10, ""}}
 	var got []row
 	for {
 		var a Adjustment

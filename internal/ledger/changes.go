@@ -88,7 +88,7 @@ func (s *State) ApplyChanges(b []byte) error {
 		s.Deltas = nil
 	}
 	if cut > s.SweptBefore {
-		s.Seen.DeleteBefore(cut)
+		s.Seen.deleteBefore(cut)
 		s.SweptBefore = cut
 	}
 	s.Oldest = 0

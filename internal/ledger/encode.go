@@ -67,7 +67,7 @@ func appendDeltas(b []byte, ds []Delta) []byte {
 func (s *IDs) read(d *codec.Reader) {
 	for n := d.Len(); n > 0 && d.Err() == nil; n-- {
 		id := d.String()
-		s.Add(id, d.Varint())
+		s.add(id, d.Varint())
 	}
 }
 

@@ -26,8 +26,8 @@ func (s *IDs) Len() int {
 	return len(s.few)
 }
 
-// Has reports whether id is in the set.
-func (s *IDs) Has(id string) bool {
+// has reports whether id is in the set.
+func (s *IDs) has(id string) bool {
 	if s.many != nil {
 		_, ok := s.many[id]
 		return ok
@@ -40,8 +40,8 @@ func (s *IDs) Has(id string) bool {
 	return false
 }
 
-// Add adds id, seen at event time t (Unix µs), or sets its time.
-func (s *IDs) Add(id string, t int64) {
+// add adds id, seen at event time t (Unix µs), or sets its time.
+func (s *IDs) add(id string, t int64) {
 	if s.many != nil {
 		s.many[id] = t
 		return
@@ -67,8 +67,8 @@ func (s *IDs) Add(id string, t int64) {
 	s.few = nil
 }
 
-// DeleteBefore removes the ids seen before event time cut.
-func (s *IDs) DeleteBefore(cut int64) {
+// deleteBefore removes the ids seen before event time cut.
+func (s *IDs) deleteBefore(cut int64) {
 	if s.many != nil {
 		for id, t := range s.many {
 			if t < cut {

@@ -10,18 +10,18 @@ func TestIDs(t *testing.T) {
 	for _, n := range []int{1, idsMapAt, idsMapAt + 1, 5 * idsMapAt} {
 		var s IDs
 		for i := range n {
-			s.Add(fmt.Sprint("e", i), int64(i))
+			s.add(fmt.Sprint("e", i), int64(i))
 		}
-		s.Add("e0", 0) // again: no second entry
+		s.add("e0", 0) // again: no second entry
 		if s.Len() != n {
 			t.Fatalf("n=%d: Len %d", n, s.Len())
 		}
-		if !s.Has(fmt.Sprint("e", n-1)) || s.Has("nope") {
+		if !s.has(fmt.Sprint("e", n-1)) || s.has("nope") {
 			t.Fatalf("n=%d: Has wrong", n)
 		}
-		s.DeleteBefore(int64(n / 2))
+		s.deleteBefore(int64(n / 2))
 		want := n - n/2
-		if s.Len() != want || s.Has("e0") != (n/2 == 0) {
+		if s.Len() != want || s.has("e0") != (n/2 == 0) {
 			t.Fatalf("n=%d: after DeleteBefore(%d): Len %d, want %d", n, n/2, s.Len(), want)
 		}
 		sum := int64(0)

@@ -186,7 +186,7 @@ func (s *State) Apply(a *event.Adjustment, threshold int64, horizon time.Duratio
 	}
 	h := horizon.Microseconds()
 	r := Result{Previous: s.OnHand, OnHand: s.OnHand}
-	if s.Seen.Has(a.EventID) {
+	if s.Seen.has(a.EventID) {
 		r.Outcome = Duplicate
 		return r
 	}
@@ -201,7 +201,7 @@ func (s *State) Apply(a *event.Adjustment, threshold int64, horizon time.Duratio
 		r.Outcome = TooLate
 		return r
 	}
-	s.Seen.Add(a.EventID, a.EventTime)
+	s.Seen.add(a.EventID, a.EventTime)
 	if s.tracking {
 		c := s.track()
 		c.ids = append(c.ids, idTime{a.EventID, a.EventTime})
@@ -267,7 +267,7 @@ func (s *State) ApplyChecked(a *event.Adjustment, threshold int64, horizon time.
 	if r.Outcome != TooLate || a.Reason == event.Counted {
 		return r
 	}
-	s.Seen.Add(a.EventID, s.MaxTime)
+	s.Seen.add(a.EventID, s.MaxTime)
 	if s.tracking {
 		c := s.track()
 		c.ids = append(c.ids, idTime{a.EventID, s.MaxTime})
@@ -325,7 +325,7 @@ func (s *State) expire(h int64) {
 		kept = append(kept, d)
 	}
 	s.Deltas = kept
-	s.Seen.DeleteBefore(cut)
+	s.Seen.deleteBefore(cut)
 	s.Oldest = 0
 	s.SweptBefore = cut
 }

@@ -32,8 +32,8 @@ type Change struct {
 	By         string // who made it
 }
 
-// Rule returns the rule the change sets.
-func (c *Change) Rule() Rule {
+// rule returns the rule the change sets.
+func (c *Change) rule() Rule {
 	return Rule{SKU: c.SKU, LocationID: c.LocationID, Threshold: c.Threshold}
 }
 

@@ -100,7 +100,7 @@ func NewConsumer(a *Admin, cfg ConsumeConfig) *Consumer {
 func (c *Consumer) Consume(ctx context.Context) (*Store, ConsumeStats, error) {
 	run := &consumeRun{
 		Consumer: c,
-		store:    NewStore(c.cfg.Start, c.cfg.Thresholds),
+		store:    newStore(c.cfg.Start, c.cfg.Thresholds),
 		// ctx ending stops receiving; draining, dead-lettering and the
 		// last snapshot still run to completion.
 		bg: context.WithoutCancel(ctx),
@@ -209,7 +209,7 @@ func (run *consumeRun) flush() error {
 	run.pending = nil
 	run.pendMu.Unlock()
 	if run.cfg.SnapshotURI != "" && len(msgs) > 0 {
-		if err := snapshot.Write(run.bg, run.cfg.SnapshotURI, run.store.Snapshot()); err != nil {
+		if err := snapshot.Write(run.bg, run.cfg.SnapshotURI, run.store.snapshot()); err != nil {
 			for _, m := range msgs {
 				m.Nack()
 			}
@@ -347,7 +347,7 @@ func (run *consumeRun) finish(ctx context.Context, receiveErr error) (ConsumeSta
 		return st, fmt.Errorf("broker: consume: %w", run.flushErr)
 	}
 	if run.cfg.SnapshotURI != "" {
-		if err := snapshot.Write(run.bg, run.cfg.SnapshotURI, run.store.Snapshot()); err != nil {
+		if err := snapshot.Write(run.bg, run.cfg.SnapshotURI, run.store.snapshot()); err != nil {
 			return st, fmt.Errorf("broker: consume: %w", err)
 		}
 	}

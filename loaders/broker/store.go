@@ -19,8 +19,8 @@ type Store struct {
 	th     *ledger.Thresholds
 }
 
-// NewStore starts a store from a snapshot (nil: empty).
-func NewStore(start *snapshot.File, th *ledger.Thresholds) *Store {
+// newStore starts a store from a snapshot (nil: empty).
+func newStore(start *snapshot.File, th *ledger.Thresholds) *Store {
 	s := &Store{states: map[event.Key]*ledger.State{}, th: th}
 	if start != nil {
 		s.asOf = start.AsOf
@@ -56,9 +56,9 @@ func (s *Store) Below() []snapshot.Item {
 	return out
 }
 
-// Snapshot renders the store as a snapshot file: each item as of its
+// snapshot renders the store as a snapshot file: each item as of its
 // newest event, with its whole ledger for an exact restart.
-func (s *Store) Snapshot() *snapshot.File {
+func (s *Store) snapshot() *snapshot.File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := &snapshot.File{AsOf: s.asOf}

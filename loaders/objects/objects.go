@@ -21,8 +21,8 @@ import (
 	"google.golang.org/api/option"
 )
 
-// IsGCS reports whether uri names a Cloud Storage object.
-func IsGCS(uri string) bool { return strings.HasPrefix(uri, "gs://") }
+// isGCS reports whether uri names a Cloud Storage object.
+func isGCS(uri string) bool { return strings.HasPrefix(uri, "gs://") }
 
 func splitGCS(uri string) (bucket, object string, err error) {
 	rest := strings.TrimPrefix(uri, "gs://")
@@ -36,8 +36,8 @@ func splitGCS(uri string) (bucket, object string, err error) {
 var (
 	clientMu sync.Mutex
 	client   *storage.Client
-	// ClientOptions are used when the shared GCS client is first made.
-	ClientOptions []option.ClientOption
+	// clientOptions are used when the shared GCS client is first made.
+	clientOptions []option.ClientOption
 )
 
 func gcs(ctx context.Context) (*storage.Client, error) {
@@ -46,7 +46,7 @@ func gcs(ctx context.Context) (*storage.Client, error) {
 	if client != nil {
 		return client, nil
 	}
-	opts := ClientOptions
+	opts := clientOptions
 	if os.Getenv("STORAGE_EMULATOR_HOST") != "" {
 		// Emulators serve the JSON API fully; the XML read path less so.
 		opts = append([]option.ClientOption{storage.WithJSONReads()}, opts...)
@@ -64,7 +64,7 @@ var ErrNotExist = os.ErrNotExist
 
 // Open opens uri for reading.
 func Open(ctx context.Context, uri string) (io.ReadCloser, error) {
-	if !IsGCS(uri) {
+	if !isGCS(uri) {
 		f, err := os.Open(uri)
 		if err != nil {
 			return nil, fmt.Errorf("objects: open: %w", err)
@@ -114,7 +114,7 @@ type Writer interface {
 
 // Create starts writing uri. Local parent directories are created.
 func Create(ctx context.Context, uri, contentType string) (Writer, error) {
-	if !IsGCS(uri) {
+	if !isGCS(uri) {
 		dir := filepath.Dir(uri)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("objects: create %s: %w", uri, err)

@@ -57,11 +57,11 @@ func Read(ctx context.Context, uri string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
-	return Parse(b, uri)
+	return parse(b, uri)
 }
 
-// Parse decodes and checks a snapshot; name is for messages.
-func Parse(b []byte, name string) (*File, error) {
+// parse decodes and checks a snapshot; name is for messages.
+func parse(b []byte, name string) (*File, error) {
 	var f File
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

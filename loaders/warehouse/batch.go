@@ -99,7 +99,7 @@ func (r TableRows) Values(i int) []any {
 			f = f.Elem()
 		}
 		switch c.Type {
-		case TypeString:
+		case typeString:
 			out[j] = f.String()
 		case TypeInteger:
 			out[j] = f.Int()
@@ -120,14 +120,14 @@ func (r TableRows) Values(i int) []any {
 	return out
 }
 
-// PartitionDate returns the UTC day of row i's partition column.
-func (r TableRows) PartitionDate(i int) time.Time {
+// partitionDate returns the UTC day of row i's partition column.
+func (r TableRows) partitionDate(i int) time.Time {
 	v := r.rows[i].Field(r.table.fields[r.table.PartitionColumn]).Interface().(time.Time).UTC()
 	return time.Date(v.Year(), v.Month(), v.Day(), 0, 0, 0, 0, time.UTC)
 }
 
-// Select returns the rows at the given indexes, in that order.
-func (r TableRows) Select(indexes []int) TableRows {
+// pick returns the rows at the given indexes, in that order.
+func (r TableRows) pick(indexes []int) TableRows {
 	out := TableRows{table: r.table, rows: make([]reflect.Value, len(indexes))}
 	for i, j := range indexes {
 		out.rows[i] = r.rows[j]
@@ -139,7 +139,7 @@ func (r TableRows) Select(indexes []int) TableRows {
 func (r TableRows) ByDate() ([]time.Time, map[time.Time]TableRows) {
 	byDay := map[time.Time]TableRows{}
 	for i := range r.rows {
-		d := r.PartitionDate(i)
+		d := r.partitionDate(i)
 		p := byDay[d]
 		p.table = r.table
 		p.rows = append(p.rows, r.rows[i])

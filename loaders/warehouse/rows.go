@@ -99,7 +99,7 @@ type DeadLetterRow struct {
 // Dead-letter stages (the contract is event's).
 const (
 	StagePublish   = event.StagePublish
-	StageConsume   = event.StageConsume
+	stageConsume   = event.StageConsume
 	StageStream    = event.StageStream
 	StageWarehouse = event.StageWarehouse
 )

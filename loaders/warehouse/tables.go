@@ -11,8 +11,8 @@ const (
 	StockLevels    = "stock_levels"
 	LowStockAlerts = "low_stock_alerts"
 	DeadLetters    = "dead_letters"
-	DailySummary   = "daily_summary"
-	ReportRuns     = "report_runs"
+	dailySummary   = "daily_summary"
+	reportRuns     = "report_runs"
 	// ThresholdChanges is the live reorder threshold changes (threshold.go).
 	ThresholdChanges = "threshold_changes"
 )
@@ -24,7 +24,7 @@ type ColumnType string
 // Column types. In Go a column holds string, int64, float64, bool, []byte or
 // time.Time (TIMESTAMP, and DATE at midnight UTC); see Row.
 const (
-	TypeString    ColumnType = "STRING"
+	typeString    ColumnType = "STRING"
 	TypeInteger   ColumnType = "INTEGER"
 	TypeFloat     ColumnType = "FLOAT"
 	TypeBoolean   ColumnType = "BOOLEAN"
@@ -58,7 +58,7 @@ type Table struct {
 }
 
 func str(name, desc string) Column {
-	return Column{Name: name, Type: TypeString, Description: desc}
+	return Column{Name: name, Type: typeString, Description: desc}
 }
 func i64(name, desc string) Column {
 	return Column{Name: name, Type: TypeInteger, Description: desc}
@@ -176,7 +176,7 @@ var Tables = []*Table{
 		},
 	},
 	{
-		Name:            DailySummary,
+		Name:            dailySummary,
 		Description:     "Nightly per-(sku, location_id) summary of one report date; a rerun replaces the date.",
 		PartitionColumn: "report_date",
 		Clustering:      []string{"sku", "location_id"},
@@ -210,7 +210,7 @@ var Tables = []*Table{
 		},
 	},
 	{
-		Name:            ReportRuns,
+		Name:            reportRuns,
 		Description:     "One row per run of the nightly summary job; a rerun of a date replaces it.",
 		PartitionColumn: "report_date",
 		Clustering:      []string{"status"},

@@ -207,7 +207,7 @@ func ReplaceDate[T Row](ctx context.Context, uri string, date civil.Date, rows [
 	tr := Rows(rows)
 	day := date.In(time.UTC)
 	for i := range tr.Len() {
-		if got := tr.PartitionDate(i); !got.Equal(day) {
+		if got := tr.partitionDate(i); !got.Equal(day) {
 			return fmt.Errorf("warehouse: replace %s %s: row of %s", tr.table.Name, date, got.Format(time.DateOnly))
 		}
 	}

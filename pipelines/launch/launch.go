@@ -28,15 +28,15 @@ func IsDataflow(runner string) bool {
 	return r == "dataflow" || r == "dataflowrunner"
 }
 
-// Hint says how to get a binary Dataflow can run.
-const Hint = "build with CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -o BIN ./cmd/JOB and run BIN, or pass --worker_binary=PATH to such a build"
+// hint says how to get a binary Dataflow can run.
+const hint = "build with CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -o BIN ./cmd/JOB and run BIN, or pass --worker_binary=PATH to such a build"
 
 // WorkerBinary returns exe if the build described by info is one Dataflow's
 // workers can run (CGO_ENABLED=0, GOOS=linux, GOARCH=amd64), and otherwise
-// an error naming what differs, with Hint.
+// an error naming what differs, with hint.
 func WorkerBinary(info *debug.BuildInfo, exe string) (string, error) {
 	if info == nil {
-		return "", fmt.Errorf("launch: no build information in %s: %s", exe, Hint)
+		return "", fmt.Errorf("launch: no build information in %s: %s", exe, hint)
 	}
 	want := map[string]string{"CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": "amd64"}
 	got := map[string]string{}
@@ -52,7 +52,7 @@ func WorkerBinary(info *debug.BuildInfo, exe string) (string, error) {
 		}
 	}
 	if len(bad) > 0 {
-		return "", fmt.Errorf("launch: %s is not a Dataflow worker binary: %s; %s", exe, strings.Join(bad, ", "), Hint)
+		return "", fmt.Errorf("launch: %s is not a Dataflow worker binary: %s; %s", exe, strings.Join(bad, ", "), hint)
 	}
 	return exe, nil
 }
@@ -60,7 +60,7 @@ func WorkerBinary(info *debug.BuildInfo, exe string) (string, error) {
 // Prepare readies the process's Beam flags for a launch. With a Dataflow
 // runner it sets --runner to "dataflow" (Beam's registry is case-sensitive)
 // and, unless --worker_binary was given explicitly, sets it to the running
-// executable, or fails with Hint when that is not a static linux/amd64
+// executable, or fails with hint when that is not a static linux/amd64
 // build (not for --dry_run, which stages nothing). Other runners are left
 // alone. Call it after flag.Parse.
 func Prepare(fs *flag.FlagSet) (dataflow bool, err error) {
@@ -85,7 +85,7 @@ func Prepare(fs *flag.FlagSet) (dataflow bool, err error) {
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return true, fmt.Errorf("launch: find the running executable: %w; %s", err, Hint)
+		return true, fmt.Errorf("launch: find the running executable: %w; %s", err, hint)
 	}
 	info, _ := debug.ReadBuildInfo()
 	bin, err := WorkerBinary(info, exe)

@@ -73,9 +73,9 @@ func StartPrism(ctx context.Context) (*Prism, error) {
 	return p, nil
 }
 
-// UnconfinedNote is what an operator is told when the job server cannot be
+// unconfinedNote is what an operator is told when the job server cannot be
 // confined: reason says why.
-func UnconfinedNote(reason string) string {
+func unconfinedNote(reason string) string {
 	return "Prism's job server will listen on every network interface, without authentication: " +
 		"anyone who can reach this machine can run commands on it through the local jobs' runner (" + reason +
 		"); run on Linux, as root or with unprivileged user namespaces allowed, or only on a trusted network " +

@@ -35,7 +35,7 @@ func startConfinedPrism(ctx context.Context) (*Prism, error) {
 	ns, err := newNetns()
 	if err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) {
-			return &Prism{Note: UnconfinedNote("this process may not create a network namespace: " + err.Error())}, nil
+			return &Prism{Note: unconfinedNote("this process may not create a network namespace: " + err.Error())}, nil
 		}
 		return nil, err
 	}

@@ -9,20 +9,20 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
-// MaxRangeDays bounds a backfill: a longer range is most likely a typo.
-const MaxRangeDays = 366
+// maxRangeDays bounds a backfill: a longer range is most likely a typo.
+const maxRangeDays = 366
 
-// BeforeDataError is a report date before the first day with data in the
+// beforeDataError is a report date before the first day with data in the
 // warehouse: its report would be empty, and every later day would open from
 // it.
-type BeforeDataError struct {
+type beforeDataError struct {
 	Date     civil.Date
 	Earliest civil.Date
 	// Empty is true when the warehouse holds no data at all.
 	Empty bool
 }
 
-func (e *BeforeDataError) Error() string {
+func (e *beforeDataError) Error() string {
 	if e.Empty {
 		return fmt.Sprintf("nightly: report date %s: the warehouse has no adjustments and no daily_summary yet", e.Date)
 	}
@@ -35,18 +35,18 @@ func EarliestDate(ctx context.Context, uri, tz string) (civil.Date, bool, error)
 	return warehouse.FirstDataDate(ctx, uri, tz)
 }
 
-// CheckRange validates a backfill range: from <= to, at most MaxRangeDays
+// checkRange validates a backfill range: from <= to, at most maxRangeDays
 // days, and, when the job reads the warehouse (no Input), not starting
-// before the warehouse's first day with data (a *BeforeDataError).
-func CheckRange(ctx context.Context, cfg Config, from, to civil.Date) error {
+// before the warehouse's first day with data (a *beforeDataError).
+func checkRange(ctx context.Context, cfg Config, from, to civil.Date) error {
 	cfg = cfg.withDefaults()
 	switch {
 	case !from.IsValid() || !to.IsValid():
 		return fmt.Errorf("nightly: range %s to %s: not valid dates", from, to)
 	case to.Before(from):
 		return fmt.Errorf("nightly: range %s to %s: the end is before the start", from, to)
-	case to.DaysSince(from)+1 > MaxRangeDays:
-		return fmt.Errorf("nightly: range %s to %s is %d days: at most %d", from, to, to.DaysSince(from)+1, MaxRangeDays)
+	case to.DaysSince(from)+1 > maxRangeDays:
+		return fmt.Errorf("nightly: range %s to %s is %d days: at most %d", from, to, to.DaysSince(from)+1, maxRangeDays)
 	}
 	if cfg.Input != "" {
 		return nil // the CSV is the data
@@ -56,7 +56,7 @@ func CheckRange(ctx context.Context, cfg Config, from, to civil.Date) error {
 		return err
 	}
 	if !ok || from.Before(first) {
-		return &BeforeDataError{Date: from, Earliest: first, Empty: !ok}
+		return &beforeDataError{Date: from, Earliest: first, Empty: !ok}
 	}
 	return nil
 }
@@ -66,7 +66,7 @@ func CheckRange(ctx context.Context, cfg Config, from, to civil.Date) error {
 // closing stock and trends of the day before. It stops at the first failure.
 // done, if not nil, is called after each date.
 func RunRange(ctx context.Context, cfg Config, from, to civil.Date, done func(RunResult)) ([]RunResult, error) {
-	if err := CheckRange(ctx, cfg, from, to); err != nil {
+	if err := checkRange(ctx, cfg, from, to); err != nil {
 		return nil, err
 	}
 	var out []RunResult

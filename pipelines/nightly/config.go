@@ -139,8 +139,8 @@ func Yesterday(tz string, now time.Time) (civil.Date, error) {
 	return civil.DateOf(now.In(loc)).AddDays(-1), nil
 }
 
-// ReportDir returns where the report of cfg's date is written.
-func (c Config) ReportDir() string {
+// reportDir returns where the report of cfg's date is written.
+func (c Config) reportDir() string {
 	return joinURI(c.withDefaults().Output, c.Date.String())
 }
 

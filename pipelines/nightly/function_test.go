@@ -162,7 +162,7 @@ func (h *history) soldIn(from, to civil.Date) map[event.Key]int64 {
 
 func readReport(t *testing.T, dir string) *reports.Report {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, JSONFile))
+	f, err := os.Open(filepath.Join(dir, jsonFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestReportIsAFunctionOfTheData(t *testing.T) {
 	}
 
 	// The reports' totals, week over week and trend chart agree too.
-	repAlone, repRange := readReport(t, cfgAlone.ReportDir()), readReport(t, filepath.Join(cfgRange.Output, h.last.String()))
+	repAlone, repRange := readReport(t, cfgAlone.reportDir()), readReport(t, filepath.Join(cfgRange.Output, h.last.String()))
 	ta, tr := repAlone.Totals, repRange.Totals
 	pct := func(p *float64) string {
 		if p == nil {

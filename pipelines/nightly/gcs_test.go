@@ -40,8 +40,8 @@ func TestGCS(t *testing.T) {
 	if res.Keys != 5 || res.Events != 14 || res.OutputURI != "gs://inv/reports/2026-03-10" {
 		t.Errorf("Run = %+v", res)
 	}
-	for name, ct := range map[string]string{IndexFile: "text/html; charset=utf-8", CSVFile: "text/csv; charset=utf-8",
-		JSONFile: "application/json"} {
+	for name, ct := range map[string]string{indexFile: "text/html; charset=utf-8", CSVFile: "text/csv; charset=utf-8",
+		jsonFile: "application/json"} {
 		obj, err := srv.GetObject("inv", "reports/2026-03-10/"+name)
 		if err != nil {
 			t.Errorf("report object %s: %v", name, err)

@@ -206,12 +206,12 @@ func TestRunFixture(t *testing.T) {
 	}
 
 	dir := filepath.Join(out, "2026-03-10")
-	for _, name := range []string{IndexFile, CSVFile, JSONFile, MarkdownFile} {
+	for _, name := range []string{indexFile, CSVFile, jsonFile, markdownFile} {
 		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Size() == 0 {
 			t.Errorf("report file %s: %v", name, err)
 		}
 	}
-	f, err := os.Open(filepath.Join(dir, JSONFile))
+	f, err := os.Open(filepath.Join(dir, jsonFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestRunFixture(t *testing.T) {
 	if b := got["SKU-B@S1"]; b["sold_7d"] != int64(9) || b["days_of_cover"] != 0.0 {
 		t.Errorf("next day SKU-B trends = sold_7d %v, days_of_cover %v; want 9, 0", b["sold_7d"], b["days_of_cover"])
 	}
-	f, err = os.Open(filepath.Join(out, next.Date.String(), JSONFile))
+	f, err = os.Open(filepath.Join(out, next.Date.String(), jsonFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,20 +307,20 @@ func TestRunRange(t *testing.T) {
 	wh, out := t.TempDir(), t.TempDir()
 	cfg := fixtureConfig(t, wh, out)
 	cfg.Input = ""
-	var before *BeforeDataError
-	if err := CheckRange(ctx, cfg, day, day); !errors.As(err, &before) || !before.Empty {
+	var before *beforeDataError
+	if err := checkRange(ctx, cfg, day, day); !errors.As(err, &before) || !before.Empty {
 		t.Errorf("CheckRange on an empty warehouse = %v, want a BeforeDataError saying it is empty", err)
 	}
 	seedStream(t, wh)
 	seedAdjustments(t, wh)
 	// The first adjustment (a0) is at 22:00 on 2026-03-09.
-	err := CheckRange(ctx, cfg, day.AddDays(-2), day)
+	err := checkRange(ctx, cfg, day.AddDays(-2), day)
 	if !errors.As(err, &before) || before.Earliest != day.AddDays(-1) ||
 		!strings.Contains(err.Error(), "2026-03-08 is before the first day with data in the warehouse (2026-03-09)") {
 		t.Errorf("CheckRange from the day before the data = %v, want a BeforeDataError naming 2026-03-09", err)
 	}
-	for _, bad := range [][2]civil.Date{{day, day.AddDays(-1)}, {day, day.AddDays(MaxRangeDays)}} {
-		if err := CheckRange(ctx, cfg, bad[0], bad[1]); err == nil || errors.As(err, &before) {
+	for _, bad := range [][2]civil.Date{{day, day.AddDays(-1)}, {day, day.AddDays(maxRangeDays)}} {
+		if err := checkRange(ctx, cfg, bad[0], bad[1]); err == nil || errors.As(err, &before) {
 			t.Errorf("CheckRange(%s, %s) = %v, want a range error", bad[0], bad[1], err)
 		}
 	}
@@ -437,13 +437,13 @@ func TestStartFailure(t *testing.T) {
 	wh := t.TempDir()
 	cfg := fixtureConfig(t, wh, t.TempDir())
 	cfg.Input, cfg.RunID = filepath.Join(t.TempDir(), "missing-*.csv"), "doomed"
-	job := Start(context.Background(), cfg)
+	job := start(context.Background(), cfg)
 	select {
 	case <-job.Done():
 	case <-time.After(5 * time.Minute):
 		t.Fatal("the job did not finish")
 	}
-	if _, err := job.Wait(); err == nil || !strings.Contains(err.Error(), "no such file") {
+	if _, err := job.wait(); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("Wait = %v, want the missing input", err)
 	}
 	runs := reportRuns(t, wh)

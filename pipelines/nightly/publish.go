@@ -59,7 +59,7 @@ func (f *publishFn) ProcessElement(ctx context.Context, _ int, _ func(*[]byte) b
 	if err != nil {
 		return fmt.Errorf("nightly: publish: %w", err)
 	}
-	history := TrendHistory(date, g.Days)
+	history := trendHistory(date, g.Days)
 	rep := reports.New(reports.Meta{Date: f.Date, TimeZone: f.TimeZone,
 		DayStart: time.UnixMicro(f.Window.Start), DayEnd: time.UnixMicro(f.Window.End),
 		RunID: f.RunID, GeneratedAt: time.Now(), TopN: f.TopN, History: history}, g.Rows, g.Series())
@@ -69,9 +69,9 @@ func (f *publishFn) ProcessElement(ctx context.Context, _ int, _ func(*[]byte) b
 	// waiting for the disk or the network), and report_runs says SUCCEEDED
 	// only once both are. A retry rewrites both.
 	var eg errgroup.Group
-	eg.Go(func() error { return WriteReport(ctx, dir, rep) })
+	eg.Go(func() error { return writeReport(ctx, dir, rep) })
 	eg.Go(func() error {
-		if err := warehouse.ReplaceDate(ctx, f.Warehouse, date, DailySummaryRows(rep)); err != nil {
+		if err := warehouse.ReplaceDate(ctx, f.Warehouse, date, dailySummaryRows(rep)); err != nil {
 			return fmt.Errorf("nightly: publish daily_summary: %w", err)
 		}
 		return nil
@@ -89,10 +89,10 @@ func (f *publishFn) ProcessElement(ctx context.Context, _ int, _ func(*[]byte) b
 	return nil
 }
 
-// TrendHistory returns the trend days before date as the report shows them:
+// trendHistory returns the trend days before date as the report shows them:
 // days holds the totals of the len(days) days before date, oldest first; a
 // day no key had a known stock on is not Reported.
-func TrendHistory(date civil.Date, days []summary.DayTotals) []reports.Day {
+func trendHistory(date civil.Date, days []summary.DayTotals) []reports.Day {
 	out := make([]reports.Day, 0, len(days))
 	for i, d := range days {
 		if d.Keys == 0 && d.UnitsSold == 0 {
@@ -104,8 +104,8 @@ func TrendHistory(date civil.Date, days []summary.DayTotals) []reports.Day {
 	return out
 }
 
-// DailySummaryRows converts the rows of rep to daily_summary rows.
-func DailySummaryRows(rep *reports.Report) []warehouse.DailySummaryRow {
+// dailySummaryRows converts the rows of rep to daily_summary rows.
+func dailySummaryRows(rep *reports.Report) []warehouse.DailySummaryRow {
 	d, _ := time.Parse(time.DateOnly, rep.Date)
 	out := make([]warehouse.DailySummaryRow, len(rep.Rows))
 	for i, r := range rep.Rows {
@@ -123,24 +123,24 @@ func DailySummaryRows(rep *reports.Report) []warehouse.DailySummaryRow {
 
 // Report file names under <output>/<date>/.
 const (
-	IndexFile    = "index.html"
+	indexFile    = "index.html"
 	CSVFile      = "summary.csv"
-	JSONFile     = "summary.json"
-	MarkdownFile = "summary.md"
+	jsonFile     = "summary.json"
+	markdownFile = "summary.md"
 )
 
-// WriteReport renders rep into dir (local or gs://): index.html,
+// writeReport renders rep into dir (local or gs://): index.html,
 // summary.csv, summary.json and summary.md. index.html is published last,
 // so a page that links the data files is never ahead of them.
-func WriteReport(ctx context.Context, dir string, rep *reports.Report) error {
+func writeReport(ctx context.Context, dir string, rep *reports.Report) error {
 	files := []struct {
 		name, contentType string
 		render            func(io.Writer, *reports.Report) error
 	}{
 		{CSVFile, "text/csv; charset=utf-8", reports.WriteCSV},
-		{JSONFile, "application/json", reports.WriteJSON},
-		{MarkdownFile, "text/markdown; charset=utf-8", reports.WriteMarkdown},
-		{IndexFile, "text/html; charset=utf-8", reports.WriteHTML}, // last
+		{jsonFile, "application/json", reports.WriteJSON},
+		{markdownFile, "text/markdown; charset=utf-8", reports.WriteMarkdown},
+		{indexFile, "text/html; charset=utf-8", reports.WriteHTML}, // last
 	}
 	// The renderers only read rep, so they run at the same time, each
 	// straight into its object (atomic per file; on GCS with its content

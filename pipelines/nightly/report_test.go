@@ -26,7 +26,7 @@ func testReport(rows int) *reports.Report {
 // nothing else there.
 func TestWriteReport(t *testing.T) {
 	dir := t.TempDir()
-	if err := WriteReport(context.Background(), dir, testReport(40)); err != nil {
+	if err := writeReport(context.Background(), dir, testReport(40)); err != nil {
 		t.Fatal(err)
 	}
 	ents, err := os.ReadDir(dir)
@@ -40,7 +40,7 @@ func TestWriteReport(t *testing.T) {
 	if got := strings.Join(names, " "); got != "index.html summary.csv summary.json summary.md" {
 		t.Errorf("report directory holds %s", got)
 	}
-	f, err := os.Open(filepath.Join(dir, JSONFile))
+	f, err := os.Open(filepath.Join(dir, jsonFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,13 +64,13 @@ func TestWriteReportFailure(t *testing.T) {
 	dir := t.TempDir()
 	rep := testReport(3)
 	rep.Rows[1].MinutesOutOfStock = math.NaN() // JSON has no NaN
-	err := WriteReport(context.Background(), dir, rep)
-	if err == nil || !strings.Contains(err.Error(), JSONFile) {
-		t.Fatalf("WriteReport = %v, want an error naming %s", err, JSONFile)
+	err := writeReport(context.Background(), dir, rep)
+	if err == nil || !strings.Contains(err.Error(), jsonFile) {
+		t.Fatalf("WriteReport = %v, want an error naming %s", err, jsonFile)
 	}
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if e.Name() == IndexFile || e.Name() == JSONFile || strings.Contains(e.Name(), ".tmp-") {
+		if e.Name() == indexFile || e.Name() == jsonFile || strings.Contains(e.Name(), ".tmp-") {
 			t.Errorf("after a failed render the directory holds %s", e.Name())
 		}
 	}

@@ -36,7 +36,7 @@ func Run(ctx context.Context, cfg Config) (RunResult, error) {
 	if cfg.Runner == "" {
 		cfg.Runner = "prism"
 	}
-	res := RunResult{RunID: cfg.RunID, Date: cfg.Date.String(), OutputURI: cfg.ReportDir()}
+	res := RunResult{RunID: cfg.RunID, Date: cfg.Date.String(), OutputURI: cfg.reportDir()}
 	plan, err := Preflight(ctx, cfg)
 	if err != nil {
 		// Recorded as FAILED, unless the warehouse itself is not there.
@@ -76,7 +76,7 @@ func Run(ctx context.Context, cfg Config) (RunResult, error) {
 // recordRun replaces the date's report_runs row with one of status.
 func recordRun(ctx context.Context, cfg Config, status string, runErr error) error {
 	row := warehouse.ReportRunRow{RunID: cfg.RunID, ReportDate: cfg.Date.In(time.UTC), Status: status,
-		StartedAt: cfg.StartedAt.UTC(), OutputURI: cfg.ReportDir(), Runner: cfg.Runner, JobID: cfg.JobID}
+		StartedAt: cfg.StartedAt.UTC(), OutputURI: cfg.reportDir(), Runner: cfg.Runner, JobID: cfg.JobID}
 	if status != warehouse.RunRunning {
 		fin := time.Now().UTC()
 		row.FinishedAt = &fin
@@ -99,19 +99,19 @@ func counters(m metrics.Results) map[string]int64 {
 	return out
 }
 
-// Job is a run started in the background by Start.
-type Job struct {
+// job is a run started in the background by Start.
+type job struct {
 	RunID string
 	done  chan struct{}
 	res   RunResult
 	err   error
 }
 
-// Start runs the job for cfg in the background on Prism in this process
+// start runs the job for cfg in the background on Prism in this process
 // (see Run) and returns at once. Cancelling ctx cancels the run.
-func Start(ctx context.Context, cfg Config) *Job {
+func start(ctx context.Context, cfg Config) *job {
 	cfg = cfg.withDefaults()
-	j := &Job{RunID: cfg.RunID, done: make(chan struct{})}
+	j := &job{RunID: cfg.RunID, done: make(chan struct{})}
 	go func() {
 		defer close(j.done)
 		j.res, j.err = Run(ctx, cfg)
@@ -120,10 +120,10 @@ func Start(ctx context.Context, cfg Config) *Job {
 }
 
 // Done is closed when the run has finished.
-func (j *Job) Done() <-chan struct{} { return j.done }
+func (j *job) Done() <-chan struct{} { return j.done }
 
-// Wait waits for the run and returns its result.
-func (j *Job) Wait() (RunResult, error) {
+// wait waits for the run and returns its result.
+func (j *job) wait() (RunResult, error) {
 	<-j.done
 	return j.res, j.err
 }

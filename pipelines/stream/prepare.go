@@ -33,7 +33,7 @@ func (c *Config) Prepare(ctx context.Context, explicit map[string]bool) (note st
 	}
 	if c.AlertEncoding == "" {
 		c.AlertEncoding = event.EncodingJSON
-		if c.AlertTopic != "" && !c.Dataflow() {
+		if c.AlertTopic != "" && !c.dataflow() {
 			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			enc, err := commit.LookupTopicEncoding(lctx, c.Project, c.AlertTopic)
 			cancel()

@@ -18,7 +18,7 @@ import (
 
 // Run builds the job of a prepared Config (Config.Prepare) and runs it on
 // the runner of --runner until it ends, as cmd/stream does: off Dataflow
-// with PrismExperiments, and with cfg.InProcess on Prism started in this
+// with prismExperiments, and with cfg.InProcess on Prism started in this
 // process (launch.StartPrism). A bounded replay (Input) logs its counters
 // at the end.
 func Run(ctx context.Context, cfg Config) (beam.PipelineResult, error) {
@@ -33,7 +33,7 @@ func Run(ctx context.Context, cfg Config) (beam.PipelineResult, error) {
 	}
 	p, s := beam.NewPipelineWithRoot()
 	Build(s, cfg)
-	if !cfg.Dataflow() {
+	if !cfg.dataflow() {
 		UsePrismExperiments()
 	}
 	res, err := beamx.RunWithMetrics(ctx, p)
@@ -48,18 +48,18 @@ func Run(ctx context.Context, cfg Config) (beam.PipelineResult, error) {
 	return res, nil
 }
 
-// PrismExperiments returns the experiments a stream job must run with on
+// prismExperiments returns the experiments a stream job must run with on
 // any runner but Dataflow: Prism's dynamic splitting of bundles off
 // (stock.PrismNoSplitExperiment), without which Prism loses stock updates.
-func PrismExperiments() []string { return []string{stock.PrismNoSplitExperiment} }
+func prismExperiments() []string { return []string{stock.PrismNoSplitExperiment} }
 
-// UsePrismExperiments adds PrismExperiments to --experiments, from which
+// UsePrismExperiments adds prismExperiments to --experiments, from which
 // Beam takes the experiments of each job it submits. Whoever runs a stream
 // job off Dataflow calls it before running the job (RunPrism does); Build
 // leaves the options alone.
 func UsePrismExperiments() {
 	exps := jobopts.GetExperiments()
-	for _, e := range PrismExperiments() {
+	for _, e := range prismExperiments() {
 		if !slices.Contains(exps, e) {
 			exps = append(exps, e)
 		}
@@ -68,7 +68,7 @@ func UsePrismExperiments() {
 }
 
 // RunPrism runs a pipeline that Build made on Prism (in this process unless
-// --endpoint names one) with PrismExperiments, until the job ends. The
+// --endpoint names one) with prismExperiments, until the job ends. The
 // in-process Prism is launch.StartPrism's: on Linux, confined to loopback.
 func RunPrism(ctx context.Context, p *beam.Pipeline) (beam.PipelineResult, error) {
 	UsePrismExperiments()

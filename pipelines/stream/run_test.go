@@ -37,8 +37,8 @@ func TestBuildLeavesExperiments(t *testing.T) {
 			t.Errorf("%s: Build set --experiments to %q", runner, *jobopts.Experiments)
 		}
 	}
-	if !slices.Contains(PrismExperiments(), stock.PrismNoSplitExperiment) {
-		t.Errorf("PrismExperiments() = %v, want %s there", PrismExperiments(), stock.PrismNoSplitExperiment)
+	if !slices.Contains(prismExperiments(), stock.PrismNoSplitExperiment) {
+		t.Errorf("PrismExperiments() = %v, want %s there", prismExperiments(), stock.PrismNoSplitExperiment)
 	}
 }
 

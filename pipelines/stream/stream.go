@@ -95,9 +95,9 @@ type Config struct {
 	RestoreScope string
 }
 
-// Dataflow reports whether the job runs on Dataflow (any spelling Beam
+// dataflow reports whether the job runs on Dataflow (any spelling Beam
 // accepts, see launch.IsDataflow).
-func (c Config) Dataflow() bool {
+func (c Config) dataflow() bool {
 	return launch.IsDataflow(c.Runner)
 }
 
@@ -138,7 +138,7 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RestoreScope == "" {
 		c.RestoreScope = stock.ScopeFull
-		if c.Dataflow() {
+		if c.dataflow() {
 			c.RestoreScope = stock.ScopeRecent
 		}
 	}
@@ -155,7 +155,7 @@ func Build(s beam.Scope, cfg Config) {
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
-	if cfg.Dataflow() {
+	if cfg.dataflow() {
 		buildDataflow(s, cfg)
 	} else {
 		buildPrism(s, cfg)

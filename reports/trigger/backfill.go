@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// MaxBackfillDays bounds a backfill range: a longer one is most likely a typo.
-const MaxBackfillDays = 366
+// maxBackfillDays bounds a backfill range: a longer one is most likely a typo.
+const maxBackfillDays = 366
 
 // Backfill is a range of report dates, and how far requests for it got.
 //
@@ -143,11 +143,11 @@ func (s *server) backfillDates(from, to string, nFrom, nTo int) ([]string, error
 	case from == "" || to == "":
 		return nil, errors.New("a backfill needs both from and to (YYYY-MM-DD)")
 	}
-	f, err := ParseDate(from)
+	f, err := parseDate(from)
 	if err != nil {
 		return nil, fmt.Errorf("from: %w", err)
 	}
-	t, err := ParseDate(to)
+	t, err := parseDate(to)
 	if err != nil {
 		return nil, fmt.Errorf("to: %w", err)
 	}
@@ -159,8 +159,8 @@ func (s *server) backfillDates(from, to string, nFrom, nTo int) ([]string, error
 		return nil, fmt.Errorf("to %s is in the future", to)
 	}
 	n := int(t.Sub(f).Hours()/24) + 1
-	if n > MaxBackfillDays {
-		return nil, fmt.Errorf("from %s to %s is %d days: at most %d", from, to, n, MaxBackfillDays)
+	if n > maxBackfillDays {
+		return nil, fmt.Errorf("from %s to %s is %d days: at most %d", from, to, n, maxBackfillDays)
 	}
 	dates := make([]string, n)
 	for i := range dates {

@@ -84,7 +84,7 @@ func (d *DataflowLauncher) Close() error {
 // Launch returns the job for date if it is active or done, and launches the
 // Flex Template otherwise (no job yet, or the last one failed or was cancelled).
 func (d *DataflowLauncher) Launch(ctx context.Context, date string) (Run, error) {
-	if _, err := ParseDate(date); err != nil {
+	if _, err := parseDate(date); err != nil {
 		return Run{}, fmt.Errorf("dataflow launch: %w", err)
 	}
 	name := JobName(date)
@@ -120,7 +120,7 @@ func (d *DataflowLauncher) launchRequest(date string) *dataflowpb.LaunchFlexTemp
 	params := make(map[string]string, len(d.cfg.Parameters)+1)
 	maps.Copy(params, d.cfg.Parameters)
 	params[d.cfg.DateParameter] = date
-	labels := map[string]string{"app": "inventory", "job": JobNamePrefix, "report-date": date}
+	labels := map[string]string{"app": "inventory", "job": jobNamePrefix, "report-date": date}
 	maps.Copy(labels, d.cfg.Labels)
 	return &dataflowpb.LaunchFlexTemplateRequest{
 		ProjectId: d.cfg.Project,
@@ -143,7 +143,7 @@ func (d *DataflowLauncher) launchRequest(date string) *dataflowpb.LaunchFlexTemp
 
 // Lookup returns the latest Dataflow job named for date.
 func (d *DataflowLauncher) Lookup(ctx context.Context, date string) (Run, error) {
-	if _, err := ParseDate(date); err != nil {
+	if _, err := parseDate(date); err != nil {
 		return Run{}, fmt.Errorf("dataflow lookup: %w", err)
 	}
 	return d.latest(ctx, date)

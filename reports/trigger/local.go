@@ -18,7 +18,7 @@ type RunFunc func(ctx context.Context, date string) (result string, err error)
 
 // LocalLauncher is the Launcher of the local stack: it runs a RunFunc in the
 // background, one run per date at a time, and at most MaxRunning at once
-// (ErrBusy beyond). A run that is running or done is returned instead of
+// (errBusy beyond). A run that is running or done is returned instead of
 // started again; a failed or cancelled one is retried.
 type LocalLauncher struct {
 	// MaxRunning caps the runs in progress (each is a nightly job on
@@ -57,7 +57,7 @@ func NewLocalLauncher(run RunFunc, logger *slog.Logger) *LocalLauncher {
 // Launch starts the run for date in the background, or returns the one that is
 // running or done. The run outlives ctx (the HTTP request); Close ends it.
 func (l *LocalLauncher) Launch(_ context.Context, date string) (Run, error) {
-	if _, err := ParseDate(date); err != nil {
+	if _, err := parseDate(date); err != nil {
 		return Run{}, fmt.Errorf("local launch: %w", err)
 	}
 	l.mu.Lock()
@@ -79,7 +79,7 @@ func (l *LocalLauncher) Launch(_ context.Context, date string) (Run, error) {
 		}
 	}
 	if running >= limit {
-		return Run{}, fmt.Errorf("local launch %s: %w (%d running)", date, ErrBusy, running)
+		return Run{}, fmt.Errorf("local launch %s: %w (%d running)", date, errBusy, running)
 	}
 	l.seq++
 	now := l.now().UTC()

@@ -24,7 +24,7 @@ type Config struct {
 	// Auth wraps the /v1/ routes (RequireOIDC in production). Nil: no check,
 	// as in the local stack. /healthz is never wrapped.
 	Auth func(http.Handler) http.Handler
-	// Store records runs. Nil: a new MemoryStore.
+	// Store records runs. Nil: a new memoryStore.
 	Store Store
 	// MaxBodyBytes bounds a request body. Zero: 4 KiB.
 	MaxBodyBytes int64
@@ -76,7 +76,7 @@ func NewServer(cfg Config, launcher Launcher, logger *slog.Logger) http.Handler 
 		cfg.Location = time.UTC
 	}
 	if cfg.Store == nil {
-		cfg.Store = NewMemoryStore()
+		cfg.Store = newMemoryStore()
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 4 << 10
@@ -250,7 +250,7 @@ func (s *server) await(ctx context.Context, run Run) (Run, error) {
 // Retry-After when the launcher is at its limit of runs, else 502 with a
 // short message; the engine's own words go to the log, not to the caller.
 func (s *server) answerLaunchError(w http.ResponseWriter, r *http.Request, date string, err error) {
-	if errors.Is(err, ErrBusy) {
+	if errors.Is(err, errBusy) {
 		w.Header().Set("Retry-After", retryAfter)
 		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many nightly runs at once; retry %s later", date))
 		return
@@ -261,7 +261,7 @@ func (s *server) answerLaunchError(w http.ResponseWriter, r *http.Request, date 
 
 func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	date := r.PathValue("date")
-	if _, err := ParseDate(date); err != nil {
+	if _, err := parseDate(date); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -336,7 +336,7 @@ func (s *server) parseRequestDate(w http.ResponseWriter, r *http.Request) (strin
 	if date == "" {
 		return "", nil
 	}
-	d, err := ParseDate(date)
+	d, err := parseDate(date)
 	if err != nil {
 		return "", err
 	}

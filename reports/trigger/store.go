@@ -17,21 +17,21 @@ type Store interface {
 	List(ctx context.Context) ([]Run, error)
 }
 
-// MemoryStore is a Store in memory. It keeps at most Limit dates (the newest).
-type MemoryStore struct {
+// memoryStore is a Store in memory. It keeps at most Limit dates (the newest).
+type memoryStore struct {
 	Limit int
 
 	mu   sync.Mutex
 	runs map[string]Run
 }
 
-var _ Store = (*MemoryStore)(nil)
+var _ Store = (*memoryStore)(nil)
 
-// NewMemoryStore returns an empty MemoryStore keeping about a year of runs.
-func NewMemoryStore() *MemoryStore { return &MemoryStore{Limit: 400, runs: map[string]Run{}} }
+// newMemoryStore returns an empty memoryStore keeping about a year of runs.
+func newMemoryStore() *memoryStore { return &memoryStore{Limit: 400, runs: map[string]Run{}} }
 
 // Put records r as the latest run of its date.
-func (s *MemoryStore) Put(_ context.Context, r Run) error {
+func (s *memoryStore) Put(_ context.Context, r Run) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.runs == nil {
@@ -51,7 +51,7 @@ func (s *MemoryStore) Put(_ context.Context, r Run) error {
 }
 
 // Get returns the run recorded for date.
-func (s *MemoryStore) Get(_ context.Context, date string) (Run, bool, error) {
+func (s *memoryStore) Get(_ context.Context, date string) (Run, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.runs[date]
@@ -59,7 +59,7 @@ func (s *MemoryStore) Get(_ context.Context, date string) (Run, bool, error) {
 }
 
 // List returns all recorded runs, newest date first.
-func (s *MemoryStore) List(_ context.Context) ([]Run, error) {
+func (s *memoryStore) List(_ context.Context) ([]Run, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Run, 0, len(s.runs))

@@ -28,8 +28,8 @@ const (
 	SchedulerJobID = "nightly-inventory-summary"
 	// DefaultSchedule is the cron spec of the nightly run (03:00 every day).
 	DefaultSchedule = "0 3 * * *"
-	// JobNamePrefix prefixes the per-date job name: nightly-summary-2026-11-24.
-	JobNamePrefix = "nightly-summary"
+	// jobNamePrefix prefixes the per-date job name: nightly-summary-2026-11-24.
+	jobNamePrefix = "nightly-summary"
 	// DateLayout is the only accepted report date format.
 	DateLayout = "2006-01-02"
 )
@@ -70,9 +70,9 @@ type Run struct {
 // ErrNotFound is returned by Launcher.Lookup when no run exists for a date.
 var ErrNotFound = errors.New("trigger: no run for date")
 
-// ErrBusy is returned by Launcher.Launch when as many runs as it allows are
+// errBusy is returned by Launcher.Launch when as many runs as it allows are
 // running: the caller should retry later (the service answers 429).
-var ErrBusy = errors.New("trigger: too many runs at once")
+var errBusy = errors.New("trigger: too many runs at once")
 
 // Launcher starts and inspects nightly runs. Implementations are idempotent
 // per date: Launch returns the existing run when one is active or done, and
@@ -85,8 +85,8 @@ type Launcher interface {
 
 var dateRE = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
 
-// ParseDate checks that s is a real calendar date written YYYY-MM-DD.
-func ParseDate(s string) (time.Time, error) {
+// parseDate checks that s is a real calendar date written YYYY-MM-DD.
+func parseDate(s string) (time.Time, error) {
 	if !dateRE.MatchString(s) {
 		return time.Time{}, fmt.Errorf("date %q: want YYYY-MM-DD", truncate(s, 32))
 	}
@@ -100,7 +100,7 @@ func ParseDate(s string) (time.Time, error) {
 // JobName is the engine job name for a report date, e.g.
 // nightly-summary-2026-11-24. It is a valid Dataflow job name, and being
 // derived from the date alone it makes retries land on the same job.
-func JobName(date string) string { return JobNamePrefix + "-" + date }
+func JobName(date string) string { return jobNamePrefix + "-" + date }
 
 // Yesterday is the default report date: the day before now in loc.
 func Yesterday(now time.Time, loc *time.Location) string {

@@ -231,9 +231,9 @@ func (f *commitFn) Setup(ctx context.Context) error {
 	f.stored = beam.NewCounter(MetricNamespace, "rows_stored")
 	f.acked = beam.NewCounter(MetricNamespace, "acked")
 	f.dropped = beam.NewCounter(MetricNamespace, MetricDeadLettersDropped)
-	f.alertsN = beam.NewCounter(MetricNamespace, MetricAlerts)
-	f.commits = beam.NewCounter(MetricNamespace, MetricCommits)
-	f.latency = beam.NewDistribution(MetricNamespace, MetricPublishToStoredMs)
+	f.alertsN = beam.NewCounter(MetricNamespace, metricAlerts)
+	f.commits = beam.NewCounter(MetricNamespace, metricCommits)
+	f.latency = beam.NewDistribution(MetricNamespace, metricPublishToStoredMs)
 	return nil
 }
 

@@ -25,16 +25,16 @@ const (
 	// key's latest count: accepted but without effect on on-hand. They
 	// are part of applied (the ledger accepts them), not a fifth term.
 	MetricSuperseded = "superseded"
-	// MetricAlerts counts the low-stock alert rows stored (every change
+	// metricAlerts counts the low-stock alert rows stored (every change
 	// of severity, recoveries included).
-	MetricAlerts = warehouse.MetricAlerts
-	// MetricCommits counts the sink's successful warehouse commits: its
+	metricAlerts = warehouse.MetricAlerts
+	// metricCommits counts the sink's successful warehouse commits: its
 	// rate is the "last successful commit" signal on Dataflow.
-	MetricCommits = warehouse.MetricCommits
-	// MetricPublishToStoredMs is a distribution: for every message the
+	metricCommits = warehouse.MetricCommits
+	// metricPublishToStoredMs is a distribution: for every message the
 	// sink stored, the milliseconds from its publish time to the end of
 	// the warehouse write.
-	MetricPublishToStoredMs = warehouse.MetricPublishToStoredMs
+	metricPublishToStoredMs = warehouse.MetricPublishToStoredMs
 	// MetricDeadLettersDropped counts dead letters that Pub/Sub refused
 	// (or that could not be built): each is logged with its payload's
 	// size and SHA-256 and left off the dead-letter topic, its message
@@ -84,9 +84,9 @@ func CountsIn(res metrics.Results) Counts {
 			c.DeadLettered += r.Result()
 		case MetricSuperseded:
 			c.Superseded += r.Result()
-		case MetricAlerts:
+		case metricAlerts:
 			c.Alerts += r.Result()
-		case MetricCommits:
+		case metricCommits:
 			c.Commits += r.Result()
 		}
 	}

@@ -51,7 +51,7 @@ func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(pubs
 		return fmt.Errorf("read csv %s: %w", f.URI, err)
 	}
 	defer rc.Close()
-	cr, err := NewReader(rc, f.URI)
+	cr, err := newReader(rc, f.URI)
 	if err != nil {
 		return fmt.Errorf("read csv: %w", err)
 	}
@@ -63,7 +63,7 @@ func (f *readCSVFn) ProcessElement(ctx context.Context, _ []byte, emit func(pubs
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line := strconv.Itoa(cr.Line())
+		line := strconv.Itoa(cr.line())
 		m := pubsubio.Message{ID: f.URI + ":" + line}
 		var rowErr *event.RowError
 		var inv *event.Invalid

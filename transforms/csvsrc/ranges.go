@@ -88,7 +88,7 @@ func OpenRange(ctx context.Context, rg Range) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewReader(io.MultiReader(strings.NewReader(rg.Header), bytes.NewReader(data)), rg.Path)
+	return newReader(io.MultiReader(strings.NewReader(rg.Header), bytes.NewReader(data)), rg.Path)
 }
 
 // readRange returns the bytes of the rows that start in [Start, End): it

@@ -30,7 +30,7 @@ func rows(t *testing.T, r *Reader) []string {
 		case errors.As(err, &inv):
 			out = append(out, fmt.Sprintf("bad:%s:%s", a.EventID, inv.Code))
 		case err != nil:
-			t.Fatalf("line %d: %v", r.Line(), err)
+			t.Fatalf("line %d: %v", r.line(), err)
 		default:
 			out = append(out, a.EventID)
 		}
@@ -66,7 +66,7 @@ func testRanges(t *testing.T, long int, chunks []int64) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	whole, err := NewReader(strings.NewReader(b.String()), path)
+	whole, err := newReader(strings.NewReader(b.String()), path)
 	if err != nil {
 		t.Fatal(err)
 	}

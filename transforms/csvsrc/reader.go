@@ -18,9 +18,9 @@ type Reader struct {
 	cr *event.CSVReader
 }
 
-// NewReader returns a Reader of r, whose first line is the header; name
+// newReader returns a Reader of r, whose first line is the header; name
 // (a path or URI) is used in errors.
-func NewReader(r io.Reader, name string) (*Reader, error) {
+func newReader(r io.Reader, name string) (*Reader, error) {
 	cr, err := event.NewCSVReader(r, name)
 	if err != nil {
 		return nil, err
@@ -43,5 +43,5 @@ func (r *Reader) Next(a *event.Adjustment) error {
 	return event.Validate(a, now())
 }
 
-// Line returns the line number of the row last read by Next.
-func (r *Reader) Line() int { return r.cr.Line() }
+// line returns the line number of the row last read by Next.
+func (r *Reader) line() int { return r.cr.Line() }

@@ -86,9 +86,9 @@ func (f *Flight) Close() { flights.Remove(f.id) }
 // paused source still acks what it emitted before.
 func (f *Flight) Pause(p bool) { f.paused.Store(p) }
 
-// Unacked returns how many messages the sources emitted that are not yet
+// unacked returns how many messages the sources emitted that are not yet
 // stored and acked.
-func (f *Flight) Unacked() int {
+func (f *Flight) unacked() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.pending)
@@ -104,7 +104,7 @@ func (f *Flight) Drain(ctx context.Context) error {
 		// In this order: a pull that began before the pause emits after
 		// it, and its batch must be counted, or the cancel drops it.
 		pulling := f.pulling.Load()
-		unacked := f.Unacked()
+		unacked := f.unacked()
 		if pulling == 0 && unacked == 0 {
 			return nil
 		}

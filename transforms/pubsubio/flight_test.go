@@ -16,7 +16,7 @@ func TestFlightDrainWaitsForStored(t *testing.T) {
 	}
 	a.emitted(&Batch{Messages: []Message{{AckID: "1"}, {AckID: "2"}, {AckID: ""}}})
 	b.emitted(&Batch{Messages: []Message{{AckID: "x"}}})
-	if n := a.Unacked(); n != 2 {
+	if n := a.unacked(); n != 2 {
 		t.Fatalf("a.Unacked() = %d, want 2 (ids without an ack id are not tracked)", n)
 	}
 
@@ -37,7 +37,7 @@ func TestFlightDrainWaitsForStored(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if n := b.Unacked(); n != 1 {
+	if n := b.unacked(); n != 1 {
 		t.Fatalf("b.Unacked() = %d, want 1", n)
 	}
 

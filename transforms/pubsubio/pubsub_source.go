@@ -263,7 +263,7 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	if f.flight.paused.Load() {
 		return sdf.ResumeProcessingIn(f.PollInterval), nil
 	}
-	room := f.MaxOutstanding - f.flight.Unacked()
+	room := f.MaxOutstanding - f.flight.unacked()
 	if room < min(f.MaxMessages, f.MaxOutstanding/2) {
 		// Flow control: the job is behind. Wait for room for a whole
 		// batch rather than pull a sliver: at the limit, slivers of a few
@@ -309,7 +309,7 @@ func (f *pullFn) gather(ctx context.Context, limit int) (Batch, []string, time.T
 	var acks []string
 	oldest := time.Now()
 	for first := true; len(b.Messages) < limit; first = false {
-		if !first && (time.Until(deadline) <= 0 || f.flight.Unacked() == 0) {
+		if !first && (time.Until(deadline) <= 0 || f.flight.unacked() == 0) {
 			break
 		}
 		resp, err := f.pull(ctx, limit-len(b.Messages))

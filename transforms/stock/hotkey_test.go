@@ -87,9 +87,9 @@ func runStock(tb testing.TB, batches []pubsubio.Batch, perKey bool) stockRun {
 			continue
 		}
 		switch c.Name() {
-		case MetricStateBytesWritten:
+		case metricStateBytesWritten:
 			r.written += c.Result()
-		case MetricStateBytesRead:
+		case metricStateBytesRead:
 			r.read += c.Result()
 		}
 	}
@@ -124,7 +124,7 @@ func TestHotKeyStateIO(t *testing.T) {
 					t.Fatalf("%d events: counters %+v, want all %d applied", events, r.counts, events)
 				}
 				if r.written == 0 {
-					t.Fatalf("%d events: no state written (counter %s missing?)", events, MetricStateBytesWritten)
+					t.Fatalf("%d events: no state written (counter %s missing?)", events, metricStateBytesWritten)
 				}
 				perEvent[i] = float64(r.written) / float64(events)
 				t.Logf("%s, %d events on one key: %.0f B of state written, %.0f B read per event", layoutName(perKey), events, perEvent[i], float64(r.read)/float64(events))

@@ -273,7 +273,7 @@ type stockCore struct {
 	dead     beam.Counter
 	supers   beam.Counter
 	// stateRead and stateWritten count the bytes of Beam state the stage
-	// reads and writes (MetricStateBytesRead, MetricStateBytesWritten).
+	// reads and writes (metricStateBytesRead, metricStateBytesWritten).
 	stateRead    beam.Counter
 	stateWritten beam.Counter
 }
@@ -282,8 +282,8 @@ type stockCore struct {
 // Beam state read and written. Per event they stay flat as a key's history
 // grows (TestHotKeyStateIO).
 const (
-	MetricStateBytesRead    = "state_bytes_read"
-	MetricStateBytesWritten = "state_bytes_written"
+	metricStateBytesRead    = "state_bytes_read"
+	metricStateBytesWritten = "state_bytes_written"
 )
 
 func (c *stockCore) setup(horizon time.Duration) {
@@ -292,8 +292,8 @@ func (c *stockCore) setup(horizon time.Duration) {
 	c.dups = beam.NewCounter(commit.MetricNamespace, commit.MetricDuplicates)
 	c.dead = beam.NewCounter(commit.MetricNamespace, commit.MetricDeadLettered)
 	c.supers = beam.NewCounter(commit.MetricNamespace, commit.MetricSuperseded)
-	c.stateRead = beam.NewCounter(commit.MetricNamespace, MetricStateBytesRead)
-	c.stateWritten = beam.NewCounter(commit.MetricNamespace, MetricStateBytesWritten)
+	c.stateRead = beam.NewCounter(commit.MetricNamespace, metricStateBytesRead)
+	c.stateWritten = beam.NewCounter(commit.MetricNamespace, metricStateBytesWritten)
 }
 
 // now returns a processing time that never goes back and moves at least

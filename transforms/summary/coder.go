@@ -19,8 +19,8 @@ import (
 // Beam finds coder functions on workers by symbol name, so each type has
 // named functions of its own.
 func init() {
-	beam.RegisterType(reflect.TypeFor[Summary]())
-	beam.RegisterCoder(reflect.TypeFor[Summary](), encodeSummary, decodeSummary)
+	beam.RegisterType(reflect.TypeFor[summary]())
+	beam.RegisterCoder(reflect.TypeFor[summary](), encodeSummary, decodeSummary)
 	beam.RegisterType(reflect.TypeFor[Gather]())
 	beam.RegisterCoder(reflect.TypeFor[Gather](), encodeGather, decodeGather)
 }
@@ -30,7 +30,7 @@ var (
 	errCorruptGather  = errors.New("summary: corrupt encoded Gather")
 )
 
-func encodeSummary(v Summary) ([]byte, error) {
+func encodeSummary(v summary) ([]byte, error) {
 	b := make([]byte, 0, 128)
 	b = appendRow(b, &v.Row)
 	b = codec.AppendFlags(b, v.Series != nil)
@@ -47,22 +47,22 @@ func encodeSummary(v Summary) ([]byte, error) {
 	return b, nil
 }
 
-func decodeSummary(b []byte) (Summary, error) {
+func decodeSummary(b []byte) (summary, error) {
 	d := codec.NewReader(b)
-	v := Summary{Row: readRow(d)}
+	v := summary{Row: readRow(d)}
 	if codec.Flag(d.Uvarint(), 0) {
 		s := readSeries(d)
 		v.Series = &s
 	}
 	v.Duplicates, v.Superseded = d.Varint(), d.Varint()
 	if n := d.Len(); n > 0 {
-		v.Trend = make([]TrendDay, n)
+		v.Trend = make([]trendDay, n)
 		for i := range v.Trend {
-			v.Trend[i] = TrendDay{Sold: d.Varint(), Close: Close(d.Uvarint())}
+			v.Trend[i] = trendDay{Sold: d.Varint(), Close: Close(d.Uvarint())}
 		}
 	}
 	if d.Done() != nil {
-		return Summary{}, errCorruptSummary
+		return summary{}, errCorruptSummary
 	}
 	return v, nil
 }

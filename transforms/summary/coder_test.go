@@ -47,7 +47,7 @@ func TestRowCoderKeepsEveryField(t *testing.T) {
 	at := time.Date(2026, 11, 24, 9, 30, 0, 123456000, time.UTC)
 	series := &reports.Series{SKU: "S", LocationID: "L", Threshold: 7,
 		Points: []reports.Point{{Time: at, OnHand: 5}, {Time: at.Add(time.Minute), OnHand: -2}}}
-	for name, s := range map[string]Summary{
+	for name, s := range map[string]summary{
 		"full":       {Row: fullRow(1), Series: series, Duplicates: 3, Superseded: 4},
 		"zero":       {},
 		"no points":  {Row: fullRow(2), Series: &reports.Series{SKU: "S", Points: []reports.Point{}}},

@@ -14,10 +14,10 @@ import (
 )
 
 func init() {
-	register.DoFn4x1[context.Context, int, func(*part) bool, func(Summary), error](&summarizeFn{})
-	register.Emitter1[Summary]()
+	register.DoFn4x1[context.Context, int, func(*part) bool, func(summary), error](&summarizeFn{})
+	register.Emitter1[summary]()
 	register.Iter1[part]()
-	register.Combiner3[Gather, Summary, Gather](&gatherFn{})
+	register.Combiner3[Gather, summary, Gather](&gatherFn{})
 }
 
 // Options configure the summary of one day.
@@ -94,7 +94,7 @@ type summarizeFn struct {
 // replay is the replay of one shard's keys.
 type replay struct {
 	done chan struct{} // closed when sums is set
-	sums []Summary
+	sums []summary
 }
 
 func (f *summarizeFn) Setup(ctx context.Context) error {
@@ -126,14 +126,14 @@ func (f *summarizeFn) Setup(ctx context.Context) error {
 	return nil
 }
 
-func (f *summarizeFn) StartBundle(context.Context, func(Summary)) {
+func (f *summarizeFn) StartBundle(context.Context, func(summary)) {
 	f.pending = f.pending[:0] // a failed bundle's, if any
 }
 
 // ProcessElement merges the shard's Parts and starts the replay of its
 // keys, waiting while every core has one; then it emits the Summaries of
 // the replays done so far.
-func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*part) bool, emit func(Summary)) error {
+func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*part) bool, emit func(summary)) error {
 	p, err := mergeParts(parts)
 	if err != nil {
 		return fmt.Errorf("summary: decode the shard's parts: %w", err)
@@ -145,7 +145,7 @@ func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*par
 	go func() {
 		defer func() { <-f.cores }()
 		defer close(r.done)
-		sums := make([]Summary, 0, len(p.items))
+		sums := make([]summary, 0, len(p.items))
 		for _, it := range p.items {
 			sums = append(sums, summarizeKey(it, f.Options.Day, LineOf(it.Key(), f.th, f.changes[it.SKU])))
 		}
@@ -156,13 +156,13 @@ func (f *summarizeFn) ProcessElement(ctx context.Context, _ int, parts func(*par
 }
 
 // FinishBundle waits for the bundle's replays and emits their Summaries.
-func (f *summarizeFn) FinishBundle(ctx context.Context, emit func(Summary)) {
+func (f *summarizeFn) FinishBundle(ctx context.Context, emit func(summary)) {
 	f.emitDone(ctx, emit, true)
 }
 
 // emitDone emits the Summaries of the pending replays in order, as far as
 // they are done; with wait, it waits for each.
-func (f *summarizeFn) emitDone(ctx context.Context, emit func(Summary), wait bool) {
+func (f *summarizeFn) emitDone(ctx context.Context, emit func(summary), wait bool) {
 	for len(f.pending) > 0 {
 		r := f.pending[0]
 		if wait {
@@ -227,21 +227,21 @@ type DayTotals struct {
 }
 
 // addTrend adds one key's trend days to g.
-func (g *Gather) addTrend(trend []TrendDay) {
+func (g *Gather) addTrend(trend []trendDay) {
 	if len(g.Days) < len(trend) {
 		g.Days = append(g.Days, make([]DayTotals, len(trend)-len(g.Days))...)
 	}
 	for i, t := range trend {
 		d := &g.Days[i]
 		d.UnitsSold += t.Sold
-		if t.Close == CloseUnknown {
+		if t.Close == closeUnknown {
 			continue
 		}
 		d.Keys++
-		if t.Close == CloseBelow || t.Close == CloseOut {
+		if t.Close == closeBelow || t.Close == closeOut {
 			d.KeysBelow++
 		}
-		if t.Close == CloseOut {
+		if t.Close == closeOut {
 			d.KeysOut++
 		}
 	}
@@ -293,7 +293,7 @@ type gatherFn struct {
 
 func (*gatherFn) CreateAccumulator() Gather { return Gather{} }
 
-func (f *gatherFn) AddInput(g Gather, s Summary) Gather {
+func (f *gatherFn) AddInput(g Gather, s summary) Gather {
 	g.Rows = append(g.Rows, s.Row)
 	g.Duplicates += s.Duplicates
 	g.Superseded += s.Superseded

@@ -39,8 +39,8 @@ type Line struct {
 	Steps []Step
 }
 
-// Flat returns the Line of a threshold that never changes.
-func Flat(threshold int64) Line { return Line{Base: threshold} }
+// flat returns the Line of a threshold that never changes.
+func flat(threshold int64) Line { return Line{Base: threshold} }
 
 // At returns the threshold in force at t: the last step at or before t.
 func (l Line) At(t int64) int64 {
@@ -94,23 +94,23 @@ func (it *keyItem) merge(o *keyItem) {
 	it.Events = append(it.Events, o.Events...)
 }
 
-// Summary is the replay of one key's day: its report row, and its on-hand
+// summary is the replay of one key's day: its report row, and its on-hand
 // over the day when the key was affected (see reports.Affected).
-type Summary struct {
+type summary struct {
 	Row    reports.Row
 	Series *reports.Series
 	// Duplicates and Superseded count the day's events that changed nothing.
 	Duplicates, Superseded int64
 	// Trend is the key's trend days (Day.Days), oldest first; nil when
 	// the window has none.
-	Trend []TrendDay
+	Trend []trendDay
 }
 
-// TrendDay is one key's day of the trend window: the units it sold
+// trendDay is one key's day of the trend window: the units it sold
 // (positive) and how it closed; a day before the key's first data (its
-// first event, or the time of its snapshot) closes CloseUnknown and does
+// first event, or the time of its snapshot) closes closeUnknown and does
 // not count in its average daily sales.
-type TrendDay struct {
+type trendDay struct {
 	Sold  int64
 	Close Close
 }
@@ -120,10 +120,10 @@ type Close uint8
 
 // Closes: Unknown (no stock known yet), then as ledger severities.
 const (
-	CloseUnknown Close = iota
-	CloseOK
-	CloseBelow // below the threshold, not out
-	CloseOut   // on-hand <= 0
+	closeUnknown Close = iota
+	closeOK
+	closeBelow // below the threshold, not out
+	closeOut   // on-hand <= 0
 )
 
 // summarizeKey replays the events of it, in event-time order (ties by
@@ -133,7 +133,7 @@ const (
 // the window bring the opening up to the start of the day and make the
 // trend days of w; events at or after its end are ignored. Every figure is
 // a function of it and w alone: of the data, not of earlier runs.
-func summarizeKey(it *keyItem, w Day, th Line) Summary {
+func summarizeKey(it *keyItem, w Day, th Line) summary {
 	evs := sortedEvents(it.Events)
 	d := newDayReplay(it, th, len(w.Days))
 	i := d.history(evs, w)
@@ -174,7 +174,7 @@ type dayReplay struct {
 	known     bool  // on-hand is known (not a key never seen)
 	dataSince int64 // the key has data from then on (a dated opening stock or an applied event)
 	seenAny   bool  // the minimum on-hand has a value
-	s         Summary
+	s         summary
 	outSince  int64 // start of the current out-of-stock spell, -1: none
 	outMicros int64 // out of stock so far
 	points    []reports.Point
@@ -186,10 +186,10 @@ func newDayReplay(it *keyItem, th Line, trendDays int) *dayReplay {
 	d := &dayReplay{
 		st: &ledger.State{}, line: th, known: it.HasOpening, outSince: -1, dataSince: math.MaxInt64,
 		adj: event.Adjustment{SKU: it.SKU, LocationID: it.LocationID},
-		s:   Summary{Row: reports.Row{SKU: it.SKU, LocationID: it.LocationID}},
+		s:   summary{Row: reports.Row{SKU: it.SKU, LocationID: it.LocationID}},
 	}
 	if trendDays > 0 {
-		d.s.Trend = make([]TrendDay, trendDays)
+		d.s.Trend = make([]trendDay, trendDays)
 	}
 	start := int64(math.MinInt64)
 	if it.HasOpening {
@@ -261,13 +261,13 @@ func (d *dayReplay) history(evs []keyEvent, w Day) int {
 		t.Sold = upTo(end)
 		switch {
 		case d.dataSince >= end:
-			t.Close = CloseUnknown
+			t.Close = closeUnknown
 		case d.st.OnHand <= 0:
-			t.Close = CloseOut
+			t.Close = closeOut
 		case d.st.OnHand < d.threshold:
-			t.Close = CloseBelow
+			t.Close = closeBelow
 		default:
-			t.Close = CloseOK
+			t.Close = closeOK
 		}
 	}
 	upTo(w.Start)
@@ -357,7 +357,7 @@ func (d *dayReplay) close(end int64) {
 
 // addTrends adds the day's units sold to the key's trend days: the 7- and
 // 28-day sales, and the days of cover at that rate.
-func addTrends(row *reports.Row, trend []TrendDay) {
+func addTrends(row *reports.Row, trend []trendDay) {
 	row.Sold7d, row.Sold28d = row.UnitsSold(), row.UnitsSold()
 	days := int64(1)
 	for k, t := range trend {
@@ -365,7 +365,7 @@ func addTrends(row *reports.Row, trend []TrendDay) {
 		if k >= len(trend)-6 {
 			row.Sold7d += t.Sold
 		}
-		if t.Close != CloseUnknown {
+		if t.Close != closeUnknown {
 			days++
 		}
 	}

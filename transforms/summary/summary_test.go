@@ -152,7 +152,7 @@ func TestSummarize1(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			line, w := Flat(tc.threshold), tc.want
+			line, w := flat(tc.threshold), tc.want
 			if tc.line != nil {
 				line = *tc.line
 			} else {
@@ -180,7 +180,7 @@ func TestSummarize1(t *testing.T) {
 func TestSeries(t *testing.T) {
 	it := keyItem{SKU: "S", LocationID: "L", HasOpening: true, OpeningOnHand: 3, OpeningAt: day.Start - 1,
 		Events: []keyEvent{ev("1", "10:00", event.Sold, -3), ev("2", "11:00", event.Counted, 0), ev("3", "12:00", event.Received, 5)}}
-	s := summarizeKey(&it, day, Flat(4))
+	s := summarizeKey(&it, day, flat(4))
 	if s.Series == nil {
 		t.Fatal("no series for a key that ran out")
 	}
@@ -296,7 +296,7 @@ func TestGatherKeepsWorst(t *testing.T) {
 	other := f.CreateAccumulator()
 	for i, minutes := range []float64{5, 0, 300, 60, 1} {
 		row := reports.Row{SKU: string(rune('A' + i)), LocationID: "L", MinutesOutOfStock: minutes}
-		s := Summary{Row: row, Series: &reports.Series{SKU: row.SKU, LocationID: "L"}}
+		s := summary{Row: row, Series: &reports.Series{SKU: row.SKU, LocationID: "L"}}
 		if i%2 == 0 {
 			acc = f.AddInput(acc, s)
 		} else {
@@ -362,7 +362,7 @@ func init() {
 	register.Function2x0(shardOf)
 }
 
-func closing(x Summary) int64 { return x.Row.ClosingOnHand }
+func closing(x summary) int64 { return x.Row.ClosingOnHand }
 
 // shardOf keys a part by its first key's SKU, one shard per part.
 func shardOf(p part, emit func(int, part)) {
@@ -376,7 +376,7 @@ func shardOf(p part, emit func(int, part)) {
 
 func init() { register.Function1x1(describe) }
 
-func describe(x Summary) string {
+func describe(x summary) string {
 	return fmt.Sprintf("%s closing %d reconciled %v sold %d/%d", x.Row.SKU, x.Row.ClosingOnHand, x.Row.Reconciled,
 		x.Row.Sold7d, x.Row.Sold28d)
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/inventory-events/inventory/transforms/pubsubio"
 )
 
-func newAlertsCmd(g *Globals) *cobra.Command {
+func newAlertsCmd(g *globals) *cobra.Command {
 	var (
 		sub, format string
 		follow      bool

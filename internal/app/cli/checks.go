@@ -22,9 +22,9 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
-// ProbeTimeout bounds how long a command waits to learn that Pub/Sub is
+// probeTimeout bounds how long a command waits to learn that Pub/Sub is
 // not there, instead of the client's minute of retries.
-const ProbeTimeout = 8 * time.Second
+const probeTimeout = 8 * time.Second
 
 // pubsubHost is where the client library talks to: the emulator's address,
 // or the Pub/Sub API's.
@@ -48,7 +48,7 @@ func probePubSub(ctx context.Context, admin *broker.Admin) error {
 		}
 		return fmt.Errorf("cannot reach Pub/Sub at %s: %v%s", host, err, hint)
 	}
-	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	if os.Getenv("PUBSUB_EMULATOR_HOST") != "" {
 		var d net.Dialer
@@ -64,7 +64,7 @@ func probePubSub(ctx context.Context, admin *broker.Admin) error {
 		return nil
 	}
 	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
-		return fail(fmt.Errorf("no answer within %s", ProbeTimeout))
+		return fail(fmt.Errorf("no answer within %s", probeTimeout))
 	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded:

@@ -11,7 +11,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse/local"
 )
 
-func newCompactCmd(*Globals) *cobra.Command {
+func newCompactCmd(*globals) *cobra.Command {
 	var (
 		uri    string
 		policy local.CompactPolicy

@@ -15,7 +15,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/thresholds"
 )
 
-func newConsumeCmd(g *Globals) *cobra.Command {
+func newConsumeCmd(g *globals) *cobra.Command {
 	var (
 		cfg           broker.ConsumeConfig
 		names         = broker.DefaultNames()

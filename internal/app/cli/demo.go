@@ -21,16 +21,16 @@ import (
 	"github.com/inventory-events/inventory/reports/trigger"
 )
 
-// DemoConfig is what `inventory demo` runs on.
-type DemoConfig struct {
+// demoConfig is what `inventory demo` runs on.
+type demoConfig struct {
 	Events, Snapshot, Thresholds string
 	Warehouse, Reports           string
 	Date                         string // report date; default: the snapshot's as_of date
 	Timeout                      time.Duration
 }
 
-func newDemoCmd(g *Globals) *cobra.Command {
-	cfg := DemoConfig{}
+func newDemoCmd(g *globals) *cobra.Command {
+	cfg := demoConfig{}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the whole system locally on the sample data, end to end, then stop",
@@ -51,7 +51,7 @@ wrote into, or is using), and says what to run instead.`,
 			if ran, err := reexecConfined(); ran {
 				return err
 			}
-			return RunDemo(cmd.Context(), g, cfg, cmd.OutOrStdout())
+			return runDemo(cmd.Context(), g, cfg, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
@@ -65,8 +65,8 @@ wrote into, or is using), and says what to run instead.`,
 	return cmd
 }
 
-// RunDemo runs the demo and writes its account to out.
-func RunDemo(ctx context.Context, g *Globals, cfg DemoConfig, out io.Writer) (err error) {
+// runDemo runs the demo and writes its account to out.
+func runDemo(ctx context.Context, g *globals, cfg demoConfig, out io.Writer) (err error) {
 	d := &demoRun{cfg: cfg, out: out, t0: time.Now()}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -117,7 +117,7 @@ func RunDemo(ctx context.Context, g *Globals, cfg DemoConfig, out io.Writer) (er
 // demoRun is one run of the demo: its configuration, the local stack it
 // started, and the account it writes to out.
 type demoRun struct {
-	cfg   DemoConfig
+	cfg   demoConfig
 	out   io.Writer
 	t0    time.Time
 	stack *localstack.Stack
@@ -130,7 +130,7 @@ func (d *demoRun) step(n int, format string, args ...any) {
 
 // start takes the report date from the starting snapshot if none is set,
 // and starts the local stack on the demo's directories.
-func (d *demoRun) start(ctx context.Context, g *Globals, dirs *demoDirs) error {
+func (d *demoRun) start(ctx context.Context, g *globals, dirs *demoDirs) error {
 	start, err := snapshot.Read(ctx, d.cfg.Snapshot)
 	if err != nil {
 		return err

@@ -42,13 +42,13 @@ func TestDemo(t *testing.T) {
 	slowtest.Skip(t, "runs the demo (Prism jobs)")
 	dir := t.TempDir()
 	wh, reports := filepath.Join(dir, "warehouse"), filepath.Join(dir, "reports")
-	g := &Globals{Project: "demo-test", Logger: slog.New(slog.DiscardHandler)}
-	cfg := DemoConfig{Events: sampleCSV, Snapshot: sampleSnap, Thresholds: sampleTh,
+	g := &globals{Project: "demo-test", Logger: slog.New(slog.DiscardHandler)}
+	cfg := demoConfig{Events: sampleCSV, Snapshot: sampleSnap, Thresholds: sampleTh,
 		Warehouse: wh, Reports: reports, Timeout: 5 * time.Minute}
 	var runs [2]string
 	for i := range runs {
 		var out bytes.Buffer
-		err := RunDemo(context.Background(), g, cfg, &out)
+		err := runDemo(context.Background(), g, cfg, &out)
 		t.Logf("run %d:\n%s", i+1, out.String())
 		if err != nil {
 			t.Fatal(err)
@@ -212,7 +212,7 @@ func checkPrintedCounts(t *testing.T, out, wh string) {
 // checkDemoRefusedAfterUp runs `inventory up` on the demo's warehouse: the
 // demo is refused while up runs; up stores events there; once it stopped,
 // the demo is refused still, and the warehouse keeps up's events.
-func checkDemoRefusedAfterUp(t *testing.T, g *Globals, cfg DemoConfig) {
+func checkDemoRefusedAfterUp(t *testing.T, g *globals, cfg demoConfig) {
 	if t.Failed() {
 		return
 	}
@@ -222,7 +222,7 @@ func checkDemoRefusedAfterUp(t *testing.T, g *Globals, cfg DemoConfig) {
 	refused := func(want string) {
 		t.Helper()
 		var out bytes.Buffer
-		err := RunDemo(ctx, g, cfg, &out)
+		err := runDemo(ctx, g, cfg, &out)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "demo --warehouse ") {
 			t.Fatalf("demo: %v\n%s\nwant a refusal saying %q and what to run instead", err, out.String(), want)
 		}

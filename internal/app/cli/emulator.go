@@ -11,7 +11,7 @@ import (
 	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 )
 
-func newEmulatorCmd(g *Globals) *cobra.Command {
+func newEmulatorCmd(g *globals) *cobra.Command {
 	var (
 		host          string
 		port          int

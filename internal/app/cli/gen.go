@@ -14,7 +14,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/snapshot"
 )
 
-func newGenCmd(*Globals) *cobra.Command {
+func newGenCmd(*globals) *cobra.Command {
 	var (
 		cfg           synth.Config
 		start         string

@@ -10,7 +10,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/broker"
 )
 
-func newReplayLateCmd(g *Globals) *cobra.Command {
+func newReplayLateCmd(g *globals) *cobra.Command {
 	cfg := broker.LateConfig{}
 	var wait time.Duration
 	cmd := &cobra.Command{

@@ -75,7 +75,7 @@ func TestUnreachablePubSub(t *testing.T) {
 			for _, args := range [][]string{{"publish", sampleCSV}, {"setup", "--warehouse", t.TempDir()}} {
 				// An upper bound only, far above ProbeTimeout; the client's
 				// own retries take a minute or two.
-				ctx, cancel := context.WithTimeout(context.Background(), 3*ProbeTimeout)
+				ctx, cancel := context.WithTimeout(context.Background(), 3*probeTimeout)
 				_, _, err := runCLI(t, ctx, args...)
 				cancel()
 				if err == nil || !strings.Contains(err.Error(), "cannot reach Pub/Sub at "+addr) {

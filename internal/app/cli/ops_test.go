@@ -41,7 +41,7 @@ func TestAlertsUnreachablePubSub(t *testing.T) {
 	addr := closedAddr(t)
 	t.Setenv("PUBSUB_EMULATOR_HOST", addr)
 	for _, args := range [][]string{{"alerts"}, {"alerts", "--follow"}, {"thresholds", "set", "--warehouse", t.TempDir(), "SKU-1", "STORE-1", "5"}} {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*ProbeTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*probeTimeout)
 		stdout, stderr, err := runCLI(t, ctx, args...)
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), "cannot reach Pub/Sub at "+addr) || !strings.Contains(err.Error(), "`inventory up`") {
@@ -83,7 +83,7 @@ func TestAlertsFollowSaysConnectionLost(t *testing.T) {
 	}()
 	waitFor := func(what string) {
 		t.Helper()
-		deadline := time.Now().Add(followPull + 3*ProbeTimeout)
+		deadline := time.Now().Add(followPull + 3*probeTimeout)
 		for !strings.Contains(stderr.String(), what) {
 			if time.Now().After(deadline) {
 				cancel()

@@ -16,7 +16,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
-func newPublishCmd(g *Globals) *cobra.Command {
+func newPublishCmd(g *globals) *cobra.Command {
 	cfg := broker.PublishConfig{}
 	names := broker.DefaultNames()
 	var whURI string
@@ -46,7 +46,7 @@ at once. On success it prints one summary line.`,
 // runPublish is publish's run: it checks file's header and the local
 // Pub/Sub, publishes file's rows with a progress bar, stores the rejected
 // rows in the warehouse wh, and says how it went.
-func runPublish(cmd *cobra.Command, g *Globals, cfg broker.PublishConfig, names broker.Names, whURI, file string) error {
+func runPublish(cmd *cobra.Command, g *globals, cfg broker.PublishConfig, names broker.Names, whURI, file string) error {
 	ctx := cmd.Context()
 	if cfg.Skip < 0 {
 		return fmt.Errorf("publish: --skip %d is negative", cfg.Skip)

@@ -66,8 +66,8 @@ func TestAnalystQueriesOnDemo(t *testing.T) {
 	dir := t.TempDir()
 	wh := filepath.Join(dir, "warehouse")
 	var out bytes.Buffer
-	g := &Globals{Project: "demo-queries", Logger: slog.New(slog.DiscardHandler)}
-	if err := RunDemo(context.Background(), g, DemoConfig{Events: sampleCSV, Snapshot: sampleSnap, Thresholds: sampleTh,
+	g := &globals{Project: "demo-queries", Logger: slog.New(slog.DiscardHandler)}
+	if err := runDemo(context.Background(), g, demoConfig{Events: sampleCSV, Snapshot: sampleSnap, Thresholds: sampleTh,
 		Warehouse: wh, Reports: filepath.Join(dir, "reports"), Timeout: 5 * time.Minute}, &out); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}

@@ -14,20 +14,20 @@ import (
 	"github.com/inventory-events/inventory/internal/app/console"
 )
 
-// Globals are the flags every command takes.
-type Globals struct {
+// globals are the flags every command takes.
+type globals struct {
 	Project  string
 	LogLevel string
 	Logger   *slog.Logger
 }
 
-// DefaultProject is the project used with the local emulator when neither
+// defaultProject is the project used with the local emulator when neither
 // --project nor GOOGLE_CLOUD_PROJECT says otherwise.
-const DefaultProject = "local-inventory"
+const defaultProject = "local-inventory"
 
 // NewRoot returns the root command.
 func NewRoot() *cobra.Command {
-	g := &Globals{}
+	g := &globals{}
 	root := &cobra.Command{
 		Use:   "inventory",
 		Short: "Inventory change-event pipeline: set up, publish, consume, run",
@@ -53,7 +53,7 @@ without it uses real Pub/Sub with Application Default Credentials.`,
 	}
 	project := os.Getenv("GOOGLE_CLOUD_PROJECT")
 	if project == "" {
-		project = DefaultProject
+		project = defaultProject
 	}
 	root.PersistentFlags().StringVar(&g.Project, "project", project, "Google Cloud project (env GOOGLE_CLOUD_PROJECT)")
 	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")

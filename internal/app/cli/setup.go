@@ -14,7 +14,7 @@ import (
 	"github.com/inventory-events/inventory/reports/trigger"
 )
 
-func newSetupCmd(g *Globals) *cobra.Command {
+func newSetupCmd(g *globals) *cobra.Command {
 	var (
 		cfg        broker.SetupConfig
 		wh         string
@@ -59,7 +59,7 @@ inventory-sub loses them.`,
 // runSetup is setup's run: topics, subscriptions and schemas, the warehouse
 // tables wh, and the scheduler job when sched has a target; it prints what
 // it did, or would do with --dry-run.
-func runSetup(cmd *cobra.Command, g *Globals, cfg broker.SetupConfig, wh, bqLocation string, sched trigger.SchedulerConfig) error {
+func runSetup(cmd *cobra.Command, g *globals, cfg broker.SetupConfig, wh, bqLocation string, sched trigger.SchedulerConfig) error {
 	ctx := cmd.Context()
 	cfg.Project = g.Project
 	if cfg.ForDataflow && cmd.Flags().Changed("max-delivery-attempts") {

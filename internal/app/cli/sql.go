@@ -9,7 +9,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
-func newSQLCmd(*Globals) *cobra.Command {
+func newSQLCmd(*globals) *cobra.Command {
 	var (
 		uri    string
 		format string

@@ -18,7 +18,7 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
-func newThresholdsCmd(g *Globals) *cobra.Command {
+func newThresholdsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "thresholds",
 		Short: "Change reorder thresholds live, and list them",
@@ -33,7 +33,7 @@ from which a restarted job restores it over the thresholds file.`,
 	return cmd
 }
 
-func newThresholdsSetCmd(g *Globals) *cobra.Command {
+func newThresholdsSetCmd(g *globals) *cobra.Command {
 	var (
 		topic, wh, by string
 		wait          time.Duration
@@ -135,7 +135,7 @@ func waitApplied(ctx context.Context, wh, id string, wait time.Duration) (map[st
 	}
 }
 
-func newThresholdsListCmd(*Globals) *cobra.Command {
+func newThresholdsListCmd(*globals) *cobra.Command {
 	var (
 		file, wh string
 		def      int64

@@ -30,7 +30,7 @@ type upFlags struct {
 	debugAddr                  string
 }
 
-func newUpCmd(g *Globals) *cobra.Command {
+func newUpCmd(g *globals) *cobra.Command {
 	cfg := localstack.Config{}
 	var o upFlags
 	cmd := &cobra.Command{
@@ -74,7 +74,7 @@ nothing acknowledged is lost and the rest is delivered after the next start.`,
 
 // runUp is up's run: it starts the stack, prints its addresses, serves the
 // operations server, and stops it all when ctx is done.
-func runUp(cmd *cobra.Command, g *Globals, cfg localstack.Config, o upFlags) error {
+func runUp(cmd *cobra.Command, g *globals, cfg localstack.Config, o upFlags) error {
 	ctx := cmd.Context()
 	// The status line stays at the bottom of a terminal; logs and
 	// every other line go above it (out).
@@ -215,7 +215,7 @@ func serveOps(addr string, mux *http.ServeMux) (string, func(), error) {
 // lineLogger is the command's logger writing to w (above up's status
 // line), at the level of --log-level; it becomes the default logger, which
 // the Beam SDK and Prism log to.
-func lineLogger(g *Globals, w io.Writer) (*slog.Logger, error) {
+func lineLogger(g *globals, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(g.LogLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)

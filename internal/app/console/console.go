@@ -41,8 +41,8 @@ func IsTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// MaxWidth caps the progress line, whatever the terminal's width.
-const MaxWidth = 120
+// maxWidth caps the progress line, whatever the terminal's width.
+const maxWidth = 120
 
 // Line is one status line at the bottom of a terminal, redrawn in place.
 // Text written through Writer goes above it and never into it. A nil *Line
@@ -71,13 +71,13 @@ func NewLine(w io.Writer) *Line {
 // NewLineWidth returns a Line on w for a terminal cols columns wide
 // (tests, and writers known to be terminals).
 func NewLineWidth(w io.Writer, cols int) *Line {
-	return &Line{w: w, width: max(min(cols, MaxWidth)-1, 20)}
+	return &Line{w: w, width: max(min(cols, maxWidth)-1, 20)}
 }
 
 // Width is how many characters the line may hold without wrapping.
 func (l *Line) Width() int {
 	if l == nil {
-		return MaxWidth - 1
+		return maxWidth - 1
 	}
 	return l.width
 }

@@ -50,7 +50,7 @@ func TestLineNeverWraps(t *testing.T) {
 			Bar("nightly 2026-11-24", 123_456, 1_000_000, "rows read", time.Minute, l.Width()),
 			Bar(long, 7, 0, "rows", time.Second, l.Width()),
 		} {
-			if n := utf8.RuneCountInString(s); n > l.Width() || n >= min(cols, MaxWidth) {
+			if n := utf8.RuneCountInString(s); n > l.Width() || n >= min(cols, maxWidth) {
 				t.Errorf("cols %d: %d characters: %q", cols, n, s)
 			}
 		}

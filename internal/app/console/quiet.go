@@ -16,7 +16,7 @@ func QuietCancel(h slog.Handler) slog.Handler { return quietCancel{h} }
 type quietCancel struct{ slog.Handler }
 
 func (h quietCancel) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelWarn && IsCancelNoise(r) {
+	if r.Level >= slog.LevelWarn && isCancelNoise(r) {
 		if !h.Handler.Enabled(ctx, slog.LevelDebug) {
 			return nil
 		}
@@ -26,9 +26,9 @@ func (h quietCancel) Handle(ctx context.Context, r slog.Record) error {
 	return h.Handler.Handle(ctx, r)
 }
 
-// IsCancelNoise reports whether r is one of the errors a cancelled Beam
+// isCancelNoise reports whether r is one of the errors a cancelled Beam
 // job logs on its way out.
-func IsCancelNoise(r slog.Record) bool {
+func isCancelNoise(r slog.Record) bool {
 	canceled := func(s string) bool {
 		return strings.Contains(s, "context canceled") || strings.Contains(s, "code = Canceled")
 	}

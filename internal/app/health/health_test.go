@@ -97,7 +97,7 @@ func TestMonitorStalls(t *testing.T) {
 	step := func(d time.Duration) Snapshot {
 		t.Helper()
 		now = now.Add(d)
-		m.Sample(context.Background())
+		m.sample(context.Background())
 		s, err := m.Snapshot(context.Background())
 		if err != nil {
 			t.Fatal(err)

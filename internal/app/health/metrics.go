@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// MetricPrefix starts the name of every metric MetricsHandler serves.
-const MetricPrefix = "inventory_"
+// metricPrefix starts the name of every metric MetricsHandler serves.
+const metricPrefix = "inventory_"
 
 // MetricsHandler serves src's current snapshot in the Prometheus text
 // format (what `inventory up` serves at /metrics). Every scrape reads
@@ -26,7 +26,7 @@ func MetricsHandler(src Source) http.Handler {
 type collector struct{ src Source }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(MetricPrefix+name, help, labels, nil)
+	return prometheus.NewDesc(metricPrefix+name, help, labels, nil)
 }
 
 var (

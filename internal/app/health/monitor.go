@@ -31,9 +31,9 @@ type Probe func(ctx context.Context) (Reading, error)
 
 // Defaults of a Monitor.
 const (
-	DefaultEvery      = time.Second
-	DefaultKeep       = 10 * time.Minute
-	DefaultStallAfter = 15 * time.Second
+	defaultEvery      = time.Second
+	defaultKeep       = 10 * time.Minute
+	defaultStallAfter = 15 * time.Second
 )
 
 // MonitorOptions configures a Monitor; zero values take the defaults.
@@ -70,13 +70,13 @@ var _ Source = (*Monitor)(nil)
 // NewMonitor returns a Monitor of probe; Run samples.
 func NewMonitor(probe Probe, o MonitorOptions) *Monitor {
 	if o.Every <= 0 {
-		o.Every = DefaultEvery
+		o.Every = defaultEvery
 	}
 	if o.Keep <= 0 {
-		o.Keep = DefaultKeep
+		o.Keep = defaultKeep
 	}
 	if o.StallAfter <= 0 {
-		o.StallAfter = DefaultStallAfter
+		o.StallAfter = defaultStallAfter
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -90,7 +90,7 @@ func (m *Monitor) Run(ctx context.Context) {
 	t := time.NewTicker(m.o.Every)
 	defer t.Stop()
 	for {
-		m.Sample(ctx)
+		m.sample(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -99,8 +99,8 @@ func (m *Monitor) Run(ctx context.Context) {
 	}
 }
 
-// Sample reads the probe once and records the snapshot.
-func (m *Monitor) Sample(ctx context.Context) {
+// sample reads the probe once and records the snapshot.
+func (m *Monitor) sample(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, max(m.o.Every, time.Second))
 	r, err := m.probe(pctx)
 	cancel()
@@ -164,7 +164,7 @@ func (m *Monitor) Snapshot(ctx context.Context) (Snapshot, error) {
 	sampled := m.sampled
 	m.mu.Unlock()
 	if !sampled {
-		m.Sample(ctx)
+		m.sample(ctx)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -29,9 +29,9 @@ type StreamJob struct {
 	err   error // why
 }
 
-// StartStream builds the streaming job and starts it on Prism (in-process,
+// startStream builds the streaming job and starts it on Prism (in-process,
 // loopback workers). It returns once Prism reports the job running.
-func StartStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
+func startStream(ctx context.Context, cfg stream.Config) (*StreamJob, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("localstack: stream: %w", err)
 	}
@@ -84,16 +84,16 @@ func (j *StreamJob) Ended() (bool, error) {
 	return j.ended, j.err
 }
 
-// Drain pauses the job's Pub/Sub sources and waits until every message they
+// drain pauses the job's Pub/Sub sources and waits until every message they
 // emitted is stored and acked (pubsubio.Flight.Drain), so that cancelling
 // the job afterwards loses nothing.
-func (j *StreamJob) Drain(ctx context.Context) error {
+func (j *StreamJob) drain(ctx context.Context) error {
 	return j.flight.Drain(ctx)
 }
 
-// Stop cancels the job and waits for it to end. Call Drain first to lose
+// stop cancels the job and waits for it to end. Call drain first to lose
 // nothing in flight.
-func (j *StreamJob) Stop(ctx context.Context) error {
+func (j *StreamJob) stop(ctx context.Context) error {
 	conn, err := dial()
 	if err != nil {
 		return err

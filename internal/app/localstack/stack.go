@@ -122,12 +122,12 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		return nil, err
 	}
 	s.Setup = append(s.Setup, lines...)
-	s.Stream, err = StartStream(ctx, stream.Config{
+	s.Stream, err = startStream(ctx, stream.Config{
 		Runner: "prism", Project: cfg.Project, Subscription: stream.DefaultSubscription,
 		ThresholdSubscription: stream.DefaultThresholdSubscription,
 		Thresholds:            cfg.Thresholds, Snapshot: cfg.Snapshot,
 		AlertTopic: stream.DefaultAlertTopic, AlertEncoding: "JSON", DeadLetterTopic: stream.DefaultDeadLetterTopic,
-		Warehouse: cfg.Warehouse, Restore: true, InProcess: true, // StartStream runs Prism here
+		Warehouse: cfg.Warehouse, Restore: true, InProcess: true, // startStream runs Prism here
 	})
 	if err != nil {
 		return nil, err
@@ -244,11 +244,11 @@ func (s *Stack) Stop(ctx context.Context) error {
 		dctx, cancel := context.WithTimeout(ctx, time.Minute)
 		if ended, _ := s.Stream.Ended(); ended {
 			// A job that failed stores nothing more: no drain to wait for.
-		} else if err := s.Stream.Drain(dctx); err != nil {
+		} else if err := s.Stream.drain(dctx); err != nil {
 			s.cfg.Logger.Warn("stream not drained before stop; the messages not acked come back on the next start", "err", err)
 		}
 		cancel()
-		errs = append(errs, s.Stream.Stop(ctx))
+		errs = append(errs, s.Stream.stop(ctx))
 	}
 	if s.Admin != nil {
 		errs = append(errs, s.Admin.Close())

@@ -39,7 +39,7 @@ type Case struct {
 	// "long_event_id" a JSON event whose event_id fills it.
 	Generate string `json:"generate"`
 	Size     int    `json:"size"`
-	// Attributes, if set, are attributes built in code (see Attrs).
+	// Attributes, if set, are attributes built in code (see attrs).
 	Attributes *AttrSpec `json:"attributes"`
 	// PubSubRefuses says that Pub/Sub refuses the message at publish
 	// (INVALID_ARGUMENT: an attribute past its limits): it reaches a job
@@ -118,9 +118,9 @@ func (c Case) generate() ([]byte, error) {
 	return nil, fmt.Errorf("badinput: case %s: unknown generator %q", c.Name, c.Generate)
 }
 
-// Attrs returns the attributes of c's message: the encoding attribute, and
+// attrs returns the attributes of c's message: the encoding attribute, and
 // those c.Attributes describes.
-func (c Case) Attrs() map[string]string {
+func (c Case) attrs() map[string]string {
 	attrs := map[string]string{event.AttrEncoding: c.Encoding}
 	if a := c.Attributes; a != nil {
 		for i := 1; i < a.Count; i++ {
@@ -132,13 +132,13 @@ func (c Case) Attrs() map[string]string {
 	return attrs
 }
 
-// Message returns c's Pub/Sub message: its payload and Attrs.
+// Message returns c's Pub/Sub message: its payload and attrs.
 func (c Case) Message(dir string) (*pubsub.Message, error) {
 	data, err := c.Payload(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &pubsub.Message{Data: data, Attributes: c.Attrs()}, nil
+	return &pubsub.Message{Data: data, Attributes: c.attrs()}, nil
 }
 
 // PayloadSHA256 returns the SHA-256 of a payload in lowercase hex, as

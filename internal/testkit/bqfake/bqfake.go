@@ -134,16 +134,16 @@ func Start(t TB) *Server {
 	return s
 }
 
-// RESTOptions are client options that reach the REST server.
-func (s *Server) RESTOptions() []option.ClientOption {
+// restOptions are client options that reach the REST server.
+func (s *Server) restOptions() []option.ClientOption {
 	return []option.ClientOption{
 		option.WithEndpoint("http://" + s.HTTPAddr + "/bigquery/v2/"),
 		option.WithoutAuthentication(),
 	}
 }
 
-// StorageOptions are client options that reach the Storage Write server.
-func (s *Server) StorageOptions() []option.ClientOption {
+// storageOptions are client options that reach the Storage Write server.
+func (s *Server) storageOptions() []option.ClientOption {
 	return []option.ClientOption{
 		option.WithEndpoint(s.GRPCAddr),
 		option.WithoutAuthentication(),

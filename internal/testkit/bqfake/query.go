@@ -48,8 +48,8 @@ func (s *Server) FailQueries(n int, substr string) {
 	s.failQueries, s.failQuerySQL = n, substr
 }
 
-// Queries returns how many queries the fake answered.
-func (s *Server) Queries() int {
+// queries returns how many queries the fake answered.
+func (s *Server) queries() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stats.Queries

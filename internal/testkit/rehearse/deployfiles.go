@@ -22,15 +22,15 @@ import (
 // with), the nightly job's from the Flex Template launch the trigger sends,
 // built from deploy/cloudbuild.yaml. Neither this file nor any other of the
 // rehearsal names a job flag of its own: flags_test.go checks that every
-// "--flag" in the rehearsal's code is one of LauncherFlags or RehearsalFlags.
+// "--flag" in the rehearsal's code is one of launcherFlags or rehearsalFlags.
 
-// LauncherFlags maps the Flex Template environment (gcloud dataflow
+// launcherFlags maps the Flex Template environment (gcloud dataflow
 // flex-template run's flags) to the Beam Go flags the template launcher
 // gives the binary. A gcloud flag the map lacks fails the rehearsal: Beam Go
 // defines no flag for it, so the launch would die on an unknown flag or
 // silently drop it (--enable-streaming-engine was such a flag: Beam turns
 // Streaming Engine on for every streaming Go job itself).
-var LauncherFlags = map[string]string{
+var launcherFlags = map[string]string{
 	"--project":                 "--project",
 	"--region":                  "--region",
 	"--service-account-email":   "--service_account_email",
@@ -46,13 +46,13 @@ var LauncherFlags = map[string]string{
 	"--transform-name-mappings": "--transform_name_mapping",
 }
 
-// GcloudOnly are flags gcloud itself consumes: they reach no binary.
+// gcloudOnly are flags gcloud itself consumes: they reach no binary.
 // (--set-env-vars is gcloud run deploy's, read from cloudbuild.yaml.)
-var GcloudOnly = []string{"--template-file-gcs-location", "--parameters", "--set-env-vars"}
+var gcloudOnly = []string{"--template-file-gcs-location", "--parameters", "--set-env-vars"}
 
-// RehearsalFlags are the flags the rehearsal adds that the deploy files
+// rehearsalFlags are the flags the rehearsal adds that the deploy files
 // cannot: the launcher's runner and job name, and the fakes' address.
-var RehearsalFlags = map[string]string{
+var rehearsalFlags = map[string]string{
 	"--runner":            "the Go template launcher runs the binary with the Dataflow runner",
 	"--job_name":          "gcloud's JOB_NAME argument, or the trigger's launch request",
 	"--dataflow_endpoint": "the fake Dataflow API on 127.0.0.1",
@@ -104,17 +104,17 @@ func ReadStreamFlags(root string, vars map[string]string, appended ...string) (G
 
 // LauncherArgs returns the command line the template launcher gives the
 // binary for a gcloud flex-template run of jobName with flags g: the
-// environment mapped by LauncherFlags, then every parameter as --NAME=VALUE.
+// environment mapped by launcherFlags, then every parameter as --NAME=VALUE.
 func LauncherArgs(jobName string, g GcloudFlags) ([]string, error) {
 	args := []string{"--runner=dataflow", "--job_name=" + jobName}
 	for _, k := range slices.Sorted(maps.Keys(g)) {
 		v := g[k]
-		if slices.Contains(GcloudOnly, k) {
+		if slices.Contains(gcloudOnly, k) {
 			continue
 		}
-		beam, ok := LauncherFlags[k]
+		beam, ok := launcherFlags[k]
 		if !ok {
-			return nil, fmt.Errorf("gcloud flag %s: Beam Go has no flag the launcher could pass it as (known: %v)", k, slices.Sorted(maps.Keys(LauncherFlags)))
+			return nil, fmt.Errorf("gcloud flag %s: Beam Go has no flag the launcher could pass it as (known: %v)", k, slices.Sorted(maps.Keys(launcherFlags)))
 		}
 		switch v := v.(type) {
 		case nil:
@@ -129,7 +129,7 @@ func LauncherArgs(jobName string, g GcloudFlags) ([]string, error) {
 			args = append(args, beam+"="+fmt.Sprint(v))
 		}
 	}
-	params, _ := AsMap(g["--parameters"])
+	params, _ := asMap(g["--parameters"])
 	for _, k := range slices.Sorted(maps.Keys(params)) {
 		args = append(args, "--"+k+"="+fmt.Sprint(params[k]))
 	}
@@ -185,9 +185,9 @@ func ArgValue(args []string, name string) (string, bool) {
 	return "", false
 }
 
-// AsMap returns v as a map: YAML decodes a nested mapping of a GcloudFlags
+// asMap returns v as a map: YAML decodes a nested mapping of a GcloudFlags
 // as a GcloudFlags.
-func AsMap(v any) (map[string]any, bool) {
+func asMap(v any) (map[string]any, bool) {
 	switch m := v.(type) {
 	case map[string]any:
 		return m, true
@@ -293,7 +293,7 @@ func CheckTemplateParameters(root, job string, params map[string]string) error {
 // StringParams returns the --parameters of g as strings.
 func StringParams(g GcloudFlags) map[string]string {
 	out := map[string]string{}
-	params, _ := AsMap(g["--parameters"])
+	params, _ := asMap(g["--parameters"])
 	for k, v := range params {
 		out[k] = fmt.Sprint(v)
 	}

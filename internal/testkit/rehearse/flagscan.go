@@ -49,17 +49,17 @@ func FlagLiterals(files []string) ([]FlagUse, error) {
 }
 
 // AllowedFlags are the flags the deploy files' launch gives: the gcloud
-// flags the template launcher maps (LauncherFlags) and the Beam flags it
-// maps them to, the gcloud-only ones (GcloudOnly), and RehearsalFlags.
+// flags the template launcher maps (launcherFlags) and the Beam flags it
+// maps them to, the gcloud-only ones (gcloudOnly), and rehearsalFlags.
 func AllowedFlags() map[string]bool {
 	allowed := map[string]bool{}
-	for k, v := range LauncherFlags {
+	for k, v := range launcherFlags {
 		allowed[k], allowed[v] = true, true
 	}
-	for _, k := range GcloudOnly {
+	for _, k := range gcloudOnly {
 		allowed[k] = true
 	}
-	for k := range RehearsalFlags {
+	for k := range rehearsalFlags {
 		allowed[k] = true
 	}
 	return allowed

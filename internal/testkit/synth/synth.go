@@ -59,18 +59,18 @@ func suffix(i int) string {
 	return fmt.Sprintf("-%d", i/6)
 }
 
-// Threshold returns the reorder threshold generated for SKU i.
-func Threshold(i int) int64 { return int64(8 + (i%4)*4) }
+// threshold returns the reorder threshold generated for SKU i.
+func threshold(i int) int64 { return int64(8 + (i%4)*4) }
 
-// Thresholds returns the rules the generator assumes: one per SKU for every
+// thresholds returns the rules the generator assumes: one per SKU for every
 // location, and a tighter one for the warehouse of every fifth SKU.
-func Thresholds(c Config) *ledger.Thresholds {
+func thresholds(c Config) *ledger.Thresholds {
 	c.Defaults()
 	t := ledger.NewThresholds(ledger.DefaultThreshold)
 	for i := range c.SKUs {
-		t.Add(ledger.Rule{SKU: SKU(i), LocationID: ledger.Wildcard, Threshold: Threshold(i)})
+		t.Add(ledger.Rule{SKU: SKU(i), LocationID: ledger.Wildcard, Threshold: threshold(i)})
 		if i%5 == 0 && c.Locations > 2 {
-			t.Add(ledger.Rule{SKU: SKU(i), LocationID: Location(2), Threshold: Threshold(i) * 2})
+			t.Add(ledger.Rule{SKU: SKU(i), LocationID: Location(2), Threshold: threshold(i) * 2})
 		}
 	}
 	return t
@@ -78,7 +78,7 @@ func Thresholds(c Config) *ledger.Thresholds {
 
 // WriteThresholds writes the rules of c as a thresholds CSV.
 func WriteThresholds(w io.Writer, c Config) error {
-	rules := Thresholds(c).Rules()
+	rules := thresholds(c).Rules()
 	slices.SortFunc(rules, func(a, b ledger.Rule) int {
 		if a.SKU != b.SKU {
 			if a.SKU < b.SKU {
@@ -137,7 +137,7 @@ func Generate(w io.Writer, c Config) error {
 	if err := event.WriteCSVHeader(cw); err != nil {
 		return fmt.Errorf("synth: %w", err)
 	}
-	th := Thresholds(c)
+	th := thresholds(c)
 	for i := range c.Events {
 		// A few hot keys: half the traffic goes to a tenth of the keys.
 		k := rng.IntN(nkeys)

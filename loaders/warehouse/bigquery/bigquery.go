@@ -25,22 +25,22 @@ import (
 // Environment variables that point the BigQuery backend at local servers
 // (test fakes or emulators); both are used without authentication.
 const (
-	// EnvEmulatorHost is host:port of a server of the BigQuery REST API
+	// envEmulatorHost is host:port of a server of the BigQuery REST API
 	// (datasets, tables, jobs).
-	EnvEmulatorHost = "BIGQUERY_EMULATOR_HOST"
-	// EnvStorageEmulatorHost is host:port of a plaintext gRPC server of the
+	envEmulatorHost = "BIGQUERY_EMULATOR_HOST"
+	// envStorageEmulatorHost is host:port of a plaintext gRPC server of the
 	// BigQuery Storage Write API.
-	EnvStorageEmulatorHost = "BIGQUERY_STORAGE_EMULATOR_HOST"
+	envStorageEmulatorHost = "BIGQUERY_STORAGE_EMULATOR_HOST"
 )
 
-// Scheme is the URI scheme of BigQuery warehouses: "bq://PROJECT.DATASET".
-const Scheme = "bq"
+// scheme is the URI scheme of BigQuery warehouses: "bq://PROJECT.DATASET".
+const scheme = "bq"
 
-func init() { warehouse.Register(Scheme, backend{}) }
+func init() { warehouse.Register(scheme, backend{}) }
 
 // parseURI splits "bq://PROJECT.DATASET".
 func parseURI(uri string) (project, dataset string, err error) {
-	rest, ok := strings.CutPrefix(uri, Scheme+"://")
+	rest, ok := strings.CutPrefix(uri, scheme+"://")
 	i := strings.LastIndex(rest, ".")
 	if !ok || i <= 0 || i == len(rest)-1 {
 		return "", "", fmt.Errorf("warehouse: %q: want bq://PROJECT.DATASET", uri)
@@ -84,7 +84,7 @@ func (backend) ReplaceDate(ctx context.Context, uri string, date civil.Date, row
 }
 
 // Options configures the BigQuery backend. Zero values take the
-// environment (EnvEmulatorHost, EnvStorageEmulatorHost) and defaults.
+// environment (envEmulatorHost, envStorageEmulatorHost) and defaults.
 type Options struct {
 	// REST are client options of the BigQuery API client (setup, queries,
 	// load jobs).
@@ -97,19 +97,19 @@ type Options struct {
 	// BatchRows caps the rows of one AppendRows request (default 500).
 	BatchRows int
 	// BatchBytes caps the encoded rows of one AppendRows request (default
-	// DefaultBatchBytes). BigQuery refuses requests of 10 MB or more; a
+	// defaultBatchBytes). BigQuery refuses requests of 10 MB or more; a
 	// row larger than the cap on its own is rejected to dead_letters.
 	BatchBytes int
 }
 
-// DefaultBatchBytes is the default Options.BatchBytes: below BigQuery's
+// defaultBatchBytes is the default Options.BatchBytes: below BigQuery's
 // 10 MB per AppendRows request, with room for the request's stream name and
 // writer schema.
-const DefaultBatchBytes = 9_000_000
+const defaultBatchBytes = 9_000_000
 
 func (o Options) withDefaults() Options {
 	if o.REST == nil {
-		if host := os.Getenv(EnvEmulatorHost); host != "" {
+		if host := os.Getenv(envEmulatorHost); host != "" {
 			o.REST = []option.ClientOption{
 				option.WithEndpoint("http://" + host + "/bigquery/v2/"),
 				option.WithoutAuthentication(),
@@ -117,7 +117,7 @@ func (o Options) withDefaults() Options {
 		}
 	}
 	if o.Storage == nil {
-		if host := os.Getenv(EnvStorageEmulatorHost); host != "" {
+		if host := os.Getenv(envStorageEmulatorHost); host != "" {
 			o.Storage = []option.ClientOption{
 				option.WithEndpoint(host),
 				option.WithoutAuthentication(),
@@ -132,7 +132,7 @@ func (o Options) withDefaults() Options {
 		o.BatchRows = 500
 	}
 	if o.BatchBytes <= 0 {
-		o.BatchBytes = DefaultBatchBytes
+		o.BatchBytes = defaultBatchBytes
 	}
 	return o
 }

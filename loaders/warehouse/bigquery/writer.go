@@ -21,11 +21,11 @@ import (
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
 
-// Writer writes rows into a BigQuery dataset through the Storage Write
+// writer writes rows into a BigQuery dataset through the Storage Write
 // API's default stream of each table. Delivery is at-least-once: an append
 // retried after a transient error, or a bundle retried by the runner, can
 // store a row twice; analysts dedupe on event_id / alert_id.
-type Writer struct {
+type writer struct {
 	Project, Dataset string
 
 	opts    Options
@@ -34,7 +34,7 @@ type Writer struct {
 	streams map[string]*tableStream
 }
 
-var _ warehouse.Writer = (*Writer)(nil)
+var _ warehouse.Writer = (*writer)(nil)
 
 type tableStream struct {
 	table  *warehouse.Table
@@ -44,17 +44,17 @@ type tableStream struct {
 
 // Open opens the Storage Write API client for project.dataset. The tables
 // must exist (warehouse.Setup).
-func Open(ctx context.Context, project, dataset string, o Options) (*Writer, error) {
+func Open(ctx context.Context, project, dataset string, o Options) (*writer, error) {
 	o = o.withDefaults()
 	c, err := managedwriter.NewClient(ctx, project, o.Storage...)
 	if err != nil {
 		return nil, fmt.Errorf("warehouse: managedwriter.NewClient: %w", err)
 	}
-	return &Writer{Project: project, Dataset: dataset, opts: o, client: c, streams: map[string]*tableStream{}}, nil
+	return &writer{Project: project, Dataset: dataset, opts: o, client: c, streams: map[string]*tableStream{}}, nil
 }
 
 // Close closes the streams and the client.
-func (b *Writer) Close() error {
+func (b *writer) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, s := range b.streams {
@@ -67,12 +67,12 @@ func (b *Writer) Close() error {
 	return nil
 }
 
-func (b *Writer) uri() string { return Scheme + "://" + b.Project + "." + b.Dataset }
+func (b *writer) uri() string { return scheme + "://" + b.Project + "." + b.Dataset }
 
 // Write appends rows to their table. Rows BigQuery rejects are written to
 // dead_letters with the error and returned; Write fails only if that fails
 // too, or on an error that is not about single rows.
-func (b *Writer) Write(ctx context.Context, rows warehouse.TableRows) ([]warehouse.DeadLetterRow, error) {
+func (b *writer) Write(ctx context.Context, rows warehouse.TableRows) ([]warehouse.DeadLetterRow, error) {
 	if rows.Len() == 0 {
 		return nil, nil
 	}
@@ -97,7 +97,7 @@ func (b *Writer) Write(ctx context.Context, rows warehouse.TableRows) ([]warehou
 	return rejected, nil
 }
 
-func (b *Writer) stream(ctx context.Context, t *warehouse.Table) (*tableStream, error) {
+func (b *writer) stream(ctx context.Context, t *warehouse.Table) (*tableStream, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if s, ok := b.streams[t.Name]; ok {
@@ -124,7 +124,7 @@ func (b *Writer) stream(ctx context.Context, t *warehouse.Table) (*tableStream, 
 // bytes and returns the rows BigQuery rejected as dead letters. A request
 // with row errors is stored by BigQuery not at all, so it is resent
 // without the rejected rows.
-func (b *Writer) append(ctx context.Context, rows warehouse.TableRows) ([]warehouse.DeadLetterRow, error) {
+func (b *writer) append(ctx context.Context, rows warehouse.TableRows) ([]warehouse.DeadLetterRow, error) {
 	t := rows.Table()
 	s, err := b.stream(ctx, t)
 	if err != nil {
@@ -197,7 +197,7 @@ func (b *Writer) append(ctx context.Context, rows warehouse.TableRows) ([]wareho
 
 // appendWithRetry appends one batch, retrying transient errors with
 // exponential backoff. It returns the row errors of a rejected batch.
-func (b *Writer) appendWithRetry(ctx context.Context, s *tableStream, data [][]byte) ([]*storagepb.RowError, error) {
+func (b *writer) appendWithRetry(ctx context.Context, s *tableStream, data [][]byte) ([]*storagepb.RowError, error) {
 	bo := gax.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2}
 	for attempt := 1; ; attempt++ {
 		res, err := s.stream.AppendRows(ctx, data)
@@ -227,7 +227,7 @@ func (b *Writer) appendWithRetry(ctx context.Context, s *tableStream, data [][]b
 // tableError returns the *warehouse.TableError of an append error that
 // is about the table rather than a row or the moment (see transient), with
 // the fix; nil for any other error.
-func (b *Writer) tableError(t *warehouse.Table, err error) error {
+func (b *writer) tableError(t *warehouse.Table, err error) error {
 	uri := b.uri()
 	te := &warehouse.TableError{Table: uri + "." + t.Name, Err: err}
 	switch status.Code(err) {
@@ -258,7 +258,7 @@ func transient(err error) bool {
 	return strings.Contains(err.Error(), "EOF")
 }
 
-func (b *Writer) deadLetter(t *warehouse.Table, vals []any, msg string) warehouse.DeadLetterRow {
+func (b *writer) deadLetter(t *warehouse.Table, vals []any, msg string) warehouse.DeadLetterRow {
 	payload, _ := json.Marshal(columnMap(t, vals))
 	attrs, _ := json.Marshal(map[string]string{"table": t.Name, "warehouse": b.uri()})
 	r := warehouse.DeadLetterRow{

@@ -46,7 +46,7 @@ func (backend) ReplaceDate(_ context.Context, dir string, date civil.Date, rows 
 	return replaceDate(dir, date, rows)
 }
 
-func (backend) Recover(dir string) (int, error) { return (&Warehouse{Dir: dir}).Recover() }
+func (backend) Recover(dir string) (int, error) { return (&Warehouse{Dir: dir}).recover() }
 
 // Warehouse is the local warehouse: under Dir, one directory per table and one
 // Hive-style partition directory per day, each holding Parquet files:
@@ -72,7 +72,7 @@ func Open(dir string) (*Warehouse, error) {
 		return nil, fmt.Errorf("warehouse: open %s: %w", dir, err)
 	}
 	l := &Warehouse{Dir: dir}
-	if _, err := l.Recover(); err != nil {
+	if _, err := l.recover(); err != nil {
 		return nil, err
 	}
 	return l, nil

@@ -125,11 +125,11 @@ func (l *Warehouse) finish(dir string, entries []txnEntry) error {
 	return os.RemoveAll(dir)
 }
 
-// Recover finishes the committed transactions a crashed writer left in the
+// recover finishes the committed transactions a crashed writer left in the
 // local warehouse and removes uncommitted ones older than ten minutes, and
 // finishes the committed compactions a crash interrupted (compact.go). It
 // returns how many transactions it finished.
-func (l *Warehouse) Recover() (int, error) {
+func (l *Warehouse) recover() (int, error) {
 	root := filepath.Join(l.Dir, txnDir)
 	ents, err := os.ReadDir(root)
 	if errors.Is(err, os.ErrNotExist) {

@@ -70,8 +70,8 @@ var rewrites = []struct {
 	{regexp.MustCompile("`"), `"`},
 }
 
-// Rewrite returns sql in DuckDB's dialect (see the package comment).
-func Rewrite(sql string) string {
+// rewrite returns sql in DuckDB's dialect (see the package comment).
+func rewrite(sql string) string {
 	for _, r := range rewrites {
 		sql = r.re.ReplaceAllString(sql, r.with)
 	}
@@ -88,7 +88,7 @@ func (e *Engine) Query(ctx context.Context, query string, version int64, tables 
 		}
 		e.started, e.loaded = true, version
 	}
-	rows, err := e.db.QueryContext(ctx, Rewrite(query))
+	rows, err := e.db.QueryContext(ctx, rewrite(query))
 	if err != nil {
 		return nil, nil, fmt.Errorf("duckq: %w", err)
 	}
