@@ -102,3 +102,49 @@ func TestSplitNoSuchFile(t *testing.T) {
 		t.Fatalf("split of an empty glob: %v", err)
 	}
 }
+
+// TestSplitLanes: over two files, the lanes' ranges are the ranges of one
+// lane, each in exactly one lane, for every lane count.
+func TestSplitLanes(t *testing.T) {
+	dir := t.TempDir()
+	for i, n := range []int{10, 23} {
+		var b strings.Builder
+		b.WriteString("event_id,event_time,sku,location_id,reason,quantity,source\n")
+		for j := range n {
+			fmt.Fprintf(&b, "e%d-%d,2026-11-24T09:00:00Z,S,L,SOLD,-1,pos\n", i, j)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("day%d.csv", i)), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	glob := filepath.Join(dir, "day*.csv")
+	ranges := func(lane, lanes int) []Range {
+		var out []Range
+		f := &splitFn{Glob: glob, ChunkBytes: 100, Lane: lane, Lanes: lanes}
+		if err := f.ProcessElement(context.Background(), nil, func(r Range) { out = append(out, r) }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	all := ranges(0, 1)
+	if len(all) < 10 {
+		t.Fatalf("%d ranges, want at least 10 to share", len(all))
+	}
+	for _, lanes := range []int{2, 3, 4, len(all) + 1} {
+		var got []Range
+		for lane := range lanes {
+			r := ranges(lane, lanes)
+			if len(r) < len(all)/lanes || len(r) > len(all)/lanes+1 {
+				t.Errorf("%d lanes: lane %d has %d of %d ranges", lanes, lane, len(r), len(all))
+			}
+			got = append(got, r...)
+		}
+		cmp := func(a, b Range) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) }
+		slices.SortFunc(got, cmp)
+		want := slices.Clone(all)
+		slices.SortFunc(want, cmp)
+		if !slices.Equal(got, want) {
+			t.Errorf("%d lanes: ranges %v, want %v", lanes, got, want)
+		}
+	}
+}

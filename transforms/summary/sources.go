@@ -39,6 +39,11 @@ func Opening(s beam.Scope, wh, snapshotURI, date string, w Day, shards int) (par
 		beam.Impulse(s))
 }
 
+// readLanes is how many lanes of ranges ReadCSV reads (csvsrc.SplitLanes):
+// one a core of the machines this was measured on, so that Prism keeps them
+// busy from the start; a runner splits each lane further.
+const readLanes = 2
+
 // ReadCSV returns the adjustments of the CSV files of glob as Parts of
 // shards, read in byte ranges of about chunkBytes in parallel: the valid
 // rows before end. Invalid rows are counted and logged, not read. The rows
@@ -47,8 +52,11 @@ func Opening(s beam.Scope, wh, snapshotURI, date string, w Day, shards int) (par
 // long as the reader runs. meter is the ID of a Meter in this process that
 // counts the bytes read ("": none).
 func ReadCSV(s beam.Scope, glob string, chunkBytes int64, end int64, shards int, meter string) beam.PCollection {
-	ranges := csvsrc.Split(s, glob, chunkBytes)
-	return beam.ParDo(s, &csvReadFn{End: end, Shards: shards, Meter: meter}, ranges)
+	var parts []beam.PCollection
+	for _, ranges := range csvsrc.SplitLanes(s, glob, chunkBytes, readLanes) {
+		parts = append(parts, beam.ParDo(s, &csvReadFn{End: end, Shards: shards, Meter: meter}, ranges))
+	}
+	return beam.Flatten(s, parts...)
 }
 
 // ReadWarehouse returns the adjustments table's rows from since (a
