@@ -46,7 +46,8 @@ func Split(s beam.Scope, glob string, chunkBytes int64) beam.PCollection {
 // bundle at once: Prism starts a ParDo's bundle with every element it has
 // and splits it only once it has made no progress for a tick (100 ms or
 // more), so a single lane kept a second core idle for the first 0.2 s of
-// the nightly job's read.
+// the nightly job's read (upstream report: docs/beam-notes.md#upstream-issues-ready-to-file,
+// item 12).
 func SplitLanes(s beam.Scope, glob string, chunkBytes int64, n int) []beam.PCollection {
 	s = s.Scope("csvsrc.Split")
 	lanes := make([]beam.PCollection, n)
