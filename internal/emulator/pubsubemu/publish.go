@@ -24,10 +24,10 @@ func (g *publisherService) Publish(_ context.Context, req *pb.PublishRequest) (*
 		return nil, status.Error(codes.InvalidArgument, "publish needs at least one message")
 	}
 	s.mu.RLock()
-	t, ok := s.topics[req.Topic]
-	if !ok {
+	t, err := s.topicLocked(req.Topic)
+	if err != nil {
 		s.mu.RUnlock()
-		return nil, status.Errorf(codes.NotFound, "topic %s not found", req.Topic)
+		return nil, err
 	}
 	t.mu.RLock()
 	ss, subs := t.proto.SchemaSettings, t.subs

@@ -390,3 +390,23 @@ func paginate(names []string, token string, size int32) (page []string, next str
 	}
 	return names[start:end], names[end-1]
 }
+
+// topicLocked returns the topic called name, or NotFound; the caller
+// holds s.mu.
+func (s *Server) topicLocked(name string) (*topic, error) {
+	t, ok := s.topics[name]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "topic %s not found", name)
+	}
+	return t, nil
+}
+
+// subLocked returns the subscription called name, or NotFound; the caller
+// holds s.mu.
+func (s *Server) subLocked(name string) (*subscription, error) {
+	sub, ok := s.subs[name]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "subscription %s not found", name)
+	}
+	return sub, nil
+}

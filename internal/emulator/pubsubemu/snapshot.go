@@ -56,9 +56,9 @@ func (g *subscriberService) CreateSnapshot(_ context.Context, req *pb.CreateSnap
 	if _, ok := s.snaps[req.Name]; ok {
 		return nil, status.Errorf(codes.AlreadyExists, "snapshot %s already exists", req.Name)
 	}
-	sub, ok := s.subs[req.Subscription]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "subscription %s not found", req.Subscription)
+	sub, err := s.subLocked(req.Subscription)
+	if err != nil {
+		return nil, err
 	}
 	sub.mu.Lock()
 	topicName := sub.proto.Topic

@@ -39,9 +39,9 @@ func (g *subscriberService) CreateSubscription(_ context.Context, in *pb.Subscri
 	if _, ok := s.subs[sp.Name]; ok {
 		return nil, status.Errorf(codes.AlreadyExists, "subscription %s already exists", sp.Name)
 	}
-	t, ok := s.topics[sp.Topic]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "topic %s not found", sp.Topic)
+	t, err := s.topicLocked(sp.Topic)
+	if err != nil {
+		return nil, err
 	}
 	if dlp := sp.DeadLetterPolicy; dlp != nil {
 		if _, ok := s.topics[dlp.DeadLetterTopic]; !ok {
@@ -99,9 +99,9 @@ func checkSubscription(sp *pb.Subscription) error {
 func (s *Server) findSub(name string) (*subscription, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	sub, ok := s.subs[name]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "subscription %s not found", name)
+	sub, err := s.subLocked(name)
+	if err != nil {
+		return nil, err
 	}
 	return sub, nil
 }
@@ -123,9 +123,9 @@ func (g *subscriberService) UpdateSubscription(_ context.Context, req *pb.Update
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub, ok := s.subs[req.Subscription.Name]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "subscription %s not found", req.Subscription.Name)
+	sub, err := s.subLocked(req.Subscription.Name)
+	if err != nil {
+		return nil, err
 	}
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
@@ -180,10 +180,10 @@ func (g *subscriberService) ListSubscriptions(_ context.Context, req *pb.ListSub
 func (g *subscriberService) DeleteSubscription(_ context.Context, req *pb.DeleteSubscriptionRequest) (*emptypb.Empty, error) {
 	s := g.s
 	s.mu.Lock()
-	sub, ok := s.subs[req.Subscription]
-	if !ok {
+	sub, err := s.subLocked(req.Subscription)
+	if err != nil {
 		s.mu.Unlock()
-		return nil, status.Errorf(codes.NotFound, "subscription %s not found", req.Subscription)
+		return nil, err
 	}
 	delete(s.subs, req.Subscription)
 	t := s.topics[sub.proto.Topic]

@@ -51,9 +51,9 @@ func (g *publisherService) GetTopic(_ context.Context, req *pb.GetTopicRequest) 
 	s := g.s
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	t, ok := s.topics[req.Topic]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "topic %s not found", req.Topic)
+	t, err := s.topicLocked(req.Topic)
+	if err != nil {
+		return nil, err
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -67,9 +67,9 @@ func (g *publisherService) UpdateTopic(_ context.Context, req *pb.UpdateTopicReq
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.topics[req.Topic.Name]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "topic %s not found", req.Topic.Name)
+	t, err := s.topicLocked(req.Topic.Name)
+	if err != nil {
+		return nil, err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -143,9 +143,9 @@ func (g *publisherService) ListTopicSubscriptions(_ context.Context, req *pb.Lis
 	s := g.s
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	t, ok := s.topics[req.Topic]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "topic %s not found", req.Topic)
+	t, err := s.topicLocked(req.Topic)
+	if err != nil {
+		return nil, err
 	}
 	t.mu.RLock()
 	var names []string
@@ -164,8 +164,8 @@ func (g *publisherService) ListTopicSnapshots(_ context.Context, req *pb.ListTop
 	s := g.s
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if _, ok := s.topics[req.Topic]; !ok {
-		return nil, status.Errorf(codes.NotFound, "topic %s not found", req.Topic)
+	if _, err := s.topicLocked(req.Topic); err != nil {
+		return nil, err
 	}
 	var names []string
 	for n, sn := range s.snaps {
@@ -182,9 +182,9 @@ func (g *publisherService) DeleteTopic(_ context.Context, req *pb.DeleteTopicReq
 	s := g.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.topics[req.Topic]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "topic %s not found", req.Topic)
+	t, err := s.topicLocked(req.Topic)
+	if err != nil {
+		return nil, err
 	}
 	ops := append(s.dropPolicyLocked(t.name), metaDelete(kindTopic, t.name))
 	// Subscriptions survive with their backlog, detached, as in Pub/Sub.
@@ -213,9 +213,9 @@ func (g *publisherService) DetachSubscription(_ context.Context, req *pb.DetachS
 	s := g.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub, ok := s.subs[req.Subscription]
-	if !ok {
-		return nil, status.Errorf(codes.NotFound, "subscription %s not found", req.Subscription)
+	sub, err := s.subLocked(req.Subscription)
+	if err != nil {
+		return nil, err
 	}
 	sub.mu.Lock()
 	topicName := sub.proto.Topic
