@@ -168,7 +168,9 @@ func (g *game) release() (string, error) {
 	if added == "" {
 		g.wrong = append(g.wrong, "the release's setup did not add daily_summary."+column+": "+oneLine(out))
 	}
-	fl, err := rehearse.ReadStreamFlags(g.root, streamFlagVars)
+	// The runbook's update: the flags file with deploy/stream-renames.yaml
+	// appended, and --update.
+	fl, err := rehearse.ReadStreamFlags(g.root, streamFlagVars, "stream-renames.yaml")
 	if err != nil {
 		return "", err
 	}
@@ -181,5 +183,5 @@ func (g *game) release() (string, error) {
 	if err := g.stream.start(args); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("setup first (%s), then the stream updated with the flags file and --update (%d flags)", added, len(args)), nil
+	return fmt.Sprintf("setup first (%s), then the stream updated with the flags file, deploy/stream-renames.yaml appended, and --update (%d flags)", added, len(args)), nil
 }
