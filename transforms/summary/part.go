@@ -4,6 +4,8 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/inventory-events/inventory/internal/codec"
@@ -169,43 +171,120 @@ func init() {
 // encodePart writes p compactly: varints and length-prefixed strings.
 //
 // Parts are what the job shuffles: about all of the day's adjustments
-// cross the runner twice (Prism copies them several times more), so an
-// event is written in about half of its plain size:
-//   - its time as the difference from the event written before it (the
-//     events of a key come mostly in time order, a few minutes apart),
-//   - its id front-coded: how many leading bytes it shares with the id
-//     written before it, then the rest (ids of one source share a prefix:
-//     a name, a date, a sequence's leading digits, a ULID's or UUIDv7's
-//     time).
+// cross the runner twice (Prism copies them several times more, one core
+// at a time, while neither stage runs), so a part is written in well under
+// half of its plain size:
+//   - its keys in order, each key's SKU and location front-coded: how many
+//     leading bytes they share with the key written before, then the rest;
+//   - a key's opening and streaming stock only when it has them;
+//   - an event's time as the difference from the event written before it
+//     (the events of a key come mostly in time order, a few minutes apart),
+//     in milliseconds when it is a whole number of them, as most sources'
+//     times are;
+//   - its id front-coded against the id written before it (ids of one
+//     source share a prefix: a name, a date, a sequence's leading digits, a
+//     ULID's or UUIDv7's time), and when what differs is a decimal number of
+//     the same width in both, as in a sequence, the difference of the two
+//     numbers.
 func encodePart(p part) ([]byte, error) {
 	if p.raw != nil {
 		return p.raw, nil
 	}
-	b := make([]byte, 0, 64+p.Len()*16)
+	items := make([]*keyItem, 0, len(p.items))
+	for _, it := range p.items {
+		items = append(items, it)
+	}
+	slices.SortFunc(items, func(a, b *keyItem) int {
+		if c := strings.Compare(a.SKU, b.SKU); c != 0 {
+			return c
+		}
+		return strings.Compare(a.LocationID, b.LocationID)
+	})
+	b := make([]byte, 0, 64+p.Len()*12)
 	b = codec.AppendFlags(b, p.HasSince)
 	b = codec.AppendVarint(b, p.Since)
-	b = codec.AppendUvarint(b, uint64(len(p.items)))
-	var prevID string
+	b = codec.AppendUvarint(b, uint64(len(items)))
+	var prevSKU, prevLoc, prevID string
 	var prevTime int64
-	for _, it := range p.items {
-		b = codec.AppendString(b, it.SKU)
-		b = codec.AppendString(b, it.LocationID)
-		b = codec.AppendFlags(b, it.HasOpening, it.HasStreaming)
-		b = codec.AppendVarint(b, it.OpeningOnHand)
-		b = codec.AppendVarint(b, it.OpeningAt)
-		b = codec.AppendVarint(b, it.StreamingOnHand)
+	for _, it := range items {
+		b = appendFrontCoded(b, prevSKU, it.SKU)
+		b = appendFrontCoded(b, prevLoc, it.LocationID)
+		prevSKU, prevLoc = it.SKU, it.LocationID
+		opening := it.OpeningOnHand != 0 || it.OpeningAt != 0
+		streaming := it.StreamingOnHand != 0
+		b = codec.AppendFlags(b, it.HasOpening, it.HasStreaming, opening, streaming)
+		if opening {
+			b = codec.AppendVarint(b, it.OpeningOnHand)
+			b = codec.AppendVarint(b, it.OpeningAt)
+		}
+		if streaming {
+			b = codec.AppendVarint(b, it.StreamingOnHand)
+		}
 		b = codec.AppendUvarint(b, uint64(len(it.Events)))
 		for _, e := range it.Events {
-			shared := commonPrefix(prevID, e.ID)
-			b = codec.AppendUvarint(b, uint64(shared))
-			b = codec.AppendString(b, e.ID[shared:])
-			b = codec.AppendVarint(b, e.Time-prevTime) // wraps around, and back in decodePart
-			b = codec.AppendUvarint(b, uint64(e.Reason))
+			b = appendID(b, prevID, e.ID)
+			d := e.Time - prevTime // wraps around, and back in mergeEncoded
+			ms := d%1000 == 0
+			b = codec.AppendUvarint(b, uint64(e.Reason)<<1|uint64(boolBit(ms)))
+			if ms {
+				d /= 1000
+			}
+			b = codec.AppendVarint(b, d)
 			b = codec.AppendVarint(b, e.Qty)
 			prevID, prevTime = e.ID, e.Time
 		}
 	}
 	return b, nil
+}
+
+func boolBit(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// appendFrontCoded writes s as the length of the prefix it shares with
+// prev, then the rest.
+func appendFrontCoded(b []byte, prev, s string) []byte {
+	shared := commonPrefix(prev, s)
+	b = codec.AppendUvarint(b, uint64(shared))
+	return codec.AppendString(b, s[shared:])
+}
+
+// maxDigits is the widest decimal tail an id's difference is taken of.
+const maxDigits = 18
+
+// appendID writes id front-coded against prev: shared<<1 | numeric, then
+// the rest of id, or (numeric) the difference of the decimal numbers that
+// follow the shared prefix in both, which are of the same width.
+func appendID(b []byte, prev, id string) []byte {
+	shared := commonPrefix(prev, id)
+	if a, ok := digits(prev[shared:]); ok && len(prev)-shared == len(id)-shared {
+		if c, ok := digits(id[shared:]); ok {
+			b = codec.AppendUvarint(b, uint64(shared)<<1|1)
+			return codec.AppendVarint(b, int64(c)-int64(a))
+		}
+	}
+	b = codec.AppendUvarint(b, uint64(shared)<<1)
+	return codec.AppendString(b, id[shared:])
+}
+
+// digits returns the value of s, a decimal number of 1 to maxDigits
+// digits, leading zeros allowed.
+func digits(s string) (uint64, bool) {
+	if len(s) == 0 || len(s) > maxDigits {
+		return 0, false
+	}
+	var v uint64
+	for i := range len(s) {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
 }
 
 // commonPrefix returns how many leading bytes a and b share.
@@ -249,13 +328,25 @@ func (p *part) mergeEncoded(b []byte) error {
 		p.HasSince, p.Since = true, since
 	}
 	n := d.Len()
+	var sku, loc string
 	var id []byte // the id read last
 	var prevTime int64
 	for i := 0; i < n && d.Err() == nil; i++ {
-		sku, loc := d.String(), d.String()
+		var ok bool
+		if sku, ok = readFrontCoded(d, sku); !ok {
+			return errCorrupt
+		}
+		if loc, ok = readFrontCoded(d, loc); !ok {
+			return errCorrupt
+		}
 		flags := d.Uvarint()
-		o := keyItem{SKU: sku, LocationID: loc, HasOpening: codec.Flag(flags, 0), HasStreaming: codec.Flag(flags, 1),
-			OpeningOnHand: d.Varint(), OpeningAt: d.Varint(), StreamingOnHand: d.Varint()}
+		o := keyItem{SKU: sku, LocationID: loc, HasOpening: codec.Flag(flags, 0), HasStreaming: codec.Flag(flags, 1)}
+		if codec.Flag(flags, 2) {
+			o.OpeningOnHand, o.OpeningAt = d.Varint(), d.Varint()
+		}
+		if codec.Flag(flags, 3) {
+			o.StreamingOnHand = d.Varint()
+		}
 		k := event.Key{SKU: sku, LocationID: loc}
 		it := p.items[k]
 		if it == nil {
@@ -267,13 +358,16 @@ func (p *part) mergeEncoded(b []byte) error {
 		ne := d.Len()
 		it.Events = slices.Grow(it.Events, ne)
 		for range ne {
-			shared := d.Uvarint()
-			if shared > uint64(len(id)) {
+			if id, ok = readID(d, id); !ok {
 				return errCorrupt
 			}
-			id = append(id[:shared], d.Bytes()...)
-			prevTime += d.Varint()
-			it.Events = append(it.Events, keyEvent{ID: string(id), Time: prevTime, Reason: event.Reason(d.Uvarint()), Qty: d.Varint()})
+			rm := d.Uvarint()
+			dt := d.Varint()
+			if rm&1 != 0 {
+				dt *= 1000
+			}
+			prevTime += dt
+			it.Events = append(it.Events, keyEvent{ID: string(id), Time: prevTime, Reason: event.Reason(rm >> 1), Qty: d.Varint()})
 		}
 	}
 	if d.Done() != nil {
@@ -281,3 +375,44 @@ func (p *part) mergeEncoded(b []byte) error {
 	}
 	return nil
 }
+
+// readFrontCoded reads what appendFrontCoded wrote after prev. A string
+// that repeats prev is prev itself, not a copy.
+func readFrontCoded(d *codec.Reader, prev string) (string, bool) {
+	shared := d.Uvarint()
+	if shared > uint64(len(prev)) {
+		return "", false
+	}
+	rest := d.Bytes()
+	if len(rest) == 0 && shared == uint64(len(prev)) {
+		return prev, true
+	}
+	return prev[:shared] + string(rest), true
+}
+
+// readID reads what appendID wrote after prev into prev's buffer.
+func readID(d *codec.Reader, prev []byte) ([]byte, bool) {
+	h := d.Uvarint()
+	shared := h >> 1
+	if shared > uint64(len(prev)) {
+		return prev, false
+	}
+	if h&1 == 0 {
+		return append(prev[:shared], d.Bytes()...), true
+	}
+	width := len(prev) - int(shared)
+	a, ok := digits(string(prev[shared:]))
+	c := int64(a) + d.Varint()
+	if !ok || c < 0 {
+		return prev, false
+	}
+	out := strconv.AppendUint(prev[:shared], uint64(c), 10)
+	if pad := width - (len(out) - int(shared)); pad > 0 {
+		out = slices.Insert(out, int(shared), zeros[:pad]...)
+	} else if pad < 0 {
+		return prev, false
+	}
+	return out, true
+}
+
+var zeros = []byte(strings.Repeat("0", maxDigits))

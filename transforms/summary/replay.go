@@ -154,12 +154,18 @@ func summarizeKey(it *keyItem, w Day, th Line) summary {
 }
 
 // sortedEvents returns a copy of evs in event-time order, ties by id.
+// Events mostly come in that order already (a day's file is written as
+// they happen), and checking costs far less than sorting.
 func sortedEvents(evs []keyEvent) []keyEvent {
 	evs = slices.Clone(evs)
-	slices.SortFunc(evs, func(a, b keyEvent) int {
-		return cmp.Or(cmp.Compare(a.Time, b.Time), cmp.Compare(a.ID, b.ID))
-	})
+	if !slices.IsSortedFunc(evs, compareEvents) {
+		slices.SortFunc(evs, compareEvents)
+	}
 	return evs
+}
+
+func compareEvents(a, b keyEvent) int {
+	return cmp.Or(cmp.Compare(a.Time, b.Time), cmp.Compare(a.ID, b.ID))
 }
 
 // dayReplay is the replay of one key's day: the ledger, the summary being

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -265,6 +266,76 @@ func TestPartCoderEvents(t *testing.T) {
 	enc[i] = 5
 	if _, err := decodePart(enc); err == nil {
 		t.Error("an id sharing more than the id before it decodes")
+	}
+}
+
+// TestPartCoderIDsAndTimes round-trips what the compact forms of encodePart
+// cover and what they must leave alone: ids whose differing tails are
+// decimal numbers of one width (leading zeros, going down, carrying into a
+// new digit), of different widths, too wide for int64, or not numbers at
+// all; times in whole milliseconds and not; keys that share a SKU, a
+// location or neither; items with and without opening and streaming stock.
+func TestPartCoderIDsAndTimes(t *testing.T) {
+	ids := []string{"evt-1-00000001", "evt-1-00000031", "evt-1-00000030", "evt-1-00000099", "evt-1-00000100",
+		"evt-1-0000100", "evt-1-99999999", "evt-1-00000000", "a-0099", "a-0100", "a-0099", "a-9", "a-10",
+		"a-099", "x", "x1", "x2", "", "9", "10", "1234567890123456789012", "1234567890123456789013",
+		"999999999999999999", "000000000000000000", "ord 12", "ord 1x", "ord 13", "ünï-01", "ünï-02"}
+	times := []int64{0, 1000, 2000, 2001, -1000, math.MaxInt64, math.MinInt64, math.MinInt64 + 1000, 1_795_000_000_000_000, 1_795_000_000_000_123}
+	p := newPart()
+	want := map[event.Key]*keyItem{}
+	for i, id := range ids {
+		sku, loc := fmt.Sprintf("SKU-%d", i%4), []string{"DC-1", "STORE-1", "STORE-2", "WH"}[i%3]
+		it := p.Item(sku, loc)
+		it.Events = append(it.Events, keyEvent{ID: id, Time: times[i%len(times)], Reason: event.Reason(i % 8), Qty: int64(i - 7)})
+		if i%5 == 0 {
+			it.HasOpening, it.OpeningOnHand, it.OpeningAt = true, int64(i), int64(-i)
+		}
+		if i%7 == 0 {
+			it.HasStreaming, it.StreamingOnHand = true, 0
+		}
+		if i%9 == 0 {
+			it.StreamingOnHand = 3 // set without HasStreaming: kept as it is
+		}
+		want[it.Key()] = it
+	}
+	_, got := roundTripPart(t, p)
+	if len(got.Items()) != len(want) {
+		t.Fatalf("decoded %d items, want %d", len(got.Items()), len(want))
+	}
+	for k, w := range want {
+		g := got.Items()[k]
+		if g == nil {
+			t.Errorf("%v: missing", k)
+			continue
+		}
+		if !slices.Equal(g.Events, w.Events) {
+			t.Errorf("%v: events %+v, want %+v", k, g.Events, w.Events)
+		}
+		g2, w2 := *g, *w
+		g2.Events, w2.Events = nil, nil
+		if !reflect.DeepEqual(g2, w2) {
+			t.Errorf("%v: item %+v, want %+v", k, *g, w2)
+		}
+	}
+}
+
+// TestPartCoderCorruptNumericID: a numeric id difference that leaves the
+// width of the id before it, or goes below zero, is corrupt, not a panic
+// or a wrong id.
+func TestPartCoderCorruptNumericID(t *testing.T) {
+	p := newPart()
+	p.Item("A", "L").Events = []keyEvent{{ID: "a-05"}, {ID: "a-07"}}
+	enc, _ := encodePart(*p)
+	i := bytes.Index(enc, []byte{3<<1 | 1, 4}) // shared "a-0", then +2 (zigzag 4)
+	if i < 0 {
+		t.Fatalf("encoding %q holds no numeric id", enc)
+	}
+	for _, delta := range []byte{10, 11} { // zigzag: +5 makes "10" in a width of one; -6 goes below zero
+		bad := slices.Clone(enc)
+		bad[i+1] = delta
+		if _, err := decodePart(bad); err == nil {
+			t.Errorf("delta byte %d decodes", delta)
+		}
 	}
 }
 
