@@ -1,6 +1,7 @@
 package summary
 
 import (
+	"cmp"
 	"errors"
 	"reflect"
 	"slices"
@@ -194,47 +195,66 @@ func encodePart(p part) ([]byte, error) {
 	for _, it := range p.items {
 		items = append(items, it)
 	}
-	slices.SortFunc(items, func(a, b *keyItem) int {
-		if c := strings.Compare(a.SKU, b.SKU); c != 0 {
-			return c
-		}
-		return strings.Compare(a.LocationID, b.LocationID)
-	})
-	b := make([]byte, 0, 64+p.Len()*12)
-	b = codec.AppendFlags(b, p.HasSince)
-	b = codec.AppendVarint(b, p.Since)
-	b = codec.AppendUvarint(b, uint64(len(items)))
-	var prevSKU, prevLoc, prevID string
-	var prevTime int64
+	slices.SortFunc(items, compareItems)
+	e := newPartEncoder(p.HasSince, p.Since, len(items), p.Len())
 	for _, it := range items {
-		b = appendFrontCoded(b, prevSKU, it.SKU)
-		b = appendFrontCoded(b, prevLoc, it.LocationID)
-		prevSKU, prevLoc = it.SKU, it.LocationID
-		opening := it.OpeningOnHand != 0 || it.OpeningAt != 0
-		streaming := it.StreamingOnHand != 0
-		b = codec.AppendFlags(b, it.HasOpening, it.HasStreaming, opening, streaming)
-		if opening {
-			b = codec.AppendVarint(b, it.OpeningOnHand)
-			b = codec.AppendVarint(b, it.OpeningAt)
-		}
-		if streaming {
-			b = codec.AppendVarint(b, it.StreamingOnHand)
-		}
-		b = codec.AppendUvarint(b, uint64(len(it.Events)))
-		for _, e := range it.Events {
-			b = appendID(b, prevID, e.ID)
-			d := e.Time - prevTime // wraps around, and back in mergeEncoded
-			ms := d%1000 == 0
-			b = codec.AppendUvarint(b, uint64(e.Reason)<<1|uint64(boolBit(ms)))
-			if ms {
-				d /= 1000
-			}
-			b = codec.AppendVarint(b, d)
-			b = codec.AppendVarint(b, e.Qty)
-			prevID, prevTime = e.ID, e.Time
-		}
+		e.item(it)
 	}
-	return b, nil
+	return e.b, nil
+}
+
+// compareItems orders items by key: SKU, then location.
+func compareItems(a, b *keyItem) int {
+	return cmp.Or(strings.Compare(a.SKU, b.SKU), strings.Compare(a.LocationID, b.LocationID))
+}
+
+// partEncoder writes one encoded part (encodePart), item by item, in key
+// order.
+type partEncoder struct {
+	b                        []byte
+	prevSKU, prevLoc, prevID string
+	prevTime                 int64
+}
+
+// newPartEncoder starts a part of items items and about events events.
+func newPartEncoder(hasSince bool, since int64, items, events int) *partEncoder {
+	b := make([]byte, 0, 64+items*8+events*12)
+	b = codec.AppendFlags(b, hasSince)
+	b = codec.AppendVarint(b, since)
+	b = codec.AppendUvarint(b, uint64(items))
+	return &partEncoder{b: b}
+}
+
+// item writes it, whose key follows the key written before.
+func (w *partEncoder) item(it *keyItem) {
+	b := w.b
+	b = appendFrontCoded(b, w.prevSKU, it.SKU)
+	b = appendFrontCoded(b, w.prevLoc, it.LocationID)
+	w.prevSKU, w.prevLoc = it.SKU, it.LocationID
+	opening := it.OpeningOnHand != 0 || it.OpeningAt != 0
+	streaming := it.StreamingOnHand != 0
+	b = codec.AppendFlags(b, it.HasOpening, it.HasStreaming, opening, streaming)
+	if opening {
+		b = codec.AppendVarint(b, it.OpeningOnHand)
+		b = codec.AppendVarint(b, it.OpeningAt)
+	}
+	if streaming {
+		b = codec.AppendVarint(b, it.StreamingOnHand)
+	}
+	b = codec.AppendUvarint(b, uint64(len(it.Events)))
+	for _, e := range it.Events {
+		b = appendID(b, w.prevID, e.ID)
+		d := e.Time - w.prevTime // wraps around, and back in mergeEncoded
+		ms := d%1000 == 0
+		b = codec.AppendUvarint(b, uint64(e.Reason)<<1|uint64(boolBit(ms)))
+		if ms {
+			d /= 1000
+		}
+		b = codec.AppendVarint(b, d)
+		b = codec.AppendVarint(b, e.Qty)
+		w.prevID, w.prevTime = e.ID, e.Time
+	}
+	w.b = b
 }
 
 func boolBit(b bool) int {

@@ -17,8 +17,8 @@ import (
 )
 
 // BenchmarkReadRange is the CSV reader's work on one range (csvReadFn):
-// 110,000 rows of 30,000 keys read, pre-aggregated into 16 shards' Parts
-// and encoded, as an 8 MB range of the nightly benchmark's day is.
+// 110,000 rows of 30,000 keys read, buffered and encoded as 16 shards'
+// Parts, as an 8 MB range of the nightly benchmark's day is.
 func BenchmarkReadRange(b *testing.B) {
 	var buf bytes.Buffer
 	day := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
@@ -39,7 +39,8 @@ func BenchmarkReadRange(b *testing.B) {
 			b.Fatal(err)
 		}
 		r.Now = func() time.Time { return day.Add(48 * time.Hour) }
-		sh := newSharded(16)
+		buf := newReadBuffer(16)
+		buf.reserve(int(rg.End-rg.Start) / minRowBytes)
 		var a event.Adjustment
 		for {
 			err := r.Next(&a)
@@ -49,9 +50,9 @@ func BenchmarkReadRange(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			sh.Part(a.SKU, a.LocationID).AddEvent(&a)
+			buf.add(&a)
 		}
-		sh.Emit(func(_ int, p part) {
+		buf.emit(func(_ int, p part) {
 			if _, err := encodePart(p); err != nil {
 				b.Fatal(err)
 			}
@@ -102,5 +103,59 @@ func TestReadBundleSharesParts(t *testing.T) {
 	maxBundleEvents = 1000
 	if emits, events := read(t); emits != 8 || events != 3000 {
 		t.Errorf("with a bound of 1000 events, two ranges emitted %d parts of %d events, want 8 (4 per range) of 3000", emits, events)
+	}
+}
+
+// TestReadBufferAsParts: the read buffer's parts are byte for byte what
+// adding the same events to parts and encoding them writes.
+func TestReadBufferAsParts(t *testing.T) {
+	var csv bytes.Buffer
+	day := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	if err := synth.Generate(&csv, synth.Config{Events: 5000, SKUs: 40, Locations: 4, Seed: 3, Start: day, Span: 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "day.csv")
+	if err := os.WriteFile(path, csv.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	header := csv.String()[:strings.IndexByte(csv.String(), '\n')+1]
+	cr, err := csvsrc.OpenRange(context.Background(), csvsrc.Range{Path: path, Header: header, Start: int64(len(header)), End: int64(csv.Len())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr.Now = func() time.Time { return day.Add(48 * time.Hour) }
+	buf, sh := newReadBuffer(8), newSharded(8)
+	var a event.Adjustment
+	for {
+		err := cr.Next(&a)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.add(&a)
+		sh.Part(a.SKU, a.LocationID).AddEvent(&a)
+	}
+	want := map[int][]byte{}
+	sh.Emit(func(i int, p part) {
+		b, err := encodePart(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = b
+	})
+	got := map[int][]byte{}
+	buf.emit(func(i int, p part) { got[i] = p.raw })
+	if len(got) != len(want) {
+		t.Fatalf("%d parts, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		if !bytes.Equal(got[i], w) {
+			t.Errorf("shard %d: %d bytes differ from the part's %d", i, len(got[i]), len(w))
+		}
+	}
+	if buf.Len() != 0 {
+		t.Errorf("%d events left after emit", buf.Len())
 	}
 }

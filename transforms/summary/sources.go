@@ -139,10 +139,11 @@ func (f *openingFn) ProcessElement(ctx context.Context, _ []byte, emit func(int,
 	return nil
 }
 
-// csvReadFn reads the rows of one range, validates them, and adds them to
-// the bundle's parts, one per key shard, which it emits at the bundle's end
-// (or once they hold maxBundleEvents events). Rows at or after End (they
-// cannot change the day) are skipped.
+// csvReadFn reads the rows of one range, validates them, and buffers them
+// (readBuffer) with the other ranges of its bundle; it emits them
+// pre-aggregated, one encoded part per key shard, at the bundle's end (or
+// once it holds maxBundleEvents events). Rows at or after End (they cannot
+// change the day) are skipped.
 //
 // A bundle's ranges share their parts: a key then crosses the shuffle once
 // per bundle, not once per range. Each range of the benchmark's day held
@@ -156,8 +157,7 @@ type csvReadFn struct {
 
 	read, invalid, skipped beam.Counter
 	meter                  *Meter
-	sh                     *sharded // the bundle's parts
-	buffered               int      // events in sh
+	buf                    *readBuffer // the bundle's events
 }
 
 // maxBundleEvents bounds what a bundle of csvReadFn holds before it emits
@@ -165,12 +165,14 @@ type csvReadFn struct {
 var maxBundleEvents = 2 << 20 // a variable for tests
 
 func (f *csvReadFn) StartBundle(context.Context, func(int, part)) {
-	f.sh, f.buffered = newSharded(f.Shards), 0
+	if f.buf == nil {
+		f.buf = newReadBuffer(f.Shards)
+	}
+	f.buf.reset() // a failed bundle's events, if any
 }
 
 func (f *csvReadFn) FinishBundle(_ context.Context, emit func(int, part)) {
-	f.sh.Emit(emit)
-	f.buffered = 0
+	f.buf.emit(emit)
 }
 
 func (f *csvReadFn) Setup() {
@@ -187,7 +189,7 @@ func (f *csvReadFn) ProcessElement(ctx context.Context, rg csvsrc.Range, emit fu
 	}
 	now := time.Now()
 	cr.Now = func() time.Time { return now }
-	sh := f.sh
+	f.buf.reserve(int((rg.End - rg.Start) / minRowBytes))
 	var a event.Adjustment
 	var n, bad, skipped int64
 	for {
@@ -211,15 +213,14 @@ func (f *csvReadFn) ProcessElement(ctx context.Context, rg csvsrc.Range, emit fu
 			skipped++
 			continue
 		}
-		sh.Part(a.SKU, a.LocationID).AddEvent(&a)
+		f.buf.add(&a)
 	}
 	f.read.Inc(ctx, n)
 	f.meter.addBytes(rg.End - rg.Start)
 	f.invalid.Inc(ctx, bad)
 	f.skipped.Inc(ctx, skipped)
-	if f.buffered += int(n - bad - skipped); f.buffered >= maxBundleEvents {
-		sh.Emit(emit)
-		f.buffered = 0
+	if f.buf.Len() >= maxBundleEvents {
+		f.buf.emit(emit)
 	}
 	return nil
 }
