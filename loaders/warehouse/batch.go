@@ -152,7 +152,7 @@ func (r TableRows) Values(i int) []any {
 				out[j] = f.Bytes()
 			}
 		case TypeTimestamp, TypeDate:
-			out[j] = f.Interface().(time.Time).UTC()
+			out[j] = timeOf(f).UTC()
 		default:
 			panic(fmt.Sprintf("warehouse: table %s column %s: unknown type %s", t.Name, c.Name, c.Type))
 		}
@@ -162,8 +162,17 @@ func (r TableRows) Values(i int) []any {
 
 // partitionDate returns the UTC day of row i's partition column.
 func (r TableRows) partitionDate(i int) time.Time {
-	v := r.rows[i].Field(r.table.fields[r.table.PartitionColumn]).Interface().(time.Time).UTC()
+	v := timeOf(r.rows[i].Field(r.table.fields[r.table.PartitionColumn])).UTC()
 	return time.Date(v.Year(), v.Month(), v.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// timeOf returns the time.Time field f, without an allocation when f is
+// addressable.
+func timeOf(f reflect.Value) time.Time {
+	if f.CanAddr() {
+		return *f.Addr().Interface().(*time.Time)
+	}
+	return f.Interface().(time.Time)
 }
 
 // pick returns the rows at the given indexes, in that order.

@@ -120,8 +120,8 @@ func TestTypedChunks(t *testing.T) {
 	}
 }
 
-// TestRowsAllocations checks that building a batch and reading it in
-// chunks allocate per batch, not per row.
+// TestRowsAllocations checks that building a batch, splitting it by date
+// and reading it in chunks allocate per batch, not per row.
 func TestRowsAllocations(t *testing.T) {
 	in := sampleAdjustments(1000)
 	anys := make([]any, len(in))
@@ -129,20 +129,27 @@ func TestRowsAllocations(t *testing.T) {
 		anys[i] = in[i]
 	}
 	rows := Rows(in)
-	for name, f := range map[string]func(){
-		"Rows": func() { Rows(in) },
-		"AnyRows": func() {
+	// ByDate grows each day's slice by appending: some allocations, not
+	// one a row.
+	for _, c := range []struct {
+		name string
+		max  float64
+		f    func()
+	}{
+		{"Rows", 5, func() { Rows(in) }},
+		{"AnyRows", 5, func() {
 			if _, err := AnyRows(Adjustments, anys); err != nil {
 				t.Fatal(err)
 			}
-		},
-		"TypedChunks": func() {
+		}},
+		{"ByDate", 25, func() { rows.ByDate() }},
+		{"TypedChunks", 5, func() {
 			for range TypedChunks[AdjustmentRow](rows, 256) {
 			}
-		},
+		}},
 	} {
-		if n := testing.AllocsPerRun(10, f); n > 5 {
-			t.Errorf("%s of %d rows: %.0f allocations, want at most 5", name, len(in), n)
+		if n := testing.AllocsPerRun(10, c.f); n > c.max {
+			t.Errorf("%s of %d rows: %.0f allocations, want at most %.0f", c.name, len(in), n, c.max)
 		}
 	}
 }
