@@ -2,7 +2,9 @@ package warehouse
 
 import (
 	"fmt"
+	"iter"
 	"reflect"
+	"slices"
 	"sort"
 	"time"
 
@@ -19,7 +21,10 @@ const MaxPayloadBytes = event.MaxDeadLetterPayload
 // with Rows; the zero value is an empty batch of no table.
 type TableRows struct {
 	table *Table
-	rows  []reflect.Value // struct values of table.RowType
+	// rows are struct values of table.RowType: elements of a copy of the
+	// caller's rows that the batch owns (addressable), so a row needs no
+	// allocation of its own.
+	rows []reflect.Value
 }
 
 // Rows returns rows as a batch of the table T belongs to. Dead letters are
@@ -27,21 +32,20 @@ type TableRows struct {
 // MaxPayloadBytes and PayloadBytes and PayloadSHA256 describe the original
 // (rows already bounded keep their values). rows itself is not modified.
 func Rows[T Row](rows []T) TableRows {
-	out := TableRows{table: tableOf[T](), rows: make([]reflect.Value, len(rows))}
-	for i := range rows {
-		out.rows[i] = bounded(reflect.ValueOf(rows[i]))
-	}
-	return out
+	own := slices.Clone(rows)
+	boundAll(own)
+	return TableRows{table: tableOf[T](), rows: elements(reflect.ValueOf(own))}
 }
 
 // AnyRows is Rows for rows whose type is known only at run time (a Beam
-// sink's elements): each must be a row of the table called table.
+// sink's elements): each must be a row of the table called table, or a
+// pointer to one.
 func AnyRows(table string, rows []any) (TableRows, error) {
 	t, err := TableByName(table)
 	if err != nil {
 		return TableRows{}, err
 	}
-	out := TableRows{table: t, rows: make([]reflect.Value, len(rows))}
+	own := reflect.MakeSlice(reflect.SliceOf(t.RowType), len(rows), len(rows))
 	for i, r := range rows {
 		v := reflect.ValueOf(r)
 		if v.Kind() == reflect.Pointer && !v.IsNil() {
@@ -50,19 +54,55 @@ func AnyRows(table string, rows []any) (TableRows, error) {
 		if !v.IsValid() || v.Type() != t.RowType {
 			return TableRows{}, fmt.Errorf("warehouse: table %s takes %v rows, got %T", table, t.RowType, r)
 		}
-		out.rows[i] = bounded(v)
+		own.Index(i).Set(v)
 	}
-	return out, nil
+	boundAll(own.Interface())
+	return TableRows{table: t, rows: elements(own)}, nil
 }
 
-// bounded returns row with its payload bounded if it is a dead letter.
-func bounded(row reflect.Value) reflect.Value {
-	dl, ok := row.Interface().(DeadLetterRow)
-	if !ok {
-		return row
+// boundAll bounds the payloads of rows if they are dead letters.
+func boundAll(rows any) {
+	if dls, ok := rows.([]DeadLetterRow); ok {
+		for i := range dls {
+			BoundPayload(&dls[i])
+		}
 	}
-	BoundPayload(&dl)
-	return reflect.ValueOf(dl)
+}
+
+// elements returns the elements of the slice s.
+func elements(s reflect.Value) []reflect.Value {
+	out := make([]reflect.Value, s.Len())
+	for i := range out {
+		out[i] = s.Index(i)
+	}
+	return out
+}
+
+// TypedChunks yields the rows of r in order as slices of at most size rows
+// of T, T being the table's row type (it panics otherwise). Each row is
+// copied without an allocation of its own; the slice is reused from one
+// chunk to the next, so the caller must not keep it.
+func TypedChunks[T Row](r TableRows, size int) iter.Seq[[]T] {
+	if r.table != nil && r.table.RowType != reflect.TypeFor[T]() {
+		panic(fmt.Sprintf("warehouse: TypedChunks[%v] of rows of table %s (%v)", reflect.TypeFor[T](), r.table.Name, r.table.RowType))
+	}
+	size = max(1, min(size, len(r.rows)))
+	return func(yield func([]T) bool) {
+		buf := make([]T, 0, size)
+		for i, v := range r.rows {
+			if v.CanAddr() {
+				buf = append(buf, *v.Addr().Interface().(*T))
+			} else {
+				buf = append(buf, v.Interface().(T))
+			}
+			if len(buf) == size || i == len(r.rows)-1 {
+				if !yield(buf) {
+					return
+				}
+				buf = buf[:0]
+			}
+		}
+	}
 }
 
 // BoundPayload truncates r.Payload to MaxPayloadBytes and records the
@@ -112,7 +152,7 @@ func (r TableRows) Values(i int) []any {
 				out[j] = f.Bytes()
 			}
 		case TypeTimestamp, TypeDate:
-			out[j] = f.Interface().(time.Time).UTC()
+			out[j] = timeOf(f).UTC()
 		default:
 			panic(fmt.Sprintf("warehouse: table %s column %s: unknown type %s", t.Name, c.Name, c.Type))
 		}
@@ -122,8 +162,17 @@ func (r TableRows) Values(i int) []any {
 
 // partitionDate returns the UTC day of row i's partition column.
 func (r TableRows) partitionDate(i int) time.Time {
-	v := r.rows[i].Field(r.table.fields[r.table.PartitionColumn]).Interface().(time.Time).UTC()
+	v := timeOf(r.rows[i].Field(r.table.fields[r.table.PartitionColumn])).UTC()
 	return time.Date(v.Year(), v.Month(), v.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// timeOf returns the time.Time field f, without an allocation when f is
+// addressable.
+func timeOf(f reflect.Value) time.Time {
+	if f.CanAddr() {
+		return *f.Addr().Interface().(*time.Time)
+	}
+	return f.Interface().(time.Time)
 }
 
 // pick returns the rows at the given indexes, in that order.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/inventory-events/inventory/loaders/warehouse"
 )
@@ -27,6 +28,48 @@ func BenchmarkLocalWrite(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkLocalWriteDailySummary writes one report date of 30,000
+// daily_summary rows as one file, as the nightly job does; it reports rows/s.
+func BenchmarkLocalWriteDailySummary(b *testing.B) {
+	ctx := context.Background()
+	w, err := warehouse.Open(ctx, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows := dailySummaries(30000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := w.Write(ctx, warehouse.Rows(rows)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(rows))/b.Elapsed().Seconds(), "rows/s")
+}
+
+// dailySummaries returns n daily_summary rows of one report date, one per
+// (sku, location_id), a third of them with NULL days_of_cover and
+// streaming_on_hand.
+func dailySummaries(n int) []warehouse.DailySummaryRow {
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	rows := make([]warehouse.DailySummaryRow, n)
+	for i := range rows {
+		closing := int64(i % 97)
+		r := warehouse.DailySummaryRow{
+			ReportDate: day, SKU: fmt.Sprintf("SKU-%05d", i/10), LocationID: fmt.Sprintf("L%d", i%10),
+			OpeningOnHand: closing + 3, ClosingOnHand: closing, Received: int64(i % 5), Sold: -int64(i % 7),
+			Returned: int64(i % 2), NetChange: -3, MinOnHand: closing - 1, Events: int64(i % 13),
+			AlertsRaised: int64(i % 3), MinutesOutOfStock: float64(i%60) / 4, Threshold: 10,
+			Reconciled: i%3 != 0, RunID: "run-2026-03-01", Sold7d: int64(i % 41), Sold28d: int64(i % 101),
+		}
+		if i%3 != 0 {
+			cover, streaming := float64(closing)/1.5, closing
+			r.DaysOfCover, r.StreamingOnHand = &cover, &streaming
+		}
+		rows[i] = r
+	}
+	return rows
 }
 
 // BenchmarkLocalQuery runs the current-stock style query over 200 files of
