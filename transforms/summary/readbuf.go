@@ -106,7 +106,11 @@ func (r *readBuffer) emit(emit func(int, part)) {
 		}
 		emit(sh, part{raw: w.b})
 	}
-	r.reset()
+	// Let the collector have the bundle's events: the DoFn, and so r,
+	// outlives its bundles (the runner caches it), and r would otherwise
+	// hold the largest bundle's memory for the rest of the job.
+	clear(r.index)
+	r.keys, r.events, r.keyOf = nil, nil, nil
 }
 
 // reset empties r.
