@@ -9,7 +9,9 @@
 // It reports, for both: events/s from the first publish to the last event
 // processed, with everything published as fast as possible; then, for the
 // job, p50/p99 latency from publish to alert at --rate events/s; and the
-// peak RSS of the process during each phase.
+// peak RSS of the process during each phase. With --floor it runs, in the
+// job's place, a pipeline of the job's shape without its per-event work
+// (floor.go): how fast any such pipeline runs on Prism here.
 package main
 
 import (
@@ -52,6 +54,8 @@ var (
 	memProfile = flag.String("memprofile", "", "write a heap profile at the end of the job's throughput phase here")
 	memAt      = flag.Duration("memprofile_at", 0, "write the heap profile this long into the job's throughput phase instead")
 	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the job's throughput phase here")
+	floor      = flag.Bool("floor", false, "run the floor (floor.go) instead of the job: the job's shape on Prism without its per-event work")
+	alertEvery = flag.Int("floor_alert_every", 400, "with --floor: one latency-phase event in this many raises an alert, about as many as the job raises (0: none)")
 )
 
 const project = "bench-project"
@@ -79,6 +83,9 @@ func run(ctx context.Context) error {
 	// Event times: the throughput phase from start, the latency phase an
 	// hour later, all in the past (validation refuses the far future).
 	start := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
+	if *floor && *results != "" {
+		return fmt.Errorf("--results records the job's figures: not with --floor")
+	}
 	var base baseline
 	if !*skipBase {
 		var err error
@@ -110,11 +117,15 @@ func run(ctx context.Context) error {
 		return err
 	}
 	jobRate := float64(nEvents) / elapsed.Seconds()
-	fmt.Printf("job on Prism: %d events in %v: %.0f events/s, peak RSS %.0f MiB\n",
-		nEvents, elapsed.Round(time.Millisecond), jobRate, benchkit.PeakRSS())
+	what := "job"
+	if *floor {
+		what = "floor"
+	}
+	fmt.Printf("%s on Prism: %d events in %v: %.0f events/s, peak RSS %.0f MiB\n",
+		what, nEvents, elapsed.Round(time.Millisecond), jobRate, benchkit.PeakRSS())
 	ar.take("")
 	if base.rate > 0 {
-		fmt.Printf("ratio job/baseline: %.2f\n", jobRate/base.rate)
+		fmt.Printf("ratio %s/baseline: %.2f\n", what, jobRate/base.rate)
 	}
 	if *results != "" {
 		if err := appendResult(*results, gen.keys, nEvents, jobRate, base.rate, benchkit.PeakRSS(), base.peak); err != nil {
@@ -183,10 +194,15 @@ func runBaseline(ctx context.Context, start time.Time) (baseline, error) {
 // data; the channel receives the end of its run.
 func (e *env) startJob(ctx context.Context, gen generated) chan error {
 	p, s := beam.NewPipelineWithRoot()
-	stream.Build(s, stream.Config{Runner: "prism", InProcess: true, Project: project, Subscription: stream.DefaultSubscription,
+	cfg := stream.Config{Runner: "prism", InProcess: true, Project: project, Subscription: stream.DefaultSubscription,
 		Thresholds: gen.thresholds, Snapshot: gen.snapshot, AlertTopic: stream.DefaultAlertTopic,
 		DeadLetterTopic: stream.DefaultDeadLetterTopic, AlertEncoding: event.EncodingJSON,
-		Warehouse: filepath.Join(e.dir, "warehouse"), Shards: *shards, MaxMessages: *maxMsgs, PollInterval: 20 * time.Millisecond})
+		Warehouse: filepath.Join(e.dir, "warehouse"), Shards: *shards, MaxMessages: *maxMsgs, PollInterval: 20 * time.Millisecond}
+	if *floor {
+		buildFloor(s, cfg, *alertEvery)
+	} else {
+		stream.Build(s, cfg)
+	}
 	jobDone := make(chan error, 1)
 	go func() {
 		_, err := stream.RunPrism(ctx, p)
