@@ -106,15 +106,13 @@ func (r *readBuffer) emit(emit func(int, part)) {
 		}
 		emit(sh, part{raw: w.b})
 	}
-	// Let the collector have the bundle's events: the DoFn, and so r,
-	// outlives its bundles (the runner caches it), and r would otherwise
-	// hold the largest bundle's memory for the rest of the job.
-	clear(r.index)
-	r.keys, r.events, r.keyOf = nil, nil, nil
+	r.reset()
 }
 
-// reset empties r.
+// reset empties r and lets the collector have its events: the DoFn, and so
+// r, outlives its bundles (the runner caches it), and r would otherwise hold
+// the largest bundle's memory for the rest of the job.
 func (r *readBuffer) reset() {
 	clear(r.index)
-	r.keys, r.events, r.keyOf = r.keys[:0], r.events[:0], r.keyOf[:0]
+	r.keys, r.events, r.keyOf = nil, nil, nil
 }
