@@ -11,47 +11,80 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/internal/testkit/synth"
 	"github.com/inventory-events/inventory/transforms/csvsrc"
 )
 
+// dayFile is a generated day of adjustments written to a CSV file: the
+// day before yesterday by the clock, so that no row is in the future.
+type dayFile struct {
+	day    time.Time
+	data   string
+	path   string
+	header string
+}
+
+// writeDay generates c's events over one day and writes them to a file.
+func writeDay(tb testing.TB, c synth.Config) dayFile {
+	tb.Helper()
+	d := dayFile{day: clock.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)}
+	c.Start, c.Span = d.day, 24*time.Hour
+	var buf bytes.Buffer
+	if err := synth.Generate(&buf, c); err != nil {
+		tb.Fatal(err)
+	}
+	d.data, d.path = buf.String(), filepath.Join(tb.TempDir(), "day.csv")
+	if err := os.WriteFile(d.path, buf.Bytes(), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	d.header = d.data[:strings.IndexByte(d.data, '\n')+1]
+	return d
+}
+
+// rangeOf is the range of the file's rows from byte from to byte to.
+func (d dayFile) rangeOf(from, to int) csvsrc.Range {
+	return csvsrc.Range{Path: d.path, Header: d.header, Start: int64(from), End: int64(to)}
+}
+
+// all is the range of every row of the file.
+func (d dayFile) all() csvsrc.Range { return d.rangeOf(len(d.header), len(d.data)) }
+
+// readRange reads every row of rg, validated as of two days after the day,
+// into add.
+func (d dayFile) readRange(tb testing.TB, rg csvsrc.Range, add func(*event.Adjustment)) {
+	tb.Helper()
+	r, err := csvsrc.OpenRange(context.Background(), rg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.Now = func() time.Time { return d.day.Add(48 * time.Hour) }
+	var a event.Adjustment
+	for {
+		err := r.Next(&a)
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+		add(&a)
+	}
+}
+
 // BenchmarkReadRange is the CSV reader's work on one range (csvReadFn):
 // 110,000 rows of 30,000 keys read, buffered and encoded as 16 shards'
 // Parts, as an 8 MB range of the nightly benchmark's day is.
 func BenchmarkReadRange(b *testing.B) {
-	var buf bytes.Buffer
-	day := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
-	if err := synth.Generate(&buf, synth.Config{Events: 110_000, SKUs: 5000, Locations: 6, Seed: 1, Start: day, Span: 24 * time.Hour}); err != nil {
-		b.Fatal(err)
-	}
-	path := filepath.Join(b.TempDir(), "day.csv")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	header := buf.String()[:strings.IndexByte(buf.String(), '\n')+1]
-	rg := csvsrc.Range{Path: path, Header: header, Start: int64(len(header)), End: int64(buf.Len())}
-	b.SetBytes(int64(buf.Len()))
+	d := writeDay(b, synth.Config{Events: 110_000, SKUs: 5000, Locations: 6, Seed: 1})
+	rg := d.all()
+	b.SetBytes(int64(len(d.data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		r, err := csvsrc.OpenRange(context.Background(), rg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r.Now = func() time.Time { return day.Add(48 * time.Hour) }
 		buf := newReadBuffer(16)
 		buf.reserve(int(rg.End-rg.Start) / minRowBytes)
-		var a event.Adjustment
-		for {
-			err := r.Next(&a)
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			buf.add(&a)
-		}
+		d.readRange(b, rg, buf.add)
 		buf.emit(func(_ int, p part) {
 			if _, err := encodePart(p); err != nil {
 				b.Fatal(err)
@@ -65,23 +98,13 @@ func BenchmarkReadRange(b *testing.B) {
 // that reaches maxBundleEvents emits what it holds before its end. No
 // event is lost or read twice either way.
 func TestReadBundleSharesParts(t *testing.T) {
-	var buf bytes.Buffer
-	day := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
-	if err := synth.Generate(&buf, synth.Config{Events: 3000, SKUs: 50, Locations: 3, Seed: 1, Start: day, Span: 24 * time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "day.csv")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	header := buf.String()[:strings.IndexByte(buf.String(), '\n')+1]
-	half := buf.Len() / 2
-	mid := int64(half + strings.IndexByte(buf.String()[half:], '\n') + 1) // the start of a line
-	ranges := []csvsrc.Range{{Path: path, Header: header, Start: int64(len(header)), End: mid},
-		{Path: path, Header: header, Start: mid, End: int64(buf.Len())}}
+	d := writeDay(t, synth.Config{Events: 3000, SKUs: 50, Locations: 3, Seed: 1})
+	half := len(d.data) / 2
+	mid := half + strings.IndexByte(d.data[half:], '\n') + 1 // the start of a line
+	ranges := []csvsrc.Range{d.rangeOf(len(d.header), mid), d.rangeOf(mid, len(d.data))}
 	ctx := context.Background()
 	read := func(t *testing.T) (emits, events int) {
-		f := &csvReadFn{End: day.Add(24 * time.Hour).UnixMicro(), Shards: 4}
+		f := &csvReadFn{End: d.day.Add(24 * time.Hour).UnixMicro(), Shards: 4}
 		f.Setup()
 		emit := func(_ int, p part) {
 			emits++
@@ -109,34 +132,12 @@ func TestReadBundleSharesParts(t *testing.T) {
 // TestReadBufferAsParts: the read buffer's parts are byte for byte what
 // adding the same events to parts and encoding them writes.
 func TestReadBufferAsParts(t *testing.T) {
-	var csv bytes.Buffer
-	day := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
-	if err := synth.Generate(&csv, synth.Config{Events: 5000, SKUs: 40, Locations: 4, Seed: 3, Start: day, Span: 24 * time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "day.csv")
-	if err := os.WriteFile(path, csv.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	header := csv.String()[:strings.IndexByte(csv.String(), '\n')+1]
-	cr, err := csvsrc.OpenRange(context.Background(), csvsrc.Range{Path: path, Header: header, Start: int64(len(header)), End: int64(csv.Len())})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cr.Now = func() time.Time { return day.Add(48 * time.Hour) }
+	d := writeDay(t, synth.Config{Events: 5000, SKUs: 40, Locations: 4, Seed: 3})
 	buf, sh := newReadBuffer(8), newSharded(8)
-	var a event.Adjustment
-	for {
-		err := cr.Next(&a)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		buf.add(&a)
-		sh.Part(a.SKU, a.LocationID).AddEvent(&a)
-	}
+	d.readRange(t, d.all(), func(a *event.Adjustment) {
+		buf.add(a)
+		sh.Part(a.SKU, a.LocationID).AddEvent(a)
+	})
 	want := map[int][]byte{}
 	sh.Emit(func(i int, p part) {
 		b, err := encodePart(p)

@@ -11,6 +11,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
+	"github.com/inventory-events/inventory/internal/clock"
 	"github.com/inventory-events/inventory/internal/event"
 	"github.com/inventory-events/inventory/loaders/snapshot"
 	"github.com/inventory-events/inventory/loaders/warehouse"
@@ -187,7 +188,7 @@ func (f *csvReadFn) ProcessElement(ctx context.Context, rg csvsrc.Range, emit fu
 	if err != nil {
 		return fmt.Errorf("summary: read csv: %w", err)
 	}
-	now := time.Now()
+	now := clock.Now()
 	cr.Now = func() time.Time { return now }
 	f.buf.reserve(int((rg.End - rg.Start) / minRowBytes))
 	var a event.Adjustment
