@@ -30,6 +30,7 @@ import (
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
 	"github.com/inventory-events/inventory/pipelines/launch"
 	"github.com/inventory-events/inventory/pipelines/stream"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
 
@@ -46,7 +47,7 @@ var (
 	warehouseURI     = flag.String("warehouse", stream.DefaultWarehouse, "warehouse: a local directory or bq://PROJECT.DATASET")
 	shards           = flag.Int("shards", stock.DefaultShards, "hash shards of the key space holding stock state")
 	horizon          = flag.Duration("dedup_horizon", ledger.DefaultHorizon, "event-time window of remembered event ids per key")
-	maxMessages      = flag.Int("max_messages", 1000, "most messages per source bundle (off Dataflow)")
+	maxMessages      = flag.Int("max_messages", pubsubio.DefaultMaxMessages, "most messages per source bundle (off Dataflow)")
 	maxBatchWait     = flag.Duration("max_batch_wait", 200*time.Millisecond, "how long the source gathers one batch while the job is busy with the ones before (off Dataflow)")
 	idAttribute      = flag.String("id_attribute", "", "attribute Dataflow's native read deduplicates on")
 	tsAttribute      = flag.String("timestamp_attribute", "", "attribute Dataflow's native read takes timestamps from")

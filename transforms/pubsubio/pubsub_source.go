@@ -28,9 +28,16 @@ func init() {
 type PullOptions struct {
 	Project      string
 	Subscription string // an id or projects/P/subscriptions/S
-	// MaxMessages is the most messages one bundle takes (default 1000).
-	// Keep a bundle well within the ack deadline.
+	// MaxMessages is the most messages one bundle takes
+	// (DefaultMaxMessages), gathered from as many pulls as it takes, each
+	// for at most maxPullMessages. Keep a bundle well within the ack
+	// deadline.
 	MaxMessages int
+	// MaxBatchBytes stops the gathering once the batch's payloads and
+	// attributes hold this many bytes (default 16 MiB), so that a flood
+	// of large messages travels through the job in batches of bounded
+	// size rather than of MaxMessages times Pub/Sub's 10 MB.
+	MaxBatchBytes int
 	// MaxBatchWait is how long one bundle gathers messages before it
 	// emits them as one Batch (default 200ms), while the job is busy with
 	// the batches before: the most latency paid for batching. When the job
@@ -169,7 +176,10 @@ func (f *pullFn) Setup(ctx context.Context) error {
 	}
 	f.client = c
 	if f.MaxMessages <= 0 {
-		f.MaxMessages = 1000
+		f.MaxMessages = DefaultMaxMessages
+	}
+	if f.MaxBatchBytes <= 0 {
+		f.MaxBatchBytes = defaultMaxBatchBytes
 	}
 	if f.MaxBatchWait <= 0 {
 		f.MaxBatchWait = 200 * time.Millisecond
@@ -233,6 +243,27 @@ const (
 	pullTimeout = 30 * time.Second
 )
 
+// DefaultMaxMessages is the default of PullOptions.MaxMessages.
+//
+// A bigger batch means fewer bundles, and every bundle costs the same
+// whatever it holds: Prism's handling of the source's bundle (in v2.77.0
+// its wait for the bundle's answer spins a core from the end of the
+// bundle's data to the answer, docs/beam-notes.md#speed-on-prism), and
+// the stock stage's state round trips, a fixed number per shard element
+// (a batch becomes one element per shard). Measured on one machine
+// (docs/benchmarks.md, "Fifth step"): 5,000 ran 25-30% faster under a
+// backlog than 1,000, with the same latency at 20,000 events/s, as a
+// batch only grows while the job is busy with the one before (see
+// gather); 10,000 ran no faster than 5,000.
+const DefaultMaxMessages = 5000
+
+// maxPullMessages is the most messages one Pull asks for, what the local
+// Pub/Sub answers at most; a bigger batch is gathered from several pulls.
+const maxPullMessages = 1000
+
+// defaultMaxBatchBytes is the default of PullOptions.MaxBatchBytes.
+const defaultMaxBatchBytes = 16 << 20
+
 // pull makes one Pull call for up to n messages, answered at once, even
 // empty (see PollInterval).
 //
@@ -246,7 +277,7 @@ func (f *pullFn) pull(ctx context.Context, n int) (*pubsubpb.PullResponse, error
 	pctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	defer cancel()
 	return f.client.SubscriptionAdminClient.Pull(pctx, &pubsubpb.PullRequest{
-		Subscription: f.Subscription, MaxMessages: int32(n),
+		Subscription: f.Subscription, MaxMessages: int32(min(n, maxPullMessages)),
 		ReturnImmediately: true, //nolint:staticcheck // deprecated, but see PollInterval
 	})
 }
@@ -298,17 +329,19 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 // gather pulls up to limit messages into one Batch, with their ack ids and
 // the oldest publish time; the error is the context's, once it is done.
 //
-// It pulls until the batch is full, MaxBatchWait has passed, or the job has
-// stored everything emitted before (group commit): while the job is busy
-// this gathers many small pulls into one element, which is what keeps
-// Prism's per-element cost down; while it is idle a message goes on at
-// once rather than wait for a batch that would not be stored sooner.
+// It pulls until the batch is full (limit messages, or MaxBatchBytes),
+// MaxBatchWait has passed, or the job has stored everything emitted before
+// (group commit): while the job is busy this gathers many small pulls into
+// one element, which is what keeps Prism's per-element cost down; while it
+// is idle a message goes on at once rather than wait for a batch that
+// would not be stored sooner.
 func (f *pullFn) gather(ctx context.Context, limit int) (Batch, []string, time.Time, error) {
 	deadline := time.Now().Add(f.MaxBatchWait)
 	var b Batch
 	var acks []string
 	oldest := time.Now()
-	for first := true; len(b.Messages) < limit; first = false {
+	size := 0
+	for first := true; len(b.Messages) < limit && size < f.MaxBatchBytes; first = false {
 		if !first && (time.Until(deadline) <= 0 || f.flight.unacked() == 0) {
 			break
 		}
@@ -330,6 +363,7 @@ func (f *pullFn) gather(ctx context.Context, limit int) (Batch, []string, time.T
 			}
 			b.Messages = append(b.Messages, Message{ID: pm.GetMessageId(), Data: pm.GetData(), Attributes: pm.GetAttributes(),
 				PublishTime: pt.UnixMicro(), AckID: rm.GetAckId()})
+			size += messageBytes(pm)
 		}
 		if len(b.Messages) == 0 {
 			break // nothing to pull
@@ -370,4 +404,14 @@ func (f *pullFn) nack(ctx context.Context, acks []string) {
 		Subscription: f.Subscription, AckIds: acks, AckDeadlineSeconds: 0}); err != nil {
 		slog.Warn("pubsub source: nack failed; the messages come back after their deadline", "messages", len(acks), "err", err)
 	}
+}
+
+// messageBytes is what a pulled message adds to a batch: its payload and
+// its attributes' keys and values.
+func messageBytes(m *pubsubpb.PubsubMessage) int {
+	n := len(m.GetData())
+	for k, v := range m.GetAttributes() {
+		n += len(k) + len(v)
+	}
+	return n
 }

@@ -62,4 +62,14 @@ func TestPullAnswersAtOnce(t *testing.T) {
 	if allowed < pullTimeout/2 {
 		t.Errorf("the server was allowed %v to answer, want about %v", allowed, pullTimeout)
 	}
+
+	// A batch bigger than one Pull's answer is asked for in pulls of at
+	// most maxPullMessages.
+	if _, err := f.pull(context.Background(), DefaultMaxMessages); err != nil {
+		t.Fatal(err)
+	}
+	if req := <-r.reqs; req.MaxMessages != maxPullMessages {
+		t.Errorf("a pull for %d messages asked for %d, want %d", DefaultMaxMessages, req.MaxMessages, maxPullMessages)
+	}
+	<-r.dls
 }

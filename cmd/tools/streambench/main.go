@@ -35,6 +35,7 @@ import (
 	_ "github.com/inventory-events/inventory/loaders/warehouse/bigquery" // bq:// warehouses
 	_ "github.com/inventory-events/inventory/loaders/warehouse/local"    // local warehouse directories
 	"github.com/inventory-events/inventory/pipelines/stream"
+	"github.com/inventory-events/inventory/transforms/pubsubio"
 	"github.com/inventory-events/inventory/transforms/stock"
 )
 
@@ -45,7 +46,7 @@ var (
 	rate       = flag.Int("rate", 1000, "events/s of the latency phase")
 	latencyFor = flag.Duration("latency_for", 20*time.Second, "length of the latency phase (0: skip)")
 	shards     = flag.Int("shards", stock.DefaultShards, "stock state shards of the job")
-	maxMsgs    = flag.Int("max_messages", 1000, "the job's --max_messages")
+	maxMsgs    = flag.Int("max_messages", pubsubio.DefaultMaxMessages, "the job's --max_messages")
 	skipBase   = flag.Bool("skip_baseline", false, "do not run the baseline consumer")
 	spread     = flag.Bool("spread", false, "put event i on key i mod (skus x locations), so that n events touch min(n, keys) keys (default: random keys)")
 	results    = flag.String("results", "", "append one CSV line of the throughput phase to this file (header written if new)")
