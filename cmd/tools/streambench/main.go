@@ -47,6 +47,7 @@ var (
 	latencyFor = flag.Duration("latency_for", 20*time.Second, "length of the latency phase (0: skip)")
 	shards     = flag.Int("shards", stock.DefaultShards, "stock state shards of the job")
 	maxMsgs    = flag.Int("max_messages", pubsubio.DefaultMaxMessages, "the job's --max_messages")
+	batchWait  = flag.Duration("max_batch_wait", 0, "the job's --max_batch_wait (0: the job's default)")
 	skipBase   = flag.Bool("skip_baseline", false, "do not run the baseline consumer")
 	spread     = flag.Bool("spread", false, "put event i on key i mod (skus x locations), so that n events touch min(n, keys) keys (default: random keys)")
 	results    = flag.String("results", "", "append one CSV line of the throughput phase to this file (header written if new)")
@@ -198,7 +199,7 @@ func (e *env) startJob(ctx context.Context, gen generated) chan error {
 	cfg := stream.Config{Runner: "prism", InProcess: true, Project: project, Subscription: stream.DefaultSubscription,
 		Thresholds: gen.thresholds, Snapshot: gen.snapshot, AlertTopic: stream.DefaultAlertTopic,
 		DeadLetterTopic: stream.DefaultDeadLetterTopic, AlertEncoding: event.EncodingJSON,
-		Warehouse: filepath.Join(e.dir, "warehouse"), Shards: *shards, MaxMessages: *maxMsgs, PollInterval: 20 * time.Millisecond}
+		Warehouse: filepath.Join(e.dir, "warehouse"), Shards: *shards, MaxMessages: *maxMsgs, MaxBatchWait: *batchWait, PollInterval: 20 * time.Millisecond}
 	if *floor {
 		buildFloor(s, cfg, *alertEvery)
 	} else {
