@@ -17,7 +17,6 @@ import (
 	"flag"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/options/gcpopts"
@@ -48,7 +47,7 @@ var (
 	shards           = flag.Int("shards", stock.DefaultShards, "hash shards of the key space holding stock state")
 	horizon          = flag.Duration("dedup_horizon", ledger.DefaultHorizon, "event-time window of remembered event ids per key")
 	maxMessages      = flag.Int("max_messages", pubsubio.DefaultMaxMessages, "most messages per source bundle (off Dataflow)")
-	maxBatchWait     = flag.Duration("max_batch_wait", 200*time.Millisecond, "how long the source gathers one batch while the job is busy with the ones before (off Dataflow)")
+	maxBatchWait     = flag.Duration("max_batch_wait", pubsubio.DefaultMaxBatchWait, "how long the source gathers one batch while the job is busy with the ones before (off Dataflow)")
 	idAttribute      = flag.String("id_attribute", "", "attribute Dataflow's native read deduplicates on")
 	tsAttribute      = flag.String("timestamp_attribute", "", "attribute Dataflow's native read takes timestamps from")
 	restore          = flag.Bool("restore", true, "rebuild stock at start from what the warehouse holds, also before an --input replay, so that events it already holds are duplicates (off: start from --snapshot)")

@@ -50,7 +50,7 @@ func DeadLetterMessage(dl *inventoryv1.DeadLetter) (data []byte, attrs map[strin
 		AttrDeadLetterStage:  dl.GetStage(),
 		AttrDeadLetterOrigin: dl.GetOrigin(),
 	}
-	if n := messageSize(data, attrs); n > PubSubMaxMessageBytes {
+	if n := MessageSize(data, attrs); n > PubSubMaxMessageBytes {
 		return nil, nil, fmt.Errorf("encode dead letter %s: %d bytes: %w", dl.GetReason(), n, ErrDeadLetterTooLarge)
 	}
 	return data, attrs, nil

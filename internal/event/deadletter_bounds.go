@@ -119,9 +119,9 @@ func cutString(s string, n int) string {
 	return s[:i]
 }
 
-// messageSize is the size Pub/Sub counts for a message: its data and its
+// MessageSize is the size Pub/Sub counts for a message: its data and its
 // attributes' keys and values.
-func messageSize(data []byte, attrs map[string]string) int {
+func MessageSize(data []byte, attrs map[string]string) int {
 	n := len(data)
 	for k, v := range attrs {
 		n += len(k) + len(v)

@@ -14,6 +14,8 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/inventory-events/inventory/internal/event"
 )
 
 func init() {
@@ -39,7 +41,7 @@ type PullOptions struct {
 	// size rather than of MaxMessages times Pub/Sub's 10 MB.
 	MaxBatchBytes int
 	// MaxBatchWait is how long one bundle gathers messages before it
-	// emits them as one Batch (default 200ms), while the job is busy with
+	// emits them as one Batch (DefaultMaxBatchWait), while the job is busy with
 	// the batches before: the most latency paid for batching. When the job
 	// has stored all it was given, a batch goes at once.
 	MaxBatchWait time.Duration
@@ -182,7 +184,7 @@ func (f *pullFn) Setup(ctx context.Context) error {
 		f.MaxBatchBytes = defaultMaxBatchBytes
 	}
 	if f.MaxBatchWait <= 0 {
-		f.MaxBatchWait = 200 * time.Millisecond
+		f.MaxBatchWait = DefaultMaxBatchWait
 	}
 	if f.PollInterval <= 0 {
 		f.PollInterval = 100 * time.Millisecond
@@ -256,6 +258,9 @@ const (
 // batch only grows while the job is busy with the one before (see
 // gather); 10,000 ran no faster than 5,000.
 const DefaultMaxMessages = 5000
+
+// DefaultMaxBatchWait is the default of PullOptions.MaxBatchWait.
+const DefaultMaxBatchWait = 200 * time.Millisecond
 
 // maxPullMessages is the most messages one Pull asks for, what the local
 // Pub/Sub answers at most; a bigger batch is gathered from several pulls.
@@ -363,7 +368,7 @@ func (f *pullFn) gather(ctx context.Context, limit int) (Batch, []string, time.T
 			}
 			b.Messages = append(b.Messages, Message{ID: pm.GetMessageId(), Data: pm.GetData(), Attributes: pm.GetAttributes(),
 				PublishTime: pt.UnixMicro(), AckID: rm.GetAckId()})
-			size += messageBytes(pm)
+			size += event.MessageSize(pm.GetData(), pm.GetAttributes())
 		}
 		if len(b.Messages) == 0 {
 			break // nothing to pull
@@ -404,14 +409,4 @@ func (f *pullFn) nack(ctx context.Context, acks []string) {
 		Subscription: f.Subscription, AckIds: acks, AckDeadlineSeconds: 0}); err != nil {
 		slog.Warn("pubsub source: nack failed; the messages come back after their deadline", "messages", len(acks), "err", err)
 	}
-}
-
-// messageBytes is what a pulled message adds to a batch: its payload and
-// its attributes' keys and values.
-func messageBytes(m *pubsubpb.PubsubMessage) int {
-	n := len(m.GetData())
-	for k, v := range m.GetAttributes() {
-		n += len(k) + len(v)
-	}
-	return n
 }
