@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"testing"
 
-	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
 	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
@@ -19,19 +18,9 @@ import (
 // Each case reads its own subscription of one topic holding 2,500
 // messages of 10 KB (25 MB).
 func TestGatherBatch(t *testing.T) {
-	srv, err := pubsubemu.Start("127.0.0.1:0", pubsubemu.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	t.Setenv("PUBSUB_EMULATOR_HOST", srv.Addr())
-	ctx := context.Background()
 	const project = "gather-test"
-	client, err := pubsub.NewClient(ctx, project)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := localPubSub(t, pubsubemu.Options{}, project)
+	ctx := context.Background()
 	topic := TopicPath(project, "events")
 	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
 		t.Fatal(err)

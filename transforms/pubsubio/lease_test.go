@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
 	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
@@ -37,19 +36,9 @@ func (c *clock) advance(d time.Duration) {
 // gone.
 func TestLeaseKeeper(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)}
-	srv, err := pubsubemu.Start("127.0.0.1:0", pubsubemu.Options{Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	t.Setenv("PUBSUB_EMULATOR_HOST", srv.Addr())
-	ctx := context.Background()
 	const project = "lease-test"
-	client, err := pubsub.NewClient(ctx, project)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	client := localPubSub(t, pubsubemu.Options{Now: clk.now}, project)
+	ctx := context.Background()
 	topic, sub := TopicPath(project, "leases"), SubscriptionPath(project, "leases-sub")
 	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
 		t.Fatal(err)
