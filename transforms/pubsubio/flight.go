@@ -36,7 +36,8 @@ type Flight struct {
 	pulling atomic.Int64 // sources between a pull and its emit
 
 	mu      sync.Mutex
-	pending map[string]struct{} // ack ids emitted and not yet stored
+	pending map[string]int // ack ids emitted and not yet stored: their messages' sizes
+	bytes   int            // the sum of pending's sizes
 	keepers map[*leaseKeeper]struct{}
 
 	commits commitLog // flight_commits.go
@@ -59,7 +60,7 @@ func NewFlight() *Flight {
 }
 
 func newFlight(id string) *Flight {
-	return &Flight{id: id, pending: map[string]struct{}{}, keepers: map[*leaseKeeper]struct{}{}}
+	return &Flight{id: id, pending: map[string]int{}, keepers: map[*leaseKeeper]struct{}{}}
 }
 
 // LookupFlight returns the Flight registered under id, or the process's
@@ -89,9 +90,17 @@ func (f *Flight) Pause(p bool) { f.paused.Store(p) }
 // unacked returns how many messages the sources emitted that are not yet
 // stored and acked.
 func (f *Flight) unacked() int {
+	n, _ := f.outstanding()
+	return n
+}
+
+// outstanding returns how many messages the sources emitted that are not
+// yet stored and acked, and their bytes of payload and attributes
+// (event.MessageSize).
+func (f *Flight) outstanding() (messages, bytes int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.pending)
+	return len(f.pending), f.bytes
 }
 
 // Drain pauses the sources and waits until every message they emitted is
@@ -120,9 +129,12 @@ func (f *Flight) Drain(ctx context.Context) error {
 func (f *Flight) emitted(b *Batch) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, m := range b.Messages {
-		if m.AckID != "" {
-			f.pending[m.AckID] = struct{}{}
+	for i := range b.Messages {
+		m := &b.Messages[i]
+		if _, dup := f.pending[m.AckID]; m.AckID != "" && !dup {
+			n := m.size()
+			f.pending[m.AckID] = n
+			f.bytes += n
 		}
 	}
 }
@@ -133,7 +145,10 @@ func (f *Flight) Stored(acks []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, id := range acks {
-		delete(f.pending, id)
+		if n, ok := f.pending[id]; ok {
+			f.bytes -= n
+			delete(f.pending, id)
+		}
 	}
 	for k := range f.keepers {
 		k.release(acks)

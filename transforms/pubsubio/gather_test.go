@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
 
 	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 )
@@ -68,7 +70,7 @@ func TestGatherBatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Teardown()
-			b, acks, _, err := f.gather(ctx, c.limit)
+			b, acks, _, err := f.gather(ctx, c.limit, f.MaxBatchBytes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,5 +78,82 @@ func TestGatherBatch(t *testing.T) {
 				t.Errorf("gathered %d messages (%d ack ids), want %d", len(b.Messages), len(acks), c.wantCount)
 			}
 		})
+	}
+}
+
+// TestFlowControlBytes checks, against the local Pub/Sub over gRPC, that
+// the source stops pulling once what it emitted and the job has not
+// stored holds MaxOutstandingBytes less than half of it, however few the
+// messages, and pulls again once they are stored. The topic holds 30
+// messages of 1 MB; one Pull answers at most 10 MiB of them.
+func TestFlowControlBytes(t *testing.T) {
+	const project = "flow-test"
+	client := localPubSub(t, pubsubemu.Options{}, project)
+	ctx := context.Background()
+	topic, sub := TopicPath(project, "events"), SubscriptionPath(project, "events")
+	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: sub, Topic: topic, AckDeadlineSeconds: 60}); err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("x"), 1_000_000)
+	for range 5 {
+		msgs := make([]*pubsubpb.PubsubMessage, 6)
+		for j := range msgs {
+			msgs[j] = &pubsubpb.PubsubMessage{Data: payload}
+		}
+		if _, err := client.TopicAdminClient.Publish(ctx, &pubsubpb.PublishRequest{Topic: topic, Messages: msgs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	fl := NewFlight()
+	defer fl.Close()
+	f := &pullFn{PullOptions: PullOptions{Project: project, Subscription: sub, Flight: fl.ID(),
+		MaxOutstandingBytes: 12 << 20}}
+	if err := f.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Teardown()
+	// step runs one ProcessElement, as Prism does for each bundle of the
+	// source, and returns the batch it emitted, if any.
+	step := func() *Batch {
+		t.Helper()
+		var got *Batch
+		rt := sdf.NewLockRTracker(&pullTracker{})
+		if _, err := f.ProcessElement(ctx, &sdf.ManualWatermarkEstimator{}, rt, nil, func(_ beam.EventTime, b Batch) {
+			got = &b
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	first := step()
+	if first == nil || len(first.Messages) != 10 {
+		t.Fatalf("the first bundle emitted %v, want one Pull's answer of 10 messages", first)
+	}
+	if n, size := fl.outstanding(); n != 10 || size != 10*len(payload) {
+		t.Fatalf("outstanding after the first batch: %d messages, %d bytes; want 10, %d", n, size, 10*len(payload))
+	}
+	// 10 MB of 12 MiB are in flight: far fewer messages than MaxOutstanding,
+	// but less room than half the byte bound. The source must not pull.
+	for i := range 3 {
+		if b := step(); b != nil {
+			t.Fatalf("bundle %d emitted %d messages with %d bytes outstanding of %d", i+2, len(b.Messages), 10*len(payload), 12<<20)
+		}
+	}
+	var acks []string
+	for _, m := range first.Messages {
+		acks = append(acks, m.AckID)
+	}
+	fl.Stored(acks)
+	if n, size := fl.outstanding(); n != 0 || size != 0 {
+		t.Fatalf("outstanding once stored: %d messages, %d bytes; want none", n, size)
+	}
+	if b := step(); b == nil || len(b.Messages) != 10 {
+		t.Fatalf("once the first batch was stored the source emitted %v, want the next 10 messages", b)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/inventory-events/inventory/internal/codec"
+	"github.com/inventory-events/inventory/internal/event"
 )
 
 func init() {
@@ -24,6 +25,10 @@ type Message struct {
 	// source acks by itself, as Dataflow's and the CSV replay do).
 	AckID string
 }
+
+// size is what the message counts for in a batch's and the Flight's byte
+// bounds: its payload and attributes (event.MessageSize).
+func (m *Message) size() int { return event.MessageSize(m.Data, m.Attributes) }
 
 // Batch is the messages of one pull: the unit the source emits, so that
 // Prism's per-element cost is paid once per pull, not once per message.

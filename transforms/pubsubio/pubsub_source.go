@@ -15,7 +15,6 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
-	"github.com/inventory-events/inventory/internal/event"
 )
 
 func init() {
@@ -71,6 +70,13 @@ type PullOptions struct {
 	// control, so that a backlog waits in Pub/Sub rather than in the
 	// runner's memory between stages.
 	MaxOutstanding int
+	// MaxOutstandingBytes bounds the same by the messages' payloads and
+	// attributes (default 256 MiB, what loaders/broker's consumer allows):
+	// a backlog of large messages (Pub/Sub takes up to 10 MB each) would
+	// otherwise fill the job's memory well before 20,000 messages. A
+	// batch is gathered only while it fits in what is left, so the bound
+	// is passed by at most one Pull's answer (10 MiB locally).
+	MaxOutstandingBytes int
 }
 
 // Read is a composite transform that reads a Pub/Sub subscription
@@ -193,7 +199,10 @@ func (f *pullFn) Setup(ctx context.Context) error {
 		f.MaxExtension = 10 * time.Minute
 	}
 	if f.MaxOutstanding <= 0 {
-		f.MaxOutstanding = 20_000
+		f.MaxOutstanding = defaultMaxOutstanding
+	}
+	if f.MaxOutstandingBytes <= 0 {
+		f.MaxOutstandingBytes = defaultMaxOutstandingBytes
 	}
 	if f.AckDeadline <= 0 {
 		sub, err := c.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: f.Subscription})
@@ -266,8 +275,13 @@ const DefaultMaxBatchWait = 200 * time.Millisecond
 // Pub/Sub answers at most; a bigger batch is gathered from several pulls.
 const maxPullMessages = 1000
 
-// defaultMaxBatchBytes is the default of PullOptions.MaxBatchBytes.
-const defaultMaxBatchBytes = 16 << 20
+// Defaults of PullOptions.MaxBatchBytes, MaxOutstanding and
+// MaxOutstandingBytes.
+const (
+	defaultMaxBatchBytes       = 16 << 20
+	defaultMaxOutstanding      = 20_000
+	defaultMaxOutstandingBytes = 256 << 20
+)
 
 // pull makes one Pull call for up to n messages, answered at once, even
 // empty (see PollInterval).
@@ -299,18 +313,15 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	if f.flight.paused.Load() {
 		return sdf.ResumeProcessingIn(f.PollInterval), nil
 	}
-	room := f.MaxOutstanding - f.flight.unacked()
-	if room < min(f.MaxMessages, f.MaxOutstanding/2) {
-		// Flow control: the job is behind. Wait for room for a whole
-		// batch rather than pull a sliver: at the limit, slivers of a few
-		// dozen messages each paid a full pass through the job.
+	room, roomBytes, ok := f.room()
+	if !ok {
 		return sdf.ResumeProcessingIn(pullStep), nil
 	}
 	// Pull only while the restriction can still be claimed.
 	if !rt.TryClaim([]string(nil)) {
 		return sdf.StopProcessing(), nil
 	}
-	b, acks, oldest, err := f.gather(ctx, min(f.MaxMessages, room))
+	b, acks, oldest, err := f.gather(ctx, room, roomBytes)
 	if err != nil {
 		return sdf.StopProcessing(), err
 	}
@@ -331,22 +342,39 @@ func (f *pullFn) ProcessElement(ctx context.Context, we *sdf.ManualWatermarkEsti
 	return sdf.ResumeProcessingIn(0), nil
 }
 
-// gather pulls up to limit messages into one Batch, with their ack ids and
-// the oldest publish time; the error is the context's, once it is done.
+// room returns how many messages, and how many bytes of them, the next
+// batch may take (flow control: MaxOutstanding and MaxOutstandingBytes
+// less what the Flight holds, and at most MaxMessages and MaxBatchBytes);
+// ok is false while the job is behind: then the source waits for room
+// for a whole batch, or half the bound, rather than pull a sliver (at the
+// limit, slivers of a few dozen messages each paid a full pass through the
+// job).
+func (f *pullFn) room() (messages, bytes int, ok bool) {
+	n, size := f.flight.outstanding()
+	messages = min(f.MaxMessages, f.MaxOutstanding-n)
+	bytes = min(f.MaxBatchBytes, f.MaxOutstandingBytes-size)
+	ok = messages >= min(f.MaxMessages, f.MaxOutstanding/2) && bytes >= min(f.MaxBatchBytes, f.MaxOutstandingBytes/2)
+	return messages, bytes, ok
+}
+
+// gather pulls up to limit messages, and about maxBytes of them, into one
+// Batch, with their ack ids and the oldest publish time; the error is the
+// context's, once it is done.
 //
-// It pulls until the batch is full (limit messages, or MaxBatchBytes),
+// It pulls until the batch is full (limit messages, or maxBytes, passed by
+// at most the last Pull's answer),
 // MaxBatchWait has passed, or the job has stored everything emitted before
 // (group commit): while the job is busy this gathers many small pulls into
 // one element, which is what keeps Prism's per-element cost down; while it
 // is idle a message goes on at once rather than wait for a batch that
 // would not be stored sooner.
-func (f *pullFn) gather(ctx context.Context, limit int) (Batch, []string, time.Time, error) {
+func (f *pullFn) gather(ctx context.Context, limit, maxBytes int) (Batch, []string, time.Time, error) {
 	deadline := time.Now().Add(f.MaxBatchWait)
 	var b Batch
 	var acks []string
 	oldest := time.Now()
 	size := 0
-	for first := true; len(b.Messages) < limit && size < f.MaxBatchBytes; first = false {
+	for first := true; len(b.Messages) < limit && size < maxBytes; first = false {
 		if !first && (time.Until(deadline) <= 0 || f.flight.unacked() == 0) {
 			break
 		}
@@ -368,7 +396,7 @@ func (f *pullFn) gather(ctx context.Context, limit int) (Batch, []string, time.T
 			}
 			b.Messages = append(b.Messages, Message{ID: pm.GetMessageId(), Data: pm.GetData(), Attributes: pm.GetAttributes(),
 				PublishTime: pt.UnixMicro(), AckID: rm.GetAckId()})
-			size += event.MessageSize(pm.GetData(), pm.GetAttributes())
+			size += b.Messages[len(b.Messages)-1].size()
 		}
 		if len(b.Messages) == 0 {
 			break // nothing to pull
