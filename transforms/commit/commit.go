@@ -196,6 +196,7 @@ type commitFn struct {
 	buffered int
 	stored   beam.Counter
 	acked    beam.Counter
+	ackFail  beam.Counter
 	dropped  beam.Counter
 	alertsN  beam.Counter
 	commits  beam.Counter
@@ -207,7 +208,7 @@ type commitFn struct {
 
 // flushResult is what storing one batch did.
 type flushResult struct {
-	rows, acks, dropped, alerts int
+	rows, acks, ackFailed, dropped, alerts int
 	// latencies are the publish-to-stored milliseconds of the messages
 	// stored (those with a publish time).
 	latencies []int64
@@ -240,7 +241,8 @@ func (f *commitFn) Setup(ctx context.Context) error {
 		}
 	}
 	f.stored = beam.NewCounter(MetricNamespace, "rows_stored")
-	f.acked = beam.NewCounter(MetricNamespace, "acked")
+	f.acked = beam.NewCounter(MetricNamespace, MetricAcked)
+	f.ackFail = beam.NewCounter(MetricNamespace, MetricAckFailed)
 	f.dropped = beam.NewCounter(MetricNamespace, MetricDeadLettersDropped)
 	f.alertsN = beam.NewCounter(MetricNamespace, metricAlerts)
 	f.commits = beam.NewCounter(MetricNamespace, metricCommits)
@@ -301,6 +303,7 @@ func (f *commitFn) wait(ctx context.Context) error {
 	f.inflight = nil
 	f.stored.Inc(ctx, int64(r.rows))
 	f.acked.Inc(ctx, int64(r.acks))
+	f.ackFail.Inc(ctx, int64(r.ackFailed))
 	f.dropped.Inc(ctx, int64(r.dropped))
 	if r.err == nil && r.rows > 0 {
 		f.commits.Inc(ctx, 1)
@@ -341,18 +344,25 @@ func (f *commitFn) store(ctx context.Context, all *Commit) flushResult {
 	r := flushResult{rows: all.rows(), dropped: dropped, alerts: len(all.Alerts), latencies: publishToStored(all, stored)}
 	f.flight.Committed(stored, r.latencies)
 	if len(all.ThresholdAcks) > 0 {
-		if err := f.ack(ctx, f.Opts.ThresholdSubscription, all.ThresholdAcks); err != nil {
-			slog.Warn("commit: acknowledge failed; the threshold changes will be redelivered", "subscription", f.Opts.ThresholdSubscription, "messages", len(all.ThresholdAcks), "err", err)
+		acked, err := f.ack(ctx, f.Opts.ThresholdSubscription, all.ThresholdAcks)
+		if err != nil {
+			slog.Warn("commit: acknowledge failed; the threshold changes will be redelivered", "subscription", f.Opts.ThresholdSubscription,
+				"messages", len(all.ThresholdAcks)-acked, "err", err)
 		}
 		f.flight.Stored(all.ThresholdAcks)
+		r.acks += acked
+		r.ackFailed += len(all.ThresholdAcks) - acked
 	}
 	if len(all.Acks) > 0 {
-		if err := f.ack(ctx, f.Opts.Subscription, all.Acks); err != nil {
+		acked, err := f.ack(ctx, f.Opts.Subscription, all.Acks)
+		if err != nil {
 			// Not fatal: the messages come back and are seen as duplicates.
-			slog.Warn("commit: acknowledge failed; the messages will be redelivered", "subscription", f.Opts.Subscription, "messages", len(all.Acks), "err", err)
+			slog.Warn("commit: acknowledge failed; the messages will be redelivered", "subscription", f.Opts.Subscription,
+				"messages", len(all.Acks)-acked, "err", err)
 		}
 		f.flight.Stored(all.Acks)
-		r.acks = len(all.Acks)
+		r.acks += acked
+		r.ackFailed += len(all.Acks) - acked
 	}
 	return r
 }
@@ -442,16 +452,29 @@ func refused(err error) bool {
 		status.Code(err) == codes.InvalidArgument
 }
 
-func (f *commitFn) ack(ctx context.Context, subscription string, ids []string) error {
+// ack acknowledges ids on subscription in requests of at most 2,500 ids,
+// each tried even after one failed, and returns how many were acked and
+// the first error.
+func (f *commitFn) ack(ctx context.Context, subscription string, ids []string) (acked int, err error) {
 	sub := pubsubio.SubscriptionPath(f.Opts.Project, subscription)
-	return pubsubio.InAckChunks(ids, func(part []string) error {
-		if err := f.client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{
-			Subscription: sub, AckIds: part}); err != nil {
-			return fmt.Errorf("pubsub acknowledge: %w", err)
+	for len(ids) > 0 {
+		part := ids[:min(ackChunk, len(ids))]
+		ids = ids[len(part):]
+		if aerr := f.client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{
+			Subscription: sub, AckIds: part}); aerr != nil {
+			if err == nil {
+				err = fmt.Errorf("pubsub acknowledge: %w", aerr)
+			}
+			continue
 		}
-		return nil
-	})
+		acked += len(part)
+	}
+	return acked, err
 }
+
+// ackChunk is the most ack ids of one Acknowledge request
+// (pubsubio.InAckChunks's).
+const ackChunk = pubsubio.AckChunk
 
 func (f *commitFn) Teardown() error {
 	if f.inflight != nil {

@@ -58,24 +58,33 @@ func oversized() warehouse.DeadLetterRow {
 // returns it and the job's counter of dropped dead letters.
 func writeCommits(t *testing.T, deadLetterTopic string, commits ...commit.Commit) (string, int64) {
 	t.Helper()
+	dir, counters := runWrite(t, commit.Options{Project: project, DeadLetterTopic: deadLetterTopic}, commits...)
+	return dir, counters[commit.MetricDeadLettersDropped]
+}
+
+// runWrite runs Write with o over commits into a fresh warehouse and
+// returns it and the job's stream counters by name.
+func runWrite(t *testing.T, o commit.Options, commits ...commit.Commit) (string, map[string]int64) {
+	t.Helper()
 	dir := t.TempDir()
 	if _, err := warehouse.Setup(context.Background(), dir, "", false); err != nil {
 		t.Fatal(err)
 	}
 	p, s := beam.NewPipelineWithRoot()
 	in := beam.CreateList(s, commits)
-	commit.Write(s, in, commit.Options{Warehouse: dir, Project: project, DeadLetterTopic: deadLetterTopic})
+	o.Warehouse = dir
+	commit.Write(s, in, o)
 	pr, err := ptest.RunWithMetrics(p)
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	var dropped int64
+	counters := map[string]int64{}
 	for _, c := range pr.Metrics().AllMetrics().Counters() {
-		if c.Namespace() == commit.MetricNamespace && c.Name() == commit.MetricDeadLettersDropped {
-			dropped += c.Result()
+		if c.Namespace() == commit.MetricNamespace {
+			counters[c.Name()] += c.Result()
 		}
 	}
-	return dir, dropped
+	return dir, counters
 }
 
 // storedDeadLetter returns the payload_bytes and payload_sha256 of the one
@@ -155,5 +164,56 @@ func TestWriteCommitsDropsRefusedDeadLetter(t *testing.T) {
 	}
 	if len(rows) != 1 || rows[0]["event_id"] != adj.EventID {
 		t.Errorf("adjustments %v, want the one after the refused dead letter", rows)
+	}
+}
+
+// TestWriteCommitsCountsAcks: the sink counts as acked only the messages
+// whose Acknowledge the local Pub/Sub accepted, and the others as
+// ack_failed, storing the rows either way. Ack ids the server never
+// handed out are refused (INVALID_ARGUMENT).
+func TestWriteCommitsCountsAcks(t *testing.T) {
+	a := localPubSub(t)
+	ctx := context.Background()
+	topic, sub := pubsubio.TopicPath(project, "acks"), pubsubio.SubscriptionPath(project, "acks")
+	if _, err := a.Client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: sub, Topic: topic, AckDeadlineSeconds: 600}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Client.TopicAdminClient.Publish(ctx, &pubsubpb.PublishRequest{Topic: topic,
+		Messages: []*pubsubpb.PubsubMessage{{Data: []byte("1")}, {Data: []byte("2")}, {Data: []byte("3")}}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := a.Client.SubscriptionAdminClient.Pull(ctx, &pubsubpb.PullRequest{Subscription: sub, MaxMessages: 10})
+	if err != nil || len(resp.GetReceivedMessages()) != 3 {
+		t.Fatalf("pull: %d messages, %v; want 3", len(resp.GetReceivedMessages()), err)
+	}
+	var ids []string
+	for _, rm := range resp.GetReceivedMessages() {
+		ids = append(ids, rm.GetAckId())
+	}
+	adj := warehouse.AdjustmentRow{EventID: "e-1", SKU: "SKU-1", LocationID: "STORE-1", Reason: event.Received.String(),
+		Quantity: 1, EventTime: time.Now().UTC().Add(-time.Hour), IngestTime: time.Now().UTC(), Status: warehouse.StatusApplied}
+	o := commit.Options{Project: project, Subscription: "acks"}
+
+	_, got := runWrite(t, o, commit.Commit{Adjustments: []warehouse.AdjustmentRow{adj}, Acks: ids})
+	if got[commit.MetricAcked] != 3 || got[commit.MetricAckFailed] != 0 {
+		t.Errorf("acks the server took: %s %d, %s %d; want 3 and 0", commit.MetricAcked, got[commit.MetricAcked],
+			commit.MetricAckFailed, got[commit.MetricAckFailed])
+	}
+
+	dir, got := runWrite(t, o, commit.Commit{Adjustments: []warehouse.AdjustmentRow{adj}, Acks: []string{"not-an-ack-id", "neither"}})
+	if got[commit.MetricAcked] != 0 || got[commit.MetricAckFailed] != 2 {
+		t.Errorf("acks the server refused: %s %d, %s %d; want 0 and 2", commit.MetricAcked, got[commit.MetricAcked],
+			commit.MetricAckFailed, got[commit.MetricAckFailed])
+	}
+	rows, err := warehouse.QueryRows(ctx, dir, `SELECT event_id FROM adjustments`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 {
+		t.Errorf("%d adjustments stored with the refused acks, want 1", len(rows))
 	}
 }

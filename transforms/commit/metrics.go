@@ -42,6 +42,12 @@ const (
 	// dead_letters row is stored as any other (it is not a fourth term
 	// of the reconciliation).
 	MetricDeadLettersDropped = "dead_letters_dropped"
+	// MetricAcked counts the messages the sink acknowledged once what
+	// they caused was stored; MetricAckFailed those whose Acknowledge
+	// failed (logged at WARN): Pub/Sub delivers them again, and they are
+	// then counted as duplicates.
+	MetricAcked     = "acked"
+	MetricAckFailed = "ack_failed"
 )
 
 // Counts is the reconciliation of a run: Received = Applied + Duplicates +
