@@ -298,8 +298,12 @@ func measureLatency(ctx context.Context, e *env, ar *alertReader, st *stamps, st
 	// arrives now (its event reordered behind the end markers, or a
 	// redelivery) would count its whole wait in the backlog.
 	lat, late := ar.take(fmt.Sprintf("evt-%d-", latencySeed))
-	fmt.Printf("latency at %d events/s for %v: %d alerts, p50 %v, p99 %v, max %v, peak RSS %.0f MiB (%d late alerts of the throughput phase not counted)\n",
-		*rate, *latencyFor, len(lat), benchkit.Percentile(lat, 0.5).Round(time.Millisecond),
+	what := "job"
+	if *floor {
+		what = "floor"
+	}
+	fmt.Printf("%s latency at %d events/s for %v: %d alerts, p50 %v, p99 %v, max %v, peak RSS %.0f MiB (%d late alerts of the throughput phase not counted)\n",
+		what, *rate, *latencyFor, len(lat), benchkit.Percentile(lat, 0.5).Round(time.Millisecond),
 		benchkit.Percentile(lat, 0.99).Round(time.Millisecond), benchkit.Percentile(lat, 1).Round(time.Millisecond), benchkit.PeakRSS(), late)
 	return nil
 }
