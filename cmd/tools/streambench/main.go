@@ -123,8 +123,8 @@ func run(ctx context.Context) error {
 	if *floor {
 		what = "floor"
 	}
-	fmt.Printf("%s on Prism: %d events in %v: %.0f events/s, peak RSS %.0f MiB\n",
-		what, nEvents, elapsed.Round(time.Millisecond), jobRate, benchkit.PeakRSS())
+	fmt.Printf("%s on Prism: %d events in %v: %.0f events/s, peak RSS %.0f MiB (%.0f MiB of it file-backed)\n",
+		what, nEvents, elapsed.Round(time.Millisecond), jobRate, benchkit.PeakRSS(), benchkit.FileRSS())
 	ar.take("")
 	if base.rate > 0 {
 		fmt.Printf("ratio %s/baseline: %.2f\n", what, jobRate/base.rate)
@@ -187,8 +187,8 @@ func runBaseline(ctx context.Context, start time.Time) (baseline, error) {
 		return baseline{}, fmt.Errorf("baseline consumer: %w", err)
 	}
 	b := baseline{rate: float64(stats.Received) / elapsed.Seconds(), peak: benchkit.PeakRSS()}
-	fmt.Printf("baseline (broker.Consumer): %d events in %v: %.0f events/s, peak RSS %.0f MiB (%v)\n",
-		stats.Received, elapsed.Round(time.Millisecond), b.rate, b.peak, stats)
+	fmt.Printf("baseline (broker.Consumer): %d events in %v: %.0f events/s, peak RSS %.0f MiB (%.0f MiB of it file-backed; %v)\n",
+		stats.Received, elapsed.Round(time.Millisecond), b.rate, b.peak, benchkit.FileRSS(), stats)
 	return b, nil
 }
 
@@ -302,8 +302,8 @@ func measureLatency(ctx context.Context, e *env, ar *alertReader, st *stamps, st
 	if *floor {
 		what = "floor"
 	}
-	fmt.Printf("%s latency at %d events/s for %v: %d alerts, p50 %v, p99 %v, max %v, peak RSS %.0f MiB (%d late alerts of the throughput phase not counted)\n",
+	fmt.Printf("%s latency at %d events/s for %v: %d alerts, p50 %v, p99 %v, max %v, peak RSS %.0f MiB (%.0f MiB of it file-backed; %d late alerts of the throughput phase not counted)\n",
 		what, *rate, *latencyFor, len(lat), benchkit.Percentile(lat, 0.5).Round(time.Millisecond),
-		benchkit.Percentile(lat, 0.99).Round(time.Millisecond), benchkit.Percentile(lat, 1).Round(time.Millisecond), benchkit.PeakRSS(), late)
+		benchkit.Percentile(lat, 0.99).Round(time.Millisecond), benchkit.Percentile(lat, 1).Round(time.Millisecond), benchkit.PeakRSS(), benchkit.FileRSS(), late)
 	return nil
 }
