@@ -170,11 +170,7 @@ func killAndRestart(t *testing.T, scope string, from time.Time) {
 	cfg.MaxMessages = 50 // small bundles: more of them in flight at a kill
 
 	sink := consumeAlerts(t, st)
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		st.publishPaced(t, data, 4*time.Millisecond)
-	}()
+	published := st.publishInBackground(t, data, 4*time.Millisecond)
 
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 7))
@@ -219,7 +215,7 @@ func killAndRestart(t *testing.T, scope string, from time.Time) {
 	// Publish the first rows again as new messages: stored before the
 	// kills, they must be recognised from the restored ledgers.
 	again := firstRows(data, 300)
-	st.publishPaced(t, again, 0)
+	st.publishPaced(ctx, t, again, 0)
 	republished := publishable(t, again)
 	waitFor(t, 180*time.Second, "every event stored after the last restart", func() (bool, string) {
 		if c.exited() {

@@ -108,18 +108,40 @@ func (st *stack) publish(t *testing.T, csvData []byte) broker.PublishStats {
 // publishInOrder publishes each parsed row as JSON, waiting for each
 // publish before the next, so the subscription delivers in file order. Rows
 // that fail validation are published too: the job must dead-letter them.
-func (st *stack) publishInOrder(t *testing.T, data []byte) { st.publishPaced(t, data, 0) }
+func (st *stack) publishInOrder(t *testing.T, data []byte) {
+	st.publishPaced(context.Background(), t, data, 0)
+}
 
-// publishPaced is publishInOrder with a pause after each message.
-func (st *stack) publishPaced(t *testing.T, data []byte, pause time.Duration) {
+// publishInBackground runs publishPaced in a goroutine and returns a channel
+// closed when it ends. If the test ends first (a t.Fatal), its cleanup stops
+// the publishing and waits for it, so that nothing reports to a test that
+// has completed.
+func (st *stack) publishInBackground(t *testing.T, data []byte, pause time.Duration) <-chan struct{} {
+	ctx, cancel := context.WithCancel(context.Background())
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		st.publishPaced(ctx, t, data, pause)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-published
+	})
+	return published
+}
+
+// publishPaced is publishInOrder with a pause after each message. It stops
+// quietly once ctx is done.
+func (st *stack) publishPaced(ctx context.Context, t *testing.T, data []byte, pause time.Duration) {
 	t.Helper()
-	ctx := context.Background()
 	pub := st.admin.Client.Publisher("inventory-topic")
 	pub.PublishSettings.CountThreshold = 1 // one at a time: send at once
 	defer pub.Stop()
+	// Errorf and return, not Fatal: this may run in a goroutine of its own.
 	cr, err := event.NewCSVReader(bytes.NewReader(data), "rows")
 	if err != nil {
-		t.Fatal(err)
+		t.Errorf("publish: %v", err)
+		return
 	}
 	for {
 		var a event.Adjustment
@@ -132,15 +154,22 @@ func (st *stack) publishPaced(t *testing.T, data []byte, pause time.Duration) {
 		}
 		payload, err := event.MarshalJSON(&a)
 		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := pub.Publish(ctx, &pubsub.Message{Data: payload,
-			Attributes: map[string]string{event.AttrEventID: a.EventID}}).Get(ctx); err != nil {
 			t.Errorf("publish %s: %v", a.EventID, err)
 			return
 		}
+		if _, err := pub.Publish(ctx, &pubsub.Message{Data: payload,
+			Attributes: map[string]string{event.AttrEventID: a.EventID}}).Get(ctx); err != nil {
+			if ctx.Err() == nil {
+				t.Errorf("publish %s: %v", a.EventID, err)
+			}
+			return
+		}
 		if pause > 0 {
-			time.Sleep(pause)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
 		}
 	}
 }
@@ -591,11 +620,7 @@ func TestRestartLosesNoMessage(t *testing.T) {
 	defer fl.Close()
 	cfg.Flight = fl.ID()
 	j := startJob(t, cfg)
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		st.publishPaced(t, data, 5*time.Millisecond)
-	}()
+	published := st.publishInBackground(t, data, 5*time.Millisecond)
 	waitFor(t, 60*time.Second, "first rows", func() (bool, string) {
 		n, err := countIDs(ctx, st.warehouse)
 		return err == nil && len(n) >= 50, fmt.Sprint(len(n), err)
