@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
 	"github.com/inventory-events/inventory/internal/emulator/pubsubemu"
 )
@@ -26,4 +27,39 @@ func localPubSub(t *testing.T, opts pubsubemu.Options, project string) *pubsub.C
 	}
 	t.Cleanup(func() { client.Close() })
 	return client
+}
+
+// createTopicSub creates topic and a subscription sub of it with the ack
+// deadline given, on client's server.
+func createTopicSub(t *testing.T, client *pubsub.Client, topic, sub string, ackDeadlineSeconds int32) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
+		t.Fatal(err)
+	}
+	createSub(t, client, topic, sub, ackDeadlineSeconds)
+}
+
+// createSub creates a subscription sub of topic with the ack deadline given.
+func createSub(t *testing.T, client *pubsub.Client, topic, sub string, ackDeadlineSeconds int32) {
+	t.Helper()
+	if _, err := client.SubscriptionAdminClient.CreateSubscription(context.Background(), &pubsubpb.Subscription{
+		Name: sub, Topic: topic, AckDeadlineSeconds: ackDeadlineSeconds}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publishCopies publishes requests Publish requests of perRequest messages
+// each, every one holding payload, to topic.
+func publishCopies(t *testing.T, client *pubsub.Client, topic string, payload []byte, requests, perRequest int) {
+	t.Helper()
+	for range requests {
+		msgs := make([]*pubsubpb.PubsubMessage, perRequest)
+		for j := range msgs {
+			msgs[j] = &pubsubpb.PubsubMessage{Data: payload}
+		}
+		if _, err := client.TopicAdminClient.Publish(context.Background(), &pubsubpb.PublishRequest{Topic: topic, Messages: msgs}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

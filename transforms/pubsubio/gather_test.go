@@ -42,22 +42,10 @@ func TestGatherBatch(t *testing.T) {
 	}
 	for i := range cases {
 		sub := SubscriptionPath(project, fmt.Sprintf("sub-%d", i))
-		if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
-			Name: sub, Topic: topic, AckDeadlineSeconds: 60}); err != nil {
-			t.Fatal(err)
-		}
+		createSub(t, client, topic, sub, 60)
 		cases[i].opts.Subscription = sub
 	}
-	payload := bytes.Repeat([]byte("x"), 10_000)
-	for range 5 {
-		msgs := make([]*pubsubpb.PubsubMessage, 500)
-		for j := range msgs {
-			msgs[j] = &pubsubpb.PubsubMessage{Data: payload}
-		}
-		if _, err := client.TopicAdminClient.Publish(ctx, &pubsubpb.PublishRequest{Topic: topic, Messages: msgs}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishCopies(t, client, topic, bytes.Repeat([]byte("x"), 10_000), 5, 500)
 
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -91,23 +79,9 @@ func TestFlowControlBytes(t *testing.T) {
 	client := localPubSub(t, pubsubemu.Options{}, project)
 	ctx := context.Background()
 	topic, sub := TopicPath(project, "events"), SubscriptionPath(project, "events")
-	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
-		Name: sub, Topic: topic, AckDeadlineSeconds: 60}); err != nil {
-		t.Fatal(err)
-	}
+	createTopicSub(t, client, topic, sub, 60)
 	payload := bytes.Repeat([]byte("x"), 1_000_000)
-	for range 5 {
-		msgs := make([]*pubsubpb.PubsubMessage, 6)
-		for j := range msgs {
-			msgs[j] = &pubsubpb.PubsubMessage{Data: payload}
-		}
-		if _, err := client.TopicAdminClient.Publish(ctx, &pubsubpb.PublishRequest{Topic: topic, Messages: msgs}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishCopies(t, client, topic, payload, 5, 6)
 
 	fl := NewFlight()
 	defer fl.Close()

@@ -40,13 +40,7 @@ func TestLeaseKeeper(t *testing.T) {
 	client := localPubSub(t, pubsubemu.Options{Now: clk.now}, project)
 	ctx := context.Background()
 	topic, sub := TopicPath(project, "leases"), SubscriptionPath(project, "leases-sub")
-	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
-		Name: sub, Topic: topic, AckDeadlineSeconds: 10}); err != nil {
-		t.Fatal(err)
-	}
+	createTopicSub(t, client, topic, sub, 10)
 	publish := func(data string) {
 		t.Helper()
 		if _, err := client.TopicAdminClient.Publish(ctx, &pubsubpb.PublishRequest{Topic: topic,
