@@ -343,28 +343,27 @@ func (f *commitFn) store(ctx context.Context, all *Commit) flushResult {
 	stored := time.Now()
 	r := flushResult{rows: all.rows(), dropped: dropped, alerts: len(all.Alerts), latencies: publishToStored(all, stored)}
 	f.flight.Committed(stored, r.latencies)
-	if len(all.ThresholdAcks) > 0 {
-		acked, err := f.ack(ctx, f.Opts.ThresholdSubscription, all.ThresholdAcks)
-		if err != nil {
-			slog.Warn("commit: acknowledge failed; the threshold changes will be redelivered", "subscription", f.Opts.ThresholdSubscription,
-				"messages", len(all.ThresholdAcks)-acked, "err", err)
-		}
-		f.flight.Stored(all.ThresholdAcks)
-		r.acks += acked
-		r.ackFailed += len(all.ThresholdAcks) - acked
-	}
-	if len(all.Acks) > 0 {
-		acked, err := f.ack(ctx, f.Opts.Subscription, all.Acks)
-		if err != nil {
-			// Not fatal: the messages come back and are seen as duplicates.
-			slog.Warn("commit: acknowledge failed; the messages will be redelivered", "subscription", f.Opts.Subscription,
-				"messages", len(all.Acks)-acked, "err", err)
-		}
-		f.flight.Stored(all.Acks)
-		r.acks += acked
-		r.ackFailed += len(all.Acks) - acked
-	}
+	f.ackStored(ctx, f.Opts.ThresholdSubscription, all.ThresholdAcks, "threshold changes", &r)
+	f.ackStored(ctx, f.Opts.Subscription, all.Acks, "messages", &r)
 	return r
+}
+
+// ackStored acks the stored messages ids of subscription, tells the
+// Flight they are stored, and counts them in r as acked or ack-failed. A
+// failed ack is not fatal: the messages (what names them in the log) come
+// back and are seen as duplicates.
+func (f *commitFn) ackStored(ctx context.Context, subscription string, ids []string, what string, r *flushResult) {
+	if len(ids) == 0 {
+		return
+	}
+	acked, err := f.ack(ctx, subscription, ids)
+	if err != nil {
+		slog.Warn("commit: acknowledge failed; the "+what+" will be redelivered", "subscription", subscription,
+			"messages", len(ids)-acked, "err", err)
+	}
+	f.flight.Stored(ids)
+	r.acks += acked
+	r.ackFailed += len(ids) - acked
 }
 
 // publishToStored returns the milliseconds from publish to stored of the
@@ -452,29 +451,26 @@ func refused(err error) bool {
 		status.Code(err) == codes.InvalidArgument
 }
 
-// ack acknowledges ids on subscription in requests of at most 2,500 ids,
-// each tried even after one failed, and returns how many were acked and
-// the first error.
+// ack acknowledges ids on subscription in requests of pubsubio.InAckChunks's
+// size, each tried even after one failed, and returns how many were acked
+// and the first error.
 func (f *commitFn) ack(ctx context.Context, subscription string, ids []string) (acked int, err error) {
 	sub := pubsubio.SubscriptionPath(f.Opts.Project, subscription)
-	for len(ids) > 0 {
-		part := ids[:min(ackChunk, len(ids))]
-		ids = ids[len(part):]
+	// The callback never fails, so that InAckChunks goes on to the next
+	// part after a failed one.
+	_ = pubsubio.InAckChunks(ids, func(part []string) error {
 		if aerr := f.client.SubscriptionAdminClient.Acknowledge(ctx, &pubsubpb.AcknowledgeRequest{
 			Subscription: sub, AckIds: part}); aerr != nil {
 			if err == nil {
 				err = fmt.Errorf("pubsub acknowledge: %w", aerr)
 			}
-			continue
+			return nil
 		}
 		acked += len(part)
-	}
+		return nil
+	})
 	return acked, err
 }
-
-// ackChunk is the most ack ids of one Acknowledge request
-// (pubsubio.InAckChunks's).
-const ackChunk = pubsubio.AckChunk
 
 func (f *commitFn) Teardown() error {
 	if f.inflight != nil {

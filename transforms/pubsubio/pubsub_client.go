@@ -16,15 +16,13 @@ func NewClient(ctx context.Context, project string) (*pubsub.Client, error) {
 	return c, nil
 }
 
-// AckChunk is the most ack ids InAckChunks puts in one request.
-const AckChunk = 2500
-
 // InAckChunks calls fn on successive parts of ids small enough for one
 // Acknowledge or ModifyAckDeadline request (2,500 ids: well under the
 // request size limit), stopping at the first error.
 func InAckChunks(ids []string, fn func([]string) error) error {
+	const chunk = 2500
 	for len(ids) > 0 {
-		n := min(AckChunk, len(ids))
+		n := min(chunk, len(ids))
 		if err := fn(ids[:n]); err != nil {
 			return err
 		}
