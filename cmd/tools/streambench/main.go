@@ -119,15 +119,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 	jobRate := float64(nEvents) / elapsed.Seconds()
-	what := "job"
-	if *floor {
-		what = "floor"
-	}
 	fmt.Printf("%s on Prism: %d events in %v: %.0f events/s, peak RSS %.0f MiB (%.0f MiB of it file-backed)\n",
-		what, nEvents, elapsed.Round(time.Millisecond), jobRate, benchkit.PeakRSS(), benchkit.FileRSS())
+		measured(), nEvents, elapsed.Round(time.Millisecond), jobRate, benchkit.PeakRSS(), benchkit.FileRSS())
 	ar.take("")
 	if base.rate > 0 {
-		fmt.Printf("ratio %s/baseline: %.2f\n", what, jobRate/base.rate)
+		fmt.Printf("ratio %s/baseline: %.2f\n", measured(), jobRate/base.rate)
 	}
 	if *results != "" {
 		if err := appendResult(*results, gen.keys, nEvents, jobRate, base.rate, benchkit.PeakRSS(), base.peak); err != nil {
@@ -141,6 +137,14 @@ func run(ctx context.Context) error {
 	}
 	stopAlerts()
 	return cancelJobs(ctx, jobDone)
+}
+
+// measured names what runs in the job's place: "job", or "floor" with --floor.
+func measured() string {
+	if *floor {
+		return "floor"
+	}
+	return "job"
 }
 
 // baseline is the seed's consumer's throughput phase: events/s and peak RSS in MiB.
@@ -298,12 +302,8 @@ func measureLatency(ctx context.Context, e *env, ar *alertReader, st *stamps, st
 	// arrives now (its event reordered behind the end markers, or a
 	// redelivery) would count its whole wait in the backlog.
 	lat, late := ar.take(fmt.Sprintf("evt-%d-", latencySeed))
-	what := "job"
-	if *floor {
-		what = "floor"
-	}
 	fmt.Printf("%s latency at %d events/s for %v: %d alerts, p50 %v, p99 %v, max %v, peak RSS %.0f MiB (%.0f MiB of it file-backed; %d late alerts of the throughput phase not counted)\n",
-		what, *rate, *latencyFor, len(lat), benchkit.Percentile(lat, 0.5).Round(time.Millisecond),
+		measured(), *rate, *latencyFor, len(lat), benchkit.Percentile(lat, 0.5).Round(time.Millisecond),
 		benchkit.Percentile(lat, 0.99).Round(time.Millisecond), benchkit.Percentile(lat, 1).Round(time.Millisecond), benchkit.PeakRSS(), benchkit.FileRSS(), late)
 	return nil
 }

@@ -23,9 +23,10 @@ func PeakRSS() float64 {
 
 // FileRSS returns the file-backed part of this process's resident set
 // (RssFile) in MiB: for a Go binary, the pages of its own executable it
-// has touched. It is part of PeakRSS and varies with the binary's file
-// rather than the code: two byte-identical copies of streambench differed
-// by 36 MiB in it (docs/benchmarks.md#figures-behind-the-code).
+// has touched. It is part of PeakRSS and varies with how the binary's file
+// was written rather than with the code: 129 MiB for streambench as the
+// linker wrote it, 70 MiB for a copy of the same file
+// (docs/benchmarks.md#peak-rss-and-the-binarys-pages).
 func FileRSS() float64 {
 	mib, _ := statusMiB("self", "RssFile:")
 	return mib
